@@ -1,0 +1,142 @@
+#pragma once
+/*
+ * Rows: one entity's feature values at one event time, packed into a single allocation.
+ *
+ *   0        8        16       20   22  23  24
+ *   ┌────────┬────────┬────────┬────┬───┬───┬──────────────┬───────────────┬────────┬─────────┐
+ *   │event_ts│created │var_    │key_│fl-│ - │ key bytes,   │ fixed section │ null   │ var     │
+ *   │_us     │_ts_us  │bytes   │len │ags│   │ padded to 8  │ (schema order │ bitmap │ data    │
+ *   └────────┴────────┴────────┴────┴───┴───┴──────────────┴ by width)─────┴────────┴─────────┘
+ *
+ * The fixed section holds int32/int64/float/double/bool/timestamp values at the offsets the
+ * schema assigned (8-byte values first, so none needs padding), and for each variable-width
+ * feature a {u32 offset from the row start, u32 bytes} reference into the var data. Strings
+ * are stored back to back; lists start at an 8-byte boundary so readers can use them in place.
+ * A set null bit means the value is null. With one int64 key and 8 doubles, 1 int64 and a
+ * 10-byte string a row is 124 bytes.
+ *
+ * A row never changes once a table has published it: an update writes a new row and retires
+ * the old one, so readers need no locks.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "schema.h"
+
+#define STORE_ROW_TOMBSTONE 0x01 /* a delete: the key has no values as of event_ts_us */
+
+struct store_row {
+    int64_t event_ts_us;
+    int64_t created_ts_us;
+    uint32_t var_bytes;
+    uint16_t key_len;
+    uint8_t flags;
+    uint8_t reserved;
+    uint8_t data[];
+};
+
+/* Per value: what a lookup found. */
+enum store_status {
+    STORE_PRESENT,
+    STORE_NOT_FOUND,       /* no row for the entity */
+    STORE_NULL,            /* the row exists, the value is null */
+    STORE_OUTSIDE_MAX_AGE, /* the row is older than the view's TTL */
+};
+
+const char *store_status_name(enum store_status status);
+
+/*
+ * A row under construction, in caller memory (init/deinit). Reset it, set values (unset
+ * features stay null), then hand it to store_table_upsert(), which copies it. Setters copy
+ * their input. Builders are not thread-safe; use one per thread.
+ */
+struct store_row_builder {
+    const struct store_schema *schema;
+    int64_t event_ts_us;
+    int64_t created_ts_us;
+    uint8_t *fixed; /* fixed_size bytes; var features hold {offset, bytes} into `var` */
+    uint8_t *nulls; /* null_bytes bytes */
+    uint8_t *var;   /* staged variable-width values */
+    uint32_t var_len;
+    uint32_t var_cap;
+};
+
+int store_row_builder_init(struct store_row_builder *b, const struct store_schema *schema);
+void store_row_builder_deinit(struct store_row_builder *b);
+
+/* Starts a new row: every feature null. */
+void store_row_builder_reset(struct store_row_builder *b, int64_t event_ts_us,
+                             int64_t created_ts_us);
+
+/*
+ * Setters. `index` must name a feature of the setter's type (checked with assert in debug
+ * builds; store_row_set_value() checks and returns -1 on a mismatch). Var setters return -1
+ * when out of memory or when the row would exceed 4 GiB.
+ */
+void store_row_set_null(struct store_row_builder *b, uint32_t index);
+void store_row_set_int32(struct store_row_builder *b, uint32_t index, int32_t v);
+void store_row_set_int64(struct store_row_builder *b, uint32_t index, int64_t v);
+void store_row_set_float(struct store_row_builder *b, uint32_t index, float v);
+void store_row_set_double(struct store_row_builder *b, uint32_t index, double v);
+void store_row_set_bool(struct store_row_builder *b, uint32_t index, bool v);
+void store_row_set_timestamp(struct store_row_builder *b, uint32_t index, int64_t ts_us);
+int store_row_set_bytes(struct store_row_builder *b, uint32_t index, const void *data,
+                        uint32_t len); /* string or bytes */
+int store_row_set_float_list(struct store_row_builder *b, uint32_t index, const float *v,
+                             uint32_t n);
+int store_row_set_int64_list(struct store_row_builder *b, uint32_t index, const int64_t *v,
+                             uint32_t n);
+int store_row_set_string_list(struct store_row_builder *b, uint32_t index, const char *const *strs,
+                              const uint32_t *lens, uint32_t n);
+int store_row_set_value(struct store_row_builder *b, uint32_t index,
+                        const struct store_value *value);
+
+/* Bytes the finished row takes with a key of `key_len` bytes (a multiple of 8). */
+size_t store_row_size(const struct store_row_builder *b, uint32_t key_len);
+
+/* Writes the finished row into `dst` (store_row_size bytes, 8-byte aligned). */
+void store_row_write(const struct store_row_builder *b, const uint8_t *key, uint32_t key_len,
+                     struct store_row *dst);
+
+/* Writes a tombstone row for `key` (store_row_size_tombstone bytes). */
+size_t store_row_size_tombstone(uint32_t key_len);
+void store_row_write_tombstone(struct store_row *dst, const uint8_t *key, uint32_t key_len,
+                               int64_t event_ts_us, int64_t created_ts_us);
+
+/* The row's total size in bytes, as store_row_size() gave it when it was written. */
+size_t store_row_total_size(const struct store_schema *schema, const struct store_row *row);
+
+/* True when (event_ts_us, created_ts_us) is strictly newer than the row's. */
+static inline bool store_row_is_older_than(const struct store_row *row, int64_t event_ts_us,
+                                           int64_t created_ts_us) {
+    return row->event_ts_us < event_ts_us ||
+           (row->event_ts_us == event_ts_us && row->created_ts_us < created_ts_us);
+}
+
+static inline const uint8_t *store_row_key(const struct store_row *row) {
+    return row->data;
+}
+
+/* Row-level status at `now_us`: present, or outside max age when now - event_ts > ttl. */
+static inline enum store_status store_row_status(const struct store_schema *schema,
+                                                 const struct store_row *row, int64_t now_us) {
+    if (schema->ttl_us > 0 && now_us - row->event_ts_us > schema->ttl_us) {
+        return STORE_OUTSIDE_MAX_AGE;
+    }
+    return STORE_PRESENT;
+}
+
+static inline const uint8_t *store_row_fixed(const struct store_row *row) {
+    return row->data + ((row->key_len + 7u) & ~7u);
+}
+
+static inline bool store_row_is_null(const struct store_schema *schema, const struct store_row *row,
+                                     uint32_t index) {
+    const uint8_t *nulls = store_row_fixed(row) + schema->fixed_size;
+    return (nulls[index >> 3] >> (index & 7)) & 1;
+}
+
+/* Reads feature `index` of a row where it is not null. Var values point into the row. */
+void store_row_get(const struct store_schema *schema, const struct store_row *row, uint32_t index,
+                   struct store_value *out);
