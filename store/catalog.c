@@ -14,6 +14,7 @@ struct store_view {
     struct store_schema *schema;
     _Atomic(struct store_table *) table;
     _Atomic uint64_t version;
+    _Atomic int64_t loaded_at_us;
 };
 
 /* The list of views is copied on every add and published whole, so readers never lock. */
@@ -98,6 +99,7 @@ int store_catalog_add_view(struct store_catalog *catalog, struct store_schema *s
     store_table_mark_published(empty);
     atomic_init(&view->table, empty);
     atomic_init(&view->version, 0);
+    atomic_init(&view->loaded_at_us, 0);
     fresh->count = old->count + 1;
     memcpy(fresh->views, old->views, old->count * sizeof(old->views[0]));
     fresh->views[old->count] = view;
@@ -141,8 +143,10 @@ struct store_table *store_view_table(const struct store_view *view) {
     return atomic_load_explicit(&((struct store_view *)view)->table, memory_order_acquire);
 }
 
-uint64_t store_view_swap_table(struct store_view *view, struct store_table *table) {
+uint64_t store_view_swap_table(struct store_view *view, struct store_table *table,
+                               int64_t loaded_at_us) {
     store_table_mark_published(table);
+    atomic_store_explicit(&view->loaded_at_us, loaded_at_us, memory_order_relaxed);
     struct store_table *old = atomic_exchange_explicit(&view->table, table, memory_order_acq_rel);
     uint64_t version = atomic_fetch_add_explicit(&view->version, 1, memory_order_relaxed) + 1;
     store_table_retire(old);
@@ -151,4 +155,8 @@ uint64_t store_view_swap_table(struct store_view *view, struct store_table *tabl
 
 uint64_t store_view_version(const struct store_view *view) {
     return atomic_load_explicit(&((struct store_view *)view)->version, memory_order_relaxed);
+}
+
+int64_t store_view_loaded_at_us(const struct store_view *view) {
+    return atomic_load_explicit(&((struct store_view *)view)->loaded_at_us, memory_order_relaxed);
 }

@@ -44,10 +44,15 @@ struct store_table *store_view_table(const struct store_view *view);
 
 /*
  * Publishes `table` (sealed, built for this view's schema) as the view's current table and
- * retires the old one, which is freed once no reader can see it. Returns the new snapshot
- * version (1 for the first swap, then +1). Control thread only; does not wait for readers.
+ * retires the old one, which is freed once no reader can see it. `loaded_at_us` is the wall
+ * time the caller reports for the load. Returns the new snapshot version (1 for the first
+ * swap, then +1). Control thread only; does not wait for readers.
  */
-uint64_t store_view_swap_table(struct store_view *view, struct store_table *table);
+uint64_t store_view_swap_table(struct store_view *view, struct store_table *table,
+                               int64_t loaded_at_us);
 
 /* The version of the current snapshot: 0 before the first swap. */
 uint64_t store_view_version(const struct store_view *view);
+
+/* When the current snapshot was swapped in (as the caller reported it); 0 before that. */
+int64_t store_view_loaded_at_us(const struct store_view *view);

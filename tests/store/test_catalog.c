@@ -68,8 +68,9 @@ static void test_swap_publishes_whole_snapshots_with_versions(void **state) {
     struct store_view *v = store_catalog_find(c, "users");
     const struct store_schema *s = store_view_schema(v);
     for (int64_t gen = 1; gen <= 3; gen++) {
-        assert_int_equal(store_view_swap_table(v, _table_with(s, gen, gen * 10)), gen);
+        assert_int_equal(store_view_swap_table(v, _table_with(s, gen, gen * 10), gen * 1000), gen);
         assert_int_equal(store_view_version(v), gen);
+        assert_int_equal(store_view_loaded_at_us(v), gen * 1000);
         store_read_lock();
         struct store_table *t = store_view_table(v);
         uint8_t kb[8];

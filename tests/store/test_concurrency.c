@@ -196,7 +196,7 @@ static void test_readers_see_whole_rows_and_whole_snapshots(void **state) {
             assert_int_equal(store_table_upsert(t, &key, &b), STORE_UPSERT_INSERTED);
         }
         store_table_seal(t);
-        assert_int_equal(store_view_swap_table(view, t), snap);
+        assert_int_equal(store_view_swap_table(view, t, snap), snap);
     }
     store_row_builder_deinit(&b);
     atomic_store(&done, true);
