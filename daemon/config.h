@@ -1,0 +1,101 @@
+#pragma once
+/*
+ * The config file: option sections (see options.h), feature views and feature services, read
+ * from YAML with libyaml and checked completely before the daemon uses any of it.
+ *
+ *   server:            options (options.h)
+ *   store:             options (options.h)
+ *   views:             [ view, ... ]     -> struct config_view, each with a finalized schema
+ *   feature_services:  [ service, ... ]  -> struct config_service, references resolved
+ *
+ * Every error names the file, the line and the field path, e.g.
+ *   configs/x.yaml:12: views[0].features[2].type: unknown type "flaot" (expected int32, ...)
+ * and loading goes on after an error so that one run reports all of them (up to
+ * CONFIG_MAX_ERRORS).
+ *
+ * Ownership: a struct fsd_config owns everything it points to; config_destroy() frees it all.
+ * Nothing in it is shared with the store: the daemon hands the store clones of the schemas.
+ */
+#include "options.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct store_schema;
+
+#define CONFIG_MAX_ERRORS 50
+#define CONFIG_ERR_LEN    16384 /* enough for CONFIG_MAX_ERRORS lines; a good err_len */
+#define CONFIG_MAX_NAME   128   /* bytes in a view, feature, join key or service name */
+
+enum config_source_type {
+    CONFIG_SOURCE_NONE, /* no source: rows only arrive by other means (push, later issues) */
+    CONFIG_SOURCE_PARQUET,
+    CONFIG_SOURCE_POSTGRES,
+};
+
+/* Where the materializer reads a view from. Strings are owned; absent ones are NULL. */
+struct config_source {
+    enum config_source_type type;
+    char *path;  /* parquet: a file, a glob or a directory */
+    char *dsn;   /* postgres: libpq connection string; NULL = the PG* environment variables */
+    char *table; /* postgres: exactly one of table and query */
+    char *query;
+    char *event_timestamp_column;   /* required when there is a source */
+    char *created_timestamp_column; /* optional tie-breaker between equal event timestamps */
+};
+
+struct config_view {
+    struct store_schema *schema; /* owned; finalized; its name is the view's name */
+    struct config_source source;
+    int64_t refresh_interval_us; /* 0 = materialize only on demand */
+    uint32_t line;               /* where the view starts in the file, for later messages */
+};
+
+/* One feature a service serves: indexes into fsd_config.views and that view's features. */
+struct config_feature_ref {
+    uint32_t view;
+    uint32_t feature;
+};
+
+struct config_service {
+    char *name;                          /* owned */
+    struct config_feature_ref *features; /* owned; "view:*" expanded, in the order written */
+    uint32_t nfeatures;
+};
+
+struct fsd_config {
+    char *path; /* owned; as given to config_load() */
+    struct option_values options;
+    struct config_view *views; /* owned, nviews of them, in file order */
+    size_t nviews;
+    struct config_service *services; /* owned */
+    size_t nservices;
+};
+
+/*
+ * Reads and checks the config file at `path`. On success returns 0 and a config the caller
+ * owns (config_destroy). On failure returns -1, sets *out to NULL and writes every error, one
+ * per line, into `err` (CONFIG_ERR_LEN is a good size; lines that do not fit are dropped).
+ * Reads the file; does not touch anything else.
+ */
+int config_load(const char *path, struct fsd_config **out, char *err, size_t err_len);
+
+/* Like config_load(), from memory; `name` stands for the file name in messages. */
+int config_parse(const char *name, const char *yaml, size_t yaml_len, struct fsd_config **out,
+                 char *err, size_t err_len);
+
+void config_destroy(struct fsd_config *config);
+
+/* Returns the view or service with that name, or NULL. */
+const struct config_view *config_find_view(const struct fsd_config *config, const char *name);
+const struct config_service *config_find_service(const struct fsd_config *config, const char *name);
+
+const char *config_source_type_name(enum config_source_type type); /* "none", "parquet", ... */
+
+/*
+ * `fsd --print-reference-config`: the option sections from the option table, then a commented
+ * example of views and feature services. The output is configs/reference.yaml and passes
+ * --check-config.
+ */
+void config_print_reference(FILE *out);

@@ -1,0 +1,294 @@
+/* The `views:` part of the config: each view becomes a finalized store_schema plus its source. */
+#include "config_internal.h"
+
+#include "store/schema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* "int32, int64, ..., string_list", from the store's own type names. */
+static void _type_list(char *buf, size_t len) {
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int t = 0; t < STORE_TYPE_COUNT && o < len; t++) {
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", t ? ", " : "",
+                              store_type_name((enum store_type)t));
+    }
+}
+
+/* Copies an optional string field of `map` into *dst (left NULL when absent). */
+static void _string_field(struct config_ctx *ctx, const yaml_node_t *map, const char *key,
+                          bool required, char **dst) {
+    const yaml_node_t *node = config_get(ctx, map, key, required);
+    if (node == NULL) {
+        return;
+    }
+    const char *text = config_scalar(ctx, node, key);
+    if (text != NULL && (*dst = strdup(text)) == NULL) {
+        config_error(ctx, node, key, "out of memory");
+    }
+}
+
+/* A field that only one source type may have. */
+static void _forbid(struct config_ctx *ctx, const yaml_node_t *map, const char *key,
+                    const char *only_for) {
+    const yaml_node_t *node = config_get(ctx, map, key, false);
+    if (node != NULL) {
+        config_error(ctx, node, key, "only for %s sources", only_for);
+    }
+}
+
+static void _parse_source(struct config_ctx *ctx, struct config_source *source,
+                          const yaml_node_t *map) {
+    static const char *const keys[] = {"type",
+                                       "path",
+                                       "dsn",
+                                       "table",
+                                       "query",
+                                       "event_timestamp_column",
+                                       "created_timestamp_column",
+                                       NULL};
+    size_t mark = config_path_push(ctx, ".source");
+    if (!config_check_keys(ctx, map, keys)) {
+        config_path_pop(ctx, mark);
+        return;
+    }
+    const yaml_node_t *type_node = config_get(ctx, map, "type", true);
+    const char *type = type_node ? config_scalar(ctx, type_node, "type") : NULL;
+    if (type != NULL) {
+        if (strcmp(type, "parquet") == 0) {
+            source->type = CONFIG_SOURCE_PARQUET;
+        } else if (strcmp(type, "postgres") == 0) {
+            source->type = CONFIG_SOURCE_POSTGRES;
+        } else {
+            config_error(ctx, type_node, "type",
+                         "unknown source type \"%.80s\" (expected parquet, postgres)", type);
+        }
+    }
+    _string_field(ctx, map, "event_timestamp_column", true, &source->event_timestamp_column);
+    _string_field(ctx, map, "created_timestamp_column", false, &source->created_timestamp_column);
+    if (source->type == CONFIG_SOURCE_PARQUET) {
+        _string_field(ctx, map, "path", true, &source->path);
+        _forbid(ctx, map, "dsn", "postgres");
+        _forbid(ctx, map, "table", "postgres");
+        _forbid(ctx, map, "query", "postgres");
+    } else if (source->type == CONFIG_SOURCE_POSTGRES) {
+        _forbid(ctx, map, "path", "parquet");
+        _string_field(ctx, map, "dsn", false, &source->dsn);
+        _string_field(ctx, map, "table", false, &source->table);
+        _string_field(ctx, map, "query", false, &source->query);
+        const yaml_node_t *table = config_get(ctx, map, "table", false);
+        const yaml_node_t *query = config_get(ctx, map, "query", false);
+        if (table != NULL && query != NULL) {
+            config_error(ctx, query, "query", "give either table or query, not both");
+        } else if (table == NULL && query == NULL) {
+            config_error(ctx, map, NULL, "a postgres source needs table or query");
+        }
+    }
+    config_path_pop(ctx, mark);
+}
+
+static void _parse_keys(struct config_ctx *ctx, struct store_schema *schema,
+                        const yaml_node_t *seq) {
+    static const char *const keys[] = {"name", "type", NULL};
+    size_t mark = config_path_push(ctx, ".join_keys");
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        config_error(ctx, seq, NULL, "expected a sequence of { name, type }, found %s",
+                     seq->type == YAML_MAPPING_NODE ? "a mapping" : "a scalar");
+        config_path_pop(ctx, mark);
+        return;
+    }
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n == 0 || n > STORE_MAX_JOIN_KEYS) {
+        config_error(ctx, seq, NULL, "a view needs 1 to %d join keys, found %zu",
+                     STORE_MAX_JOIN_KEYS, n);
+    }
+    for (size_t i = 0; i < n && i < STORE_MAX_JOIN_KEYS; i++) {
+        const yaml_node_t *map = config_node(ctx, seq->data.sequence.items.start[i]);
+        size_t item = config_path_push(ctx, "[%zu]", i);
+        if (config_check_keys(ctx, map, keys)) {
+            const yaml_node_t *name_node = config_get(ctx, map, "name", true);
+            const yaml_node_t *type_node = config_get(ctx, map, "type", true);
+            const char *name = name_node ? config_scalar(ctx, name_node, "name") : NULL;
+            const char *type = type_node ? config_scalar(ctx, type_node, "type") : NULL;
+            enum store_key_type key_type;
+            bool type_ok = type != NULL && store_key_type_parse(type, &key_type);
+            if (type != NULL && !type_ok) {
+                config_error(ctx, type_node, "type",
+                             "unknown join key type \"%.80s\" (expected int64, string)", type);
+            }
+            char why[512];
+            if (name != NULL && config_check_name(ctx, name_node, "name", name) && type_ok &&
+                store_schema_add_key(schema, name, key_type, why, sizeof why) != 0) {
+                config_error(ctx, name_node, "name", "%s", why);
+            }
+        }
+        config_path_pop(ctx, item);
+    }
+    config_path_pop(ctx, mark);
+}
+
+static void _parse_feature(struct config_ctx *ctx, struct store_schema *schema,
+                           const yaml_node_t *map) {
+    static const char *const keys[] = {"name", "type", "default", NULL};
+    if (!config_check_keys(ctx, map, keys)) {
+        return;
+    }
+    const yaml_node_t *name_node = config_get(ctx, map, "name", true);
+    const yaml_node_t *type_node = config_get(ctx, map, "type", true);
+    const yaml_node_t *default_node = config_get(ctx, map, "default", false);
+    const char *name = name_node ? config_scalar(ctx, name_node, "name") : NULL;
+    const char *type_text = type_node ? config_scalar(ctx, type_node, "type") : NULL;
+    enum store_type type;
+    bool type_ok = type_text != NULL && store_type_parse(type_text, &type);
+    if (type_text != NULL && !type_ok) {
+        char types[256];
+        _type_list(types, sizeof types);
+        config_error(ctx, type_node, "type", "unknown type \"%.80s\" (expected %s)", type_text,
+                     types);
+    }
+    bool name_ok = name != NULL && config_check_name(ctx, name_node, "name", name);
+    if (!name_ok || !type_ok) {
+        return;
+    }
+    char why[512];
+    int index = store_schema_add_feature(schema, name, type, why, sizeof why);
+    if (index < 0) {
+        config_error(ctx, name_node, "name", "%s", why);
+        return;
+    }
+    if (default_node == NULL) {
+        return; /* STORE_DEFAULT_NONE */
+    }
+    size_t mark = config_path_push(ctx, ".default");
+    enum store_default_kind kind;
+    struct store_value literal;
+    void *owned = NULL;
+    if (config_default_parse(ctx, default_node, type, &kind, &literal, &owned) == 0 &&
+        store_schema_set_default(schema, (uint32_t)index, kind, &literal, why, sizeof why) != 0) {
+        config_error(ctx, default_node, NULL, "%s", why);
+    }
+    free(owned);
+    config_path_pop(ctx, mark);
+}
+
+static void _parse_features(struct config_ctx *ctx, struct store_schema *schema,
+                            const yaml_node_t *seq) {
+    size_t mark = config_path_push(ctx, ".features");
+    if (seq->type != YAML_SEQUENCE_NODE ||
+        seq->data.sequence.items.top == seq->data.sequence.items.start) {
+        config_error(ctx, seq, NULL, "expected a non-empty sequence of { name, type, default }");
+        config_path_pop(ctx, mark);
+        return;
+    }
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    for (size_t i = 0; i < n; i++) {
+        size_t item = config_path_push(ctx, "[%zu]", i);
+        _parse_feature(ctx, schema, config_node(ctx, seq->data.sequence.items.start[i]));
+        config_path_pop(ctx, item);
+    }
+    config_path_pop(ctx, mark);
+}
+
+/* Fills `view` from mapping `map`; errors are reported, `view` keeps what could be read. */
+static void _parse_view(struct config_ctx *ctx, struct config_view *view, const yaml_node_t *map) {
+    static const char *const keys[] = {"name",   "join_keys", "ttl", "refresh_interval",
+                                       "source", "features",  NULL};
+    view->line = (uint32_t)map->start_mark.line + 1;
+    if (!config_check_keys(ctx, map, keys)) {
+        return;
+    }
+    const yaml_node_t *name_node = config_get(ctx, map, "name", true);
+    const char *name = name_node ? config_scalar(ctx, name_node, "name") : NULL;
+    if (name != NULL && config_check_name(ctx, name_node, "name", name)) {
+        for (size_t i = 0; i < ctx->config->nviews; i++) {
+            const struct store_schema *other = ctx->config->views[i].schema;
+            if (other != NULL && strcmp(other->view, name) == 0) {
+                config_error(ctx, name_node, "name", "duplicate view \"%s\" (first on line %u)",
+                             name, ctx->config->views[i].line);
+                name = NULL;
+                break;
+            }
+        }
+    } else {
+        name = NULL;
+    }
+
+    int64_t ttl_us = 0;
+    const yaml_node_t *ttl = config_get(ctx, map, "ttl", true);
+    if (ttl != NULL) {
+        config_duration(ctx, ttl, "ttl", &ttl_us);
+    }
+    const yaml_node_t *refresh = config_get(ctx, map, "refresh_interval", false);
+    if (refresh != NULL) {
+        config_duration(ctx, refresh, "refresh_interval", &view->refresh_interval_us);
+    }
+    const yaml_node_t *source = config_get(ctx, map, "source", false);
+    if (source != NULL) {
+        _parse_source(ctx, &view->source, source);
+    } else if (view->refresh_interval_us > 0) {
+        config_error(ctx, refresh, "refresh_interval",
+                     "a view without a source has nothing "
+                     "to refresh");
+    }
+
+    /* Keys and features are read even when the name is bad, to report their errors too; the
+     * schema is only kept under a valid, unique name. */
+    struct store_schema *schema = store_schema_create(name ? name : "?", ttl_us);
+    if (schema == NULL) {
+        config_error(ctx, map, NULL, "out of memory");
+        return;
+    }
+    const yaml_node_t *keys_node = config_get(ctx, map, "join_keys", true);
+    if (keys_node != NULL) {
+        _parse_keys(ctx, schema, keys_node);
+    }
+    const yaml_node_t *features = config_get(ctx, map, "features", true);
+    if (features != NULL) {
+        _parse_features(ctx, schema, features);
+    }
+    if (name == NULL) {
+        store_schema_destroy(schema);
+        return;
+    }
+    view->schema = schema;
+}
+
+void config_parse_views(struct config_ctx *ctx, const yaml_node_t *seq) {
+    size_t mark = config_path_push(ctx, "views");
+    if (config_is_null(seq)) {
+        config_path_pop(ctx, mark);
+        return;
+    }
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        config_error(ctx, seq, NULL, "expected a sequence of views, found %s",
+                     seq->type == YAML_MAPPING_NODE ? "a mapping" : "a scalar");
+        config_path_pop(ctx, mark);
+        return;
+    }
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    ctx->config->views = calloc(n + 1, sizeof *ctx->config->views);
+    ctx->view_broken = calloc(n + 1, sizeof *ctx->view_broken);
+    if (ctx->config->views == NULL || ctx->view_broken == NULL) {
+        config_error(ctx, seq, NULL, "out of memory");
+        config_path_pop(ctx, mark);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *map = config_node(ctx, seq->data.sequence.items.start[i]);
+        size_t item = config_path_push(ctx, "[%zu]", i);
+        struct config_view *view = &ctx->config->views[i];
+        size_t errors_before = ctx->nerrors;
+        _parse_view(ctx, view, map);
+        if (view->schema != NULL && ctx->nerrors == errors_before) {
+            char why[512];
+            if (store_schema_finalize(view->schema, why, sizeof why) != 0) {
+                config_error(ctx, map, NULL, "%s", why);
+            }
+        }
+        ctx->view_broken[i] = ctx->nerrors != errors_before;
+        ctx->config->nviews = i + 1;
+        config_path_pop(ctx, item);
+    }
+    config_path_pop(ctx, mark);
+}

@@ -1,0 +1,194 @@
+/* fsd: parses the command line and wires the modules together; the work happens in them. */
+#include "config.h"
+#include "log.h"
+#include "options.h"
+#include "store/catalog.h"
+#include "store/schema.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef FSD_VERSION
+#define FSD_VERSION "unknown"
+#endif
+
+enum {
+    EXIT_OK = 0,
+    EXIT_FAILED = 1, /* bad config, or the daemon could not start */
+    EXIT_USAGE = 2,
+};
+
+static void _usage(FILE *out) {
+    fprintf(out, "usage: fsd --config FILE                run the daemon\n"
+                 "       fsd --check-config FILE          check a config file and exit\n"
+                 "       fsd --help-config                describe every config option\n"
+                 "       fsd --print-reference-config     print configs/reference.yaml\n"
+                 "       fsd --version | --help\n");
+}
+
+/* Logs each line of a config error report (config_load joins them with newlines). */
+static void _log_config_errors(const char *errors) {
+    while (*errors) {
+        size_t len = strcspn(errors, "\n");
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)len, errors);
+        log_error("invalid config", "error=%s", LOG_QUOTE(line));
+        errors += len + (errors[len] == '\n');
+    }
+}
+
+static int _check_config(const char *path) {
+    static char err[CONFIG_ERR_LEN];
+    struct fsd_config *config;
+    if (config_load(path, &config, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return EXIT_FAILED;
+    }
+    printf("%s: ok (%zu views, %zu feature services)\n", path, config->nviews, config->nservices);
+    config_destroy(config);
+    return EXIT_OK;
+}
+
+/* Adds every configured view to `catalog`, each with its own copy of the schema. */
+static int _add_views(struct store_catalog *catalog, const struct fsd_config *config) {
+    for (size_t i = 0; i < config->nviews; i++) {
+        const struct config_view *view = &config->views[i];
+        char err[512];
+        struct store_schema *schema = store_schema_clone(view->schema);
+        if (schema == NULL) {
+            log_error("cannot add view", "view=%s error=\"out of memory\"", view->schema->view);
+            return -1;
+        }
+        if (store_catalog_add_view(catalog, schema, err, sizeof err) != 0) {
+            log_error("cannot add view", "view=%s error=%s", view->schema->view, LOG_QUOTE(err));
+            return -1;
+        }
+        char ttl[32], refresh[32];
+        option_format_duration(view->schema->ttl_us, ttl, sizeof ttl);
+        option_format_duration(view->refresh_interval_us, refresh, sizeof refresh);
+        log_info("view added", "view=%s join_keys=%u features=%u ttl=%s source=%s refresh=%s",
+                 view->schema->view, view->schema->nkeys, view->schema->nfeatures, ttl,
+                 config_source_type_name(view->source.type), refresh);
+    }
+    return 0;
+}
+
+/* Blocks until SIGINT or SIGTERM; SIGHUP is answered (reload arrives with the gRPC server). */
+static void _wait_for_signals(const sigset_t *signals) {
+    for (;;) {
+        int sig;
+        if (sigwait(signals, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            /* TODO: reload views and reloadable options when the gRPC server issue lands. */
+            log_warn("reload is not implemented yet; config unchanged", "signal=SIGHUP");
+            continue;
+        }
+        log_info("shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        return;
+    }
+}
+
+static int _run(const char *path) {
+    /* Block before any thread exists, so every thread the store starts inherits the mask and
+     * these signals reach only sigwait() below. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+
+    static char err[CONFIG_ERR_LEN];
+    struct fsd_config *config;
+    if (config_load(path, &config, err, sizeof err) != 0) {
+        _log_config_errors(err);
+        return EXIT_FAILED;
+    }
+    log_set_level((enum log_level)config->options.server.log_level);
+    log_info("loaded config", "file=%s views=%zu feature_services=%zu", LOG_QUOTE(path),
+             config->nviews, config->nservices);
+    if (config->nviews == 0) {
+        log_warn("no views configured; every lookup will find nothing", NULL);
+    }
+
+    struct store_catalog *catalog = store_catalog_create();
+    if (catalog == NULL) {
+        log_error("cannot create the store catalog", "error=\"out of memory\"");
+        config_destroy(config);
+        return EXIT_FAILED;
+    }
+    int rc = EXIT_FAILED;
+    if (_add_views(catalog, config) == 0) {
+        log_info("fsd ready", "version=%s views=%zu feature_services=%zu", FSD_VERSION,
+                 config->nviews, config->nservices);
+        _wait_for_signals(&signals);
+        rc = EXIT_OK;
+    }
+    store_catalog_destroy(catalog);
+    config_destroy(config);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    enum { RUN = 1, CHECK, HELP, HELP_CONFIG, PRINT_REFERENCE, VERSION };
+    static const struct option long_options[] = {
+        {"config", required_argument, NULL, RUN},
+        {"check-config", required_argument, NULL, CHECK},
+        {"help", no_argument, NULL, HELP},
+        {"help-config", no_argument, NULL, HELP_CONFIG},
+        {"print-reference-config", no_argument, NULL, PRINT_REFERENCE},
+        {"version", no_argument, NULL, VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int mode = 0;
+    const char *path = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:h", long_options, NULL)) != -1) {
+        if (opt == 'c') {
+            opt = RUN;
+        } else if (opt == 'h') {
+            opt = HELP;
+        } else if (opt == '?') {
+            _usage(stderr);
+            return EXIT_USAGE;
+        }
+        if (mode != 0) {
+            fprintf(stderr, "fsd: give one of --config, --check-config, --help-config, ...\n");
+            return EXIT_USAGE;
+        }
+        mode = opt;
+        path = optarg;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "fsd: unexpected argument \"%s\"\n", argv[optind]);
+        _usage(stderr);
+        return EXIT_USAGE;
+    }
+    switch (mode) {
+    case RUN:
+        return _run(path);
+    case CHECK:
+        return _check_config(path);
+    case HELP:
+        _usage(stdout);
+        return EXIT_OK;
+    case HELP_CONFIG:
+        option_print_help(stdout);
+        return EXIT_OK;
+    case PRINT_REFERENCE:
+        config_print_reference(stdout);
+        return EXIT_OK;
+    case VERSION:
+        printf("fsd %s\n", FSD_VERSION);
+        return EXIT_OK;
+    default:
+        _usage(stderr);
+        return EXIT_USAGE;
+    }
+}

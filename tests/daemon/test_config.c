@@ -1,0 +1,624 @@
+/* The config loader, on YAML written to temporary files: a full valid config, then one test per
+ * class of error, each asserting the exact "file:line: field: message". */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "log.h"
+#include "store/schema.h"
+
+static char err[CONFIG_ERR_LEN];
+static char path[64];
+
+/* Writes `yaml` to a new temporary file, named in `path`. */
+static void write_temp(const char *yaml) {
+    snprintf(path, sizeof path, "/tmp/fsd-test-config-XXXXXX.yaml");
+    int fd = mkstemps(path, 5);
+    assert_true(fd >= 0);
+    size_t len = strlen(yaml);
+    assert_int_equal(write(fd, yaml, len), (ssize_t)len);
+    close(fd);
+}
+
+static struct fsd_config *load_ok(const char *yaml) {
+    write_temp(yaml);
+    struct fsd_config *config = NULL;
+    int rc = config_load(path, &config, err, sizeof err);
+    if (rc != 0) {
+        print_error("unexpected errors:\n%s\n", err);
+    }
+    unlink(path);
+    assert_int_equal(rc, 0);
+    assert_non_null(config);
+    return config;
+}
+
+/* Loads `yaml`, expects failure and an error line "<file>:<line>: <message>". */
+static void expect_error(const char *yaml, int line, const char *message) {
+    write_temp(yaml);
+    struct fsd_config *config = (struct fsd_config *)1;
+    int rc = config_load(path, &config, err, sizeof err);
+    unlink(path);
+    assert_int_equal(rc, -1);
+    assert_null(config);
+    char expected[1024];
+    snprintf(expected, sizeof expected, "%s:%d: %s", path, line, message);
+    if (strstr(err, expected) == NULL) {
+        print_error("expected: %s\nin:\n%s\n", expected, err);
+    }
+    assert_non_null(strstr(err, expected));
+}
+
+static size_t count_lines(const char *text) {
+    size_t n = *text ? 1 : 0;
+    for (; *text; text++) {
+        n += *text == '\n';
+    }
+    return n;
+}
+
+/* ---- a valid config ---------------------------------------------------------------------- */
+
+static const char full_config[] =
+    "server:\n"
+    "  grpc_bind: 0.0.0.0\n"
+    "  grpc_port: 7000\n"
+    "  workers: 4\n"
+    "  max_message_bytes: 512KiB\n"
+    "  log_level: debug\n"
+    "store:\n"
+    "  shards: 128\n"
+    "  sweep_interval_ms: 250\n"
+    "  expiry_grace: 7d\n"
+    "views:\n"
+    "  - name: users\n"
+    "    join_keys:\n"
+    "      - { name: user_id, type: int64 }\n"
+    "      - { name: region, type: string }\n"
+    "    ttl: 36h\n"
+    "    refresh_interval: 500ms\n"
+    "    source:\n"
+    "      type: parquet\n"
+    "      path: demo-data/users/*.parquet\n"
+    "      event_timestamp_column: event_ts\n"
+    "      created_timestamp_column: created_ts\n"
+    "    features:\n"
+    "      - { name: f_i32, type: int32, default: -2147483648 }\n"                    /* 0 */
+    "      - { name: f_i64, type: int64, default: 9223372036854775807 }\n"            /* 1 */
+    "      - { name: f_float, type: float, default: 0.1 }\n"                          /* 2 */
+    "      - { name: f_double, type: double, default: 0.1 }\n"                        /* 3 */
+    "      - { name: f_bool, type: bool, default: true }\n"                           /* 4 */
+    "      - { name: f_string, type: string, default: \"unknown value\" }\n"          /* 5 */
+    "      - { name: f_quoted_zero, type: string, default: \"zero\" }\n"              /* 6 */
+    "      - { name: f_plain_zero, type: string, default: zero }\n"                   /* 7 */
+    "      - { name: f_bytes, type: bytes, default: \"aGk=\" }\n"                     /* 8 */
+    "      - { name: f_ts, type: timestamp, default: 2024-01-02T03:04:05.5+01:00 }\n" /* 9 */
+    "      - { name: f_ts_us, type: timestamp, default: 1704164645000000 }\n"         /* 10 */
+    "      - { name: f_mean_i64, type: int64, default: mean }\n"                      /* 11 */
+    "      - { name: f_mean_double, type: double, default: mean }\n"                  /* 12 */
+    "      - { name: f_floats, type: float_list, default: [1.5, -2] }\n"              /* 13 */
+    "      - { name: f_ints, type: int64_list, default: [1, -2, 3] }\n"               /* 14 */
+    "      - { name: f_strings, type: string_list, default: [a, \"b c\", \"\"] }\n"   /* 15 */
+    "      - { name: f_zero_list, type: float_list, default: zero }\n"                /* 16 */
+    "      - { name: f_none, type: bytes }\n"                                         /* 17 */
+    "      - { name: f_empty_list, type: int64_list, default: [] }\n"                 /* 18 */
+    "      - { name: f_quoted_mean, type: string, default: 'mean' }\n"                /* 19 */
+    "  - name: prices\n"
+    "    join_keys: [{ name: item_id, type: int64 }]\n"
+    "    ttl: 0\n"
+    "    source:\n"
+    "      type: postgres\n"
+    "      query: SELECT item_id, price, ts FROM prices\n"
+    "      event_timestamp_column: ts\n"
+    "    features:\n"
+    "      - { name: price, type: double }\n"
+    "      - { name: currency, type: string }\n"
+    "  - name: plain\n"
+    "    join_keys: [{ name: id, type: string }]\n"
+    "    ttl: 90\n"
+    "    features: [{ name: x, type: int32 }]\n"
+    "feature_services:\n"
+    "  - name: ranking\n"
+    "    features: [\"prices:*\", \"users:f_i32\", \"plain:x\"]\n"
+    "  - name: just_price\n"
+    "    features:\n"
+    "      - prices:price\n";
+
+static void test_full_config(void **state) {
+    (void)state;
+    struct fsd_config *c = load_ok(full_config);
+
+    assert_string_equal(c->options.server.grpc_bind, "0.0.0.0");
+    assert_int_equal(c->options.server.grpc_port, 7000);
+    assert_int_equal(c->options.server.workers, 4);
+    assert_int_equal(c->options.server.max_message_bytes, 512 * 1024);
+    assert_int_equal(c->options.server.log_level, LOG_DEBUG);
+    /* untouched options keep their defaults */
+    assert_string_equal(c->options.server.stats_bind, "127.0.0.1");
+    assert_int_equal(c->options.server.stats_port, 9466);
+    assert_int_equal(c->options.server.max_batch, 10000);
+    assert_int_equal(c->options.server.default_budget_us, 1000);
+    assert_int_equal(c->options.store.shards, 128);
+    assert_int_equal(c->options.store.sweep_interval_ms, 250);
+    assert_int_equal(c->options.store.expiry_grace_us, 7LL * 86400 * 1000000);
+
+    assert_int_equal(c->nviews, 3);
+    const struct config_view *users = config_find_view(c, "users");
+    assert_ptr_equal(users, &c->views[0]);
+    const struct store_schema *s = users->schema;
+    assert_true(s->finalized);
+    assert_string_equal(s->view, "users");
+    assert_int_equal(s->ttl_us, 36LL * 3600 * 1000000);
+    assert_int_equal(users->refresh_interval_us, 500000);
+    assert_int_equal(users->line, 12);
+    assert_int_equal(s->nkeys, 2);
+    assert_string_equal(s->keys[0].name, "user_id");
+    assert_int_equal(s->keys[0].type, STORE_KEY_INT64);
+    assert_string_equal(s->keys[1].name, "region");
+    assert_int_equal(s->keys[1].type, STORE_KEY_STRING);
+    assert_int_equal(users->source.type, CONFIG_SOURCE_PARQUET);
+    assert_string_equal(users->source.path, "demo-data/users/*.parquet");
+    assert_string_equal(users->source.event_timestamp_column, "event_ts");
+    assert_string_equal(users->source.created_timestamp_column, "created_ts");
+    assert_null(users->source.dsn);
+
+    assert_int_equal(s->nfeatures, 20);
+    const struct store_feature *f = s->features;
+    assert_int_equal(f[0].default_kind, STORE_DEFAULT_LITERAL);
+    assert_int_equal(f[0].default_literal.i32, INT32_MIN);
+    assert_int_equal(f[1].default_literal.i64, INT64_MAX);
+    assert_true(f[2].default_literal.f32 == 0.1f);
+    assert_true(f[3].default_literal.f64 == 0.1); /* full precision, no float detour */
+    assert_true(f[4].default_literal.b);
+    assert_int_equal(f[5].default_literal.var.bytes, 13);
+    assert_memory_equal(f[5].default_literal.var.data, "unknown value", 13);
+    /* quoted "zero" is a string literal; plain zero is the keyword */
+    assert_int_equal(f[6].default_kind, STORE_DEFAULT_LITERAL);
+    assert_int_equal(f[6].default_literal.var.bytes, 4);
+    assert_memory_equal(f[6].default_literal.var.data, "zero", 4);
+    assert_int_equal(f[7].default_kind, STORE_DEFAULT_ZERO);
+    assert_int_equal(f[8].default_literal.var.bytes, 2);
+    assert_memory_equal(f[8].default_literal.var.data, "hi", 2);
+    assert_int_equal(f[9].default_literal.ts_us, 1704161045500000LL);
+    assert_int_equal(f[10].default_literal.ts_us, 1704164645000000LL);
+    assert_int_equal(f[11].default_kind, STORE_DEFAULT_MEAN);
+    assert_int_equal(f[12].default_kind, STORE_DEFAULT_MEAN);
+
+    assert_int_equal(f[13].default_literal.var.count, 2);
+    assert_int_equal(f[13].default_literal.var.bytes, 8);
+    const float *floats = f[13].default_literal.var.data;
+    assert_true(floats[0] == 1.5f && floats[1] == -2.0f);
+    assert_int_equal(f[14].default_literal.var.count, 3);
+    const int64_t *ints = f[14].default_literal.var.data;
+    assert_true(ints[0] == 1 && ints[1] == -2 && ints[2] == 3);
+    assert_int_equal(f[15].default_literal.var.count, 3);
+    const char *item;
+    uint32_t len;
+    store_string_list_at(&f[15].default_literal, 0, &item, &len);
+    assert_int_equal(len, 1);
+    assert_memory_equal(item, "a", 1);
+    store_string_list_at(&f[15].default_literal, 1, &item, &len);
+    assert_int_equal(len, 3);
+    assert_memory_equal(item, "b c", 3);
+    store_string_list_at(&f[15].default_literal, 2, &item, &len);
+    assert_int_equal(len, 0);
+    assert_int_equal(f[16].default_kind, STORE_DEFAULT_ZERO);
+    assert_int_equal(f[17].default_kind, STORE_DEFAULT_NONE);
+    assert_int_equal(f[18].default_kind, STORE_DEFAULT_LITERAL);
+    assert_int_equal(f[18].default_literal.var.count, 0);
+    assert_int_equal(f[19].default_kind, STORE_DEFAULT_LITERAL);
+    assert_memory_equal(f[19].default_literal.var.data, "mean", 4);
+
+    const struct config_view *prices = &c->views[1];
+    assert_int_equal(prices->schema->ttl_us, 0);
+    assert_int_equal(prices->refresh_interval_us, 0);
+    assert_int_equal(prices->source.type, CONFIG_SOURCE_POSTGRES);
+    assert_string_equal(prices->source.query, "SELECT item_id, price, ts FROM prices");
+    assert_null(prices->source.table);
+    assert_null(prices->source.dsn);
+    assert_int_equal(c->views[2].schema->ttl_us, 90LL * 1000000); /* bare integer = seconds */
+    assert_int_equal(c->views[2].source.type, CONFIG_SOURCE_NONE);
+
+    assert_int_equal(c->nservices, 2);
+    const struct config_service *ranking = config_find_service(c, "ranking");
+    assert_non_null(ranking);
+    assert_int_equal(ranking->nfeatures, 4); /* prices:* expands to two */
+    assert_true(ranking->features[0].view == 1 && ranking->features[0].feature == 0);
+    assert_true(ranking->features[1].view == 1 && ranking->features[1].feature == 1);
+    assert_true(ranking->features[2].view == 0 && ranking->features[2].feature == 0);
+    assert_true(ranking->features[3].view == 2 && ranking->features[3].feature == 0);
+    assert_int_equal(config_find_service(c, "just_price")->nfeatures, 1);
+    assert_null(config_find_service(c, "nope"));
+    assert_null(config_find_view(c, "nope"));
+    config_destroy(c);
+}
+
+static void test_defaults_only(void **state) {
+    (void)state;
+    struct fsd_config *c = load_ok("views: []\n");
+    assert_int_equal(c->nviews, 0);
+    assert_int_equal(c->nservices, 0);
+    assert_int_equal(c->options.server.grpc_port, 6566);
+    assert_int_equal(c->options.server.max_message_bytes, 4 * 1024 * 1024);
+    assert_int_equal(c->options.server.log_level, LOG_INFO);
+    assert_int_equal(c->options.store.shards, 64);
+    assert_int_equal(c->options.store.expiry_grace_us, 3600LL * 1000000);
+    config_destroy(c);
+
+    /* A section whose options are all commented out is empty, not an error. */
+    c = load_ok("server:\n  # grpc_port: 1\nstore:\n");
+    assert_int_equal(c->options.server.grpc_port, 6566);
+    config_destroy(c);
+}
+
+static void test_parse_from_memory(void **state) {
+    (void)state;
+    struct fsd_config *c;
+    const char yaml[] = "server: { grpc_port: 1 }\n";
+    assert_int_equal(config_parse("mem.yaml", yaml, sizeof yaml - 1, &c, err, sizeof err), 0);
+    assert_int_equal(c->options.server.grpc_port, 1);
+    assert_string_equal(c->path, "mem.yaml");
+    config_destroy(c);
+    assert_int_equal(
+        config_parse("mem.yaml", "server: { grpc_port: 65536 }\n", 28, &c, err, sizeof err), -1);
+    assert_string_equal(err, "mem.yaml:1: server.grpc_port: 65536 is out of bounds (0..65535)");
+}
+
+/* ---- one test per class of error --------------------------------------------------------- */
+
+#define VIEW_HEAD                                                                                  \
+    "views:\n"                            /* line 1 */                                             \
+    "  - name: v\n"                       /* line 2 */                                             \
+    "    join_keys:\n"                    /* line 3 */                                             \
+    "      - { name: id, type: int64 }\n" /* line 4 */                                             \
+    "    ttl: 1h\n"                       /* line 5 */                                             \
+    "    features:\n"                     /* line 6 */                                             \
+    "      - { name: a, type: int32 }\n"  /* line 7 */
+
+static void test_unknown_key(void **state) {
+    (void)state;
+    expect_error("server:\n  grpc_prot: 1\n", 2,
+                 "server.grpc_prot: unknown key (expected grpc_bind, grpc_port, stats_bind, "
+                 "stats_port, workers, max_batch, max_message_bytes, default_budget_us, "
+                 "log_level)");
+    expect_error(VIEW_HEAD "    refresh: 1h\n", 8, "views[0].refresh: unknown key");
+    expect_error(VIEW_HEAD "      - { name: b, type: int32, dflt: 0 }\n", 8,
+                 "views[0].features[1].dflt: unknown key (expected name, type, default)");
+    expect_error("vews: []\n", 1,
+                 "vews: unknown key (expected server, store, views, "
+                 "feature_services)");
+}
+
+static void test_unknown_type(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "      - { name: b, type: int32 }\n"
+                           "      - { name: c, type: flaot }\n",
+                 9,
+                 "views[0].features[2].type: unknown type \"flaot\" (expected int32, int64, "
+                 "float, double, bool, string, bytes, timestamp, float_list, int64_list, "
+                 "string_list)");
+    expect_error("views:\n  - name: v\n    join_keys: [{ name: id, type: int32 }]\n", 3,
+                 "views[0].join_keys[0].type: unknown join key type \"int32\" (expected "
+                 "int64, string)");
+}
+
+static void test_int32_default_out_of_range(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "      - { name: b, type: int32, default: 2147483648 }\n", 8,
+                 "views[0].features[1].default: 2147483648 is out of range for int32 "
+                 "(-2147483648..2147483647)");
+    expect_error(VIEW_HEAD "      - { name: b, type: int32, default: -2147483649 }\n", 8,
+                 "views[0].features[1].default: -2147483649 is out of range for int32");
+    expect_error(VIEW_HEAD "      - { name: b, type: int64, default: 9223372036854775808 }\n", 8,
+                 "views[0].features[1].default: 9223372036854775808 is out of range for int64");
+    expect_error(VIEW_HEAD "      - { name: b, type: int32, default: 1.5 }\n", 8,
+                 "views[0].features[1].default: invalid int32 \"1.5\"");
+    expect_error(VIEW_HEAD "      - { name: b, type: int32, default: 010 }\n", 8,
+                 "views[0].features[1].default: invalid int32 \"010\"");
+}
+
+static void test_mean_on_string(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "      - { name: s, type: string, default: mean }\n", 8,
+                 "views[0].features[1].default: view v: feature s: default \"mean\" needs a "
+                 "numeric type (int32, int64, float, double), not string");
+    expect_error(VIEW_HEAD "      - { name: s, type: int64_list, default: mean }\n", 8,
+                 "views[0].features[1].default: view v: feature s: default \"mean\" needs");
+}
+
+static void test_quoted_keyword_is_literal(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "      - { name: n, type: int32, default: \"zero\" }\n", 8,
+                 "views[0].features[1].default: invalid int32 \"zero\" (expected a decimal "
+                 "integer) (a quoted word is a literal; write the keyword unquoted)");
+}
+
+static void test_bad_literals(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "      - { name: b, type: bool, default: yes }\n", 8,
+                 "views[0].features[1].default: invalid bool \"yes\" (expected true or false)");
+    expect_error(VIEW_HEAD "      - { name: d, type: double, default: 1e999 }\n", 8,
+                 "views[0].features[1].default: 1e999 is out of range for double");
+    expect_error(VIEW_HEAD "      - { name: d, type: float, default: .nan }\n", 8,
+                 "views[0].features[1].default: invalid float \".nan\"");
+    expect_error(VIEW_HEAD "      - { name: t, type: timestamp, default: 2023-02-29T00:00:00Z }\n",
+                 8,
+                 "views[0].features[1].default: invalid timestamp \"2023-02-29T00:00:00Z\": "
+                 "bad day");
+    expect_error(VIEW_HEAD "      - { name: t, type: bytes, default: \"aGk\" }\n", 8,
+                 "views[0].features[1].default: invalid base64 \"aGk\"");
+    expect_error(VIEW_HEAD "      - { name: l, type: float_list, default: [1, x] }\n", 8,
+                 "views[0].features[1].default[1]: invalid float \"x\"");
+    expect_error(VIEW_HEAD "      - { name: l, type: string_list, default: a }\n", 8,
+                 "views[0].features[1].default: a string_list default is a sequence such as "
+                 "[a, b], or zero");
+    expect_error(VIEW_HEAD "      - { name: l, type: string, default: [a] }\n", 8,
+                 "views[0].features[1].default: a string default is a scalar, not a sequence");
+    expect_error(VIEW_HEAD "      - { name: l, type: string, default: }\n", 8,
+                 "views[0].features[1].default: empty default");
+    expect_error(VIEW_HEAD "      - { name: l, type: string, default: \"a\\0b\" }\n", 8,
+                 "views[0].features[1].default: value contains a NUL byte");
+}
+
+static void test_duplicate_view(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "  - name: v\n"
+                           "    join_keys: [{ name: id, type: int64 }]\n"
+                           "    ttl: 1h\n"
+                           "    features: [{ name: a, type: int32 }]\n",
+                 8, "views[1].name: duplicate view \"v\" (first on line 2)");
+}
+
+static void test_duplicate_feature(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "      - { name: a, type: int64 }\n", 8,
+                 "views[0].features[1].name: view v: duplicate name \"a\"");
+    /* a feature may not reuse a join key's name either */
+    expect_error(VIEW_HEAD "      - { name: id, type: int64 }\n", 8,
+                 "views[0].features[1].name: view v: duplicate name \"id\"");
+}
+
+static void test_no_join_keys(void **state) {
+    (void)state;
+    expect_error("views:\n  - name: v\n    join_keys: []\n    ttl: 0\n"
+                 "    features: [{ name: a, type: int32 }]\n",
+                 3, "views[0].join_keys: a view needs 1 to 8 join keys, found 0");
+    expect_error("views:\n  - name: v\n    ttl: 0\n    features: [{ name: a, type: int32 }]\n", 2,
+                 "views[0].join_keys: missing (required)");
+}
+
+static void test_missing_and_bad_fields(void **state) {
+    (void)state;
+    expect_error("views:\n  - name: v\n    join_keys: [{ name: id, type: int64 }]\n"
+                 "    features: [{ name: a, type: int32 }]\n",
+                 2, "views[0].ttl: missing (required)");
+    expect_error("views:\n  - name: 9v\n    join_keys: [{ name: id, type: int64 }]\n    ttl: 0\n"
+                 "    features: [{ name: a, type: int32 }]\n",
+                 2, "views[0].name: invalid name \"9v\" (expected [A-Za-z_][A-Za-z0-9_]*");
+    expect_error(VIEW_HEAD "      - { name: \"a-b\", type: int32 }\n", 8,
+                 "views[0].features[1].name: invalid name \"a-b\"");
+    expect_error(VIEW_HEAD "    features: []\n", 8,
+                 "views[0].features: duplicate key (first on "
+                 "line 6)");
+    expect_error("views:\n  - name: v\n    join_keys: [{ name: id, type: int64 }]\n    ttl: 0\n"
+                 "    features: []\n",
+                 5, "views[0].features: expected a non-empty sequence");
+    expect_error("views: { name: v }\n", 1, "views: expected a sequence of views, found a mapping");
+}
+
+static void test_bad_duration(void **state) {
+    (void)state;
+    expect_error("views:\n  - name: v\n    join_keys: [{ name: id, type: int64 }]\n"
+                 "    ttl: 1.5h\n    features: [{ name: a, type: int32 }]\n",
+                 4,
+                 "views[0].ttl: invalid duration \"1.5h\" (expected 0, 500ms, 30s, 5m, 24h, 7d or "
+                 "a number of seconds)");
+    expect_error("store:\n  expiry_grace: -1s\n", 2,
+                 "store.expiry_grace: invalid duration \"-1s\"");
+    expect_error("store:\n  expiry_grace: 366d\n", 2,
+                 "store.expiry_grace: 366d is out of bounds (0..365d)");
+    expect_error("server:\n  max_message_bytes: 4MB\n", 2,
+                 "server.max_message_bytes: invalid size \"4MB\"");
+}
+
+static void test_sources(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "    source: { type: postgres, table: t, query: q, "
+                           "event_timestamp_column: ts }\n",
+                 8, "views[0].source.query: give either table or query, not both");
+    expect_error(VIEW_HEAD "    source: { type: postgres, event_timestamp_column: ts }\n", 8,
+                 "views[0].source: a postgres source needs table or query");
+    expect_error(VIEW_HEAD "    source: { type: parquet, path: p, dsn: d, "
+                           "event_timestamp_column: ts }\n",
+                 8, "views[0].source.dsn: only for postgres sources");
+    expect_error(VIEW_HEAD "    source: { type: parquet, event_timestamp_column: ts }\n", 8,
+                 "views[0].source.path: missing (required)");
+    expect_error(VIEW_HEAD "    source: { type: parquet, path: p }\n", 8,
+                 "views[0].source.event_timestamp_column: missing (required)");
+    expect_error(VIEW_HEAD "    source: { type: csv, path: p, event_timestamp_column: ts }\n", 8,
+                 "views[0].source.type: unknown source type \"csv\" (expected parquet, "
+                 "postgres)");
+    expect_error(VIEW_HEAD "    refresh_interval: 1h\n", 8,
+                 "views[0].refresh_interval: a view without a source has nothing to refresh");
+}
+
+static void test_bad_service_ref(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "feature_services:\n"
+                           "  - name: s\n"
+                           "    features:\n"
+                           "      - \"v:*\"\n"
+                           "      - \"v:b\"\n",
+                 12, "feature_services[0].features[1]: view \"v\" has no feature \"b\"");
+    expect_error(VIEW_HEAD "feature_services:\n  - name: s\n    features: [\"w:a\"]\n", 10,
+                 "feature_services[0].features[0]: unknown view \"w\"");
+    expect_error(VIEW_HEAD "feature_services:\n  - name: s\n    features: [\"a\"]\n", 10,
+                 "feature_services[0].features[0]: expected \"view:feature\" or \"view:*\", "
+                 "found \"a\"");
+    expect_error(VIEW_HEAD "feature_services:\n  - name: s\n    features: [\"v:*\", \"v:a\"]\n", 10,
+                 "feature_services[0].features[1]: feature v:a is already included by [0] "
+                 "\"v:*\"");
+    expect_error(VIEW_HEAD "feature_services:\n"
+                           "  - { name: s, features: [\"v:a\"] }\n"
+                           "  - { name: s, features: [\"v:a\"] }\n",
+                 10, "feature_services[1].name: duplicate feature service \"s\"");
+}
+
+static void test_unknown_enum_value(void **state) {
+    (void)state;
+    expect_error("server:\n  log_level: verbose\n", 2,
+                 "server.log_level: unknown value \"verbose\" (expected debug, info, warn, "
+                 "error)");
+}
+
+static void test_port_out_of_bounds(void **state) {
+    (void)state;
+    expect_error("server:\n  grpc_port: 70000\n", 2,
+                 "server.grpc_port: 70000 is out of bounds (0..65535)");
+    expect_error("server:\n  stats_port: 99999999999999999999999\n", 2,
+                 "server.stats_port: 99999999999999999999999 is out of bounds (0..65535)");
+    expect_error("server:\n  grpc_port: -1\n", 2,
+                 "server.grpc_port: invalid uint \"-1\" (expected decimal digits)");
+    expect_error("store:\n  shards: 48\n", 2, "store.shards: 48 is not a power of two");
+    expect_error("server:\n  workers: [1]\n", 2,
+                 "server.workers: expected a scalar, found a sequence");
+}
+
+static void test_malformed_yaml(void **state) {
+    (void)state;
+    expect_error("server:\n  grpc_port: 1\n views: [\n", 3,
+                 "YAML syntax error: did not find expected key (while parsing a block mapping "
+                 "started on line 1)");
+    expect_error("views: [1, 2\nfoo: 3\n", 2, "YAML syntax error: did not find expected ','");
+    expect_error("a: \"unterminated\n", 2, "YAML syntax error: ");
+    expect_error("views: []\n---\nviews: []\n", 3,
+                 "a second YAML document; a config is a single document");
+    expect_error("- a\n- b\n", 1, "expected a mapping with keys such as server");
+}
+
+static void test_empty_and_missing_file(void **state) {
+    (void)state;
+    write_temp("");
+    struct fsd_config *c;
+    assert_int_equal(config_load(path, &c, err, sizeof err), -1);
+    unlink(path);
+    char expected[128];
+    snprintf(expected, sizeof expected, "%s: the file is empty", path);
+    assert_string_equal(err, expected);
+    assert_int_equal(config_load("/nonexistent/fsd.yaml", &c, err, sizeof err), -1);
+    assert_string_equal(err, "/nonexistent/fsd.yaml: cannot open: No such file or directory");
+}
+
+/* Every error is reported, in file order, not only the first. */
+static void test_collects_all_errors_in_order(void **state) {
+    (void)state;
+    expect_error("server:\n"
+                 "  grpc_port: -1\n"   /* 2 */
+                 "  log_level: loud\n" /* 3 */
+                 "  bogus: 1\n"        /* 4 */
+                 "store:\n"
+                 "  shards: 3\n", /* 6 */
+                 2, "server.grpc_port: invalid uint \"-1\"");
+    assert_int_equal(count_lines(err), 4);
+    const char *port = strstr(err, "grpc_port");
+    const char *level = strstr(err, "log_level");
+    const char *bogus = strstr(err, "bogus");
+    const char *shards = strstr(err, "shards");
+    assert_true(port < level && level < bogus && bogus < shards);
+}
+
+static void test_caps_error_count(void **state) {
+    (void)state;
+    char yaml[8192] = "server:\n";
+    for (int i = 0; i < 60; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "  unknown_%d: 1\n", i);
+        strcat(yaml, line);
+    }
+    expect_error(yaml, 2, "server.unknown_0: unknown key");
+    assert_int_equal(count_lines(err), CONFIG_MAX_ERRORS + 1);
+    assert_non_null(strstr(err, "10 more errors not shown"));
+
+    /* A buffer too small for all lines gets whole lines only. */
+    write_temp(yaml);
+    struct fsd_config *c;
+    char small[200];
+    assert_int_equal(config_load(path, &c, small, sizeof small), -1);
+    unlink(path);
+    assert_true(strlen(small) > 0);
+    assert_non_null(strstr(small, "(expected grpc_bind"));
+    assert_null(strchr(small, '\n')); /* the second line did not fit and was left out */
+}
+
+/*
+ * Regression (found by fuzz_config): with more errors than the loader stores, the report read
+ * slots of the error array that had never been written.
+ */
+static void test_errors_beyond_storage_are_only_counted(void **state) {
+    (void)state;
+    static char yaml[32768];
+    strcpy(yaml, "server:\n");
+    for (int i = 0; i < 300; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "  unknown_%d: 1\n", i);
+        strcat(yaml, line);
+    }
+    expect_error(yaml, 2, "server.unknown_0: unknown key");
+    assert_int_equal(count_lines(err), CONFIG_MAX_ERRORS + 1);
+    assert_non_null(strstr(err, ": 250 more errors not shown"));
+}
+
+/* The same mapping key twice would otherwise let the second silently win. */
+static void test_duplicate_mapping_key(void **state) {
+    (void)state;
+    expect_error("server:\n  grpc_port: 1\n  grpc_port: 2\n", 3,
+                 "server.grpc_port: duplicate key (first on line 2)");
+}
+
+/* A reference into a view with errors is not reported again as a second, confusing error. */
+static void test_no_cascading_errors(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "      - { name: b, type: flaot }\n"
+                           "feature_services:\n  - name: s\n    features: [\"v:b\"]\n",
+                 8, "views[0].features[1].type: unknown type");
+    assert_int_equal(count_lines(err), 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_defaults_only),
+        cmocka_unit_test(test_parse_from_memory),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_int32_default_out_of_range),
+        cmocka_unit_test(test_mean_on_string),
+        cmocka_unit_test(test_quoted_keyword_is_literal),
+        cmocka_unit_test(test_bad_literals),
+        cmocka_unit_test(test_duplicate_view),
+        cmocka_unit_test(test_duplicate_feature),
+        cmocka_unit_test(test_no_join_keys),
+        cmocka_unit_test(test_missing_and_bad_fields),
+        cmocka_unit_test(test_bad_duration),
+        cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_bad_service_ref),
+        cmocka_unit_test(test_unknown_enum_value),
+        cmocka_unit_test(test_port_out_of_bounds),
+        cmocka_unit_test(test_malformed_yaml),
+        cmocka_unit_test(test_empty_and_missing_file),
+        cmocka_unit_test(test_collects_all_errors_in_order),
+        cmocka_unit_test(test_caps_error_count),
+        cmocka_unit_test(test_errors_beyond_storage_are_only_counted),
+        cmocka_unit_test(test_duplicate_mapping_key),
+        cmocka_unit_test(test_no_cascading_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
