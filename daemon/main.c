@@ -2,7 +2,9 @@
 #include "config.h"
 #include "log.h"
 #include "options.h"
+#include "sweeper.h"
 #include "store/catalog.h"
+#include "store/rcu.h"
 #include "store/schema.h"
 
 #include <getopt.h>
@@ -117,19 +119,29 @@ static int _run(const char *path) {
         log_warn("no views configured; every lookup will find nothing", NULL);
     }
 
-    struct store_catalog *catalog = store_catalog_create();
+    store_rcu_thread_online(); /* the control thread publishes and retires through RCU */
+    struct store_catalog *catalog = store_catalog_create(config->options.store.shards);
     if (catalog == NULL) {
         log_error("cannot create the store catalog", "error=\"out of memory\"");
         config_destroy(config);
         return EXIT_FAILED;
     }
     int rc = EXIT_FAILED;
-    if (_add_views(catalog, config) == 0) {
+    struct sweeper_options sweep = {
+        .interval_ms = config->options.store.sweep_interval_ms,
+        .expiry_grace_us = config->options.store.expiry_grace_us,
+    };
+    if (_add_views(catalog, config) != 0) {
+        /* logged */
+    } else if (sweeper_setup(catalog, &sweep) != 0) {
+        log_error("cannot start the expiry sweeper thread", NULL);
+    } else {
         log_info("fsd ready", "version=%s views=%zu feature_services=%zu", FSD_VERSION,
                  config->nviews, config->nservices);
         _wait_for_signals(&signals);
         rc = EXIT_OK;
     }
+    sweeper_teardown();
     store_catalog_destroy(catalog);
     config_destroy(config);
     return rc;

@@ -25,6 +25,7 @@ struct view_list {
 };
 
 struct store_catalog {
+    uint32_t shards;
     pthread_mutex_t writer_lock; /* serializes adds */
     _Atomic(struct view_list *) list;
 };
@@ -33,7 +34,13 @@ static struct view_list *_list(const struct store_catalog *catalog) {
     return atomic_load_explicit(&((struct store_catalog *)catalog)->list, memory_order_acquire);
 }
 
-struct store_catalog *store_catalog_create(void) {
+struct store_catalog *store_catalog_create(uint32_t shards) {
+    if (shards == 0) {
+        shards = STORE_DEFAULT_SHARDS;
+    }
+    if (shards > STORE_MAX_SHARDS || (shards & (shards - 1)) != 0) {
+        return NULL;
+    }
     struct store_catalog *catalog = calloc(1, sizeof(*catalog));
     struct view_list *list = calloc(1, sizeof(*list));
     if (catalog == NULL || list == NULL) {
@@ -41,9 +48,14 @@ struct store_catalog *store_catalog_create(void) {
         free(list);
         return NULL;
     }
+    catalog->shards = shards;
     pthread_mutex_init(&catalog->writer_lock, NULL);
     atomic_init(&catalog->list, list);
     return catalog;
+}
+
+uint32_t store_catalog_shards(const struct store_catalog *catalog) {
+    return catalog->shards;
 }
 
 static void _view_destroy(struct store_view *view) {
@@ -92,7 +104,8 @@ int store_catalog_add_view(struct store_catalog *catalog, struct store_schema *s
         goto fail;
     }
     view->schema = schema;
-    struct store_table *empty = store_table_create(schema, NULL, err, err_len);
+    struct store_table_options options = {.shards = catalog->shards};
+    struct store_table *empty = store_table_create(schema, &options, err, err_len);
     if (empty == NULL) {
         goto fail;
     }

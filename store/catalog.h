@@ -18,8 +18,14 @@ struct store_table;
 struct store_catalog;
 struct store_view;
 
-/* Returns an empty catalog, or NULL when out of memory. */
-struct store_catalog *store_catalog_create(void);
+/*
+ * Returns an empty catalog whose views' tables have `shards` shards (a power of two; 0 = the
+ * store's default), or NULL when out of memory or `shards` is invalid.
+ */
+struct store_catalog *store_catalog_create(uint32_t shards);
+
+/* The shard count to build this catalog's tables with. */
+uint32_t store_catalog_shards(const struct store_catalog *catalog);
 
 /* Frees the catalog, its views and their tables. No reader may be inside it. */
 void store_catalog_destroy(struct store_catalog *catalog);

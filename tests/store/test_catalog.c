@@ -38,7 +38,7 @@ static struct store_table *_table_with(const struct store_schema *s, int64_t id,
 
 static void test_views_are_found_by_name(void **state) {
     (void)state;
-    struct store_catalog *c = store_catalog_create();
+    struct store_catalog *c = store_catalog_create(8);
     assert_int_equal(store_catalog_add_view(c, _schema("users"), err, sizeof err), 0);
     assert_int_equal(store_catalog_add_view(c, _schema("items"), err, sizeof err), 0);
     assert_int_equal(store_catalog_add_view(c, _schema("users"), err, sizeof err), -1);
@@ -46,6 +46,8 @@ static void test_views_are_found_by_name(void **state) {
     struct store_schema *unfinished = store_schema_create("raw", 0);
     assert_int_equal(store_catalog_add_view(c, unfinished, err, sizeof err), -1);
     assert_int_equal(store_catalog_count(c), 2);
+    assert_int_equal(store_catalog_shards(c), 8);
+    assert_null(store_catalog_create(12)); /* not a power of two */
     store_read_lock();
     struct store_view *items = store_catalog_find(c, "items");
     assert_non_null(items);
@@ -63,7 +65,7 @@ static void test_views_are_found_by_name(void **state) {
 
 static void test_swap_publishes_whole_snapshots_with_versions(void **state) {
     (void)state;
-    struct store_catalog *c = store_catalog_create();
+    struct store_catalog *c = store_catalog_create(8);
     assert_int_equal(store_catalog_add_view(c, _schema("users"), err, sizeof err), 0);
     struct store_view *v = store_catalog_find(c, "users");
     const struct store_schema *s = store_view_schema(v);

@@ -172,7 +172,7 @@ static void test_readers_see_whole_rows_and_whole_snapshots(void **state) {
     store_schema_add_feature(s, "s", STORE_TYPE_STRING, err, sizeof err);
     store_schema_add_feature(s, "list", STORE_TYPE_FLOAT_LIST, err, sizeof err);
     assert_int_equal(store_schema_finalize(s, err, sizeof err), 0);
-    catalog = store_catalog_create();
+    catalog = store_catalog_create(8);
     assert_int_equal(store_catalog_add_view(catalog, s, err, sizeof err), 0);
     view = store_catalog_find(catalog, "conc");
     const struct store_schema *schema = store_view_schema(view);

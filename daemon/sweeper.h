@@ -1,0 +1,27 @@
+#pragma once
+/*
+ * The expiry sweeper: a control thread that walks every view's table a slice at a time and
+ * reclaims rows older than TTL + grace and tombstones older than the grace, so views fed by
+ * streams do not grow without bound. Each tick looks at SWEEPER_SLOTS_PER_TICK slots of each
+ * view; the store locks one shard at a time, so lookups never wait and writers wait at most
+ * one shard's slice.
+ */
+#include <stdint.h>
+
+#define SWEEPER_SLOTS_PER_TICK (1u << 16)
+
+struct store_catalog;
+
+struct sweeper_options {
+    uint32_t interval_ms;    /* store.sweep_interval_ms */
+    int64_t expiry_grace_us; /* store.expiry_grace */
+};
+
+/* Starts the thread. Returns -1 when it cannot be started. */
+int sweeper_setup(struct store_catalog *catalog, const struct sweeper_options *options);
+
+/* Stops the thread and waits for it; safe when setup failed or never ran. */
+void sweeper_teardown(void);
+
+/* Rows and tombstones reclaimed since setup (for the stats port). */
+uint64_t sweeper_reclaimed(void);
