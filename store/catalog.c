@@ -1,6 +1,7 @@
 #include "catalog.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,17 @@
 #include "table.h"
 
 struct store_view {
-    struct store_schema *schema;
+    _Atomic(struct store_schema *) schema;
     _Atomic(struct store_table *) table;
     _Atomic uint64_t version;
     _Atomic int64_t loaded_at_us;
+    /* Writers of live rows and the loader's commit serialize here; readers never do. */
+    pthread_mutex_t write_lock;
+    bool loading;
+    struct store_row **log; /* row images applied while loading, in order */
+    size_t nlog;
+    size_t log_cap;
+    bool log_failed; /* out of memory while logging: the commit must not lose updates */
 };
 
 /* The list of views is copied on every add and published whole, so readers never lock. */
@@ -58,9 +66,21 @@ uint32_t store_catalog_shards(const struct store_catalog *catalog) {
     return catalog->shards;
 }
 
+static void _log_clear(struct store_view *view) {
+    for (size_t i = 0; i < view->nlog; i++) {
+        free(view->log[i]);
+    }
+    free(view->log);
+    view->log = NULL;
+    view->nlog = view->log_cap = 0;
+    view->log_failed = false;
+}
+
 static void _view_destroy(struct store_view *view) {
+    _log_clear(view);
+    pthread_mutex_destroy(&view->write_lock);
     store_table_destroy(atomic_load_explicit(&view->table, memory_order_relaxed));
-    store_schema_destroy(view->schema);
+    store_schema_destroy(atomic_load_explicit(&view->schema, memory_order_relaxed));
     free(view);
 }
 
@@ -103,7 +123,8 @@ int store_catalog_add_view(struct store_catalog *catalog, struct store_schema *s
         snprintf(err, err_len, "view %s: out of memory", schema->view);
         goto fail;
     }
-    view->schema = schema;
+    atomic_init(&view->schema, schema);
+    pthread_mutex_init(&view->write_lock, NULL);
     struct store_table_options options = {.shards = catalog->shards};
     struct store_table *empty = store_table_create(schema, &options, err, err_len);
     if (empty == NULL) {
@@ -132,7 +153,7 @@ struct store_view *store_catalog_find(const struct store_catalog *catalog, const
     /* Views are few (tens); a linear scan over a short array beats hashing the name. */
     struct view_list *list = _list(catalog);
     for (size_t i = 0; i < list->count; i++) {
-        if (strcmp(list->views[i]->schema->view, name) == 0) {
+        if (strcmp(store_view_schema(list->views[i])->view, name) == 0) {
             return list->views[i];
         }
     }
@@ -149,7 +170,45 @@ struct store_view *store_catalog_at(const struct store_catalog *catalog, size_t 
 }
 
 const struct store_schema *store_view_schema(const struct store_view *view) {
-    return view->schema;
+    return atomic_load_explicit(&((struct store_view *)view)->schema, memory_order_acquire);
+}
+
+struct retired_schema {
+    struct store_rcu_head rcu;
+    struct store_schema *schema;
+};
+
+static void _schema_free_deferred(struct store_rcu_head *head) {
+    struct retired_schema *r = caa_container_of(head, struct retired_schema, rcu);
+    store_schema_destroy(r->schema);
+    free(r);
+}
+
+int store_view_replace_schema(struct store_view *view, struct store_schema *schema, char *err,
+                              size_t err_len) {
+    pthread_mutex_lock(&view->write_lock); /* no live write may slip between copy and swap */
+    struct store_table *old_table = atomic_load_explicit(&view->table, memory_order_acquire);
+    struct store_table_options options = {.shards = store_table_shards(old_table)};
+    struct store_table *table = store_table_copy(old_table, schema, &options, err, err_len);
+    if (table == NULL) {
+        pthread_mutex_unlock(&view->write_lock);
+        store_schema_destroy(schema);
+        return -1;
+    }
+    store_table_mark_published(table);
+    struct store_schema *old_schema =
+        atomic_exchange_explicit(&view->schema, schema, memory_order_acq_rel);
+    atomic_store_explicit(&view->table, table, memory_order_release);
+    pthread_mutex_unlock(&view->write_lock);
+    /* Deferred callbacks run in order: the old table goes before the schema it points to. */
+    store_table_retire(old_table);
+    struct retired_schema *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        return 0; /* leaking a schema beats freeing it under a reader */
+    }
+    r->schema = old_schema;
+    store_rcu_defer(&r->rcu, _schema_free_deferred);
+    return 0;
 }
 
 struct store_table *store_view_table(const struct store_view *view) {
@@ -172,4 +231,95 @@ uint64_t store_view_version(const struct store_view *view) {
 
 int64_t store_view_loaded_at_us(const struct store_view *view) {
     return atomic_load_explicit(&((struct store_view *)view)->loaded_at_us, memory_order_relaxed);
+}
+
+/* ---- live writes and loads ------------------------------------------------------------- */
+
+static void _log_append(struct store_view *view, const struct store_key *key,
+                        const struct store_row_builder *row, int64_t event_ts_us,
+                        int64_t created_ts_us) {
+    if (view->nlog == view->log_cap) {
+        size_t cap = view->log_cap ? view->log_cap * 2 : 1024;
+        struct store_row **grown = realloc(view->log, cap * sizeof(*grown));
+        if (grown == NULL) {
+            view->log_failed = true;
+            return;
+        }
+        view->log = grown;
+        view->log_cap = cap;
+    }
+    struct store_row *image =
+        store_row_image(store_view_schema(view), key, row, event_ts_us, created_ts_us);
+    if (image == NULL) {
+        view->log_failed = true;
+        return;
+    }
+    view->log[view->nlog++] = image;
+}
+
+enum store_upsert_result store_view_upsert(struct store_view *view, const struct store_key *key,
+                                           const struct store_row_builder *row) {
+    pthread_mutex_lock(&view->write_lock);
+    /* The lock keeps the loader from swapping, so this table stays current until unlock. */
+    struct store_table *table = atomic_load_explicit(&view->table, memory_order_acquire);
+    enum store_upsert_result result = store_table_upsert(table, key, row);
+    if (view->loading && result != STORE_UPSERT_ERROR) {
+        _log_append(view, key, row, row->event_ts_us, row->created_ts_us);
+    }
+    pthread_mutex_unlock(&view->write_lock);
+    return result;
+}
+
+enum store_upsert_result store_view_delete(struct store_view *view, const struct store_key *key,
+                                           int64_t event_ts_us, int64_t created_ts_us) {
+    pthread_mutex_lock(&view->write_lock);
+    struct store_table *table = atomic_load_explicit(&view->table, memory_order_acquire);
+    enum store_upsert_result result = store_table_delete(table, key, event_ts_us, created_ts_us);
+    if (view->loading && result != STORE_UPSERT_ERROR) {
+        _log_append(view, key, NULL, event_ts_us, created_ts_us);
+    }
+    pthread_mutex_unlock(&view->write_lock);
+    return result;
+}
+
+void store_view_load_begin(struct store_view *view) {
+    pthread_mutex_lock(&view->write_lock);
+    _log_clear(view);
+    view->loading = true;
+    pthread_mutex_unlock(&view->write_lock);
+}
+
+uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,
+                                int64_t loaded_at_us) {
+    pthread_mutex_lock(&view->write_lock);
+    if (view->log_failed) {
+        _log_clear(view);
+        view->loading = false;
+        pthread_mutex_unlock(&view->write_lock);
+        return 0;
+    }
+    /* Replayed with upsert-if-newer: an update older than the snapshot's row changes nothing. */
+    for (size_t i = 0; i < view->nlog; i++) {
+        store_table_upsert_row(table, view->log[i]);
+    }
+    uint64_t version = store_view_swap_table(view, table, loaded_at_us);
+    _log_clear(view);
+    view->loading = false;
+    pthread_mutex_unlock(&view->write_lock);
+    return version;
+}
+
+void store_view_load_abort(struct store_view *view) {
+    pthread_mutex_lock(&view->write_lock);
+    _log_clear(view);
+    view->loading = false;
+    pthread_mutex_unlock(&view->write_lock);
+}
+
+size_t store_view_load_logged(const struct store_view *view) {
+    struct store_view *v = (struct store_view *)view;
+    pthread_mutex_lock(&v->write_lock);
+    size_t n = v->nlog;
+    pthread_mutex_unlock(&v->write_lock);
+    return n;
 }

@@ -13,8 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "table.h"
+
 struct store_schema;
-struct store_table;
 struct store_catalog;
 struct store_view;
 
@@ -43,6 +44,7 @@ struct store_view *store_catalog_find(const struct store_catalog *catalog, const
 size_t store_catalog_count(const struct store_catalog *catalog);
 struct store_view *store_catalog_at(const struct store_catalog *catalog, size_t index);
 
+/* The view's schema. Inside store_read_lock() when a reload may replace it concurrently. */
 const struct store_schema *store_view_schema(const struct store_view *view);
 
 /* The view's current table. Call inside store_read_lock(); valid until store_read_unlock(). */
@@ -56,6 +58,44 @@ struct store_table *store_view_table(const struct store_view *view);
  */
 uint64_t store_view_swap_table(struct store_view *view, struct store_table *table,
                                int64_t loaded_at_us);
+
+/*
+ * Replaces the view's schema with `schema` (same layout, e.g. a new TTL or new defaults from a
+ * reload): copies the current table under it (store_table_copy) and swaps both in, holding
+ * the view's writer mutex so no live write is lost. Takes ownership of `schema`, also on
+ * failure. The old schema and table are freed after a grace period; the snapshot version does
+ * not change. Returns 0, or -1 with `err` set. Control thread; blocks for the copy.
+ */
+int store_view_replace_schema(struct store_view *view, struct store_schema *schema, char *err,
+                              size_t err_len);
+
+/*
+ * Row-by-row writes to a view's live table (pushes, streams). Each call stores the row in the
+ * current table with upsert-if-newer (see store_table_upsert / store_table_delete). While a
+ * snapshot load is in progress for the view (store_view_load_begin), the row is also logged,
+ * and store_view_load_commit() replays the log into the new table before swapping it in, so
+ * an update is never lost to a swap: every entity serves the newest of what the snapshot and
+ * the updates said. Takes the view's writer mutex (never held by readers); may allocate.
+ */
+enum store_upsert_result store_view_upsert(struct store_view *view, const struct store_key *key,
+                                           const struct store_row_builder *row);
+enum store_upsert_result store_view_delete(struct store_view *view, const struct store_key *key,
+                                           int64_t event_ts_us, int64_t created_ts_us);
+
+/*
+ * A snapshot load: begin before the first source row is read; then commit the new table
+ * (replays the logged updates into it, publishes it, returns the new version) or abort
+ * (drops the log; the caller destroys its table). Commit returns 0 and publishes nothing when
+ * the updates could not all be logged (out of memory): the caller then destroys its table and
+ * fails the load rather than lose them. One load per view at a time. Control thread.
+ */
+void store_view_load_begin(struct store_view *view);
+uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,
+                                int64_t loaded_at_us);
+void store_view_load_abort(struct store_view *view);
+
+/* Updates logged during the load in progress (for logs and tests). */
+size_t store_view_load_logged(const struct store_view *view);
 
 /* The version of the current snapshot: 0 before the first swap. */
 uint64_t store_view_version(const struct store_view *view);

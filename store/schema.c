@@ -284,6 +284,24 @@ int store_schema_feature_index(const struct store_schema *schema, const char *na
     return -1;
 }
 
+bool store_schema_same_layout(const struct store_schema *a, const struct store_schema *b) {
+    if (a->nkeys != b->nkeys || a->nfeatures != b->nfeatures || !a->finalized || !b->finalized) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->nkeys; i++) {
+        if (a->keys[i].type != b->keys[i].type || strcmp(a->keys[i].name, b->keys[i].name) != 0) {
+            return false;
+        }
+    }
+    for (uint32_t i = 0; i < a->nfeatures; i++) {
+        const struct store_feature *fa = &a->features[i], *fb = &b->features[i];
+        if (fa->type != fb->type || strcmp(fa->name, fb->name) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 struct store_schema *store_schema_clone(const struct store_schema *schema) {
     struct store_schema *copy = store_schema_create(schema->view, schema->ttl_us);
     if (copy == NULL) {

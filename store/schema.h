@@ -133,6 +133,12 @@ int store_schema_finalize(struct store_schema *schema, char *err, size_t err_len
 /* Returns the index of the feature named `name`, or -1. */
 int store_schema_feature_index(const struct store_schema *schema, const char *name);
 
+/*
+ * True when rows laid out for `a` read correctly with `b`: the same join keys and the same
+ * features with the same types in the same order. TTL and defaults may differ.
+ */
+bool store_schema_same_layout(const struct store_schema *a, const struct store_schema *b);
+
 /* Returns a deep copy (finalized if the original was), or NULL when out of memory. */
 struct store_schema *store_schema_clone(const struct store_schema *schema);
 

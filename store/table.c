@@ -357,6 +357,58 @@ void store_table_destroy(struct store_table *table) {
     free(table);
 }
 
+struct store_table *store_table_copy(const struct store_table *source,
+                                     const struct store_schema *schema,
+                                     const struct store_table_options *options, char *err,
+                                     size_t err_len) {
+    if (!store_schema_same_layout(source->schema, schema)) {
+        snprintf(err, err_len, "view %s: the new schema lays rows out differently", schema->view);
+        return NULL;
+    }
+    struct store_table_stats stats;
+    store_table_stats(source, &stats);
+    struct store_table_options sized = options != NULL ? *options : (struct store_table_options){0};
+    sized.expected_rows = stats.rows + stats.tombstones;
+    struct store_table *copy = store_table_create(schema, &sized, err, err_len);
+    if (copy == NULL) {
+        return NULL;
+    }
+    for (uint32_t s = 0; s < source->nshards; s++) {
+        const struct store_index *index =
+            atomic_load_explicit(&source->shards[s].index, memory_order_acquire);
+        for (uint32_t i = 0; i < index->capacity; i++) {
+            uint64_t slot = atomic_load_explicit(&index->slots[i], memory_order_acquire);
+            if (slot <= SLOT_DELETED) {
+                continue;
+            }
+            const struct store_row *row = _slot_row(slot);
+            size_t size = store_row_total_size(source->schema, row);
+            struct store_key key = {store_row_key(row), row->key_len,
+                                    store_key_hash(store_row_key(row), row->key_len)};
+            struct store_shard *shard = &copy->shards[_shard_of(copy, key.hash)];
+            bool from_arena = false;
+            struct store_row *dst = NULL;
+            if (_shard_reserve(copy, shard) == 0) {
+                dst = _row_alloc(copy, shard, size, &from_arena);
+            }
+            if (dst == NULL) {
+                snprintf(err, err_len, "view %s: out of memory copying the table", schema->view);
+                store_table_destroy(copy);
+                return NULL;
+            }
+            memcpy(dst, row, size);
+            dst->flags =
+                (uint8_t)((row->flags & ~ROW_FROM_ARENA) | (from_arena ? ROW_FROM_ARENA : 0));
+            struct store_index *cindex = atomic_load_explicit(&shard->index, memory_order_relaxed);
+            _index_place(cindex, key.hash, (key.hash & SLOT_TAG) | (uint64_t)(uintptr_t)dst);
+            shard->occupied++;
+            _add((row->flags & STORE_ROW_TOMBSTONE) ? &copy->tombstones : &copy->rows, 1);
+        }
+    }
+    store_table_seal(copy);
+    return copy;
+}
+
 static void _table_destroy_deferred(struct store_rcu_head *head) {
     store_table_destroy(caa_container_of(head, struct store_table, rcu));
 }
@@ -368,6 +420,10 @@ void store_table_retire(struct store_table *table) {
 
 const struct store_schema *store_table_schema(const struct store_table *table) {
     return table->schema;
+}
+
+uint32_t store_table_shards(const struct store_table *table) {
+    return table->nshards;
 }
 
 void store_table_mark_published(struct store_table *table) {
@@ -506,6 +562,45 @@ enum store_upsert_result store_table_delete(struct store_table *table, const str
     struct tombstone_arg arg = {event_ts_us, created_ts_us};
     return _upsert(table, key, event_ts_us, created_ts_us, store_row_size_tombstone(key->len),
                    _write_tombstone, &arg);
+}
+
+struct image_arg {
+    const struct store_row *row;
+    size_t size;
+};
+
+static void _copy_image(struct store_row *dst, const struct store_key *key, const void *arg) {
+    const struct image_arg *image = arg;
+    (void)key;
+    memcpy(dst, image->row, image->size);
+    dst->flags &= (uint8_t)~ROW_FROM_ARENA; /* _upsert sets it again if dst is from an arena */
+}
+
+enum store_upsert_result store_table_upsert_row(struct store_table *table,
+                                                const struct store_row *row) {
+    struct store_key key = {store_row_key(row), row->key_len,
+                            store_key_hash(store_row_key(row), row->key_len)};
+    struct image_arg image = {row, store_row_total_size(table->schema, row)};
+    return _upsert(table, &key, row->event_ts_us, row->created_ts_us, image.size, _copy_image,
+                   &image);
+}
+
+struct store_row *store_row_image(const struct store_schema *schema, const struct store_key *key,
+                                  const struct store_row_builder *builder, int64_t event_ts_us,
+                                  int64_t created_ts_us) {
+    size_t size =
+        builder != NULL ? store_row_size(builder, key->len) : store_row_size_tombstone(key->len);
+    struct store_row *row = aligned_alloc(8, size);
+    if (row == NULL) {
+        return NULL;
+    }
+    if (builder != NULL) {
+        store_row_write(builder, key->data, key->len, row);
+    } else {
+        store_row_write_tombstone(row, key->data, key->len, event_ts_us, created_ts_us);
+    }
+    (void)schema;
+    return row;
 }
 
 /* ---- reads -------------------------------------------------------------------------------- */

@@ -63,6 +63,17 @@ struct store_table *store_table_create(const struct store_schema *schema,
                                        const struct store_table_options *options, char *err,
                                        size_t err_len);
 
+/*
+ * Returns a new unpublished table for `schema` (same layout as the source's, see
+ * store_schema_same_layout) holding copies of every row and tombstone of `source`, sealed.
+ * For applying a changed TTL or defaults. Reads `source` like store_table_foreach(): call it
+ * from the thread that writes the source, or accept that writes made meanwhile may be missed.
+ */
+struct store_table *store_table_copy(const struct store_table *source,
+                                     const struct store_schema *schema,
+                                     const struct store_table_options *options, char *err,
+                                     size_t err_len);
+
 /* Frees the table and all its rows at once. No reader or writer may still use it. */
 void store_table_destroy(struct store_table *table);
 
@@ -70,6 +81,7 @@ void store_table_destroy(struct store_table *table);
 void store_table_retire(struct store_table *table);
 
 const struct store_schema *store_table_schema(const struct store_table *table);
+uint32_t store_table_shards(const struct store_table *table);
 
 /*
  * Stores the row in `builder` under `key` if it is newer (event time, then created time) than
@@ -86,6 +98,21 @@ enum store_upsert_result store_table_upsert(struct store_table *table, const str
  */
 enum store_upsert_result store_table_delete(struct store_table *table, const struct store_key *key,
                                             int64_t event_ts_us, int64_t created_ts_us);
+
+/*
+ * Upsert-if-newer of a whole row image (a row or tombstone read from another table of the
+ * same layout), copied. For replaying logged updates into a new snapshot.
+ */
+enum store_upsert_result store_table_upsert_row(struct store_table *table,
+                                                const struct store_row *row);
+
+/*
+ * Copies the row `builder` describes (or, with builder NULL, a tombstone at the given times)
+ * for `key` into a new malloc'd row image, or returns NULL when out of memory. Free with free().
+ */
+struct store_row *store_row_image(const struct store_schema *schema, const struct store_key *key,
+                                  const struct store_row_builder *builder, int64_t event_ts_us,
+                                  int64_t created_ts_us);
 
 /*
  * Finds `key`. Returns its row, or NULL when absent or deleted. Call inside store_read_lock();

@@ -91,11 +91,133 @@ static void test_swap_publishes_whole_snapshots_with_versions(void **state) {
     store_catalog_destroy(c);
 }
 
+static void test_replace_schema_keeps_rows_and_applies_new_ttl(void **state) {
+    (void)state;
+    struct store_catalog *c = store_catalog_create(8);
+    assert_int_equal(store_catalog_add_view(c, _schema("users"), err, sizeof err), 0);
+    struct store_view *v = store_catalog_find(c, "users");
+    store_view_swap_table(v, _table_with(store_view_schema(v), 7, 70), 1);
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(7, kb);
+    store_rcu_synchronize();
+    /* the same layout with a 10 s TTL and a literal default */
+    struct store_schema *next = store_schema_create("users", 10 * 1000000);
+    store_schema_add_key(next, "id", STORE_KEY_INT64, err, sizeof err);
+    store_schema_add_feature(next, "x", STORE_TYPE_INT64, err, sizeof err);
+    struct store_value minus_one = {.type = STORE_TYPE_INT64, .i64 = -1};
+    store_schema_set_default(next, 0, STORE_DEFAULT_LITERAL, &minus_one, err, sizeof err);
+    store_schema_finalize(next, err, sizeof err);
+    assert_int_equal(store_view_replace_schema(v, next, err, sizeof err), 0);
+    assert_int_equal(store_view_version(v), 1); /* same data, same version */
+    store_read_lock();
+    struct store_table *t = store_view_table(v);
+    assert_int_equal(store_view_schema(v)->ttl_us, 10 * 1000000);
+    const struct store_row *row = store_table_get(t, &key);
+    assert_non_null(row);
+    struct store_value val;
+    bool has;
+    assert_int_equal(store_table_read(t, row, 0, 1 + 10 * 1000000, &val, &has), STORE_PRESENT);
+    assert_int_equal(val.i64, 70);
+    assert_int_equal(store_table_read(t, row, 0, 2 + 10 * 1000000, &val, &has),
+                     STORE_OUTSIDE_MAX_AGE);
+    assert_true(has && val.i64 == -1);
+    store_read_unlock();
+    /* a different layout is refused */
+    struct store_schema *other = store_schema_create("users", 0);
+    store_schema_add_key(other, "id", STORE_KEY_STRING, err, sizeof err);
+    store_schema_add_feature(other, "x", STORE_TYPE_INT64, err, sizeof err);
+    store_schema_finalize(other, err, sizeof err);
+    store_read_lock();
+    assert_null(store_table_copy(store_view_table(v), other, NULL, err, sizeof err));
+    store_read_unlock();
+    assert_non_null(strstr(err, "lays rows out differently"));
+    store_schema_destroy(other);
+    store_rcu_barrier();
+    store_catalog_destroy(c);
+}
+
+static int64_t _x_of(struct store_view *v, int64_t id) {
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(id, kb);
+    store_read_lock();
+    const struct store_row *row = store_table_get(store_view_table(v), &key);
+    int64_t x = INT64_MIN;
+    if (row != NULL) {
+        struct store_value val;
+        store_row_get(store_view_schema(v), row, 0, &val);
+        x = val.i64;
+    }
+    store_read_unlock();
+    return x;
+}
+
+static enum store_upsert_result _live_put(struct store_view *v, int64_t id, int64_t ev, int64_t x) {
+    struct store_row_builder b;
+    store_row_builder_init(&b, store_view_schema(v));
+    store_row_builder_reset(&b, ev, 0);
+    store_row_set_int64(&b, 0, x);
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(id, kb);
+    enum store_upsert_result r = store_view_upsert(v, &key, &b);
+    store_row_builder_deinit(&b);
+    return r;
+}
+
+static void test_updates_during_a_load_survive_the_swap(void **state) {
+    (void)state;
+    struct store_catalog *c = store_catalog_create(8);
+    assert_int_equal(store_catalog_add_view(c, _schema("users"), err, sizeof err), 0);
+    struct store_view *v = store_catalog_find(c, "users");
+    const struct store_schema *s = store_view_schema(v);
+    assert_int_equal(_live_put(v, 1, 10, 100), STORE_UPSERT_INSERTED); /* before the load */
+    store_view_load_begin(v);
+    /* the snapshot being built says: id 1 = 11 at t=20, id 2 = 22 at t=20 */
+    struct store_table *t = store_table_create(s, NULL, err, sizeof err);
+    struct store_row_builder b;
+    store_row_builder_init(&b, s);
+    for (int64_t id = 1; id <= 2; id++) {
+        uint8_t kb[8];
+        struct store_key key = fixture_int_key(id, kb);
+        store_row_builder_reset(&b, 20, 0);
+        store_row_set_int64(&b, 0, id * 11);
+        store_table_upsert(t, &key, &b);
+    }
+    store_row_builder_deinit(&b);
+    /* meanwhile, live: id 2 updated at t=30 (newer than the snapshot), id 1 at t=15 (older),
+     * id 3 new, id 4 deleted at t=40 */
+    assert_int_equal(_live_put(v, 2, 30, 2000), STORE_UPSERT_INSERTED);
+    assert_int_equal(_live_put(v, 1, 15, 1500), STORE_UPSERT_REPLACED);
+    assert_int_equal(_live_put(v, 3, 5, 3000), STORE_UPSERT_INSERTED);
+    uint8_t kb[8];
+    struct store_key key4 = fixture_int_key(4, kb);
+    assert_int_equal(store_view_delete(v, &key4, 40, 0), STORE_UPSERT_INSERTED);
+    assert_int_equal(store_view_load_logged(v), 4);
+    assert_int_equal(_x_of(v, 2), 2000); /* live writes are visible at once */
+    store_table_seal(t);
+    assert_int_equal(store_view_load_commit(v, t, 99), 1);
+    assert_int_equal(_x_of(v, 1), 11);   /* the snapshot's row was newer than the update */
+    assert_int_equal(_x_of(v, 2), 2000); /* the update was newer than the snapshot's row */
+    assert_int_equal(_x_of(v, 3), 3000); /* an entity only the updates knew */
+    assert_int_equal(_x_of(v, 4), INT64_MIN);
+    assert_int_equal(store_view_load_logged(v), 0);
+    /* after the load, updates are no longer logged; an aborted load drops its log */
+    store_view_load_begin(v);
+    _live_put(v, 5, 1, 5);
+    store_view_load_abort(v);
+    assert_int_equal(store_view_load_logged(v), 0);
+    assert_int_equal(_x_of(v, 5), 5);
+    assert_int_equal(store_view_version(v), 1);
+    store_rcu_barrier();
+    store_catalog_destroy(c);
+}
+
 int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_views_are_found_by_name),
         cmocka_unit_test(test_swap_publishes_whole_snapshots_with_versions),
+        cmocka_unit_test(test_replace_schema_keeps_rows_and_applies_new_ttl),
+        cmocka_unit_test(test_updates_during_a_load_survive_the_swap),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     store_rcu_thread_offline();
