@@ -1,7 +1,10 @@
 /* fsd: parses the command line and wires the modules together; the work happens in them. */
 #include "config.h"
 #include "log.h"
+#include "grpc/grpc.h"
 #include "options.h"
+#include "reload.h"
+#include "rpc/rpc.h"
 #include "sweeper.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -79,32 +82,54 @@ static int _add_views(struct store_catalog *catalog, const struct fsd_config *co
     return 0;
 }
 
-/* Blocks until SIGINT or SIGTERM; SIGHUP is answered (reload arrives with the gRPC server). */
-static void _wait_for_signals(const sigset_t *signals) {
+/* Serves until SIGINT or SIGTERM; SIGHUP reloads the config. Returns the config in force. */
+static struct fsd_config *_serve(const sigset_t *signals, const char *path,
+                                 struct fsd_config *config, struct store_catalog *catalog) {
     for (;;) {
         int sig;
         if (sigwait(signals, &sig) != 0) {
             continue;
         }
         if (sig == SIGHUP) {
-            /* TODO: reload views and reloadable options when the gRPC server issue lands. */
-            log_warn("reload is not implemented yet; config unchanged", "signal=SIGHUP");
+            log_info("reloading config", "signal=SIGHUP file=%s", LOG_QUOTE(path));
+            config = reload_config(path, config, catalog);
             continue;
         }
-        log_info("shutting down", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        return;
+        log_info("shutting down: finishing calls in flight", "signal=%s",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+        return config;
     }
 }
 
+static int _start_server(const struct fsd_config *config) {
+    const struct option_server *o = &config->options.server;
+    struct grpc_server_options options;
+    grpc_server_options_init(&options);
+    options.bind = o->grpc_bind;
+    options.port = (uint16_t)o->grpc_port;
+    options.workers = o->workers;
+    options.max_message_bytes = o->max_message_bytes;
+    size_t nmethods;
+    const struct grpc_method *methods = rpc_methods(&nmethods);
+    char err[512];
+    if (grpc_server_setup(&options, methods, nmethods, rpc_worker_create, rpc_worker_destroy, err,
+                          sizeof err) != 0) {
+        log_error("cannot start the gRPC server", "error=%s", LOG_QUOTE(err));
+        return -1;
+    }
+    return 0;
+}
+
 static int _run(const char *path) {
-    /* Block before any thread exists, so every thread the store starts inherits the mask and
-     * these signals reach only sigwait() below. */
+    /* Block before any thread exists, so every thread inherits the mask and these signals
+     * reach only sigwait() in _serve(). */
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client that goes away must not kill the daemon */
 
     static char err[CONFIG_ERR_LEN];
     struct fsd_config *config;
@@ -136,14 +161,24 @@ static int _run(const char *path) {
     } else if (sweeper_setup(catalog, &sweep) != 0) {
         log_error("cannot start the expiry sweeper thread", NULL);
     } else {
-        log_info("fsd ready", "version=%s views=%zu feature_services=%zu", FSD_VERSION,
-                 config->nviews, config->nservices);
-        _wait_for_signals(&signals);
-        rc = EXIT_OK;
+        rpc_setup(config, catalog);
+        if (_start_server(config) == 0) {
+            log_info("fsd ready", "version=%s grpc=%s:%u views=%zu feature_services=%zu",
+                     FSD_VERSION, config->options.server.grpc_bind, grpc_server_port(),
+                     config->nviews, config->nservices);
+            config = _serve(&signals, path, config, catalog);
+            rpc_set_serving(0);
+            grpc_server_shutdown();
+            log_info("stopped serving", NULL);
+            rc = EXIT_OK;
+        }
+        grpc_server_teardown();
+        rpc_teardown();
     }
     sweeper_teardown();
     store_catalog_destroy(catalog);
     config_destroy(config);
+    store_rcu_thread_offline();
     return rc;
 }
 

@@ -36,6 +36,20 @@ FSD_APT_PACKAGES=(
     libyaml-dev
     # unit tests
     libcmocka-dev
+    # gRPC transport tests: a real gRPC client (Debian's /usr/bin/python3 module) and h2load
+    python3-grpcio
+    python3-protobuf # grpcio's status details; also the .proto-based client tests
+    protobuf-compiler # protoc for the Python client stubs of proto/
+    nghttp2-client # h2load, the HTTP/2 load generator for loadtest/
+    python3-h2 # a scriptable HTTP/2 client for transport tests grpcio cannot express
+    # materializer tests and pg_bench: a real PostgreSQL server (initdb, postgres, pg_isready)
+    postgresql
+    # stats port tests: a real Prometheus text-format parser for /metrics
+    python3-prometheus-client
+    # stats port tests: headless Chromium renders the HTML status page and screenshots it.
+    # Large (a few hundred MB with its dependencies), but it is the only way to check that
+    # the page a person opens actually renders; the test skips when it cannot run.
+    chromium
 )
 
 # DuckDB's C library is not packaged by Debian. The npm registry ships the same build inside

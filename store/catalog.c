@@ -12,6 +12,7 @@
 #include "table.h"
 
 struct store_view {
+    uint32_t index; /* position in the catalog, stable: views are never removed */
     _Atomic(struct store_schema *) schema;
     _Atomic(struct store_table *) table;
     _Atomic uint64_t version;
@@ -136,6 +137,7 @@ int store_catalog_add_view(struct store_catalog *catalog, struct store_schema *s
     atomic_init(&view->loaded_at_us, 0);
     fresh->count = old->count + 1;
     memcpy(fresh->views, old->views, old->count * sizeof(old->views[0]));
+    view->index = (uint32_t)old->count;
     fresh->views[old->count] = view;
     atomic_store_explicit(&catalog->list, fresh, memory_order_release);
     pthread_mutex_unlock(&catalog->writer_lock);
@@ -167,6 +169,10 @@ size_t store_catalog_count(const struct store_catalog *catalog) {
 struct store_view *store_catalog_at(const struct store_catalog *catalog, size_t index) {
     struct view_list *list = _list(catalog);
     return index < list->count ? list->views[index] : NULL;
+}
+
+uint32_t store_view_index(const struct store_view *view) {
+    return view->index;
 }
 
 const struct store_schema *store_view_schema(const struct store_view *view) {

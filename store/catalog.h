@@ -44,6 +44,9 @@ struct store_view *store_catalog_find(const struct store_catalog *catalog, const
 size_t store_catalog_count(const struct store_catalog *catalog);
 struct store_view *store_catalog_at(const struct store_catalog *catalog, size_t index);
 
+/* The view's position in the catalog (0, 1, ...): stable, for per-view counter arrays. */
+uint32_t store_view_index(const struct store_view *view);
+
 /* The view's schema. Inside store_read_lock() when a reload may replace it concurrently. */
 const struct store_schema *store_view_schema(const struct store_view *view);
 

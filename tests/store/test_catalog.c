@@ -52,6 +52,7 @@ static void test_views_are_found_by_name(void **state) {
     struct store_view *items = store_catalog_find(c, "items");
     assert_non_null(items);
     assert_ptr_equal(store_catalog_at(c, 1), items);
+    assert_int_equal(store_view_index(items), 1);
     assert_null(store_catalog_at(c, 2));
     assert_null(store_catalog_find(c, "nope"));
     assert_string_equal(store_view_schema(items)->view, "items");

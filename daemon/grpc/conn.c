@@ -1,0 +1,422 @@
+/*
+ * One client connection: socket I/O, the nghttp2 server session, and the queue of calls
+ * whose request is complete. Reads parse a whole batch before any handler runs, and writes
+ * go out once per batch.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* Opaque data of the drain PING; its ack means the client has seen the shutdown notice. */
+static const uint8_t _drain_ping[8] = {'f', 's', 'd', 'd', 'r', 'a', 'i', 'n'};
+
+/* iovecs gathered per sendmsg(2). */
+#define _MAX_IOV 64
+
+static struct grpc_call *_call_of(nghttp2_session *session, int32_t stream_id) {
+    return nghttp2_session_get_stream_user_data(session, stream_id);
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------------------- */
+
+static int _on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
+                             void *user_data) {
+    struct grpc_conn *conn = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0;
+    }
+    struct grpc_call *call = grpc_worker_call_get(conn->worker);
+    if (call == NULL) {
+        /* nghttp2 resets just this stream. */
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    grpc_call_begin(call, conn, frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, call);
+    return 0;
+}
+
+static int _on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                      void *user_data) {
+    (void)flags;
+    (void)user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        return 0; /* request trailers carry nothing gRPC defines */
+    }
+    struct grpc_call *call = _call_of(session, frame->hd.stream_id);
+    if (call != NULL) {
+        grpc_call_on_header(call, name, namelen, value, valuelen);
+    }
+    return 0;
+}
+
+static int _on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+    struct grpc_conn *conn = user_data;
+    bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    struct grpc_call *call;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        /* May come after the stream closed (nghttp2 docs); the lookup then finds nothing. */
+        call = _call_of(session, frame->hd.stream_id);
+        if (call == NULL) {
+            break;
+        }
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+            grpc_call_on_headers_end(call, end_stream);
+        } else if (end_stream) {
+            grpc_call_on_request_end(call);
+        }
+        break;
+    case NGHTTP2_DATA:
+        if (end_stream && (call = _call_of(session, frame->hd.stream_id)) != NULL) {
+            grpc_call_on_request_end(call);
+        }
+        break;
+    case NGHTTP2_PING:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && conn->notice_sent &&
+            memcmp(frame->ping.opaque_data, _drain_ping, sizeof _drain_ping) == 0) {
+            grpc_conn_drain_final(conn);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int _on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                               const uint8_t *data, size_t len, void *user_data) {
+    (void)flags;
+    (void)user_data;
+    struct grpc_call *call = _call_of(session, stream_id);
+    if (call != NULL) {
+        grpc_call_on_data(call, data, len);
+    }
+    return 0;
+}
+
+static int _on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                            void *user_data) {
+    (void)error_code;
+    (void)user_data;
+    struct grpc_call *call = _call_of(session, stream_id);
+    if (call != NULL) {
+        nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+        grpc_call_release(call);
+    }
+    return 0;
+}
+
+static int _on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+    struct grpc_conn *conn = user_data;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        /*
+         * We answered before the client finished sending (an early error, or a handler that
+         * replied mid-stream). RFC 9113 8.1: RST_STREAM(NO_ERROR) tells it to stop sending
+         * without turning the answer it already has into an error.
+         */
+        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+            nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                      NGHTTP2_NO_ERROR);
+        }
+        break;
+    case NGHTTP2_GOAWAY:
+        if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+            grpc_conn_protocol_error(conn);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int _on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t len,
+                     void *user_data) {
+    (void)session;
+    struct grpc_conn *conn = user_data;
+    if (log_enabled(LOG_DEBUG)) {
+        char text[256];
+        snprintf(text, sizeof text, "%.*s", (int)(len < 255 ? len : 255), msg);
+        log_debug("grpc http2 error", "worker=%u fd=%d code=%d error=%s", conn->worker->index,
+                  conn->fd, lib_error_code, LOG_QUOTE(text));
+    }
+    return 0;
+}
+
+nghttp2_session_callbacks *grpc_conn_callbacks_new(void) {
+    nghttp2_session_callbacks *cb;
+    if (nghttp2_session_callbacks_new(&cb) != 0) {
+        return NULL;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, _on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, _on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, _on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, _on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, _on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, _on_frame_send);
+    nghttp2_session_callbacks_set_error_callback2(cb, _on_error);
+    return cb;
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+/* Writes what `out` holds. Returns 1 when all of it went, 0 when the socket is full, -1 on
+ * error. sendmsg with MSG_NOSIGNAL: a library must not depend on SIGPIPE being ignored. */
+static int _write_out(struct grpc_conn *conn) {
+    while (evbuffer_get_length(conn->out) > 0) {
+        struct evbuffer_iovec vec[_MAX_IOV];
+        int n = evbuffer_peek(conn->out, -1, NULL, vec, _MAX_IOV);
+        if (n > _MAX_IOV) {
+            n = _MAX_IOV;
+        }
+        struct iovec iov[_MAX_IOV];
+        for (int i = 0; i < n; i++) {
+            iov[i].iov_base = vec[i].iov_base;
+            iov[i].iov_len = vec[i].iov_len;
+        }
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t sent = sendmsg(conn->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return 0;
+            }
+            return -1;
+        }
+        evbuffer_drain(conn->out, (size_t)sent);
+    }
+    return 1;
+}
+
+/* Moves frames from nghttp2 to the socket until either runs dry. */
+static void _flush(struct grpc_conn *conn) {
+    for (;;) {
+        while (evbuffer_get_length(conn->out) < GRPC_OUT_HIGH_WATER) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(conn->session, &data);
+            if (n < 0) {
+                log_warn("grpc nghttp2 send failed", "worker=%u error=%s", conn->worker->index,
+                         LOG_QUOTE(nghttp2_strerror((int)n)));
+                conn->dead = true;
+                return;
+            }
+            if (n == 0) {
+                break;
+            }
+            if (evbuffer_add(conn->out, data, (size_t)n) != 0) {
+                conn->dead = true;
+                return;
+            }
+        }
+        if (evbuffer_get_length(conn->out) == 0) {
+            break;
+        }
+        int rv = _write_out(conn);
+        if (rv < 0) {
+            conn->dead = true;
+            return;
+        }
+        if (rv == 0) {
+            if (!conn->write_blocked) {
+                event_add(conn->write_ev, NULL);
+                conn->write_blocked = true;
+            }
+            return;
+        }
+    }
+    if (conn->write_blocked) {
+        event_del(conn->write_ev);
+        conn->write_blocked = false;
+    }
+}
+
+void grpc_conn_kick(struct grpc_conn *conn) {
+    if (!conn->dead) {
+        _flush(conn);
+    }
+    if (!conn->dead && !nghttp2_session_want_read(conn->session) &&
+        !nghttp2_session_want_write(conn->session) && evbuffer_get_length(conn->out) == 0) {
+        conn->dead = true; /* finished: GOAWAY exchanged and no stream left */
+    }
+    if (conn->dead) {
+        grpc_conn_destroy(conn);
+    }
+}
+
+/* ---- input ------------------------------------------------------------------------------- */
+
+void grpc_conn_enqueue(struct grpc_conn *conn, struct grpc_call *call) {
+    TAILQ_INSERT_TAIL(&conn->ready, call, ready_link);
+    call->queued = true;
+}
+
+static void _run_ready(struct grpc_conn *conn) {
+    struct grpc_call *call;
+    while (!conn->dead && (call = TAILQ_FIRST(&conn->ready)) != NULL) {
+        TAILQ_REMOVE(&conn->ready, call, ready_link);
+        call->queued = false;
+        grpc_call_dispatch(call);
+    }
+}
+
+void grpc_conn_protocol_error(struct grpc_conn *conn) {
+    if (!conn->protocol_error) {
+        conn->protocol_error = true;
+        grpc_stat_add(&conn->worker->stats.protocol_errors, 1);
+    }
+}
+
+/* nghttp2 refused the input (not HTTP/2 at all, or a flood): GOAWAY if it can, then close. */
+static void _fail_session(struct grpc_conn *conn, ssize_t rv) {
+    grpc_conn_protocol_error(conn);
+    log_debug("grpc connection closed: protocol error", "worker=%u fd=%d error=%s",
+              conn->worker->index, conn->fd, LOG_QUOTE(nghttp2_strerror((int)rv)));
+    nghttp2_session_terminate_session(conn->session, NGHTTP2_PROTOCOL_ERROR);
+    _flush(conn);
+    conn->dead = true;
+}
+
+static void _on_readable(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    struct grpc_conn *conn = arg;
+    struct grpc_worker *w = conn->worker;
+    /* The batch's one clock read: every HEADERS in it arrived "now". */
+    w->now_us = grpc_now_us();
+    for (int i = 0; i < GRPC_READS_PER_EVENT && !conn->dead; i++) {
+        ssize_t n = read(fd, w->read_buf, GRPC_READ_BUF_BYTES);
+        if (n > 0) {
+            ssize_t rv = nghttp2_session_mem_recv(conn->session, w->read_buf, (size_t)n);
+            if (rv < 0) {
+                _fail_session(conn, rv);
+                break;
+            }
+            if (n < GRPC_READ_BUF_BYTES) {
+                break; /* most likely drained; level-triggered polling says if not */
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            conn->dead = true; /* closed or reset by the client */
+        }
+        break;
+    }
+    _run_ready(conn);
+    grpc_conn_kick(conn);
+}
+
+static void _on_writable(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    grpc_conn_kick(arg);
+}
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+int grpc_conn_create(struct grpc_worker *w, int fd) {
+    struct grpc_server *s = w->server;
+    struct grpc_conn *conn = calloc(1, sizeof *conn);
+    if (conn == NULL) {
+        close(fd);
+        return -1;
+    }
+    conn->worker = w;
+    conn->fd = fd;
+    TAILQ_INIT(&conn->calls);
+    TAILQ_INIT(&conn->ready);
+    conn->out = evbuffer_new();
+    conn->read_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, _on_readable, conn);
+    conn->write_ev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, _on_writable, conn);
+    if (conn->out == NULL || conn->read_ev == NULL || conn->write_ev == NULL ||
+        nghttp2_session_server_new2(&conn->session, w->callbacks, conn, w->h2_option) != 0) {
+        goto fail;
+    }
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->options.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, s->stream_window},
+    };
+    if (nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings,
+                                sizeof settings / sizeof settings[0]) != 0 ||
+        nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)s->connection_window) != 0 ||
+        event_add(conn->read_ev, NULL) != 0) {
+        goto fail;
+    }
+    TAILQ_INSERT_TAIL(&w->conns, conn, link);
+    w->nconns++;
+    grpc_stat_add(&w->stats.connections_opened, 1);
+    grpc_conn_kick(conn); /* our SETTINGS go first, without waiting for the preface */
+    return 0;
+
+fail:
+    if (conn->session != NULL) {
+        nghttp2_session_del(conn->session);
+    }
+    if (conn->read_ev != NULL) {
+        event_free(conn->read_ev);
+    }
+    if (conn->write_ev != NULL) {
+        event_free(conn->write_ev);
+    }
+    if (conn->out != NULL) {
+        evbuffer_free(conn->out);
+    }
+    close(fd);
+    free(conn);
+    return -1;
+}
+
+void grpc_conn_drain(struct grpc_conn *conn) {
+    if (conn->notice_sent) {
+        return;
+    }
+    conn->notice_sent = true;
+    /* GOAWAY(2^31-1) says "no new streams soon"; the PING's ack says the client saw it, so
+     * the final GOAWAY sent then cannot race requests the client had already sent. */
+    nghttp2_submit_shutdown_notice(conn->session);
+    nghttp2_submit_ping(conn->session, NGHTTP2_FLAG_NONE, _drain_ping);
+    grpc_conn_kick(conn);
+}
+
+void grpc_conn_drain_final(struct grpc_conn *conn) {
+    if (conn->goaway_sent) {
+        return;
+    }
+    conn->goaway_sent = true;
+    nghttp2_submit_goaway(conn->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(conn->session), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+}
+
+void grpc_conn_destroy(struct grpc_conn *conn) {
+    struct grpc_worker *w = conn->worker;
+    TAILQ_REMOVE(&w->conns, conn, link);
+    event_free(conn->read_ev);
+    event_free(conn->write_ev);
+    /* The session goes first so no nghttp2 callback can see a released call. */
+    nghttp2_session_del(conn->session);
+    struct grpc_call *call;
+    while ((call = TAILQ_FIRST(&conn->calls)) != NULL) {
+        grpc_call_release(call);
+    }
+    evbuffer_free(conn->out);
+    close(conn->fd);
+    free(conn);
+    grpc_stat_add(&w->stats.connections_closed, 1);
+    grpc_worker_conn_gone(w);
+}

@@ -1,0 +1,225 @@
+#pragma once
+/*
+ * gRPC server transport: gRPC over HTTP/2 cleartext with prior knowledge ("h2c"), which is what
+ * grpcio and the other stock clients speak on insecure channels.
+ *
+ * N worker threads, each with its own libevent loop and its own listening socket bound with
+ * SO_REUSEPORT to the same address, so the kernel spreads connections over them. A connection
+ * stays on the worker that accepted it and a call runs to completion there: no locks and no
+ * hand-off between threads on the request path.
+ *
+ *   worker k:  accept ─▶ read batch ─▶ nghttp2 ─▶ headers checked, message reassembled
+ *                                                    │  (calls complete in the batch queue up)
+ *              write ◀── nghttp2 ◀── grpc_call_reply/fail ◀── handler ◀┘  deadline checked
+ *
+ * Calls complete when the whole read batch has been parsed, then run in arrival order, so a
+ * call that waited behind a slow one is answered DEADLINE_EXCEEDED without reaching its
+ * handler once its grpc-timeout has passed.
+ *
+ * Lifecycle: grpc_server_options_init, grpc_server_setup (binds, starts the workers),
+ * grpc_server_shutdown (graceful, from the main thread), grpc_server_teardown. One server per
+ * process.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- defaults ---------------------------------------------------------------------------- */
+
+#define GRPC_DEFAULT_BIND                   "127.0.0.1"
+#define GRPC_DEFAULT_PORT                   6566
+#define GRPC_DEFAULT_WORKERS                0 /* one per online core */
+#define GRPC_DEFAULT_MAX_MESSAGE_BYTES      (4u << 20)
+#define GRPC_DEFAULT_MAX_CONCURRENT_STREAMS 1000
+#define GRPC_DEFAULT_SHUTDOWN_TIMEOUT_MS    5000
+
+/* Bounds grpc_server_setup() enforces. */
+#define GRPC_MAX_WORKERS           256
+#define GRPC_MAX_MESSAGE_BYTES_MAX (1u << 30) /* keeps a stream's window below 2^31 */
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+struct grpc_server_options {
+    const char *bind;                /* numeric IPv4/IPv6 address or host name; copied */
+    uint16_t port;                   /* 0: the kernel picks one, see grpc_server_port() */
+    uint32_t workers;                /* 0: one per online core; at most GRPC_MAX_WORKERS */
+    uint64_t max_message_bytes;      /* larger request messages: RESOURCE_EXHAUSTED */
+    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
+    uint32_t shutdown_timeout_ms;    /* grace for calls in flight before connections are cut */
+};
+
+/* Fills `options` with the defaults above. */
+void grpc_server_options_init(struct grpc_server_options *options);
+
+/* ---- metrics ----------------------------------------------------------------------------- */
+
+/* gRPC status codes (grpc/doc/statuscodes.md). */
+enum grpc_code {
+    GRPC_OK = 0,
+    GRPC_CANCELLED = 1,
+    GRPC_UNKNOWN = 2,
+    GRPC_INVALID_ARGUMENT = 3,
+    GRPC_DEADLINE_EXCEEDED = 4,
+    GRPC_NOT_FOUND = 5,
+    GRPC_ALREADY_EXISTS = 6,
+    GRPC_PERMISSION_DENIED = 7,
+    GRPC_RESOURCE_EXHAUSTED = 8,
+    GRPC_FAILED_PRECONDITION = 9,
+    GRPC_ABORTED = 10,
+    GRPC_OUT_OF_RANGE = 11,
+    GRPC_UNIMPLEMENTED = 12,
+    GRPC_INTERNAL = 13,
+    GRPC_UNAVAILABLE = 14,
+    GRPC_DATA_LOSS = 15,
+    GRPC_UNAUTHENTICATED = 16,
+};
+#define GRPC_CODE_COUNT 17
+
+/* "OK", "CANCELLED", ... ; "INVALID_CODE" for a value outside the enum. */
+const char *grpc_code_name(enum grpc_code code);
+
+/*
+ * Counters are kept per worker (plain relaxed stores by the one writer) and summed on read.
+ * Each is declared once in grpc_metric_defs below, which the stats port renders from.
+ */
+struct grpc_server_stats {
+    uint64_t connections_opened; /* fsd_grpc_connections_opened_total */
+    uint64_t connections_open;   /* fsd_grpc_connections_open */
+    uint64_t protocol_errors;    /* fsd_grpc_protocol_errors_total */
+};
+
+/*
+ * Per method: index i is methods[i] as given to setup; index nmethods counts calls to paths
+ * no method serves (and requests rejected before their path was known).
+ */
+struct grpc_method_stats {
+    uint64_t calls[GRPC_CODE_COUNT];            /* fsd_grpc_calls_total{method,code} */
+    uint64_t deadline_exceeded_before_dispatch; /* fsd_grpc_deadline_exceeded_..._total */
+};
+
+enum grpc_metric_type { GRPC_METRIC_COUNTER, GRPC_METRIC_GAUGE };
+
+struct grpc_metric_def {
+    const char *name;
+    enum grpc_metric_type type;
+    const char *labels; /* comma-separated label names, "" for none */
+    const char *help;
+};
+
+extern const struct grpc_metric_def grpc_metric_defs[];
+extern const size_t grpc_metric_ndefs;
+
+/* ---- methods ----------------------------------------------------------------------------- */
+
+/* One RPC in progress. Opaque; valid from its first handler callback until it is finished. */
+struct grpc_call;
+
+/*
+ * Unary: called on the worker once the single request message is complete and the deadline
+ * has not passed. The handler must finish the call (reply or fail) before returning; one that
+ * does not is answered INTERNAL. `msg` is transport memory valid only during the call.
+ */
+typedef void (*grpc_unary_fn)(struct grpc_call *call, const uint8_t *msg, size_t len);
+
+/*
+ * Client streaming: on_message for each request message in order, as it completes (`msg` valid
+ * only during the callback); on_end once the client half-closes, which must finish the call.
+ * Any callback may finish the call early (e.g. fail on a bad message); no callback follows.
+ * on_abort (optional) is called instead of the rest when the call ends without the handler
+ * finishing it: reset by the client, connection lost, deadline passed, a message rejected by
+ * the transport. It must not reply. Per-call state hangs off grpc_call_set_user() and is
+ * released where the handler finishes the call or in on_abort.
+ */
+typedef void (*grpc_message_fn)(struct grpc_call *call, const uint8_t *msg, size_t len);
+typedef void (*grpc_call_fn)(struct grpc_call *call);
+
+struct grpc_method {
+    const char *path;    /* "/package.Service/Method"; copied by setup */
+    grpc_unary_fn unary; /* set for unary methods, NULL for client streaming */
+    grpc_message_fn on_message;
+    grpc_call_fn on_end;
+    grpc_call_fn on_abort;
+};
+
+/* Runs on each worker thread at start; what it returns is grpc_call_worker_context(). */
+typedef void *(*grpc_worker_init_fn)(unsigned index);
+/* Runs on each worker thread before it exits, with what worker_init returned. */
+typedef void (*grpc_worker_deinit_fn)(void *ctx);
+
+/* ---- setup / teardown -------------------------------------------------------------------- */
+
+/*
+ * Binds one SO_REUSEPORT listener per worker (worker 0 first, so port 0 resolves to one port
+ * the others then share), starts the worker threads and returns once every socket listens.
+ * Each worker calls store_rcu_thread_online() and then worker_init (may be NULL) on its own
+ * thread; worker_deinit and store_rcu_thread_offline() run there on exit. `methods` is copied.
+ * Returns 0, or -1 with `err` set ("bind 127.0.0.1:6566: Address already in use"); nothing is
+ * left running on failure. Not thread-safe; call from the main thread.
+ */
+int grpc_server_setup(const struct grpc_server_options *options, const struct grpc_method *methods,
+                      size_t nmethods, grpc_worker_init_fn worker_init,
+                      grpc_worker_deinit_fn worker_deinit, char *err, size_t err_len);
+
+/*
+ * Graceful stop, from the main thread (signals are main's business): every worker closes its
+ * listener, sends GOAWAY (a shutdown notice, then after one round trip the final GOAWAY naming
+ * the last stream it will serve), lets calls in flight finish and flush, closes connections
+ * and exits. After shutdown_timeout_ms, connections still open are closed hard. Returns when
+ * every worker thread has exited. Blocks; a second call does nothing.
+ */
+void grpc_server_shutdown(void);
+
+/* Shuts down if still running, then frees everything. Stats read 0 afterwards. */
+void grpc_server_teardown(void);
+
+/* ---- API --------------------------------------------------------------------------------- */
+
+/* The bound port (the kernel's choice when options.port was 0); 0 when not set up. */
+uint16_t grpc_server_port(void);
+
+/* Sums every worker's counters. Any thread, any time between setup and teardown. */
+void grpc_server_stats(struct grpc_server_stats *out);
+/* Sums one method's counters (see struct grpc_method_stats); -1 if the index is too large. */
+int grpc_server_method_stats(size_t method_index, struct grpc_method_stats *out);
+
+/* CLOCK_MONOTONIC in microseconds: the clock of grpc_call_start_us/deadline_us. */
+int64_t grpc_now_us(void);
+
+/* The calls' accessors below are for handlers, on the call's worker thread. */
+
+void *grpc_call_worker_context(const struct grpc_call *call);
+unsigned grpc_call_worker_index(const struct grpc_call *call);
+/* Index into the methods given to setup. */
+size_t grpc_call_method_index(const struct grpc_call *call);
+/* When the call's HEADERS were read (grpc_now_us clock; the read batch's time). */
+int64_t grpc_call_start_us(const struct grpc_call *call);
+/* start + grpc-timeout, or INT64_MAX when the client sent none. */
+int64_t grpc_call_deadline_us(const struct grpc_call *call);
+
+/* The handler's per-call pointer (streaming state); NULL until set. */
+void *grpc_call_user(const struct grpc_call *call);
+void grpc_call_set_user(struct grpc_call *call, void *user);
+
+/*
+ * Finishes the call with `len` bytes of `msg` (copied) as the response message and status OK.
+ * Does nothing if the call is already finished. Never blocks: bytes go out when the socket
+ * and the client's flow-control window allow.
+ */
+void grpc_call_reply(struct grpc_call *call, const void *msg, size_t len);
+
+/*
+ * Zero-copy form of grpc_call_reply: returns `len` bytes of call-owned memory to encode the
+ * response into, then grpc_call_reply_send() sends it. NULL when out of memory or finished.
+ */
+void *grpc_call_reply_reserve(struct grpc_call *call, size_t len);
+void grpc_call_reply_send(struct grpc_call *call);
+
+/*
+ * Finishes the call with `code` and `message` (UTF-8, may be NULL; percent-encoded into
+ * grpc-message, cut at 1 KiB). Does nothing if the call is already finished. Never blocks.
+ */
+void grpc_call_fail(struct grpc_call *call, enum grpc_code code, const char *message);
+
+/* printf-style grpc_call_fail. */
+__attribute__((format(printf, 3, 4))) void
+grpc_call_failf(struct grpc_call *call, enum grpc_code code, const char *fmt, ...);

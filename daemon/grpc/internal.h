@@ -1,0 +1,255 @@
+#pragma once
+/*
+ * What the files of daemon/grpc/ share: the server, its workers, their connections and calls.
+ * Internal: other modules use grpc.h.
+ *
+ *   grpc_server ── workers[0..n) ── conns (list) ── calls (list, one per open stream)
+ *                      │                 └── ready (calls whose request is complete, FIFO)
+ *                      └── call freelist, read buffer, counters
+ *
+ * Everything below a worker is touched only by that worker's thread. Across threads there are
+ * only: the counters (single-writer relaxed atomics), the stop request (an atomic plus an
+ * eventfd the worker's loop watches), and setup/join on the main thread.
+ */
+#include "grpc.h"
+#include "wire.h"
+
+/* The few log lines the transport writes: setup, stop, protocol errors at debug, surprises. */
+#include "daemon/log.h"
+
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct event;
+struct event_base;
+struct evbuffer;
+
+/* Bytes read per read(2); also the most a single nghttp2_session_mem_recv call gets. */
+#define GRPC_READ_BUF_BYTES (64 * 1024)
+/* Reads per readiness event before the loop serves other connections. */
+#define GRPC_READS_PER_EVENT 16
+/* Above this much unsent output, stop asking nghttp2 for frames until the socket drains. */
+#define GRPC_OUT_HIGH_WATER (1024 * 1024)
+/* Calls kept for reuse per worker; request/response buffers above this capacity are freed. */
+#define GRPC_CALL_FREELIST_MAX 4096
+#define GRPC_CALL_BUF_KEEP     (64 * 1024)
+/* Accepts per readiness event, so a connection storm cannot starve served connections. */
+#define GRPC_ACCEPTS_PER_EVENT 32
+/* On EMFILE/ENFILE, stop accepting for this long instead of spinning on the listener. */
+#define GRPC_ACCEPT_PAUSE_MS 100
+/*
+ * Drain: the final GOAWAY goes out on the PING ack, or after this if no ack comes (an idle
+ * grpcio channel does not read its socket, so it never acks). Long enough for any request
+ * already in flight on a same-datacenter link to arrive and be served.
+ */
+#define GRPC_DRAIN_GOAWAY_DELAY_MS 250
+/* Per-connection stream receive window floor, and the connection window. */
+#define GRPC_MIN_STREAM_WINDOW     65535
+#define GRPC_MIN_CONNECTION_WINDOW (16 * 1024 * 1024)
+/*
+ * Request bytes one connection may have in reassembly (declared lengths of messages begun and
+ * not yet handled). nghttp2 replenishes flow-control windows as bytes arrive, so without this
+ * a client could park max_concurrent_streams x max_message_bytes (4 GB by default) on us.
+ * The budget is the larger of this and 4 x max_message_bytes.
+ */
+#define GRPC_MIN_CONN_BUFFERED_BYTES (64ull * 1024 * 1024)
+
+/* A growable byte buffer whose capacity is kept across reuse. */
+struct grpc_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+enum grpc_stop {
+    GRPC_RUNNING = 0,
+    GRPC_STOP_DRAIN = 1, /* graceful: GOAWAY, finish calls in flight */
+    GRPC_STOP_HARD = 2,  /* the shutdown timeout passed: close everything now */
+};
+
+struct grpc_worker_stats {
+    _Atomic uint64_t connections_opened;
+    _Atomic uint64_t connections_closed;
+    _Atomic uint64_t protocol_errors;
+    _Atomic uint64_t *calls;             /* [(nmethods + 1) * GRPC_CODE_COUNT] */
+    _Atomic uint64_t *deadline_exceeded; /* [nmethods + 1] */
+};
+
+struct grpc_conn;
+struct grpc_call;
+TAILQ_HEAD(grpc_conn_list, grpc_conn);
+TAILQ_HEAD(grpc_call_list, grpc_call);
+
+struct grpc_worker {
+    struct grpc_server *server;
+    unsigned index;
+    pthread_t thread;
+    bool thread_started;
+
+    struct event_base *base;
+    int listen_fd;
+    struct event *accept_ev;
+    struct event *accept_pause_ev; /* timer re-enabling accept after EMFILE */
+    int wake_fd;                   /* eventfd: the main thread's stop request */
+    struct event *wake_ev;
+    struct event *drain_ev; /* timer: final GOAWAY for connections that never acked */
+    _Atomic int stop;       /* enum grpc_stop, written by the main thread */
+    int stop_seen;          /* the worker's own copy, acted upon */
+
+    void *ctx; /* worker_init's result */
+    nghttp2_session_callbacks *callbacks;
+    nghttp2_option *h2_option;
+
+    struct grpc_conn_list conns;
+    size_t nconns;
+    struct grpc_call *free_calls;
+    size_t nfree_calls;
+    uint8_t *read_buf;
+    int64_t now_us; /* the current read batch's time */
+
+    struct grpc_worker_stats stats;
+};
+
+struct grpc_method_entry {
+    struct grpc_method method; /* path points to the copy below */
+    size_t path_len;
+};
+
+struct grpc_server {
+    struct grpc_server_options options;
+    char *bind; /* options.bind's copy */
+    struct grpc_method_entry *methods;
+    size_t nmethods;
+    grpc_worker_init_fn worker_init;
+    grpc_worker_deinit_fn worker_deinit;
+    uint16_t port;
+    uint32_t stream_window;
+    uint32_t connection_window;
+    uint64_t conn_buffered_max; /* see GRPC_MIN_CONN_BUFFERED_BYTES */
+    struct grpc_worker *workers;
+    unsigned nworkers;
+    bool shut_down;
+};
+
+struct grpc_conn {
+    TAILQ_ENTRY(grpc_conn) link;
+    struct grpc_worker *worker;
+    int fd;
+    nghttp2_session *session;
+    struct event *read_ev;
+    struct event *write_ev;
+    struct evbuffer *out;
+    struct grpc_call_list calls; /* every call with an open stream */
+    struct grpc_call_list ready; /* requests complete, waiting for their handler */
+    uint64_t buffered;           /* request bytes in reassembly, summed over calls */
+    bool dead;                   /* close at the end of the current event */
+    bool write_blocked;          /* write_ev is armed */
+    bool protocol_error;         /* counted once per connection */
+    bool notice_sent;            /* drain: shutdown notice and PING sent */
+    bool goaway_sent;            /* drain: final GOAWAY submitted */
+};
+
+enum grpc_call_reject {
+    GRPC_REJECT_NONE = 0,
+    GRPC_REJECT_METHOD_NOT_POST,
+    GRPC_REJECT_CONTENT_TYPE,
+    GRPC_REJECT_UNKNOWN_PATH,
+    GRPC_REJECT_BAD_TIMEOUT,
+};
+
+struct grpc_call {
+    TAILQ_ENTRY(grpc_call) link;       /* conn->calls */
+    TAILQ_ENTRY(grpc_call) ready_link; /* conn->ready while queued */
+    struct grpc_call *free_next;
+    struct grpc_conn *conn;
+    const struct grpc_method_entry *method; /* NULL until :path matched */
+    size_t method_index;                    /* nmethods when unmatched */
+    int32_t stream_id;
+    int64_t start_us;
+    int64_t timeout_us; /* -1: none */
+    int64_t deadline_us;
+
+    enum grpc_call_reject reject;
+    bool saw_method;
+    bool saw_content_type;
+    bool queued;
+    bool finished;       /* reply or fail submitted: no more handler callbacks */
+    bool handler_called; /* streaming: a callback ran, so on_abort is owed */
+
+    struct grpc_frame_reader reader;
+    uint32_t nmessages;
+    uint32_t buffered;   /* this call's share of conn->buffered */
+    struct grpc_buf in;  /* the request message being reassembled; :path while rejected */
+    struct grpc_buf out; /* prefix + response message */
+    size_t out_sent;
+    void *user;
+};
+
+/* ---- server.c ---------------------------------------------------------------------------- */
+
+extern struct grpc_server *grpc_server_current;
+
+/* ---- worker.c ---------------------------------------------------------------------------- */
+
+/* Creates the worker's base and events (main thread, before its thread starts). */
+int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len);
+/* Frees what grpc_worker_init made and is still there (main thread, after the join). */
+void grpc_worker_deinit(struct grpc_worker *w);
+void *grpc_worker_main(void *arg);
+/* A call from the freelist, or a new one; NULL when out of memory. */
+struct grpc_call *grpc_worker_call_get(struct grpc_worker *w);
+void grpc_worker_call_put(struct grpc_worker *w, struct grpc_call *call);
+/* The connection has been destroyed; the worker may now be done draining. */
+void grpc_worker_conn_gone(struct grpc_worker *w);
+
+static inline void grpc_stat_add(_Atomic uint64_t *counter, uint64_t n) {
+    /* One writer per counter: a relaxed load and store, no locked read-modify-write. */
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* ---- conn.c ------------------------------------------------------------------------------ */
+
+/* The nghttp2 callbacks every session of a worker shares; NULL when out of memory. */
+nghttp2_session_callbacks *grpc_conn_callbacks_new(void);
+
+/* Takes ownership of `fd` (non-blocking, accepted). Returns -1 when out of memory. */
+int grpc_conn_create(struct grpc_worker *w, int fd);
+/* Drain: shutdown notice + PING now; the final GOAWAY follows on the ack or the drain timer. */
+void grpc_conn_drain(struct grpc_conn *conn);
+void grpc_conn_drain_final(struct grpc_conn *conn);
+/* Sends what nghttp2 has queued and closes the connection if it is finished. */
+void grpc_conn_kick(struct grpc_conn *conn);
+/* Closes now, aborting calls in flight. */
+void grpc_conn_destroy(struct grpc_conn *conn);
+void grpc_conn_protocol_error(struct grpc_conn *conn);
+/* Queues a call whose request is complete; conn runs the queue after the read batch. */
+void grpc_conn_enqueue(struct grpc_conn *conn, struct grpc_call *call);
+
+/* ---- call.c ------------------------------------------------------------------------------ */
+
+/* A stream opened: binds a fresh call to it. */
+void grpc_call_begin(struct grpc_call *call, struct grpc_conn *conn, int32_t stream_id);
+void grpc_call_on_header(struct grpc_call *call, const uint8_t *name, size_t name_len,
+                         const uint8_t *value, size_t value_len);
+/* The request HEADERS are complete; end_stream when they also ended the request. */
+void grpc_call_on_headers_end(struct grpc_call *call, bool end_stream);
+void grpc_call_on_data(struct grpc_call *call, const uint8_t *data, size_t len);
+/* The client half-closed the stream (END_STREAM on DATA or trailers). */
+void grpc_call_on_request_end(struct grpc_call *call);
+/* The call's turn: deadline check, then the handler (unary) or on_end (streaming). */
+void grpc_call_dispatch(struct grpc_call *call);
+/* The stream closed (or the connection went): aborts if unfinished, returns it to the pool. */
+void grpc_call_release(struct grpc_call *call);
+/* nghttp2 data source for the response message. */
+ssize_t grpc_call_read_response(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                                size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                                void *user_data);
+/* Frees a call's buffers (the freelist and teardown). */
+void grpc_call_free(struct grpc_call *call);
+/* Drops big buffers and resets state so a reused call starts clean. */
+void grpc_call_recycle(struct grpc_call *call);

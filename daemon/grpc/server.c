@@ -1,0 +1,402 @@
+/* The server's lifecycle: options, binding the per-worker listeners, starting and stopping. */
+#include "internal.h"
+
+#include <errno.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct grpc_server *grpc_server_current;
+
+void grpc_server_options_init(struct grpc_server_options *options) {
+    *options = (struct grpc_server_options){
+        .bind = GRPC_DEFAULT_BIND,
+        .port = GRPC_DEFAULT_PORT,
+        .workers = GRPC_DEFAULT_WORKERS,
+        .max_message_bytes = GRPC_DEFAULT_MAX_MESSAGE_BYTES,
+        .max_concurrent_streams = GRPC_DEFAULT_MAX_CONCURRENT_STREAMS,
+        .shutdown_timeout_ms = GRPC_DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    };
+}
+
+uint16_t grpc_server_port(void) {
+    return grpc_server_current ? grpc_server_current->port : 0;
+}
+
+int64_t grpc_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int _errf(char *err, size_t err_len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* "127.0.0.1:6566" or "[::1]:6566", for messages. */
+static void _format_addr(const char *bind, uint16_t port, char *buf, size_t len) {
+    if (strchr(bind, ':') != NULL) {
+        snprintf(buf, len, "[%s]:%u", bind, port);
+    } else {
+        snprintf(buf, len, "%s:%u", bind, port);
+    }
+}
+
+static void _set_port(struct sockaddr_storage *ss, uint16_t port) {
+    if (ss->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    } else {
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    }
+}
+
+static uint16_t _get_port(const struct sockaddr_storage *ss) {
+    if (ss->ss_family == AF_INET6) {
+        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    }
+    return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/*
+ * SO_REUSEPORT lets a second process of the same user join our port silently and take half
+ * the connections. A plain bind (SO_REUSEADDR only, so TIME_WAIT leftovers of a restart do
+ * not count) fails while anyone listens there: that is the "already in use" we must report.
+ */
+static int _probe_free(const struct sockaddr_storage *ss, socklen_t ss_len, const char *addr,
+                       char *err, size_t err_len) {
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return _errf(err, err_len, "socket for %s: %s", addr, strerror(errno));
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rv = bind(fd, (const struct sockaddr *)ss, ss_len);
+    int saved = errno;
+    close(fd);
+    if (rv != 0) {
+        return _errf(err, err_len, "bind %s: %s", addr, strerror(saved));
+    }
+    return 0;
+}
+
+static int _listen_one(struct sockaddr_storage *ss, socklen_t ss_len, const char *bind_text,
+                       int *fd_out, char *err, size_t err_len) {
+    char addr[300];
+    _format_addr(bind_text, _get_port(ss), addr, sizeof addr);
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return _errf(err, err_len, "socket for %s: %s", addr, strerror(errno));
+    }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        int saved = errno;
+        close(fd);
+        return _errf(err, err_len, "setsockopt on %s: %s", addr, strerror(saved));
+    }
+    if (bind(fd, (struct sockaddr *)ss, ss_len) != 0) {
+        int saved = errno;
+        close(fd);
+        return _errf(err, err_len, "bind %s: %s", addr, strerror(saved));
+    }
+    if (listen(fd, SOMAXCONN) != 0) {
+        int saved = errno;
+        close(fd);
+        return _errf(err, err_len, "listen %s: %s", addr, strerror(saved));
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* Binds every worker's listener: worker 0 first, then the others on the port it got. */
+static int _bind_all(struct grpc_server *s, char *err, size_t err_len) {
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = AI_PASSIVE,
+    };
+    struct addrinfo *res = NULL;
+    int rv = getaddrinfo(s->bind, NULL, &hints, &res);
+    if (rv != 0 || res == NULL) {
+        return _errf(err, err_len, "bind address \"%s\": %s", s->bind, gai_strerror(rv));
+    }
+    struct sockaddr_storage ss = {0};
+    socklen_t ss_len = (socklen_t)res->ai_addrlen;
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    _set_port(&ss, s->options.port);
+
+    if (s->options.port != 0) {
+        char addr[300];
+        _format_addr(s->bind, s->options.port, addr, sizeof addr);
+        if (_probe_free(&ss, ss_len, addr, err, err_len) != 0) {
+            return -1;
+        }
+    }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (_listen_one(&ss, ss_len, s->bind, &s->workers[i].listen_fd, err, err_len) != 0) {
+            return -1;
+        }
+        if (i == 0) {
+            struct sockaddr_storage got = {0};
+            socklen_t got_len = sizeof got;
+            if (getsockname(s->workers[0].listen_fd, (struct sockaddr *)&got, &got_len) != 0) {
+                return _errf(err, err_len, "getsockname: %s", strerror(errno));
+            }
+            s->port = _get_port(&got);
+            _set_port(&ss, s->port);
+        }
+    }
+    return 0;
+}
+
+static int _copy_methods(struct grpc_server *s, const struct grpc_method *methods, size_t nmethods,
+                         char *err, size_t err_len) {
+    s->methods = calloc(nmethods ? nmethods : 1, sizeof *s->methods);
+    if (s->methods == NULL) {
+        return _errf(err, err_len, "out of memory");
+    }
+    for (size_t i = 0; i < nmethods; i++) {
+        const struct grpc_method *m = &methods[i];
+        if (m->path == NULL || m->path[0] != '/') {
+            return _errf(err, err_len, "method %zu: path must start with '/'", i);
+        }
+        bool unary = m->unary != NULL;
+        bool streaming = m->on_message != NULL && m->on_end != NULL;
+        if (unary == streaming || (unary && (m->on_message || m->on_end || m->on_abort))) {
+            return _errf(err, err_len,
+                         "method %s: set either unary, or on_message and on_end (and on_abort)",
+                         m->path);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(s->methods[j].method.path, m->path) == 0) {
+                return _errf(err, err_len, "method %s: listed twice", m->path);
+            }
+        }
+        s->methods[i].method = *m;
+        s->methods[i].method.path = strdup(m->path);
+        if (s->methods[i].method.path == NULL) {
+            return _errf(err, err_len, "out of memory");
+        }
+        s->methods[i].path_len = strlen(m->path);
+        s->nmethods = i + 1;
+    }
+    return 0;
+}
+
+static int _check_options(const struct grpc_server_options *o, char *err, size_t err_len) {
+    if (o->bind == NULL || o->bind[0] == '\0') {
+        return _errf(err, err_len, "bind address is empty");
+    }
+    if (o->workers > GRPC_MAX_WORKERS) {
+        return _errf(err, err_len, "workers: %u is above the limit of %u", o->workers,
+                     GRPC_MAX_WORKERS);
+    }
+    if (o->max_message_bytes > GRPC_MAX_MESSAGE_BYTES_MAX) {
+        return _errf(err, err_len, "max_message_bytes: %llu is above the limit of %u",
+                     (unsigned long long)o->max_message_bytes, GRPC_MAX_MESSAGE_BYTES_MAX);
+    }
+    if (o->max_concurrent_streams == 0) {
+        return _errf(err, err_len, "max_concurrent_streams must be at least 1");
+    }
+    return 0;
+}
+
+static void _free_server(struct grpc_server *s) {
+    if (s == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        grpc_worker_deinit(&s->workers[i]);
+    }
+    free(s->workers);
+    for (size_t i = 0; i < s->nmethods; i++) {
+        free((char *)s->methods[i].method.path);
+    }
+    free(s->methods);
+    free(s->bind);
+    free(s);
+}
+
+/* Asks worker `w` to move to `stop` (never back); its loop wakes on the eventfd. */
+static void _signal_worker(struct grpc_worker *w, enum grpc_stop stop) {
+    atomic_store_explicit(&w->stop, (int)stop, memory_order_release);
+    uint64_t one = 1;
+    /* Fails only with EAGAIN when the counter is saturated, which still wakes the loop. */
+    ssize_t n = write(w->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+/* Stops and joins the threads started so far; the hard way, for a failed setup. */
+static void _stop_started(struct grpc_server *s) {
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].thread_started) {
+            _signal_worker(&s->workers[i], GRPC_STOP_HARD);
+        }
+    }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        if (s->workers[i].thread_started) {
+            pthread_join(s->workers[i].thread, NULL);
+            s->workers[i].thread_started = false;
+        }
+    }
+}
+
+int grpc_server_setup(const struct grpc_server_options *options, const struct grpc_method *methods,
+                      size_t nmethods, grpc_worker_init_fn worker_init,
+                      grpc_worker_deinit_fn worker_deinit, char *err, size_t err_len) {
+    if (grpc_server_current != NULL) {
+        return _errf(err, err_len, "the gRPC server is already set up");
+    }
+    if (_check_options(options, err, err_len) != 0) {
+        return -1;
+    }
+    /*
+     * Process-wide libevent thread support, before any base exists, for whoever shares a base
+     * across threads. Our bases are each used by one thread only (stop requests come through
+     * an eventfd), so they are created without a lock below.
+     */
+    if (evthread_use_pthreads() != 0) {
+        return _errf(err, err_len, "libevent: cannot enable pthreads support");
+    }
+    struct grpc_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        return _errf(err, err_len, "out of memory");
+    }
+    s->options = *options;
+    s->bind = strdup(options->bind);
+    s->worker_init = worker_init;
+    s->worker_deinit = worker_deinit;
+    if (s->bind == NULL) {
+        _free_server(s);
+        return _errf(err, err_len, "out of memory");
+    }
+    s->options.bind = s->bind;
+    if (_copy_methods(s, methods, nmethods, err, err_len) != 0) {
+        _free_server(s);
+        return -1;
+    }
+    unsigned nworkers = options->workers;
+    if (nworkers == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        nworkers = cores < 1 ? 1 : cores > GRPC_MAX_WORKERS ? GRPC_MAX_WORKERS : (unsigned)cores;
+    }
+    /* A whole request fits in a stream's window, so a max-size message never waits on
+     * WINDOW_UPDATE round trips; the connection window lets a few of them overlap. */
+    uint64_t window = options->max_message_bytes + GRPC_PREFIX_BYTES;
+    s->stream_window = window < GRPC_MIN_STREAM_WINDOW ? GRPC_MIN_STREAM_WINDOW : (uint32_t)window;
+    uint64_t conn_window = 2 * (uint64_t)s->stream_window;
+    s->connection_window = conn_window < GRPC_MIN_CONNECTION_WINDOW ? GRPC_MIN_CONNECTION_WINDOW
+                           : conn_window > INT32_MAX                ? INT32_MAX
+                                                                    : (uint32_t)conn_window;
+    s->conn_buffered_max = 4 * options->max_message_bytes;
+    if (s->conn_buffered_max < GRPC_MIN_CONN_BUFFERED_BYTES) {
+        s->conn_buffered_max = GRPC_MIN_CONN_BUFFERED_BYTES;
+    }
+    s->workers = calloc(nworkers, sizeof *s->workers);
+    if (s->workers == NULL) {
+        _free_server(s);
+        return _errf(err, err_len, "out of memory");
+    }
+    s->nworkers = nworkers;
+    for (unsigned i = 0; i < nworkers; i++) {
+        s->workers[i].server = s;
+        s->workers[i].index = i;
+        s->workers[i].listen_fd = -1;
+        s->workers[i].wake_fd = -1;
+    }
+    if (_bind_all(s, err, err_len) != 0) {
+        _free_server(s);
+        return -1;
+    }
+    for (unsigned i = 0; i < nworkers; i++) {
+        if (grpc_worker_init(&s->workers[i], err, err_len) != 0) {
+            _free_server(s);
+            return -1;
+        }
+    }
+    grpc_server_current = s;
+
+    /* Workers start with every signal blocked, so process signals reach the main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (unsigned i = 0; i < nworkers; i++) {
+        int rv = pthread_create(&s->workers[i].thread, NULL, grpc_worker_main, &s->workers[i]);
+        if (rv != 0) {
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            _stop_started(s);
+            grpc_server_current = NULL;
+            _free_server(s);
+            return _errf(err, err_len, "starting worker %u: %s", i, strerror(rv));
+        }
+        s->workers[i].thread_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    log_info("grpc listening", "bind=%s port=%u workers=%u max_message_bytes=%llu",
+             LOG_QUOTE(s->bind), s->port, s->nworkers,
+             (unsigned long long)s->options.max_message_bytes);
+    return 0;
+}
+
+void grpc_server_shutdown(void) {
+    struct grpc_server *s = grpc_server_current;
+    if (s == NULL || s->shut_down) {
+        return;
+    }
+    s->shut_down = true;
+    int64_t start_us = grpc_now_us();
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        _signal_worker(&s->workers[i], GRPC_STOP_DRAIN);
+    }
+    /* pthread_timedjoin_np takes an absolute CLOCK_REALTIME time. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += s->options.shutdown_timeout_ms / 1000;
+    deadline.tv_nsec += (long)(s->options.shutdown_timeout_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    unsigned hard = 0;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        struct grpc_worker *w = &s->workers[i];
+        if (!w->thread_started) {
+            continue;
+        }
+        if (pthread_timedjoin_np(w->thread, NULL, &deadline) != 0) {
+            hard++;
+            _signal_worker(w, GRPC_STOP_HARD);
+            pthread_join(w->thread, NULL);
+        }
+        w->thread_started = false;
+    }
+    if (hard > 0) {
+        log_warn("grpc shutdown timed out; connections closed hard", "workers=%u timeout_ms=%u",
+                 hard, s->options.shutdown_timeout_ms);
+    }
+    log_info("grpc stopped", "took_ms=%lld", (long long)((grpc_now_us() - start_us) / 1000));
+}
+
+void grpc_server_teardown(void) {
+    struct grpc_server *s = grpc_server_current;
+    if (s == NULL) {
+        return;
+    }
+    grpc_server_shutdown();
+    grpc_server_current = NULL;
+    _free_server(s);
+}

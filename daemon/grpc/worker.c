@@ -1,0 +1,257 @@
+/* A worker thread: its event loop, its listener, the stop request, and its pool of calls. */
+#include "internal.h"
+
+#include "store/rcu.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void _stop_listening(struct grpc_worker *w) {
+    if (w->accept_ev != NULL) {
+        event_del(w->accept_ev);
+    }
+    if (w->accept_pause_ev != NULL) {
+        event_del(w->accept_pause_ev);
+    }
+    if (w->listen_fd >= 0) {
+        close(w->listen_fd);
+        w->listen_fd = -1;
+    }
+}
+
+static void _close_all(struct grpc_worker *w) {
+    struct grpc_conn *conn;
+    while ((conn = TAILQ_FIRST(&w->conns)) != NULL) {
+        grpc_conn_destroy(conn);
+    }
+}
+
+static void _on_accept_resume(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct grpc_worker *w = arg;
+    if (w->listen_fd >= 0) {
+        event_add(w->accept_ev, NULL);
+    }
+}
+
+static void _on_accept(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    struct grpc_worker *w = arg;
+    for (int i = 0; i < GRPC_ACCEPTS_PER_EVENT; i++) {
+        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Level-triggered: the listener stays readable, so pause instead of spinning. */
+                log_warn("grpc accept failed; pausing", "worker=%u error=%s pause_ms=%d", w->index,
+                         LOG_QUOTE(strerror(errno)), GRPC_ACCEPT_PAUSE_MS);
+                event_del(w->accept_ev);
+                struct timeval tv = {0, GRPC_ACCEPT_PAUSE_MS * 1000};
+                event_add(w->accept_pause_ev, &tv);
+            }
+            return;
+        }
+        int one = 1;
+        /* Replies are small and must leave at once, not wait for Nagle's ack. */
+        setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (grpc_conn_create(w, c) != 0) {
+            log_warn("grpc connection dropped: out of memory", "worker=%u", w->index);
+        }
+    }
+}
+
+static void _on_drain_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct grpc_worker *w = arg;
+    struct grpc_conn *conn = TAILQ_FIRST(&w->conns);
+    while (conn != NULL) {
+        struct grpc_conn *next = TAILQ_NEXT(conn, link);
+        grpc_conn_drain_final(conn);
+        grpc_conn_kick(conn);
+        conn = next;
+    }
+}
+
+static void _begin_drain(struct grpc_worker *w) {
+    _stop_listening(w);
+    struct timeval tv = {GRPC_DRAIN_GOAWAY_DELAY_MS / 1000,
+                         (GRPC_DRAIN_GOAWAY_DELAY_MS % 1000) * 1000};
+    event_add(w->drain_ev, &tv);
+    struct grpc_conn *conn = TAILQ_FIRST(&w->conns);
+    while (conn != NULL) {
+        struct grpc_conn *next = TAILQ_NEXT(conn, link);
+        grpc_conn_drain(conn);
+        conn = next;
+    }
+    if (w->nconns == 0) {
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void _on_wake(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    struct grpc_worker *w = arg;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count);
+    (void)n;
+    int stop = atomic_load_explicit(&w->stop, memory_order_acquire);
+    if (stop <= w->stop_seen) {
+        return;
+    }
+    w->stop_seen = stop;
+    if (stop == GRPC_STOP_DRAIN) {
+        _begin_drain(w);
+    } else {
+        _stop_listening(w);
+        _close_all(w);
+        event_base_loopbreak(w->base);
+    }
+}
+
+void grpc_worker_conn_gone(struct grpc_worker *w) {
+    w->nconns--;
+    if (w->stop_seen != GRPC_RUNNING && w->nconns == 0) {
+        event_base_loopbreak(w->base);
+    }
+}
+
+int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len) {
+    struct grpc_server *s = w->server;
+    size_t slots = s->nmethods + 1;
+    TAILQ_INIT(&w->conns);
+    w->stats.calls = calloc(slots * GRPC_CODE_COUNT, sizeof *w->stats.calls);
+    w->stats.deadline_exceeded = calloc(slots, sizeof *w->stats.deadline_exceeded);
+    w->read_buf = malloc(GRPC_READ_BUF_BYTES);
+    w->callbacks = grpc_conn_callbacks_new();
+    if (w->stats.calls == NULL || w->stats.deadline_exceeded == NULL || w->read_buf == NULL ||
+        w->callbacks == NULL || nghttp2_option_new(&w->h2_option) != 0) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    /* Closed streams are kept only for priority bookkeeping, which gRPC does not use. */
+    nghttp2_option_set_no_closed_streams(w->h2_option, 1);
+
+    /* One thread per base, so no base lock: nothing else ever touches it. */
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL || event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK) != 0) {
+        event_config_free(cfg);
+        snprintf(err, err_len, "libevent: cannot create a config");
+        return -1;
+    }
+    w->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (w->base == NULL) {
+        snprintf(err, err_len, "libevent: cannot create an event base");
+        return -1;
+    }
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0) {
+        snprintf(err, err_len, "eventfd: %s", strerror(errno));
+        return -1;
+    }
+    w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, _on_wake, w);
+    w->accept_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, _on_accept, w);
+    w->accept_pause_ev = evtimer_new(w->base, _on_accept_resume, w);
+    w->drain_ev = evtimer_new(w->base, _on_drain_timer, w);
+    if (w->wake_ev == NULL || w->accept_ev == NULL || w->accept_pause_ev == NULL ||
+        w->drain_ev == NULL || event_add(w->wake_ev, NULL) != 0 ||
+        event_add(w->accept_ev, NULL) != 0) {
+        snprintf(err, err_len, "libevent: cannot create events");
+        return -1;
+    }
+    return 0;
+}
+
+void grpc_worker_deinit(struct grpc_worker *w) {
+    if (w->accept_ev != NULL) {
+        event_free(w->accept_ev);
+    }
+    if (w->accept_pause_ev != NULL) {
+        event_free(w->accept_pause_ev);
+    }
+    if (w->wake_ev != NULL) {
+        event_free(w->wake_ev);
+    }
+    if (w->drain_ev != NULL) {
+        event_free(w->drain_ev);
+    }
+    if (w->base != NULL) {
+        event_base_free(w->base);
+    }
+    if (w->listen_fd >= 0) {
+        close(w->listen_fd);
+    }
+    if (w->wake_fd >= 0) {
+        close(w->wake_fd);
+    }
+    while (w->free_calls != NULL) {
+        struct grpc_call *call = w->free_calls;
+        w->free_calls = call->free_next;
+        grpc_call_free(call);
+    }
+    if (w->callbacks != NULL) {
+        nghttp2_session_callbacks_del(w->callbacks);
+    }
+    if (w->h2_option != NULL) {
+        nghttp2_option_del(w->h2_option);
+    }
+    free(w->read_buf);
+    free(w->stats.calls);
+    free(w->stats.deadline_exceeded);
+    memset(w, 0, sizeof *w);
+    w->listen_fd = -1;
+    w->wake_fd = -1;
+}
+
+void *grpc_worker_main(void *arg) {
+    struct grpc_worker *w = arg;
+    struct grpc_server *s = w->server;
+    /* Handlers read the store under RCU, so every worker is a registered reader. */
+    store_rcu_thread_online();
+    if (s->worker_init != NULL) {
+        w->ctx = s->worker_init(w->index);
+    }
+    w->now_us = grpc_now_us();
+    event_base_dispatch(w->base);
+    /* The loop ends on a stop: drained, or hard. Whatever is still open closes now. */
+    _stop_listening(w);
+    _close_all(w);
+    if (s->worker_deinit != NULL) {
+        s->worker_deinit(w->ctx);
+    }
+    store_rcu_thread_offline();
+    return NULL;
+}
+
+struct grpc_call *grpc_worker_call_get(struct grpc_worker *w) {
+    struct grpc_call *call = w->free_calls;
+    if (call != NULL) {
+        w->free_calls = call->free_next;
+        w->nfree_calls--;
+        return call;
+    }
+    return calloc(1, sizeof *call);
+}
+
+void grpc_worker_call_put(struct grpc_worker *w, struct grpc_call *call) {
+    if (w->nfree_calls >= GRPC_CALL_FREELIST_MAX) {
+        grpc_call_free(call);
+        return;
+    }
+    grpc_call_recycle(call);
+    call->free_next = w->free_calls;
+    w->free_calls = call;
+    w->nfree_calls++;
+}

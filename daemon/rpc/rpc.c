@@ -1,0 +1,78 @@
+#include "rpc.h"
+
+#include <stdlib.h>
+
+#include "grpc/grpc.h"
+#include "rpc_internal.h"
+#include "store/rcu.h"
+
+#define ARENA_INITIAL_BYTES (256u << 10) /* fits a 1,000-entity request without overflow */
+
+struct rpc_state rpc_state;
+
+static const struct grpc_method methods[RPC_METHOD_COUNT] = {
+    [RPC_GET_FEATURES] = {.path = "/fsd.v1.FeatureService/GetFeatures", .unary = rpc_get_features},
+    [RPC_LIST_VIEWS] = {.path = "/fsd.v1.FeatureService/ListViews", .unary = rpc_list_views},
+    [RPC_PUSH_ROWS] = {.path = "/fsd.v1.FeatureService/PushRows", .unary = rpc_push_rows},
+    [RPC_HEALTH_CHECK] = {.path = "/grpc.health.v1.Health/Check", .unary = rpc_health_check},
+};
+
+void rpc_setup(const struct fsd_config *config, struct store_catalog *catalog) {
+    rpc_state.catalog = catalog;
+    atomic_store_explicit(&rpc_state.config, config, memory_order_release);
+    atomic_store_explicit(&rpc_state.serving, 1, memory_order_relaxed);
+}
+
+const struct fsd_config *rpc_replace_config(const struct fsd_config *config) {
+    const struct fsd_config *old =
+        atomic_exchange_explicit(&rpc_state.config, config, memory_order_acq_rel);
+    store_rcu_synchronize();
+    return old;
+}
+
+void rpc_set_serving(int serving) {
+    atomic_store_explicit(&rpc_state.serving, serving, memory_order_relaxed);
+}
+
+const struct grpc_method *rpc_methods(size_t *count) {
+    *count = RPC_METHOD_COUNT;
+    return methods;
+}
+
+void rpc_teardown(void) {
+    rpc_counters_free_all();
+}
+
+void rpc_observe_duration(struct rpc_worker *wk, enum rpc_method_id method,
+                          struct grpc_call *call) {
+    if (wk->counters != NULL) {
+        double seconds = (double)(grpc_now_us() - grpc_call_start_us(call)) / 1e6;
+        rpc_histogram_observe(&wk->counters->duration[method], rpc_duration_bounds_s,
+                              RPC_DURATION_BUCKETS, seconds);
+    }
+}
+
+void *rpc_worker_create(unsigned index) {
+    struct rpc_worker *wk = calloc(1, sizeof(*wk));
+    if (wk == NULL) {
+        return NULL;
+    }
+    wk->index = index;
+    wk->counters = rpc_counters_register(); /* NULL: this worker counts nothing */
+    if (arena_init(&wk->arena, ARENA_INITIAL_BYTES) != 0) {
+        free(wk);
+        return NULL;
+    }
+    pbw_init(&wk->out);
+    return wk;
+}
+
+void rpc_worker_destroy(void *worker) {
+    struct rpc_worker *wk = worker;
+    if (wk == NULL) {
+        return;
+    }
+    arena_deinit(&wk->arena);
+    pbw_deinit(&wk->out);
+    free(wk);
+}

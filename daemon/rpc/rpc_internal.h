@@ -1,0 +1,47 @@
+#pragma once
+/* Shared by the handlers of daemon/rpc; not for other modules. */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "pbwriter.h"
+#include "rpc.h"
+#include "rpc_stats.h"
+
+struct grpc_call;
+struct store_key;
+struct store_row;
+struct store_value;
+
+/* What the handlers serve; swapped whole on reload. */
+struct rpc_state {
+    _Atomic(const struct fsd_config *) config;
+    struct store_catalog *catalog;
+    atomic_int serving;
+};
+
+extern struct rpc_state rpc_state;
+
+/* Per-worker memory, sized for the largest batch the config allows. */
+struct rpc_worker {
+    unsigned index;
+    struct arena arena;                   /* the decoded request and per-request scratch */
+    struct pbw out;                       /* the encoded response */
+    struct rpc_worker_counters *counters; /* registered; outlives the worker (rpc_teardown) */
+};
+
+/* Registers a worker's counters for the scrapes; freed by rpc_counters_free_all(). */
+struct rpc_worker_counters *rpc_counters_register(void);
+void rpc_counters_free_all(void);
+
+/* Records how long a call of `method` took, from its HEADERS to now. */
+void rpc_observe_duration(struct rpc_worker *wk, enum rpc_method_id method, struct grpc_call *call);
+
+void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_list_views(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_health_check(struct grpc_call *call, const uint8_t *msg, size_t len);
+
+/* Microseconds since the Unix epoch (row event times are in that clock). */
+int64_t rpc_wall_clock_us(void);

@@ -1,0 +1,173 @@
+#include "rpc_stats.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rpc_internal.h"
+
+const double rpc_duration_bounds_s[RPC_DURATION_BUCKETS] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+};
+const double rpc_batch_bounds[RPC_BATCH_BUCKETS] = {
+    1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 100000,
+};
+const double rpc_staleness_bounds_s[RPC_STALENESS_BUCKETS] = {
+    1,
+    10,
+    60,
+    300,
+    900,
+    3600,
+    6 * 3600,
+    24 * 3600,
+    7 * 24 * 3600,
+    30 * 24 * 3600,
+    365 * 24 * 3600.0,
+};
+const char *const rpc_fallback_reason_names[RPC_FALLBACK_REASONS] = {
+    [RPC_FALLBACK_NOT_FOUND] = "not_found",
+    [RPC_FALLBACK_NULL_VALUE] = "null_value",
+    [RPC_FALLBACK_OUTSIDE_MAX_AGE] = "outside_max_age",
+};
+
+/* Every worker's counters, kept until rpc_teardown() so a scrape never reads freed memory. */
+static struct {
+    pthread_mutex_t lock;
+    struct rpc_worker_counters *workers[256];
+    size_t count;
+} registry = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct rpc_worker_counters *rpc_counters_register(void) {
+    struct rpc_worker_counters *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&registry.lock);
+    if (registry.count == sizeof registry.workers / sizeof registry.workers[0]) {
+        pthread_mutex_unlock(&registry.lock);
+        free(c);
+        return NULL;
+    }
+    registry.workers[registry.count++] = c;
+    pthread_mutex_unlock(&registry.lock);
+    return c;
+}
+
+void rpc_counters_free_all(void) {
+    pthread_mutex_lock(&registry.lock);
+    for (size_t i = 0; i < registry.count; i++) {
+        for (size_t v = 0; v < RPC_MAX_VIEWS; v++) {
+            free(atomic_load_explicit(&registry.workers[i]->views[v], memory_order_relaxed));
+        }
+        free(registry.workers[i]);
+    }
+    registry.count = 0;
+    pthread_mutex_unlock(&registry.lock);
+}
+
+void rpc_histogram_observe(struct rpc_histogram *h, const double *bounds, size_t nbounds,
+                           double value) {
+    size_t b = 0;
+    while (b < nbounds && value > bounds[b]) {
+        b++;
+    }
+    rpc_counter_add(&h->buckets[b], 1);
+    rpc_counter_add(&h->count, 1);
+    rpc_counter_add(&h->sum_micro, value > 0 ? (uint64_t)(value * 1e6) : 0);
+}
+
+struct rpc_view_counters *rpc_worker_view_counters(struct rpc_worker_counters *w, uint32_t index,
+                                                   uint32_t nfeatures) {
+    if (index >= RPC_MAX_VIEWS) {
+        return NULL;
+    }
+    struct rpc_view_counters *c = atomic_load_explicit(&w->views[index], memory_order_relaxed);
+    if (c != NULL) {
+        return c;
+    }
+    size_t n = (size_t)nfeatures * RPC_FALLBACK_REASONS;
+    c = calloc(1, sizeof(*c) + n * sizeof(c->fallbacks[0]));
+    if (c == NULL) {
+        return NULL;
+    }
+    c->nfeatures = nfeatures;
+    /* Release: a scrape that sees the pointer sees nfeatures. */
+    atomic_store_explicit(&w->views[index], c, memory_order_release);
+    return c;
+}
+
+static void _add_histogram(struct rpc_histogram_totals *out, const struct rpc_histogram *h,
+                           size_t nbounds) {
+    for (size_t b = 0; b <= nbounds; b++) {
+        out->buckets[b] += atomic_load_explicit(&h->buckets[b], memory_order_relaxed);
+    }
+    out->count += atomic_load_explicit(&h->count, memory_order_relaxed);
+    out->sum += (double)atomic_load_explicit(&h->sum_micro, memory_order_relaxed) / 1e6;
+}
+
+static void _cumulate(struct rpc_histogram_totals *out, size_t nbounds) {
+    for (size_t b = 1; b <= nbounds; b++) {
+        out->buckets[b] += out->buckets[b - 1];
+    }
+    /* count is read apart from the buckets; keep the +Inf bucket and count consistent */
+    out->count = out->buckets[nbounds];
+}
+
+void rpc_stats_duration(enum rpc_method_id method, struct rpc_histogram_totals *out) {
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&registry.lock);
+    for (size_t i = 0; i < registry.count; i++) {
+        _add_histogram(out, &registry.workers[i]->duration[method], RPC_DURATION_BUCKETS);
+    }
+    pthread_mutex_unlock(&registry.lock);
+    _cumulate(out, RPC_DURATION_BUCKETS);
+}
+
+void rpc_stats_batch(struct rpc_histogram_totals *out) {
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&registry.lock);
+    for (size_t i = 0; i < registry.count; i++) {
+        _add_histogram(out, &registry.workers[i]->batch, RPC_BATCH_BUCKETS);
+    }
+    pthread_mutex_unlock(&registry.lock);
+    _cumulate(out, RPC_BATCH_BUCKETS);
+}
+
+uint64_t rpc_stats_budget_exceeded(void) {
+    uint64_t total = 0;
+    pthread_mutex_lock(&registry.lock);
+    for (size_t i = 0; i < registry.count; i++) {
+        total += atomic_load_explicit(&registry.workers[i]->budget_exceeded, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&registry.lock);
+    return total;
+}
+
+int rpc_stats_view(uint32_t index, uint32_t nfeatures, uint64_t *lookups, uint64_t *not_found,
+                   struct rpc_histogram_totals *staleness, uint64_t *fallbacks) {
+    if (index >= RPC_MAX_VIEWS) {
+        return -1;
+    }
+    *lookups = *not_found = 0;
+    memset(staleness, 0, sizeof(*staleness));
+    memset(fallbacks, 0, (size_t)nfeatures * RPC_FALLBACK_REASONS * sizeof(*fallbacks));
+    pthread_mutex_lock(&registry.lock);
+    for (size_t i = 0; i < registry.count; i++) {
+        const struct rpc_view_counters *c =
+            atomic_load_explicit(&registry.workers[i]->views[index], memory_order_acquire);
+        if (c == NULL) {
+            continue;
+        }
+        *lookups += atomic_load_explicit(&c->lookups, memory_order_relaxed);
+        *not_found += atomic_load_explicit(&c->not_found, memory_order_relaxed);
+        _add_histogram(staleness, &c->staleness, RPC_STALENESS_BUCKETS);
+        uint32_t n = c->nfeatures < nfeatures ? c->nfeatures : nfeatures;
+        for (size_t k = 0; k < (size_t)n * RPC_FALLBACK_REASONS; k++) {
+            fallbacks[k] += atomic_load_explicit(&c->fallbacks[k], memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&registry.lock);
+    _cumulate(staleness, RPC_STALENESS_BUCKETS);
+    return 0;
+}

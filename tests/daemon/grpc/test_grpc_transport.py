@@ -1,0 +1,769 @@
+#!/usr/bin/python3
+"""Integration tests of the gRPC transport (daemon/grpc/) against grpc_test_server.
+
+Real clients only: grpcio (Debian's python3-grpcio) for what a stock gRPC client does, and
+the h2 library for the HTTP/2 requests grpcio cannot be made to send (several calls in one
+write, wrong content-types, two messages in a unary call, a compressed flag, ...). Messages
+are raw bytes, so no .proto is needed.
+
+    /usr/bin/python3 test_grpc_transport.py --server build/tests/grpc_test_server [Class ...]
+
+Each class starts its own server (port 0, the port read from its "port=N" line). A server
+that exits non-zero or prints a sanitizer report fails the class.
+"""
+import argparse
+import os
+import queue
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import grpc
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import hpack
+from hyperframe.frame import (DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame,
+                               SettingsFrame)
+
+SERVER = None  # path of grpc_test_server, from --server
+START_TIMEOUT_S = 30  # sanitizer builds start slowly
+LIMIT = 4 * 1024 * 1024  # the server's max_message_bytes (the default)
+
+CHANNEL_OPTIONS = [
+    ("grpc.enable_http_proxy", 0),  # never route loopback tests through a proxy
+    ("grpc.use_local_subchannel_pool", 1),  # one channel = its own connection
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+]
+
+
+def frame(msg, flags=0):
+    """A gRPC length-prefixed message."""
+    return bytes([flags]) + len(msg).to_bytes(4, "big") + msg
+
+
+class Server:
+    """grpc_test_server in a child process."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(
+            [SERVER, *args], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        line = self._readline(START_TIMEOUT_S)
+        if not line.startswith("port="):
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line!r}")
+        self.port = int(line.split("=", 1)[1])
+        self.addr = f"127.0.0.1:{self.port}"
+
+    def _readline(self, timeout):
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.proc.kill()
+            raise RuntimeError("server printed nothing")
+        return self.proc.stdout.readline().decode().strip()
+
+    def stop(self, timeout=30):
+        """SIGTERM, then wait: returns (exit code, stdout)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+            return -1, out.decode()
+        return self.proc.returncode, out.decode()
+
+    def channel(self):
+        return grpc.insecure_channel(self.addr, options=CHANNEL_OPTIONS)
+
+    def stats(self):
+        with self.channel() as ch:
+            text = ch.unary_unary("/test.Echo/Stats")(b"", timeout=10).decode()
+        return parse_stats(text)
+
+
+def parse_stats(text):
+    stats = {}
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if len(parts) == 2 and parts[1].isdigit():
+            stats[parts[0]] = int(parts[1])
+    return stats
+
+
+def delta(before, after, key):
+    return after.get(key, 0) - before.get(key, 0)
+
+
+class H2Client:
+    """A plain HTTP/2 client (the h2 library) for requests grpcio will not send."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        self.conn = h2.connection.H2Connection(config=config)
+        self.conn.initiate_connection()
+        self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+        self.conn.increment_flow_control_window(1 << 24)
+        self.flush()
+        self.streams = {}
+        self.terminated = None
+        self.got_settings = False
+        # Learn the server's SETTINGS (its windows) before sending requests.
+        deadline = time.monotonic() + 10
+        while not self.got_settings:
+            if time.monotonic() > deadline:
+                raise AssertionError("no SETTINGS from the server")
+            self._receive(deadline)
+
+    def close(self):
+        self.sock.close()
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path, body=b"", headers=(), end_stream=True, method="POST",
+                content_type="application/grpc", send=True):
+        """Queues (and by default sends) one request; returns its stream id."""
+        sid = self.conn.get_next_available_stream_id()
+        hdrs = [(":method", method), (":scheme", "http"), (":path", path),
+                (":authority", "localhost"), ("te", "trailers")]
+        if content_type is not None:
+            hdrs.append(("content-type", content_type))
+        hdrs += list(headers)
+        self.conn.send_headers(sid, hdrs, end_stream=end_stream and not body)
+        self.streams[sid] = {"headers": None, "data": b"", "trailers": None, "ended": False,
+                             "reset": None}
+        size = self.conn.max_outbound_frame_size
+        for off in range(0, len(body), size):
+            last = off + size >= len(body)
+            self.conn.send_data(sid, body[off:off + size], end_stream=end_stream and last)
+        if send:
+            self.flush()
+        return sid
+
+    def _receive(self, deadline):
+        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return
+        if not data:
+            raise ConnectionError("server closed the connection")
+        events = self.conn.receive_data(data)
+        for e in events:
+            st = self.streams.get(getattr(e, "stream_id", None))
+            if isinstance(e, h2.events.ResponseReceived):
+                st["headers"] = dict(e.headers)
+            elif isinstance(e, h2.events.DataReceived):
+                st["data"] += e.data
+                self.conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+            elif isinstance(e, h2.events.TrailersReceived):
+                st["trailers"] = dict(e.headers)
+            elif isinstance(e, h2.events.StreamEnded):
+                st["ended"] = True
+            elif isinstance(e, h2.events.StreamReset) and st is not None:
+                st["reset"] = e.error_code
+            elif isinstance(e, h2.events.ConnectionTerminated):
+                self.terminated = e
+            elif isinstance(e, h2.events.RemoteSettingsChanged):
+                self.got_settings = True
+        self.flush()
+
+    def wait(self, sids, timeout=10, for_reset=False):
+        """Reads until every stream in `sids` ended (or was reset); returns their states."""
+        deadline = time.monotonic() + timeout
+        def done(s):
+            st = self.streams[s]
+            return st["reset"] is not None if for_reset else st["ended"] or st["reset"] is not None
+        while not all(done(s) for s in sids):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"streams not finished: {[s for s in sids if not done(s)]}")
+            self._receive(deadline)
+        return [self.streams[s] for s in sids]
+
+
+def grpc_status(st):
+    """(grpc-status, grpc-message) from a stream's trailers, or its trailers-only HEADERS."""
+    fields = st["trailers"] or st["headers"] or {}
+    return fields.get("grpc-status"), fields.get("grpc-message", "")
+
+
+def read_until_closed(sock, timeout=10):
+    """Everything the server sends until it closes the connection (fails on a timeout)."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def frame_types(data):
+    """The HTTP/2 frame types in `data` (server frames: no preface)."""
+    types, off = [], 0
+    while off + 9 <= len(data):
+        length = int.from_bytes(data[off:off + 3], "big")
+        types.append(data[off + 3])
+        off += 9 + length
+    return types
+
+
+class RawH2:
+    """HTTP/2 by hand (hyperframe + hpack), for the drain handshake h2 cannot do: h2 stops
+    sending anything, even a PING ack, once it has seen a GOAWAY."""
+
+    PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.encoder = hpack.Encoder()
+        self.decoder = hpack.Decoder()
+        self.buf = b""
+        self.sock.sendall(self.PREFACE + SettingsFrame(0).serialize())
+
+    def send_request(self, sid, path, msg):
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", path),
+                   (":authority", "localhost"), ("te", "trailers"),
+                   ("content-type", "application/grpc")]
+        frames = HeadersFrame(sid, data=self.encoder.encode(headers), flags=["END_HEADERS"])
+        body = DataFrame(sid, data=frame(msg), flags=["END_STREAM"])
+        self.sock.sendall(frames.serialize() + body.serialize())
+
+    def next_frame(self, timeout=10):
+        """The next frame from the server, or None once it closed the connection."""
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        f, length = Frame.parse_frame_header(memoryview(self.buf[:9]))
+        f.parse_body(memoryview(self.buf[9:9 + length]))
+        self.buf = self.buf[9 + length:]
+        if isinstance(f, HeadersFrame):
+            f.headers = dict(self.decoder.decode(f.data))  # keeps the HPACK state in step
+        if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
+            self.sock.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
+        return f
+
+
+class ServerCase(unittest.TestCase):
+    """Starts one server for the class; fails the class if it does not stop cleanly."""
+
+    server_args = ("--workers", "2")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(*cls.server_args)
+        cls.channel = cls.server.channel()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        rc, out = cls.server.stop()
+        if rc != 0 or "workers_deinited=2" not in out:
+            raise AssertionError(f"server exited {rc}:\n{out}")
+
+    def call(self, path, request, timeout=30, channel=None):
+        return (channel or self.channel).unary_unary(path)(request, timeout=timeout)
+
+    def assertCode(self, ctx, code):
+        self.assertEqual(ctx.exception.code(), code, ctx.exception.details())
+
+
+class TransportTests(ServerCase):
+    def test_echo_sizes_up_to_the_limit(self):
+        rng = random.Random(7)
+        for size in (0, 1, 1 << 20, LIMIT - 1, LIMIT):
+            msg = rng.randbytes(size)
+            self.assertEqual(self.call("/test.Echo/Echo", msg), msg, f"size {size}")
+
+    def test_message_over_the_limit_is_resource_exhausted(self):
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.call("/test.Echo/Echo", b"x" * (LIMIT + 1))
+        self.assertCode(ctx, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn(str(LIMIT + 1), ctx.exception.details())
+        self.assertIn(f"limit of {LIMIT} bytes", ctx.exception.details())
+        # The connection survives it.
+        self.assertEqual(self.call("/test.Echo/Echo", b"after"), b"after")
+
+    def test_oversized_prefix_is_answered_before_the_body_arrives(self):
+        # 100 MiB declared, 3 bytes sent, stream left open: only an answer on the prefix
+        # (not after buffering) can arrive; then RST_STREAM(NO_ERROR) stops the upload.
+        c = H2Client(self.server.port)
+        sid = c.request("/test.Echo/Echo", (100 << 20).to_bytes(5, "big") + b"abc",
+                        end_stream=False)
+        (st,) = c.wait([sid], timeout=5, for_reset=True)
+        code, message = grpc_status(st)
+        self.assertEqual(code, "8")
+        self.assertIn(f"{100 << 20} bytes exceeds the limit of {LIMIT} bytes", message)
+        self.assertEqual(st["reset"], 0)  # NO_ERROR
+        c.close()
+
+    def test_connection_budget_bounds_partial_requests(self):
+        # Sixteen 4 MiB requests begun and left open fill one connection's 64 MiB budget; the
+        # seventeenth is refused at its prefix instead of growing the server's memory.
+        c = H2Client(self.server.port)
+        partial = LIMIT.to_bytes(5, "big") + b"x"
+        open_sids = [c.request("/test.Echo/Echo", partial, end_stream=False) for _ in range(16)]
+        over = c.request("/test.Echo/Echo", partial, end_stream=False)
+        (st,) = c.wait([over], timeout=10, for_reset=True)
+        code, message = grpc_status(st)
+        self.assertEqual(code, "8")
+        self.assertIn("budget of 67108864 bytes", message)
+        self.assertTrue(all(c.streams[s]["headers"] is None for s in open_sids))
+        # Resetting them gives the budget back: a full-size message fits again.
+        for sid in open_sids:
+            c.conn.reset_stream(sid)
+        msg = bytes(range(256)) * (LIMIT // 256)
+        sid = c.request("/test.Echo/Echo", frame(msg))
+        (st,) = c.wait([sid], timeout=30)
+        self.assertEqual(grpc_status(st)[0], "0")
+        self.assertEqual(st["data"], frame(msg))
+        c.close()
+
+    def test_unknown_method_is_unimplemented_naming_the_path(self):
+        for path in ("/test.Echo/Nope", "/no.Such/Service"):
+            with self.assertRaises(grpc.RpcError) as ctx:
+                self.call(path, b"x")
+            self.assertCode(ctx, grpc.StatusCode.UNIMPLEMENTED)
+            self.assertIn(path, ctx.exception.details())
+
+    def test_every_code_arrives_with_its_message(self):
+        for code in grpc.StatusCode:
+            if code == grpc.StatusCode.OK:
+                continue
+            number = code.value[0]
+            with self.assertRaises(grpc.RpcError) as ctx:
+                self.call("/test.Echo/Fail", bytes([number]) + f"boom {number}".encode())
+            self.assertCode(ctx, code)
+            self.assertEqual(ctx.exception.details(), f"boom {number}")
+
+    def test_messages_are_percent_encoded(self):
+        message = "100% sûr, ✓ «done»\n\ttab %41 and ~"
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.call("/test.Echo/Fail", bytes([9]) + message.encode())
+        self.assertCode(ctx, grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertEqual(ctx.exception.details(), message)
+        # On the wire: only printable ASCII, '%' itself escaped.
+        c = H2Client(self.server.port)
+        sid = c.request("/test.Echo/Fail", frame(bytes([9]) + "100% ✓".encode()))
+        (st,) = c.wait([sid])
+        self.assertEqual(grpc_status(st), ("9", "100%25 %E2%9C%93"))
+        c.close()
+
+    def test_client_deadline(self):
+        start = time.monotonic()
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.call("/test.Echo/Sleep", b"200", timeout=0.05)
+        self.assertCode(ctx, grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertLess(time.monotonic() - start, 0.19)
+
+    def test_deadline_passed_while_queued_is_answered_without_the_handler(self):
+        before = self.server.stats()
+        c = H2Client(self.server.port)
+        # One write, so the server reads all eleven requests in one batch: the ten 20 ms
+        # calls wait behind the 100 ms one and must not reach their handler afterwards.
+        sleep_sid = c.request("/test.Echo/Sleep", frame(b"100"), send=False)
+        sids = [c.request("/test.Echo/Echo", frame(b"late"), headers=[("grpc-timeout", "20m")],
+                          send=False) for _ in range(10)]
+        c.flush()
+        states = c.wait([sleep_sid] + sids)
+        self.assertEqual(grpc_status(states[0])[0], "0")
+        self.assertEqual(states[0]["data"], frame(b"slept"))
+        for st in states[1:]:
+            code, message = grpc_status(st)
+            self.assertEqual(code, "4", message)
+            self.assertIn("before the call was dispatched", message)
+            self.assertEqual(st["data"], b"")
+        after = self.server.stats()
+        self.assertEqual(delta(before, after, "Echo.deadline_before_dispatch"), 10)
+        self.assertEqual(delta(before, after, "Echo.DEADLINE_EXCEEDED"), 10)
+        self.assertEqual(delta(before, after, "Echo.OK"), 0)
+        c.close()
+
+    def test_grpc_timeout_within_budget_is_served(self):
+        c = H2Client(self.server.port)
+        sid = c.request("/test.Echo/Echo", frame(b"on time"), headers=[("grpc-timeout", "5S")])
+        (st,) = c.wait([sid])
+        self.assertEqual(grpc_status(st)[0], "0")
+        self.assertEqual(st["data"], frame(b"on time"))
+        c.close()
+
+    def test_malformed_grpc_timeout_is_rejected(self):
+        c = H2Client(self.server.port)
+        for value in ("1x", "123456789S", "-1S", "1.5S", "S"):
+            sid = c.request("/test.Echo/Echo", frame(b"x"), headers=[("grpc-timeout", value)])
+            (st,) = c.wait([sid])
+            code, message = grpc_status(st)
+            self.assertEqual(code, "13", value)
+            self.assertIn("grpc-timeout", message)
+        c.close()
+
+    def test_not_http2_closes_only_that_connection(self):
+        before = self.server.stats()
+        self.assertEqual(self.call("/test.Echo/Echo", b"before"), b"before")
+        garbage = [b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", random.Random(3).randbytes(300)]
+        for payload in garbage:
+            sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+            sock.sendall(payload)
+            data = read_until_closed(sock)
+            sock.close()
+            self.assertIn(7, frame_types(data), "expected a GOAWAY before the close")
+            # The channel opened before keeps working through it.
+            self.assertEqual(self.call("/test.Echo/Echo", b"during"), b"during")
+        after = self.server.stats()
+        self.assertEqual(delta(before, after, "protocol_errors"), 2)
+
+    def test_connection_error_after_the_preface_sends_goaway(self):
+        before = self.server.stats()
+        sock = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+        data_on_stream_0 = bytes.fromhex("000001000000000000") + b"x"
+        sock.sendall(preface + data_on_stream_0)
+        data = read_until_closed(sock)
+        sock.close()
+        self.assertIn(7, frame_types(data))
+        self.assertEqual(delta(before, self.server.stats(), "protocol_errors"), 1)
+
+    def test_wrong_content_type_is_415(self):
+        c = H2Client(self.server.port)
+        for ctype in ("text/plain", "application/grpc+json", None):
+            sid = c.request("/test.Echo/Echo", frame(b"x"), content_type=ctype)
+            (st,) = c.wait([sid])
+            self.assertEqual(st["headers"][":status"], "415", ctype)
+        sid = c.request("/test.Echo/Echo", frame(b"x"), content_type="application/grpc+proto")
+        (st,) = c.wait([sid])
+        self.assertEqual(grpc_status(st)[0], "0")
+        c.close()
+
+    def test_method_other_than_post_is_405(self):
+        c = H2Client(self.server.port)
+        sid = c.request("/test.Echo/Echo", method="GET")
+        (st,) = c.wait([sid])
+        self.assertEqual(st["headers"][":status"], "405")
+        c.close()
+
+    def test_unary_needs_exactly_one_message(self):
+        c = H2Client(self.server.port)
+        none = c.request("/test.Echo/Echo", b"")
+        two = c.request("/test.Echo/Echo", frame(b"a") + frame(b"b"))
+        states = c.wait([none, two])
+        for st in states:
+            code, message = grpc_status(st)
+            self.assertEqual(code, "12")
+            self.assertIn("exactly one message", message)
+        c.close()
+
+    def test_compressed_message_is_unimplemented(self):
+        c = H2Client(self.server.port)
+        sid = c.request("/test.Echo/Echo", frame(b"zzz", flags=1),
+                        headers=[("grpc-encoding", "gzip")])
+        (st,) = c.wait([sid])
+        code, message = grpc_status(st)
+        self.assertEqual(code, "12")
+        self.assertIn("compression not supported", message)
+        self.assertEqual(st["headers"].get("grpc-accept-encoding"), "identity")
+        c.close()
+
+    def test_truncated_message_is_internal(self):
+        c = H2Client(self.server.port)
+        sid = c.request("/test.Echo/Echo", frame(b"0123456789")[:8])
+        (st,) = c.wait([sid])
+        code, message = grpc_status(st)
+        self.assertEqual(code, "13")
+        self.assertIn("3 of 10 bytes", message)
+        c.close()
+
+    def test_handler_that_does_not_reply_gets_internal(self):
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.call("/test.Echo/NoReply", b"x")
+        self.assertCode(ctx, grpc.StatusCode.INTERNAL)
+        self.assertIn("without finishing", ctx.exception.details())
+
+    def test_worker_context_reaches_handlers(self):
+        reply = self.call("/test.Echo/WorkerInfo", b"").decode()
+        fields = dict(kv.split("=") for kv in reply.split())
+        self.assertIn(fields["worker"], ("0", "1"))
+        self.assertGreaterEqual(int(fields["calls"]), 1)
+
+    def test_client_streaming_sum(self):
+        total = self.channel.stream_unary("/test.Echo/Sum")
+        self.assertEqual(total(iter([b"1", b"2", b"39"]), timeout=10), b"sum=42 count=3")
+        self.assertEqual(total(iter([]), timeout=10), b"sum=0 count=0")
+        many = [str(i).encode() for i in range(1000)]
+        self.assertEqual(total(iter(many), timeout=30), b"sum=499500 count=1000")
+
+    def test_client_streaming_handler_fails_early(self):
+        total = self.channel.stream_unary("/test.Echo/Sum")
+        with self.assertRaises(grpc.RpcError) as ctx:
+            total(iter([b"1", b"2", b"fail", b"3"]), timeout=10)
+        self.assertCode(ctx, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(ctx.exception.details(), "told to fail after 2 messages")
+
+    def test_client_streaming_abort_paths(self):
+        before = self.server.stats()
+        total = self.channel.stream_unary("/test.Echo/Sum")
+        # The transport rejects a message mid-stream: the handler's state goes via on_abort.
+        with self.assertRaises(grpc.RpcError) as ctx:
+            total(iter([b"1", b"x" * (LIMIT + 1)]), timeout=10)
+        self.assertCode(ctx, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        # The client cancels mid-stream.
+        gate = threading.Event()
+        def requests():
+            yield b"5"
+            gate.wait(10)
+        fut = total.future(requests(), timeout=30)
+        time.sleep(0.3)
+        fut.cancel()
+        gate.set()
+        deadline = time.monotonic() + 10
+        while True:
+            after = self.server.stats()
+            if delta(before, after, "sum_aborts") >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(delta(before, after, "sum_aborts"), 2)
+        self.assertEqual(after["sum_live"], 0)
+        self.assertEqual(delta(before, after, "Sum.CANCELLED"), 1)
+
+    def test_connection_counters(self):
+        before = self.server.stats()
+        ch = self.server.channel()
+        self.assertEqual(self.call("/test.Echo/Echo", b"x", channel=ch), b"x")
+        mid = self.server.stats()
+        ch.close()
+        # +1 for ch, +1 for the Stats call's own channel.
+        self.assertEqual(delta(before, mid, "connections_opened"), 2)
+        deadline = time.monotonic() + 10
+        while True:
+            after = self.server.stats()
+            # Only the Stats call's own connection is still open, beyond what was before.
+            if after["connections_open"] <= before["connections_open"] + 1:
+                break
+            self.assertLess(time.monotonic(), deadline, after)
+            time.sleep(0.05)
+
+    def test_second_server_on_the_same_port_fails(self):
+        proc = subprocess.run([SERVER, "--port", str(self.server.port)], capture_output=True,
+                              timeout=START_TIMEOUT_S)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(f"bind 127.0.0.1:{self.server.port}: Address already in use",
+                      proc.stderr.decode())
+
+
+class ConcurrencyTests(ServerCase):
+    """Many streams and connections on two workers; the run TSan instruments."""
+
+    def test_500_concurrent_calls_on_one_channel(self):
+        before = self.server.stats()
+        rng = random.Random(11)
+        with self.server.channel() as ch:
+            echo = ch.unary_unary("/test.Echo/Echo")
+            msgs = [i.to_bytes(4, "big") + rng.randbytes(rng.randrange(0, 2048))
+                    for i in range(500)]
+            futures = [echo.future(m, timeout=60) for m in msgs]
+            for m, f in zip(msgs, futures):
+                self.assertEqual(f.result(), m)
+        after = self.server.stats()
+        # One channel, one connection (+1 for the Stats call's own channel).
+        self.assertEqual(delta(before, after, "connections_opened"), 2)
+
+    def test_20_channels_times_50_calls(self):
+        channels = [self.server.channel() for _ in range(20)]
+        try:
+            futures = []
+            for c, ch in enumerate(channels):
+                echo = ch.unary_unary("/test.Echo/Echo")
+                for i in range(50):
+                    msg = f"{c}:{i}".encode() * (i + 1)
+                    futures.append((msg, echo.future(msg, timeout=60)))
+            for msg, f in futures:
+                self.assertEqual(f.result(), msg)
+            # SO_REUSEPORT spread the 20 connections over both workers (all on one: 2^-19).
+            workers = {self.call("/test.Echo/WorkerInfo", b"", channel=ch).split()[0]
+                       for ch in channels}
+            self.assertEqual(workers, {b"worker=0", b"worker=1"})
+        finally:
+            for ch in channels:
+                ch.close()
+
+    def test_streaming_and_unary_interleaved(self):
+        with self.server.channel() as ch:
+            total = ch.stream_unary("/test.Echo/Sum")
+            echo = ch.unary_unary("/test.Echo/Echo")
+            sums = [total.future(iter([str(j).encode() for j in range(i + 1)]), timeout=60)
+                    for i in range(30)]
+            echoes = [echo.future(b"e" * i, timeout=60) for i in range(200)]
+            for i, f in enumerate(sums):
+                self.assertEqual(f.result(), f"sum={i * (i + 1) // 2} count={i + 1}".encode())
+            for i, f in enumerate(echoes):
+                self.assertEqual(f.result(), b"e" * i)
+
+
+class ShutdownTests(unittest.TestCase):
+    def test_graceful_shutdown_finishes_calls_in_flight(self):
+        server = Server("--workers", "2")
+        ch = server.channel()
+        try:
+            self.assertEqual(ch.unary_unary("/test.Echo/Echo")(b"up", timeout=10), b"up")
+            sleep = ch.unary_unary("/test.Echo/Sleep")
+            futures = [sleep.future(b"300", timeout=30) for _ in range(5)]
+            time.sleep(0.05)
+            server.proc.send_signal(signal.SIGTERM)
+            for f in futures:
+                self.assertEqual(f.result(), b"slept")
+            rc, out = server.stop()
+        finally:
+            ch.close()
+        self.assertEqual(rc, 0, out)
+        stats = parse_stats(out)
+        self.assertEqual(stats.get("Sleep.OK"), 5, out)
+        self.assertIn("workers_inited=2 workers_deinited=2", out)
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=5)
+
+    def test_graceful_shutdown_waits_for_an_open_stream(self):
+        # A client stream still sending when SIGTERM arrives finishes normally; a new call
+        # afterwards is refused (the listener is closed, the connection draining).
+        server = Server("--workers", "2")
+        ch = server.channel()
+        more = queue.Queue()
+        def requests():
+            while (item := more.get(timeout=30)) is not None:
+                yield item
+        try:
+            fut = ch.stream_unary("/test.Echo/Sum").future(requests(), timeout=30)
+            more.put(b"1")
+            time.sleep(0.2)
+            server.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            more.put(b"2")
+            more.put(None)
+            self.assertEqual(fut.result(), b"sum=3 count=2")
+            with self.assertRaises(grpc.RpcError) as ctx:
+                ch.unary_unary("/test.Echo/Echo")(b"late", timeout=5)
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
+            rc, out = server.stop()
+        finally:
+            more.put(None)
+            ch.close()
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(parse_stats(out).get("Sum.OK"), 1, out)
+
+    def test_drain_serves_requests_sent_before_the_ping_ack(self):
+        # GOAWAY(2^31-1) and a PING first; a request the client sends before it acks must
+        # still be served, and the final GOAWAY (sent on the ack) names it as the last stream.
+        server = Server("--workers", "1")
+        raw = RawH2(server.port)
+        try:
+            raw.send_request(1, "/test.Echo/Echo", b"one")
+            while not ((f := raw.next_frame()) and isinstance(f, HeadersFrame)
+                       and "END_STREAM" in f.flags):
+                pass
+            self.assertEqual(f.headers.get("grpc-status"), "0")
+            server.proc.send_signal(signal.SIGTERM)
+            notice = ping = None
+            while notice is None or ping is None:
+                f = raw.next_frame()
+                self.assertIsNotNone(f, "closed before the drain handshake")
+                if isinstance(f, GoAwayFrame):
+                    notice = f
+                elif isinstance(f, PingFrame) and "ACK" not in f.flags:
+                    ping = f
+            noticed_at = time.monotonic()
+            self.assertEqual(notice.last_stream_id, 2**31 - 1)
+            self.assertEqual(notice.error_code, 0)
+            raw.send_request(3, "/test.Echo/Echo", b"three")
+            raw.sock.sendall(PingFrame(0, opaque_data=ping.opaque_data, flags=["ACK"]).serialize())
+            status = data = final = None
+            while (f := raw.next_frame()) is not None:
+                if isinstance(f, DataFrame) and f.stream_id == 3:
+                    data = bytes(f.data)
+                elif isinstance(f, HeadersFrame) and f.stream_id == 3 and "grpc-status" in f.headers:
+                    status = f.headers["grpc-status"]
+                elif isinstance(f, GoAwayFrame):
+                    final = f
+                    final_at = time.monotonic()
+            self.assertEqual((status, data), ("0", frame(b"three")))
+            self.assertIsNotNone(final, "no final GOAWAY")
+            self.assertEqual(final.last_stream_id, 3)
+            # Sent on the ack, not by the 250 ms fallback timer.
+            self.assertLess(final_at - noticed_at, 0.2)
+        finally:
+            raw.sock.close()
+            rc, out = server.stop()
+        self.assertEqual(rc, 0, out)
+
+    def test_idle_connections_do_not_delay_shutdown(self):
+        server = Server("--workers", "2")
+        channels = [server.channel() for _ in range(4)]
+        try:
+            for ch in channels:
+                self.assertEqual(ch.unary_unary("/test.Echo/Echo")(b"x", timeout=10), b"x")
+            start = time.monotonic()
+            rc, out = server.stop()
+            elapsed = time.monotonic() - start
+        finally:
+            for ch in channels:
+                ch.close()
+        self.assertEqual(rc, 0, out)
+        # Idle grpcio channels never ack the drain PING: the 250 ms fallback sends the final
+        # GOAWAY, long before the 5 s shutdown timeout.
+        self.assertLess(elapsed, 0.9, out)
+
+    def test_shutdown_timeout_cuts_calls_that_never_finish(self):
+        server = Server("--workers", "2", "--shutdown-timeout-ms", "300")
+        ch = server.channel()
+        gate = threading.Event()
+        def requests():
+            yield b"1"
+            gate.wait(30)  # never half-closes until the test is over
+        try:
+            fut = ch.stream_unary("/test.Echo/Sum").future(requests(), timeout=30)
+            time.sleep(0.3)
+            start = time.monotonic()
+            rc, out = server.stop()
+            elapsed = time.monotonic() - start
+            with self.assertRaises(grpc.RpcError) as ctx:
+                fut.result(timeout=10)
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        finally:
+            gate.set()
+            ch.close()
+        self.assertEqual(rc, 0, out)
+        self.assertLess(elapsed, 3)
+        stats = parse_stats(out)
+        self.assertEqual(stats.get("sum_aborts"), 1, out)
+        self.assertEqual(stats.get("sum_live"), 0, out)
+
+
+def main():
+    global SERVER
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    args, rest = parser.parse_known_args()
+    SERVER = os.path.abspath(args.server)
+    unittest.main(argv=[sys.argv[0], "-v", *rest])
+
+
+if __name__ == "__main__":
+    main()
