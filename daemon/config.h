@@ -18,6 +18,7 @@
  */
 #include "options.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,11 +46,35 @@ struct config_source {
     char *created_timestamp_column; /* optional tie-breaker between equal event timestamps */
 };
 
+/* A feature's data-contract checks: `contract.features.<name>: { max_null_rate, range }`. */
+struct config_feature_check {
+    uint32_t feature;     /* index in the view's schema */
+    double max_null_rate; /* 0..1: share of the snapshot's entities with a null value; 1 = any */
+    bool has_range;       /* numeric features: every present value in [range_min, range_max] */
+    double range_min;
+    double range_max;
+};
+
+/*
+ * What a new snapshot must satisfy before it replaces the live one (the materializer checks
+ * it). The defaults check nothing but the rule every view has: no null entity keys. A fixed
+ * array keeps the config free of another allocation; few features carry checks.
+ */
+#define CONFIG_MAX_CHECKED_FEATURES 64
+struct config_contract {
+    uint64_t min_rows;           /* 0 = no minimum */
+    double max_row_drop_percent; /* vs the live snapshot's rows, 0..100; 100 = no limit */
+    uint32_t nfeatures;
+    struct config_feature_check features[CONFIG_MAX_CHECKED_FEATURES];
+};
+
 struct config_view {
     struct store_schema *schema; /* owned; finalized; its name is the view's name */
     struct config_source source;
     int64_t refresh_interval_us; /* 0 = materialize only on demand */
-    uint32_t line;               /* where the view starts in the file, for later messages */
+    bool incremental;            /* load only rows newer than the watermark into the live table */
+    struct config_contract contract;
+    uint32_t line; /* where the view starts in the file, for later messages */
 };
 
 /* One feature a service serves: indexes into fsd_config.views and that view's features. */

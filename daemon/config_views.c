@@ -3,6 +3,7 @@
 
 #include "store/schema.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,10 +191,154 @@ static void _parse_features(struct config_ctx *ctx, struct store_schema *schema,
     config_path_pop(ctx, mark);
 }
 
+/* ---- the data contract and incremental loads --------------------------------------------- */
+
+/* A number under `key` in [min, max] (error reported, -1 returned when invalid). */
+static int _number(struct config_ctx *ctx, const yaml_node_t *node, const char *key, double min,
+                   double max, double *out) {
+    const char *text = config_scalar(ctx, node, key);
+    char why[256];
+    if (text == NULL) {
+        return -1;
+    }
+    if (config_parse_double(text, out, why, sizeof why) != 0) {
+        config_error(ctx, node, key, "%s", why);
+        return -1;
+    }
+    if (!(*out >= min && *out <= max)) {
+        config_error(ctx, node, key, "%s is out of bounds (%g..%g)", text, min, max);
+        return -1;
+    }
+    return 0;
+}
+
+static void _parse_bool(struct config_ctx *ctx, const yaml_node_t *node, const char *key,
+                        bool *out) {
+    const char *text = config_scalar(ctx, node, key);
+    if (text == NULL) {
+        return;
+    }
+    if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0) {
+        *out = text[0] == 't';
+    } else {
+        config_error(ctx, node, key, "expected true or false, found \"%.80s\"", text);
+    }
+}
+
+/* `range: [lo, hi]` of a numeric feature. */
+static void _parse_range(struct config_ctx *ctx, const yaml_node_t *seq,
+                         struct config_feature_check *check) {
+    if (seq->type != YAML_SEQUENCE_NODE ||
+        seq->data.sequence.items.top - seq->data.sequence.items.start != 2) {
+        config_error(ctx, seq, "range", "expected [min, max]");
+        return;
+    }
+    double bounds[2];
+    for (int i = 0; i < 2; i++) {
+        if (_number(ctx, config_node(ctx, seq->data.sequence.items.start[i]), "range", -HUGE_VAL,
+                    HUGE_VAL, &bounds[i]) != 0) {
+            return;
+        }
+    }
+    if (bounds[0] > bounds[1]) {
+        config_error(ctx, seq, "range", "min %g is greater than max %g", bounds[0], bounds[1]);
+        return;
+    }
+    check->has_range = true;
+    check->range_min = bounds[0];
+    check->range_max = bounds[1];
+}
+
+static void _parse_feature_checks(struct config_ctx *ctx, struct config_view *view,
+                                  const yaml_node_t *map) {
+    static const char *const keys[] = {"max_null_rate", "range", NULL};
+    size_t mark = config_path_push(ctx, ".features");
+    if (map->type != YAML_MAPPING_NODE) {
+        config_error(ctx, map, NULL, "expected a mapping of feature name to checks");
+        config_path_pop(ctx, mark);
+        return;
+    }
+    struct config_contract *contract = &view->contract;
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
+         pair++) {
+        const yaml_node_t *key = config_node(ctx, pair->key);
+        const yaml_node_t *value = config_node(ctx, pair->value);
+        const char *name = config_scalar(ctx, key, NULL);
+        if (name == NULL) {
+            continue;
+        }
+        size_t item = config_path_push(ctx, ".%s", name);
+        int index = store_schema_feature_index(view->schema, name);
+        if (index < 0) {
+            config_error(ctx, key, NULL, "the view has no feature \"%.80s\"", name);
+        } else if (contract->nfeatures == CONFIG_MAX_CHECKED_FEATURES) {
+            config_error(ctx, key, NULL, "at most %d features may have checks",
+                         CONFIG_MAX_CHECKED_FEATURES);
+        } else if (config_check_keys(ctx, value, keys)) {
+            struct config_feature_check *check = &contract->features[contract->nfeatures];
+            *check = (struct config_feature_check){.feature = (uint32_t)index, .max_null_rate = 1};
+            const yaml_node_t *rate = config_get(ctx, value, "max_null_rate", false);
+            const yaml_node_t *range = config_get(ctx, value, "range", false);
+            if (rate != NULL) {
+                _number(ctx, rate, "max_null_rate", 0, 1, &check->max_null_rate);
+            }
+            if (range != NULL) {
+                enum store_type type = view->schema->features[index].type;
+                if (!store_type_has_mean(type)) {
+                    config_error(ctx, range, "range",
+                                 "a range needs a numeric feature (int32, int64, float, double), "
+                                 "not %s",
+                                 store_type_name(type));
+                } else {
+                    _parse_range(ctx, range, check);
+                }
+            }
+            if (rate == NULL && range == NULL) {
+                config_error(ctx, value, NULL, "give max_null_rate, range or both");
+            }
+            contract->nfeatures++;
+        }
+        config_path_pop(ctx, item);
+    }
+    config_path_pop(ctx, mark);
+}
+
+static void _parse_contract(struct config_ctx *ctx, struct config_view *view,
+                            const yaml_node_t *map) {
+    static const char *const keys[] = {"min_rows", "max_row_drop_percent", "features", NULL};
+    size_t mark = config_path_push(ctx, ".contract");
+    if (!config_check_keys(ctx, map, keys)) {
+        config_path_pop(ctx, mark);
+        return;
+    }
+    const yaml_node_t *min_rows = config_get(ctx, map, "min_rows", false);
+    const yaml_node_t *drop = config_get(ctx, map, "max_row_drop_percent", false);
+    const yaml_node_t *features = config_get(ctx, map, "features", false);
+    if (min_rows != NULL) {
+        const char *text = config_scalar(ctx, min_rows, "min_rows");
+        int64_t n;
+        char why[256];
+        if (text != NULL &&
+            config_parse_int(text, 0, INT64_MAX, "min_rows", &n, why, sizeof why) != 0) {
+            config_error(ctx, min_rows, "min_rows", "%s", why);
+        } else if (text != NULL) {
+            view->contract.min_rows = (uint64_t)n;
+        }
+    }
+    if (drop != NULL) {
+        _number(ctx, drop, "max_row_drop_percent", 0, 100, &view->contract.max_row_drop_percent);
+    }
+    if (features != NULL) {
+        _parse_feature_checks(ctx, view, features);
+    }
+    config_path_pop(ctx, mark);
+}
+
 /* Fills `view` from mapping `map`; errors are reported, `view` keeps what could be read. */
 static void _parse_view(struct config_ctx *ctx, struct config_view *view, const yaml_node_t *map) {
-    static const char *const keys[] = {"name",   "join_keys", "ttl", "refresh_interval",
-                                       "source", "features",  NULL};
+    static const char *const keys[] = {"name",   "join_keys",   "ttl",      "refresh_interval",
+                                       "source", "incremental", "contract", "features",
+                                       NULL};
     view->line = (uint32_t)map->start_mark.line + 1;
     if (!config_check_keys(ctx, map, keys)) {
         return;
@@ -231,6 +376,16 @@ static void _parse_view(struct config_ctx *ctx, struct config_view *view, const 
                      "a view without a source has nothing "
                      "to refresh");
     }
+    view->contract.max_row_drop_percent = 100;
+    const yaml_node_t *incremental = config_get(ctx, map, "incremental", false);
+    if (incremental != NULL) {
+        _parse_bool(ctx, incremental, "incremental", &view->incremental);
+        if (source == NULL && view->incremental) {
+            config_error(ctx, incremental, "incremental",
+                         "a view without a source has nothing "
+                         "to load incrementally");
+        }
+    }
 
     /* Keys and features are read even when the name is bad, to report their errors too; the
      * schema is only kept under a valid, unique name. */
@@ -252,6 +407,11 @@ static void _parse_view(struct config_ctx *ctx, struct config_view *view, const 
         return;
     }
     view->schema = schema;
+    /* After the features: checks name them. */
+    const yaml_node_t *contract = config_get(ctx, map, "contract", false);
+    if (contract != NULL) {
+        _parse_contract(ctx, view, contract);
+    }
 }
 
 void config_parse_views(struct config_ctx *ctx, const yaml_node_t *seq) {

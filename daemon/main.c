@@ -2,9 +2,11 @@
 #include "config.h"
 #include "log.h"
 #include "grpc/grpc.h"
+#include "materializer/materializer.h"
 #include "options.h"
 #include "reload.h"
 #include "rpc/rpc.h"
+#include "stats/stats.h"
 #include "sweeper.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef FSD_VERSION
 #define FSD_VERSION "unknown"
@@ -120,6 +123,46 @@ static int _start_server(const struct fsd_config *config) {
     return 0;
 }
 
+/* Feeds each finished load to the stats port's /status, page and readiness. */
+static void _on_load(const char *view, const struct mat_load_result *result, void *ctx) {
+    (void)ctx;
+    bool ok = result->outcome == MAT_LOADED || result->outcome == MAT_LOADED_INCREMENTAL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    stats_report_load(view, ok, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+                      ok ? NULL : result->error);
+}
+
+/* Loads every view with a source now and on its refresh interval, on a thread of its own. */
+static int _start_materializer(const struct fsd_config *config, struct store_catalog *catalog) {
+    struct mat_options options;
+    mat_options_init(&options);
+    options.on_load = _on_load;
+    char err[512];
+    if (mat_setup(catalog, config, &options, err, sizeof err) != 0) {
+        log_error("cannot start the materializer", "error=%s", LOG_QUOTE(err));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Not fatal: serving lookups does not need the stats port, and an orchestrator probing
+ * /healthz or /readyz on it notices that it is missing.
+ */
+static void _start_stats(const struct fsd_config *config, struct store_catalog *catalog) {
+    const struct option_server *o = &config->options.server;
+    struct stats_options options;
+    stats_options_init(&options);
+    options.bind = o->stats_bind;
+    options.port = (uint16_t)o->stats_port;
+    options.token = o->stats_token;
+    char err[512];
+    if (stats_setup(&options, catalog, config, err, sizeof err) != 0) {
+        log_error("cannot start the stats port; serving without it", "error=%s", LOG_QUOTE(err));
+    }
+}
+
 static int _run(const char *path) {
     /* Block before any thread exists, so every thread inherits the mask and these signals
      * reach only sigwait() in _serve(). */
@@ -162,9 +205,15 @@ static int _run(const char *path) {
         log_error("cannot start the expiry sweeper thread", NULL);
     } else {
         rpc_setup(config, catalog);
-        if (_start_server(config) == 0) {
-            log_info("fsd ready", "version=%s grpc=%s:%u views=%zu feature_services=%zu",
-                     FSD_VERSION, config->options.server.grpc_bind, grpc_server_port(),
+        if (_start_server(config) == 0 && _start_materializer(config, catalog) == 0) {
+            _start_stats(config, catalog);
+            char stats[300] = "off";
+            if (stats_port() != 0) {
+                snprintf(stats, sizeof stats, "%s:%u", config->options.server.stats_bind,
+                         stats_port());
+            }
+            log_info("fsd ready", "version=%s grpc=%s:%u stats=%s views=%zu feature_services=%zu",
+                     FSD_VERSION, config->options.server.grpc_bind, grpc_server_port(), stats,
                      config->nviews, config->nservices);
             config = _serve(&signals, path, config, catalog);
             rpc_set_serving(0);
@@ -172,6 +221,8 @@ static int _run(const char *path) {
             log_info("stopped serving", NULL);
             rc = EXIT_OK;
         }
+        stats_teardown();
+        mat_teardown();
         grpc_server_teardown();
         rpc_teardown();
     }

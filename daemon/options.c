@@ -77,6 +77,17 @@ static const struct option_def server_defs[] = {
         .description = "TCP port of the HTTP stats endpoint; 0 picks a free port (logged at start).",
     },
     {
+        .name = "stats_token",
+        .type = OPTION_STRING,
+        .default_text = "",
+        .min = 0,
+        .max = 255,
+        .offset = AT_STRING(server.stats_token),
+        .description = "Bearer token the stats endpoint's /status and / pages require "
+                       "(Authorization: Bearer <token>); empty means no token. /metrics, "
+                       "/healthz and /readyz stay open.",
+    },
+    {
         .name = "workers",
         .type = OPTION_UINT,
         .default_text = "0",

@@ -31,7 +31,8 @@ struct option_server {
     uint32_t grpc_port;
     char *stats_bind; /* owned */
     uint32_t stats_port;
-    uint32_t workers; /* 0 = one per core */
+    char *stats_token; /* owned; "" = the stats port asks for no token */
+    uint32_t workers;  /* 0 = one per core */
     uint32_t max_batch;
     uint64_t max_message_bytes;
     uint32_t default_budget_us;

@@ -6,7 +6,9 @@
 
 #include "config.h"
 #include "log.h"
+#include "materializer/materializer.h"
 #include "rpc/rpc.h"
+#include "stats/stats.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"
@@ -116,6 +118,8 @@ struct fsd_config *reload_config(const char *path, struct fsd_config *current,
         return current;
     }
     _apply_views(next, catalog);
+    mat_reconfigure(next);
+    stats_update_config(next);
     const struct fsd_config *old = rpc_replace_config(next); /* waits for a grace period */
     config_destroy((struct fsd_config *)old);
     log_info("config reloaded", "file=%s views=%zu feature_services=%zu", LOG_QUOTE(path),

@@ -29,12 +29,12 @@ build_fsd() {
     fi
 }
 
-# Hook for the demo data generator: it will write the Parquet files and the stream that
-# configs/demo.yaml points at (under demo-data/, which git ignores), skipping work already
-# done. TODO(demo data generator issue): call it here; until then the demo serves whatever
-# configs/demo.yaml can reach on its own.
+# Writes the Parquet files configs/demo.yaml points at (under demo-data/, which git
+# ignores). Run on every start, in about a second: event times are relative to now, and a
+# view's TTL would otherwise age the demo out.
 generate_demo_data() {
-    :
+    say "writing demo data into demo-data/"
+    "${BUILD_DIR}/bin/fsd-demo-data" demo-data
 }
 
 main() {
@@ -44,6 +44,8 @@ main() {
     build_fsd
     generate_demo_data
     say "starting build/bin/fsd --config ${DEMO_CONFIG} (Ctrl-C stops it)"
+    say "try: build/bin/fsctl views; build/bin/fsctl get --view user_features --key user_id=42"
+    say "     and http://127.0.0.1:9466/ for the status page"
     # exec: fsd gets the terminal's signals directly, and its exit status is the script's.
     exec "${BUILD_DIR}/bin/fsd" --config "${DEMO_CONFIG}" "$@"
 }

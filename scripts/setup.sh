@@ -42,7 +42,7 @@ FSD_APT_PACKAGES=(
     protobuf-compiler # protoc for the Python client stubs of proto/
     nghttp2-client # h2load, the HTTP/2 load generator for loadtest/
     python3-h2 # a scriptable HTTP/2 client for transport tests grpcio cannot express
-    # materializer tests and pg_bench: a real PostgreSQL server (initdb, postgres, pg_isready)
+    # materializer tests and pg_bench: a real PostgreSQL server (initdb, postgres)
     postgresql
     # stats port tests: a real Prometheus text-format parser for /metrics
     python3-prometheus-client

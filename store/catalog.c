@@ -193,6 +193,13 @@ static void _schema_free_deferred(struct store_rcu_head *head) {
 int store_view_replace_schema(struct store_view *view, struct store_schema *schema, char *err,
                               size_t err_len) {
     pthread_mutex_lock(&view->write_lock); /* no live write may slip between copy and swap */
+    if (view->loading) {
+        pthread_mutex_unlock(&view->write_lock);
+        snprintf(err, err_len, "view %s: a snapshot load is in progress; reload again after it",
+                 schema->view);
+        store_schema_destroy(schema);
+        return -1;
+    }
     struct store_table *old_table = atomic_load_explicit(&view->table, memory_order_acquire);
     struct store_table_options options = {.shards = store_table_shards(old_table)};
     struct store_table *table = store_table_copy(old_table, schema, &options, err, err_len);
@@ -288,17 +295,23 @@ enum store_upsert_result store_view_delete(struct store_view *view, const struct
     return result;
 }
 
-void store_view_load_begin(struct store_view *view) {
+int store_view_load_begin(struct store_view *view) {
     pthread_mutex_lock(&view->write_lock);
+    if (view->loading) {
+        pthread_mutex_unlock(&view->write_lock);
+        return -1;
+    }
     _log_clear(view);
     view->loading = true;
     pthread_mutex_unlock(&view->write_lock);
+    return 0;
 }
 
 uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,
                                 int64_t loaded_at_us) {
     pthread_mutex_lock(&view->write_lock);
-    if (view->log_failed) {
+    if (view->log_failed ||
+        store_table_schema(table) != atomic_load_explicit(&view->schema, memory_order_relaxed)) {
         _log_clear(view);
         view->loading = false;
         pthread_mutex_unlock(&view->write_lock);

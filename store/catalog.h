@@ -65,8 +65,9 @@ uint64_t store_view_swap_table(struct store_view *view, struct store_table *tabl
 /*
  * Replaces the view's schema with `schema` (same layout, e.g. a new TTL or new defaults from a
  * reload): copies the current table under it (store_table_copy) and swaps both in, holding
- * the view's writer mutex so no live write is lost. Takes ownership of `schema`, also on
- * failure. The old schema and table are freed after a grace period; the snapshot version does
+ * the view's writer mutex so no live write is lost. Refused while a snapshot load is in
+ * progress (its table is being built for the current schema). Takes ownership of `schema`,
+ * also on failure. The old schema and table are freed after a grace period; the snapshot version does
  * not change. Returns 0, or -1 with `err` set. Control thread; blocks for the copy.
  */
 int store_view_replace_schema(struct store_view *view, struct store_schema *schema, char *err,
@@ -88,11 +89,14 @@ enum store_upsert_result store_view_delete(struct store_view *view, const struct
 /*
  * A snapshot load: begin before the first source row is read; then commit the new table
  * (replays the logged updates into it, publishes it, returns the new version) or abort
- * (drops the log; the caller destroys its table). Commit returns 0 and publishes nothing when
- * the updates could not all be logged (out of memory): the caller then destroys its table and
- * fails the load rather than lose them. One load per view at a time. Control thread.
+ * (drops the log; the caller destroys its table). While a load runs, the view's schema cannot
+ * be replaced (store_view_replace_schema refuses), so the loader may use it without holding a
+ * read section. Begin returns -1 when a load is already in progress. Commit returns 0 and
+ * publishes nothing when the updates could not all be logged (out of memory) or the table was
+ * not built for the view's schema: the caller then destroys its table and fails the load.
+ * Control thread.
  */
-void store_view_load_begin(struct store_view *view);
+int store_view_load_begin(struct store_view *view);
 uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,
                                 int64_t loaded_at_us);
 void store_view_load_abort(struct store_view *view);

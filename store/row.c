@@ -32,6 +32,13 @@ int store_row_builder_init(struct store_row_builder *b, const struct store_schem
         return -1;
     }
     b->nulls = b->fixed + schema->fixed_size;
+    /* Allocated up front so staging an empty first value never offsets a NULL pointer. */
+    b->var_cap = 256;
+    b->var = malloc(b->var_cap);
+    if (b->var == NULL) {
+        free(b->fixed);
+        return -1;
+    }
     store_row_builder_reset(b, 0, 0);
     return 0;
 }

@@ -121,7 +121,8 @@ static inline const uint8_t *store_row_key(const struct store_row *row) {
 /* Row-level status at `now_us`: present, or outside max age when now - event_ts > ttl. */
 static inline enum store_status store_row_status(const struct store_schema *schema,
                                                  const struct store_row *row, int64_t now_us) {
-    if (schema->ttl_us > 0 && now_us - row->event_ts_us > schema->ttl_us) {
+    /* Written so that no event time, however far from now, overflows. */
+    if (schema->ttl_us > 0 && row->event_ts_us < now_us - schema->ttl_us) {
         return STORE_OUTSIDE_MAX_AGE;
     }
     return STORE_PRESENT;

@@ -259,7 +259,7 @@ static int _encode_keys(struct arena *a, const Fsd__V1__GetFeaturesRequest *req,
             key_bytes += 8 * n;
         } else {
             for (size_t i = 0; i < n; i++) {
-                key_bytes += strlen(col->string_values[i]) + 5; /* + varint length */
+                key_bytes += col->string_values[i].len + 5; /* + varint length */
             }
         }
     }
@@ -278,8 +278,8 @@ static int _encode_keys(struct arena *a, const Fsd__V1__GetFeaturesRequest *req,
             if (parts[k].type == STORE_KEY_INT64) {
                 parts[k].i64 = col->int64_values[i];
             } else {
-                parts[k].str = col->string_values[i];
-                parts[k].str_len = (uint32_t)strlen(col->string_values[i]);
+                parts[k].str = (const char *)col->string_values[i].data;
+                parts[k].str_len = (uint32_t)col->string_values[i].len;
             }
         }
         char err[256];
@@ -411,6 +411,15 @@ static void _write_values(struct pbw *w, enum store_type type, const struct colu
     pbw_end(w);
 }
 
+/* now - event time without overflow, whatever a source stored (years far from now). */
+static int64_t _age_us(int64_t now_us, int64_t event_ts_us) {
+    int64_t age;
+    if (__builtin_sub_overflow(now_us, event_ts_us, &age)) {
+        return event_ts_us < 0 ? INT64_MAX : INT64_MIN;
+    }
+    return age;
+}
+
 static enum rpc_fallback_reason _reason_of(enum store_status status) {
     return status == STORE_NOT_FOUND ? RPC_FALLBACK_NOT_FOUND
            : status == STORE_NULL    ? RPC_FALLBACK_NULL_VALUE
@@ -436,7 +445,7 @@ static void _count_lookups(struct rpc_worker *wk, const struct plan *p, int64_t 
             } else {
                 rpc_histogram_observe(&vc[v]->staleness, rpc_staleness_bounds_s,
                                       RPC_STALENESS_BUCKETS,
-                                      (double)(now_us - vp->rows[i]->event_ts_us) / 1e6);
+                                      (double)_age_us(now_us, vp->rows[i]->event_ts_us) / 1e6);
             }
         }
         rpc_counter_add(&vc[v]->lookups, p->n);
@@ -516,7 +525,7 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
         pbw_bytes_field(w, STALE_VIEW, vp->schema->view, strlen(vp->schema->view));
         pbw_begin(w, STALE_MS);
         for (size_t i = 0; i < n; i++) {
-            int64_t ms = vp->rows[i] ? (now_us - vp->rows[i]->event_ts_us) / 1000 : -1;
+            int64_t ms = vp->rows[i] ? _age_us(now_us, vp->rows[i]->event_ts_us) / 1000 : -1;
             pbw_varint(w, (uint64_t)ms);
         }
         pbw_end(w);
@@ -534,14 +543,20 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
 
 /* The request's deadline: its budget_us, else grpc-timeout, else the configured default. */
 static int64_t _deadline_us(struct grpc_call *call, const Fsd__V1__GetFeaturesRequest *req,
-                            const struct fsd_config *config) {
+                            const struct fsd_config *config, const char **origin) {
     int64_t start = grpc_call_start_us(call);
     int64_t deadline = grpc_call_deadline_us(call);
+    *origin = "grpc-timeout";
     if (req->budget_us > 0) {
         int64_t budget = start + (int64_t)req->budget_us;
-        return budget < deadline ? budget : deadline;
+        if (budget < deadline) {
+            *origin = "the request's budget_us";
+            return budget;
+        }
+        return deadline;
     }
     if (deadline == INT64_MAX && config->options.server.default_budget_us > 0) {
+        *origin = "server.default_budget_us; set budget_us or a grpc-timeout to choose another";
         return start + (int64_t)config->options.server.default_budget_us;
     }
     return deadline;
@@ -576,6 +591,10 @@ static int _plan(struct rpc_worker *wk, const Fsd__V1__GetFeaturesRequest *req,
 
 void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
     struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
     struct request_error e = {GRPC_OK, ""};
     Fsd__V1__GetFeaturesRequest *req =
         fsd__v1__get_features_request__unpack(&wk->arena.protobuf, len, msg);
@@ -587,7 +606,8 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
     }
     store_read_lock();
     const struct fsd_config *config = atomic_load_explicit(&rpc_state.config, memory_order_acquire);
-    int64_t deadline = _deadline_us(call, req, config);
+    const char *budget_origin;
+    int64_t deadline = _deadline_us(call, req, config, &budget_origin);
     int64_t start = grpc_call_start_us(call);
     int64_t now_mono = _monotonic_us();
     struct plan plan;
@@ -597,8 +617,9 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
             rpc_counter_add(&wk->counters->budget_exceeded, 1);
         }
         _error(&e, GRPC_DEADLINE_EXCEEDED,
-               "latency budget of %lld us was spent before the lookup started (waited %lld us)",
-               (long long)(deadline - start), (long long)(now_mono - start));
+               "latency budget of %lld us (from %s) was spent before the lookup started "
+               "(waited %lld us)",
+               (long long)(deadline - start), budget_origin, (long long)(now_mono - start));
     } else if (_plan(wk, req, config, &plan, &e) == 0) {
         if (wk->counters != NULL) {
             rpc_histogram_observe(&wk->counters->batch, rpc_batch_bounds, RPC_BATCH_BUCKETS,
@@ -610,6 +631,12 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
         }
         if (_write_response(wk, &plan, req, rpc_wall_clock_us(), start) != 0) {
             _error(&e, GRPC_RESOURCE_EXHAUSTED, "out of memory encoding the response");
+        } else if (wk->out.len > config->options.server.max_message_bytes) {
+            _error(&e, GRPC_RESOURCE_EXHAUSTED,
+                   "response of %zu bytes (%zu entities x %u features) exceeds "
+                   "server.max_message_bytes (%llu); ask for fewer entities or features",
+                   wk->out.len, plan.n, plan.ncolumns,
+                   (unsigned long long)config->options.server.max_message_bytes);
         }
     }
     store_read_unlock();
@@ -619,5 +646,6 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
         grpc_call_fail(call, e.code, e.message);
     }
     rpc_observe_duration(wk, RPC_GET_FEATURES, call);
+    pbw_trim(&wk->out, RPC_KEEP_RESPONSE_BYTES);
     arena_reset(&wk->arena);
 }

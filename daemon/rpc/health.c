@@ -11,6 +11,10 @@
 
 void rpc_health_check(struct grpc_call *call, const uint8_t *msg, size_t len) {
     struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
     Grpc__Health__V1__HealthCheckRequest *req =
         grpc__health__v1__health_check_request__unpack(&wk->arena.protobuf, len, msg);
     if (req == NULL) {

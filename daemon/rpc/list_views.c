@@ -10,6 +10,7 @@
 #include "config.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "grpc/grpc.h"
+#include "materializer/materializer.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -150,6 +151,29 @@ static Fsd__V1__ViewInfo *_view_info(struct arena *a, struct store_view *view) {
     info->rows = stats.rows;
     info->memory_bytes = stats.memory_bytes;
     info->last_load_time_us = store_view_loaded_at_us(view);
+    struct mat_view_status *status = arena_alloc(a, sizeof(*status));
+    if (status != NULL && mat_view_status(schema->view, status) && status->has_source) {
+        const struct mat_load_result *last = &status->last;
+        info->source = _arena_strdup(a, last->source[0] ? last->source : status->last_ok.source);
+        info->loading = status->loading;
+        info->last_load_result = (char *)mat_outcome_name(last->outcome);
+        info->last_error = _arena_strdup(a, last->error);
+        info->loads_completed = status->loads_completed;
+        info->loads_failed = status->loads_failed;
+        info->rows_read = last->rows_read;
+        info->rows_kept = last->rows_kept;
+        info->rows_skipped = last->rows_skipped;
+        info->load_duration_us = last->duration_us;
+        /* INT64_MIN means none yet; the API says 0 */
+        info->watermark_us =
+            status->last_ok.watermark_us == INT64_MIN ? 0 : status->last_ok.watermark_us;
+        info->max_event_time_us =
+            status->last_ok.max_event_ts_us == INT64_MIN ? 0 : status->last_ok.max_event_ts_us;
+        info->next_load_time_us = status->next_load_us;
+        if (info->source == NULL || info->last_error == NULL) {
+            return NULL;
+        }
+    }
     return info;
 }
 
@@ -179,6 +203,10 @@ static Fsd__V1__FeatureServiceInfo *_service_info(struct arena *a, const struct 
 
 void rpc_list_views(struct grpc_call *call, const uint8_t *msg, size_t len) {
     struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
     struct arena *a = &wk->arena;
     Fsd__V1__ListViewsRequest *req = fsd__v1__list_views_request__unpack(&a->protobuf, len, msg);
     if (req == NULL) {

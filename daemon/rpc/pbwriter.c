@@ -20,6 +20,12 @@ void pbw_reset(struct pbw *w) {
     w->depth = 0;
 }
 
+void pbw_trim(struct pbw *w, size_t keep) {
+    if (w->cap > keep) {
+        pbw_deinit(w);
+    }
+}
+
 uint8_t *pbw_reserve(struct pbw *w, size_t n) {
     if (w->failed) {
         return NULL;

@@ -39,6 +39,9 @@ void pbw_deinit(struct pbw *w);
 /* Empties the buffer (keeping its memory) and clears `failed`. */
 void pbw_reset(struct pbw *w);
 
+/* Frees the buffer when it grew past `keep` bytes, so one huge response does not pin it. */
+void pbw_trim(struct pbw *w, size_t keep);
+
 /* Makes room for `n` more bytes; returns where they go (advance with pbw_commit), or NULL. */
 uint8_t *pbw_reserve(struct pbw *w, size_t n);
 static inline void pbw_commit(struct pbw *w, size_t n) {

@@ -41,6 +41,8 @@ static const char *_kind_name(Fsd__V1__Value__KindCase kind) {
     return field != NULL ? field->name : "no value";
 }
 
+#define RPC_PUSH_MAX_FUTURE_US (3600LL * 1000000) /* allowed clock skew of a producer */
+
 struct push_error {
     enum grpc_code code;
     char message[512];
@@ -57,9 +59,41 @@ static int _reject(struct push_error *e, enum grpc_code code, const char *fmt, .
     return -1;
 }
 
+/* Strings travel as protobuf `string`: UTF-8, or no client could read them back. */
+static bool _strings_valid(const Fsd__V1__Value *v) {
+    if (v == NULL) {
+        return true;
+    }
+    if (v->kind_case == FSD__V1__VALUE__KIND_STRING_VALUE) {
+        return rpc_utf8_valid(v->string_value.data, v->string_value.len);
+    }
+    if (v->kind_case == FSD__V1__VALUE__KIND_STRING_LIST) {
+        for (size_t i = 0; i < v->string_list->n_values; i++) {
+            if (!rpc_utf8_valid(v->string_list->values[i].data, v->string_list->values[i].len)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 /* Checks row `r` against the schema and encodes its key into the arena. */
 static int _check_row(const struct store_schema *schema, const Fsd__V1__Row *row, size_t r,
-                      struct arena *a, struct store_key *key, struct push_error *e) {
+                      struct arena *a, int64_t now_us, struct store_key *key,
+                      struct push_error *e) {
+    /* 0 is what a client sends when it forgot the field; far-future rows would shadow every
+     * real update until then. */
+    if (row->event_timestamp_us <= 0) {
+        return _reject(e, GRPC_INVALID_ARGUMENT,
+                       "row %zu: event_timestamp_us must be set (microseconds since the Unix "
+                       "epoch), got %lld",
+                       r, (long long)row->event_timestamp_us);
+    }
+    if (row->event_timestamp_us > now_us + RPC_PUSH_MAX_FUTURE_US) {
+        return _reject(e, GRPC_INVALID_ARGUMENT,
+                       "row %zu: event_timestamp_us %lld is more than an hour in the future", r,
+                       (long long)row->event_timestamp_us);
+    }
     struct store_key_part parts[STORE_MAX_JOIN_KEYS];
     for (uint32_t k = 0; k < schema->nkeys; k++) {
         parts[k].type = (enum store_key_type) - 1; /* not given yet */
@@ -83,8 +117,12 @@ static int _check_row(const struct store_schema *schema, const Fsd__V1__Row *row
             parts[k].i64 = part->int64_value;
         } else if (part->value_case == FSD__V1__KEY_PART__VALUE_STRING_VALUE) {
             parts[k].type = STORE_KEY_STRING;
-            parts[k].str = part->string_value;
-            parts[k].str_len = (uint32_t)strlen(part->string_value);
+            parts[k].str = (const char *)part->string_value.data;
+            parts[k].str_len = (uint32_t)part->string_value.len;
+            if (!rpc_utf8_valid(part->string_value.data, part->string_value.len)) {
+                return _reject(e, GRPC_INVALID_ARGUMENT, "row %zu: join key %s is not valid UTF-8",
+                               r, part->name);
+            }
         } else {
             return _reject(e, GRPC_INVALID_ARGUMENT, "row %zu: join key %s has no value", r,
                            part->name);
@@ -128,6 +166,10 @@ static int _check_row(const struct store_schema *schema, const Fsd__V1__Row *row
             return _reject(e, GRPC_INVALID_ARGUMENT, "row %zu: feature %s is %s, got %s", r,
                            fv->name, store_type_name(type), _kind_name(kind));
         }
+        if (!_strings_valid(fv->value)) {
+            return _reject(e, GRPC_INVALID_ARGUMENT, "row %zu: feature %s is not valid UTF-8", r,
+                           fv->name);
+        }
     }
     return 0;
 }
@@ -158,7 +200,7 @@ static int _set_value(struct store_row_builder *b, struct arena *a, uint32_t f,
         store_row_set_timestamp(b, f, v->timestamp_us);
         return 0;
     case FSD__V1__VALUE__KIND_STRING_VALUE:
-        return store_row_set_bytes(b, f, v->string_value, (uint32_t)strlen(v->string_value));
+        return store_row_set_bytes(b, f, v->string_value.data, (uint32_t)v->string_value.len);
     case FSD__V1__VALUE__KIND_BYTES_VALUE:
         return store_row_set_bytes(b, f, v->bytes_value.data, (uint32_t)v->bytes_value.len);
     case FSD__V1__VALUE__KIND_FLOAT_LIST:
@@ -170,14 +212,15 @@ static int _set_value(struct store_row_builder *b, struct arena *a, uint32_t f,
     case FSD__V1__VALUE__KIND_STRING_LIST: {
         size_t n = v->string_list->n_values;
         uint32_t *lens = arena_alloc(a, (n + 1) * sizeof(*lens));
-        if (lens == NULL) {
+        const char **strs = arena_alloc(a, (n + 1) * sizeof(*strs));
+        if (lens == NULL || strs == NULL) {
             return -1;
         }
         for (size_t i = 0; i < n; i++) {
-            lens[i] = (uint32_t)strlen(v->string_list->values[i]);
+            strs[i] = (const char *)v->string_list->values[i].data;
+            lens[i] = (uint32_t)v->string_list->values[i].len;
         }
-        return store_row_set_string_list(b, f, (const char *const *)v->string_list->values, lens,
-                                         (uint32_t)n);
+        return store_row_set_string_list(b, f, strs, lens, (uint32_t)n);
     }
     default:
         return -1;
@@ -195,6 +238,10 @@ static void _write_response(struct pbw *w, const uint64_t counts[4]) {
 
 void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
     struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
     struct arena *a = &wk->arena;
     struct push_error e = {GRPC_OK, ""};
     uint64_t counts[4] = {0}; /* inserted, replaced, not_newer, deleted */
@@ -205,6 +252,7 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
         arena_reset(a);
         return;
     }
+    int64_t now_us = rpc_wall_clock_us();
     store_read_lock();
     struct store_view *view = store_catalog_find(rpc_state.catalog, req->view);
     struct store_key *keys = arena_alloc(a, (req->n_rows + 1) * sizeof(*keys));
@@ -217,7 +265,7 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
     } else {
         const struct store_schema *schema = store_view_schema(view);
         for (size_t r = 0; r < req->n_rows && e.code == GRPC_OK; r++) {
-            _check_row(schema, req->rows[r], r, a, &keys[r], &e);
+            _check_row(schema, req->rows[r], r, a, now_us, &keys[r], &e);
         }
         if (e.code == GRPC_OK && store_row_builder_init(&b, schema) != 0) {
             _reject(&e, GRPC_RESOURCE_EXHAUSTED, "out of memory building rows");

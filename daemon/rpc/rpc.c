@@ -14,6 +14,8 @@ static const struct grpc_method methods[RPC_METHOD_COUNT] = {
     [RPC_GET_FEATURES] = {.path = "/fsd.v1.FeatureService/GetFeatures", .unary = rpc_get_features},
     [RPC_LIST_VIEWS] = {.path = "/fsd.v1.FeatureService/ListViews", .unary = rpc_list_views},
     [RPC_PUSH_ROWS] = {.path = "/fsd.v1.FeatureService/PushRows", .unary = rpc_push_rows},
+    [RPC_LOAD_SNAPSHOT] = {.path = "/fsd.v1.FeatureService/LoadSnapshot",
+                           .unary = rpc_load_snapshot},
     [RPC_HEALTH_CHECK] = {.path = "/grpc.health.v1.Health/Check", .unary = rpc_health_check},
 };
 

@@ -22,6 +22,7 @@ enum rpc_method_id {
     RPC_GET_FEATURES,
     RPC_LIST_VIEWS,
     RPC_PUSH_ROWS,
+    RPC_LOAD_SNAPSHOT,
     RPC_HEALTH_CHECK,
     RPC_METHOD_COUNT,
 };

@@ -23,6 +23,8 @@ struct rpc_state {
 
 extern struct rpc_state rpc_state;
 
+#define RPC_KEEP_RESPONSE_BYTES (8u << 20) /* a bigger response buffer is freed after use */
+
 /* Per-worker memory, sized for the largest batch the config allows. */
 struct rpc_worker {
     unsigned index;
@@ -41,7 +43,11 @@ void rpc_observe_duration(struct rpc_worker *wk, enum rpc_method_id method, stru
 void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_list_views(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_load_snapshot(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_health_check(struct grpc_call *call, const uint8_t *msg, size_t len);
+
+/* True when s[0..len) is well-formed UTF-8, as protobuf `string` fields must be. */
+bool rpc_utf8_valid(const uint8_t *s, size_t len);
 
 /* Microseconds since the Unix epoch (row event times are in that clock). */
 int64_t rpc_wall_clock_us(void);

@@ -287,8 +287,8 @@ static void test_unknown_key(void **state) {
     (void)state;
     expect_error("server:\n  grpc_prot: 1\n", 2,
                  "server.grpc_prot: unknown key (expected grpc_bind, grpc_port, stats_bind, "
-                 "stats_port, workers, max_batch, max_message_bytes, default_budget_us, "
-                 "log_level)");
+                 "stats_port, stats_token, workers, max_batch, max_message_bytes, "
+                 "default_budget_us, log_level)");
     expect_error(VIEW_HEAD "    refresh: 1h\n", 8, "views[0].refresh: unknown key");
     expect_error(VIEW_HEAD "      - { name: b, type: int32, dflt: 0 }\n", 8,
                  "views[0].features[1].dflt: unknown key (expected name, type, default)");
@@ -450,6 +450,68 @@ static void test_sources(void **state) {
                  "views[0].refresh_interval: a view without a source has nothing to refresh");
 }
 
+/* The data contract and incremental loads (read by the materializer). */
+static void test_contract_and_incremental(void **state) {
+    (void)state;
+    struct fsd_config *config =
+        load_ok(VIEW_HEAD "      - { name: s, type: string }\n"
+                          "    incremental: true\n"
+                          "    source: { type: parquet, path: p, "
+                          "event_timestamp_column: ts }\n"
+                          "    contract:\n"
+                          "      min_rows: 1000\n"
+                          "      max_row_drop_percent: 12.5\n"
+                          "      features:\n"
+                          "        a: { max_null_rate: 0.1, range: [-1, 1e3] }\n"
+                          "        s: { max_null_rate: 0 }\n");
+    const struct config_view *v = &config->views[0];
+    assert_true(v->incremental);
+    assert_int_equal(v->contract.min_rows, 1000);
+    assert_true(v->contract.max_row_drop_percent == 12.5);
+    assert_int_equal(v->contract.nfeatures, 2);
+    assert_int_equal(v->contract.features[0].feature, 0);
+    assert_true(v->contract.features[0].max_null_rate == 0.1);
+    assert_true(v->contract.features[0].has_range);
+    assert_true(v->contract.features[0].range_min == -1 &&
+                v->contract.features[0].range_max == 1000);
+    assert_int_equal(v->contract.features[1].feature, 1);
+    assert_true(v->contract.features[1].max_null_rate == 0);
+    assert_false(v->contract.features[1].has_range);
+    config_destroy(config);
+
+    /* Defaults: nothing checked beyond non-null keys, not incremental. */
+    config = load_ok(VIEW_HEAD);
+    assert_false(config->views[0].incremental);
+    assert_int_equal(config->views[0].contract.min_rows, 0);
+    assert_true(config->views[0].contract.max_row_drop_percent == 100);
+    assert_int_equal(config->views[0].contract.nfeatures, 0);
+    config_destroy(config);
+
+    expect_error(VIEW_HEAD "    contract: { max_row_drop_percent: 150 }\n", 8,
+                 "views[0].contract.max_row_drop_percent: 150 is out of bounds (0..100)");
+    expect_error(VIEW_HEAD "    contract: { min_rows: -1 }\n", 8, "views[0].contract.min_rows: ");
+    expect_error(VIEW_HEAD "    contract: { min_row: 1 }\n", 8,
+                 "views[0].contract.min_row: unknown key");
+    expect_error(VIEW_HEAD "    contract: { features: { b: { max_null_rate: 0.5 } } }\n", 8,
+                 "views[0].contract.features.b: the view has no feature \"b\"");
+    expect_error(VIEW_HEAD "    contract: { features: { a: { max_null_rate: 2 } } }\n", 8,
+                 "views[0].contract.features.a.max_null_rate: 2 is out of bounds (0..1)");
+    expect_error(VIEW_HEAD "    contract: { features: { a: { range: [5, 1] } } }\n", 8,
+                 "views[0].contract.features.a.range: min 5 is greater than max 1");
+    expect_error(VIEW_HEAD "    contract: { features: { a: { range: [1] } } }\n", 8,
+                 "views[0].contract.features.a.range: expected [min, max]");
+    expect_error(VIEW_HEAD "    contract: { features: { a: {} } }\n", 8,
+                 "views[0].contract.features.a: give max_null_rate, range or both");
+    expect_error(VIEW_HEAD "      - { name: s, type: string }\n"
+                           "    contract: { features: { s: { range: [0, 1] } } }\n",
+                 9, "views[0].contract.features.s.range: a range needs a numeric feature");
+    expect_error(VIEW_HEAD "    incremental: yes\n", 8,
+                 "views[0].incremental: expected true or false, found \"yes\"");
+    expect_error(VIEW_HEAD "    incremental: true\n", 8,
+                 "views[0].incremental: a view without a source has nothing to load "
+                 "incrementally");
+}
+
 static void test_bad_service_ref(void **state) {
     (void)state;
     expect_error(VIEW_HEAD "feature_services:\n"
@@ -550,7 +612,7 @@ static void test_caps_error_count(void **state) {
     /* A buffer too small for all lines gets whole lines only. */
     write_temp(yaml);
     struct fsd_config *c;
-    char small[200];
+    char small[256];
     assert_int_equal(config_load(path, &c, small, sizeof small), -1);
     unlink(path);
     assert_true(strlen(small) > 0);
@@ -609,6 +671,7 @@ int main(void) {
         cmocka_unit_test(test_missing_and_bad_fields),
         cmocka_unit_test(test_bad_duration),
         cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_contract_and_incremental),
         cmocka_unit_test(test_bad_service_ref),
         cmocka_unit_test(test_unknown_enum_value),
         cmocka_unit_test(test_port_out_of_bounds),

@@ -60,8 +60,10 @@ class Fsd:
         self.channel = grpc.insecure_channel(self.address)
 
     def write_config(self, config_yaml):
+        # Free ports for everything, so tests never collide with each other or a running fsd.
+        stats = "" if "stats_port:" in config_yaml else "  stats_port: 0\n"
         with open(self.config_path, "w") as f:
-            f.write("server:\n  grpc_port: 0\n  workers: 2\n" + config_yaml)
+            f.write("server:\n  grpc_port: 0\n  workers: 2\n" + stats + config_yaml)
 
     def log(self):
         with self._log_lock:
@@ -174,3 +176,28 @@ def column(resp, name):
         if c.name == name:
             return c
     raise KeyError(name)
+
+
+# ---- the stats port (HTTP) --------------------------------------------------------------
+
+STATS_LISTENING = re.compile(r'msg="stats listening".* port=(\d+)')
+
+
+def stats_port(fsd, timeout_s=10):
+    """The stats port `fsd` logged (msg="stats listening" ... port=N); set stats_port: 0."""
+    return int(STATS_LISTENING.search(fsd.wait_for_log(STATS_LISTENING.pattern,
+                                                       timeout_s)).group(1))
+
+
+def http_request(port, path, method="GET", headers=None, timeout=10):
+    """One HTTP/1.1 request to 127.0.0.1:port; returns (status, headers, body bytes).
+    Error statuses are returned, not raised; header names are lower-cased."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+    finally:
+        conn.close()

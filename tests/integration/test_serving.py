@@ -74,11 +74,12 @@ class ServingTest(unittest.TestCase):
         cls.fsd = h.Fsd(CONFIG)
         cls.now = h.now_us()
         f = cls.fsd
-        # user 1: every type present, 5 s old; user 2: all null, fresh; user 3: 2 h old
+        # user 1: every type present, 5 s old; user 2: all null, fresh; user 3: 90 min old
+        # (past the 1 h TTL, short of TTL + the 1 h expiry grace, so the sweeper keeps it)
         rows = [
             h.row({"user_id": 1}, cls.now - 5_000_000, USER_VALUES),
             h.row({"user_id": 2}, cls.now),
-            h.row({"user_id": 3}, cls.now - 2 * HOUR_US, {"age": (30, "int32_value")}),
+            h.row({"user_id": 3}, cls.now - 90 * 60 * 1000000, {"age": (30, "int32_value")}),
         ]
         rows += [h.row({"user_id": 1000 + i}, cls.now, {"age": (i, "int32_value")})
                  for i in range(1000)]
@@ -174,7 +175,7 @@ class ServingTest(unittest.TestCase):
         self.assertEqual(r.defaults_outside_max_age, 5)
         stale = list(r.views[0].staleness_ms)
         self.assertEqual(stale[3], -1)
-        self.assertGreater(stale[2], 2 * 3600 * 1000 - 1000)
+        self.assertGreater(stale[2], 90 * 60 * 1000 - 1000)
         self.assertEqual(list(age.event_timestamps_us)[3], 0)
 
     def test_batches_of_100_and_1000(self):
@@ -246,12 +247,20 @@ class ServingTest(unittest.TestCase):
         # the server is still fine
         self.assertEqual(self.get(["users:age"], user_id=[1]).columns[0].int32_values[0], -42)
 
+    def test_response_above_the_message_limit_names_the_option(self):
+        # 2000 entities x 11 features with 8-byte event times: about 200 KiB, over 128 KiB
+        ids = [1000 + i % 1000 for i in range(2000)]
+        self.assertFails(grpc.StatusCode.RESOURCE_EXHAUSTED, "exceeds server.max_message_bytes",
+                         pb.GetFeaturesRequest(features=["users:*"], keys=h.keys(user_id=ids),
+                                               include_event_timestamps=True))
+
     def test_budget_spent_before_the_lookup_fails_fast(self):
         with self.assertRaises(grpc.RpcError) as ctx:
             self.fsd.get(pb.GetFeaturesRequest(features=["users:age"], keys=h.keys(user_id=[1]),
                                                budget_us=1))
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
-        self.assertIn("latency budget of 1 us", ctx.exception.details())
+        self.assertIn("latency budget of 1 us (from the request's budget_us)",
+                      ctx.exception.details())
         # a generous budget passes
         r = self.fsd.get(pb.GetFeaturesRequest(features=["users:age"], keys=h.keys(user_id=[1]),
                                                budget_us=5_000_000))
@@ -386,6 +395,41 @@ views:
             self.fsd.push(pb.PushRowsRequest(view="nope", rows=[h.row({"id": 1}, 1)]))
         self.assertIn('unknown view "nope"', ctx.exception.details())
 
+    def test_timestamps_must_be_set_and_not_far_in_the_future(self):
+        for ts, message in [(0, "row 0: event_timestamp_us must be set"),
+                            (-5, "row 0: event_timestamp_us must be set"),
+                            (h.now_us() + 2 * 3600 * 1000000, "more than an hour in the future")]:
+            with self.assertRaises(grpc.RpcError) as ctx:
+                self.push(h.row({"id": 1}, ts, {"x": (1.0, "double_value")}))
+            self.assertIn(message, ctx.exception.details())
+        self.assertEqual(self.x([1]), [None])
+
+    def test_strings_with_nul_stay_whole_and_invalid_utf8_is_refused(self):
+        # regression: keys and values were cut at the first NUL, so "u\0" overwrote "u"
+        f = h.Fsd('''
+views:
+  - name: s
+    join_keys: [{name: k, type: string}]
+    ttl: 0
+    features: [{name: v, type: string}]
+''')
+        try:
+            f.push(pb.PushRowsRequest(view="s", rows=[
+                h.row({"k": "u"}, 1, {"v": ("plain", "string_value")}),
+                h.row({"k": "u\0"}, 1, {"v": ("with\0nul", "string_value")})]))
+            r = f.get(pb.GetFeaturesRequest(features=["s:v"], keys=h.keys(k=["u", "u\0"])))
+            self.assertEqual(list(r.columns[0].string_values), ["plain", "with\0nul"])
+            # a string value that is not UTF-8 would make every client fail to read it back
+            req = pb.PushRowsRequest(view="s", rows=[h.row({"k": "w"}, 1, {"v": ("XX",
+                                                                              "string_value")})])
+            raw = req.SerializeToString().replace(b"XX", b"\xff\xfe")
+            with self.assertRaises(grpc.RpcError) as ctx:
+                f.raw(h.SERVICE + "PushRows", raw)
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("row 0: feature v is not valid UTF-8", ctx.exception.details())
+        finally:
+            self.assertEqual(f.stop(), 0)
+
 
 class LifecycleTest(unittest.TestCase):
     CONFIG = """
@@ -401,7 +445,7 @@ views:
         f = h.Fsd(self.CONFIG)
         try:
             f.push(pb.PushRowsRequest(view="v", rows=[
-                h.row({"id": 1}, h.now_us() - 2 * HOUR_US, {"x": (9.0, "double_value")})]))
+                h.row({"id": 1}, h.now_us() - 90 * 60 * 1000000, {"x": (9.0, "double_value")})]))
             r = f.get(pb.GetFeaturesRequest(features=["v:x"], keys=h.keys(id=[1, 2])))
             self.assertEqual(list(r.columns[0].statuses), [pb.OUTSIDE_MAX_AGE, pb.NOT_FOUND])
             self.assertEqual(list(r.columns[0].double_values), [1.5, 1.5])

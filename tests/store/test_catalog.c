@@ -171,7 +171,12 @@ static void test_updates_during_a_load_survive_the_swap(void **state) {
     struct store_view *v = store_catalog_find(c, "users");
     const struct store_schema *s = store_view_schema(v);
     assert_int_equal(_live_put(v, 1, 10, 100), STORE_UPSERT_INSERTED); /* before the load */
-    store_view_load_begin(v);
+    assert_int_equal(store_view_load_begin(v), 0);
+    assert_int_equal(store_view_load_begin(v), -1); /* one load at a time */
+    /* the schema the load builds for cannot be replaced under it */
+    struct store_schema *next = _schema("users");
+    assert_int_equal(store_view_replace_schema(v, next, err, sizeof err), -1);
+    assert_non_null(strstr(err, "a snapshot load is in progress"));
     /* the snapshot being built says: id 1 = 11 at t=20, id 2 = 22 at t=20 */
     struct store_table *t = store_table_create(s, NULL, err, sizeof err);
     struct store_row_builder b;
@@ -202,11 +207,18 @@ static void test_updates_during_a_load_survive_the_swap(void **state) {
     assert_int_equal(_x_of(v, 4), INT64_MIN);
     assert_int_equal(store_view_load_logged(v), 0);
     /* after the load, updates are no longer logged; an aborted load drops its log */
-    store_view_load_begin(v);
+    assert_int_equal(store_view_load_begin(v), 0);
     _live_put(v, 5, 1, 5);
     store_view_load_abort(v);
     assert_int_equal(store_view_load_logged(v), 0);
     assert_int_equal(_x_of(v, 5), 5);
+    /* a table built for another schema is refused at commit */
+    struct store_schema *other = _schema("users");
+    struct store_table *stranger = store_table_create(other, NULL, err, sizeof err);
+    assert_int_equal(store_view_load_begin(v), 0);
+    assert_int_equal(store_view_load_commit(v, stranger, 1), 0);
+    store_table_destroy(stranger);
+    store_schema_destroy(other);
     assert_int_equal(store_view_version(v), 1);
     store_rcu_barrier();
     store_catalog_destroy(c);

@@ -187,7 +187,7 @@ static void test_readers_see_whole_rows_and_whole_snapshots(void **state) {
     store_row_builder_init(&b, schema);
     struct store_table_options options = {.shards = 8, .expected_rows = KEYS};
     for (int64_t snap = 1; snap <= SWAPS; snap++) {
-        store_view_load_begin(view);
+        assert_int_equal(store_view_load_begin(view), 0);
         struct store_table *t = store_table_create(schema, &options, err, sizeof err);
         assert_non_null(t);
         for (int64_t id = 0; id < KEYS; id++) {

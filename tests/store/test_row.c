@@ -184,12 +184,33 @@ static void test_tombstone_has_key_and_no_values(void **state) {
     free(row);
 }
 
+/* Regression: an empty first variable-width value offset a NULL staging buffer (clang UBSan). */
+static void test_empty_first_var_value_on_a_fresh_builder(void **state) {
+    (void)state;
+    struct store_schema *s = fixture_all_types_schema(0);
+    struct store_row_builder b;
+    assert_int_equal(store_row_builder_init(&b, s), 0);
+    store_row_builder_reset(&b, 1, 0);
+    assert_int_equal(store_row_set_bytes(&b, STORE_TYPE_STRING, "", 0), 0);
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(3, kb);
+    struct store_row *row = _finish(&b, key.data, key.len);
+    struct store_value v;
+    assert_false(store_row_is_null(s, row, STORE_TYPE_STRING));
+    store_row_get(s, row, STORE_TYPE_STRING, &v);
+    assert_int_equal(v.var.bytes, 0);
+    free(row);
+    store_row_builder_deinit(&b);
+    store_schema_destroy(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_type_round_trips_exactly),
         cmocka_unit_test(test_unset_features_are_null_and_reset_clears),
         cmocka_unit_test(test_benchmark_row_is_compact),
         cmocka_unit_test(test_tombstone_has_key_and_no_values),
+        cmocka_unit_test(test_empty_first_var_value_on_a_fresh_builder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,190 @@
+#pragma once
+/* Shared by the files of daemon/stats; not for other modules (they use stats.h). */
+#include "stats.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "rpc/rpc_stats.h"
+#include "store/table.h"
+
+/* ---- growable text buffer ------------------------------------------------------------------ */
+
+/*
+ * Appends never fail visibly: on out of memory the buffer stops growing and `failed` is set,
+ * and the page or scrape is answered 500 instead of being sent cut short.
+ */
+struct stats_buf {
+    char *data; /* NUL-terminated when len > 0 */
+    size_t len;
+    size_t cap;
+    bool failed;
+};
+
+void stats_buf_reset(struct stats_buf *b);
+void stats_buf_free(struct stats_buf *b);
+void stats_buf_add(struct stats_buf *b, const char *s, size_t n);
+void stats_buf_puts(struct stats_buf *b, const char *s);
+__attribute__((format(printf, 2, 3))) void stats_buf_printf(struct stats_buf *b, const char *fmt,
+                                                            ...);
+/* A JSON string literal, quotes included; NULL writes null. */
+void stats_buf_json(struct stats_buf *b, const char *s);
+/* Text for an HTML element or attribute: & < > " ' escaped. */
+void stats_buf_html(struct stats_buf *b, const char *s);
+/* A double in its shortest exact form, or NaN, +Inf, -Inf (Prometheus spelling). */
+void stats_buf_double(struct stats_buf *b, double v);
+
+/* ---- metric writer ----------------------------------------------------------------------- */
+
+struct stats_writer {
+    struct stats_buf *buf;
+    const char *family; /* name of the family whose header was written last */
+};
+
+/* Runs every registered collector into `buf` (reset first). Stats thread. */
+void stats_collect_all(struct stats_buf *buf);
+
+/* Registers/unregisters the built-in collectors, in the order they render. */
+int stats_collectors_setup(struct store_catalog *catalog);
+void stats_collectors_teardown(struct store_catalog *catalog);
+
+void stats_collect_grpc(struct stats_writer *w, void *ctx);
+void stats_collect_rpc(struct stats_writer *w, void *ctx);
+void stats_collect_store(struct stats_writer *w, void *ctx); /* ctx: the catalog */
+void stats_collect_materializer(struct stats_writer *w, void *ctx); /* ctx: the catalog */
+void stats_collect_sweeper(struct stats_writer *w, void *ctx);
+void stats_collect_process(struct stats_writer *w, void *ctx);
+/* The stats port's own request counters (server.c). */
+void stats_collect_http(struct stats_writer *w, void *ctx);
+
+/* Method label of RPC method `id` ("GetFeatures"), or "unknown" past RPC_METHOD_COUNT. */
+const char *stats_method_name(size_t id);
+
+/* ---- state copied from the config, load results and errors (state.c) --------------------- */
+
+struct stats_view_conf {
+    char name[CONFIG_MAX_NAME + 1];
+    bool configured; /* in the config stats last saw; else only a load report named it */
+    enum config_source_type source;
+    int64_t refresh_interval_us;
+    bool load_reported;
+    bool load_ok;
+    int64_t load_at_us;
+    char load_error[256];
+};
+
+struct stats_error {
+    int64_t at_us;
+    char source[32];
+    char view[CONFIG_MAX_NAME + 1];
+    char message[384];
+};
+
+/*
+ * Guarded by `lock`: setup, teardown and reload write the config copy; control threads
+ * report loads and errors; the stats thread reads. The rest is written by setup before the
+ * thread starts and read-only afterwards.
+ */
+struct stats_state {
+    pthread_mutex_t lock;
+    struct stats_view_conf *views;
+    size_t nviews;
+    size_t cap_views;
+    char *config_json; /* the config summary object for /status, rendered from the config */
+    char grpc_address[300];
+    struct stats_error errors[STATS_MAX_ERRORS];
+    size_t nerrors; /* ever recorded; the last min(nerrors, STATS_MAX_ERRORS) are kept */
+    bool closed;    /* after teardown: reports are dropped (nothing would free them) */
+
+    struct store_catalog *catalog;
+    char *token; /* NULL when off */
+    char bind[256];
+    uint16_t port;
+    int64_t started_at_us; /* wall clock when the process started */
+};
+
+extern struct stats_state stats_state;
+
+/* Copies what stats needs from `config` (views, summary). Takes the lock. */
+int stats_state_load_config(const struct fsd_config *config);
+void stats_state_free(void);
+
+/* Wall clock, microseconds since the Unix epoch. */
+int64_t stats_wall_us(void);
+
+/* When the process started (wall clock, microseconds), from /proc; 0 if unknown. */
+int64_t stats_process_start_us(void);
+
+/* ---- per-view summaries shared by /status, the page, /readyz and the window ---------------- */
+
+struct stats_view_summary {
+    char name[CONFIG_MAX_NAME + 1];
+    uint32_t index; /* store_view_index */
+    uint32_t nfeatures;
+    bool ready;
+    bool configured;
+    enum config_source_type source;
+    int64_t refresh_interval_us;
+    int64_t ttl_us;
+    struct store_table_stats table;
+    uint64_t version;
+    int64_t loaded_at_us; /* 0 before the first load */
+    uint64_t lookups;
+    uint64_t not_found;
+    uint64_t fallbacks[RPC_FALLBACK_REASONS]; /* summed over the view's features */
+    struct rpc_histogram_totals staleness;
+    bool load_reported;
+    bool load_ok;
+    int64_t load_at_us;
+    char load_error[256];
+};
+
+/*
+ * Summarizes every view of the catalog into *out (malloc'd; the caller frees it). Returns
+ * the count, or -1 when out of memory. Stats thread (RCU online); takes the stats lock.
+ */
+long stats_views_summarize(struct store_catalog *catalog, struct stats_view_summary **out);
+
+/* True when a view with this source and snapshot version counts as ready. */
+bool stats_view_is_ready(bool configured, enum config_source_type source, uint64_t version);
+
+/*
+ * The q-quantile (0..1) of a cumulative staleness histogram, interpolated within its bucket
+ * as Prometheus' histogram_quantile() does; NaN when it holds no observations. Observations
+ * above the last bound report the last bound.
+ */
+double stats_staleness_quantile(const uint64_t *cumulative, double q);
+
+/* ---- the recent window (status.c) --------------------------------------------------------- */
+
+/* What changed over the last STATS_WINDOW_S seconds for one view. */
+struct stats_window {
+    double seconds; /* 0 when no sample is old enough yet (then the totals stand in) */
+    uint64_t lookups;
+    uint64_t not_found;
+    uint64_t fallbacks;
+    uint64_t staleness[RPC_STALENESS_BUCKETS + 1]; /* cumulative */
+};
+
+/* Takes a sample of every view (the tick timer). Stats thread. */
+void stats_window_tick(struct store_catalog *catalog);
+/* The window for `view` given its current totals. Stats thread. */
+void stats_window_get(const struct stats_view_summary *view, struct stats_window *out);
+void stats_window_free(void);
+
+/* ---- renderers ----------------------------------------------------------------------------- */
+
+/* /status JSON into `buf`. Stats thread. */
+void stats_render_status(struct stats_buf *buf, const struct stats_view_summary *views,
+                         size_t nviews);
+/* The HTML page into `buf`. Stats thread. */
+void stats_render_page(struct stats_buf *buf, const struct stats_view_summary *views,
+                       size_t nviews);
+
+/* Formatting helpers shared by the renderers. */
+void stats_format_duration(double seconds, char *buf, size_t len); /* "3.2s", "12m", "5h" */
+void stats_format_bytes(uint64_t bytes, char *buf, size_t len);    /* "1.5 MiB" */
+void stats_format_time(int64_t at_us, char *buf, size_t len);      /* RFC 3339 UTC */

@@ -1,0 +1,471 @@
+/*
+ * The stats port's HTTP server: one thread with its own libevent base and evhttp, bound to
+ * server.stats_bind:server.stats_port. Handlers, the window timer and the stop event all run
+ * on that thread, so the state they share (reply buffer, window, HTTP counters) needs no
+ * lock; what other threads write (stats_state, the collector registry) has its own.
+ *
+ *   main ── stats_setup: bind, listen ──▶ stats thread: event loop ◀── eventfd ── teardown
+ *                                           ├─ evhttp: /metrics /healthz /readyz /status /
+ *                                           └─ timer every STATS_TICK_MS: window sample
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store/rcu.h"
+
+#define MAX_HEADERS_BYTES 8192
+#define MAX_BODY_BYTES    4096 /* no route takes a body */
+
+enum route {
+    ROUTE_METRICS,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_STATUS,
+    ROUTE_PAGE,
+    ROUTE_OTHER,
+    ROUTE_COUNT,
+};
+
+static const struct {
+    const char *path;
+    bool needs_token;
+} routes[ROUTE_OTHER] = {
+    [ROUTE_METRICS] = {"/metrics", false},
+    [ROUTE_HEALTHZ] = {"/healthz", false},
+    [ROUTE_READYZ] = {"/readyz", false},
+    [ROUTE_STATUS] = {"/status", true},
+    [ROUTE_PAGE] = {"/", true},
+};
+
+/* HTTP statuses the server answers with, for fsd_stats_http_requests_total. */
+static const int codes[] = {200, 401, 404, 405, 500, 503};
+#define NCODES (sizeof codes / sizeof codes[0])
+
+static struct {
+    bool running;
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *stop;
+    struct event *tick;
+    int stop_fd;
+    struct stats_buf reply; /* reused across requests */
+    uint64_t requests[ROUTE_COUNT][NCODES];
+} server = {.stop_fd = -1};
+
+void stats_options_init(struct stats_options *options) {
+    *options = (struct stats_options){
+        .bind = STATS_DEFAULT_BIND,
+        .port = STATS_DEFAULT_PORT,
+        .token = NULL,
+    };
+}
+
+uint16_t stats_port(void) {
+    return server.running ? stats_state.port : 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+static void _count_request(enum route route, int code) {
+    for (size_t i = 0; i < NCODES; i++) {
+        if (codes[i] == code) {
+            server.requests[route][i]++;
+        }
+    }
+}
+
+static void _reply(struct evhttp_request *req, enum route route, int code, const char *reason,
+                   const char *content_type, const char *body, size_t len) {
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+    evhttp_add_header(headers, "Content-Type", content_type);
+    evhttp_add_header(headers, "Cache-Control", "no-store");
+    evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
+    struct evbuffer *out = evbuffer_new();
+    if (out != NULL) {
+        evbuffer_add(out, body, len);
+    }
+    _count_request(route, code);
+    evhttp_send_reply(req, code, reason, out);
+    if (out != NULL) {
+        evbuffer_free(out);
+    }
+}
+
+static void _reply_text(struct evhttp_request *req, enum route route, int code, const char *reason,
+                        const char *text) {
+    _reply(req, route, code, reason, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+/* Sends server.reply, or 500 when building it ran out of memory. */
+static void _reply_buffer(struct evhttp_request *req, enum route route, int code,
+                          const char *reason, const char *content_type) {
+    if (server.reply.failed) {
+        _reply_text(req, route, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    _reply(req, route, code, reason, content_type, server.reply.data ? server.reply.data : "",
+           server.reply.len);
+}
+
+/* ---- routes -------------------------------------------------------------------------------- */
+
+static void _metrics(struct evhttp_request *req) {
+    stats_collect_all(&server.reply);
+    _reply_buffer(req, ROUTE_METRICS, 200, "OK", "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static void _readyz(struct evhttp_request *req) {
+    struct stats_view_summary *views;
+    long n = stats_views_summarize(stats_state.catalog, &views);
+    if (n < 0) {
+        _reply_text(req, ROUTE_READYZ, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    struct stats_buf *b = &server.reply;
+    stats_buf_reset(b);
+    size_t waiting = 0;
+    for (long i = 0; i < n; i++) {
+        if (views[i].ready) {
+            continue;
+        }
+        if (waiting++ == 0) {
+            stats_buf_puts(b, "not ready\n");
+        }
+        stats_buf_printf(b, "view %s: waiting for its first snapshot (%s source)\n", views[i].name,
+                         config_source_type_name(views[i].source));
+    }
+    free(views);
+    if (waiting == 0) {
+        _reply_text(req, ROUTE_READYZ, 200, "OK", "ready\n");
+        return;
+    }
+    _reply_buffer(req, ROUTE_READYZ, 503, "Service Unavailable", "text/plain; charset=utf-8");
+}
+
+static void _status_or_page(struct evhttp_request *req, enum route route) {
+    struct stats_view_summary *views;
+    long n = stats_views_summarize(stats_state.catalog, &views);
+    if (n < 0) {
+        _reply_text(req, route, 500, "Internal Server Error", "out of memory\n");
+        return;
+    }
+    if (route == ROUTE_STATUS) {
+        stats_render_status(&server.reply, views, (size_t)n);
+        _reply_buffer(req, route, 200, "OK", "application/json");
+    } else {
+        stats_render_page(&server.reply, views, (size_t)n);
+        /* Inline style and nothing else: no script, no fetches, nothing framing it. */
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Security-Policy",
+                          "default-src 'none'; style-src 'unsafe-inline'; "
+                          "frame-ancestors 'none'");
+        _reply_buffer(req, route, 200, "OK", "text/html; charset=utf-8");
+    }
+    free(views);
+}
+
+/* Compares without an early exit, so the time taken does not reveal the token's prefix. */
+static bool _token_matches(const char *given, size_t given_len, const char *token) {
+    size_t len = strlen(token);
+    unsigned char diff = given_len != len;
+    for (size_t i = 0; i < len; i++) {
+        diff |= (unsigned char)(token[i] ^ (i < given_len ? given[i] : 0));
+    }
+    return diff == 0;
+}
+
+static bool _authorized(struct evhttp_request *req) {
+    if (stats_state.token == NULL) {
+        return true;
+    }
+    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+        return false;
+    }
+    const char *given = auth + 7;
+    given += strspn(given, " ");
+    size_t len = strlen(given);
+    while (len > 0 && given[len - 1] == ' ') {
+        len--;
+    }
+    return _token_matches(given, len, stats_state.token);
+}
+
+static void _handle(struct evhttp_request *req, void *arg) {
+    (void)arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+    if (path == NULL || path[0] == '\0') {
+        path = "/";
+    }
+    enum route route = ROUTE_OTHER;
+    for (int r = 0; r < ROUTE_OTHER; r++) {
+        if (strcmp(path, routes[r].path) == 0) {
+            route = (enum route)r;
+        }
+    }
+    if (route == ROUTE_OTHER) {
+        _reply_text(req, route, 404, "Not Found",
+                    "not found; try /metrics, /healthz, /readyz, /status or /\n");
+        return;
+    }
+    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+        _reply_text(req, route, 405, "Method Not Allowed", "method not allowed; use GET\n");
+        return;
+    }
+    if (routes[route].needs_token && !_authorized(req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"fsd\"");
+        _reply_text(req, route, 401, "Unauthorized",
+                    "unauthorized: send Authorization: Bearer <server.stats_token>\n");
+        return;
+    }
+    switch (route) {
+    case ROUTE_METRICS:
+        _metrics(req);
+        break;
+    case ROUTE_HEALTHZ:
+        _reply_text(req, route, 200, "OK", "ok\n");
+        break;
+    case ROUTE_READYZ:
+        _readyz(req);
+        break;
+    case ROUTE_STATUS:
+    case ROUTE_PAGE:
+        _status_or_page(req, route);
+        break;
+    default:
+        break;
+    }
+}
+
+void stats_collect_http(struct stats_writer *w, void *ctx) {
+    (void)ctx;
+    const struct stats_metric_def *def = &stats_metric_defs[STATS_M_STATS_REQUESTS];
+    stats_write_family(w, def);
+    for (int r = 0; r < ROUTE_COUNT; r++) {
+        for (size_t c = 0; c < NCODES; c++) {
+            if (server.requests[r][c] == 0) {
+                continue;
+            }
+            char code[8];
+            snprintf(code, sizeof code, "%d", codes[c]);
+            const char *labels[] = {r == ROUTE_OTHER ? "other" : routes[r].path, code};
+            stats_write_count(w, def, labels, server.requests[r][c]);
+        }
+    }
+}
+
+/* ---- the thread ---------------------------------------------------------------------------- */
+
+static void _on_stop(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    (void)arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof v) < 0) {
+        /* nothing to do: the loop stops either way */
+    }
+    event_base_loopbreak(server.base);
+}
+
+static void _on_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    stats_window_tick(stats_state.catalog);
+}
+
+static void *_run(void *arg) {
+    (void)arg;
+    store_rcu_thread_online(); /* the handlers read the catalog in RCU read sections */
+    stats_window_tick(stats_state.catalog);
+    event_base_dispatch(server.base);
+    stats_window_free();
+    store_rcu_thread_offline();
+    return NULL;
+}
+
+/* ---- setup / teardown ---------------------------------------------------------------------- */
+
+/* A listening socket on bind:port (the first address that binds), or -1 with `err` set. */
+static int _listen(const char *bind_addr, uint16_t port, char *err, size_t err_len) {
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai;
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    int rc = getaddrinfo(bind_addr, service, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, err_len, "resolve %s:%u: %s", bind_addr, (unsigned)port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, last_errno = 0;
+    for (struct addrinfo *a = ai; a != NULL && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        int one = 1;
+        /* A restarted daemon must rebind while old connections sit in TIME_WAIT. */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || listen(fd, 64) != 0) {
+            last_errno = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(ai);
+    if (fd < 0) {
+        snprintf(err, err_len, "bind %s:%u: %s", bind_addr, (unsigned)port, strerror(last_errno));
+        return -1;
+    }
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) == 0) {
+        stats_state.port =
+            ntohs(addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&addr)->sin6_port
+                                             : ((struct sockaddr_in *)&addr)->sin_port);
+    }
+    return fd;
+}
+
+static void _free_server(void) {
+    if (server.tick != NULL) {
+        event_free(server.tick);
+    }
+    if (server.stop != NULL) {
+        event_free(server.stop);
+    }
+    if (server.http != NULL) {
+        evhttp_free(server.http); /* closes the listener and open connections */
+    }
+    if (server.base != NULL) {
+        event_base_free(server.base);
+    }
+    if (server.stop_fd >= 0) {
+        close(server.stop_fd);
+    }
+    stats_buf_free(&server.reply);
+    memset(&server, 0, sizeof server);
+    server.stop_fd = -1;
+}
+
+int stats_setup(const struct stats_options *options, struct store_catalog *catalog,
+                const struct fsd_config *config, char *err, size_t err_len) {
+    if (server.running) {
+        snprintf(err, err_len, "the stats port is already set up");
+        return -1;
+    }
+    pthread_mutex_lock(&stats_state.lock);
+    stats_state.closed = false;
+    stats_state.catalog = catalog;
+    snprintf(stats_state.bind, sizeof stats_state.bind, "%s", options->bind);
+    stats_state.token =
+        options->token != NULL && options->token[0] != '\0' ? strdup(options->token) : NULL;
+    bool oom = options->token != NULL && options->token[0] != '\0' && stats_state.token == NULL;
+    pthread_mutex_unlock(&stats_state.lock);
+    stats_state.started_at_us = stats_process_start_us();
+    if (stats_state.started_at_us == 0) {
+        stats_state.started_at_us = stats_wall_us();
+    }
+    if (oom) {
+        snprintf(err, err_len, "out of memory");
+        stats_state_free();
+        return -1;
+    }
+
+    int fd = _listen(options->bind, options->port, err, err_len);
+    if (fd < 0) {
+        stats_state_free();
+        return -1;
+    }
+    if (stats_state_load_config(config) != 0) {
+        close(fd);
+        snprintf(err, err_len, "out of memory");
+        stats_state_free();
+        return -1;
+    }
+    /* One thread uses this base (stops come through an eventfd): no locking needed. */
+    struct event_config *cfg = event_config_new();
+    if (cfg != NULL) {
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+        server.base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
+    server.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    server.http = server.base ? evhttp_new(server.base) : NULL;
+    struct timeval every = {.tv_sec = STATS_TICK_MS / 1000,
+                            .tv_usec = (STATS_TICK_MS % 1000) * 1000};
+    if (server.base == NULL || server.http == NULL || server.stop_fd < 0 ||
+        (server.stop = event_new(server.base, server.stop_fd, EV_READ | EV_PERSIST, _on_stop,
+                                 NULL)) == NULL ||
+        (server.tick = event_new(server.base, -1, EV_PERSIST, _on_tick, NULL)) == NULL ||
+        event_add(server.stop, NULL) != 0 || event_add(server.tick, &every) != 0 ||
+        evhttp_accept_socket_with_handle(server.http, fd) == NULL) {
+        close(fd); /* evhttp did not take it */
+        snprintf(err, err_len, "libevent: cannot set up the HTTP server");
+        _free_server();
+        stats_state_free();
+        return -1;
+    }
+    /* Every method reaches _handle, which answers 405 itself (evhttp would say 501). */
+    evhttp_set_allowed_methods(server.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                                EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                                EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                                EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_max_headers_size(server.http, MAX_HEADERS_BYTES);
+    evhttp_set_max_body_size(server.http, MAX_BODY_BYTES);
+    evhttp_set_timeout(server.http, STATS_TIMEOUT_S);
+    evhttp_set_gencb(server.http, _handle, NULL);
+
+    if (stats_collectors_setup(catalog) != 0) {
+        snprintf(err, err_len, "out of memory");
+        _free_server();
+        stats_state_free();
+        return -1;
+    }
+    int rc = pthread_create(&server.thread, NULL, _run, NULL);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot start the stats thread: %s", strerror(rc));
+        stats_collectors_teardown(catalog);
+        _free_server();
+        stats_state_free();
+        return -1;
+    }
+    server.running = true;
+    log_info("stats listening", "addr=%s port=%u auth=%s", options->bind,
+             (unsigned)stats_state.port, stats_state.token ? "bearer" : "none");
+    return 0;
+}
+
+void stats_teardown(void) {
+    if (!server.running) {
+        return;
+    }
+    uint64_t one = 1;
+    if (write(server.stop_fd, &one, sizeof one) != sizeof one) {
+        log_error("stats: cannot wake the stats thread to stop it", "error=%s",
+                  LOG_QUOTE(strerror(errno)));
+    }
+    pthread_join(server.thread, NULL);
+    stats_collectors_teardown(stats_state.catalog);
+    _free_server();
+    stats_state_free();
+}

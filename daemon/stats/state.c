@@ -1,0 +1,311 @@
+/*
+ * What the stats port knows beyond counters: the views' sources and refresh intervals and a
+ * config summary (copied, because a reload destroys the config it came from), the last load
+ * result per view and the last errors other modules reported; and the per-view summaries
+ * /status, the page and /readyz are rendered from.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "grpc/grpc.h"
+#include "log.h"
+#include "store/catalog.h"
+#include "store/rcu.h"
+#include "store/schema.h"
+
+struct stats_state stats_state = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+int64_t stats_wall_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- views and their load results --------------------------------------------------------- */
+
+/* The entry for `name`, added when missing (NULL when out of memory). Lock held. */
+static struct stats_view_conf *_do_view_conf(const char *name, bool add) {
+    for (size_t i = 0; i < stats_state.nviews; i++) {
+        if (strcmp(stats_state.views[i].name, name) == 0) {
+            return &stats_state.views[i];
+        }
+    }
+    if (!add) {
+        return NULL;
+    }
+    if (stats_state.nviews == stats_state.cap_views) {
+        size_t cap = stats_state.cap_views ? stats_state.cap_views * 2 : 16;
+        struct stats_view_conf *views = realloc(stats_state.views, cap * sizeof(*views));
+        if (views == NULL) {
+            return NULL;
+        }
+        stats_state.views = views;
+        stats_state.cap_views = cap;
+    }
+    struct stats_view_conf *v = &stats_state.views[stats_state.nviews++];
+    memset(v, 0, sizeof(*v));
+    snprintf(v->name, sizeof v->name, "%s", name);
+    return v;
+}
+
+/* The config summary for /status, rendered once per config (it changes only on reload). */
+static char *_config_json(const struct fsd_config *config) {
+    const struct option_server *s = &config->options.server;
+    const struct option_store *st = &config->options.store;
+    struct stats_buf b = {0};
+    stats_buf_puts(&b, "{\"file\":");
+    stats_buf_json(&b, config->path);
+    stats_buf_puts(&b, ",\"grpc_bind\":");
+    stats_buf_json(&b, s->grpc_bind);
+    stats_buf_printf(&b, ",\"grpc_port\":%u,\"stats_bind\":", (unsigned)grpc_server_port());
+    stats_buf_json(&b, s->stats_bind);
+    stats_buf_printf(&b,
+                     ",\"stats_port\":%u,\"stats_auth\":%s,\"workers\":%u,\"max_batch\":%u,"
+                     "\"max_message_bytes\":%llu,\"default_budget_us\":%u,\"log_level\":",
+                     (unsigned)stats_state.port, stats_state.token ? "true" : "false", s->workers,
+                     s->max_batch, (unsigned long long)s->max_message_bytes, s->default_budget_us);
+    stats_buf_json(&b, log_level_name((enum log_level)s->log_level));
+    stats_buf_printf(&b,
+                     ",\"store_shards\":%u,\"sweep_interval_ms\":%u,\"expiry_grace_seconds\":%lld,"
+                     "\"views\":%zu,\"feature_services\":[",
+                     st->shards, st->sweep_interval_ms, (long long)(st->expiry_grace_us / 1000000),
+                     config->nviews);
+    for (size_t i = 0; i < config->nservices; i++) {
+        if (i > 0) {
+            stats_buf_puts(&b, ",");
+        }
+        stats_buf_json(&b, config->services[i].name);
+    }
+    stats_buf_puts(&b, "]}");
+    if (b.failed) {
+        stats_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+int stats_state_load_config(const struct fsd_config *config) {
+    char *json = _config_json(config);
+    if (json == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&stats_state.lock);
+    free(stats_state.config_json);
+    stats_state.config_json = json;
+    snprintf(stats_state.grpc_address, sizeof stats_state.grpc_address, "%s:%u",
+             config->options.server.grpc_bind, (unsigned)grpc_server_port());
+    /* Views the new config lacks keep their load reports but no longer count as configured. */
+    for (size_t i = 0; i < stats_state.nviews; i++) {
+        stats_state.views[i].configured = false;
+    }
+    for (size_t i = 0; i < config->nviews; i++) {
+        const struct config_view *cv = &config->views[i];
+        struct stats_view_conf *v = _do_view_conf(cv->schema->view, true);
+        if (v == NULL) {
+            rc = -1;
+            break;
+        }
+        v->configured = true;
+        v->source = cv->source.type;
+        v->refresh_interval_us = cv->refresh_interval_us;
+    }
+    pthread_mutex_unlock(&stats_state.lock);
+    return rc;
+}
+
+void stats_update_config(const struct fsd_config *config) {
+    if (stats_state_load_config(config) != 0) {
+        log_warn("stats: out of memory taking the reloaded config; /status may be out of date",
+                 NULL);
+    }
+}
+
+void stats_state_free(void) {
+    pthread_mutex_lock(&stats_state.lock);
+    free(stats_state.views);
+    free(stats_state.config_json);
+    free(stats_state.token);
+    stats_state.views = NULL;
+    stats_state.nviews = stats_state.cap_views = 0;
+    stats_state.config_json = NULL;
+    stats_state.token = NULL;
+    stats_state.nerrors = 0;
+    stats_state.catalog = NULL;
+    stats_state.port = 0;
+    stats_state.closed = true;
+    pthread_mutex_unlock(&stats_state.lock);
+}
+
+static void _do_record_error(int64_t at_us, const char *source, const char *view,
+                             const char *message) {
+    struct stats_error *e = &stats_state.errors[stats_state.nerrors % STATS_MAX_ERRORS];
+    e->at_us = at_us;
+    snprintf(e->source, sizeof e->source, "%s", source ? source : "");
+    snprintf(e->view, sizeof e->view, "%s", view ? view : "");
+    snprintf(e->message, sizeof e->message, "%s", message ? message : "");
+    stats_state.nerrors++;
+}
+
+void stats_report_error(const char *source, const char *view, const char *message) {
+    pthread_mutex_lock(&stats_state.lock);
+    if (!stats_state.closed) {
+        _do_record_error(stats_wall_us(), source, view, message);
+    }
+    pthread_mutex_unlock(&stats_state.lock);
+}
+
+void stats_report_load(const char *view, bool ok, int64_t at_us, const char *error) {
+    pthread_mutex_lock(&stats_state.lock);
+    if (stats_state.closed) {
+        pthread_mutex_unlock(&stats_state.lock);
+        return;
+    }
+    struct stats_view_conf *v = _do_view_conf(view, true);
+    if (v != NULL) {
+        v->load_reported = true;
+        v->load_ok = ok;
+        v->load_at_us = at_us;
+        snprintf(v->load_error, sizeof v->load_error, "%s", ok || error == NULL ? "" : error);
+    }
+    if (!ok) {
+        _do_record_error(at_us, "load", view, error ? error : "load failed");
+    }
+    pthread_mutex_unlock(&stats_state.lock);
+}
+
+/* ---- summaries ------------------------------------------------------------------------------ */
+
+bool stats_view_is_ready(bool configured, enum config_source_type source, uint64_t version) {
+    /*
+     * A view without a source is served from pushes and streams and is ready at once. A view
+     * the config stats saw does not name (added by a reload not yet passed to
+     * stats_update_config) has an unknown source; it does not hold readiness back.
+     */
+    return !configured || source == CONFIG_SOURCE_NONE || version > 0;
+}
+
+long stats_views_summarize(struct store_catalog *catalog, struct stats_view_summary **out) {
+    *out = NULL;
+    store_read_lock();
+    size_t n = store_catalog_count(catalog);
+    struct stats_view_summary *views = calloc(n ? n : 1, sizeof(*views));
+    uint64_t *fallbacks = NULL;
+    size_t fallbacks_cap = 0;
+    bool failed = views == NULL;
+    for (size_t i = 0; i < n && !failed; i++) {
+        struct store_view *view = store_catalog_at(catalog, i);
+        if (view == NULL) {
+            n = i;
+            break;
+        }
+        struct stats_view_summary *s = &views[i];
+        const struct store_schema *schema = store_view_schema(view);
+        snprintf(s->name, sizeof s->name, "%s", schema->view);
+        s->index = store_view_index(view);
+        s->nfeatures = schema->nfeatures;
+        s->ttl_us = schema->ttl_us;
+        store_table_stats(store_view_table(view), &s->table);
+        s->version = store_view_version(view);
+        s->loaded_at_us = s->version > 0 ? store_view_loaded_at_us(view) : 0;
+        size_t need = (size_t)s->nfeatures * RPC_FALLBACK_REASONS;
+        if (need > fallbacks_cap) {
+            uint64_t *grown = realloc(fallbacks, need * sizeof(*fallbacks));
+            if (grown == NULL) {
+                failed = true;
+                break;
+            }
+            fallbacks = grown;
+            fallbacks_cap = need;
+        }
+        if (rpc_stats_view(s->index, s->nfeatures, &s->lookups, &s->not_found, &s->staleness,
+                           fallbacks) == 0) {
+            for (size_t k = 0; k < need; k++) {
+                s->fallbacks[k % RPC_FALLBACK_REASONS] += fallbacks[k];
+            }
+        }
+    }
+    store_read_unlock();
+    free(fallbacks);
+    if (failed) {
+        free(views);
+        return -1;
+    }
+    pthread_mutex_lock(&stats_state.lock);
+    for (size_t i = 0; i < n; i++) {
+        struct stats_view_summary *s = &views[i];
+        const struct stats_view_conf *c = _do_view_conf(s->name, false);
+        if (c != NULL) {
+            s->configured = c->configured;
+            s->source = c->source;
+            s->refresh_interval_us = c->refresh_interval_us;
+            s->load_reported = c->load_reported;
+            s->load_ok = c->load_ok;
+            s->load_at_us = c->load_at_us;
+            snprintf(s->load_error, sizeof s->load_error, "%s", c->load_error);
+        }
+        s->ready = stats_view_is_ready(s->configured, s->source, s->version);
+    }
+    pthread_mutex_unlock(&stats_state.lock);
+    *out = views;
+    return (long)n;
+}
+
+double stats_staleness_quantile(const uint64_t *cumulative, double q) {
+    uint64_t count = cumulative[RPC_STALENESS_BUCKETS];
+    if (count == 0) {
+        return NAN;
+    }
+    double rank = q * (double)count;
+    for (size_t b = 0; b < RPC_STALENESS_BUCKETS; b++) {
+        if ((double)cumulative[b] >= rank) {
+            double lower = b == 0 ? 0 : rpc_staleness_bounds_s[b - 1];
+            uint64_t below = b == 0 ? 0 : cumulative[b - 1];
+            uint64_t in = cumulative[b] - below;
+            double frac = in > 0 ? (rank - (double)below) / (double)in : 1.0;
+            return lower + (rpc_staleness_bounds_s[b] - lower) * frac;
+        }
+    }
+    return rpc_staleness_bounds_s[RPC_STALENESS_BUCKETS - 1];
+}
+
+/* ---- formatting ------------------------------------------------------------------------------ */
+
+void stats_format_duration(double seconds, char *buf, size_t len) {
+    if (isnan(seconds)) {
+        snprintf(buf, len, "-");
+    } else if (seconds < 1) {
+        snprintf(buf, len, "%.0fms", seconds * 1000);
+    } else if (seconds < 60) {
+        snprintf(buf, len, "%.1fs", seconds);
+    } else if (seconds < 3600) {
+        snprintf(buf, len, "%.1fm", seconds / 60);
+    } else if (seconds < 86400 * 2) {
+        snprintf(buf, len, "%.1fh", seconds / 3600);
+    } else {
+        snprintf(buf, len, "%.1fd", seconds / 86400);
+    }
+}
+
+void stats_format_bytes(uint64_t bytes, char *buf, size_t len) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+}
+
+void stats_format_time(int64_t at_us, char *buf, size_t len) {
+    time_t t = (time_t)(at_us / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

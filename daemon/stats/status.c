@@ -1,0 +1,297 @@
+/*
+ * GET /status (JSON) and the 1-minute window behind it and the page: counters are totals
+ * since start, but "is this view failing now?" needs recent rates, so a timer on the stats
+ * thread samples every view's counters every STATS_TICK_MS into a ring, and the window is
+ * the current totals minus the oldest sample (about STATS_WINDOW_S seconds old).
+ *
+ *   ring: [t-60s][t-55s] ... [t-5s]  ──  now: totals  →  window = now - oldest
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "grpc/grpc.h"
+#include "rpc/rpc.h"
+
+#ifndef FSD_VERSION
+#define FSD_VERSION "unknown"
+#endif
+
+#define WINDOW_SAMPLES (STATS_WINDOW_S * 1000 / STATS_TICK_MS + 1)
+
+struct sample_view {
+    uint64_t lookups;
+    uint64_t not_found;
+    uint64_t fallbacks;
+    uint64_t staleness[RPC_STALENESS_BUCKETS + 1];
+};
+
+struct sample {
+    int64_t at_us;             /* monotonic */
+    size_t nviews;             /* views[i] is the view with store_view_index i */
+    struct sample_view *views; /* NULL for an empty slot */
+};
+
+/* The stats thread alone touches the ring (the timer and the handlers share its loop). */
+static struct {
+    struct sample ring[WINDOW_SAMPLES];
+    size_t next;
+} window;
+
+static int64_t _mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t _fallbacks(const struct stats_view_summary *v) {
+    uint64_t total = 0;
+    for (int r = 0; r < RPC_FALLBACK_REASONS; r++) {
+        total += v->fallbacks[r];
+    }
+    return total;
+}
+
+void stats_window_tick(struct store_catalog *catalog) {
+    struct stats_view_summary *views;
+    long n = stats_views_summarize(catalog, &views);
+    if (n < 0) {
+        return; /* out of memory: the window just gets older */
+    }
+    size_t nslots = 0;
+    for (long i = 0; i < n; i++) {
+        nslots = views[i].index + 1 > nslots ? views[i].index + 1 : nslots;
+    }
+    struct sample_view *sv = calloc(nslots ? nslots : 1, sizeof(*sv));
+    if (sv == NULL) {
+        free(views);
+        return;
+    }
+    for (long i = 0; i < n; i++) {
+        struct sample_view *s = &sv[views[i].index];
+        s->lookups = views[i].lookups;
+        s->not_found = views[i].not_found;
+        s->fallbacks = _fallbacks(&views[i]);
+        memcpy(s->staleness, views[i].staleness.buckets, sizeof s->staleness);
+    }
+    free(views);
+    struct sample *slot = &window.ring[window.next];
+    free(slot->views);
+    *slot = (struct sample){.at_us = _mono_us(), .nviews = nslots, .views = sv};
+    window.next = (window.next + 1) % WINDOW_SAMPLES;
+}
+
+void stats_window_get(const struct stats_view_summary *view, struct stats_window *out) {
+    memset(out, 0, sizeof(*out));
+    int64_t now = _mono_us();
+    /* Oldest first: the slot after the newest. */
+    for (size_t k = 0; k < WINDOW_SAMPLES; k++) {
+        const struct sample *s = &window.ring[(window.next + k) % WINDOW_SAMPLES];
+        if (s->views == NULL || view->index >= s->nviews) {
+            continue;
+        }
+        if (now - s->at_us < STATS_TICK_MS * 1000 / 2) {
+            break; /* too recent to say anything; keep the totals */
+        }
+        const struct sample_view *old = &s->views[view->index];
+        out->seconds = (double)(now - s->at_us) / 1e6;
+        out->lookups = view->lookups - old->lookups;
+        out->not_found = view->not_found - old->not_found;
+        out->fallbacks = _fallbacks(view) - old->fallbacks;
+        for (size_t b = 0; b <= RPC_STALENESS_BUCKETS; b++) {
+            out->staleness[b] = view->staleness.buckets[b] - old->staleness[b];
+        }
+        return;
+    }
+    out->lookups = view->lookups;
+    out->not_found = view->not_found;
+    out->fallbacks = _fallbacks(view);
+    memcpy(out->staleness, view->staleness.buckets, sizeof out->staleness);
+}
+
+void stats_window_free(void) {
+    for (size_t k = 0; k < WINDOW_SAMPLES; k++) {
+        free(window.ring[k].views);
+    }
+    memset(&window, 0, sizeof window);
+}
+
+/* ---- /status ------------------------------------------------------------------------------ */
+
+/* A number, or null when it is NaN (JSON has no NaN). */
+static void _json_number(struct stats_buf *b, double v) {
+    if (isnan(v) || isinf(v)) {
+        stats_buf_puts(b, "null");
+    } else {
+        stats_buf_double(b, v);
+    }
+}
+
+static void _staleness_json(struct stats_buf *b, const uint64_t *cumulative) {
+    stats_buf_printf(b, "{\"count\":%llu,\"p50_seconds\":",
+                     (unsigned long long)cumulative[RPC_STALENESS_BUCKETS]);
+    _json_number(b, stats_staleness_quantile(cumulative, 0.5));
+    stats_buf_puts(b, ",\"p90_seconds\":");
+    _json_number(b, stats_staleness_quantile(cumulative, 0.9));
+    stats_buf_puts(b, ",\"p99_seconds\":");
+    _json_number(b, stats_staleness_quantile(cumulative, 0.99));
+    stats_buf_puts(b, "}");
+}
+
+static void _view_json(struct stats_buf *b, const struct stats_view_summary *v, int64_t now_us) {
+    stats_buf_puts(b, "{\"name\":");
+    stats_buf_json(b, v->name);
+    stats_buf_printf(b, ",\"ready\":%s,\"source\":", v->ready ? "true" : "false");
+    stats_buf_json(b, v->configured ? config_source_type_name(v->source) : NULL);
+    stats_buf_puts(b, ",\"ttl_seconds\":");
+    stats_buf_double(b, (double)v->ttl_us / 1e6);
+    stats_buf_puts(b, ",\"refresh_interval_seconds\":");
+    stats_buf_double(b, (double)v->refresh_interval_us / 1e6);
+    stats_buf_printf(b,
+                     ",\"rows\":%llu,\"tombstones\":%llu,\"memory_bytes\":%llu,"
+                     "\"snapshot_version\":%llu,\"last_load_time\":",
+                     (unsigned long long)v->table.rows, (unsigned long long)v->table.tombstones,
+                     (unsigned long long)v->table.memory_bytes, (unsigned long long)v->version);
+    if (v->version > 0) {
+        char at[40];
+        stats_format_time(v->loaded_at_us, at, sizeof at);
+        stats_buf_json(b, at);
+        stats_buf_puts(b, ",\"seconds_since_last_load\":");
+        stats_buf_double(b, (double)(now_us - v->loaded_at_us) / 1e6);
+    } else {
+        stats_buf_puts(b, "null,\"seconds_since_last_load\":null");
+    }
+    stats_buf_puts(b, ",\"last_load\":");
+    if (v->load_reported) {
+        char at[40];
+        stats_format_time(v->load_at_us, at, sizeof at);
+        stats_buf_printf(b, "{\"result\":\"%s\",\"time\":", v->load_ok ? "ok" : "failed");
+        stats_buf_json(b, at);
+        stats_buf_puts(b, ",\"error\":");
+        stats_buf_json(b, v->load_ok ? NULL : v->load_error);
+        stats_buf_puts(b, "}");
+    } else {
+        stats_buf_puts(b, "null");
+    }
+    uint64_t fallbacks = _fallbacks(v);
+    stats_buf_printf(b,
+                     ",\"lookups\":%llu,\"not_found\":%llu,\"fallbacks_total\":%llu,"
+                     "\"fallbacks\":{\"not_found\":%llu,\"null_value\":%llu,"
+                     "\"outside_max_age\":%llu},\"staleness\":",
+                     (unsigned long long)v->lookups, (unsigned long long)v->not_found,
+                     (unsigned long long)fallbacks,
+                     (unsigned long long)v->fallbacks[RPC_FALLBACK_NOT_FOUND],
+                     (unsigned long long)v->fallbacks[RPC_FALLBACK_NULL_VALUE],
+                     (unsigned long long)v->fallbacks[RPC_FALLBACK_OUTSIDE_MAX_AGE]);
+    _staleness_json(b, v->staleness.buckets);
+    struct stats_window w;
+    stats_window_get(v, &w);
+    stats_buf_puts(b, ",\"recent\":{\"window_seconds\":");
+    stats_buf_double(b, round(w.seconds * 10) / 10);
+    stats_buf_printf(b, ",\"lookups\":%llu,\"not_found\":%llu,\"fallbacks\":%llu,\"staleness\":",
+                     (unsigned long long)w.lookups, (unsigned long long)w.not_found,
+                     (unsigned long long)w.fallbacks);
+    _staleness_json(b, w.staleness);
+    stats_buf_puts(b, "}}");
+}
+
+static void _requests_json(struct stats_buf *b) {
+    size_t nmethods;
+    rpc_methods(&nmethods);
+    stats_buf_puts(b, "{");
+    for (size_t m = 0; m <= nmethods; m++) {
+        struct grpc_method_stats ms;
+        if (grpc_server_method_stats(m, &ms) != 0) {
+            ms = (struct grpc_method_stats){0};
+        }
+        if (m == nmethods) {
+            uint64_t any = 0;
+            for (int c = 0; c < GRPC_CODE_COUNT; c++) {
+                any += ms.calls[c];
+            }
+            if (any == 0) {
+                break;
+            }
+        }
+        if (m > 0) {
+            stats_buf_puts(b, ",");
+        }
+        stats_buf_json(b, stats_method_name(m));
+        stats_buf_puts(b, ":{");
+        bool first = true;
+        for (int c = 0; c < GRPC_CODE_COUNT; c++) {
+            if (ms.calls[c] == 0) {
+                continue;
+            }
+            stats_buf_printf(b, "%s\"%s\":%llu", first ? "" : ",",
+                             grpc_code_name((enum grpc_code)c), (unsigned long long)ms.calls[c]);
+            first = false;
+        }
+        stats_buf_puts(b, "}");
+    }
+    stats_buf_puts(b, "}");
+}
+
+static void _errors_json(struct stats_buf *b) {
+    stats_buf_puts(b, "[");
+    pthread_mutex_lock(&stats_state.lock);
+    size_t kept = stats_state.nerrors < STATS_MAX_ERRORS ? stats_state.nerrors : STATS_MAX_ERRORS;
+    for (size_t k = 0; k < kept; k++) {
+        /* newest first */
+        const struct stats_error *e =
+            &stats_state.errors[(stats_state.nerrors - 1 - k) % STATS_MAX_ERRORS];
+        char at[40];
+        stats_format_time(e->at_us, at, sizeof at);
+        stats_buf_puts(b, k ? ",{\"time\":" : "{\"time\":");
+        stats_buf_json(b, at);
+        stats_buf_puts(b, ",\"source\":");
+        stats_buf_json(b, e->source);
+        stats_buf_puts(b, ",\"view\":");
+        stats_buf_json(b, e->view[0] ? e->view : NULL);
+        stats_buf_puts(b, ",\"message\":");
+        stats_buf_json(b, e->message);
+        stats_buf_puts(b, "}");
+    }
+    pthread_mutex_unlock(&stats_state.lock);
+    stats_buf_puts(b, "]");
+}
+
+void stats_render_status(struct stats_buf *b, const struct stats_view_summary *views,
+                         size_t nviews) {
+    int64_t now_us = stats_wall_us();
+    bool ready = true;
+    for (size_t i = 0; i < nviews; i++) {
+        ready = ready && views[i].ready;
+    }
+    char started[40], now[40];
+    stats_format_time(stats_state.started_at_us, started, sizeof started);
+    stats_format_time(now_us, now, sizeof now);
+    stats_buf_reset(b);
+    stats_buf_puts(b, "{\"version\":");
+    stats_buf_json(b, FSD_VERSION);
+    stats_buf_puts(b, ",\"time\":");
+    stats_buf_json(b, now);
+    stats_buf_puts(b, ",\"started_at\":");
+    stats_buf_json(b, started);
+    stats_buf_puts(b, ",\"uptime_seconds\":");
+    stats_buf_double(b, round((double)(now_us - stats_state.started_at_us) / 1e5) / 10);
+    stats_buf_printf(b, ",\"ready\":%s,\"config\":", ready ? "true" : "false");
+    pthread_mutex_lock(&stats_state.lock);
+    stats_buf_puts(b, stats_state.config_json ? stats_state.config_json : "null");
+    pthread_mutex_unlock(&stats_state.lock);
+    stats_buf_puts(b, ",\"requests\":");
+    _requests_json(b);
+    stats_buf_puts(b, ",\"views\":[");
+    for (size_t i = 0; i < nviews; i++) {
+        if (i > 0) {
+            stats_buf_puts(b, ",");
+        }
+        _view_json(b, &views[i], now_us);
+    }
+    stats_buf_puts(b, "],\"last_errors\":");
+    _errors_json(b);
+    stats_buf_puts(b, "}\n");
+}

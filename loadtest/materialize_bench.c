@@ -1,0 +1,248 @@
+/*
+ * materialize_bench: loads a Parquet snapshot of N rows x 10 features (8 double, 1 int64, 1
+ * string) through the materializer's loader (DuckDB -> sink -> new table -> contract -> swap)
+ * several times and prints the median load rate and peak memory.
+ *
+ *   build/bin/materialize_bench                      # 10M rows, 3 runs
+ *   build/bin/materialize_bench --rows 1000000 --runs 5
+ *
+ * The file is written once with DuckDB and cached in /tmp (fsd-materialize-bench-<rows>/).
+ * Memory: before each run the retired tables are freed and the allocator purged; the peak is
+ * the process's high-water mark (VmHWM, reset through /proc/self/clear_refs) during the load
+ * and swap, minus the RSS the process had before any table existed, divided by the final
+ * table's own accounting (store_table_stats memory_bytes). The base is taken after a first
+ * small read through DuckDB, so its code pages count in the base, not in the load. From the second
+ * run on the old snapshot is alive during the whole build, as in production, so 2.0 is the floor.
+ */
+#include <duckdb.h>
+#include <getopt.h>
+#include <jemalloc/jemalloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "daemon/config.h"
+#include "materializer/materializer.h"
+#include "store/catalog.h"
+#include "store/rcu.h"
+#include "store/schema.h"
+#include "store/table.h"
+
+static int _cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double _median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, _cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A field of /proc/self/status in bytes ("VmRSS", "VmHWM"). */
+static double _status_bytes(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    size_t len = strlen(field);
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, field, len) == 0 && line[len] == ':') {
+            kb = atof(line + len + 1);
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return kb * 1024;
+}
+
+static void _reset_hwm(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f != NULL) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static void _purge(void) {
+    store_rcu_barrier(); /* retired tables freed */
+    char name[64];
+    snprintf(name, sizeof name, "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
+    mallctl(name, NULL, NULL, NULL, 0);
+}
+
+static int _write_file(const char *path, unsigned long long rows) {
+    duckdb_database db;
+    duckdb_connection conn;
+    if (duckdb_open(NULL, &db) != DuckDBSuccess || duckdb_connect(db, &conn) != DuckDBSuccess) {
+        return -1;
+    }
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "COPY (SELECT i AS id, TIMESTAMP '2024-05-01' + to_microseconds(i) AS ev,"
+             " i * 0.5 AS f0, i * 0.25 AS f1, i / 3.0 AS f2, hash(i) %% 1000 / 7.0 AS f3,"
+             " -i * 1.5 AS f4, i * 1e-3 AS f5, sqrt(i::DOUBLE) AS f6, ln(i + 1.0) AS f7,"
+             " i * 7 AS n, 'user-' || (i %% 100000)::VARCHAR AS s FROM range(%llu) t(i))"
+             " TO '%s' (FORMAT parquet, COMPRESSION snappy)",
+             rows, path);
+    duckdb_result result;
+    int rc = 0;
+    if (duckdb_query(conn, sql, &result) != DuckDBSuccess) {
+        fprintf(stderr, "materialize_bench: %s\n", duckdb_result_error(&result));
+        rc = -1;
+    }
+    duckdb_destroy_result(&result);
+    duckdb_disconnect(&conn);
+    duckdb_close(&db);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    unsigned long long rows = 10000000;
+    int runs = 3;
+    unsigned threads = 0;
+    static const struct option longopts[] = {{"rows", required_argument, NULL, 'r'},
+                                             {"runs", required_argument, NULL, 'n'},
+                                             {"threads", required_argument, NULL, 't'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            rows = strtoull(optarg, NULL, 10);
+            break;
+        case 'n':
+            runs = atoi(optarg);
+            break;
+        case 't':
+            threads = (unsigned)atoi(optarg);
+            break;
+        default:
+            fprintf(c == 'h' ? stdout : stderr,
+                    "usage: materialize_bench [--rows N] [--runs R] [--threads T]\n"
+                    "  --rows N      rows in the snapshot (default 10000000)\n"
+                    "  --runs R      loads; the median is printed (default 3)\n"
+                    "  --threads T   DuckDB threads (default 0: one per core)\n");
+            return c == 'h' ? 0 : 2;
+        }
+    }
+    if (rows == 0 || runs < 1 || runs > 100) {
+        fprintf(stderr, "materialize_bench: bad --rows or --runs\n");
+        return 2;
+    }
+    store_rcu_thread_online();
+
+    char dir[256], path[512];
+    snprintf(dir, sizeof dir, "/tmp/fsd-materialize-bench-%llu", rows);
+    snprintf(path, sizeof path, "%s/data.parquet", dir);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        printf("writing %s ...\n", path);
+        fflush(stdout);
+        mkdir(dir, 0755);
+        if (_write_file(path, rows) != 0) {
+            return 1;
+        }
+        stat(path, &st);
+    }
+
+    /* The base: DuckDB's code and its allocator warmed up by a read, but no table yet. */
+    duckdb_database db;
+    duckdb_connection conn;
+    duckdb_result warm;
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT * FROM read_parquet('%s') LIMIT 100000", path);
+    if (duckdb_open(NULL, &db) != DuckDBSuccess || duckdb_connect(db, &conn) != DuckDBSuccess ||
+        duckdb_query(conn, sql, &warm) != DuckDBSuccess) {
+        fprintf(stderr, "materialize_bench: cannot read %s\n", path);
+        return 1;
+    }
+    duckdb_destroy_result(&warm);
+    duckdb_disconnect(&conn);
+    duckdb_close(&db);
+    _purge();
+    double base_rss = _status_bytes("VmRSS");
+
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "views:\n"
+             "  - name: bench\n"
+             "    join_keys: [{ name: id, type: int64 }]\n"
+             "    ttl: 0\n"
+             "    source: { type: parquet, path: \"%s\", event_timestamp_column: ev }\n"
+             "    features:\n"
+             "      - { name: f0, type: double }\n"
+             "      - { name: f1, type: double }\n"
+             "      - { name: f2, type: double }\n"
+             "      - { name: f3, type: double }\n"
+             "      - { name: f4, type: double }\n"
+             "      - { name: f5, type: double }\n"
+             "      - { name: f6, type: double }\n"
+             "      - { name: f7, type: double }\n"
+             "      - { name: n, type: int64 }\n"
+             "      - { name: s, type: string }\n",
+             path);
+    static char err[CONFIG_ERR_LEN];
+    struct fsd_config *config;
+    if (config_parse("bench.yaml", yaml, strlen(yaml), &config, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    struct store_catalog *catalog = store_catalog_create(STORE_DEFAULT_SHARDS);
+    if (catalog == NULL ||
+        store_catalog_add_view(catalog, store_schema_clone(config->views[0].schema), err,
+                               sizeof err) != 0) {
+        fprintf(stderr, "materialize_bench: cannot create the catalog\n");
+        return 1;
+    }
+    struct store_view *view = store_catalog_find(catalog, "bench");
+
+    printf("materialize_bench: %llu rows x 10 features (8 double, 1 int64, 1 string), %d shards, "
+           "file %.0f MiB (snappy), DuckDB threads %s\n",
+           rows, STORE_DEFAULT_SHARDS, (double)st.st_size / (1 << 20),
+           threads ? "set" : "one per core");
+    printf("| run | rows/s | seconds | table MiB | peak over base MiB | peak / table |\n"
+           "|---|---|---|---|---|---|\n");
+    double *rate = calloc((size_t)runs, sizeof(double));
+    double *ratio = calloc((size_t)runs, sizeof(double));
+    double table_mib = 0;
+    for (int i = 0; i < runs; i++) {
+        _purge();
+        _reset_hwm();
+        struct mat_load_params params = {
+            .shards = STORE_DEFAULT_SHARDS, .watermark_us = INT64_MIN, .duckdb_threads = threads};
+        struct mat_load_result result;
+        if (mat_load_view(view, &config->views[0], &params, &result) != 0) {
+            fprintf(stderr, "materialize_bench: %s\n", result.error);
+            return 1;
+        }
+        double peak = _status_bytes("VmHWM") - base_rss;
+        struct store_table_stats stats;
+        store_read_lock();
+        store_table_stats(store_view_table(view), &stats);
+        store_read_unlock();
+        double seconds = (double)result.duration_us / 1e6;
+        rate[i] = (double)result.rows_read / seconds;
+        ratio[i] = peak / (double)stats.memory_bytes;
+        table_mib = (double)stats.memory_bytes / (1 << 20);
+        printf("| %d | %.2fM | %.2f | %.0f | %.0f | %.2fx |\n", i + 1, rate[i] / 1e6, seconds,
+               table_mib, peak / (1 << 20), ratio[i]);
+        fflush(stdout);
+    }
+    double first_ratio = ratio[0];
+    printf("\n| figure (median of %d runs) | value | target |\n|---|---|---|\n", runs);
+    printf("| load rate | %.2fM rows/s | >= 1M rows/s |\n", _median(rate, runs) / 1e6);
+    if (runs > 1) {
+        printf("| peak memory / final table, old snapshot alive (runs 2..%d) | %.2fx | <= 2.2x |\n",
+               runs, _median(ratio + 1, runs - 1));
+    }
+    printf("| peak memory / final table, first load (no old snapshot) | %.2fx | |\n", first_ratio);
+    free(rate);
+    free(ratio);
+    store_rcu_barrier();
+    store_catalog_destroy(catalog);
+    config_destroy(config);
+    store_rcu_thread_offline();
+    return 0;
+}

@@ -1,0 +1,27 @@
+#pragma once
+/*
+ * Shared by the materializer's files (loader.c, contract.c, scheduler.c); not for other
+ * modules. Tests may use it.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config_contract;
+struct mat_sink_stats;
+struct store_table;
+
+/* Wall-clock and monotonic microseconds. */
+int64_t mat_now_us(void);
+int64_t mat_monotonic_us(void);
+
+/*
+ * The data contract on a sealed, unpublished snapshot `table` built by a sink with `stats`.
+ * `live_rows` is the live snapshot's row count, `have_live` whether one was ever loaded (the
+ * drop rule needs something to compare with). Returns 0 when every rule holds, or -1 with the
+ * first broken rule in `err` (it names the rule, the figures and, for a range, an offending
+ * value). Reads every row only when a feature has checks. Control thread.
+ */
+int mat_contract_check(const struct config_contract *contract, const struct mat_sink_stats *stats,
+                       const struct store_table *table, uint64_t live_rows, bool have_live,
+                       char *err, size_t err_len);

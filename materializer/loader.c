@@ -1,0 +1,238 @@
+/* One load of one view: source -> sink -> new table -> contract -> commit (materializer.h). */
+#include "materializer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/config.h"
+#include "internal.h"
+#include "parquet.h"
+#include "postgres.h"
+#include "sink.h"
+#include "store/catalog.h"
+#include "store/rcu.h"
+#include "store/schema.h"
+#include "store/table.h"
+
+void mat_options_init(struct mat_options *options) {
+    *options = (struct mat_options){
+        .retry_first_us = MAT_RETRY_FIRST_US,
+        .retry_max_us = MAT_RETRY_MAX_US,
+        .duckdb_threads = MAT_DUCKDB_THREADS,
+        .load_at_start = true,
+    };
+}
+
+const char *mat_outcome_name(enum mat_outcome outcome) {
+    switch (outcome) {
+    case MAT_NEVER_LOADED:
+        return "never_loaded";
+    case MAT_LOADED:
+        return "loaded";
+    case MAT_LOADED_INCREMENTAL:
+        return "loaded_incremental";
+    case MAT_SOURCE_FAILED:
+        return "source_failed";
+    case MAT_REJECTED:
+        return "rejected";
+    }
+    return "unknown";
+}
+
+/* A source opened for one load: Parquet opens (and checks types) before the table exists, so
+ * the table can be sized; PostgreSQL opens and reads in one call. */
+struct source {
+    const struct config_source *config;
+    const char *path; /* parquet: the configured path or the override */
+    struct mat_parquet *parquet;
+};
+
+static int _source_open(struct source *s, const struct store_schema *schema,
+                        const struct mat_load_params *params, int64_t watermark_us, char *err,
+                        size_t err_len) {
+    if (s->config->type == CONFIG_SOURCE_PARQUET || params->path_override != NULL) {
+        struct mat_parquet_options options = {
+            .path = s->path,
+            .event_timestamp_column = s->config->event_timestamp_column,
+            .created_timestamp_column = s->config->created_timestamp_column,
+            .watermark_us = watermark_us,
+            .threads = params->duckdb_threads,
+        };
+        return mat_parquet_open(schema, &options, &s->parquet, err, err_len);
+    }
+    if (s->config->type == CONFIG_SOURCE_POSTGRES) {
+        return 0; /* mat_pg_read() connects and checks in _source_read() */
+    }
+    snprintf(err, err_len, "view %s: the view has no source to load from", schema->view);
+    return -1;
+}
+
+static int _source_read(struct source *s, const struct store_schema *schema, struct mat_sink *sink,
+                        int64_t watermark_us, char *err, size_t err_len) {
+    if (s->parquet != NULL) {
+        return mat_parquet_read(s->parquet, sink, err, err_len);
+    }
+    return mat_pg_read(s->config, schema, sink, watermark_us, NULL, err, err_len);
+}
+
+static void _describe_source(const struct config_source *source, const char *path,
+                             struct mat_load_result *result) {
+    if (source->type == CONFIG_SOURCE_PARQUET || path != source->path) {
+        snprintf(result->source, sizeof result->source, "parquet:%s", path ? path : "");
+    } else if (source->type == CONFIG_SOURCE_POSTGRES) {
+        /* Never the dsn: it may hold a password. */
+        snprintf(result->source, sizeof result->source, "postgres:%s",
+                 source->table != NULL ? source->table : source->query);
+    } else {
+        snprintf(result->source, sizeof result->source, "none");
+    }
+}
+
+static void _take_stats(struct mat_load_result *result, const struct mat_sink_stats *stats) {
+    result->rows_read = stats->rows_read;
+    result->rows_kept = stats->rows_kept;
+    result->rows_superseded = stats->rows_superseded;
+    result->skipped_future = stats->skipped_future;
+    result->skipped_expired = stats->skipped_expired;
+    result->null_keys = stats->null_keys;
+    result->rows_skipped = stats->skipped_future + stats->skipped_expired + stats->null_keys;
+    result->max_event_ts_us = stats->max_event_ts_us;
+}
+
+/* Rows after the watermark straight into the live table, through the view's writer path. */
+static int _load_incremental(struct store_view *view, const struct store_schema *schema,
+                             struct source *src, const struct mat_load_params *params,
+                             int64_t now_us, struct mat_load_result *result) {
+    char *err = result->error;
+    size_t err_len = sizeof result->error;
+    if (_source_open(src, schema, params, params->watermark_us, err, err_len) != 0) {
+        return -1;
+    }
+    struct mat_sink *sink = mat_sink_create_live(schema, view, now_us);
+    if (sink == NULL) {
+        snprintf(err, err_len, "view %s: out of memory", schema->view);
+        return -1;
+    }
+    int rc = _source_read(src, schema, sink, params->watermark_us, err, err_len);
+    const struct mat_sink_stats *stats = mat_sink_stats(sink);
+    _take_stats(result, stats);
+    if (rc == 0) {
+        result->watermark_us = stats->max_event_ts_us > params->watermark_us
+                                   ? stats->max_event_ts_us
+                                   : params->watermark_us;
+        result->outcome = MAT_LOADED_INCREMENTAL;
+        struct store_table_stats ts;
+        store_read_lock();
+        store_table_stats(store_view_table(view), &ts);
+        store_read_unlock();
+        result->table_rows = ts.rows;
+    }
+    /* On failure the rows already applied stay (each was newer than what it replaced); the
+     * watermark does not move, so the next load reads them again, harmlessly. */
+    mat_sink_destroy(sink);
+    return rc;
+}
+
+/* A new snapshot, checked, then committed. */
+static int _load_full(struct store_view *view, const struct config_view *config,
+                      const struct store_schema *schema, struct source *src,
+                      const struct mat_load_params *params, int64_t now_us,
+                      struct mat_load_result *result) {
+    char *err = result->error;
+    size_t err_len = sizeof result->error;
+    if (_source_open(src, schema, params, INT64_MIN, err, err_len) != 0) {
+        return -1;
+    }
+    struct store_table_options options = {
+        .shards = params->shards,
+        .expected_rows = src->parquet != NULL ? mat_parquet_expected_rows(src->parquet) : 0,
+    };
+    struct store_table *table = store_table_create(schema, &options, err, err_len);
+    if (table == NULL) {
+        return -1;
+    }
+    struct mat_sink *sink = mat_sink_create(schema, table, now_us);
+    if (sink == NULL) {
+        snprintf(err, err_len, "view %s: out of memory", schema->view);
+        store_table_destroy(table);
+        return -1;
+    }
+    int rc = _source_read(src, schema, sink, INT64_MIN, err, err_len);
+    const struct mat_sink_stats *stats = mat_sink_stats(sink);
+    _take_stats(result, stats);
+    if (rc == 0) {
+        store_table_seal(table);
+        struct store_table_stats live, fresh;
+        store_read_lock();
+        store_table_stats(store_view_table(view), &live);
+        store_read_unlock();
+        store_table_stats(table, &fresh);
+        result->table_rows = fresh.rows;
+        if (mat_contract_check(&config->contract, stats, table, live.rows,
+                               store_view_version(view) > 0, err, err_len) != 0) {
+            result->outcome = MAT_REJECTED;
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        result->updates_replayed = store_view_load_logged(view);
+        result->version = store_view_load_commit(view, table, now_us);
+        if (result->version == 0) {
+            snprintf(err, err_len,
+                     "view %s: updates pushed during the load could not all be kept (out of "
+                     "memory); snapshot not swapped",
+                     schema->view);
+            rc = -1;
+        }
+    }
+    if (rc != 0) {
+        store_table_destroy(table);
+    } else {
+        result->outcome = MAT_LOADED;
+        result->watermark_us = stats->max_event_ts_us;
+    }
+    mat_sink_destroy(sink);
+    return rc;
+}
+
+int mat_load_view(struct store_view *view, const struct config_view *config,
+                  const struct mat_load_params *params, struct mat_load_result *result) {
+    int64_t started = mat_monotonic_us();
+    int64_t now_us = params->now_us != 0 ? params->now_us : mat_now_us();
+    memset(result, 0, sizeof(*result));
+    result->outcome = MAT_SOURCE_FAILED;
+    result->watermark_us = params->watermark_us;
+    result->max_event_ts_us = INT64_MIN;
+    struct source src = {
+        .config = &config->source,
+        .path = params->path_override != NULL ? params->path_override : config->source.path,
+    };
+    _describe_source(&config->source, src.path, result);
+
+    /* While the load runs the view's schema cannot be replaced (store_view_load_begin pins
+     * it), and live updates are logged so the swap cannot lose them. */
+    if (store_view_load_begin(view) != 0) {
+        snprintf(result->error, sizeof result->error,
+                 "view %s: another load of this view is in progress", config->schema->view);
+        result->duration_us = mat_monotonic_us() - started;
+        return -1;
+    }
+    const struct store_schema *schema = store_view_schema(view);
+    bool incremental = params->incremental && params->watermark_us != INT64_MIN &&
+                       params->path_override == NULL && store_view_version(view) > 0;
+    int rc = incremental ? _load_incremental(view, schema, &src, params, now_us, result)
+                         : _load_full(view, config, schema, &src, params, now_us, result);
+    if (incremental || rc != 0) {
+        store_view_load_abort(view); /* a full load that succeeded has committed */
+    }
+    result->version = store_view_version(view);
+    mat_parquet_close(src.parquet);
+    if (rc != 0 && result->outcome != MAT_REJECTED) {
+        result->outcome = MAT_SOURCE_FAILED;
+    }
+    if (rc != 0) {
+        result->watermark_us = params->watermark_us;
+    }
+    result->duration_us = mat_monotonic_us() - started;
+    return rc;
+}

@@ -1,0 +1,185 @@
+#pragma once
+/*
+ * The materializer: turns each view's source (Parquet files through DuckDB, a PostgreSQL table
+ * or query through libpq) into the latest row per entity, checks the result against the
+ * view's data contract and only then swaps it in. A control thread (the scheduler) loads every
+ * view with a source at start-up, again on its refresh interval, retries failures with backoff
+ * and runs loads asked for on demand (LoadSnapshot).
+ *
+ *   source ──rows──> sink (upsert-if-newer, skip future / expired / null-key rows)
+ *                     └──> new table (unpublished) ──seal──> contract ──ok──> commit: replay the
+ *                          updates pushed meanwhile, swap (RCU), old table freed after a grace
+ *                          period
+ *                                                              └─fail─> destroy; live unchanged
+ *
+ *   incremental view, after its first load:
+ *   source WHERE event_ts > watermark ──rows──> live sink ──store_view_upsert──> live table
+ *
+ * Full loads never touch the live table until the swap, so a failed read or a failed contract
+ * leaves the previous snapshot serving, unchanged. Updates pushed while a snapshot is built are
+ * logged by the store (store_view_load_begin) and replayed into the new table before the swap.
+ *
+ * The data contract (config_contract): no null entity keys; at least `min_rows` rows; no more
+ * than `max_row_drop_percent` fewer rows than the live snapshot (after the first load); per
+ * feature, the share of entities with a null value at most `max_null_rate`, and every present
+ * value inside `range`. Column presence and types are checked by the source before any row is
+ * read. Incremental loads go straight into the live table: they get the source's checks and
+ * skip null keys, but the snapshot-wide rules (row counts, null rates, ranges) apply to full
+ * loads only.
+ *
+ * Threads: mat_load_view() runs on the calling thread (the scheduler's, or a test's); the
+ * status and ticket calls may come from any thread and take one mutex (control path only).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fsd_config;
+struct config_view;
+struct store_catalog;
+struct store_view;
+
+/* ---- defaults ------------------------------------------------------------------------------ */
+
+#define MAT_RETRY_FIRST_US    (1000LL * 1000)       /* first retry 1 s after a failure ... */
+#define MAT_RETRY_MAX_US      (300LL * 1000 * 1000) /* ... doubling up to 5 min or the refresh */
+#define MAT_DUCKDB_THREADS    0                     /* DuckDB worker threads; 0: one per core */
+#define MAT_ERROR_LEN         1024
+#define MAT_SOURCE_LEN        512
+#define MAT_VIEW_NAME_LEN     129
+#define MAT_REQUEST_QUEUE_MAX 64 /* on-demand loads waiting; more are refused */
+
+/* ---- options ------------------------------------------------------------------------------- */
+
+struct mat_load_result;
+
+/* Told about every finished load, on the scheduler thread (e.g. to feed a status page). */
+typedef void (*mat_load_hook)(const char *view, const struct mat_load_result *result,
+                              void *ctx);
+
+struct mat_options {
+    int64_t retry_first_us; /* backoff after the first failure; doubles per failure */
+    int64_t retry_max_us;   /* backoff ceiling (also never beyond the view's refresh interval) */
+    uint32_t duckdb_threads;
+    bool load_at_start;    /* load every view with a source when the scheduler starts */
+    mat_load_hook on_load; /* may be NULL; must not call back into the materializer */
+    void *on_load_ctx;
+};
+
+void mat_options_init(struct mat_options *options);
+
+/* ---- metrics: what each load did ------------------------------------------------------------- */
+
+enum mat_outcome {
+    MAT_NEVER_LOADED,       /* no load has finished yet */
+    MAT_LOADED,             /* a full snapshot was swapped in */
+    MAT_LOADED_INCREMENTAL, /* rows after the watermark went into the live table */
+    MAT_SOURCE_FAILED,      /* the source could not be read: live table unchanged */
+    MAT_REJECTED,           /* the data contract failed: live table unchanged */
+};
+
+const char *mat_outcome_name(enum mat_outcome outcome); /* "loaded", "rejected", ... */
+
+struct mat_load_result {
+    enum mat_outcome outcome;
+    uint64_t version; /* the view's snapshot version after the load (unchanged if it failed) */
+    char source[MAT_SOURCE_LEN]; /* "parquet:<path>" or "postgres:<table or query>" */
+    uint64_t rows_read;          /* rows the source delivered */
+    uint64_t rows_kept;          /* rows stored: the table's rows come from these */
+    uint64_t rows_superseded;    /* an equal or newer row of the same entity was kept instead */
+    uint64_t rows_skipped;       /* future + expired + null key */
+    uint64_t skipped_future;
+    uint64_t skipped_expired;
+    uint64_t null_keys;
+    uint64_t table_rows;       /* entities in the new table (full loads) */
+    uint64_t updates_replayed; /* live updates logged during the build and replayed */
+    int64_t duration_us;
+    int64_t watermark_us;      /* event time loads after this one start from; INT64_MIN: none */
+    int64_t max_event_ts_us;   /* newest event time stored by this load; INT64_MIN: none */
+    char error[MAT_ERROR_LEN]; /* why it failed; "" when it did not */
+};
+
+/* Per view, as the scheduler last saw it (a copy; see mat_view_status()). */
+struct mat_view_status {
+    char view[MAT_VIEW_NAME_LEN];
+    bool has_source;
+    bool loading;                   /* a load is running now */
+    uint64_t loads_completed;       /* successful loads, full and incremental */
+    uint64_t loads_failed;          /* source failures and contract rejections */
+    uint32_t consecutive_failures;  /* since the last success */
+    int64_t last_load_end_us;       /* wall clock; 0 = never */
+    int64_t next_load_us;           /* wall clock of the next scheduled load or retry; 0 = none */
+    struct mat_load_result last;    /* the last load that finished, success or not */
+    struct mat_load_result last_ok; /* the last successful load */
+};
+
+/* ---- setup / teardown ---------------------------------------------------------------------- */
+
+/*
+ * Starts the scheduler thread for the views of `config` found in `catalog` (both must outlive
+ * the scheduler; mat_reconfigure() hands over a new config). Copies what it needs from the
+ * config. `options` NULL: defaults. Returns 0, or -1 with `err` set. Control thread.
+ */
+int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
+              const struct mat_options *options, char *err, size_t err_len);
+
+/*
+ * Stops the scheduler: the load in progress finishes (DuckDB and libpq reads are not
+ * interrupted), queued requests fail with "shutting down". Blocks until the thread is gone.
+ */
+void mat_teardown(void);
+
+/*
+ * After a config reload: takes the new sources, refresh intervals, contracts and incremental
+ * flags, and schedules new views (added to the catalog first) for a load now. Views no longer
+ * in the config keep their last settings. Never waits for a load. Control thread.
+ */
+void mat_reconfigure(const struct fsd_config *config);
+
+/* ---- API ----------------------------------------------------------------------------------- */
+
+/* How to run one load. */
+struct mat_load_params {
+    uint32_t shards;           /* of the new table; 0: the store's default */
+    const char *path_override; /* parquet: read this file, glob or directory instead */
+    bool incremental;          /* upsert rows after `watermark_us` into the live table */
+    int64_t watermark_us;      /* INT64_MIN: none (an incremental request then loads fully) */
+    int64_t now_us;            /* the load's start, wall clock: "future" and "expired" refer to
+                                  it; 0: the real time */
+    uint32_t duckdb_threads;
+};
+
+/*
+ * Loads `view` once from `config`'s source as `params` says (see the top of this file) and
+ * fills `result`. Returns 0 when the load completed (swapped, or applied incrementally), -1
+ * when it failed or was rejected (the live table unchanged; result->error says why). Blocks
+ * for the whole load; holds an RCU read section meanwhile (the view's schema must not be
+ * freed under the build), so it must not run on a thread that waits for grace periods. The
+ * calling thread must be RCU-online. Does not log.
+ */
+int mat_load_view(struct store_view *view, const struct config_view *config,
+                  const struct mat_load_params *params, struct mat_load_result *result);
+
+/*
+ * An on-demand load (LoadSnapshot): queues a full load of `view` (from `path_override`, a
+ * Parquet file, glob or directory, when not NULL) ahead of scheduled ones. Returns a ticket
+ * to wait on, or NULL with `err` set (unknown view, no scheduler, queue full). Never blocks.
+ */
+struct mat_ticket;
+struct mat_ticket *mat_request_load(const char *view, const char *path_override, char *err,
+                                    size_t err_len);
+
+/*
+ * Waits up to `timeout_us` (0: do not wait; <0: forever) for the load. Returns true and fills
+ * `result` when it finished, false on timeout (wait again or release). Any thread.
+ */
+bool mat_ticket_wait(struct mat_ticket *ticket, int64_t timeout_us, struct mat_load_result *result);
+
+/* Gives the ticket back; the load still runs if it has not finished. */
+void mat_ticket_release(struct mat_ticket *ticket);
+
+/*
+ * Copies the status of view `view` into `out`. Returns false when the scheduler does not know
+ * it. Any thread; takes the scheduler's mutex briefly.
+ */
+bool mat_view_status(const char *view, struct mat_view_status *out);

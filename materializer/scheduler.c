@@ -1,0 +1,491 @@
+/*
+ * The scheduler thread (materializer.h): loads every view with a source at start-up, again on
+ * its refresh interval, retries failures with backoff, and runs on-demand loads first.
+ *
+ *   requests (tickets, FIFO) ──┐
+ *   per view: next_due_us ─────┴──> one load at a time, on this thread ──> status, log line
+ *
+ * Everything shared lives under one mutex; loads run without it, each with a private copy of
+ * its view's config, so status reads and requests never wait for a load.
+ */
+#include "materializer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/config.h"
+#include "daemon/log.h"
+#include "internal.h"
+#include "store/catalog.h"
+#include "store/rcu.h"
+#include "store/schema.h"
+
+struct mat_ticket {
+    struct mat_ticket *next; /* in the queue */
+    char view[MAT_VIEW_NAME_LEN];
+    char *path_override;
+    int refs; /* the caller's and the queue's */
+    bool done;
+    struct mat_load_result result;
+};
+
+/* A deep copy of what one view's loads need from the config. */
+struct view_config {
+    struct config_view view; /* schema NULL: the catalog's schema is used */
+};
+
+struct entry {
+    struct view_config config;
+    struct mat_view_status status;
+    int64_t next_due_us; /* monotonic; INT64_MAX: nothing scheduled */
+    int64_t watermark_us;
+};
+
+static struct {
+    bool running;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* the scheduler: a request, a reconfigure, or stop */
+    pthread_cond_t done; /* waiters on tickets */
+    bool stop;
+    struct store_catalog *catalog;
+    struct mat_options options;
+    struct entry *entries;
+    size_t nentries;
+    struct mat_ticket *queue_head, *queue_tail;
+    size_t queued;
+} mat = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* ---- config copies -------------------------------------------------------------------------- */
+
+static void _source_free(struct config_source *s) {
+    free(s->path);
+    free(s->dsn);
+    free(s->table);
+    free(s->query);
+    free(s->event_timestamp_column);
+    free(s->created_timestamp_column);
+    memset(s, 0, sizeof(*s));
+}
+
+static char *_dup(const char *s, bool *ok) {
+    if (s == NULL) {
+        return NULL;
+    }
+    char *copy = strdup(s);
+    *ok &= copy != NULL;
+    return copy;
+}
+
+static int _copy_view(struct config_view *dst, const struct config_view *src) {
+    bool ok = true;
+    *dst = *src;
+    dst->schema = NULL;
+    dst->source.path = _dup(src->source.path, &ok);
+    dst->source.dsn = _dup(src->source.dsn, &ok);
+    dst->source.table = _dup(src->source.table, &ok);
+    dst->source.query = _dup(src->source.query, &ok);
+    dst->source.event_timestamp_column = _dup(src->source.event_timestamp_column, &ok);
+    dst->source.created_timestamp_column = _dup(src->source.created_timestamp_column, &ok);
+    if (!ok) {
+        _source_free(&dst->source);
+        return -1;
+    }
+    return 0;
+}
+
+static struct entry *_find(const char *view) {
+    for (size_t i = 0; i < mat.nentries; i++) {
+        if (strcmp(mat.entries[i].status.view, view) == 0) {
+            return &mat.entries[i];
+        }
+    }
+    return NULL;
+}
+
+/* Adds or updates the entries for `config`'s views. Lock held. */
+static int _apply_config(const struct fsd_config *config, int64_t now_mono) {
+    struct entry *grown =
+        realloc(mat.entries, (mat.nentries + config->nviews + 1) * sizeof(*mat.entries));
+    if (grown == NULL) {
+        return -1;
+    }
+    mat.entries = grown;
+    for (size_t i = 0; i < config->nviews; i++) {
+        const struct config_view *cv = &config->views[i];
+        struct config_view copy;
+        if (_copy_view(&copy, cv) != 0) {
+            return -1;
+        }
+        struct entry *e = _find(cv->schema->view);
+        if (e != NULL) {
+            _source_free(&e->config.view.source);
+            e->config.view = copy;
+            e->status.has_source = copy.source.type != CONFIG_SOURCE_NONE;
+            continue;
+        }
+        e = &mat.entries[mat.nentries++];
+        memset(e, 0, sizeof(*e));
+        e->config.view = copy;
+        snprintf(e->status.view, sizeof e->status.view, "%s", cv->schema->view);
+        e->status.has_source = copy.source.type != CONFIG_SOURCE_NONE;
+        e->status.last.watermark_us = INT64_MIN;
+        e->status.last.max_event_ts_us = INT64_MIN;
+        e->status.last_ok = e->status.last;
+        e->watermark_us = INT64_MIN;
+        e->next_due_us = e->status.has_source && mat.options.load_at_start ? now_mono : INT64_MAX;
+    }
+    return 0;
+}
+
+/* ---- the thread ------------------------------------------------------------------------------ */
+
+static int64_t _backoff_us(const struct entry *e) {
+    int64_t delay = mat.options.retry_first_us;
+    for (uint32_t i = 1; i < e->status.consecutive_failures && delay < mat.options.retry_max_us;
+         i++) {
+        delay *= 2;
+    }
+    int64_t cap = mat.options.retry_max_us;
+    int64_t refresh = e->config.view.refresh_interval_us;
+    if (refresh > 0 && refresh < cap) {
+        cap = refresh;
+    }
+    return delay < cap ? delay : cap;
+}
+
+static void _log_result(const char *view, const struct mat_load_result *r, bool on_demand) {
+    char when[32];
+    snprintf(when, sizeof when, "%s", on_demand ? "request" : "schedule");
+    if (r->outcome == MAT_LOADED || r->outcome == MAT_LOADED_INCREMENTAL) {
+        log_info(r->outcome == MAT_LOADED ? "snapshot loaded" : "incremental load applied",
+                 "view=%s version=%llu rows_read=%llu kept=%llu superseded=%llu skipped=%llu "
+                 "skipped_future=%llu skipped_expired=%llu null_keys=%llu table_rows=%llu "
+                 "updates_replayed=%llu duration_ms=%.1f watermark_us=%lld source=%s trigger=%s",
+                 view, (unsigned long long)r->version, (unsigned long long)r->rows_read,
+                 (unsigned long long)r->rows_kept, (unsigned long long)r->rows_superseded,
+                 (unsigned long long)r->rows_skipped, (unsigned long long)r->skipped_future,
+                 (unsigned long long)r->skipped_expired, (unsigned long long)r->null_keys,
+                 (unsigned long long)r->table_rows, (unsigned long long)r->updates_replayed,
+                 (double)r->duration_us / 1000.0, (long long)r->watermark_us, LOG_QUOTE(r->source),
+                 when);
+    } else {
+        log_warn(r->outcome == MAT_REJECTED ? "snapshot rejected: live snapshot kept"
+                                            : "snapshot load failed: live snapshot kept",
+                 "view=%s version=%llu rows_read=%llu duration_ms=%.1f source=%s trigger=%s "
+                 "error=%s",
+                 view, (unsigned long long)r->version, (unsigned long long)r->rows_read,
+                 (double)r->duration_us / 1000.0, LOG_QUOTE(r->source), when, LOG_QUOTE(r->error));
+    }
+}
+
+/* Runs one load of `e` (lock held on entry and exit; released during the load). */
+static void _run_load(struct entry *e, struct mat_ticket *ticket) {
+    char view[MAT_VIEW_NAME_LEN];
+    snprintf(view, sizeof view, "%s", e->status.view);
+    struct config_view config;
+    struct mat_load_result *result = malloc(sizeof(*result));
+    int copied = _copy_view(&config, &e->config.view);
+    struct mat_load_params params = {
+        .shards = store_catalog_shards(mat.catalog),
+        .path_override = ticket != NULL ? ticket->path_override : NULL,
+        .incremental = ticket == NULL && e->config.view.incremental,
+        .watermark_us = e->watermark_us,
+        .duckdb_threads = mat.options.duckdb_threads,
+    };
+    e->status.loading = true;
+    pthread_mutex_unlock(&mat.lock);
+
+    struct store_view *sv = store_catalog_find(mat.catalog, view);
+    if (result == NULL || copied != 0 || sv == NULL) {
+        if (result != NULL) {
+            memset(result, 0, sizeof(*result));
+            result->outcome = MAT_SOURCE_FAILED;
+            result->watermark_us = params.watermark_us;
+            snprintf(result->error, sizeof result->error, "view %s: %s", view,
+                     sv == NULL ? "not in the catalog" : "out of memory");
+        }
+    } else {
+        mat_load_view(sv, &config, &params, result);
+    }
+    if (copied == 0) {
+        _source_free(&config.source);
+    }
+    if (result != NULL) {
+        _log_result(view, result, ticket != NULL);
+        if (mat.options.on_load != NULL) {
+            mat.options.on_load(view, result, mat.options.on_load_ctx);
+        }
+    }
+
+    pthread_mutex_lock(&mat.lock);
+    /* `mat.entries` may have moved (reconfigure): find the entry again. */
+    e = _find(view);
+    int64_t now_mono = mat_monotonic_us();
+    int64_t now_wall = mat_now_us();
+    if (e != NULL && result != NULL) {
+        bool ok = result->outcome == MAT_LOADED || result->outcome == MAT_LOADED_INCREMENTAL;
+        e->status.loading = false;
+        e->status.last = *result;
+        e->status.last_load_end_us = now_wall;
+        int64_t delay;
+        if (ok) {
+            e->status.last_ok = *result;
+            e->status.loads_completed++;
+            e->status.consecutive_failures = 0;
+            e->watermark_us = result->watermark_us;
+            delay =
+                e->config.view.refresh_interval_us > 0 ? e->config.view.refresh_interval_us : -1;
+        } else {
+            e->status.loads_failed++;
+            e->status.consecutive_failures++;
+            delay = e->status.has_source ? _backoff_us(e) : -1;
+        }
+        /* A failed on-demand load of another path says nothing about the configured source. */
+        if (ok || ticket == NULL || ticket->path_override == NULL) {
+            e->next_due_us = delay >= 0 ? now_mono + delay : INT64_MAX;
+            e->status.next_load_us = delay >= 0 ? now_wall + delay : 0;
+        }
+    } else if (e != NULL) {
+        e->status.loading = false;
+    }
+    if (ticket != NULL) {
+        if (result != NULL) {
+            ticket->result = *result;
+        } else {
+            ticket->result.outcome = MAT_SOURCE_FAILED;
+            snprintf(ticket->result.error, sizeof ticket->result.error, "out of memory");
+        }
+        ticket->done = true;
+        pthread_cond_broadcast(&mat.done);
+    }
+    free(result);
+}
+
+static void _ticket_put(struct mat_ticket *t) {
+    if (--t->refs == 0) {
+        free(t->path_override);
+        free(t);
+    }
+}
+
+static void *_thread(void *arg) {
+    (void)arg;
+    store_rcu_thread_online();
+    pthread_mutex_lock(&mat.lock);
+    while (!mat.stop) {
+        struct mat_ticket *ticket = mat.queue_head;
+        if (ticket != NULL) {
+            mat.queue_head = ticket->next;
+            if (mat.queue_head == NULL) {
+                mat.queue_tail = NULL;
+            }
+            mat.queued--;
+            struct entry *e = _find(ticket->view);
+            if (e != NULL) {
+                _run_load(e, ticket);
+            } else {
+                ticket->result.outcome = MAT_SOURCE_FAILED;
+                snprintf(ticket->result.error, sizeof ticket->result.error, "view %s: unknown view",
+                         ticket->view);
+                ticket->done = true;
+                pthread_cond_broadcast(&mat.done);
+            }
+            _ticket_put(ticket);
+            continue;
+        }
+        int64_t now = mat_monotonic_us();
+        struct entry *due = NULL;
+        int64_t earliest = INT64_MAX;
+        for (size_t i = 0; i < mat.nentries; i++) {
+            if (mat.entries[i].next_due_us < earliest) {
+                earliest = mat.entries[i].next_due_us;
+                due = &mat.entries[i];
+            }
+        }
+        if (due != NULL && earliest <= now) {
+            _run_load(due, NULL);
+            continue;
+        }
+        /* Sleep until the next due load or a signal; CLOCK_MONOTONIC as the cond is set up. */
+        if (earliest == INT64_MAX) {
+            pthread_cond_wait(&mat.wake, &mat.lock);
+        } else {
+            struct timespec ts = {.tv_sec = earliest / 1000000,
+                                  .tv_nsec = (long)(earliest % 1000000) * 1000};
+            pthread_cond_timedwait(&mat.wake, &mat.lock, &ts);
+        }
+    }
+    /* Fail what is still queued. */
+    while (mat.queue_head != NULL) {
+        struct mat_ticket *t = mat.queue_head;
+        mat.queue_head = t->next;
+        t->result.outcome = MAT_SOURCE_FAILED;
+        snprintf(t->result.error, sizeof t->result.error, "view %s: shutting down", t->view);
+        t->done = true;
+        _ticket_put(t);
+    }
+    mat.queue_tail = NULL;
+    mat.queued = 0;
+    pthread_cond_broadcast(&mat.done);
+    pthread_mutex_unlock(&mat.lock);
+    store_rcu_thread_offline();
+    return NULL;
+}
+
+/* ---- setup / teardown ---------------------------------------------------------------------- */
+
+int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
+              const struct mat_options *options, char *err, size_t err_len) {
+    pthread_mutex_lock(&mat.lock);
+    if (mat.running) {
+        pthread_mutex_unlock(&mat.lock);
+        snprintf(err, err_len, "the materializer is already running");
+        return -1;
+    }
+    if (options != NULL) {
+        mat.options = *options;
+    } else {
+        mat_options_init(&mat.options);
+    }
+    mat.catalog = catalog;
+    mat.stop = false;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&mat.wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_cond_init(&mat.done, NULL);
+    if (_apply_config(config, mat_monotonic_us()) != 0) {
+        pthread_mutex_unlock(&mat.lock);
+        snprintf(err, err_len, "materializer: out of memory");
+        mat_teardown();
+        return -1;
+    }
+    int rc = pthread_create(&mat.thread, NULL, _thread, NULL);
+    if (rc != 0) {
+        pthread_mutex_unlock(&mat.lock);
+        snprintf(err, err_len, "materializer: cannot start its thread: %s", strerror(rc));
+        mat_teardown();
+        return -1;
+    }
+    mat.running = true;
+    pthread_mutex_unlock(&mat.lock);
+    return 0;
+}
+
+void mat_teardown(void) {
+    pthread_mutex_lock(&mat.lock);
+    bool running = mat.running;
+    mat.stop = true;
+    pthread_cond_broadcast(&mat.wake);
+    pthread_mutex_unlock(&mat.lock);
+    if (running) {
+        pthread_join(mat.thread, NULL);
+    }
+    pthread_mutex_lock(&mat.lock);
+    for (size_t i = 0; i < mat.nentries; i++) {
+        _source_free(&mat.entries[i].config.view.source);
+    }
+    free(mat.entries);
+    mat.entries = NULL;
+    mat.nentries = 0;
+    bool initialized = mat.catalog != NULL;
+    mat.running = false;
+    mat.catalog = NULL;
+    pthread_mutex_unlock(&mat.lock);
+    if (initialized) {
+        pthread_cond_destroy(&mat.wake);
+        pthread_cond_destroy(&mat.done);
+    }
+}
+
+void mat_reconfigure(const struct fsd_config *config) {
+    pthread_mutex_lock(&mat.lock);
+    if (mat.running && _apply_config(config, mat_monotonic_us()) != 0) {
+        log_error("materializer: out of memory applying the new config", NULL);
+    }
+    pthread_cond_broadcast(&mat.wake);
+    pthread_mutex_unlock(&mat.lock);
+}
+
+/* ---- API ----------------------------------------------------------------------------------- */
+
+struct mat_ticket *mat_request_load(const char *view, const char *path_override, char *err,
+                                    size_t err_len) {
+    pthread_mutex_lock(&mat.lock);
+    struct mat_ticket *t = NULL;
+    if (!mat.running || mat.stop) {
+        snprintf(err, err_len, "the materializer is not running");
+    } else if (_find(view) == NULL) {
+        snprintf(err, err_len, "view %s: unknown view", view);
+    } else if (mat.queued >= MAT_REQUEST_QUEUE_MAX) {
+        snprintf(err, err_len, "view %s: too many loads queued (%d); try again later", view,
+                 MAT_REQUEST_QUEUE_MAX);
+    } else if ((t = calloc(1, sizeof(*t))) == NULL ||
+               (path_override != NULL && (t->path_override = strdup(path_override)) == NULL)) {
+        free(t);
+        t = NULL;
+        snprintf(err, err_len, "out of memory");
+    } else {
+        snprintf(t->view, sizeof t->view, "%s", view);
+        t->refs = 2;
+        if (mat.queue_tail != NULL) {
+            mat.queue_tail->next = t;
+        } else {
+            mat.queue_head = t;
+        }
+        mat.queue_tail = t;
+        mat.queued++;
+        pthread_cond_broadcast(&mat.wake);
+    }
+    pthread_mutex_unlock(&mat.lock);
+    return t;
+}
+
+bool mat_ticket_wait(struct mat_ticket *t, int64_t timeout_us, struct mat_load_result *result) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    if (timeout_us > 0) {
+        int64_t ns = deadline.tv_nsec + (timeout_us % 1000000) * 1000;
+        deadline.tv_sec += timeout_us / 1000000 + ns / 1000000000;
+        deadline.tv_nsec = ns % 1000000000;
+    }
+    pthread_mutex_lock(&mat.lock);
+    while (!t->done && timeout_us != 0) {
+        if (timeout_us < 0) {
+            pthread_cond_wait(&mat.done, &mat.lock);
+        } else if (pthread_cond_timedwait(&mat.done, &mat.lock, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    bool done = t->done;
+    if (done && result != NULL) {
+        *result = t->result;
+    }
+    pthread_mutex_unlock(&mat.lock);
+    return done;
+}
+
+void mat_ticket_release(struct mat_ticket *t) {
+    if (t == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&mat.lock);
+    _ticket_put(t);
+    pthread_mutex_unlock(&mat.lock);
+}
+
+bool mat_view_status(const char *view, struct mat_view_status *out) {
+    pthread_mutex_lock(&mat.lock);
+    struct entry *e = _find(view);
+    if (e != NULL) {
+        *out = e->status;
+    }
+    pthread_mutex_unlock(&mat.lock);
+    return e != NULL;
+}

@@ -1,0 +1,148 @@
+/*
+ * The scheduler thread: loads every view with a source at start, retries a failed one with
+ * backoff until its files appear, and runs on-demand loads (tickets) from another path.
+ */
+#include "mat_test.h"
+
+#include <time.h>
+
+static const char YAML[] = "views:\n"
+                           "  - name: good\n"
+                           "    join_keys: [{ name: id, type: int64 }]\n"
+                           "    ttl: 0\n"
+                           "    source: { type: parquet, path: \"@DIR@/good\", "
+                           "event_timestamp_column: ev }\n"
+                           "    features:\n"
+                           "      - { name: x, type: double }\n"
+                           "  - name: late\n"
+                           "    join_keys: [{ name: id, type: int64 }]\n"
+                           "    ttl: 0\n"
+                           "    refresh_interval: 1h\n"
+                           "    source: { type: parquet, path: \"@DIR@/late\", "
+                           "event_timestamp_column: ev }\n"
+                           "    features:\n"
+                           "      - { name: x, type: double }\n"
+                           "  - name: pushed_only\n"
+                           "    join_keys: [{ name: id, type: int64 }]\n"
+                           "    ttl: 0\n"
+                           "    features:\n"
+                           "      - { name: x, type: double }\n";
+
+static void _write(const char *file, double x) {
+    char select[256];
+    snprintf(select, sizeof select,
+             "SELECT i AS id, TIMESTAMP '2024-05-01' AS ev, %.17g::DOUBLE AS x FROM range(10) t(i)",
+             x);
+    mt_write(file, NULL, select);
+}
+
+/* Polls the status of `view` until `done` holds for it, for at most 20 s. */
+static struct mat_view_status _wait_for(const char *view,
+                                        bool (*done)(const struct mat_view_status *s)) {
+    struct mat_view_status s;
+    for (int i = 0; i < 2000; i++) {
+        assert_true(mat_view_status(view, &s));
+        if (done(&s)) {
+            return s;
+        }
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    print_error("view %s: gave up waiting; last error: %s\n", view, s.last.error);
+    fail();
+    return s;
+}
+
+static bool _loaded_once(const struct mat_view_status *s) {
+    return s->loads_completed >= 1 && !s->loading;
+}
+
+static bool _failed_twice(const struct mat_view_status *s) {
+    return s->consecutive_failures >= 2 && !s->loading;
+}
+
+static void test_scheduler(void **state) {
+    (void)state;
+    mt_config(YAML);
+    _write("good/a.parquet", 1.5);
+    struct mat_options options;
+    mat_options_init(&options);
+    options.retry_first_us = 50 * 1000; /* 50 ms, 100 ms, ... */
+    options.duckdb_threads = 2;
+    char err[256];
+    assert_int_equal(mat_setup(mt.catalog, mt.config, &options, err, sizeof err), 0);
+
+    struct mat_view_status s = _wait_for("good", _loaded_once);
+    assert_int_equal(s.last.outcome, MAT_LOADED);
+    assert_int_equal(s.last.version, 1);
+    assert_int_equal(s.last.table_rows, 10);
+    assert_int_equal(s.next_load_us, 0); /* no refresh interval: nothing scheduled */
+    assert_int_equal(store_view_version(mt_view("good")), 1);
+
+    /* The view whose files are missing fails, and retries with growing backoff. */
+    s = _wait_for("late", _failed_twice);
+    assert_int_equal(s.last.outcome, MAT_SOURCE_FAILED);
+    assert_non_null(strstr(s.last.error, "view late: "));
+    assert_non_null(strstr(s.last.error, "No such file or directory"));
+    assert_true(s.next_load_us > s.last_load_end_us);
+    assert_true(s.next_load_us - s.last_load_end_us <= 1000 * 1000);
+    assert_int_equal(s.loads_completed, 0);
+
+    /* Once the files exist, the next retry loads them and the refresh interval takes over. */
+    _write("late/a.parquet", 2.5);
+    s = _wait_for("late", _loaded_once);
+    assert_int_equal(s.consecutive_failures, 0);
+    assert_int_equal(s.last_ok.outcome, MAT_LOADED);
+    int64_t refresh_in = s.next_load_us - s.last_load_end_us;
+    assert_true(refresh_in > 3590LL * 1000000 && refresh_in <= 3600LL * 1000000);
+
+    /* A view without a source is known but never scheduled. */
+    assert_true(mat_view_status("pushed_only", &s));
+    assert_false(s.has_source);
+    assert_int_equal(s.next_load_us, 0);
+
+    /* On demand, from another path: the ticket reports the new version. */
+    _write("other/b.parquet", 7.25);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/other", mt.dir);
+    struct mat_ticket *t = mat_request_load("good", path, err, sizeof err);
+    assert_non_null(t);
+    struct mat_load_result r;
+    assert_true(mat_ticket_wait(t, 20 * 1000 * 1000, &r));
+    mat_ticket_release(t);
+    assert_int_equal(r.outcome, MAT_LOADED);
+    assert_int_equal(r.version, 2);
+    assert_non_null(strstr(r.source, "parquet:"));
+    assert_non_null(strstr(r.source, "/other"));
+    store_read_lock();
+    struct store_value v;
+    assert_true(mt_value("good", mt_row_i64("good", 3), "x", &v));
+    assert_true(v.f64 == 7.25);
+    store_read_unlock();
+
+    /* A failing on-demand load reports its error and leaves the snapshot as it was. */
+    snprintf(path, sizeof path, "%s/nowhere", mt.dir);
+    t = mat_request_load("good", path, err, sizeof err);
+    assert_non_null(t);
+    assert_true(mat_ticket_wait(t, -1, &r));
+    mat_ticket_release(t);
+    assert_int_equal(r.outcome, MAT_SOURCE_FAILED);
+    assert_non_null(strstr(r.error, "nowhere"));
+    assert_int_equal(store_view_version(mt_view("good")), 2);
+
+    assert_null(mat_request_load("no_such_view", NULL, err, sizeof err));
+    assert_non_null(strstr(err, "unknown view"));
+
+    mat_teardown();
+    assert_null(mat_request_load("good", NULL, err, sizeof err));
+    assert_non_null(strstr(err, "not running"));
+}
+
+int main(void) {
+    store_rcu_thread_online();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_scheduler, mt_setup, mt_teardown),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    store_rcu_thread_offline();
+    return failed;
+}
