@@ -12,19 +12,19 @@ static const struct stats_metric_def loads = {
     "fsd_materialization_loads_total", STATS_COUNTER, "view,result",
     "Snapshot loads finished, by view and result: ok (full or incremental) or failed (the "
     "source could not be read, or the data contract rejected the snapshot)."};
-static const struct stats_metric_def rejections = {
-    "fsd_materialization_rejected_total", STATS_COUNTER, "view",
-    "Failed loads whose last one was a data-contract rejection (the live snapshot kept "
-    "serving); see /status for the rule."};
+static const struct stats_metric_def failing = {
+    "fsd_materialization_consecutive_failures", STATS_GAUGE, "view,reason",
+    "Loads failed in a row since the last success (the live snapshot keeps serving), by the "
+    "last one's reason: source (could not be read) or contract (rejected); see /status."};
 static const struct stats_metric_def rows = {
     "fsd_materialization_last_rows", STATS_GAUGE, "view,kind",
     "Rows of the view's last finished load: read from the source, kept, skipped (future, "
     "expired or null key)."};
-static const struct stats_metric_def duration = {
-    "fsd_materialization_last_duration_seconds", STATS_GAUGE, "view",
-    "How long the view's last finished load took."};
-static const struct stats_metric_def loading = {
-    "fsd_materialization_loading", STATS_GAUGE, "view", "1 while a load of the view runs."};
+static const struct stats_metric_def duration = {"fsd_materialization_last_duration_seconds",
+                                                 STATS_GAUGE, "view",
+                                                 "How long the view's last finished load took."};
+static const struct stats_metric_def loading = {"fsd_materialization_loading", STATS_GAUGE, "view",
+                                                "1 while a load of the view runs."};
 static const struct stats_metric_def newest = {
     "fsd_view_newest_event_timestamp_seconds", STATS_GAUGE, "view",
     "Newest event time loaded into the view by its last successful load (Unix time)."};
@@ -33,8 +33,8 @@ void stats_collect_materializer(struct stats_writer *w, void *ctx) {
     struct store_catalog *catalog = ctx;
     struct mat_view_status st[1];
     size_t n = store_catalog_count(catalog);
-    const struct stats_metric_def *families[] = {&loads,    &rejections, &rows,
-                                                 &duration, &loading,    &newest};
+    const struct stats_metric_def *families[] = {&loads,    &failing, &rows,
+                                                 &duration, &loading, &newest};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         stats_write_family(w, families[f]);
         for (size_t i = 0; i < n; i++) {
@@ -50,14 +50,16 @@ void stats_collect_materializer(struct stats_writer *w, void *ctx) {
             if (families[f] == &loads) {
                 stats_write_count(w, &loads, (const char *[]){view, "ok"}, st->loads_completed);
                 stats_write_count(w, &loads, (const char *[]){view, "failed"}, st->loads_failed);
-            } else if (families[f] == &rejections) {
-                stats_write_count(w, &rejections, (const char *[]){view},
-                                  last->outcome == MAT_REJECTED ? st->consecutive_failures : 0);
+            } else if (families[f] == &failing) {
+                bool rejected = last->outcome == MAT_REJECTED;
+                stats_write_count(w, &failing, (const char *[]){view, "source"},
+                                  rejected ? 0 : st->consecutive_failures);
+                stats_write_count(w, &failing, (const char *[]){view, "contract"},
+                                  rejected ? st->consecutive_failures : 0);
             } else if (families[f] == &rows && last->outcome != MAT_NEVER_LOADED) {
                 stats_write_count(w, &rows, (const char *[]){view, "read"}, last->rows_read);
                 stats_write_count(w, &rows, (const char *[]){view, "kept"}, last->rows_kept);
-                stats_write_count(w, &rows, (const char *[]){view, "skipped"},
-                                  last->rows_skipped);
+                stats_write_count(w, &rows, (const char *[]){view, "skipped"}, last->rows_skipped);
             } else if (families[f] == &duration && last->outcome != MAT_NEVER_LOADED) {
                 stats_write_value(w, &duration, (const char *[]){view},
                                   (double)last->duration_us / 1e6);
