@@ -1,0 +1,423 @@
+/*
+ * grpc_load: an HTTP/2 gRPC load generator for fsd's GetFeatures, and the filler of its
+ * benchmark view.
+ *
+ *   grpc_load --fill N [--view bench]               push entities 0..N-1 (PushRows, 5,000 a batch)
+ *   grpc_load --view V --entities N --batch B        look up B random entities per request
+ *             [--connections C] [--threads T] [--inflight K] [--duration S] [--rate R]
+ *   grpc_load --dump-request FILE --batch B          one framed request, for h2load -d FILE
+ *
+ * Closed loop (no --rate): every connection keeps K calls in flight, a new one leaves as one
+ * completes: the peak throughput. Open loop (--rate R requests/s in all): each connection sends
+ * on a fixed schedule, R/C per second, and a call's latency runs from its *intended* send time,
+ * so a server (or generator) that falls behind shows up in the percentiles instead of slowing
+ * the schedule down (coordinated omission). A call waits for its slot when K are in flight
+ * already; the report says when that made the generator fall behind.
+ *
+ * Each of the T threads owns C/T connections and polls them together (client_poll_many);
+ * latencies go into per-thread histograms merged at the end. Every loop is bounded by
+ * --duration (at most 600 s) and --max-requests.
+ *
+ * The benchmark view (loadtest/serving_bench.sh makes one): join key entity_id (int64) and
+ * 10 features: d0..d7 double, count int64, label string of 10-16 bytes.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client.h"
+#include "grpc_load_internal.h"
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+static int _cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double _median(double *v, unsigned n) {
+    qsort(v, n, sizeof(double), _cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Each figure's median over the runs (figures of different runs may mix: that is what a
+ * median per column means). */
+static struct result _median_result(const struct result *runs, unsigned n) {
+    struct result m;
+    double v[MAX_RUNS];
+#define _MEDIAN_OF(field)                                                                          \
+    do {                                                                                           \
+        for (unsigned i = 0; i < n; i++) {                                                         \
+            v[i] = (double)runs[i].field;                                                          \
+        }                                                                                          \
+        m.field = _median(v, n);                                                                   \
+    } while (0)
+    _MEDIAN_OF(requests_per_s);
+    _MEDIAN_OF(lookups_per_s);
+    _MEDIAN_OF(values_per_s);
+    _MEDIAN_OF(p50_us);
+    _MEDIAN_OF(p99_us);
+    _MEDIAN_OF(p999_us);
+    _MEDIAN_OF(max_us);
+    _MEDIAN_OF(mean_us);
+    _MEDIAN_OF(max_lag_us);
+    _MEDIAN_OF(sent_p50_us);
+    _MEDIAN_OF(sent_p99_us);
+    _MEDIAN_OF(sent_p999_us);
+#undef _MEDIAN_OF
+    /* counts: the sum over the runs, so one bad run is not hidden by the median */
+    m.requests = m.errors = m.late_sends = m.backlog = m.sent = 0;
+    for (unsigned i = 0; i < n; i++) {
+        m.requests += runs[i].requests;
+        m.errors += runs[i].errors;
+        m.late_sends += runs[i].late_sends;
+        m.backlog += runs[i].backlog;
+        m.sent += runs[i].sent;
+    }
+    return m;
+}
+
+static void _print_result(const struct options *o, const struct result *r) {
+    const char *mode = o->rate > 0 ? "open" : "closed";
+    char rate[32];
+    if (o->rate > 0) {
+        snprintf(rate, sizeof rate, "%.0f", o->rate);
+    } else {
+        snprintf(rate, sizeof rate, "-");
+    }
+    switch (o->output) {
+    case OUT_MARKDOWN:
+        if (o->header) {
+            printf("| batch | mode | rate | requests/s | key lookups/s | feature values/s | p50 us "
+                   "| p99 us | p999 us | max us | errors |\n"
+                   "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        }
+        printf("| %u | %s | %s | %.0f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %" PRIu64 " |\n",
+               o->batch, mode, rate, r->requests_per_s, r->lookups_per_s, r->values_per_s,
+               r->p50_us, r->p99_us, r->p999_us, r->max_us, r->errors);
+        break;
+    case OUT_CSV:
+        if (o->header) {
+            printf("batch,mode,rate,requests_per_s,lookups_per_s,values_per_s,p50_us,p99_us,"
+                   "p999_us,max_us,mean_us,errors,requests,connections,threads,inflight,"
+                   "duration_s,runs,late_sends,max_send_lag_us,backlog\n");
+        }
+        printf("%u,%s,%s,%.0f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%" PRIu64 ",%" PRIu64
+               ",%u,%u,%u,%g,%u,%" PRIu64 ",%.0f,%" PRIu64 "\n",
+               o->batch, mode, o->rate > 0 ? rate : "", r->requests_per_s, r->lookups_per_s,
+               r->values_per_s, r->p50_us, r->p99_us, r->p999_us, r->max_us, r->mean_us, r->errors,
+               r->requests, o->connections, o->threads, o->inflight, o->duration_s, o->runs,
+               r->late_sends, r->max_lag_us, r->backlog);
+        break;
+    case OUT_JSON:
+        printf("{\"batch\": %u, \"mode\": \"%s\", \"rate\": %s, \"requests_per_s\": %.0f, "
+               "\"lookups_per_s\": %.0f, \"values_per_s\": %.0f, \"p50_us\": %.1f, "
+               "\"p99_us\": %.1f, \"p999_us\": %.1f, \"max_us\": %.1f, \"mean_us\": %.1f, "
+               "\"errors\": %" PRIu64 ", \"requests\": %" PRIu64 ", \"connections\": %u, "
+               "\"threads\": %u, \"inflight\": %u, \"duration_s\": %g, \"runs\": %u, "
+               "\"late_sends\": %" PRIu64 ", \"max_send_lag_us\": %.0f, \"backlog\": %" PRIu64
+               ", \"sent_p50_us\": %.1f, \"sent_p99_us\": %.1f, \"sent_p999_us\": %.1f}\n",
+               o->batch, mode, o->rate > 0 ? rate : "null", r->requests_per_s, r->lookups_per_s,
+               r->values_per_s, r->p50_us, r->p99_us, r->p999_us, r->max_us, r->mean_us, r->errors,
+               r->requests, o->connections, o->threads, o->inflight, o->duration_s, o->runs,
+               r->late_sends, r->max_lag_us, r->backlog, r->sent_p50_us, r->sent_p99_us,
+               r->sent_p999_us);
+        break;
+    }
+    if (o->rate > 0 && (r->late_sends > 0 || r->backlog > 0)) {
+        fprintf(stderr,
+                "grpc_load: the open loop fell behind its schedule: %" PRIu64 " of %" PRIu64
+                " sends more than %d us late (max lag %.0f us), %" PRIu64
+                " scheduled sends never made; latencies count from the intended send times "
+                "(from the actual sends: p50 %.1f, p99 %.1f, p999 %.1f us)\n",
+                r->late_sends, r->sent, LATE_SEND_US, r->max_lag_us, r->backlog, r->sent_p50_us,
+                r->sent_p99_us, r->sent_p999_us);
+    }
+}
+
+static int _lookups(const struct options *o) {
+    uint32_t columns = 0;
+    if (load_probe(o, &columns) != 0) {
+        return 1;
+    }
+    struct result runs[MAX_RUNS];
+    for (unsigned run = 0; run < o->runs; run++) {
+        if (load_run_once(o, columns, run, &runs[run]) != 0) {
+            return 1;
+        }
+        if (o->verbose) {
+            struct options one = *o;
+            one.header = run == 0 && o->header;
+            fprintf(stderr, "grpc_load: run %u of %u:\n", run + 1, o->runs);
+            fflush(stderr);
+            _print_result(&one, &runs[run]);
+        }
+    }
+    struct result median = o->runs > 1 ? _median_result(runs, o->runs) : runs[0];
+    _print_result(o, &median);
+    return median.errors > 0 ? 3 : 0;
+}
+
+static int _dump_request(const struct options *o) {
+    struct request_encoder enc;
+    uint64_t rng = o->seed;
+    if (load_encoder_init(&enc, o) != 0) {
+        fprintf(stderr, "grpc_load: out of memory\n");
+        return 1;
+    }
+    size_t len = load_encode_request(&enc, &rng);
+    uint8_t frame[5] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                        (uint8_t)len};
+    FILE *f = fopen(o->dump_request, "wb");
+    int rc = 0;
+    if (f == NULL || fwrite(frame, 1, 5, f) != 5 || fwrite(enc.out, 1, len, f) != len ||
+        fclose(f) != 0) {
+        fprintf(stderr, "grpc_load: cannot write %s: %s\n", o->dump_request, strerror(errno));
+        rc = 1;
+    }
+    load_encoder_deinit(&enc);
+    return rc;
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+static void _usage(FILE *out) {
+    fprintf(out,
+            "usage: grpc_load [--addr HOST:PORT] --fill N [--view V]\n"
+            "       grpc_load [--addr HOST:PORT] [--view V] [--entities N] [--batch B]\n"
+            "                 [--connections C] [--threads T] [--inflight K] [--duration S]\n"
+            "                 [--rate R] [--warmup S] [--runs R] [--json | --csv]\n"
+            "       grpc_load --dump-request FILE [--view V] [--entities N] [--batch B]\n\n"
+            "  --addr HOST:PORT   fsd's gRPC address (default 127.0.0.1:6566)\n"
+            "  --fill N           push entities 0..N-1 into the view (PushRows, %d a batch):\n"
+            "                     d0..d7 double, count int64, label string of 10-16 bytes\n"
+            "  --view V           the view (default bench)\n"
+            "  --key-name NAME    its int64 join key (default entity_id)\n"
+            "  --features LIST    refs to ask for, comma-separated (default V:*)\n"
+            "  --entities N       ids are uniform in [0, N) (default 1000000)\n"
+            "  --batch B          entities per request (default 1)\n"
+            "  --connections C    HTTP/2 connections (default 1, at most %d)\n"
+            "  --threads T        generator threads, each polling C/T connections (default 1)\n"
+            "  --inflight K       calls in flight per connection at most (default 1)\n"
+            "  --duration S       measured seconds (default 10, at most %d)\n"
+            "  --warmup S         unmeasured seconds before (default 0)\n"
+            "  --rate R           open loop: R requests/s over all connections, latency from\n"
+            "                     the intended send time; without it, closed loop (peak)\n"
+            "  --max-requests M   stop sending after M requests (default %llu)\n"
+            "  --timeout MS       grpc-timeout of each call (default none)\n"
+            "  --runs R           repeat the measurement R times, print medians (default 1)\n"
+            "  --seed N           random seed (default 1)\n"
+            "  --json | --csv     machine-readable output instead of a Markdown table row\n"
+            "  --no-header        no table/CSV header line\n"
+            "  --verbose          print each run too (stderr)\n"
+            "  --dump-request FILE  write one framed GetFeaturesRequest (batch B) for\n"
+            "                     h2load -d FILE, and exit\n\n"
+            "exit status: 0 ok, 1 failed, 2 usage, 3 the run had errors\n",
+            FILL_BATCH, MAX_CONNECTIONS, MAX_DURATION_S, (unsigned long long)DEFAULT_MAX_REQUESTS);
+}
+
+static int _parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || v < min || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int _parse_seconds(const char *text, double min, double max, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end != '\0' || errno != 0 || !(v >= min && v <= max)) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    enum {
+        O_ADDR = 256,
+        O_FILL,
+        O_VIEW,
+        O_KEY,
+        O_FEATURES,
+        O_ENTITIES,
+        O_BATCH,
+        O_CONNS,
+        O_THREADS,
+        O_INFLIGHT,
+        O_DURATION,
+        O_WARMUP,
+        O_RATE,
+        O_MAXREQ,
+        O_TIMEOUT,
+        O_RUNS,
+        O_SEED,
+        O_JSON,
+        O_CSV,
+        O_NOHEADER,
+        O_VERBOSE,
+        O_DUMP,
+        O_HELP,
+    };
+    static const struct option long_options[] = {
+        {"addr", required_argument, NULL, O_ADDR},
+        {"fill", required_argument, NULL, O_FILL},
+        {"view", required_argument, NULL, O_VIEW},
+        {"key-name", required_argument, NULL, O_KEY},
+        {"features", required_argument, NULL, O_FEATURES},
+        {"entities", required_argument, NULL, O_ENTITIES},
+        {"batch", required_argument, NULL, O_BATCH},
+        {"connections", required_argument, NULL, O_CONNS},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"inflight", required_argument, NULL, O_INFLIGHT},
+        {"duration", required_argument, NULL, O_DURATION},
+        {"warmup", required_argument, NULL, O_WARMUP},
+        {"rate", required_argument, NULL, O_RATE},
+        {"max-requests", required_argument, NULL, O_MAXREQ},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"runs", required_argument, NULL, O_RUNS},
+        {"seed", required_argument, NULL, O_SEED},
+        {"json", no_argument, NULL, O_JSON},
+        {"csv", no_argument, NULL, O_CSV},
+        {"no-header", no_argument, NULL, O_NOHEADER},
+        {"verbose", no_argument, NULL, O_VERBOSE},
+        {"dump-request", required_argument, NULL, O_DUMP},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    struct options o = {
+        .addr = "127.0.0.1:6566",
+        .view = "bench",
+        .key_name = "entity_id",
+        .entities = 1000000,
+        .batch = 1,
+        .connections = 1,
+        .threads = 1,
+        .inflight = 1,
+        .duration_s = 10,
+        .max_requests = DEFAULT_MAX_REQUESTS,
+        .runs = 1,
+        .seed = 1,
+        .output = OUT_MARKDOWN,
+        .header = true,
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
+        uint64_t u = 0;
+        int bad = 0;
+        switch (opt) {
+        case O_ADDR:
+            o.addr = optarg;
+            break;
+        case O_FILL:
+            bad = _parse_u64(optarg, 1, UINT64_C(1) << 40, &o.fill);
+            break;
+        case O_VIEW:
+            o.view = optarg;
+            break;
+        case O_KEY:
+            o.key_name = optarg;
+            bad = strlen(optarg) == 0 || strlen(optarg) > 40;
+            break;
+        case O_FEATURES:
+            o.features = optarg;
+            bad = strlen(optarg) == 0 || strlen(optarg) > 4000;
+            break;
+        case O_ENTITIES:
+            bad = _parse_u64(optarg, 1, UINT64_C(1) << 62, &o.entities);
+            break;
+        case O_BATCH:
+            bad = _parse_u64(optarg, 1, 1000000, &u);
+            o.batch = (uint32_t)u;
+            break;
+        case O_CONNS:
+            bad = _parse_u64(optarg, 1, MAX_CONNECTIONS, &u);
+            o.connections = (uint32_t)u;
+            break;
+        case O_THREADS:
+            bad = _parse_u64(optarg, 1, MAX_THREADS, &u);
+            o.threads = (uint32_t)u;
+            break;
+        case O_INFLIGHT:
+            bad = _parse_u64(optarg, 1, 100000, &u);
+            o.inflight = (uint32_t)u;
+            break;
+        case O_DURATION:
+            bad = _parse_seconds(optarg, 0.01, MAX_DURATION_S, &o.duration_s);
+            break;
+        case O_WARMUP:
+            bad = _parse_seconds(optarg, 0, 60, &o.warmup_s);
+            break;
+        case O_RATE:
+            bad = _parse_seconds(optarg, 0.001, 1e8, &o.rate);
+            break;
+        case O_MAXREQ:
+            bad = _parse_u64(optarg, 1, UINT64_C(1) << 40, &o.max_requests);
+            break;
+        case O_TIMEOUT:
+            bad = _parse_u64(optarg, 1, 3600 * 1000, &u);
+            o.timeout_ms = (uint32_t)u;
+            break;
+        case O_RUNS:
+            bad = _parse_u64(optarg, 1, MAX_RUNS, &u);
+            o.runs = (uint32_t)u;
+            break;
+        case O_SEED:
+            bad = _parse_u64(optarg, 0, UINT64_MAX, &o.seed);
+            break;
+        case O_JSON:
+            o.output = OUT_JSON;
+            break;
+        case O_CSV:
+            o.output = OUT_CSV;
+            break;
+        case O_NOHEADER:
+            o.header = false;
+            break;
+        case O_VERBOSE:
+            o.verbose = true;
+            break;
+        case O_DUMP:
+            o.dump_request = optarg;
+            break;
+        case 'h':
+        case O_HELP:
+            _usage(stdout);
+            return 0;
+        default:
+            _usage(stderr);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "grpc_load: invalid value \"%s\" for --%s (see --help)\n", optarg,
+                    long_options[opt - O_ADDR].name);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "grpc_load: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (o.threads > o.connections) {
+        fprintf(stderr, "grpc_load: --threads %u is more than --connections %u\n", o.threads,
+                o.connections);
+        return 2;
+    }
+    if (o.dump_request != NULL) {
+        return _dump_request(&o);
+    }
+    char err[512];
+    if (client_parse_addr(o.addr, o.host, sizeof o.host, &o.port, err, sizeof err) != 0) {
+        fprintf(stderr, "grpc_load: %s\n", err);
+        return 2;
+    }
+    return o.fill > 0 ? load_fill(&o) : _lookups(&o);
+}
