@@ -94,8 +94,10 @@ class MaterializerTest(unittest.TestCase):
                                                                      path=empty),
                               pb.LoadSnapshotResponse)
         self.assertEqual(resp.current_version, 1)
-        v = wait_until(lambda: (lambda x: x if x.loads_failed > 0 else None)(
+        v = wait_until(lambda: (lambda x: x if x.loads_failed > 0 and
+                                x.last_load_result == "source_failed" else None)(
             self.views()["item_features"]))
+        self.assertIsNotNone(v, self.views()["item_features"])
         self.assertEqual(v.last_load_result, "source_failed")
         self.assertIn(empty, v.last_error)
         self.assertEqual(v.snapshot_version, 1)
@@ -108,10 +110,11 @@ class MaterializerTest(unittest.TestCase):
         # and the configured path again: a new version
         self.fsd.unary("LoadSnapshot", pb.LoadSnapshotRequest(view="item_features"),
                        pb.LoadSnapshotResponse)
-        v = wait_until(lambda: (lambda x: x if x.snapshot_version == 2 else None)(
+        # the version moves at the swap, the load's status a moment later: wait for both
+        v = wait_until(lambda: (lambda x: x if x.snapshot_version == 2 and
+                                x.last_load_result == "loaded" else None)(
             self.views()["item_features"]))
-        self.assertIsNotNone(v)
-        self.assertEqual(v.last_load_result, "loaded")
+        self.assertIsNotNone(v, self.views()["item_features"])
         with self.assertRaises(grpc.RpcError) as ctx:
             self.fsd.unary("LoadSnapshot", pb.LoadSnapshotRequest(view="nope"),
                            pb.LoadSnapshotResponse)
