@@ -17,6 +17,10 @@ static const struct grpc_method methods[RPC_METHOD_COUNT] = {
     [RPC_LOAD_SNAPSHOT] = {.path = "/fsd.v1.FeatureService/LoadSnapshot",
                            .unary = rpc_load_snapshot},
     [RPC_HEALTH_CHECK] = {.path = "/grpc.health.v1.Health/Check", .unary = rpc_health_check},
+    [RPC_PUSH_SNAPSHOT] = {.path = "/fsd.v1.FeatureService/PushSnapshot",
+                           .on_message = rpc_push_snapshot_message,
+                           .on_end = rpc_push_snapshot_end,
+                           .on_abort = rpc_push_snapshot_abort},
 };
 
 void rpc_setup(const struct fsd_config *config, struct store_catalog *catalog) {

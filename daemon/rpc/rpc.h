@@ -24,6 +24,7 @@ enum rpc_method_id {
     RPC_PUSH_ROWS,
     RPC_LOAD_SNAPSHOT,
     RPC_HEALTH_CHECK,
+    RPC_PUSH_SNAPSHOT,
     RPC_METHOD_COUNT,
 };
 

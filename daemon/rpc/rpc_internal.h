@@ -45,6 +45,10 @@ void rpc_list_views(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_load_snapshot(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_health_check(struct grpc_call *call, const uint8_t *msg, size_t len);
+/* PushSnapshot, client streaming: per message, at the client's half-close, on an abort. */
+void rpc_push_snapshot_message(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_push_snapshot_end(struct grpc_call *call);
+void rpc_push_snapshot_abort(struct grpc_call *call);
 
 /* True when s[0..len) is well-formed UTF-8, as protobuf `string` fields must be. */
 bool rpc_utf8_valid(const uint8_t *s, size_t len);

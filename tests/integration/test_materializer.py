@@ -68,7 +68,11 @@ class MaterializerTest(unittest.TestCase):
         self.assertIn("user_features", v["user_features"].last_error)
         self.generate(self.data)
         self.assertTrue(wait_until(lambda: self.ready(port), timeout_s=60))
-        v = self.views()
+        # ready follows the swaps; each load's status is recorded a moment later
+        names = ("user_features", "item_features", "user_item_features")
+        v = wait_until(lambda: (lambda x: x if all(x[n].last_load_result == "loaded"
+                                                   for n in names) else None)(self.views()))
+        self.assertIsNotNone(v, self.views())
         for name in ("user_features", "item_features", "user_item_features"):
             self.assertEqual(v[name].snapshot_version, 1, name)
             self.assertEqual(v[name].last_load_result, "loaded", name)
