@@ -40,6 +40,7 @@ int fsctl_call(struct fsctl *ctx, const char *method, const uint8_t *msg, size_t
 Fsd__V1__ListViewsResponse *fsctl_list_views(struct fsctl *ctx);
 
 int fsctl_cmd_get(struct fsctl *ctx, int argc, char **argv);
+int fsctl_cmd_load(struct fsctl *ctx, int argc, char **argv);
 
 /* "usage error" helper: prints "fsctl: <message>" and a hint to --help; returns FSCTL_USAGE. */
 int fsctl_usage_error(const char *command, const char *fmt, ...)

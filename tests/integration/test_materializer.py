@@ -13,6 +13,7 @@ import harness as h
 from harness import pb
 
 DEMO_DATA_BIN = os.environ.get("FSD_DEMO_DATA_BIN", "build/bin/fsd-demo-data")
+FSCTL_BIN = os.environ.get("FSCTL_BIN", "build/bin/fsctl")
 DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs",
                            "demo.yaml")
 
@@ -123,6 +124,23 @@ class MaterializerTest(unittest.TestCase):
             self.fsd.unary("LoadSnapshot", pb.LoadSnapshotRequest(view="nope"),
                            pb.LoadSnapshotResponse)
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
+    def test_fsctl_load_waits_for_the_result(self):
+        import subprocess
+        self.generate(self.data)
+        self.fsd = h.Fsd(demo_views(self.data))
+        port = h.stats_port(self.fsd)
+        self.assertTrue(wait_until(lambda: self.ready(port), timeout_s=60))
+        fsctl = [FSCTL_BIN, "--addr", self.fsd.address, "load", "--view", "item_features"]
+        out = subprocess.run(fsctl, capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("loaded item_features: version 2, 20000 rows", out.stdout)
+        missing = os.path.join(self.tmp, "missing.parquet")
+        out = subprocess.run(fsctl + ["--path", missing], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("load of item_features failed; version 2 keeps serving", out.stderr)
+        self.assertIn(missing, out.stderr)
 
 
 if __name__ == "__main__":
