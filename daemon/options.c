@@ -74,7 +74,8 @@ static const struct option_def server_defs[] = {
         .min = 0,
         .max = 65535,
         .offset = AT_UINT(server.stats_port),
-        .description = "TCP port of the HTTP stats endpoint; 0 picks a free port (logged at start).",
+        .description =
+            "TCP port of the HTTP stats endpoint; 0 picks a free port (logged at start).",
     },
     {
         .name = "stats_token",

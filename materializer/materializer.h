@@ -54,8 +54,7 @@ struct store_view;
 struct mat_load_result;
 
 /* Told about every finished load, on the scheduler thread (e.g. to feed a status page). */
-typedef void (*mat_load_hook)(const char *view, const struct mat_load_result *result,
-                              void *ctx);
+typedef void (*mat_load_hook)(const char *view, const struct mat_load_result *result, void *ctx);
 
 struct mat_options {
     int64_t retry_first_us; /* backoff after the first failure; doubles per failure */

@@ -67,8 +67,8 @@ uint64_t store_view_swap_table(struct store_view *view, struct store_table *tabl
  * reload): copies the current table under it (store_table_copy) and swaps both in, holding
  * the view's writer mutex so no live write is lost. Refused while a snapshot load is in
  * progress (its table is being built for the current schema). Takes ownership of `schema`,
- * also on failure. The old schema and table are freed after a grace period; the snapshot version does
- * not change. Returns 0, or -1 with `err` set. Control thread; blocks for the copy.
+ * also on failure. The old schema and table are freed after a grace period; the snapshot version
+ * does not change. Returns 0, or -1 with `err` set. Control thread; blocks for the copy.
  */
 int store_view_replace_schema(struct store_view *view, struct store_schema *schema, char *err,
                               size_t err_len);

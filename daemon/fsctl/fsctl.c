@@ -38,8 +38,8 @@ static const struct command _commands[] = {
      "look entities up: values, statuses, staleness (see fsctl get --help)", fsctl_cmd_get},
     {"health", "[--service NAME]", "the gRPC health check: SERVING (exit 0) or NOT_SERVING",
      _cmd_health},
-    {"load", "--view V [--path P] [--wait S]",
-     "load a view's snapshot now and wait for the result", fsctl_cmd_load},
+    {"load", "--view V [--path P] [--wait S]", "load a view's snapshot now and wait for the result",
+     fsctl_cmd_load},
 };
 
 static void _usage(FILE *out) {

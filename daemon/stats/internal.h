@@ -53,7 +53,7 @@ void stats_collectors_teardown(struct store_catalog *catalog);
 
 void stats_collect_grpc(struct stats_writer *w, void *ctx);
 void stats_collect_rpc(struct stats_writer *w, void *ctx);
-void stats_collect_store(struct stats_writer *w, void *ctx); /* ctx: the catalog */
+void stats_collect_store(struct stats_writer *w, void *ctx);        /* ctx: the catalog */
 void stats_collect_materializer(struct stats_writer *w, void *ctx); /* ctx: the catalog */
 void stats_collect_sweeper(struct stats_writer *w, void *ctx);
 void stats_collect_process(struct stats_writer *w, void *ctx);
