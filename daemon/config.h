@@ -68,9 +68,60 @@ struct config_contract {
     struct config_feature_check features[CONFIG_MAX_CHECKED_FEATURES];
 };
 
+/*
+ * A Redis stream the view follows (`stream:`; the materializer's stream consumer reads it).
+ * Fixed arrays, like the contract's, so config_destroy() needs to know nothing of it; values
+ * longer than these are config errors.
+ */
+#define CONFIG_STREAM_HOST_LEN   256
+#define CONFIG_STREAM_SECRET_LEN 256 /* user and password of redis://user:password@host */
+#define CONFIG_STREAM_KEY_LEN    512
+#define CONFIG_STREAM_FIELD_LEN  CONFIG_MAX_NAME
+#define CONFIG_STREAM_ID_LEN     48 /* "<ms>-<seq>": two 20-digit numbers and a dash */
+
+#define CONFIG_STREAM_DEFAULT_PORT      6379
+#define CONFIG_STREAM_DEFAULT_START     "$"
+#define CONFIG_STREAM_DEFAULT_EVENT_TS  "event_ts"
+#define CONFIG_STREAM_DEFAULT_ROW_FIELD "row"
+#define CONFIG_STREAM_DEFAULT_BATCH     1000
+#define CONFIG_STREAM_MAX_BATCH         100000
+#define CONFIG_STREAM_DEFAULT_BLOCK_MS  1000
+#define CONFIG_STREAM_MAX_BLOCK_MS      60000
+#define CONFIG_STREAM_DELETE_FIELD      "__delete" /* fields format: the entry is a tombstone */
+
+enum config_stream_format {
+    CONFIG_STREAM_FIELDS,   /* one field per join key, timestamp and feature, values as text */
+    CONFIG_STREAM_PROTOBUF, /* one field (row_field) holding an encoded fsd.v1.Row */
+};
+
+enum config_stream_start {
+    CONFIG_STREAM_START_NEW,  /* "$": entries added after fsd first connects */
+    CONFIG_STREAM_START_ALL,  /* "0": every entry still in the stream */
+    CONFIG_STREAM_START_AFTER /* an entry ID: the entries after it */
+};
+
+struct config_stream {
+    bool enabled; /* the view has a stream: section */
+    char host[CONFIG_STREAM_HOST_LEN];
+    uint16_t port;
+    uint32_t db;
+    char user[CONFIG_STREAM_SECRET_LEN];     /* "" = AUTH with the password alone */
+    char password[CONFIG_STREAM_SECRET_LEN]; /* "" = no AUTH; never logged */
+    char key[CONFIG_STREAM_KEY_LEN];
+    enum config_stream_format format;
+    enum config_stream_start start;
+    uint64_t start_ms, start_seq; /* CONFIG_STREAM_START_AFTER: the entry ID */
+    char event_timestamp_field[CONFIG_STREAM_FIELD_LEN];   /* fields format */
+    char created_timestamp_field[CONFIG_STREAM_FIELD_LEN]; /* fields format; "" = none */
+    char row_field[CONFIG_STREAM_FIELD_LEN];               /* protobuf format */
+    uint32_t batch;                                        /* XREAD COUNT */
+    uint32_t block_ms;                                     /* XREAD BLOCK */
+};
+
 struct config_view {
     struct store_schema *schema; /* owned; finalized; its name is the view's name */
     struct config_source source;
+    struct config_stream stream;
     int64_t refresh_interval_us; /* 0 = materialize only on demand */
     bool incremental;            /* load only rows newer than the watermark into the live table */
     struct config_contract contract;
@@ -117,6 +168,18 @@ const struct config_view *config_find_view(const struct fsd_config *config, cons
 const struct config_service *config_find_service(const struct fsd_config *config, const char *name);
 
 const char *config_source_type_name(enum config_source_type type); /* "none", "parquet", ... */
+const char *config_stream_format_name(enum config_stream_format format); /* "fields", ... */
+
+/*
+ * Text forms of values, as config literals and stream entries write them (config_literal.c).
+ * Each returns 0, or -1 with a message quoting `text` in `err`. `text` is NUL-terminated.
+ */
+int config_parse_int(const char *text, int64_t min, int64_t max, const char *type_name,
+                     int64_t *out, char *err, size_t err_len);
+int config_parse_double(const char *text, double *out, char *err, size_t err_len);
+int config_parse_float(const char *text, float *out, char *err, size_t err_len);
+/* RFC 3339 (2024-01-02T03:04:05.123456+02:00) or integer microseconds since the epoch. */
+int config_parse_timestamp(const char *text, int64_t *us, char *err, size_t err_len);
 
 /*
  * `fsd --print-reference-config`: the option sections from the option table, then a commented

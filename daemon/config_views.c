@@ -334,11 +334,271 @@ static void _parse_contract(struct config_ctx *ctx, struct config_view *view,
     config_path_pop(ctx, mark);
 }
 
+/* ---- stream: a Redis stream of row updates ------------------------------------------------ */
+
+const char *config_stream_format_name(enum config_stream_format format) {
+    return format == CONFIG_STREAM_PROTOBUF ? "protobuf" : "fields";
+}
+
+/* Copies `len` bytes of `text` into `dst` (`cap` bytes); false when they do not fit. */
+static bool _copy(char *dst, size_t cap, const char *text, size_t len) {
+    if (len >= cap) {
+        return false;
+    }
+    memcpy(dst, text, len);
+    dst[len] = '\0';
+    return true;
+}
+
+/* A decimal without sign into *out (at most `max`); false when it is not one. */
+static bool _decimal(const char *text, size_t len, uint64_t max, uint64_t *out) {
+    if (len == 0 || len > 20) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') {
+            return false;
+        }
+        unsigned d = (unsigned)(text[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return v <= max;
+}
+
+/*
+ * `redis:` as host[:port], [v6addr][:port] or redis://[[user]:password@]host[:port][/db].
+ * Returns 0, or -1 with the reason in `why`.
+ */
+static int _parse_redis_address(const char *text, struct config_stream *s, char *why,
+                                size_t why_len) {
+    const char *p = text;
+    bool url = strncmp(p, "redis://", 8) == 0;
+    if (url) {
+        p += 8;
+        const char *at = strrchr(p, '@');
+        if (at != NULL) {
+            const char *colon = memchr(p, ':', (size_t)(at - p));
+            if (colon == NULL) {
+                snprintf(why, why_len, "expected redis://[[user]:password@]host[:port][/db]");
+                return -1;
+            }
+            if (!_copy(s->user, sizeof s->user, p, (size_t)(colon - p)) ||
+                !_copy(s->password, sizeof s->password, colon + 1, (size_t)(at - colon - 1))) {
+                snprintf(why, why_len, "user or password longer than %d bytes",
+                         CONFIG_STREAM_SECRET_LEN - 1);
+                return -1;
+            }
+            p = at + 1;
+        }
+    } else if (strstr(p, "://") != NULL) {
+        snprintf(why, why_len, "only redis:// URLs are supported");
+        return -1;
+    }
+    const char *end = p + strlen(p);
+    const char *slash = url ? strchr(p, '/') : NULL;
+    if (slash != NULL) {
+        uint64_t db;
+        if (!_decimal(slash + 1, strlen(slash + 1), INT32_MAX, &db)) {
+            snprintf(why, why_len, "database \"%.40s\" is not a number", slash + 1);
+            return -1;
+        }
+        s->db = (uint32_t)db;
+        end = slash;
+    }
+    const char *host = p, *host_end, *port = NULL;
+    if (*p == '[') {
+        host = p + 1;
+        host_end = memchr(host, ']', (size_t)(end - host));
+        if (host_end == NULL || (host_end + 1 != end && host_end[1] != ':')) {
+            snprintf(why, why_len, "expected [address]:port");
+            return -1;
+        }
+        port = host_end + 1 != end ? host_end + 2 : NULL;
+    } else {
+        host_end = memchr(host, ':', (size_t)(end - host));
+        if (host_end != NULL) {
+            port = host_end + 1;
+        } else {
+            host_end = end;
+        }
+    }
+    if (host_end == host) {
+        snprintf(why, why_len, "no host");
+        return -1;
+    }
+    if (!_copy(s->host, sizeof s->host, host, (size_t)(host_end - host))) {
+        snprintf(why, why_len, "host longer than %d bytes", CONFIG_STREAM_HOST_LEN - 1);
+        return -1;
+    }
+    s->port = CONFIG_STREAM_DEFAULT_PORT;
+    if (port != NULL) {
+        uint64_t n;
+        if (!_decimal(port, (size_t)(end - port), 65535, &n) || n == 0) {
+            snprintf(why, why_len, "port \"%.*s\" is not in 1..65535", (int)(end - port), port);
+            return -1;
+        }
+        s->port = (uint16_t)n;
+    }
+    return 0;
+}
+
+/* `start:` "$", "0", or an entry ID "<ms>" / "<ms>-<seq>". */
+static int _parse_stream_start(const char *text, struct config_stream *s) {
+    if (strcmp(text, "$") == 0) {
+        s->start = CONFIG_STREAM_START_NEW;
+        return 0;
+    }
+    const char *dash = strchr(text, '-');
+    size_t ms_len = dash ? (size_t)(dash - text) : strlen(text);
+    if (!_decimal(text, ms_len, UINT64_MAX, &s->start_ms) ||
+        (dash != NULL && !_decimal(dash + 1, strlen(dash + 1), UINT64_MAX, &s->start_seq))) {
+        return -1;
+    }
+    s->start =
+        s->start_ms == 0 && s->start_seq == 0 ? CONFIG_STREAM_START_ALL : CONFIG_STREAM_START_AFTER;
+    return 0;
+}
+
+/* A string field into a fixed array; `dflt` (may be NULL) when absent. */
+static void _fixed_field(struct config_ctx *ctx, const yaml_node_t *map, const char *key,
+                         bool required, const char *dflt, char *dst, size_t cap) {
+    const yaml_node_t *node = config_get(ctx, map, key, required);
+    if (node == NULL) {
+        if (dflt != NULL) {
+            _copy(dst, cap, dflt, strlen(dflt));
+        }
+        return;
+    }
+    const char *text = config_scalar(ctx, node, key);
+    if (text != NULL && !_copy(dst, cap, text, strlen(text))) {
+        config_error(ctx, node, key, "longer than %zu bytes", cap - 1);
+    }
+}
+
+static void _uint_field(struct config_ctx *ctx, const yaml_node_t *map, const char *key,
+                        int64_t min, int64_t max, uint32_t dflt, uint32_t *out) {
+    *out = dflt;
+    const yaml_node_t *node = config_get(ctx, map, key, false);
+    const char *text = node ? config_scalar(ctx, node, key) : NULL;
+    int64_t n;
+    char why[256];
+    if (text == NULL) {
+        return;
+    }
+    if (config_parse_int(text, min, max, key, &n, why, sizeof why) != 0) {
+        config_error(ctx, node, key, "%s", why);
+    } else {
+        *out = (uint32_t)n;
+    }
+}
+
+/* In the fields format, a timestamp field's name must not also name a key or a feature. */
+static void _check_field_name(struct config_ctx *ctx, const struct store_schema *schema,
+                              const yaml_node_t *map, const char *key, const char *name) {
+    const yaml_node_t *node = config_get(ctx, map, key, false);
+    bool taken = strcmp(name, CONFIG_STREAM_DELETE_FIELD) == 0 ||
+                 store_schema_feature_index(schema, name) >= 0;
+    for (uint32_t k = 0; k < schema->nkeys; k++) {
+        taken = taken || strcmp(schema->keys[k].name, name) == 0;
+    }
+    if (taken) {
+        config_error(ctx, node ? node : map, node ? key : NULL,
+                     "field \"%.80s\" is also a join key, a feature or " CONFIG_STREAM_DELETE_FIELD,
+                     name);
+    }
+}
+
+/* A field that only one entry format uses. */
+static void _only_with(struct config_ctx *ctx, const yaml_node_t *map, const char *key,
+                       const char *format) {
+    const yaml_node_t *node = config_get(ctx, map, key, false);
+    if (node != NULL) {
+        config_error(ctx, node, key, "only with format: %s", format);
+    }
+}
+
+static void _parse_stream(struct config_ctx *ctx, struct config_view *view,
+                          const yaml_node_t *map) {
+    static const char *const keys[] = {"redis",
+                                       "key",
+                                       "format",
+                                       "start",
+                                       "event_timestamp_field",
+                                       "created_timestamp_field",
+                                       "row_field",
+                                       "batch",
+                                       "block_ms",
+                                       NULL};
+    struct config_stream *s = &view->stream;
+    size_t mark = config_path_push(ctx, ".stream");
+    if (!config_check_keys(ctx, map, keys)) {
+        config_path_pop(ctx, mark);
+        return;
+    }
+    s->enabled = true;
+    char why[256];
+    const yaml_node_t *redis = config_get(ctx, map, "redis", true);
+    const char *text = redis ? config_scalar(ctx, redis, "redis") : NULL;
+    if (text != NULL && _parse_redis_address(text, s, why, sizeof why) != 0) {
+        /* Not quoted back: the URL may hold a password. */
+        config_error(ctx, redis, "redis", "%s", why);
+    }
+    _fixed_field(ctx, map, "key", true, NULL, s->key, sizeof s->key);
+    const yaml_node_t *format = config_get(ctx, map, "format", false);
+    text = format ? config_scalar(ctx, format, "format") : NULL;
+    if (text != NULL && strcmp(text, "protobuf") == 0) {
+        s->format = CONFIG_STREAM_PROTOBUF;
+    } else if (text != NULL && strcmp(text, "fields") != 0) {
+        config_error(ctx, format, "format", "unknown format \"%.80s\" (expected fields, protobuf)",
+                     text);
+    }
+    const yaml_node_t *start = config_get(ctx, map, "start", false);
+    text = start ? config_scalar(ctx, start, "start") : CONFIG_STREAM_DEFAULT_START;
+    if (text != NULL && _parse_stream_start(text, s) != 0) {
+        config_error(ctx, start, "start",
+                     "expected \"$\" (new entries), 0 (all) or an entry ID <ms>-<seq>, found "
+                     "\"%.80s\"",
+                     text);
+    }
+    _uint_field(ctx, map, "batch", 1, CONFIG_STREAM_MAX_BATCH, CONFIG_STREAM_DEFAULT_BATCH,
+                &s->batch);
+    _uint_field(ctx, map, "block_ms", 1, CONFIG_STREAM_MAX_BLOCK_MS, CONFIG_STREAM_DEFAULT_BLOCK_MS,
+                &s->block_ms);
+    if (s->format == CONFIG_STREAM_PROTOBUF) {
+        _only_with(ctx, map, "event_timestamp_field", "fields");
+        _only_with(ctx, map, "created_timestamp_field", "fields");
+        _fixed_field(ctx, map, "row_field", false, CONFIG_STREAM_DEFAULT_ROW_FIELD, s->row_field,
+                     sizeof s->row_field);
+    } else {
+        _only_with(ctx, map, "row_field", "protobuf");
+        _fixed_field(ctx, map, "event_timestamp_field", false, CONFIG_STREAM_DEFAULT_EVENT_TS,
+                     s->event_timestamp_field, sizeof s->event_timestamp_field);
+        _fixed_field(ctx, map, "created_timestamp_field", false, NULL, s->created_timestamp_field,
+                     sizeof s->created_timestamp_field);
+        _check_field_name(ctx, view->schema, map, "event_timestamp_field",
+                          s->event_timestamp_field);
+        if (s->created_timestamp_field[0] != '\0') {
+            _check_field_name(ctx, view->schema, map, "created_timestamp_field",
+                              s->created_timestamp_field);
+            if (strcmp(s->created_timestamp_field, s->event_timestamp_field) == 0) {
+                config_error(ctx, config_get(ctx, map, "created_timestamp_field", false),
+                             "created_timestamp_field", "the same field as event_timestamp_field");
+            }
+        }
+    }
+    config_path_pop(ctx, mark);
+}
+
 /* Fills `view` from mapping `map`; errors are reported, `view` keeps what could be read. */
 static void _parse_view(struct config_ctx *ctx, struct config_view *view, const yaml_node_t *map) {
     static const char *const keys[] = {"name",   "join_keys",   "ttl",      "refresh_interval",
                                        "source", "incremental", "contract", "features",
-                                       NULL};
+                                       "stream", NULL};
     view->line = (uint32_t)map->start_mark.line + 1;
     if (!config_check_keys(ctx, map, keys)) {
         return;
@@ -411,6 +671,11 @@ static void _parse_view(struct config_ctx *ctx, struct config_view *view, const 
     const yaml_node_t *contract = config_get(ctx, map, "contract", false);
     if (contract != NULL) {
         _parse_contract(ctx, view, contract);
+    }
+    /* After the keys and features too: its field names must not collide with theirs. */
+    const yaml_node_t *stream = config_get(ctx, map, "stream", false);
+    if (stream != NULL) {
+        _parse_stream(ctx, view, stream);
     }
 }
 

@@ -3,6 +3,7 @@
 #include "log.h"
 #include "grpc/grpc.h"
 #include "materializer/materializer.h"
+#include "materializer/stream.h"
 #include "options.h"
 #include "reload.h"
 #include "rpc/rpc.h"
@@ -146,6 +147,16 @@ static int _start_materializer(const struct fsd_config *config, struct store_cat
     return 0;
 }
 
+/* Follows every view's Redis stream, if it has one, on a thread of its own. */
+static int _start_streams(const struct fsd_config *config, struct store_catalog *catalog) {
+    char err[512];
+    if (mat_stream_setup(catalog, config, NULL, err, sizeof err) != 0) {
+        log_error("cannot start the stream consumers", "error=%s", LOG_QUOTE(err));
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Not fatal: serving lookups does not need the stats port, and an orchestrator probing
  * /healthz or /readyz on it notices that it is missing.
@@ -205,7 +216,8 @@ static int _run(const char *path) {
         log_error("cannot start the expiry sweeper thread", NULL);
     } else {
         rpc_setup(config, catalog);
-        if (_start_server(config) == 0 && _start_materializer(config, catalog) == 0) {
+        if (_start_server(config) == 0 && _start_materializer(config, catalog) == 0 &&
+            _start_streams(config, catalog) == 0) {
             _start_stats(config, catalog);
             char stats[300] = "off";
             if (stats_port() != 0) {
@@ -222,6 +234,7 @@ static int _run(const char *path) {
             rc = EXIT_OK;
         }
         stats_teardown();
+        mat_stream_teardown();
         mat_teardown();
         grpc_server_teardown();
         rpc_teardown();

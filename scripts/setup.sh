@@ -50,6 +50,10 @@ FSD_APT_PACKAGES=(
     # Large (a few hundred MB with its dependencies), but it is the only way to check that
     # the page a person opens actually renders; the test skips when it cannot run.
     chromium
+    # stream tests and loadtest/stream_bench: a real Redis server (redis-server, redis-cli)
+    # and a Python client for writing stream entries
+    redis-server
+    python3-redis
 )
 
 # DuckDB's C library is not packaged by Debian. The npm registry ships the same build inside

@@ -654,6 +654,107 @@ static void test_no_cascading_errors(void **state) {
     assert_int_equal(count_lines(err), 1);
 }
 
+/* ---- stream: a Redis stream of row updates (read by materializer/stream.c) --------------- */
+
+static void test_stream_section(void **state) {
+    (void)state;
+    struct fsd_config *config =
+        load_ok(VIEW_HEAD "    stream:\n"
+                          "      redis: \"redis://app:s3cret@[::1]:6380/2\"\n"
+                          "      key: user_updates\n"
+                          "      start: \"1700000000000-7\"\n"
+                          "      event_timestamp_field: ts\n"
+                          "      created_timestamp_field: created\n"
+                          "      batch: 500\n"
+                          "      block_ms: 250\n");
+    const struct config_stream *s = &config->views[0].stream;
+    assert_true(s->enabled);
+    assert_string_equal(s->host, "::1");
+    assert_int_equal(s->port, 6380);
+    assert_int_equal(s->db, 2);
+    assert_string_equal(s->user, "app");
+    assert_string_equal(s->password, "s3cret");
+    assert_string_equal(s->key, "user_updates");
+    assert_int_equal(s->format, CONFIG_STREAM_FIELDS);
+    assert_int_equal(s->start, CONFIG_STREAM_START_AFTER);
+    assert_true(s->start_ms == 1700000000000ULL && s->start_seq == 7);
+    assert_string_equal(s->event_timestamp_field, "ts");
+    assert_string_equal(s->created_timestamp_field, "created");
+    assert_int_equal(s->batch, 500);
+    assert_int_equal(s->block_ms, 250);
+    config_destroy(config);
+
+    /* Defaults, and the protobuf format. */
+    config = load_ok(VIEW_HEAD "    stream: { redis: \"localhost\", key: k }\n");
+    s = &config->views[0].stream;
+    assert_string_equal(s->host, "localhost");
+    assert_int_equal(s->port, CONFIG_STREAM_DEFAULT_PORT);
+    assert_int_equal(s->db, 0);
+    assert_string_equal(s->password, "");
+    assert_int_equal(s->start, CONFIG_STREAM_START_NEW);
+    assert_string_equal(s->event_timestamp_field, CONFIG_STREAM_DEFAULT_EVENT_TS);
+    assert_string_equal(s->created_timestamp_field, "");
+    assert_int_equal(s->batch, CONFIG_STREAM_DEFAULT_BATCH);
+    assert_int_equal(s->block_ms, CONFIG_STREAM_DEFAULT_BLOCK_MS);
+    config_destroy(config);
+    config = load_ok(VIEW_HEAD "    stream: { redis: \"127.0.0.1:7000\", key: k, format: protobuf, "
+                               "start: 0 }\n");
+    s = &config->views[0].stream;
+    assert_int_equal(s->format, CONFIG_STREAM_PROTOBUF);
+    assert_int_equal(s->start, CONFIG_STREAM_START_ALL);
+    assert_string_equal(s->row_field, CONFIG_STREAM_DEFAULT_ROW_FIELD);
+    assert_int_equal(s->port, 7000);
+    config_destroy(config);
+
+    /* Views without a stream: section have none. */
+    config = load_ok(VIEW_HEAD);
+    assert_false(config->views[0].stream.enabled);
+    config_destroy(config);
+}
+
+static void test_stream_errors(void **state) {
+    (void)state;
+    expect_error(VIEW_HEAD "    stream: { key: k }\n", 8,
+                 "views[0].stream.redis: missing (required)");
+    expect_error(VIEW_HEAD "    stream: { redis: localhost }\n", 8,
+                 "views[0].stream.key: missing (required)");
+    expect_error(VIEW_HEAD "    stream: { redis: \"localhost:0\", key: k }\n", 8,
+                 "views[0].stream.redis: port \"0\" is not in 1..65535");
+    expect_error(VIEW_HEAD "    stream: { redis: \"http://h\", key: k }\n", 8,
+                 "views[0].stream.redis: only redis:// URLs are supported");
+    /* The password is never echoed back. */
+    expect_error(VIEW_HEAD "    stream: { redis: \"redis://pw@h\", key: k }\n", 8,
+                 "views[0].stream.redis: expected redis://[[user]:password@]host[:port][/db]");
+    assert_null(strstr(err, "pw@"));
+    expect_error(VIEW_HEAD "    stream: { redis: \"redis://h/x\", key: k }\n", 8,
+                 "views[0].stream.redis: database \"x\" is not a number");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, format: json }\n", 8,
+                 "views[0].stream.format: unknown format \"json\" (expected fields, protobuf)");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, start: snapshot }\n", 8,
+                 "views[0].stream.start: expected \"$\" (new entries), 0 (all) or an entry ID "
+                 "<ms>-<seq>, found \"snapshot\"");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, batch: 0 }\n", 8,
+                 "views[0].stream.batch: 0 is out of range for batch (1..100000)");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, block_ms: 60001 }\n", 8,
+                 "views[0].stream.block_ms: 60001 is out of range for block_ms (1..60000)");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, row_field: r }\n", 8,
+                 "views[0].stream.row_field: only with format: protobuf");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, format: protobuf, "
+                           "event_timestamp_field: t }\n",
+                 8, "views[0].stream.event_timestamp_field: only with format: fields");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, event_timestamp_field: a }\n", 8,
+                 "views[0].stream.event_timestamp_field: field \"a\" is also a join key, a "
+                 "feature or __delete");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, created_timestamp_field: id }\n", 8,
+                 "views[0].stream.created_timestamp_field: field \"id\" is also a join key");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, created_timestamp_field: event_ts }\n",
+                 8,
+                 "views[0].stream.created_timestamp_field: the same field as "
+                 "event_timestamp_field");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, group: g }\n", 8,
+                 "views[0].stream.group: unknown key");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_config),
@@ -682,6 +783,8 @@ int main(void) {
         cmocka_unit_test(test_errors_beyond_storage_are_only_counted),
         cmocka_unit_test(test_duplicate_mapping_key),
         cmocka_unit_test(test_no_cascading_errors),
+        cmocka_unit_test(test_stream_section),
+        cmocka_unit_test(test_stream_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

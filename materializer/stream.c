@@ -1,0 +1,799 @@
+/*
+ * The stream consumers: one control thread, one libevent base, one hiredis async connection
+ * per view with a stream (see stream.h for what they do, stream_entry.c for the entries).
+ *
+ * Per view, a small state machine driven by hiredis callbacks and two timers:
+ *
+ *   WAITING ──retry timer──> CONNECTING: connect, [AUTH], [SELECT], XINFO STREAM (position)
+ *      ^                          │ reply
+ *      │ failure, error reply,    v
+ *      │ watchdog, out of memory  READING: [XINFO STREAM every lag_sample_us] XREAD BLOCK ──┐
+ *      └──────────────────────────────┘                        ^   reply: apply the batch  │
+ *                                                              └───────────────────────────┘
+ *
+ * The retry timer waits backoff_us (first MAT_STREAM_RECONNECT_FIRST_US, doubling to
+ * MAT_STREAM_RECONNECT_MAX_US, back to the first after a good XREAD reply). The watchdog drops
+ * a connection that stays silent for block_ms + reply_grace_us (or connect_timeout_us while
+ * connecting): hiredis 0.14 has no timeouts of its own on async connections.
+ *
+ * Positions: `last` is the ID of the last entry applied or skipped as bad; every XREAD asks
+ * for the entries after it, so nothing is lost to a reconnect. An entry the store could not
+ * take (out of memory) stops the batch before it and drops the connection: it is read again
+ * after the backoff.
+ *
+ * Lag in entries: Redis 7's XINFO STREAM counts entries ever added (entries-added). Once the
+ * consumer knows how many of those lie at or before `last` (it does when it starts from "$" or
+ * 0, and whenever it is caught up), lag = entries-added - that count, which grows by one per
+ * entry read. Entries deleted with XDEL before being read make it an overestimate until the
+ * consumer catches up.
+ */
+#include "stream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+/* The adapter's functions are static: this is the one file that includes it. */
+#include <hiredis/adapters/libevent.h>
+
+#include "daemon/config.h"
+#include "daemon/log.h"
+#include "daemon/stats/stats.h"
+#include "internal.h"
+#include "store/catalog.h"
+#include "store/rcu.h"
+#include "store/row.h"
+#include "stream_internal.h"
+
+enum consumer_state {
+    C_WAITING,    /* for the retry timer */
+    C_CONNECTING, /* connected or not yet, the position not yet known */
+    C_READING,    /* an XREAD is in flight */
+};
+
+/* What XINFO STREAM said. */
+struct xinfo {
+    bool exists;
+    struct mat_stream_id last_generated;
+    uint64_t length;
+    bool has_added; /* Redis >= 7.0 */
+    uint64_t entries_added;
+    bool has_first;
+    struct mat_stream_id first;
+};
+
+struct consumer {
+    char view_name[CONFIG_MAX_NAME];
+    struct store_view *view;
+    struct config_stream cfg;
+    struct mat_stream_parser *parser;
+    redisAsyncContext *ac; /* NULL while waiting; callbacks of any other context are stale */
+    enum consumer_state state;
+    struct event *retry_timer;
+    struct event *watchdog;
+    int64_t backoff_us;
+    bool ever_connected;
+    bool have_position;
+    struct mat_stream_id last;
+    bool count_known;       /* entries_read is calibrated */
+    uint64_t entries_read;  /* entries of the stream at or before `last` (entries-added scale) */
+    uint64_t added_seen;    /* entries-added at the last XINFO (or more, once read) */
+    int64_t next_sample_us; /* monotonic */
+    /* bad-entry log limit */
+    int64_t log_window_us;
+    uint32_t logged;
+    uint64_t suppressed;
+    struct mat_stream_field *fields;
+    size_t fields_cap;
+    struct mat_stream_entry entry; /* 4 KiB of key buffer: not on the stack per entry */
+    struct mat_stream_metrics metrics;
+};
+
+static struct {
+    bool running;
+    struct mat_stream_options options;
+    struct event_base *base;
+    struct event *wake;
+    int wake_fd;
+    pthread_t thread;
+    struct consumer *consumers;
+    size_t n;
+    struct mat_stream_metrics **metric_views;
+    struct mat_stream_metrics_set set;
+    bool collector_registered;
+} streams = {.wake_fd = -1};
+
+void mat_stream_options_init(struct mat_stream_options *o) {
+    *o = (struct mat_stream_options){
+        .reconnect_first_us = MAT_STREAM_RECONNECT_FIRST_US,
+        .reconnect_max_us = MAT_STREAM_RECONNECT_MAX_US,
+        .connect_timeout_us = MAT_STREAM_CONNECT_TIMEOUT_US,
+        .reply_grace_us = MAT_STREAM_REPLY_GRACE_US,
+        .lag_sample_us = MAT_STREAM_LAG_SAMPLE_US,
+    };
+}
+
+static struct timeval _tv(int64_t us) {
+    return (struct timeval){.tv_sec = us / 1000000, .tv_usec = us % 1000000};
+}
+
+static void _id_text(struct mat_stream_id id, char *buf, size_t len) {
+    snprintf(buf, len, "%" PRIu64 "-%" PRIu64, id.ms, id.seq);
+}
+
+static bool _is_zero(struct mat_stream_id id) {
+    return id.ms == 0 && id.seq == 0;
+}
+
+/* ---- connection lifecycle ------------------------------------------------------------------ */
+
+static void _connect(struct consumer *c);
+
+static void _schedule_retry(struct consumer *c) {
+    c->state = C_WAITING;
+    atomic_store_explicit(&c->metrics.connected, 0, memory_order_relaxed);
+    event_del(c->watchdog);
+    struct timeval tv = _tv(c->backoff_us);
+    evtimer_add(c->retry_timer, &tv);
+    c->backoff_us = c->backoff_us * 2 < streams.options.reconnect_max_us
+                        ? c->backoff_us * 2
+                        : streams.options.reconnect_max_us;
+}
+
+/*
+ * Abandons the connection and retries after the backoff. Inside a hiredis callback the free
+ * is deferred by hiredis until the callback returns; either way the context's remaining
+ * callbacks find c->ac changed and do nothing.
+ */
+static void _drop(struct consumer *c) {
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    if (ac != NULL) {
+        redisAsyncFree(ac);
+    }
+    _schedule_retry(c);
+}
+
+/* A command failed with an error reply: worth a person's attention (wrong type, auth). */
+static void _fail(struct consumer *c, const char *command, const char *error) {
+    char message[512];
+    snprintf(message, sizeof message, "%s on stream %.200s: %.250s", command, c->cfg.key, error);
+    log_error("redis refused a stream command; retrying", "view=%s redis=%s:%u key=%s error=%s",
+              c->view_name, c->cfg.host, c->cfg.port, LOG_QUOTE(c->cfg.key), LOG_QUOTE(message));
+    stats_report_error("streams", c->view_name, message);
+    _drop(c);
+}
+
+static void _arm_watchdog(struct consumer *c, int64_t us) {
+    struct timeval tv = _tv(us);
+    evtimer_add(c->watchdog, &tv);
+}
+
+static void _on_watchdog(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    struct consumer *c = arg;
+    log_warn("redis did not answer in time; reconnecting", "view=%s redis=%s:%u state=%s",
+             c->view_name, c->cfg.host, c->cfg.port,
+             c->state == C_CONNECTING ? "connecting" : "reading");
+    _drop(c);
+}
+
+static void _on_retry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    _connect(arg);
+}
+
+static void _on_connect(const redisAsyncContext *ac, int status) {
+    struct consumer *c = ac->data;
+    if (c->ac != ac) {
+        return;
+    }
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        log_warn("cannot connect to redis; retrying", "view=%s redis=%s:%u error=%s retry_ms=%lld",
+                 c->view_name, c->cfg.host, c->cfg.port, LOG_QUOTE(ac->errstr),
+                 (long long)(c->backoff_us / 1000));
+        c->ac = NULL;
+        _schedule_retry(c);
+        return;
+    }
+    if (c->ever_connected) {
+        atomic_fetch_add_explicit(&c->metrics.reconnects, 1, memory_order_relaxed);
+    }
+    c->ever_connected = true;
+}
+
+static void _on_disconnect(const redisAsyncContext *ac, int status) {
+    (void)status;
+    struct consumer *c = ac->data;
+    if (c->ac != ac) {
+        return; /* dropped on purpose, already handled */
+    }
+    c->ac = NULL;
+    log_warn("lost the connection to redis; reconnecting", "view=%s redis=%s:%u error=%s",
+             c->view_name, c->cfg.host, c->cfg.port,
+             LOG_QUOTE(ac->err ? ac->errstr : "closed by the server"));
+    _schedule_retry(c);
+}
+
+/* ---- positions and lag --------------------------------------------------------------------- */
+
+/* XINFO STREAM's flat key/value reply (RESP2) into *info. */
+static int _parse_xinfo(const redisReply *r, struct xinfo *info) {
+    *info = (struct xinfo){.exists = true};
+    bool have_last = false;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS) {
+            continue;
+        }
+        if (strcmp(k->str, "length") == 0 && v->type == REDIS_REPLY_INTEGER) {
+            info->length = (uint64_t)v->integer;
+        } else if (strcmp(k->str, "last-generated-id") == 0 && v->type == REDIS_REPLY_STRING) {
+            have_last = mat_stream_id_parse(v->str, v->len, &info->last_generated);
+        } else if (strcmp(k->str, "entries-added") == 0 && v->type == REDIS_REPLY_INTEGER) {
+            info->has_added = true;
+            info->entries_added = (uint64_t)v->integer;
+        } else if (strcmp(k->str, "first-entry") == 0 && v->type == REDIS_REPLY_ARRAY &&
+                   v->elements >= 1 && v->element[0]->type == REDIS_REPLY_STRING) {
+            info->has_first =
+                mat_stream_id_parse(v->element[0]->str, v->element[0]->len, &info->first);
+        }
+    }
+    return have_last ? 0 : -1;
+}
+
+static void _set_lag(struct consumer *c, int64_t entries) {
+    atomic_store_explicit(&c->metrics.lag_entries, entries, memory_order_relaxed);
+}
+
+/* After a batch of `n` entries: a short batch means nothing more was there when Redis answered;
+ * otherwise the lag shrinks by what was read until the next XINFO says more. */
+static void _lag_after_batch(struct consumer *c, size_t n) {
+    if (n < c->cfg.batch) {
+        if (c->count_known && c->entries_read > c->added_seen) {
+            c->added_seen = c->entries_read;
+        }
+        _set_lag(c, 0);
+    } else if (c->count_known) {
+        _set_lag(c,
+                 (int64_t)(c->added_seen > c->entries_read ? c->added_seen - c->entries_read : 0));
+    }
+}
+
+/* Sets entries_read from what XINFO says, where it can, and publishes the lag. */
+static void _calibrate(struct consumer *c, const struct xinfo *info) {
+    c->added_seen = info->entries_added;
+    if (!info->exists) {
+        c->count_known = _is_zero(c->last);
+        c->entries_read = 0;
+        _set_lag(c, 0);
+        return;
+    }
+    if (mat_stream_id_cmp(c->last, info->last_generated) >= 0) {
+        c->count_known = info->has_added;
+        c->entries_read = info->entries_added;
+        _set_lag(c, 0);
+    } else if (!info->has_added) {
+        c->count_known = false;
+        _set_lag(c, -1);
+    } else if (!info->has_first || mat_stream_id_cmp(c->last, info->first) < 0) {
+        /* before every entry still in the stream: the trimmed ones count as read */
+        c->count_known = true;
+        c->entries_read = info->entries_added - info->length;
+        _set_lag(c, (int64_t)info->length);
+    } else if (c->count_known) {
+        uint64_t behind =
+            info->entries_added > c->entries_read ? info->entries_added - c->entries_read : 0;
+        _set_lag(c, (int64_t)behind);
+    } else {
+        _set_lag(c, -1);
+    }
+}
+
+/*
+ * Where to read from after (re)connecting: the configured start the first time, else after
+ * the last applied entry, unless the stream is gone or was recreated (its last ID is below
+ * ours): then from its beginning, since every entry in it is new to us.
+ */
+static void _position(struct consumer *c, const struct xinfo *info) {
+    char last[MAT_STREAM_ID_LEN], generated[MAT_STREAM_ID_LEN];
+    if (!c->have_position) {
+        c->have_position = true;
+        if (c->cfg.start == CONFIG_STREAM_START_AFTER) {
+            c->last = (struct mat_stream_id){c->cfg.start_ms, c->cfg.start_seq};
+        } else if (c->cfg.start == CONFIG_STREAM_START_NEW && info->exists) {
+            c->last = info->last_generated;
+        } else {
+            c->last = (struct mat_stream_id){0, 0};
+        }
+    } else if (!info->exists && !_is_zero(c->last)) {
+        _id_text(c->last, last, sizeof last);
+        log_warn("stream not found in redis: reading it from its beginning once it exists",
+                 "view=%s key=%s last_applied=%s", c->view_name, LOG_QUOTE(c->cfg.key), last);
+        c->last = (struct mat_stream_id){0, 0};
+    } else if (info->exists && mat_stream_id_cmp(info->last_generated, c->last) < 0) {
+        _id_text(c->last, last, sizeof last);
+        _id_text(info->last_generated, generated, sizeof generated);
+        log_warn("stream was recreated (its last ID is below the last applied one): reading it "
+                 "from its beginning",
+                 "view=%s key=%s last_applied=%s last_generated=%s", c->view_name,
+                 LOG_QUOTE(c->cfg.key), last, generated);
+        c->last = (struct mat_stream_id){0, 0};
+        c->count_known = false;
+    }
+    mat_stream_metrics_set_last_id(&c->metrics, c->last);
+    _calibrate(c, info);
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+static void _on_xread(redisAsyncContext *ac, void *r, void *privdata);
+static void _on_info_sample(redisAsyncContext *ac, void *r, void *privdata);
+
+static void _send_xread(struct consumer *c) {
+    int64_t now = mat_monotonic_us();
+    if (now >= c->next_sample_us) {
+        c->next_sample_us = now + streams.options.lag_sample_us;
+        const char *info[] = {"XINFO", "STREAM", c->cfg.key};
+        redisAsyncCommandArgv(c->ac, _on_info_sample, c, 3, info, NULL);
+    }
+    char count[16], block[16], id[MAT_STREAM_ID_LEN];
+    snprintf(count, sizeof count, "%u", c->cfg.batch);
+    snprintf(block, sizeof block, "%u", c->cfg.block_ms);
+    _id_text(c->last, id, sizeof id);
+    const char *argv[] = {"XREAD", "COUNT", count, "BLOCK", block, "STREAMS", c->cfg.key, id};
+    if (redisAsyncCommandArgv(c->ac, _on_xread, c, 8, argv, NULL) != REDIS_OK) {
+        log_warn("cannot send XREAD; reconnecting", "view=%s", c->view_name);
+        _drop(c);
+        return;
+    }
+    c->state = C_READING;
+    _arm_watchdog(c, (int64_t)c->cfg.block_ms * 1000 + streams.options.reply_grace_us);
+}
+
+static void _log_bad(struct consumer *c, const char *id, const char *why) {
+    int64_t now = mat_monotonic_us();
+    if (now - c->log_window_us >= 1000000) {
+        if (c->suppressed > 0) {
+            log_warn("more bad stream entries skipped, not logged one by one",
+                     "view=%s count=%" PRIu64, c->view_name, c->suppressed);
+        }
+        c->log_window_us = now;
+        c->logged = 0;
+        c->suppressed = 0;
+    }
+    if (c->logged >= MAT_STREAM_BAD_LOG_PER_S) {
+        c->suppressed++;
+        return;
+    }
+    if (c->logged++ == 0) {
+        char message[600];
+        snprintf(message, sizeof message, "bad entry %s: %s", id, why);
+        stats_report_error("streams", c->view_name, message);
+    }
+    log_warn("bad stream entry skipped", "view=%s key=%s id=%s error=%s", c->view_name,
+             LOG_QUOTE(c->cfg.key), id, LOG_QUOTE(why));
+}
+
+/* The fields of entry reply `fr` into c->fields: OK, BAD (not a field list) or OOM. */
+static int _fields(struct consumer *c, const redisReply *fr, size_t *n, char *why, size_t why_len) {
+    if (fr->type != REDIS_REPLY_ARRAY || fr->elements % 2 != 0) {
+        snprintf(why, why_len, "no fields, or an odd number of field names and values");
+        return MAT_STREAM_ENTRY_BAD;
+    }
+    size_t pairs = fr->elements / 2;
+    if (pairs > c->fields_cap) {
+        struct mat_stream_field *grown = realloc(c->fields, pairs * sizeof(*grown));
+        if (grown == NULL) {
+            return MAT_STREAM_ENTRY_OOM;
+        }
+        c->fields = grown;
+        c->fields_cap = pairs;
+    }
+    for (size_t i = 0; i < pairs; i++) {
+        const redisReply *k = fr->element[2 * i], *v = fr->element[2 * i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) {
+            snprintf(why, why_len, "field %zu is not a string", i);
+            return MAT_STREAM_ENTRY_BAD;
+        }
+        c->fields[i] = (struct mat_stream_field){k->str, k->len, v->str, v->len};
+    }
+    *n = pairs;
+    return MAT_STREAM_ENTRY_OK;
+}
+
+/*
+ * Applies one XREAD batch. Returns 0, or -1 after dropping the connection when the store ran
+ * out of memory (the batch stops before the entry that failed, to be read again).
+ */
+static int _apply(struct consumer *c, const redisReply *entries) {
+    struct mat_stream_metrics *m = &c->metrics;
+    struct mat_stream_entry *entry = &c->entry;
+    struct store_row_builder b;
+    int64_t now_us = mat_now_us();
+    bool oom = false;
+    store_read_lock();
+    if (store_row_builder_init(&b, store_view_schema(c->view)) != 0) {
+        store_read_unlock();
+        log_error("out of memory applying stream entries; retrying", "view=%s", c->view_name);
+        _drop(c);
+        return -1;
+    }
+    for (size_t i = 0; i < entries->elements && !oom; i++) {
+        const redisReply *e = entries->element[i];
+        struct mat_stream_id id;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            !mat_stream_id_parse(e->element[0]->str, e->element[0]->len, &id)) {
+            atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
+            _log_bad(c, "?", "not an entry ([id, [field, value, ...]])");
+            continue;
+        }
+        char why[512] = "";
+        size_t nfields = 0;
+        int rc = _fields(c, e->element[1], &nfields, why, sizeof why);
+        if (rc == MAT_STREAM_ENTRY_OK) {
+            rc = mat_stream_parse_entry(c->parser, c->fields, nfields, now_us, &b, entry, why,
+                                        sizeof why);
+        }
+        if (rc == MAT_STREAM_ENTRY_OK) {
+            enum store_upsert_result result =
+                entry->is_delete ? store_view_delete(c->view, &entry->key, entry->event_ts_us,
+                                                     entry->created_ts_us)
+                                 : store_view_upsert(c->view, &entry->key, &b);
+            if (result == STORE_UPSERT_ERROR) {
+                rc = MAT_STREAM_ENTRY_OOM;
+            } else {
+                atomic_fetch_add_explicit(&m->applied, 1, memory_order_relaxed);
+                if (result == STORE_UPSERT_NOT_NEWER) {
+                    atomic_fetch_add_explicit(&m->not_newer, 1, memory_order_relaxed);
+                }
+                mat_stream_metrics_observe_lag(m, mat_now_us() - entry->event_ts_us);
+            }
+        } else if (rc == MAT_STREAM_ENTRY_BAD) {
+            atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
+            _log_bad(c, e->element[0]->str, why);
+        }
+        if (rc == MAT_STREAM_ENTRY_OOM) {
+            oom = true;
+            break;
+        }
+        c->last = id;
+        c->entries_read += c->count_known;
+    }
+    store_read_unlock();
+    store_row_builder_deinit(&b);
+    mat_stream_metrics_set_last_id(m, c->last);
+    if (oom) {
+        log_error("out of memory applying a stream entry; retrying it", "view=%s", c->view_name);
+        _drop(c);
+        return -1;
+    }
+    return 0;
+}
+
+static void _on_xread(redisAsyncContext *ac, void *r, void *privdata) {
+    struct consumer *c = privdata;
+    const redisReply *reply = r;
+    if (reply == NULL || c->ac != ac) {
+        return; /* the connection is going away */
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        _fail(c, "XREAD", reply->str);
+        return;
+    }
+    c->backoff_us = streams.options.reconnect_first_us;
+    if (reply->type == REDIS_REPLY_NIL) {
+        _set_lag(c, 0); /* nothing new for block_ms: caught up */
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < reply->elements; i++) {
+            const redisReply *s = reply->element[i];
+            if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
+                s->element[1]->type == REDIS_REPLY_ARRAY) {
+                if (_apply(c, s->element[1]) != 0) {
+                    return;
+                }
+                _lag_after_batch(c, s->element[1]->elements);
+            }
+        }
+    }
+    _send_xread(c);
+}
+
+static void _on_info_sample(redisAsyncContext *ac, void *r, void *privdata) {
+    struct consumer *c = privdata;
+    const redisReply *reply = r;
+    struct xinfo info;
+    if (reply == NULL || c->ac != ac) {
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        if (strstr(reply->str, "no such key") != NULL) {
+            _set_lag(c, 0);
+        }
+        return;
+    }
+    if (_parse_xinfo(reply, &info) != 0) {
+        return;
+    }
+    if (mat_stream_id_cmp(info.last_generated, c->last) < 0) {
+        _position(c, &info); /* recreated while we were connected: the next XREAD rereads */
+        return;
+    }
+    _calibrate(c, &info);
+}
+
+/* The first XINFO STREAM of a connection: where to read from. */
+static void _on_info_start(redisAsyncContext *ac, void *r, void *privdata) {
+    struct consumer *c = privdata;
+    const redisReply *reply = r;
+    struct xinfo info = {.exists = false};
+    if (reply == NULL || c->ac != ac) {
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR && strstr(reply->str, "no such key") == NULL) {
+        _fail(c, "XINFO STREAM", reply->str);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ERROR && _parse_xinfo(reply, &info) != 0) {
+        _fail(c, "XINFO STREAM", "unexpected reply");
+        return;
+    }
+    _position(c, &info);
+    char id[MAT_STREAM_ID_LEN];
+    _id_text(c->last, id, sizeof id);
+    log_info("stream consumer reading", "view=%s redis=%s:%u db=%u key=%s format=%s after_id=%s",
+             c->view_name, c->cfg.host, c->cfg.port, c->cfg.db, LOG_QUOTE(c->cfg.key),
+             config_stream_format_name(c->cfg.format), id);
+    atomic_store_explicit(&c->metrics.connected, 1, memory_order_relaxed);
+    c->next_sample_us = mat_monotonic_us() + streams.options.lag_sample_us;
+    _send_xread(c);
+}
+
+/* AUTH and SELECT: anything but OK stops this connection. */
+static void _on_setup_reply(redisAsyncContext *ac, void *r, void *privdata) {
+    struct consumer *c = privdata;
+    const redisReply *reply = r;
+    if (reply == NULL || c->ac != ac) {
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        _fail(c, "AUTH/SELECT", reply->str);
+    }
+}
+
+static void _connect(struct consumer *c) {
+    redisAsyncContext *ac = redisAsyncConnect(c->cfg.host, c->cfg.port);
+    if (ac == NULL || ac->err) {
+        log_warn("cannot connect to redis; retrying", "view=%s redis=%s:%u error=%s retry_ms=%lld",
+                 c->view_name, c->cfg.host, c->cfg.port,
+                 LOG_QUOTE(ac ? ac->errstr : "out of memory"), (long long)(c->backoff_us / 1000));
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        _schedule_retry(c);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    c->state = C_CONNECTING;
+    if (redisLibeventAttach(ac, streams.base) != REDIS_OK) {
+        _drop(c);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, _on_connect);
+    redisAsyncSetDisconnectCallback(ac, _on_disconnect);
+    _arm_watchdog(c, streams.options.connect_timeout_us);
+    /* Pipelined: hiredis sends them once connected, and Redis answers in order. */
+    if (c->cfg.password[0] != '\0') {
+        const char *with_user[] = {"AUTH", c->cfg.user, c->cfg.password};
+        const char *without[] = {"AUTH", c->cfg.password};
+        if (c->cfg.user[0] != '\0') {
+            redisAsyncCommandArgv(ac, _on_setup_reply, c, 3, with_user, NULL);
+        } else {
+            redisAsyncCommandArgv(ac, _on_setup_reply, c, 2, without, NULL);
+        }
+    }
+    if (c->cfg.db != 0) {
+        redisAsyncCommand(ac, _on_setup_reply, c, "SELECT %u", c->cfg.db);
+    }
+    const char *info[] = {"XINFO", "STREAM", c->cfg.key};
+    redisAsyncCommandArgv(ac, _on_info_start, c, 3, info, NULL);
+}
+
+/* ---- the thread ---------------------------------------------------------------------------- */
+
+static void _on_wake(evutil_socket_t fd, short what, void *arg) {
+    (void)what, (void)arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN) {
+        log_warn("stream consumers: reading the wake-up eventfd failed", "error=%s",
+                 LOG_QUOTE(strerror(errno)));
+    }
+    for (size_t i = 0; i < streams.n; i++) {
+        struct consumer *c = &streams.consumers[i];
+        event_del(c->retry_timer);
+        event_del(c->watchdog);
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        if (ac != NULL) {
+            redisAsyncFree(ac);
+        }
+        atomic_store_explicit(&c->metrics.connected, 0, memory_order_relaxed);
+    }
+    event_base_loopbreak(streams.base);
+}
+
+static void *_run(void *arg) {
+    (void)arg;
+    store_rcu_thread_online(); /* store_view_upsert retires replaced rows through RCU */
+    for (size_t i = 0; i < streams.n; i++) {
+        _connect(&streams.consumers[i]);
+    }
+    event_base_dispatch(streams.base);
+    store_rcu_thread_offline();
+    return NULL;
+}
+
+/* ---- setup / teardown ---------------------------------------------------------------------- */
+
+static void _cleanup(void) {
+    for (size_t i = 0; streams.consumers != NULL && i < streams.n; i++) {
+        struct consumer *c = &streams.consumers[i];
+        mat_stream_parser_destroy(c->parser);
+        if (c->retry_timer != NULL) {
+            event_free(c->retry_timer);
+        }
+        if (c->watchdog != NULL) {
+            event_free(c->watchdog);
+        }
+        free(c->fields);
+        mat_stream_metrics_deinit(&c->metrics);
+    }
+    free(streams.consumers);
+    free(streams.metric_views);
+    if (streams.wake != NULL) {
+        event_free(streams.wake);
+    }
+    if (streams.wake_fd >= 0) {
+        close(streams.wake_fd);
+    }
+    if (streams.base != NULL) {
+        event_base_free(streams.base);
+    }
+    memset(&streams, 0, sizeof streams);
+    streams.wake_fd = -1;
+}
+
+static int _setup_consumer(struct consumer *c, struct store_catalog *catalog,
+                           const struct config_view *view, char *err, size_t err_len) {
+    snprintf(c->view_name, sizeof c->view_name, "%s", view->schema->view);
+    c->cfg = view->stream;
+    mat_stream_metrics_init(&c->metrics, c->view_name);
+    c->backoff_us = streams.options.reconnect_first_us;
+    c->view = store_catalog_find(catalog, c->view_name);
+    if (c->view == NULL) {
+        snprintf(err, err_len, "view %s is not in the store", c->view_name);
+        return -1;
+    }
+    c->parser = mat_stream_parser_create(view->schema, &view->stream);
+    c->retry_timer = evtimer_new(streams.base, _on_retry, c);
+    c->watchdog = evtimer_new(streams.base, _on_watchdog, c);
+    if (c->parser == NULL || c->retry_timer == NULL || c->watchdog == NULL) {
+        snprintf(err, err_len, "out of memory for the stream of view %s", c->view_name);
+        return -1;
+    }
+    return 0;
+}
+
+int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *config,
+                     const struct mat_stream_options *options, char *err, size_t err_len) {
+    if (streams.running) {
+        snprintf(err, err_len, "stream consumers already running");
+        return -1;
+    }
+    if (options != NULL) {
+        streams.options = *options;
+    } else {
+        mat_stream_options_init(&streams.options);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < config->nviews; i++) {
+        n += config->views[i].stream.enabled;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    streams.consumers = calloc(n, sizeof(*streams.consumers));
+    streams.metric_views = calloc(n, sizeof(*streams.metric_views));
+    streams.base = event_base_new();
+    streams.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (streams.consumers == NULL || streams.metric_views == NULL || streams.base == NULL ||
+        streams.wake_fd < 0) {
+        snprintf(err, err_len, "cannot set up the stream consumers: out of memory or descriptors");
+        _cleanup();
+        return -1;
+    }
+    streams.wake = event_new(streams.base, streams.wake_fd, EV_READ | EV_PERSIST, _on_wake, NULL);
+    if (streams.wake == NULL || event_add(streams.wake, NULL) != 0) {
+        snprintf(err, err_len, "cannot set up the stream consumers' event loop");
+        _cleanup();
+        return -1;
+    }
+    for (size_t i = 0; i < config->nviews; i++) {
+        if (!config->views[i].stream.enabled) {
+            continue;
+        }
+        struct consumer *c = &streams.consumers[streams.n++];
+        if (_setup_consumer(c, catalog, &config->views[i], err, err_len) != 0) {
+            _cleanup();
+            return -1;
+        }
+        streams.metric_views[streams.n - 1] = &c->metrics;
+    }
+    streams.set = (struct mat_stream_metrics_set){streams.metric_views, streams.n};
+    if (stats_register_collector(mat_stream_collect, &streams.set) != 0) {
+        snprintf(err, err_len, "out of memory registering the stream metrics");
+        _cleanup();
+        return -1;
+    }
+    streams.collector_registered = true;
+    int rc = pthread_create(&streams.thread, NULL, _run, NULL);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot start the stream thread: %s", strerror(rc));
+        stats_unregister_collector(mat_stream_collect, &streams.set);
+        _cleanup();
+        return -1;
+    }
+    pthread_setname_np(streams.thread, "fsd-streams");
+    streams.running = true;
+    log_info("stream consumers started", "views=%zu", streams.n);
+    return 0;
+}
+
+void mat_stream_teardown(void) {
+    if (streams.collector_registered) {
+        stats_unregister_collector(mat_stream_collect, &streams.set);
+    }
+    if (streams.running) {
+        uint64_t one = 1;
+        if (write(streams.wake_fd, &one, sizeof one) != (ssize_t)sizeof one) {
+            log_error("cannot wake the stream thread to stop it", "error=%s",
+                      LOG_QUOTE(strerror(errno)));
+        }
+        pthread_join(streams.thread, NULL);
+    }
+    _cleanup();
+}
+
+bool mat_stream_status(const char *view, struct mat_stream_status *out) {
+    for (size_t i = 0; i < streams.n; i++) {
+        struct mat_stream_metrics *m = &streams.consumers[i].metrics;
+        if (strcmp(m->view, view) != 0) {
+            continue;
+        }
+        out->connected = atomic_load_explicit(&m->connected, memory_order_relaxed) != 0;
+        out->applied = atomic_load_explicit(&m->applied, memory_order_relaxed);
+        out->not_newer = atomic_load_explicit(&m->not_newer, memory_order_relaxed);
+        out->bad = atomic_load_explicit(&m->bad, memory_order_relaxed);
+        out->reconnects = atomic_load_explicit(&m->reconnects, memory_order_relaxed);
+        out->lag_entries = atomic_load_explicit(&m->lag_entries, memory_order_relaxed);
+        pthread_mutex_lock(&m->id_lock);
+        memcpy(out->last_id, m->last_id, sizeof out->last_id);
+        pthread_mutex_unlock(&m->id_lock);
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,120 @@
+#pragma once
+/*
+ * Redis Streams: views whose config has a `stream:` section follow a Redis stream of row
+ * updates, applied to the live table with upsert-if-newer as they arrive.
+ *
+ *   redis ──XREAD BLOCK──> control thread (own libevent base, hiredis async, one connection
+ *                          per view) ──parse──> store_view_upsert / store_view_delete ──> live
+ *                          table (a snapshot load in progress logs and replays them)
+ *
+ * Fan-out, not consumer groups: every fsd replica reads every entry from its own position, so
+ * replicas reading one stream reach the same state. Each view's consumer reads with
+ * `XREAD COUNT <batch> BLOCK <block_ms> STREAMS <key> <last applied ID>`, so a reconnect (with
+ * backoff: MAT_STREAM_RECONNECT_FIRST_US doubling to MAT_STREAM_RECONNECT_MAX_US) resumes
+ * exactly after the last entry it applied; replaying an entry twice is harmless, since upserts
+ * only replace older rows. The first position comes from `start:`: "$" (the stream's last ID
+ * when fsd first connects), 0 (every entry still in the stream) or an entry ID. When the
+ * stream's last ID is found to be below the last applied one, or the key is gone (Redis
+ * restarted without persistence, the key was deleted), the consumer reads the new stream from
+ * its beginning.
+ *
+ * Entries (see stream_entry.c for the exact rules):
+ *   format fields:    one field per join key, event_timestamp_field (integer microseconds or
+ *                     RFC 3339), optionally created_timestamp_field, and one per feature with
+ *                     its value as text; an absent feature is null; "__delete" 1|true makes the
+ *                     entry a tombstone. Lists are JSON arrays: [0.5, 1], ["a", "b"].
+ *   format protobuf:  one field (row_field) holding an encoded fsd.v1.Row, as in PushRows.
+ * An entry that does not fit the view is counted, logged with its ID and the reason
+ * (at most MAT_STREAM_BAD_LOG_PER_S lines per view and second) and skipped; the stream goes on.
+ *
+ * Threads: setup and teardown from the main thread; the consumers run on one control thread
+ * that is RCU-online and never serves a lookup. Metrics are read from the stats thread.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fsd_config;
+struct store_catalog;
+
+/* ---- defaults ------------------------------------------------------------------------------ */
+
+#define MAT_STREAM_RECONNECT_FIRST_US (100LL * 1000)         /* first retry after a failure ... */
+#define MAT_STREAM_RECONNECT_MAX_US   (5LL * 1000 * 1000)    /* ... doubling up to this */
+#define MAT_STREAM_CONNECT_TIMEOUT_US (5LL * 1000 * 1000)    /* connect + AUTH + first reply */
+#define MAT_STREAM_REPLY_GRACE_US     (5LL * 1000 * 1000)    /* beyond block_ms before giving up */
+#define MAT_STREAM_LAG_SAMPLE_US      (1000LL * 1000)        /* XINFO STREAM for the entry lag */
+#define MAT_STREAM_MAX_FUTURE_US      (3600LL * 1000 * 1000) /* event time ahead of the clock */
+#define MAT_STREAM_BAD_LOG_PER_S      20 /* bad-entry log lines per view and second; then a count */
+#define MAT_STREAM_ID_LEN             48 /* "<ms>-<seq>" with NUL */
+
+/* ---- options ------------------------------------------------------------------------------- */
+
+struct mat_stream_options {
+    int64_t reconnect_first_us;
+    int64_t reconnect_max_us;
+    int64_t connect_timeout_us;
+    int64_t reply_grace_us;
+    int64_t lag_sample_us;
+};
+
+void mat_stream_options_init(struct mat_stream_options *options);
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+/*
+ * Registered with the stats module (stats_register_collector) while the consumers run, one
+ * sample per view with a stream:
+ *
+ *   fsd_stream_updates_applied_total{view}         counter    valid entries applied (upsert-if-
+ *                                                             newer; tombstones included)
+ *   fsd_stream_updates_not_newer_total{view}       counter    of those, entries older than the
+ *                                                             stored row: nothing changed
+ *   fsd_stream_bad_entries_total{view}             counter    entries skipped as invalid
+ *   fsd_stream_reconnects_total{view}              counter    connections made after the first
+ *   fsd_stream_connected{view}                     gauge      1 while connected and reading
+ *   fsd_stream_update_visible_lag_seconds{view}    histogram  event time to visible in the table
+ *   fsd_stream_lag_entries{view}                   gauge      entries in the stream not yet read
+ *                                                             (sampled; absent while unknown)
+ *   fsd_stream_last_id_info{view,id}               gauge      1, labelled with the last applied
+ *                                                             entry ID
+ */
+
+/* One view's consumer as last seen (a copy; see mat_stream_status()). */
+struct mat_stream_status {
+    bool connected;
+    char last_id[MAT_STREAM_ID_LEN]; /* "" before the first position is known */
+    uint64_t applied;
+    uint64_t not_newer;
+    uint64_t bad;
+    uint64_t reconnects;
+    int64_t lag_entries; /* -1: unknown */
+};
+
+/* ---- setup / teardown ---------------------------------------------------------------------- */
+
+/*
+ * Starts a consumer for every view of `config` with a stream (views must be in `catalog`,
+ * which must outlive the consumers) on a control thread of its own, and registers the metrics
+ * collector. Copies what it needs from `config`. Does not wait for Redis: consumers connect,
+ * and reconnect, in the background. Without any stream nothing is started. `options` NULL:
+ * defaults. Returns 0, or -1 with `err` set (out of memory, a view missing from the catalog,
+ * no thread). Main thread.
+ */
+int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *config,
+                     const struct mat_stream_options *options, char *err, size_t err_len);
+
+/*
+ * Unregisters the collector, closes the connections and stops the thread; updates already
+ * applied stay in the store. Blocks until the thread is gone (never longer than one batch).
+ * Safe when setup failed or never ran. Main thread.
+ */
+void mat_stream_teardown(void);
+
+/* ---- API ----------------------------------------------------------------------------------- */
+
+/*
+ * Copies the state of `view`'s consumer into `out`. Returns false when the view has no stream
+ * (or the consumers are not running). Any thread; takes a per-view mutex briefly.
+ */
+bool mat_stream_status(const char *view, struct mat_stream_status *out);
