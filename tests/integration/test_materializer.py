@@ -67,7 +67,10 @@ class MaterializerTest(unittest.TestCase):
         v = wait_until(lambda: self.views()["user_features"].loads_failed > 0 and self.views())
         self.assertEqual(v["user_features"].last_load_result, "source_failed")
         self.assertIn("user_features", v["user_features"].last_error)
-        self.generate(self.data)
+        # publish the files at once, as a job should: a retry must not load half-written data
+        staging = self.data + ".staging"
+        self.generate(staging)
+        os.rename(staging, self.data)
         self.assertTrue(wait_until(lambda: self.ready(port), timeout_s=60))
         # ready follows the swaps; each load's status is recorded a moment later
         names = ("user_features", "item_features", "user_item_features")
