@@ -90,44 +90,6 @@ __attribute__((format(printf, 3, 4))) static int _bad(char *err, size_t err_len,
 
 /* ---- UTF-8 and IDs ------------------------------------------------------------------------- */
 
-/* TODO(issue 6 follow-up): the same check as daemon/rpc/utf8.c (rpc_utf8_valid); one copy
- * should move to store/ so PushRows and streams share it. */
-bool mat_stream_utf8_valid(const uint8_t *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t min, cp;
-        if ((c & 0xe0) == 0xc0) {
-            n = 1, min = 0x80, cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2, min = 0x800, cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3, min = 0x10000, cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (len - i - 1 < n) {
-            return false;
-        }
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) {
-                return false;
-            }
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return false;
-        }
-        i += n + 1;
-    }
-    return true;
-}
-
 static bool _u64(const char *s, size_t len, uint64_t *out) {
     if (len == 0 || len > 20) {
         return false;
@@ -457,7 +419,7 @@ static int _json_string(struct mat_stream_parser *p, const char *s, size_t len, 
             return MAT_STREAM_ENTRY_OOM;
         }
     }
-    if (!mat_stream_utf8_valid((const uint8_t *)p->bytes + start, p->bytes_len - start)) {
+    if (!store_utf8_valid((const uint8_t *)p->bytes + start, p->bytes_len - start)) {
         *why = "a string is not valid UTF-8";
         return MAT_STREAM_ENTRY_BAD;
     }
@@ -634,7 +596,7 @@ static int _set_feature(struct mat_stream_parser *p, const struct field_slot *sl
         return MAT_STREAM_ENTRY_OK;
     }
     case STORE_TYPE_STRING:
-        if (!mat_stream_utf8_valid((const uint8_t *)v, len)) {
+        if (!store_utf8_valid((const uint8_t *)v, len)) {
             return _bad(err, err_len, "field %s: not valid UTF-8", slot->name);
         }
         /* fall through */
@@ -730,7 +692,7 @@ static int _parse_fields(struct mat_stream_parser *p, const struct store_schema 
                     rc = _bad(err, err_len, "join key %s: %s", slot->name, why);
                 }
             } else if (fd->value_len > STORE_MAX_KEY_BYTES ||
-                       !mat_stream_utf8_valid((const uint8_t *)fd->value, fd->value_len)) {
+                       !store_utf8_valid((const uint8_t *)fd->value, fd->value_len)) {
                 rc = _bad(err, err_len, "join key %s: not valid UTF-8, or longer than %d bytes",
                           slot->name, STORE_MAX_KEY_BYTES);
             } else {

@@ -97,9 +97,6 @@ int mat_stream_parser_string_scratch(struct mat_stream_parser *parser, size_t n,
 int mat_stream_check_event_ts(int64_t event_ts_us, int64_t now_us, const char *what, char *err,
                               size_t err_len);
 
-/* Strict UTF-8 (RFC 3629): no overlong forms, surrogates or code points above U+10FFFF. */
-bool mat_stream_utf8_valid(const uint8_t *s, size_t len);
-
 /* ---- entry IDs ----------------------------------------------------------------------------- */
 
 struct mat_stream_id {

@@ -48,12 +48,11 @@ static bool _strings_valid(const Fsd__V1__Value *v) {
         return true;
     }
     if (v->kind_case == FSD__V1__VALUE__KIND_STRING_VALUE) {
-        return mat_stream_utf8_valid(v->string_value.data, v->string_value.len);
+        return store_utf8_valid(v->string_value.data, v->string_value.len);
     }
     if (v->kind_case == FSD__V1__VALUE__KIND_STRING_LIST) {
         for (size_t i = 0; i < v->string_list->n_values; i++) {
-            if (!mat_stream_utf8_valid(v->string_list->values[i].data,
-                                       v->string_list->values[i].len)) {
+            if (!store_utf8_valid(v->string_list->values[i].data, v->string_list->values[i].len)) {
                 return false;
             }
         }
@@ -92,7 +91,7 @@ int mat_stream_proto_row_check(const struct store_schema *schema, const Fsd__V1_
             parts[k].type = STORE_KEY_STRING;
             parts[k].str = (const char *)part->string_value.data;
             parts[k].str_len = (uint32_t)part->string_value.len;
-            if (!mat_stream_utf8_valid(part->string_value.data, part->string_value.len)) {
+            if (!store_utf8_valid(part->string_value.data, part->string_value.len)) {
                 return _bad(err, err_len, "join key %s is not valid UTF-8", part->name);
             }
         } else {

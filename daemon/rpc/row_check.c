@@ -63,11 +63,11 @@ static bool _strings_valid(const Fsd__V1__Value *v) {
         return true;
     }
     if (v->kind_case == FSD__V1__VALUE__KIND_STRING_VALUE) {
-        return rpc_utf8_valid(v->string_value.data, v->string_value.len);
+        return store_utf8_valid(v->string_value.data, v->string_value.len);
     }
     if (v->kind_case == FSD__V1__VALUE__KIND_STRING_LIST) {
         for (size_t i = 0; i < v->string_list->n_values; i++) {
-            if (!rpc_utf8_valid(v->string_list->values[i].data, v->string_list->values[i].len)) {
+            if (!store_utf8_valid(v->string_list->values[i].data, v->string_list->values[i].len)) {
                 return false;
             }
         }
@@ -117,7 +117,7 @@ int rpc_row_check(const struct store_schema *schema, const Fsd__V1__Row *row, si
             parts[k].type = STORE_KEY_STRING;
             parts[k].str = (const char *)part->string_value.data;
             parts[k].str_len = (uint32_t)part->string_value.len;
-            if (!rpc_utf8_valid(part->string_value.data, part->string_value.len)) {
+            if (!store_utf8_valid(part->string_value.data, part->string_value.len)) {
                 return rpc_row_reject(e, GRPC_INVALID_ARGUMENT,
                                       "row %zu: join key %s is not valid UTF-8", r, part->name);
             }

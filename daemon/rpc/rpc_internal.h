@@ -50,8 +50,5 @@ void rpc_push_snapshot_message(struct grpc_call *call, const uint8_t *msg, size_
 void rpc_push_snapshot_end(struct grpc_call *call);
 void rpc_push_snapshot_abort(struct grpc_call *call);
 
-/* True when s[0..len) is well-formed UTF-8, as protobuf `string` fields must be. */
-bool rpc_utf8_valid(const uint8_t *s, size_t len);
-
 /* Microseconds since the Unix epoch (row event times are in that clock). */
 int64_t rpc_wall_clock_us(void);
