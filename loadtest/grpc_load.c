@@ -1,11 +1,14 @@
 /*
- * grpc_load: an HTTP/2 gRPC load generator for fsd's GetFeatures, and the filler of its
- * benchmark view.
+ * grpc_load: the project's load generator for feature lookups: fsd's GetFeatures over HTTP/2
+ * gRPC, and, for comparison on the same rows and the same load, Redis in the two layouts
+ * feature stores use (grpc_load_redis.c). It also fills each target with the benchmark rows.
  *
- *   grpc_load --fill N [--view bench]               push entities 0..N-1 (PushRows, 5,000 a batch)
- *   grpc_load --view V --entities N --batch B        look up B random entities per request
+ *   grpc_load [--target T] --fill N [--view bench]  write entities 0..N-1
+ *   grpc_load [--target T] --entities N --batch B   look up B random entities per request
  *             [--connections C] [--threads T] [--inflight K] [--duration S] [--rate R]
  *   grpc_load --dump-request FILE --batch B          one framed request, for h2load -d FILE
+ *
+ * Targets: fsd (default), redis-hash (pipelined HMGETs), redis-packed (one MGET).
  *
  * Closed loop (no --rate): every connection keeps K calls in flight, a new one leaves as one
  * completes: the peak throughput. Open loop (--rate R requests/s in all): each connection sends
@@ -14,8 +17,8 @@
  * the schedule down (coordinated omission). A call waits for its slot when K are in flight
  * already; the report says when that made the generator fall behind.
  *
- * Each of the T threads owns C/T connections and polls them together (client_poll_many);
- * latencies go into per-thread histograms merged at the end. Every loop is bounded by
+ * Each of the T threads owns C/T connections and polls them together; latencies go into
+ * per-thread histograms merged at the end. Every loop is bounded by
  * --duration (at most 600 s) and --max-requests.
  *
  * The benchmark view (loadtest/serving_bench.sh makes one): join key entity_id (int64) and
@@ -30,6 +33,7 @@
 
 #include "client/client.h"
 #include "grpc_load_internal.h"
+#include "histogram.h"
 
 /* ---- output ------------------------------------------------------------------------------ */
 
@@ -103,14 +107,14 @@ static void _print_result(const struct options *o, const struct result *r) {
         if (o->header) {
             printf("batch,mode,rate,requests_per_s,lookups_per_s,values_per_s,p50_us,p99_us,"
                    "p999_us,max_us,mean_us,errors,requests,connections,threads,inflight,"
-                   "duration_s,runs,late_sends,max_send_lag_us,backlog\n");
+                   "duration_s,runs,late_sends,max_send_lag_us,backlog,target\n");
         }
         printf("%u,%s,%s,%.0f,%.0f,%.0f,%.1f,%.1f,%.1f,%.1f,%.1f,%" PRIu64 ",%" PRIu64
-               ",%u,%u,%u,%g,%u,%" PRIu64 ",%.0f,%" PRIu64 "\n",
+               ",%u,%u,%u,%g,%u,%" PRIu64 ",%.0f,%" PRIu64 ",%s\n",
                o->batch, mode, o->rate > 0 ? rate : "", r->requests_per_s, r->lookups_per_s,
                r->values_per_s, r->p50_us, r->p99_us, r->p999_us, r->max_us, r->mean_us, r->errors,
                r->requests, o->connections, o->threads, o->inflight, o->duration_s, o->runs,
-               r->late_sends, r->max_lag_us, r->backlog);
+               r->late_sends, r->max_lag_us, r->backlog, load_target_of(o)->name);
         break;
     case OUT_JSON:
         printf("{\"batch\": %u, \"mode\": \"%s\", \"rate\": %s, \"requests_per_s\": %.0f, "
@@ -119,12 +123,13 @@ static void _print_result(const struct options *o, const struct result *r) {
                "\"errors\": %" PRIu64 ", \"requests\": %" PRIu64 ", \"connections\": %u, "
                "\"threads\": %u, \"inflight\": %u, \"duration_s\": %g, \"runs\": %u, "
                "\"late_sends\": %" PRIu64 ", \"max_send_lag_us\": %.0f, \"backlog\": %" PRIu64
-               ", \"sent_p50_us\": %.1f, \"sent_p99_us\": %.1f, \"sent_p999_us\": %.1f}\n",
+               ", \"sent_p50_us\": %.1f, \"sent_p99_us\": %.1f, \"sent_p999_us\": %.1f, "
+               "\"target\": \"%s\"}\n",
                o->batch, mode, o->rate > 0 ? rate : "null", r->requests_per_s, r->lookups_per_s,
                r->values_per_s, r->p50_us, r->p99_us, r->p999_us, r->max_us, r->mean_us, r->errors,
                r->requests, o->connections, o->threads, o->inflight, o->duration_s, o->runs,
                r->late_sends, r->max_lag_us, r->backlog, r->sent_p50_us, r->sent_p99_us,
-               r->sent_p999_us);
+               r->sent_p999_us, load_target_of(o)->name);
         break;
     }
     if (o->rate > 0 && (r->late_sends > 0 || r->backlog > 0)) {
@@ -138,17 +143,48 @@ static void _print_result(const struct options *o, const struct result *r) {
     }
 }
 
+/* The percentile curve of `h`, for plotting: more points where the tail is. */
+static int _write_histogram(const char *path, const struct histogram *h) {
+    static const double percentiles[] = {
+        0,     10,   20,    30,   40,    50,    60,    70,     75,    80,     85,     90,
+        92.5,  95,   96,    97,   97.5,  98,    98.5,  99,     99.25, 99.5,   99.6,   99.7,
+        99.75, 99.8, 99.85, 99.9, 99.92, 99.95, 99.97, 99.975, 99.99, 99.995, 99.999, 100};
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "grpc_load: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "percentile,latency_us\n");
+    for (size_t i = 0; i < sizeof percentiles / sizeof percentiles[0]; i++) {
+        fprintf(f, "%g,%.1f\n", percentiles[i],
+                (double)histogram_percentile(h, percentiles[i]) / 1e3);
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "grpc_load: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int _lookups(const struct options *o) {
-    uint32_t columns = 0;
-    if (load_probe(o, &columns) != 0) {
+    uint32_t values_per_entity = 0;
+    if (load_target_of(o)->probe(o, &values_per_entity) != 0) {
         return 1;
     }
     struct result runs[MAX_RUNS];
-    for (unsigned run = 0; run < o->runs; run++) {
-        if (load_run_once(o, columns, run, &runs[run]) != 0) {
-            return 1;
-        }
-        if (o->verbose) {
+    struct histogram *all_runs = NULL;
+    if (o->histogram_out != NULL && (all_runs = malloc(sizeof(*all_runs))) == NULL) {
+        fprintf(stderr, "grpc_load: out of memory\n");
+        return 1;
+    }
+    if (all_runs != NULL) {
+        histogram_init(all_runs);
+    }
+    int rc = 0;
+    for (unsigned run = 0; run < o->runs && rc == 0; run++) {
+        if (load_run_once(o, values_per_entity, run, &runs[run], all_runs) != 0) {
+            rc = 1;
+        } else if (o->verbose) {
             struct options one = *o;
             one.header = run == 0 && o->header;
             fprintf(stderr, "grpc_load: run %u of %u:\n", run + 1, o->runs);
@@ -156,9 +192,17 @@ static int _lookups(const struct options *o) {
             _print_result(&one, &runs[run]);
         }
     }
-    struct result median = o->runs > 1 ? _median_result(runs, o->runs) : runs[0];
-    _print_result(o, &median);
-    return median.errors > 0 ? 3 : 0;
+    if (rc == 0) {
+        struct result median = o->runs > 1 ? _median_result(runs, o->runs) : runs[0];
+        _print_result(o, &median);
+        if (all_runs != NULL && _write_histogram(o->histogram_out, all_runs) != 0) {
+            rc = 1;
+        } else if (median.errors > 0) {
+            rc = 3;
+        }
+    }
+    free(all_runs);
+    return rc;
 }
 
 static int _dump_request(const struct options *o) {
@@ -186,17 +230,26 @@ static int _dump_request(const struct options *o) {
 
 static void _usage(FILE *out) {
     fprintf(out,
-            "usage: grpc_load [--addr HOST:PORT] --fill N [--view V]\n"
-            "       grpc_load [--addr HOST:PORT] [--view V] [--entities N] [--batch B]\n"
-            "                 [--connections C] [--threads T] [--inflight K] [--duration S]\n"
-            "                 [--rate R] [--warmup S] [--runs R] [--json | --csv]\n"
+            "usage: grpc_load [--target T] [--addr HOST:PORT] --fill N [--view V]\n"
+            "       grpc_load [--target T] [--addr HOST:PORT] [--view V] [--entities N]\n"
+            "                 [--batch B] [--connections C] [--threads T] [--inflight K]\n"
+            "                 [--duration S] [--rate R] [--warmup S] [--runs R] [--json | --csv]\n"
             "       grpc_load --dump-request FILE [--view V] [--entities N] [--batch B]\n\n"
-            "  --addr HOST:PORT   fsd's gRPC address (default 127.0.0.1:6566)\n"
-            "  --fill N           push entities 0..N-1 into the view (PushRows, %d a batch):\n"
-            "                     d0..d7 double, count int64, label string of 10-16 bytes\n"
-            "  --view V           the view (default bench)\n"
+            "  --target T         what to load (default fsd):\n"
+            "                       fsd           GetFeatures of B entities over gRPC\n"
+            "                       redis-hash    Redis, a hash e:<id> per entity, B pipelined\n"
+            "                                     HMGETs of its 10 features and _ts\n"
+            "                       redis-packed  Redis, a protobuf string p:<id> per entity,\n"
+            "                                     one MGET of B keys\n"
+            "  --addr HOST:PORT   the target's address (default 127.0.0.1:6566 for fsd,\n"
+            "                     127.0.0.1:6379 for Redis)\n"
+            "  --fill N           write entities 0..N-1 (fsd: PushRows into the view, %d a\n"
+            "                     batch; Redis: pipelined HSET or SET): d0..d7 double,\n"
+            "                     count int64, label string of 10-16 bytes, the same values\n"
+            "                     for every target\n"
+            "  --view V           fsd's view (default bench)\n"
             "  --key-name NAME    its int64 join key (default entity_id)\n"
-            "  --features LIST    refs to ask for, comma-separated (default V:*)\n"
+            "  --features LIST    fsd's refs to ask for, comma-separated (default V:*)\n"
             "  --entities N       ids are uniform in [0, N) (default 1000000)\n"
             "  --batch B          entities per request (default 1)\n"
             "  --connections C    HTTP/2 connections (default 1, at most %d)\n"
@@ -207,12 +260,14 @@ static void _usage(FILE *out) {
             "  --rate R           open loop: R requests/s over all connections, latency from\n"
             "                     the intended send time; without it, closed loop (peak)\n"
             "  --max-requests M   stop sending after M requests (default %llu)\n"
-            "  --timeout MS       grpc-timeout of each call (default none)\n"
+            "  --timeout MS       grpc-timeout of each fsd call (default none)\n"
             "  --runs R           repeat the measurement R times, print medians (default 1)\n"
             "  --seed N           random seed (default 1)\n"
             "  --json | --csv     machine-readable output instead of a Markdown table row\n"
             "  --no-header        no table/CSV header line\n"
             "  --verbose          print each run too (stderr)\n"
+            "  --histogram-out F  write the latency percentile curve of every measured call\n"
+            "                     (all runs) to F as CSV: percentile,latency_us\n"
             "  --dump-request FILE  write one framed GetFeaturesRequest (batch B) for\n"
             "                     h2load -d FILE, and exit\n\n"
             "exit status: 0 ok, 1 failed, 2 usage, 3 the run had errors\n",
@@ -244,6 +299,7 @@ static int _parse_seconds(const char *text, double min, double max, double *out)
 int main(int argc, char **argv) {
     enum {
         O_ADDR = 256,
+        O_TARGET,
         O_FILL,
         O_VIEW,
         O_KEY,
@@ -265,10 +321,12 @@ int main(int argc, char **argv) {
         O_NOHEADER,
         O_VERBOSE,
         O_DUMP,
+        O_HISTOGRAM,
         O_HELP,
     };
     static const struct option long_options[] = {
         {"addr", required_argument, NULL, O_ADDR},
+        {"target", required_argument, NULL, O_TARGET},
         {"fill", required_argument, NULL, O_FILL},
         {"view", required_argument, NULL, O_VIEW},
         {"key-name", required_argument, NULL, O_KEY},
@@ -290,11 +348,12 @@ int main(int argc, char **argv) {
         {"no-header", no_argument, NULL, O_NOHEADER},
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"dump-request", required_argument, NULL, O_DUMP},
+        {"histogram-out", required_argument, NULL, O_HISTOGRAM},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
     struct options o = {
-        .addr = "127.0.0.1:6566",
+        .addr = NULL,
         .view = "bench",
         .key_name = "entity_id",
         .entities = 1000000,
@@ -316,6 +375,17 @@ int main(int argc, char **argv) {
         switch (opt) {
         case O_ADDR:
             o.addr = optarg;
+            break;
+        case O_TARGET:
+            if (strcmp(optarg, "fsd") == 0) {
+                o.target = TARGET_FSD;
+            } else if (strcmp(optarg, "redis-hash") == 0) {
+                o.target = TARGET_REDIS_HASH;
+            } else if (strcmp(optarg, "redis-packed") == 0) {
+                o.target = TARGET_REDIS_PACKED;
+            } else {
+                bad = 1;
+            }
             break;
         case O_FILL:
             bad = _parse_u64(optarg, 1, UINT64_C(1) << 40, &o.fill);
@@ -388,6 +458,9 @@ int main(int argc, char **argv) {
         case O_DUMP:
             o.dump_request = optarg;
             break;
+        case O_HISTOGRAM:
+            o.histogram_out = optarg;
+            break;
         case 'h':
         case O_HELP:
             _usage(stdout);
@@ -412,12 +485,19 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (o.dump_request != NULL) {
+        if (o.target != TARGET_FSD) {
+            fprintf(stderr, "grpc_load: --dump-request writes a GetFeatures request: fsd only\n");
+            return 2;
+        }
         return _dump_request(&o);
+    }
+    if (o.addr == NULL) {
+        o.addr = o.target == TARGET_FSD ? "127.0.0.1:6566" : "127.0.0.1:6379";
     }
     char err[512];
     if (client_parse_addr(o.addr, o.host, sizeof o.host, &o.port, err, sizeof err) != 0) {
         fprintf(stderr, "grpc_load: %s\n", err);
         return 2;
     }
-    return o.fill > 0 ? load_fill(&o) : _lookups(&o);
+    return o.fill > 0 ? load_target_of(&o)->fill(&o) : _lookups(&o);
 }

@@ -1,7 +1,7 @@
 /*
- * grpc_load --fill N: pushes entities 0..N-1 into the benchmark view with PushRows, FILL_BATCH
- * rows a call and FILL_INFLIGHT calls in flight, so encoding the next batch overlaps the
- * server applying the last one.
+ * The benchmark's rows, and grpc_load --fill N for fsd: pushes entities 0..N-1 into the
+ * benchmark view with PushRows, FILL_BATCH rows a call and FILL_INFLIGHT calls in flight, so
+ * encoding the next batch overlaps the server applying the last one.
  */
 #include "grpc_load_internal.h"
 
@@ -14,9 +14,21 @@
 #include "client/client.h"
 #include "fsd/v1/feature_service.pb-c.h"
 
-/* ---- fill -------------------------------------------------------------------------------- */
+/* ---- rows -------------------------------------------------------------------------------- */
 
-static const char *const _double_names[8] = {"d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7"};
+const char *const load_feature_names[BENCH_FEATURES] = {"d0", "d1", "d2", "d3",    "d4",
+                                                        "d5", "d6", "d7", "count", "label"};
+
+void load_bench_row(uint64_t id, struct bench_row *row) {
+    for (int f = 0; f < 8; f++) {
+        row->d[f] = (double)((id * 2654435761u + (uint64_t)f * 97) % 100000) / 100.0;
+    }
+    row->count = (int64_t)(id % 1000);
+    /* 10 to 16 bytes, varying with the id */
+    snprintf(row->label, sizeof row->label, "lbl%0*" PRIu64, 7 + (int)(id % 7), id % 10000000);
+}
+
+/* ---- fill -------------------------------------------------------------------------------- */
 
 struct fill_state {
     uint64_t acked, inserted, replaced, not_newer, deleted;
@@ -55,10 +67,10 @@ struct fill_batch {
     Fsd__V1__Row *row_ptrs[FILL_BATCH];
     Fsd__V1__KeyPart keys[FILL_BATCH];
     Fsd__V1__KeyPart *key_ptrs[FILL_BATCH];
-    Fsd__V1__FeatureValue values[FILL_BATCH][10];
-    Fsd__V1__FeatureValue *value_ptrs[FILL_BATCH][10];
-    Fsd__V1__Value typed[FILL_BATCH][10];
-    char labels[FILL_BATCH][24];
+    Fsd__V1__FeatureValue values[FILL_BATCH][BENCH_FEATURES];
+    Fsd__V1__FeatureValue *value_ptrs[FILL_BATCH][BENCH_FEATURES];
+    Fsd__V1__Value typed[FILL_BATCH][BENCH_FEATURES];
+    struct bench_row bench[FILL_BATCH];
 };
 
 static size_t _encode_fill(struct fill_batch *b, const struct options *o, uint64_t first,
@@ -70,26 +82,25 @@ static size_t _encode_fill(struct fill_batch *b, const struct options *o, uint64
         b->keys[i].value_case = FSD__V1__KEY_PART__VALUE_INT64_VALUE;
         b->keys[i].int64_value = (int64_t)id;
         b->key_ptrs[i] = &b->keys[i];
-        for (int f = 0; f < 10; f++) {
+        struct bench_row *row = &b->bench[i];
+        load_bench_row(id, row);
+        for (int f = 0; f < BENCH_FEATURES; f++) {
             Fsd__V1__Value *v = &b->typed[i][f];
             fsd__v1__value__init(v);
             if (f < 8) {
                 v->kind_case = FSD__V1__VALUE__KIND_DOUBLE_VALUE;
-                v->double_value = (double)((id * 2654435761u + (uint64_t)f * 97) % 100000) / 100.0;
+                v->double_value = row->d[f];
             } else if (f == 8) {
                 v->kind_case = FSD__V1__VALUE__KIND_INT64_VALUE;
-                v->int64_value = (int64_t)(id % 1000);
+                v->int64_value = row->count;
             } else {
-                /* 10 to 16 bytes, varying with the id */
-                snprintf(b->labels[i], sizeof b->labels[i], "lbl%0*" PRIu64, 7 + (int)(id % 7),
-                         id % 10000000);
                 v->kind_case = FSD__V1__VALUE__KIND_STRING_VALUE;
                 /* a length-carrying bytes field in the C structs (proto's fsd:c-bytes) */
-                v->string_value.len = strlen(b->labels[i]);
-                v->string_value.data = (uint8_t *)b->labels[i];
+                v->string_value.len = strlen(row->label);
+                v->string_value.data = (uint8_t *)row->label;
             }
             fsd__v1__feature_value__init(&b->values[i][f]);
-            b->values[i][f].name = (char *)(f < 8 ? _double_names[f] : f == 8 ? "count" : "label");
+            b->values[i][f].name = (char *)load_feature_names[f];
             b->values[i][f].value = v;
             b->value_ptrs[i][f] = &b->values[i][f];
         }
@@ -97,7 +108,7 @@ static size_t _encode_fill(struct fill_batch *b, const struct options *o, uint64
         b->rows[i].n_keys = 1;
         b->rows[i].keys = &b->key_ptrs[i];
         b->rows[i].event_timestamp_us = now_us;
-        b->rows[i].n_values = 10;
+        b->rows[i].n_values = BENCH_FEATURES;
         b->rows[i].values = b->value_ptrs[i];
         b->row_ptrs[i] = &b->rows[i];
     }
@@ -123,7 +134,7 @@ static int64_t _wall_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int load_fill(const struct options *o) {
+int load_fill_fsd(const struct options *o) {
     char err[512];
     struct client_conn *conn = client_conn_create(o->host, o->port, NULL, err, sizeof err);
     if (conn == NULL) {

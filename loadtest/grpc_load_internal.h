@@ -3,9 +3,12 @@
  * What grpc_load's files share: the options, a run's result, and the functions one file calls
  * in another.
  *
- *   grpc_load.c       options, output (Markdown, CSV, JSON), medians, --dump-request
- *   grpc_load_run.c   the lookup runs: threads, connections, open and closed loops
- *   grpc_load_fill.c  --fill: PushRows of the benchmark view's rows
+ *   grpc_load.c        options, output (Markdown, CSV, JSON), medians, --dump-request
+ *   grpc_load_run.c    the lookup runs: threads, connections, open and closed loops, for any
+ *                      target
+ *   grpc_load_fsd.c    the fsd target: GetFeatures over gRPC (daemon/client)
+ *   grpc_load_redis.c  the Redis targets: HMGET of hashes, MGET of packed rows (hiredis)
+ *   grpc_load_fill.c   the benchmark rows, and --fill for fsd (PushRows)
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,7 +29,11 @@
 
 enum output { OUT_MARKDOWN, OUT_JSON, OUT_CSV };
 
+/* What the lookups are sent to; every target serves the same rows (load_bench_row). */
+enum target_kind { TARGET_FSD, TARGET_REDIS_HASH, TARGET_REDIS_PACKED };
+
 struct options {
+    enum target_kind target;
     const char *addr;
     char host[256];
     uint16_t port;
@@ -50,6 +57,7 @@ struct options {
     bool header;
     bool verbose;
     const char *dump_request;
+    const char *histogram_out; /* the percentile curve of every measured call, as CSV */
 };
 
 struct result {
@@ -62,8 +70,71 @@ struct result {
     double sent_p50_us, sent_p99_us, sent_p999_us;
 };
 
+/* ---- the benchmark rows ------------------------------------------------------------------ */
+
+#define BENCH_FEATURES 10 /* d0..d7 double, count int64, label string */
+
+/* Entity `id`'s values, the same for every target so all of them serve the same data. */
+struct bench_row {
+    double d[8];
+    int64_t count;
+    char label[24]; /* 10 to 16 bytes, NUL-terminated */
+};
+
+extern const char *const load_feature_names[BENCH_FEATURES];
+
+void load_bench_row(uint64_t id, struct bench_row *row);
+uint64_t load_splitmix(uint64_t *state);
+
+/* ---- targets ----------------------------------------------------------------------------- */
+
+/* One finished lookup call, whatever the target. */
+struct load_outcome {
+    int64_t start_us;  /* when it should have been sent (open loop), else when it was */
+    int64_t submit_us; /* when it was */
+    int64_t done_us;
+    const char *error; /* NULL when the call succeeded with a response of the right shape */
+};
+
+typedef void (*load_done_fn)(void *user, const struct load_outcome *outcome);
+
 /*
- * A GetFeaturesRequest with random ids, encoded by hand (grpc_load_run.c): building
+ * What grpc_load_run.c needs of a target: connections that take lookups of o->batch random
+ * entities and report each when it completes. A connection belongs to one thread.
+ */
+struct load_target {
+    const char *name; /* as --target spells it */
+    /* One lookup before the runs: prints the server's own error and returns -1 if it fails,
+     * so a wrong view or an empty Redis stops the benchmark before it starts. Sets how many
+     * feature values a lookup of one entity returns. */
+    int (*probe)(const struct options *o, uint32_t *values_per_entity);
+    /* A connection whose every call reports to done(user, ...); `values_per_entity` is what
+     * probe found, for checking responses. */
+    void *(*connect)(const struct options *o, uint32_t values_per_entity, load_done_fn done,
+                     void *user, char *err, size_t err_len);
+    /* Queues one lookup of o->batch ids drawn from *rng; `done` runs from poll_many. Returns
+     * -1 (done not called) when the connection is broken. */
+    int (*submit)(void *conn, uint64_t *rng, int64_t start_us);
+    /* Drives the I/O of n connections for up to timeout_us; < 0 when polling failed. */
+    int (*poll_many)(void *const *conns, size_t n, int64_t timeout_us);
+    size_t (*inflight)(const void *conn);
+    const char *(*conn_error)(const void *conn); /* NULL while usable */
+    void (*disconnect)(void *conn);
+    /* --fill: entities 0..o->fill-1; returns the exit status. */
+    int (*fill)(const struct options *o);
+};
+
+extern const struct load_target load_target_fsd;
+extern const struct load_target load_target_redis_hash;
+extern const struct load_target load_target_redis_packed;
+
+const struct load_target *load_target_of(const struct options *o);
+int64_t load_now_us(void);
+
+/* ---- the fsd target's request (also --dump-request) -------------------------------------- */
+
+/*
+ * A GetFeaturesRequest with random ids, encoded by hand (grpc_load_fsd.c): building
  * protobuf-c structs per call would cost the generator more CPU than the server spends on a
  * small lookup.   1: features (repeated string)   3: keys { 1: name, 2: int64_values packed }
  */
@@ -75,17 +146,19 @@ struct request_encoder {
     const struct options *o;
 };
 
-uint64_t load_splitmix(uint64_t *state);
 int load_encoder_init(struct request_encoder *e, const struct options *o);
 void load_encoder_deinit(struct request_encoder *e);
 /* Encodes a request of o->batch uniform random ids into e->out; returns its length. */
 size_t load_encode_request(struct request_encoder *e, uint64_t *rng);
 
-/* One GetFeatures before the runs: prints the server's error and returns -1 if it fails;
- * else sets how many columns a response has. */
-int load_probe(const struct options *o, uint32_t *columns);
-/* One measured run (warm-up included); -1 if it could not run at all. */
-int load_run_once(const struct options *o, uint32_t columns, unsigned run, struct result *out);
+/* fsd's --fill (PushRows); returns the exit status. */
+int load_fill_fsd(const struct options *o);
 
-/* --fill: returns the exit status. */
-int load_fill(const struct options *o);
+/* ---- runs -------------------------------------------------------------------------------- */
+
+struct histogram;
+
+/* One measured run (warm-up included); -1 if it could not run at all. The run's measured
+ * latencies are also added to `all_runs` when not NULL. */
+int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned run,
+                  struct result *out, struct histogram *all_runs);

@@ -1,10 +1,11 @@
 /*
- * grpc_load's lookup runs. Each of the T threads owns C/T connections and polls them together
- * (client_poll_many); latencies go into per-thread histograms merged at the end.
+ * grpc_load's lookup runs, the same for every target (struct load_target). Each of the T
+ * threads owns C/T connections and polls them together; latencies go into per-thread
+ * histograms merged at the end.
  *
  * Closed loop: every connection keeps K calls in flight, a new one leaves as one completes.
  * Open loop: each connection sends on a fixed schedule; a call's latency runs from its
- * intended send time (client_request.start_us), and sends made late are counted.
+ * intended send time, and sends made late are counted.
  */
 #include "grpc_load_internal.h"
 
@@ -15,11 +16,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-#include "client/client.h"
-#include "fsd/v1/feature_service.pb-c.h"
-#include "histogram.h"
+#include <time.h>
 
-/* ---- requests ---------------------------------------------------------------------------- */
+#include "histogram.h"
 
 uint64_t load_splitmix(uint64_t *state) {
     uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
@@ -28,77 +27,22 @@ uint64_t load_splitmix(uint64_t *state) {
     return z ^ (z >> 31);
 }
 
-static size_t _varint(uint8_t *p, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
+int64_t load_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static size_t _bytes_field(uint8_t *p, uint32_t field, const void *data, size_t len) {
-    size_t n = _varint(p, (uint64_t)field << 3 | 2);
-    n += _varint(p + n, len);
-    memcpy(p + n, data, len);
-    return n + len;
-}
-
-static size_t _request_capacity(const struct options *o) {
-    return 64 + strlen(o->key_name) + 10 * (size_t)o->batch + 2 * 16;
-}
-
-int load_encoder_init(struct request_encoder *e, const struct options *o) {
-    memset(e, 0, sizeof(*e));
-    e->o = o;
-    char refs[4096];
-    if (o->features != NULL) {
-        snprintf(refs, sizeof refs, "%s", o->features);
-    } else {
-        snprintf(refs, sizeof refs, "%s:*", o->view);
+const struct load_target *load_target_of(const struct options *o) {
+    switch (o->target) {
+    case TARGET_REDIS_HASH:
+        return &load_target_redis_hash;
+    case TARGET_REDIS_PACKED:
+        return &load_target_redis_packed;
+    case TARGET_FSD:
+        break;
     }
-    e->features = malloc(strlen(refs) * 2 + 64);
-    e->ids = malloc(10 * (size_t)o->batch + 16);
-    e->out = malloc(_request_capacity(o) + strlen(refs) * 2 + 64);
-    if (e->features == NULL || e->ids == NULL || e->out == NULL) {
-        return -1;
-    }
-    for (char *item = refs; *item;) {
-        size_t len = strcspn(item, ",");
-        e->features_len += _bytes_field(e->features + e->features_len, 1, item, len);
-        item += len + (item[len] == ',');
-    }
-    return 0;
-}
-
-void load_encoder_deinit(struct request_encoder *e) {
-    free(e->features);
-    free(e->ids);
-    free(e->out);
-}
-
-size_t load_encode_request(struct request_encoder *e, uint64_t *rng) {
-    const struct options *o = e->o;
-    size_t ids_len = 0;
-    for (uint32_t i = 0; i < o->batch; i++) {
-        ids_len += _varint(e->ids + ids_len, load_splitmix(rng) % o->entities);
-    }
-    uint8_t column[64];
-    size_t name_len = strlen(o->key_name);
-    size_t column_head = _bytes_field(column, 1, o->key_name, name_len);
-    column_head += _varint(column + column_head, 2 << 3 | 2);
-    column_head += _varint(column + column_head, ids_len);
-    uint8_t *p = e->out;
-    memcpy(p, e->features, e->features_len);
-    p += e->features_len;
-    p += _varint(p, 3 << 3 | 2);
-    p += _varint(p, column_head + ids_len);
-    memcpy(p, column, column_head);
-    p += column_head;
-    memcpy(p, e->ids, ids_len);
-    p += ids_len;
-    return (size_t)(p - e->out);
+    return &load_target_fsd;
 }
 
 /* ---- lookups ----------------------------------------------------------------------------- */
@@ -117,7 +61,7 @@ struct gate {
 
 struct conn_state {
     struct worker *w;
-    struct client_conn *conn;
+    void *conn;
     double next_send_us; /* open loop: the next intended send time */
     uint32_t inflight;
 };
@@ -127,71 +71,53 @@ struct worker {
     unsigned index;
     pthread_t thread;
     struct gate *gate;
+    const struct load_target *target;
     struct conn_state conns[MAX_CONNECTIONS];
-    struct client_conn *conn_ptrs[MAX_CONNECTIONS];
+    void *conn_ptrs[MAX_CONNECTIONS];
     uint32_t nconns;
-    struct request_encoder enc;
     uint64_t rng;
     uint64_t max_requests;
-    uint32_t expect_columns;
+    uint32_t values_per_entity;
     bool submitting;
     int64_t t0_us; /* the run starts (warm-up first) */
     int64_t measure_from_us, measure_to_us;
     /* results */
     struct histogram hist;      /* from the intended start */
     struct histogram hist_sent; /* from the actual send */
-    uint64_t sent, ok, errors, validated, unanswered;
+    uint64_t sent, ok, errors, unanswered;
     uint64_t late_sends, backlog;
     int64_t max_lag_us;
     char error[512];
     int failed; /* could not connect */
 };
 
-static void _note_error(struct worker *w, const char *fmt, const char *a, const char *b) {
+static void _note_error(struct worker *w, const char *error) {
     if (w->error[0] == '\0') {
-        snprintf(w->error, sizeof w->error, fmt, a, b);
+        snprintf(w->error, sizeof w->error, "%s", error);
     }
 }
 
 static int _submit(struct conn_state *cs, int64_t start_us);
 
-/* Full check of a sampled response: a server that answers OK with the wrong shape is broken. */
-static bool _response_ok(struct worker *w, const struct client_result *r) {
-    Fsd__V1__GetFeaturesResponse *resp =
-        fsd__v1__get_features_response__unpack(NULL, r->response_len, r->response);
-    bool ok = resp != NULL && resp->entities == w->o->batch && resp->n_columns == w->expect_columns;
-    if (!ok) {
-        _note_error(w, "%s%s", "GetFeatures answered OK with a response of the wrong shape", "");
-    }
-    if (resp != NULL) {
-        fsd__v1__get_features_response__free_unpacked(resp, NULL);
-    }
-    return ok;
-}
-
-static void _on_done(void *user, const struct client_result *r) {
+static void _on_done(void *user, const struct load_outcome *r) {
     struct conn_state *cs = user;
     struct worker *w = cs->w;
     cs->inflight--;
     bool measured = r->start_us >= w->measure_from_us && r->start_us < w->measure_to_us;
-    bool ok = r->status == CLIENT_OK;
-    if (ok && (w->validated++ % VALIDATE_EVERY) == 0) {
-        ok = _response_ok(w, r);
-    }
-    if (!ok && r->status != CLIENT_OK) {
-        _note_error(w, "GetFeatures: %s: %s", client_code_name(r->status), r->message);
+    if (r->error != NULL) {
+        _note_error(w, r->error);
     }
     if (measured) {
-        histogram_record(&w->hist, r->latency_us * 1000);
-        histogram_record(&w->hist_sent, (r->start_us + r->latency_us - r->submit_us) * 1000);
-        if (ok) {
+        histogram_record(&w->hist, (r->done_us - r->start_us) * 1000);
+        histogram_record(&w->hist_sent, (r->done_us - r->submit_us) * 1000);
+        if (r->error == NULL) {
             w->ok++;
         } else {
             w->errors++;
         }
     }
     /* closed loop: the next call leaves as this one completes */
-    if (w->submitting && w->o->rate == 0 && client_now_us() < w->measure_to_us &&
+    if (w->submitting && w->o->rate == 0 && load_now_us() < w->measure_to_us &&
         w->sent < w->max_requests) {
         _submit(cs, 0);
     }
@@ -199,16 +125,9 @@ static void _on_done(void *user, const struct client_result *r) {
 
 static int _submit(struct conn_state *cs, int64_t start_us) {
     struct worker *w = cs->w;
-    size_t len = load_encode_request(&w->enc, &w->rng);
-    struct client_request req = {
-        .path = LOAD_SERVICE "GetFeatures",
-        .msg = w->enc.out,
-        .len = len,
-        .timeout_us = (int64_t)w->o->timeout_ms * 1000,
-        .start_us = start_us,
-    };
-    if (client_submit(cs->conn, &req, _on_done, cs) != 0) {
-        _note_error(w, "%s%s", client_conn_error(cs->conn), "");
+    if (w->target->submit(cs->conn, &w->rng, start_us) != 0) {
+        const char *why = w->target->conn_error(cs->conn);
+        _note_error(w, why != NULL ? why : "the connection is broken");
         return -1;
     }
     cs->inflight++;
@@ -223,14 +142,14 @@ static void _run_closed(struct worker *w) {
         }
     }
     int64_t now;
-    while ((now = client_now_us()) < w->measure_to_us && w->sent < w->max_requests) {
+    while ((now = load_now_us()) < w->measure_to_us && w->sent < w->max_requests) {
         int64_t wait = w->measure_to_us - now;
-        if (client_poll_many(w->conn_ptrs, w->nconns, wait < 10000 ? wait : 10000) < 0) {
+        if (w->target->poll_many(w->conn_ptrs, w->nconns, wait < 10000 ? wait : 10000) < 0) {
             break;
         }
         bool any = false;
         for (uint32_t c = 0; c < w->nconns; c++) {
-            any |= client_conn_error(w->conns[c].conn) == NULL;
+            any |= w->target->conn_error(w->conns[c].conn) == NULL;
         }
         if (!any) {
             break;
@@ -248,7 +167,7 @@ static void _run_open(struct worker *w) {
     }
     int64_t end = w->measure_to_us;
     for (;;) {
-        int64_t now = client_now_us();
+        int64_t now = load_now_us();
         if (now >= end || w->sent >= w->max_requests) {
             break;
         }
@@ -275,7 +194,7 @@ static void _run_open(struct worker *w) {
             }
         }
         int64_t wait = (int64_t)soonest - now;
-        if (client_poll_many(w->conn_ptrs, w->nconns, wait > 0 ? wait : 0) < 0) {
+        if (w->target->poll_many(w->conn_ptrs, w->nconns, wait > 0 ? wait : 0) < 0) {
             break;
         }
     }
@@ -293,13 +212,15 @@ static void *_worker_main(void *arg) {
     prctl(PR_SET_TIMERSLACK, 1000UL); /* open-loop sends need wake-ups to the microsecond */
     char err[512];
     for (uint32_t c = 0; c < w->nconns && !w->failed; c++) {
-        struct client_conn *conn = client_conn_create(o->host, o->port, NULL, err, sizeof err);
+        w->conns[c] = (struct conn_state){.w = w};
+        void *conn =
+            w->target->connect(o, w->values_per_entity, _on_done, &w->conns[c], err, sizeof err);
         if (conn == NULL) {
             snprintf(w->error, sizeof w->error, "%s", err);
             w->failed = 1;
             break;
         }
-        w->conns[c] = (struct conn_state){.w = w, .conn = conn};
+        w->conns[c].conn = conn;
         w->conn_ptrs[c] = conn;
     }
     pthread_mutex_lock(&w->gate->lock);
@@ -320,71 +241,29 @@ static void *_worker_main(void *arg) {
             _run_closed(w);
         }
         w->submitting = false;
-        int64_t drain_until = client_now_us() + DRAIN_TIMEOUT_US;
+        int64_t drain_until = load_now_us() + DRAIN_TIMEOUT_US;
         for (;;) {
             size_t inflight = 0;
             for (uint32_t c = 0; c < w->nconns; c++) {
-                inflight += client_inflight(w->conns[c].conn);
+                inflight += w->target->inflight(w->conns[c].conn);
             }
-            int64_t now = client_now_us();
+            int64_t now = load_now_us();
             if (inflight == 0 || now >= drain_until) {
                 w->unanswered = inflight;
                 break;
             }
-            client_poll_many(w->conn_ptrs, w->nconns, drain_until - now);
+            w->target->poll_many(w->conn_ptrs, w->nconns, drain_until - now);
         }
     }
     for (uint32_t c = 0; c < w->nconns; c++) {
-        client_conn_destroy(w->conns[c].conn);
+        w->target->disconnect(w->conns[c].conn);
         w->conns[c].conn = NULL;
     }
     return NULL;
 }
 
-/* One GetFeatures before the run: fails early with the server's own words (unknown view,
- * batch over max_batch) and learns how many columns a response has. */
-int load_probe(const struct options *o, uint32_t *columns) {
-    char err[512];
-    struct client_conn *conn = client_conn_create(o->host, o->port, NULL, err, sizeof err);
-    if (conn == NULL) {
-        fprintf(stderr, "grpc_load: %s\n", err);
-        return -1;
-    }
-    struct request_encoder enc;
-    uint64_t rng = o->seed;
-    int rc = -1;
-    if (load_encoder_init(&enc, o) == 0) {
-        size_t len = load_encode_request(&enc, &rng);
-        struct client_request req = {.path = LOAD_SERVICE "GetFeatures",
-                                     .msg = enc.out,
-                                     .len = len,
-                                     .timeout_us = 10 * 1000000};
-        struct client_response resp;
-        client_call(conn, &req, &resp);
-        Fsd__V1__GetFeaturesResponse *r =
-            resp.status == CLIENT_OK
-                ? fsd__v1__get_features_response__unpack(NULL, resp.len, resp.data)
-                : NULL;
-        if (resp.status != CLIENT_OK) {
-            fprintf(stderr, "grpc_load: GetFeatures: %s: %s\n", client_code_name(resp.status),
-                    resp.message);
-        } else if (r == NULL || r->entities != o->batch) {
-            fprintf(stderr, "grpc_load: GetFeatures answered with an unexpected response\n");
-        } else {
-            *columns = (uint32_t)r->n_columns;
-            rc = 0;
-        }
-        if (r != NULL) {
-            fsd__v1__get_features_response__free_unpacked(r, NULL);
-        }
-        client_response_deinit(&resp);
-    }
-    load_encoder_deinit(&enc);
-    client_conn_destroy(conn);
-    return rc;
-}
-
-int load_run_once(const struct options *o, uint32_t columns, unsigned run, struct result *out) {
+int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned run,
+                  struct result *out, struct histogram *all_runs) {
     struct worker *workers = calloc(o->threads, sizeof(*workers));
     if (workers == NULL) {
         return -1;
@@ -396,7 +275,8 @@ int load_run_once(const struct options *o, uint32_t columns, unsigned run, struc
         w->o = o;
         w->index = t;
         w->gate = &gate;
-        w->expect_columns = columns;
+        w->target = load_target_of(o);
+        w->values_per_entity = values_per_entity;
         w->rng = o->seed + (uint64_t)run * 1000003 + t * 7919 + 1;
         w->max_requests = o->max_requests / o->threads + 1;
         for (uint32_t c = t; c < o->connections; c += o->threads) {
@@ -404,8 +284,7 @@ int load_run_once(const struct options *o, uint32_t columns, unsigned run, struc
         }
         histogram_init(&w->hist);
         histogram_init(&w->hist_sent);
-        if (load_encoder_init(&w->enc, o) != 0 ||
-            pthread_create(&w->thread, NULL, _worker_main, w) != 0) {
+        if (pthread_create(&w->thread, NULL, _worker_main, w) != 0) {
             break;
         }
         started++;
@@ -419,7 +298,7 @@ int load_run_once(const struct options *o, uint32_t columns, unsigned run, struc
     while (gate.connected < started) {
         pthread_cond_wait(&gate.cond, &gate.lock);
     }
-    gate.t0_us = client_now_us();
+    gate.t0_us = load_now_us();
     gate.go = true;
     pthread_cond_broadcast(&gate.cond);
     pthread_mutex_unlock(&gate.lock);
@@ -453,16 +332,15 @@ int load_run_once(const struct options *o, uint32_t columns, unsigned run, struc
             fprintf(stderr, "grpc_load: %" PRIu64 " calls had no answer %d s after the run\n",
                     w->unanswered, DRAIN_TIMEOUT_US / 1000000);
         }
-        load_encoder_deinit(&w->enc);
-    }
-    if (started < o->threads) {
-        load_encoder_deinit(&workers[started].enc);
     }
     free(workers);
+    if (all_runs != NULL) {
+        histogram_merge(all_runs, &all);
+    }
     out->requests = ok;
     out->requests_per_s = (double)ok / o->duration_s;
     out->lookups_per_s = out->requests_per_s * o->batch;
-    out->values_per_s = out->lookups_per_s * columns;
+    out->values_per_s = out->lookups_per_s * values_per_entity;
     out->p50_us = (double)histogram_percentile(&all, 50) / 1e3;
     out->p99_us = (double)histogram_percentile(&all, 99) / 1e3;
     out->p999_us = (double)histogram_percentile(&all, 99.9) / 1e3;

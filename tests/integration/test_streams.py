@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -19,18 +18,12 @@ import redis
 
 import harness as h
 from harness import pb
+from redis_server import RedisServer
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 DEMO_DATA_BIN = os.environ.get("FSD_DEMO_DATA_BIN", "build/bin/fsd-demo-data")
 DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs",
                            "demo.yaml")
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout_s=20, step_s=0.02):
@@ -41,64 +34,6 @@ def wait_until(predicate, timeout_s=20, step_s=0.02):
             return value
         time.sleep(step_s)
     return predicate()
-
-
-class RedisServer:
-    """One redis-server on a free loopback port, its files in a temporary directory. With
-    `persistent`, every write is in the append-only file before Redis acknowledges it."""
-
-    def __init__(self, persistent=False, password=None):
-        self.dir = tempfile.mkdtemp(prefix="fsd-redis-")
-        self.port = free_port()
-        self.persistent = persistent
-        self.password = password
-        self.proc = None
-        self.start()
-
-    def start(self):
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")]
-        if self.persistent:
-            args += ["--appendonly", "yes", "--appendfsync", "always"]
-        else:
-            args += ["--appendonly", "no"]
-        if self.password:
-            args += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return
-            except redis.exceptions.RedisError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise RuntimeError("redis-server did not start:\n" + self.log())
-
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "redis.log")) as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def client(self, db=0):
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5,
-                           socket_connect_timeout=2, password=self.password, db=db)
-
-    def kill(self):
-        """kill -9: no shutdown, no last save."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def metrics(port):

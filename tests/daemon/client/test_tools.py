@@ -1,5 +1,6 @@
 """fsctl and grpc_load against a real fsd: views, get (table and --json), composite keys,
-feature services, errors and their exit codes, and short closed- and open-loop load runs.
+feature services, errors and their exit codes, and short closed- and open-loop load runs,
+also against a real redis-server (grpc_load's Redis targets).
 
 Rows are pushed with grpcio through tests/integration/harness.py, so fsctl is checked
 against data it did not write. CTest passes FSD_BIN, FSCTL_BIN, GRPC_LOAD_BIN, FSD_PYPROTO.
@@ -18,6 +19,7 @@ import unittest
 sys.path.insert(0, os.environ["FSD_INTEGRATION_DIR"])
 
 import harness as h  # noqa: E402
+from redis_server import RedisServer, free_port  # noqa: E402
 from harness import pb  # noqa: E402
 
 FSCTL = os.environ["FSCTL_BIN"]
@@ -327,8 +329,10 @@ class ToolsTest(unittest.TestCase):
                               r"\(inserted 12000, replaced 0, not newer 0\)\n$")
         doc = self.fsctl_json("get", "--view", "bench", "--key", "entity_id=11999")
         values = doc["rows"][0]["values"]
-        self.assertEqual(values["bench:count"]["value"], 999)
-        self.assertTrue(10 <= len(values["bench:label"]["value"]) <= 16)
+        doubles, count, label = bench_row(11999)  # what the Redis targets hold too
+        self.assertEqual([values[f"bench:d{f}"]["value"] for f in range(8)], doubles)
+        self.assertEqual(values["bench:count"]["value"], count)
+        self.assertEqual(values["bench:label"]["value"], label)
         self.assertEqual({v["status"] for v in values.values()}, {"PRESENT"})
 
         header = ("| batch | mode | rate | requests/s | key lookups/s | feature values/s | "
@@ -393,6 +397,126 @@ class ToolsTest(unittest.TestCase):
         resp = pb.GetFeaturesResponse.FromString(
             self.fsd.raw(h.SERVICE + "GetFeatures", data[5:]))
         self.assertEqual(resp.entities, 50)
+
+
+
+def bench_row(i):
+    """grpc_load's benchmark row for entity i (loadtest/grpc_load_fill.c), the same for every
+    target: d0..d7, count, label."""
+    doubles = [((i * 2654435761 + f * 97) % 100000) / 100.0 for f in range(8)]
+    label = "lbl%0*d" % (7 + i % 7, i % 10000000)
+    return doubles, i % 1000, label
+
+
+class RedisTargetsTest(unittest.TestCase):
+    """grpc_load's Redis targets against a real redis-server: what --fill writes, that every
+    lookup reaches Redis as the commands the layout promises, and clear failures."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.redis = RedisServer()
+        cls.addr = f"127.0.0.1:{cls.redis.port}"
+        cls.client = cls.redis.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.stop()
+
+    def grpc_load(self, target, *args, rc=0):
+        r = run(GRPC_LOAD, "--target", target, "--addr", self.addr, *args)
+        self.assertEqual(r.returncode, rc, f"grpc_load {' '.join(args)}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def calls(self, command):
+        return self.client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
+
+    def test_hash_fill_writes_the_benchmark_rows_exactly(self):
+        before = h.now_us()
+        out = self.grpc_load("redis-hash", "--fill", "3000").stdout
+        self.assertRegex(out, r"^filled 3000 rows into redis-hash in [\d.]+ s: \d+ rows/s\n$")
+        self.assertEqual(self.client.exists(*[f"e:{i}" for i in (0, 1500, 2999)]), 3)
+        self.assertEqual(self.client.exists("e:3000"), 0)
+        for i in (0, 7, 2999):
+            fields = {k.decode(): v.decode() for k, v in self.client.hgetall(f"e:{i}").items()}
+            doubles, count, label = bench_row(i)
+            self.assertEqual(set(fields), {f"d{f}" for f in range(8)} |
+                             {"count", "label", "_ts"})
+            # bit for bit, in the shortest text that reads back exactly
+            self.assertEqual([float(fields[f"d{f}"]) for f in range(8)], doubles)
+            self.assertEqual([fields[f"d{f}"] for f in range(8)],
+                             [repr(d).removesuffix(".0") for d in doubles])
+            self.assertEqual((int(fields["count"]), fields["label"]), (count, label))
+            self.assertTrue(before <= int(fields["_ts"]) <= h.now_us())
+
+    def test_packed_fill_writes_one_protobuf_row_per_entity(self):
+        self.grpc_load("redis-packed", "--fill", "3000")
+        for i in (0, 11, 2999):
+            data = self.client.get(f"p:{i}")
+            doubles, count, label = bench_row(i)
+            # 1: packed doubles  2: count  3: label  4: event time (varints)
+            self.assertEqual(data[:2], bytes([0x0A, 64]))
+            self.assertEqual(list(struct.unpack("<8d", data[2:66])), doubles)
+            self.assertEqual(data[66], 0x10)
+            pos, value, shift = 67, 0, 0
+            while True:
+                value |= (data[pos] & 0x7F) << shift
+                shift += 7
+                pos += 1
+                if data[pos - 1] < 0x80:
+                    break
+            self.assertEqual(value, count)
+            self.assertEqual(data[pos:pos + 2], bytes([0x1A, len(label)]))
+            self.assertEqual(data[pos + 2:pos + 2 + len(label)].decode(), label)
+            self.assertEqual(data[pos + 2 + len(label)], 0x20)
+
+    def test_lookups_are_pipelined_hmgets_or_one_mget_per_call(self):
+        self.grpc_load("redis-hash", "--fill", "2000")
+        self.grpc_load("redis-packed", "--fill", "2000")
+        for target, command, per_call in (("redis-hash", "hmget", 10),
+                                          ("redis-packed", "mget", 1)):
+            before = self.calls(command)
+            r = self.grpc_load(target, "--entities", "2000", "--batch", "10", "--duration",
+                               "0.5", "--connections", "2", "--inflight", "4", "--json")
+            doc = json.loads(r.stdout)
+            self.assertEqual((doc["target"], doc["errors"]), (target, 0))
+            self.assertGreater(doc["requests"], 0)
+            self.assertEqual(doc["values_per_s"], doc["lookups_per_s"] * 10)
+            # every measured call, and the probe before the run, reached Redis
+            self.assertEqual(self.calls(command) - before, (doc["requests"] + 1) * per_call)
+        # open loop, with the percentile curve written out
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "curve.csv")
+            r = self.grpc_load("redis-packed", "--entities", "2000", "--batch", "100",
+                               "--duration", "1", "--rate", "200", "--inflight", "8", "--json",
+                               "--histogram-out", path)
+            doc = json.loads(r.stdout)
+            self.assertEqual((doc["mode"], doc["rate"], doc["errors"]), ("open", 200, 0))
+            self.assertAlmostEqual(doc["requests_per_s"], 200, delta=20)
+            with open(path) as f:
+                lines = f.read().splitlines()
+        self.assertEqual(lines[0], "percentile,latency_us")
+        curve = [tuple(map(float, line.split(","))) for line in lines[1:]]
+        self.assertEqual((curve[0][0], curve[-1][0]), (0, 100))
+        self.assertEqual(curve, sorted(curve))  # latency never falls as the percentile rises
+        self.assertAlmostEqual(dict(curve)[100], doc["max_us"], delta=0.1)
+
+    def test_missing_rows_and_no_redis_fail_clearly(self):
+        self.client.flushall()
+        self.grpc_load("redis-hash", "--fill", "100")
+        r = self.grpc_load("redis-hash", "--entities", "1000000", "--batch", "50",
+                           "--duration", "0.2", rc=1)
+        self.assertIn("HMGET answered", r.stderr)
+        self.assertIn("nil values: the keys are missing", r.stderr)
+        r = self.grpc_load("redis-packed", "--entities", "100", "--duration", "0.2", rc=1)
+        self.assertIn("MGET answered 1 nil values", r.stderr)
+        r = run(GRPC_LOAD, "--target", "redis-hash", "--addr", f"127.0.0.1:{free_port()}",
+                "--fill", "10")
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"cannot connect to Redis at 127\.0\.0\.1:\d+: "
+                                   r"Connection refused")
+        r = run(GRPC_LOAD, "--target", "memcached")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('invalid value "memcached" for --target', r.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,248 @@
+/*
+ * grpc_load's fsd target: GetFeatures of o->batch random entities over the project's HTTP/2
+ * gRPC client (daemon/client). Responses are checked in full one call in VALIDATE_EVERY: the
+ * generator must not spend more CPU decoding than the server spends answering.
+ */
+#include "grpc_load_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/client.h"
+#include "fsd/v1/feature_service.pb-c.h"
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+static size_t _varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t _bytes_field(uint8_t *p, uint32_t field, const void *data, size_t len) {
+    size_t n = _varint(p, (uint64_t)field << 3 | 2);
+    n += _varint(p + n, len);
+    memcpy(p + n, data, len);
+    return n + len;
+}
+
+static size_t _request_capacity(const struct options *o) {
+    return 64 + strlen(o->key_name) + 10 * (size_t)o->batch + 2 * 16;
+}
+
+int load_encoder_init(struct request_encoder *e, const struct options *o) {
+    memset(e, 0, sizeof(*e));
+    e->o = o;
+    char refs[4096];
+    if (o->features != NULL) {
+        snprintf(refs, sizeof refs, "%s", o->features);
+    } else {
+        snprintf(refs, sizeof refs, "%s:*", o->view);
+    }
+    e->features = malloc(strlen(refs) * 2 + 64);
+    e->ids = malloc(10 * (size_t)o->batch + 16);
+    e->out = malloc(_request_capacity(o) + strlen(refs) * 2 + 64);
+    if (e->features == NULL || e->ids == NULL || e->out == NULL) {
+        return -1;
+    }
+    for (char *item = refs; *item;) {
+        size_t len = strcspn(item, ",");
+        e->features_len += _bytes_field(e->features + e->features_len, 1, item, len);
+        item += len + (item[len] == ',');
+    }
+    return 0;
+}
+
+void load_encoder_deinit(struct request_encoder *e) {
+    free(e->features);
+    free(e->ids);
+    free(e->out);
+}
+
+size_t load_encode_request(struct request_encoder *e, uint64_t *rng) {
+    const struct options *o = e->o;
+    size_t ids_len = 0;
+    for (uint32_t i = 0; i < o->batch; i++) {
+        ids_len += _varint(e->ids + ids_len, load_splitmix(rng) % o->entities);
+    }
+    uint8_t column[64];
+    size_t name_len = strlen(o->key_name);
+    size_t column_head = _bytes_field(column, 1, o->key_name, name_len);
+    column_head += _varint(column + column_head, 2 << 3 | 2);
+    column_head += _varint(column + column_head, ids_len);
+    uint8_t *p = e->out;
+    memcpy(p, e->features, e->features_len);
+    p += e->features_len;
+    p += _varint(p, 3 << 3 | 2);
+    p += _varint(p, column_head + ids_len);
+    memcpy(p, column, column_head);
+    p += column_head;
+    memcpy(p, e->ids, ids_len);
+    p += ids_len;
+    return (size_t)(p - e->out);
+}
+
+/* ---- connections ------------------------------------------------------------------------- */
+
+struct fsd_conn {
+    struct client_conn *conn;
+    struct request_encoder enc;
+    const struct options *o;
+    uint32_t columns;
+    uint64_t answered;
+    load_done_fn done;
+    void *user;
+    char error[512];
+};
+
+/* A server that answers OK with the wrong shape is broken. */
+static bool _response_ok(const struct fsd_conn *c, const struct client_result *r) {
+    Fsd__V1__GetFeaturesResponse *resp =
+        fsd__v1__get_features_response__unpack(NULL, r->response_len, r->response);
+    bool ok = resp != NULL && resp->entities == c->o->batch && resp->n_columns == c->columns;
+    if (resp != NULL) {
+        fsd__v1__get_features_response__free_unpacked(resp, NULL);
+    }
+    return ok;
+}
+
+static void _on_done(void *user, const struct client_result *r) {
+    struct fsd_conn *c = user;
+    struct load_outcome out = {
+        .start_us = r->start_us,
+        .submit_us = r->submit_us,
+        .done_us = r->start_us + r->latency_us,
+    };
+    if (r->status != CLIENT_OK) {
+        snprintf(c->error, sizeof c->error, "GetFeatures: %s: %s", client_code_name(r->status),
+                 r->message);
+        out.error = c->error;
+    } else if ((c->answered++ % VALIDATE_EVERY) == 0 && !_response_ok(c, r)) {
+        out.error = "GetFeatures answered OK with a response of the wrong shape";
+    }
+    c->done(c->user, &out);
+}
+
+static void *_connect(const struct options *o, uint32_t columns, load_done_fn done, void *user,
+                      char *err, size_t err_len) {
+    struct fsd_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL || load_encoder_init(&c->enc, o) != 0) {
+        snprintf(err, err_len, "out of memory");
+        if (c != NULL) {
+            load_encoder_deinit(&c->enc);
+        }
+        free(c);
+        return NULL;
+    }
+    c->o = o;
+    c->columns = columns;
+    c->done = done;
+    c->user = user;
+    c->conn = client_conn_create(o->host, o->port, NULL, err, err_len);
+    if (c->conn == NULL) {
+        load_encoder_deinit(&c->enc);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int _submit(void *conn, uint64_t *rng, int64_t start_us) {
+    struct fsd_conn *c = conn;
+    size_t len = load_encode_request(&c->enc, rng);
+    struct client_request req = {
+        .path = LOAD_SERVICE "GetFeatures",
+        .msg = c->enc.out,
+        .len = len,
+        .timeout_us = (int64_t)c->o->timeout_ms * 1000,
+        .start_us = start_us,
+    };
+    return client_submit(c->conn, &req, _on_done, c);
+}
+
+static int _poll_many(void *const *conns, size_t n, int64_t timeout_us) {
+    struct client_conn *raw[MAX_CONNECTIONS];
+    for (size_t i = 0; i < n; i++) {
+        raw[i] = ((struct fsd_conn *)conns[i])->conn;
+    }
+    return client_poll_many(raw, n, timeout_us);
+}
+
+static size_t _inflight(const void *conn) {
+    return client_inflight(((const struct fsd_conn *)conn)->conn);
+}
+
+static const char *_conn_error(const void *conn) {
+    return client_conn_error(((const struct fsd_conn *)conn)->conn);
+}
+
+static void _disconnect(void *conn) {
+    struct fsd_conn *c = conn;
+    if (c != NULL) {
+        client_conn_destroy(c->conn);
+        load_encoder_deinit(&c->enc);
+        free(c);
+    }
+}
+
+/* ---- probe ------------------------------------------------------------------------------- */
+
+/* Fails early with the server's own words (unknown view, batch over max_batch) and learns how
+ * many columns a response has. */
+static int _probe(const struct options *o, uint32_t *columns) {
+    char err[512];
+    struct client_conn *conn = client_conn_create(o->host, o->port, NULL, err, sizeof err);
+    if (conn == NULL) {
+        fprintf(stderr, "grpc_load: %s\n", err);
+        return -1;
+    }
+    struct request_encoder enc;
+    uint64_t rng = o->seed;
+    int rc = -1;
+    if (load_encoder_init(&enc, o) == 0) {
+        size_t len = load_encode_request(&enc, &rng);
+        struct client_request req = {.path = LOAD_SERVICE "GetFeatures",
+                                     .msg = enc.out,
+                                     .len = len,
+                                     .timeout_us = 10 * 1000000};
+        struct client_response resp;
+        client_call(conn, &req, &resp);
+        Fsd__V1__GetFeaturesResponse *r =
+            resp.status == CLIENT_OK
+                ? fsd__v1__get_features_response__unpack(NULL, resp.len, resp.data)
+                : NULL;
+        if (resp.status != CLIENT_OK) {
+            fprintf(stderr, "grpc_load: GetFeatures: %s: %s\n", client_code_name(resp.status),
+                    resp.message);
+        } else if (r == NULL || r->entities != o->batch) {
+            fprintf(stderr, "grpc_load: GetFeatures answered with an unexpected response\n");
+        } else {
+            *columns = (uint32_t)r->n_columns;
+            rc = 0;
+        }
+        if (r != NULL) {
+            fsd__v1__get_features_response__free_unpacked(r, NULL);
+        }
+        client_response_deinit(&resp);
+    }
+    load_encoder_deinit(&enc);
+    client_conn_destroy(conn);
+    return rc;
+}
+
+const struct load_target load_target_fsd = {
+    .name = "fsd",
+    .probe = _probe,
+    .connect = _connect,
+    .submit = _submit,
+    .poll_many = _poll_many,
+    .inflight = _inflight,
+    .conn_error = _conn_error,
+    .disconnect = _disconnect,
+    .fill = load_fill_fsd,
+};
