@@ -125,6 +125,10 @@ class ToolsTest(unittest.TestCase):
         self.assertEqual(users["ttl_seconds"], 3600)
         self.assertEqual(users["rows"], 3)
         self.assertGreater(users["memory_bytes"], 0)
+        # no source: the materializer's fields are empty
+        self.assertEqual((users["source"], users["loading"], users["last_load_result"],
+                          users["loads_completed"], users["load_duration_us"]),
+                         ("", False, "", 0, 0))
         features = {f["name"]: f for f in users["features"]}
         self.assertEqual(features["age"], {"name": "age", "type": "int32",
                                            "default_kind": "literal", "default_value": "0"})
