@@ -393,11 +393,14 @@ print("target: lookup p99 during a load <= 2x idle (reported, not asserted; medi
       "of each run's ratio)" + (", NOT VALID: see PROBLEM above" if problems else "") + ":")
 for threads, (ratio, group) in medians.items():
     verdict = "met" if ratio <= 2 else "MISSED"
+    others = statistics.median(r["others"] for r in group)
     print(f"  duckdb_threads {threads}: {verdict}: {ratio:.2f}x (p99 idle "
           f"{statistics.median(r['idle_p99'] for r in group):.0f} us, during load "
           f"{statistics.median(r['load_p99'] for r in group):.0f} us; load "
           f"{statistics.median(r['load_s'] for r in group):.2f} s, "
-          f"{statistics.median(r['rows_per_s'] for r in group) / 1e6:.2f}M rows/s)")
+          f"{statistics.median(r['rows_per_s'] for r in group) / 1e6:.2f}M rows/s)" +
+          (f"; other processes used {others:.0f}% of a CPU: rerun on a quiet machine"
+           if others >= 10 else ""))
 PY
 for err in "${TMP}"/*.err; do
     grep -v 'the open loop fell behind' "${err}" || true
