@@ -599,10 +599,6 @@ class StreamTest(unittest.TestCase):
             self.load(fsd)
             if not wait_until(lambda: self.view(fsd).loading, 10, 0.002):
                 continue  # finished before we saw it: again
-            # ListViews says "loading" a moment before the store starts logging updates, and
-            # an update applied before that is lost at the swap (see the expected failure
-            # below): leave the loader that moment.
-            time.sleep(0.1)
             i = len(expect)
             while self.view(fsd).snapshot_version == version and i < 50000:
                 pipe = c.pipeline(transaction=False)
@@ -622,26 +618,31 @@ class StreamTest(unittest.TestCase):
         self.check_ages(fsd, expect)
         self.assertEqual(self.view(fsd).rows, 100000)
 
-    @unittest.expectedFailure
     def test_stream_updates_before_a_full_load_survive_it(self):
-        """Known gap (store): a full load replaces the live table with what the source said
-        plus the updates made *during* the load; updates applied before it began, which the
-        source does not have, are lost at the swap, and entities serve older snapshot values
-        until the stream updates them again. Remove expectedFailure once the swap keeps live
-        rows newer than the snapshot's."""
+        """Entries applied before a load began, newer than the rows the source has for their
+        entities, are still served after the swap (the store carries live rows newer than the
+        snapshot's over); so is a streamed delete: the entity stays deleted."""
         r = self.start_redis()
         fsd = self.start_parquet_view(r)
         c = r.client()
         expect = {i: 1000 + i for i in range(100)}
         for i, age in expect.items():
             c.xadd("user_updates", {"user_id": i, "event_ts": h.now_us(), "age": age})
-        self.wait_applied(fsd, "user_features", len(expect))
+        deleted = [100, 101]
+        for i in deleted:
+            c.xadd("user_updates", {"user_id": i, "event_ts": h.now_us(), "__delete": 1})
+        self.wait_applied(fsd, "user_features", len(expect) + len(deleted))
         self.check_ages(fsd, expect)
+        self.assertEqual([s for s, _ in values(fsd, "user_features", deleted, "age")],
+                         ["NOT_FOUND"] * len(deleted))
         version = self.view(fsd).snapshot_version
         self.load(fsd)
         self.assertTrue(wait_until(lambda: self.view(fsd).snapshot_version > version, 60))
         self.check_ages(fsd, expect)
-
+        self.assertEqual([s for s, _ in values(fsd, "user_features", deleted, "age")],
+                         ["NOT_FOUND"] * len(deleted))
+        # the source's 100,000 users, less the two deleted ones
+        self.assertEqual(self.view(fsd).rows, 100000 - len(deleted))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
