@@ -431,6 +431,30 @@ static void test_updates_before_load_newest_event_time_wins(void **state) {
     assert_false(found);
 }
 
+/* The drop rule judges what the view serves after the swap: live rows it keeps count. */
+static void test_contract_drop_counts_live_rows_the_swap_keeps(void **state) {
+    (void)state;
+    mt_config(CONTRACT_YAML);
+    _write_contract(10, "i", "0", "i::BIGINT");
+    struct mat_load_result r;
+    mt_load_ok("v", &r);
+    store_read_lock();
+    for (int64_t id = 100; id < 110; id++) {
+        _push(mt_view("v"), id, 1000.0); /* outside the contract's range: not the snapshot's */
+    }
+    store_read_unlock();
+    assert_int_equal(mt_digest("v").rows, 20);
+    /* the same 10 rows again: the view keeps serving 20, nothing dropped */
+    mt_load_ok("v", &r);
+    assert_int_equal(r.version, 2);
+    assert_int_equal(mt_digest("v").rows, 20);
+    _expect_x("v", 105, 1000.0);
+    /* 5 rows: the view would serve 15 of its 20 */
+    _write_contract(5, "i", "0", "i::BIGINT");
+    _expect_rejected("rows dropped from 20 to 15 (25.00%; the snapshot has 5, live rows kept "
+                     "make 15), more than max_row_drop_percent 20");
+}
+
 /* ---- the sink on its own -------------------------------------------------------------------- */
 
 static void test_sink_counts(void **state) {
@@ -510,6 +534,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_updates_during_load, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_updates_before_load_newest_event_time_wins, mt_setup,
                                         mt_teardown),
+        cmocka_unit_test_setup_teardown(test_contract_drop_counts_live_rows_the_swap_keeps,
+                                        mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_sink_counts, mt_setup, mt_teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
