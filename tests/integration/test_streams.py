@@ -403,6 +403,39 @@ class StreamTest(unittest.TestCase):
         f2.wait_for_log(r'msg="redis refused a stream command; retrying".*WRONGTYPE', 10)
         self.assertEqual(counter(f2.stats, "fsd_stream_connected", "users"), 0)
 
+    def test_reload_warns_that_stream_changes_need_a_restart(self):
+        """SIGHUP cannot move a running consumer: a changed stream block, and a new view's
+        stream, are logged as needing a restart (the address's password never is), and the
+        consumer goes on reading what it read before."""
+        r = self.start_redis()
+        fsd = self.start_fsd(config(users_view(r.port)))
+        fsd.wait_for_log(r'msg="stream consumer reading" view=users')
+        c = r.client()
+        moved = users_view(r.port, key="other_stream").replace(
+            f'"127.0.0.1:{r.port}"', f'"redis://:hunter2@127.0.0.1:{r.port}"').replace(
+            "batch: 100", "batch: 7")
+        fsd.write_config(config(moved, users_view(r.port, name="late")))
+        fsd.signal(signal.SIGHUP)
+        fsd.wait_for_log('msg="config reloaded"')
+        line = fsd.wait_for_log(r'level=warn msg="reload: a view\'s stream settings changed; '
+                                r'they need a restart, the consumer keeps the old ones until '
+                                r'then" view=users ')
+        self.assertIn("changes=redis,key,batch", line)
+        fsd.wait_for_log(r'level=warn msg="reload: a new view\'s stream is not followed until a '
+                         r'restart" view=late')
+        self.assertFalse(any("hunter2" in line for line in fsd.log()))
+        # the consumer still reads the old key, and nothing else
+        c.xadd("other_stream", {"user_id": 2, "event_ts": h.now_us(), "age": 2})
+        c.xadd("users_stream", {"user_id": 1, "event_ts": h.now_us(), "age": 1})
+        self.wait_applied(fsd, "users", 1)
+        self.assertEqual(values(fsd, "users", [1, 2], "age"), [("PRESENT", 1), ("NOT_FOUND", 0)])
+        # a reload without stream changes warns about nothing
+        warnings = len([line for line in fsd.log() if "level=warn" in line])
+        fsd.signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: len(
+            [line for line in fsd.log() if 'msg="config reloaded"' in line]) == 2))
+        self.assertEqual(len([line for line in fsd.log() if "level=warn" in line]), warnings)
+
     # ---- Redis goes away -----------------------------------------------------------------------
 
     def produce(self, r, n, key="users_stream", stop_after_s=60, first=0, on_progress=None):
