@@ -186,8 +186,12 @@ static struct store_row *_row_alloc(struct store_table *table, struct store_shar
     if (from_arena) {
         struct arena_chunk *chunk = shard->arena;
         if (chunk == NULL || chunk->size - chunk->used < size) {
-            /* Header included, so the allocation is exactly a malloc size class. */
+            /* Header included, so the allocation is exactly a malloc size class. A row bigger
+             * than the small first chunk gets a full one (it holds any arena row). */
             size_t chunk_size = (chunk == NULL ? ARENA_FIRST_CHUNK : ARENA_CHUNK) - sizeof(*chunk);
+            if (chunk_size < size) {
+                chunk_size = ARENA_CHUNK - sizeof(*chunk);
+            }
             struct arena_chunk *fresh = aligned_alloc(64, sizeof(*fresh) + chunk_size);
             if (fresh == NULL) {
                 return NULL;

@@ -330,6 +330,33 @@ static void test_updates_to_a_published_table_free_old_rows_later(void **state) 
     _fixture_free(fx);
 }
 
+/* A shard's first arena chunk is small (4 KiB); a first row bigger than it must still fit. */
+static void test_a_first_row_bigger_than_the_first_arena_chunk(void **state) {
+    (void)state;
+    struct fixture *fx = _fixture(0, 1);
+    static char big[12000];
+    for (size_t i = 0; i < sizeof big; i++) {
+        big[i] = (char)('a' + i % 26);
+    }
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(1, kb);
+    store_row_builder_reset(&fx->b, 100, 0);
+    assert_int_equal(store_row_set_bytes(&fx->b, F_S, big, sizeof big), 0);
+    assert_int_equal(store_table_upsert(fx->table, &key, &fx->b), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put(fx, 2, 100, 0, 2.0), STORE_UPSERT_INSERTED); /* and rows after it */
+    const struct store_row *row = _get(fx, 1);
+    assert_non_null(row);
+    struct store_value v;
+    store_row_get(fx->schema, row, F_S, &v);
+    assert_int_equal(v.var.bytes, sizeof big);
+    assert_memory_equal(v.var.data, big, sizeof big);
+    assert_true(_x(fx, 2) == 2.0);
+    struct store_table_stats st;
+    store_table_stats(fx->table, &st);
+    assert_true(st.memory_bytes > sizeof big);
+    _fixture_free(fx);
+}
+
 /* Writes through the live path (marked STORE_ROW_LIVE) into `table`. */
 static enum store_upsert_result _put_live(struct fixture *fx, struct store_table *table, int64_t id,
                                           int64_t ev, int64_t cr, double x) {
@@ -493,6 +520,7 @@ int main(void) {
         cmocka_unit_test(test_expected_rows_sizes_the_table_up_front),
         cmocka_unit_test(test_sweep_reclaims_expired_rows_and_old_tombstones),
         cmocka_unit_test(test_updates_to_a_published_table_free_old_rows_later),
+        cmocka_unit_test(test_a_first_row_bigger_than_the_first_arena_chunk),
         cmocka_unit_test(test_merge_live_keeps_the_newest_of_snapshot_and_live_rows),
         cmocka_unit_test(test_copy_keeps_live_marks),
     };
