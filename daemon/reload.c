@@ -59,6 +59,67 @@ static bool _views_compatible(const struct fsd_config *next, struct store_catalo
     return ok;
 }
 
+/*
+ * Writes the names of the `stream:` settings that differ between `a` and `b` into `out`,
+ * comma-separated ("" when none). Names only: the address may hold a password.
+ */
+static void _stream_changes(const struct config_stream *a, const struct config_stream *b, char *out,
+                            size_t out_len) {
+    const struct {
+        const char *name;
+        bool changed;
+    } fields[] = {
+        {"stream", a->enabled != b->enabled},
+        {"redis", strcmp(a->host, b->host) != 0 || a->port != b->port || a->db != b->db ||
+                      strcmp(a->user, b->user) != 0 || strcmp(a->password, b->password) != 0},
+        {"key", strcmp(a->key, b->key) != 0},
+        {"format", a->format != b->format},
+        {"start",
+         a->start != b->start || a->start_ms != b->start_ms || a->start_seq != b->start_seq},
+        {"event_timestamp_field", strcmp(a->event_timestamp_field, b->event_timestamp_field) != 0},
+        {"created_timestamp_field",
+         strcmp(a->created_timestamp_field, b->created_timestamp_field) != 0},
+        {"row_field", strcmp(a->row_field, b->row_field) != 0},
+        {"batch", a->batch != b->batch},
+        {"block_ms", a->block_ms != b->block_ms},
+    };
+    size_t n = 0;
+    out[0] = '\0';
+    /* A stream added or removed says so once; its settings then differ as a matter of course. */
+    size_t count = a->enabled != b->enabled ? 1 : sizeof fields / sizeof fields[0];
+    for (size_t i = 0; i < count && n < out_len; i++) {
+        if (fields[i].changed) {
+            int w = snprintf(out + n, out_len - n, "%s%s", n > 0 ? "," : "", fields[i].name);
+            n += w > 0 ? (size_t)w : 0;
+        }
+    }
+}
+
+/*
+ * The stream consumers take their settings at start-up, so a reload cannot apply a changed
+ * `stream:` block: warn, per view, that the old settings stay until a restart.
+ */
+static void _warn_stream_changes(const struct fsd_config *current, const struct fsd_config *next) {
+    for (size_t i = 0; i < next->nviews; i++) {
+        const struct config_view *view = &next->views[i];
+        const struct config_view *was = config_find_view(current, view->schema->view);
+        static const struct config_stream none = {0};
+        char changes[256];
+        _stream_changes(was != NULL ? &was->stream : &none, &view->stream, changes, sizeof changes);
+        if (changes[0] == '\0') {
+            continue;
+        }
+        if (was == NULL) {
+            log_warn("reload: a new view's stream is not followed until a restart", "view=%s",
+                     view->schema->view);
+        } else {
+            log_warn("reload: a view's stream settings changed; they need a restart, the "
+                     "consumer keeps the old ones until then",
+                     "view=%s changes=%s", view->schema->view, changes);
+        }
+    }
+}
+
 /* Adds new views and re-schemas changed ones. Layouts were checked first. */
 static void _apply_views(const struct fsd_config *next, struct store_catalog *catalog) {
     for (size_t i = 0; i < next->nviews; i++) {
@@ -117,6 +178,7 @@ struct fsd_config *reload_config(const char *path, struct fsd_config *current,
         config_destroy(next);
         return current;
     }
+    _warn_stream_changes(current, next);
     _apply_views(next, catalog);
     mat_reconfigure(next);
     stats_update_config(next);

@@ -67,9 +67,13 @@ static void _visit(const struct store_row *row, void *arg) {
     }
 }
 
+bool mat_contract_checks_drop(const struct config_contract *contract, bool have_live) {
+    return contract != NULL && have_live && contract->max_row_drop_percent < 100;
+}
+
 int mat_contract_check(const struct config_contract *contract, const struct mat_sink_stats *stats,
-                       const struct store_table *table, uint64_t live_rows, bool have_live,
-                       char *err, size_t err_len) {
+                       const struct store_table *table, uint64_t live_rows, uint64_t swap_rows,
+                       bool have_live, char *err, size_t err_len) {
     const struct store_schema *schema = store_table_schema(table);
     struct store_table_stats ts;
     store_table_stats(table, &ts);
@@ -89,14 +93,20 @@ int mat_contract_check(const struct config_contract *contract, const struct mat_
                  schema->view, (unsigned long long)rows, (unsigned long long)contract->min_rows);
         return -1;
     }
-    if (have_live && live_rows > 0 && contract->max_row_drop_percent < 100) {
-        double drop = 100.0 * ((double)live_rows - (double)rows) / (double)live_rows;
+    /* Rows the view would lose: live rows the swap keeps (pushes, streams) are not lost. */
+    if (mat_contract_checks_drop(contract, have_live) && live_rows > 0) {
+        double drop = 100.0 * ((double)live_rows - (double)swap_rows) / (double)live_rows;
         if (drop > contract->max_row_drop_percent) {
+            char kept[128] = "";
+            if (swap_rows != rows) {
+                snprintf(kept, sizeof kept, "; the snapshot has %llu, live rows kept make %llu",
+                         (unsigned long long)rows, (unsigned long long)swap_rows);
+            }
             snprintf(err, err_len,
-                     "view %s: contract: rows dropped from %llu to %llu (%.2f%%), more than "
+                     "view %s: contract: rows dropped from %llu to %llu (%.2f%%%s), more than "
                      "max_row_drop_percent %g",
-                     schema->view, (unsigned long long)live_rows, (unsigned long long)rows, drop,
-                     contract->max_row_drop_percent);
+                     schema->view, (unsigned long long)live_rows, (unsigned long long)swap_rows,
+                     drop, kept, contract->max_row_drop_percent);
             return -1;
         }
     }

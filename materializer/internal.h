@@ -17,11 +17,18 @@ int64_t mat_monotonic_us(void);
 
 /*
  * The data contract on a sealed, unpublished snapshot `table` built by a sink with `stats`.
- * `live_rows` is the live snapshot's row count, `have_live` whether one was ever loaded (the
- * drop rule needs something to compare with). Returns 0 when every rule holds, or -1 with the
- * first broken rule in `err` (it names the rule, the figures and, for a range, an offending
- * value). Reads every row only when a feature has checks. Control thread.
+ * `live_rows` is the live table's row count, `have_live` whether a snapshot was ever loaded
+ * (the drop rule needs something to compare with). The drop rule judges what the swap leaves
+ * the view serving: `swap_rows`, the snapshot's rows plus the live rows (pushes, streams) the
+ * swap keeps (store_table_rows_after_merge_live); callers need it only when
+ * mat_contract_checks_drop() says so. Every other rule judges the snapshot alone. Returns 0
+ * when every rule holds, or -1 with the first broken rule in `err` (it names the rule, the
+ * figures and, for a range, an offending value). Reads every row only when a feature has
+ * checks. Control thread.
  */
 int mat_contract_check(const struct config_contract *contract, const struct mat_sink_stats *stats,
-                       const struct store_table *table, uint64_t live_rows, bool have_live,
-                       char *err, size_t err_len);
+                       const struct store_table *table, uint64_t live_rows, uint64_t swap_rows,
+                       bool have_live, char *err, size_t err_len);
+
+/* Whether mat_contract_check() applies the drop rule (and so reads `swap_rows`). */
+bool mat_contract_checks_drop(const struct config_contract *contract, bool have_live);

@@ -164,13 +164,18 @@ static int _load_full(struct store_view *view, const struct config_view *config,
     if (rc == 0) {
         store_table_seal(table);
         struct store_table_stats live, fresh;
+        store_table_stats(table, &fresh);
+        bool have_live = store_view_version(view) > 0;
+        uint64_t swap_rows = fresh.rows;
         store_read_lock();
         store_table_stats(store_view_table(view), &live);
+        if (mat_contract_checks_drop(&config->contract, have_live)) {
+            swap_rows = store_table_rows_after_merge_live(table, store_view_table(view));
+        }
         store_read_unlock();
-        store_table_stats(table, &fresh);
         result->table_rows = fresh.rows;
-        if (mat_contract_check(&config->contract, stats, table, live.rows,
-                               store_view_version(view) > 0, err, err_len) != 0) {
+        if (mat_contract_check(&config->contract, stats, table, live.rows, swap_rows, have_live,
+                               err, err_len) != 0) {
             result->outcome = MAT_REJECTED;
             rc = -1;
         }

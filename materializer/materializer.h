@@ -7,22 +7,26 @@
  * and runs loads asked for on demand (LoadSnapshot).
  *
  *   source ──rows──> sink (upsert-if-newer, skip future / expired / null-key rows)
- *                     └──> new table (unpublished) ──seal──> contract ──ok──> commit: replay the
- *                          updates pushed meanwhile, swap (RCU), old table freed after a grace
- *                          period
+ *                     └──> new table (unpublished) ──seal──> contract ──ok──> commit: carry
+ *                          over newer live rows, replay the updates pushed meanwhile, swap
+ *                          (RCU), old table freed after a grace period
  *                                                              └─fail─> destroy; live unchanged
  *
  *   incremental view, after its first load:
- *   source WHERE event_ts > watermark ──rows──> live sink ──store_view_upsert──> live table
+ *   source WHERE event_ts > watermark ──rows──> live sink ──store_view_upsert_sourced──> live
  *
  * Full loads never touch the live table until the swap, so a failed read or a failed contract
- * leaves the previous snapshot serving, unchanged. Updates pushed while a snapshot is built are
- * logged by the store (store_view_load_begin) and replayed into the new table before the swap.
+ * leaves the previous snapshot serving, unchanged. Rows pushed or streamed into the view are
+ * marked live; at the swap the store carries each into the new table when it is newer than
+ * the snapshot's row for its entity (or the snapshot has none), and replays the updates made
+ * while the snapshot was built (store_view_load_commit): the newest event time wins. Rows of
+ * incremental loads come from the source itself and are not marked: the next full snapshot
+ * supersedes them.
  *
- * The data contract (config_contract): no null entity keys; at least `min_rows` rows; no more
- * than `max_row_drop_percent` fewer rows than the live snapshot (after the first load); per
- * feature, the share of entities with a null value at most `max_null_rate`, and every present
- * value inside `range`. Column presence and types are checked by the source before any row is
+ * The data contract (config_contract): no null entity keys; at least `min_rows` rows; after the
+ * swap no more than `max_row_drop_percent` fewer rows served than before (after the first
+ * load; live rows the swap keeps count); per feature, the share of entities with a null value
+ * at most `max_null_rate`, and every present value inside `range`. Column presence and types are checked by the source before any row is
  * read. Incremental loads go straight into the live table: they get the source's checks and
  * skip null keys, but the snapshot-wide rules (row counts, null rates, ranges) apply to full
  * loads only.

@@ -141,9 +141,9 @@ int mat_sink_end_row(struct mat_sink *sink) {
     }
     struct store_key key = {sink->key_buf, (uint32_t)len,
                             store_key_hash(sink->key_buf, (uint32_t)len)};
-    enum store_upsert_result result = sink->view != NULL
-                                          ? store_view_upsert(sink->view, &key, &sink->builder)
-                                          : store_table_upsert(sink->table, &key, &sink->builder);
+    enum store_upsert_result result =
+        sink->view != NULL ? store_view_upsert_sourced(sink->view, &key, &sink->builder)
+                           : store_table_upsert(sink->table, &key, &sink->builder);
     switch (result) {
     case STORE_UPSERT_INSERTED:
     case STORE_UPSERT_REPLACED:

@@ -47,7 +47,8 @@ struct mat_sink *mat_sink_create(const struct store_schema *schema, struct store
                                  int64_t now_us);
 /*
  * Returns a sink that writes each kept row into `view`'s live table through
- * store_view_upsert() (an incremental load: rows after a watermark). `schema` is the view's
+ * store_view_upsert_sourced() (an incremental load: rows after a watermark; source rows, so
+ * not marked live). `schema` is the view's
  * and must stay valid while the sink is used (hold store_read_lock()). NULL when out of memory.
  */
 struct mat_sink *mat_sink_create_live(const struct store_schema *schema, struct store_view *view,

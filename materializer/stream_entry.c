@@ -20,7 +20,7 @@
  *   XADD user_updates '*' user_id 42 event_ts 2024-05-01T12:00:01Z __delete 1
  *
  * format: protobuf. One field (row_field, default "row") holding an encoded fsd.v1.Row, the
- * message PushRows takes, checked by the same rules (stream_proto.c).
+ * message PushRows takes, checked by the same rules (proto_row.c).
  *
  * Anything else (an unknown or repeated field, a value that does not parse, a missing key or
  * event time) makes the entry bad: the caller skips it and logs the reason returned here.
@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "fsd/v1/feature_service.pb-c.h"
+#include "proto_row.h"
 #include "store/row.h"
 
 enum field_kind {
@@ -262,8 +263,9 @@ static int _reserve_list(struct mat_stream_parser *p, size_t n) {
     return 0;
 }
 
-int mat_stream_parser_string_scratch(struct mat_stream_parser *p, size_t n, const char ***strs,
-                                     uint32_t **lens) {
+/* String list scratch for protobuf rows (mat_proto_row_scratch_fn): the list buffers. */
+static int _string_scratch(void *ctx, size_t n, const char ***strs, uint32_t **lens) {
+    struct mat_stream_parser *p = ctx;
     if (_reserve_list(p, n > 0 ? n : 1) != 0) {
         return -1;
     }
@@ -765,9 +767,21 @@ static int _parse_protobuf(struct mat_stream_parser *p, const struct store_schem
     if (row == NULL) {
         return _bad(err, err_len, "field %s: not a valid fsd.v1.Row message", p->row_field);
     }
-    int rc = mat_stream_proto_row_check(schema, row, now_us, out, err, err_len);
-    if (rc == MAT_STREAM_ENTRY_OK && !out->is_delete) {
-        rc = mat_stream_proto_row_build(p, row, b);
+    /* PushRows' rules and words; the entry's ID, logged with the reason, names the row. */
+    int rc = MAT_STREAM_ENTRY_OK;
+    int len =
+        mat_proto_row_check(schema, row, MAT_PROTO_ROW_UNNAMED, now_us, out->key_buf, err, err_len);
+    if (len < 0) {
+        rc = MAT_STREAM_ENTRY_BAD;
+    } else {
+        out->key = (struct store_key){out->key_buf, (uint32_t)len,
+                                      store_key_hash(out->key_buf, (uint32_t)len)};
+        out->is_delete = row->delete_;
+        out->event_ts_us = row->event_timestamp_us;
+        out->created_ts_us = row->created_timestamp_us;
+        if (!out->is_delete && mat_proto_row_build(b, row, _string_scratch, p) != 0) {
+            rc = MAT_STREAM_ENTRY_OOM;
+        }
     }
     fsd__v1__row__free_unpacked(row, NULL);
     return rc;

@@ -1,10 +1,9 @@
 #pragma once
 /*
  * Shared by the stream consumer's files (stream.c: connections and batches, stream_entry.c:
- * entries to rows, stream_proto.c: protobuf rows, stream_metrics.c: the collector); not for
- * other modules. Tests and fuzz
- * targets may use it, and PushRows could share the protobuf row checks (mat_stream_proto_row_*)
- * instead of keeping its own.
+ * entries to rows, stream_metrics.c: the collector); not for other modules. Tests and fuzz
+ * targets may use it. Protobuf entries are checked and built by proto_row.h, as PushRows'
+ * rows are.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +18,6 @@
 
 struct store_row_builder;
 struct store_view;
-struct Fsd__V1__Row;
 
 /* ---- entries to rows (stream_entry.c) ------------------------------------------------------ */
 
@@ -70,27 +68,6 @@ void mat_stream_parser_destroy(struct mat_stream_parser *parser);
 int mat_stream_parse_entry(struct mat_stream_parser *parser, const struct mat_stream_field *fields,
                            size_t nfields, int64_t now_us, struct store_row_builder *b,
                            struct mat_stream_entry *out, char *err, size_t err_len);
-
-/*
- * The protobuf Row rules, as PushRows applies them: event_timestamp_us set and at most
- * MAT_STREAM_MAX_FUTURE_US ahead of `now_us`, every join key once with its type, known
- * features once each with their types, valid UTF-8 in strings. On success encodes the key
- * into out->key_buf and sets out's timestamps and delete flag. Returns MAT_STREAM_ENTRY_OK or
- * MAT_STREAM_ENTRY_BAD with `err` set. Never allocates.
- */
-int mat_stream_proto_row_check(const struct store_schema *schema, const struct Fsd__V1__Row *row,
-                               int64_t now_us, struct mat_stream_entry *out, char *err,
-                               size_t err_len);
-
-/* Sets a checked row's values in `b` (reset first). Returns MAT_STREAM_ENTRY_OK or
- * MAT_STREAM_ENTRY_OOM. */
-int mat_stream_proto_row_build(struct mat_stream_parser *parser, const struct Fsd__V1__Row *row,
-                               struct store_row_builder *b);
-
-/* Scratch arrays for `n` strings of a string list, valid until the next call on the parser.
- * Returns 0, or -1 when out of memory. */
-int mat_stream_parser_string_scratch(struct mat_stream_parser *parser, size_t n, const char ***strs,
-                                     uint32_t **lens);
 
 /* OK when `event_ts_us` is after the epoch and at most MAT_STREAM_MAX_FUTURE_US after `now_us`;
  * else BAD with `err` naming the field (`what`). */

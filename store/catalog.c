@@ -267,6 +267,7 @@ static void _log_append(struct store_view *view, const struct store_key *key,
         view->log_failed = true;
         return;
     }
+    image->flags |= STORE_ROW_LIVE; /* replayed as what it is: a live row */
     view->log[view->nlog++] = image;
 }
 
@@ -275,7 +276,7 @@ enum store_upsert_result store_view_upsert(struct store_view *view, const struct
     pthread_mutex_lock(&view->write_lock);
     /* The lock keeps the loader from swapping, so this table stays current until unlock. */
     struct store_table *table = atomic_load_explicit(&view->table, memory_order_acquire);
-    enum store_upsert_result result = store_table_upsert(table, key, row);
+    enum store_upsert_result result = store_table_upsert_live(table, key, row);
     if (view->loading && result != STORE_UPSERT_ERROR) {
         _log_append(view, key, row, row->event_ts_us, row->created_ts_us);
     }
@@ -287,10 +288,21 @@ enum store_upsert_result store_view_delete(struct store_view *view, const struct
                                            int64_t event_ts_us, int64_t created_ts_us) {
     pthread_mutex_lock(&view->write_lock);
     struct store_table *table = atomic_load_explicit(&view->table, memory_order_acquire);
-    enum store_upsert_result result = store_table_delete(table, key, event_ts_us, created_ts_us);
+    enum store_upsert_result result =
+        store_table_delete_live(table, key, event_ts_us, created_ts_us);
     if (view->loading && result != STORE_UPSERT_ERROR) {
         _log_append(view, key, NULL, event_ts_us, created_ts_us);
     }
+    pthread_mutex_unlock(&view->write_lock);
+    return result;
+}
+
+enum store_upsert_result store_view_upsert_sourced(struct store_view *view,
+                                                   const struct store_key *key,
+                                                   const struct store_row_builder *row) {
+    pthread_mutex_lock(&view->write_lock);
+    struct store_table *table = atomic_load_explicit(&view->table, memory_order_acquire);
+    enum store_upsert_result result = store_table_upsert(table, key, row);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -309,9 +321,21 @@ int store_view_load_begin(struct store_view *view) {
 
 uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,
                                 int64_t loaded_at_us) {
+    /*
+     * Live rows written before the load began are carried over first, outside the writer
+     * mutex, so pushes and streams do not wait for a pass over the whole table. That is safe
+     * because the load pins the live table (no swap, no schema replacement until it ends) and
+     * every live write made since the load began is in the log replayed below: a row the
+     * merge saw in its older version, or missed, is put right by the replay.
+     */
+    bool merged = false;
+    if (store_table_schema(table) == store_view_schema(view)) {
+        store_read_lock();
+        merged = store_table_merge_live(table, store_view_table(view), NULL) == 0;
+        store_read_unlock();
+    }
     pthread_mutex_lock(&view->write_lock);
-    if (view->log_failed ||
-        store_table_schema(table) != atomic_load_explicit(&view->schema, memory_order_relaxed)) {
+    if (!merged || view->log_failed) {
         _log_clear(view);
         view->loading = false;
         pthread_mutex_unlock(&view->write_lock);

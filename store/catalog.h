@@ -75,11 +75,13 @@ int store_view_replace_schema(struct store_view *view, struct store_schema *sche
 
 /*
  * Row-by-row writes to a view's live table (pushes, streams). Each call stores the row in the
- * current table with upsert-if-newer (see store_table_upsert / store_table_delete). While a
- * snapshot load is in progress for the view (store_view_load_begin), the row is also logged,
- * and store_view_load_commit() replays the log into the new table before swapping it in, so
- * an update is never lost to a swap: every entity serves the newest of what the snapshot and
- * the updates said. Takes the view's writer mutex (never held by readers); may allocate.
+ * current table with upsert-if-newer, marked live (store_table_upsert_live /
+ * store_table_delete_live). While a snapshot load is in progress for the view
+ * (store_view_load_begin), the row is also logged. store_view_load_commit() carries the live
+ * rows into the new table and replays the log before swapping it in, so an update is never
+ * lost to a swap, whether made before the load or during it: every entity serves the newest
+ * of what the snapshot and the updates said. Takes the view's writer mutex (never held by
+ * readers); may allocate.
  */
 enum store_upsert_result store_view_upsert(struct store_view *view, const struct store_key *key,
                                            const struct store_row_builder *row);
@@ -87,14 +89,31 @@ enum store_upsert_result store_view_delete(struct store_view *view, const struct
                                            int64_t event_ts_us, int64_t created_ts_us);
 
 /*
- * A snapshot load: begin before the first source row is read; then commit the new table
- * (replays the logged updates into it, publishes it, returns the new version) or abort
- * (drops the log; the caller destroys its table). While a load runs, the view's schema cannot
- * be replaced (store_view_replace_schema refuses), so the loader may use it without holding a
- * read section. Begin returns -1 when a load is already in progress. Commit returns 0 and
- * publishes nothing when the updates could not all be logged (out of memory) or the table was
- * not built for the view's schema: the caller then destroys its table and fails the load.
- * Control thread.
+ * Upsert-if-newer of a row read from the view's own source (an incremental load) into the
+ * live table, not marked live: the next full load reads the same source, so its snapshot
+ * supersedes the row (an entity the source no longer has goes away, as with any full load).
+ * Not logged: the incremental load holds the view's load (store_view_load_begin) while it
+ * writes, so no snapshot is being built meanwhile. Takes the view's writer mutex.
+ */
+enum store_upsert_result store_view_upsert_sourced(struct store_view *view,
+                                                   const struct store_key *key,
+                                                   const struct store_row_builder *row);
+
+/*
+ * A snapshot load: begin before the first source row is read; then commit the new table or
+ * abort (drops the log; the caller destroys its table). While a load runs, the view's schema
+ * cannot be replaced (store_view_replace_schema refuses), so the loader may use it without
+ * holding a read section. Begin returns -1 when a load is already in progress.
+ *
+ * Commit makes the newest event time win across the swap: it carries the live table's live
+ * rows and tombstones into the new table with upsert-if-newer (store_table_merge_live), then
+ * replays the updates logged during the load the same way, publishes the table and returns
+ * the new version. A snapshot row newer than an entity's live row replaces it; an older one
+ * does not. Commit returns 0 and publishes nothing when out of memory (logging or merging) or
+ * when the table was not built for the view's schema: the caller then destroys its table and
+ * fails the load. Commit passes over the live table once, inside an RCU read section, before
+ * taking the writer mutex (live writers wait only for the log replay). The calling thread
+ * must be RCU-online. Control thread, or the worker finishing a PushSnapshot.
  */
 int store_view_load_begin(struct store_view *view);
 uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,

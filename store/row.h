@@ -25,6 +25,12 @@
 #include "schema.h"
 
 #define STORE_ROW_TOMBSTONE 0x01 /* a delete: the key has no values as of event_ts_us */
+/*
+ * Written through the live path (PushRows, a stream), not read from a snapshot: a snapshot
+ * swap keeps the row when it is newer than the snapshot's row for its entity, or the snapshot
+ * has none (store_view_load_commit). Copies of the row (reloads, swaps) keep the mark.
+ */
+#define STORE_ROW_LIVE 0x02
 
 struct store_row {
     int64_t event_ts_us;

@@ -186,8 +186,12 @@ static struct store_row *_row_alloc(struct store_table *table, struct store_shar
     if (from_arena) {
         struct arena_chunk *chunk = shard->arena;
         if (chunk == NULL || chunk->size - chunk->used < size) {
-            /* Header included, so the allocation is exactly a malloc size class. */
+            /* Header included, so the allocation is exactly a malloc size class. A row bigger
+             * than the small first chunk gets a full one (it holds any arena row). */
             size_t chunk_size = (chunk == NULL ? ARENA_FIRST_CHUNK : ARENA_CHUNK) - sizeof(*chunk);
+            if (chunk_size < size) {
+                chunk_size = ARENA_CHUNK - sizeof(*chunk);
+            }
             struct arena_chunk *fresh = aligned_alloc(64, sizeof(*fresh) + chunk_size);
             if (fresh == NULL) {
                 return NULL;
@@ -485,10 +489,11 @@ static void _write_tombstone(struct store_row *dst, const struct store_key *key,
     store_row_write_tombstone(dst, key->data, key->len, t->event_ts_us, t->created_ts_us);
 }
 
-/* Upsert-if-newer of a row of `size` bytes that `write` fills in. */
+/* Upsert-if-newer of a row of `size` bytes that `write` fills in; `mark` is added to its
+ * flags (STORE_ROW_LIVE or 0). */
 static enum store_upsert_result _upsert(struct store_table *table, const struct store_key *key,
                                         int64_t event_ts_us, int64_t created_ts_us, size_t size,
-                                        row_writer write, const void *arg) {
+                                        row_writer write, const void *arg, uint8_t mark) {
     if (key->len > STORE_MAX_KEY_BYTES || size > UINT32_MAX) {
         return STORE_UPSERT_ERROR;
     }
@@ -521,6 +526,7 @@ static enum store_upsert_result _upsert(struct store_table *table, const struct 
         goto out;
     }
     write(row, key, arg);
+    row->flags |= mark;
     if (from_arena) {
         row->flags |= ROW_FROM_ARENA;
     }
@@ -550,18 +556,42 @@ out:
     return result;
 }
 
-enum store_upsert_result store_table_upsert(struct store_table *table, const struct store_key *key,
-                                            const struct store_row_builder *builder) {
+static enum store_upsert_result _upsert_builder(struct store_table *table,
+                                                const struct store_key *key,
+                                                const struct store_row_builder *builder,
+                                                uint8_t mark) {
     size_t size = store_row_size(builder, key->len);
     return _upsert(table, key, builder->event_ts_us, builder->created_ts_us, size,
-                   _write_from_builder, builder);
+                   _write_from_builder, builder, mark);
+}
+
+static enum store_upsert_result _delete(struct store_table *table, const struct store_key *key,
+                                        int64_t event_ts_us, int64_t created_ts_us, uint8_t mark) {
+    struct tombstone_arg arg = {event_ts_us, created_ts_us};
+    return _upsert(table, key, event_ts_us, created_ts_us, store_row_size_tombstone(key->len),
+                   _write_tombstone, &arg, mark);
+}
+
+enum store_upsert_result store_table_upsert(struct store_table *table, const struct store_key *key,
+                                            const struct store_row_builder *builder) {
+    return _upsert_builder(table, key, builder, 0);
 }
 
 enum store_upsert_result store_table_delete(struct store_table *table, const struct store_key *key,
                                             int64_t event_ts_us, int64_t created_ts_us) {
-    struct tombstone_arg arg = {event_ts_us, created_ts_us};
-    return _upsert(table, key, event_ts_us, created_ts_us, store_row_size_tombstone(key->len),
-                   _write_tombstone, &arg);
+    return _delete(table, key, event_ts_us, created_ts_us, 0);
+}
+
+enum store_upsert_result store_table_upsert_live(struct store_table *table,
+                                                 const struct store_key *key,
+                                                 const struct store_row_builder *builder) {
+    return _upsert_builder(table, key, builder, STORE_ROW_LIVE);
+}
+
+enum store_upsert_result store_table_delete_live(struct store_table *table,
+                                                 const struct store_key *key, int64_t event_ts_us,
+                                                 int64_t created_ts_us) {
+    return _delete(table, key, event_ts_us, created_ts_us, STORE_ROW_LIVE);
 }
 
 struct image_arg {
@@ -582,7 +612,7 @@ enum store_upsert_result store_table_upsert_row(struct store_table *table,
                             store_key_hash(store_row_key(row), row->key_len)};
     struct image_arg image = {row, store_row_total_size(table->schema, row)};
     return _upsert(table, &key, row->event_ts_us, row->created_ts_us, image.size, _copy_image,
-                   &image);
+                   &image, 0);
 }
 
 struct store_row *store_row_image(const struct store_schema *schema, const struct store_key *key,
@@ -727,6 +757,102 @@ enum store_status store_table_read(const struct store_table *table, const struct
         *has_value = store_table_default(table, index, value);
     }
     return status;
+}
+
+/* ---- live rows across snapshot swaps ------------------------------------------------------ */
+
+/*
+ * Visits every row and tombstone of `source` marked STORE_ROW_LIVE until `fn` returns
+ * non-zero (which it returns). Reads like a lookup, so writers may be changing `source`.
+ */
+static int _foreach_live(const struct store_table *source,
+                         int (*fn)(const struct store_row *row, void *arg), void *arg) {
+    for (uint32_t s = 0; s < source->nshards; s++) {
+        const struct store_index *index =
+            atomic_load_explicit(&source->shards[s].index, memory_order_acquire);
+        for (uint32_t i = 0; i < index->capacity; i++) {
+            uint64_t slot = atomic_load_explicit(&index->slots[i], memory_order_acquire);
+            if (slot > SLOT_DELETED && (_slot_row(slot)->flags & STORE_ROW_LIVE)) {
+                int rc = fn(_slot_row(slot), arg);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+struct merge_arg {
+    struct store_table *table;
+    uint64_t merged;
+};
+
+static int _merge_one(const struct store_row *row, void *arg) {
+    struct merge_arg *m = arg;
+    enum store_upsert_result result = store_table_upsert_row(m->table, row);
+    if (result == STORE_UPSERT_ERROR) {
+        return -1;
+    }
+    m->merged += result != STORE_UPSERT_NOT_NEWER;
+    return 0;
+}
+
+int store_table_merge_live(struct store_table *table, const struct store_table *source,
+                           uint64_t *merged) {
+    struct merge_arg m = {table, 0};
+    int rc = store_schema_same_layout(source->schema, table->schema)
+                 ? _foreach_live(source, _merge_one, &m)
+                 : -1;
+    if (merged != NULL) {
+        *merged = m.merged;
+    }
+    return rc;
+}
+
+/* The key's row or tombstone, or NULL. */
+static const struct store_row *_find_any(const struct store_table *table,
+                                         const struct store_key *key) {
+    const struct store_index *index = _load_index(table, key->hash);
+    uint64_t tag = key->hash & SLOT_TAG;
+    for (uint32_t pos = _slot_pos(key->hash, index->capacity);;
+         pos = pos + 1 == index->capacity ? 0 : pos + 1) {
+        uint64_t slot = atomic_load_explicit(&index->slots[pos], memory_order_acquire);
+        if (slot == SLOT_EMPTY) {
+            return NULL;
+        }
+        if ((slot & SLOT_TAG) == tag && slot != SLOT_DELETED && _key_equals(_slot_row(slot), key)) {
+            return _slot_row(slot);
+        }
+    }
+}
+
+struct preview_arg {
+    const struct store_table *table;
+    int64_t delta; /* rows gained minus rows lost */
+};
+
+static int _preview_one(const struct store_row *row, void *arg) {
+    struct preview_arg *p = arg;
+    struct store_key key = {store_row_key(row), row->key_len,
+                            store_key_hash(store_row_key(row), row->key_len)};
+    const struct store_row *there = _find_any(p->table, &key);
+    if (there != NULL && !store_row_is_older_than(there, row->event_ts_us, row->created_ts_us)) {
+        return 0; /* the merge would keep `there` */
+    }
+    p->delta += !(row->flags & STORE_ROW_TOMBSTONE);
+    p->delta -= there != NULL && !(there->flags & STORE_ROW_TOMBSTONE);
+    return 0;
+}
+
+uint64_t store_table_rows_after_merge_live(const struct store_table *table,
+                                           const struct store_table *source) {
+    struct preview_arg p = {table, 0};
+    if (store_schema_same_layout(source->schema, table->schema)) {
+        _foreach_live(source, _preview_one, &p);
+    }
+    int64_t rows = (int64_t)atomic_load_explicit(&table->rows, memory_order_relaxed) + p.delta;
+    return rows > 0 ? (uint64_t)rows : 0;
 }
 
 /* ---- sealing: mean defaults --------------------------------------------------------------- */

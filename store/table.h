@@ -65,7 +65,8 @@ struct store_table *store_table_create(const struct store_schema *schema,
 
 /*
  * Returns a new unpublished table for `schema` (same layout as the source's, see
- * store_schema_same_layout) holding copies of every row and tombstone of `source`, sealed.
+ * store_schema_same_layout) holding copies of every row and tombstone of `source` (live
+ * marks included), sealed.
  * For applying a changed TTL or defaults. Reads `source` like store_table_foreach(): call it
  * from the thread that writes the source, or accept that writes made meanwhile may be missed.
  */
@@ -100,11 +101,50 @@ enum store_upsert_result store_table_delete(struct store_table *table, const str
                                             int64_t event_ts_us, int64_t created_ts_us);
 
 /*
+ * Like store_table_upsert() and store_table_delete(), for rows written through the live path
+ * (pushes, streams): the stored row is marked STORE_ROW_LIVE, so that store_table_merge_live()
+ * carries it into the next snapshot. A row that loses to the stored one is not stored, mark
+ * or not.
+ */
+enum store_upsert_result store_table_upsert_live(struct store_table *table,
+                                                 const struct store_key *key,
+                                                 const struct store_row_builder *builder);
+enum store_upsert_result store_table_delete_live(struct store_table *table,
+                                                 const struct store_key *key, int64_t event_ts_us,
+                                                 int64_t created_ts_us);
+
+/*
  * Upsert-if-newer of a whole row image (a row or tombstone read from another table of the
- * same layout), copied. For replaying logged updates into a new snapshot.
+ * same layout), copied with its STORE_ROW_LIVE mark. For replaying logged updates into a new
+ * snapshot.
  */
 enum store_upsert_result store_table_upsert_row(struct store_table *table,
                                                 const struct store_row *row);
+
+/*
+ * Carries the live rows of `source` (the view's current table) into `table` (a snapshot being
+ * built for the same layout): every row and tombstone of `source` marked STORE_ROW_LIVE is
+ * upserted if newer (store_table_upsert_row), keeping its mark. So the newest event time wins
+ * (created time breaking ties; on a full tie the row already in `table` stays), a live tombstone
+ * newer than the snapshot's row keeps the entity deleted, and live rows the snapshot lacks are
+ * kept. Sets *merged (may be NULL) to the rows and tombstones stored. Returns 0, or -1 when out
+ * of memory or the layouts differ (`table` is then partly merged: destroy it).
+ *
+ * Reads `source` like a lookup, so its writers need not stop: a row they replace or sweep
+ * during the call may be seen in either version (callers replay what was written meanwhile).
+ * Call inside store_read_lock(); `table` must have no other writer. Takes `table`'s shard
+ * mutexes; allocates.
+ */
+int store_table_merge_live(struct store_table *table, const struct store_table *source,
+                           uint64_t *merged);
+
+/*
+ * The number of rows (tombstones excluded) `table` would hold after
+ * store_table_merge_live(table, source), changing neither table. For a data contract that
+ * judges what the view will serve after the swap. Same reading rules as the merge.
+ */
+uint64_t store_table_rows_after_merge_live(const struct store_table *table,
+                                           const struct store_table *source);
 
 /*
  * Copies the row `builder` describes (or, with builder NULL, a tombstone at the given times)

@@ -240,6 +240,14 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
     store_table_stats(store_view_table(ps->view), &live);
     bool have_live = store_view_version(ps->view) > 0;
     store_read_unlock();
+    /* The drop rule counts the live rows the swap will keep: one pass over the live table, in
+     * a read section of its own (the load pins the table; see store_view_load_commit). */
+    uint64_t swap_rows = staged.rows;
+    if (have_contract && mat_contract_checks_drop(&contract, have_live)) {
+        store_read_lock();
+        swap_rows = store_table_rows_after_merge_live(ps->staging, store_view_table(ps->view));
+        store_read_unlock();
+    }
 
     /* Rows were checked on arrival: no null keys, nothing for the source-side counters. */
     struct mat_sink_stats stats = {
@@ -249,7 +257,7 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
     };
     char err[1024];
     if (mat_contract_check(have_contract ? &contract : NULL, &stats, ps->staging, live.rows,
-                           have_live, err, sizeof err) != 0) {
+                           swap_rows, have_live, err, sizeof err) != 0) {
         log_warn("pushed snapshot rejected", "view=%s rows=%" PRIu64 " error=%s", name, staged.rows,
                  LOG_QUOTE(err));
         char message[sizeof err + 32];

@@ -2,9 +2,10 @@
 
 PushSnapshot: a full push swaps the snapshot; a cancelled stream, a deadline, a message over
 the limit, a bad row in a later message and a failed data contract change nothing; rows are
-checked exactly as PushRows checks them; PushRows made while a stream is open survive the
-swap (newest wins); a second stream for the same view is refused while one is open; a daemon
-stopped with a stream open exits cleanly. Metrics: fsd_requests_total and
+checked exactly as PushRows checks them; PushRows made before or while a stream is open
+survive the swap where their event time is newer than the snapshot's row (the newest event
+time wins, both ways); a second stream for the same view is refused while one is open; a
+daemon stopped with a stream open exits cleanly. Metrics: fsd_requests_total and
 fsd_request_duration_seconds count the method.
 
 fsd-materialize: reads configs/demo.yaml's Parquet files (written by fsd-demo-data), and a
@@ -50,6 +51,18 @@ views:
     join_keys: [{name: item_id, type: int64}]
     ttl: 0
     contract: {min_rows: 10}
+    features:
+      - {name: price, type: double}
+  # PushRows write here only: live rows outlive snapshot swaps, so the views above stay
+  # free of them and every test can give them an exact snapshot (fresh())
+  - name: pushed_during
+    join_keys: [{name: item_id, type: int64}]
+    ttl: 0
+    features:
+      - {name: price, type: double}
+  - name: pushed_before
+    join_keys: [{name: item_id, type: int64}]
+    ttl: 0
     features:
       - {name: price, type: double}
 """
@@ -138,7 +151,8 @@ class PushSnapshotTest(unittest.TestCase):
         return [v if s == pb.PRESENT else None for s, v in zip(col.statuses, col.double_values)]
 
     def fresh(self, ids, price, view="items"):
-        """Gives `view` a known snapshot: exactly `ids`, each at `price`; returns its version."""
+        """Gives `view` a known snapshot: exactly `ids`, each at `price`; returns its version.
+        Exact for views PushRows never wrote to (newer pushed rows would outlive it)."""
         resp = self.push_snapshot([message([item(i, self.ts, price) for i in ids], view=view)])
         self.assertEqual(self.prices(ids, view), [price] * len(ids))
         return resp.version
@@ -314,12 +328,13 @@ class PushSnapshotTest(unittest.TestCase):
 
     def test_push_rows_during_the_stream_survive_the_swap(self):
         ts = self.ts
-        v0 = self.fresh([1, 2, 3], 1.0)
-        gate = Gate([message([item(1, ts + 10, 10.0), item(2, ts + 10, 20.0)])],
-                    [message([item(3, ts + 10, 30.0), item(4, ts + 10, 40.0)])])
+        view = "pushed_during"
+        v0 = self.fresh([1, 2, 3], 1.0, view=view)
+        gate = Gate([message([item(1, ts + 10, 10.0), item(2, ts + 10, 20.0)], view=view)],
+                    [message([item(3, ts + 10, 30.0), item(4, ts + 10, 40.0)], view=view)])
         future = self.push_snapshot(gate)
-        self.wait_open()
-        pushed = pb.PushRowsRequest(view="items", rows=[
+        self.wait_open(view=view)
+        pushed = pb.PushRowsRequest(view=view, rows=[
             item(1, ts + 20, 11.0),  # newer than the snapshot's row: kept
             item(2, ts + 5, 21.0),   # older than the snapshot's: the snapshot wins
             item(3, ts + 20, 31.0),  # newer than a row the snapshot sends later: kept
@@ -328,15 +343,56 @@ class PushSnapshotTest(unittest.TestCase):
         ])
         self.fsd.push(pushed)
         # the live table serves the pushes at once, the snapshot is not visible yet
-        self.assertEqual(self.prices([1, 2, 3, 60, 4]), [11.0, 21.0, 31.0, 60.0, None])
+        self.assertEqual(self.prices([1, 2, 3, 60, 4], view), [11.0, 21.0, 31.0, 60.0, None])
         gate.open()
         resp = future.result()
         self.assertEqual(resp.version, v0 + 1)
         self.assertEqual(resp.rows_received, 4)
         self.assertEqual(resp.rows_kept, 4)
         self.assertEqual(resp.updates_replayed, 5)
-        self.assertEqual(self.prices([1, 2, 3, 60, 4]), [11.0, 20.0, 31.0, 60.0, None])
-        self.assertEqual(self.view().rows, 4)
+        self.assertEqual(self.prices([1, 2, 3, 60, 4], view), [11.0, 20.0, 31.0, 60.0, None])
+        self.assertEqual(self.view(view).rows, 4)
+
+    def test_push_rows_before_the_stream_newest_event_time_wins(self):
+        """Rows pushed before a snapshot stream opened are not replayed but carried over: per
+        entity the newer event time wins (then the created time; on a full tie the snapshot's
+        row), whichever side it is on, and pushed rows stay marked for later swaps."""
+        ts = self.ts
+        view = "pushed_before"
+        v0 = self.fresh([1, 2, 3, 4, 5, 6, 7], 1.0, view=view)
+        self.fsd.push(pb.PushRowsRequest(view=view, rows=[
+            item(1, ts + 20, 11.0),            # newer than the snapshot's row below: kept
+            item(2, ts + 20, 21.0),            # older than it: the snapshot's row wins
+            item(3, ts + 20, 0, delete=True),  # a delete newer than the snapshot's row: holds
+            item(4, ts + 20, 0, delete=True),  # a delete older than it: the snapshot's row
+            item(60, ts, 60.0),                # an entity only the pushes know: kept
+            h.row({"item_id": 6}, ts + 20, {"price": (61.0, "double_value")}, created_ts_us=5),
+            h.row({"item_id": 7}, ts + 20, {"price": (71.0, "double_value")}, created_ts_us=5),
+        ]))
+        before = scrape(self.fsd)
+        resp = self.push_snapshot([message([
+            item(1, ts + 10, 10.0), item(2, ts + 30, 20.0), item(3, ts + 10, 30.0),
+            item(4, ts + 30, 40.0), item(5, ts + 10, 50.0),
+            h.row({"item_id": 6}, ts + 20, {"price": (62.0, "double_value")}, created_ts_us=3),
+            h.row({"item_id": 7}, ts + 20, {"price": (72.0, "double_value")}, created_ts_us=5),
+        ], view=view)])
+        self.assertEqual(resp.version, v0 + 1)
+        self.assertEqual((resp.rows_received, resp.rows_kept), (7, 7))
+        self.assertEqual(resp.updates_replayed, 0)  # none made while the stream was open
+        self.assertEqual(self.prices([1, 2, 3, 4, 5, 60, 6, 7], view),
+                         [11.0, 20.0, None, 40.0, 50.0, 60.0, 61.0, 72.0])
+        self.assertEqual(self.view(view).rows, 7)  # 1, 2, 4, 5, 60, 6, 7
+        after = scrape(self.fsd)
+        self.assertEqual(requests_total(after, "PushSnapshot", "OK")
+                         - requests_total(before, "PushSnapshot", "OK"), 1)
+        # the next snapshot: 1 newer than the pushed row now, 60 and 3 absent
+        resp = self.push_snapshot([message([item(1, ts + 40, 12.0), item(2, ts, 2.0)],
+                                           view=view)])
+        self.assertEqual(self.prices([1, 2, 3, 60, 6, 5], view),
+                         [12.0, 2.0, None, 60.0, 61.0, None])
+        # 1's row came from a snapshot this time: the next one replaces it, even when older
+        resp = self.push_snapshot([message([item(1, ts, 1.0)], view=view)])
+        self.assertEqual(self.prices([1, 2, 60, 6], view), [1.0, None, 60.0, 61.0])
 
     def test_second_stream_for_the_same_view_is_refused(self):
         v0 = self.fresh([1], 1.0)

@@ -338,6 +338,39 @@ class StreamTest(unittest.TestCase):
         f2.wait_for_log(r'msg="redis refused a stream command; retrying".*WRONGTYPE', 10)
         self.assertEqual(counter(f2.stats, "fsd_stream_connected", "users"), 0)
 
+    def test_reload_warns_that_stream_changes_need_a_restart(self):
+        """SIGHUP cannot move a running consumer: a changed stream block, and a new view's
+        stream, are logged as needing a restart (the address's password never is), and the
+        consumer goes on reading what it read before."""
+        r = self.start_redis()
+        fsd = self.start_fsd(config(users_view(r.port)))
+        fsd.wait_for_log(r'msg="stream consumer reading" view=users')
+        c = r.client()
+        moved = users_view(r.port, key="other_stream").replace(
+            f'"127.0.0.1:{r.port}"', f'"redis://:hunter2@127.0.0.1:{r.port}"').replace(
+            "batch: 100", "batch: 7")
+        fsd.write_config(config(moved, users_view(r.port, name="late")))
+        fsd.signal(signal.SIGHUP)
+        fsd.wait_for_log('msg="config reloaded"')
+        line = fsd.wait_for_log(r'level=warn msg="reload: a view\'s stream settings changed; '
+                                r'they need a restart, the consumer keeps the old ones until '
+                                r'then" view=users ')
+        self.assertIn("changes=redis,key,batch", line)
+        fsd.wait_for_log(r'level=warn msg="reload: a new view\'s stream is not followed until a '
+                         r'restart" view=late')
+        self.assertFalse(any("hunter2" in line for line in fsd.log()))
+        # the consumer still reads the old key, and nothing else
+        c.xadd("other_stream", {"user_id": 2, "event_ts": h.now_us(), "age": 2})
+        c.xadd("users_stream", {"user_id": 1, "event_ts": h.now_us(), "age": 1})
+        self.wait_applied(fsd, "users", 1)
+        self.assertEqual(values(fsd, "users", [1, 2], "age"), [("PRESENT", 1), ("NOT_FOUND", 0)])
+        # a reload without stream changes warns about nothing
+        warnings = len([line for line in fsd.log() if "level=warn" in line])
+        fsd.signal(signal.SIGHUP)
+        self.assertTrue(wait_until(lambda: len(
+            [line for line in fsd.log() if 'msg="config reloaded"' in line]) == 2))
+        self.assertEqual(len([line for line in fsd.log() if "level=warn" in line]), warnings)
+
     # ---- Redis goes away -----------------------------------------------------------------------
 
     def produce(self, r, n, key="users_stream", stop_after_s=60, first=0, on_progress=None):
@@ -534,10 +567,6 @@ class StreamTest(unittest.TestCase):
             self.load(fsd)
             if not wait_until(lambda: self.view(fsd).loading, 10, 0.002):
                 continue  # finished before we saw it: again
-            # ListViews says "loading" a moment before the store starts logging updates, and
-            # an update applied before that is lost at the swap (see the expected failure
-            # below): leave the loader that moment.
-            time.sleep(0.1)
             i = len(expect)
             while self.view(fsd).snapshot_version == version and i < 50000:
                 pipe = c.pipeline(transaction=False)
@@ -557,26 +586,31 @@ class StreamTest(unittest.TestCase):
         self.check_ages(fsd, expect)
         self.assertEqual(self.view(fsd).rows, 100000)
 
-    @unittest.expectedFailure
     def test_stream_updates_before_a_full_load_survive_it(self):
-        """Known gap (store): a full load replaces the live table with what the source said
-        plus the updates made *during* the load; updates applied before it began, which the
-        source does not have, are lost at the swap, and entities serve older snapshot values
-        until the stream updates them again. Remove expectedFailure once the swap keeps live
-        rows newer than the snapshot's."""
+        """Entries applied before a load began, newer than the rows the source has for their
+        entities, are still served after the swap (the store carries live rows newer than the
+        snapshot's over); so is a streamed delete: the entity stays deleted."""
         r = self.start_redis()
         fsd = self.start_parquet_view(r)
         c = r.client()
         expect = {i: 1000 + i for i in range(100)}
         for i, age in expect.items():
             c.xadd("user_updates", {"user_id": i, "event_ts": h.now_us(), "age": age})
-        self.wait_applied(fsd, "user_features", len(expect))
+        deleted = [100, 101]
+        for i in deleted:
+            c.xadd("user_updates", {"user_id": i, "event_ts": h.now_us(), "__delete": 1})
+        self.wait_applied(fsd, "user_features", len(expect) + len(deleted))
         self.check_ages(fsd, expect)
+        self.assertEqual([s for s, _ in values(fsd, "user_features", deleted, "age")],
+                         ["NOT_FOUND"] * len(deleted))
         version = self.view(fsd).snapshot_version
         self.load(fsd)
         self.assertTrue(wait_until(lambda: self.view(fsd).snapshot_version > version, 60))
         self.check_ages(fsd, expect)
-
+        self.assertEqual([s for s, _ in values(fsd, "user_features", deleted, "age")],
+                         ["NOT_FOUND"] * len(deleted))
+        # the source's 100,000 users, less the two deleted ones
+        self.assertEqual(self.view(fsd).rows, 100000 - len(deleted))
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -7,6 +7,7 @@
 #include "mat_test.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 
 #include "materializer/sink.h"
@@ -322,19 +323,28 @@ struct pusher {
     int pushed;
 };
 
-static void _push(struct store_view *view, int64_t id, double x) {
+/* A live write (a push) of x for `id` at `event_ts_us`, or a delete when x is NaN. */
+static void _push_at(struct store_view *view, int64_t id, int64_t event_ts_us, double x) {
     const struct store_schema *schema = store_view_schema(view);
     struct store_row_builder b;
     assert_int_equal(store_row_builder_init(&b, schema), 0);
-    store_row_builder_reset(&b, T_NOW_US - 1000000, 0); /* newer than any snapshot row */
+    store_row_builder_reset(&b, event_ts_us, 0);
     store_row_set_double(&b, 0, x);
     struct store_key_part part = {.type = STORE_KEY_INT64, .i64 = id};
     uint8_t buf[16];
     char err[128];
     int len = store_key_encode(schema, &part, buf, sizeof buf, err, sizeof err);
     struct store_key key = {buf, (uint32_t)len, store_key_hash(buf, (uint32_t)len)};
-    store_view_upsert(view, &key, &b);
+    if (isnan(x)) {
+        store_view_delete(view, &key, event_ts_us, 0);
+    } else {
+        store_view_upsert(view, &key, &b);
+    }
     store_row_builder_deinit(&b);
+}
+
+static void _push(struct store_view *view, int64_t id, double x) {
+    _push_at(view, id, T_NOW_US - 1000000, x); /* newer than any snapshot row */
 }
 
 static void *_pusher(void *arg) {
@@ -378,6 +388,71 @@ static void test_updates_during_load(void **state) {
         _expect_x("v", i * 7, 1000.0 + i);
     }
     _expect_x("v", 1, 1.0); /* not pushed: the snapshot's value */
+}
+
+#define AT_HOUR(h) (1714521600LL * 1000000 + (h)*T_HOUR_US) /* 2024-05-01 + h hours */
+
+/* Pushes made before a load began: per entity, the newest event time wins across the swap. */
+static void test_updates_before_load_newest_event_time_wins(void **state) {
+    (void)state;
+    mt_config(LATEST_YAML);
+    _write_rows("v/a.parquet",
+                "(1, 10, 0, 1.0), (2, 10, 0, 2.0), (3, 10, 0, 3.0), (5, 10, 0, 5.0)");
+    struct mat_load_result r;
+    mt_load_ok("v", &r);
+    store_read_lock();
+    struct store_view *view = mt_view("v");
+    _push_at(view, 1, AT_HOUR(11), 100.0); /* newer than the next snapshot's row: kept */
+    _push_at(view, 2, AT_HOUR(11), 200.0); /* older than it: the snapshot's row */
+    _push_at(view, 3, AT_HOUR(11), NAN);   /* a delete newer than the snapshot's row: holds */
+    _push_at(view, 4, AT_HOUR(11), 400.0); /* an entity the source does not have: kept */
+    _push_at(view, 5, AT_HOUR(11), NAN);   /* a delete older than the snapshot's row */
+    store_read_unlock();
+    _write_rows("v/b.parquet", "(2, 12, 0, 22.0), (5, 12, 0, 55.0)");
+    mt_load_ok("v", &r);
+    assert_int_equal(r.version, 2);
+    assert_int_equal(r.updates_replayed, 0); /* carried over, not replayed */
+    assert_int_equal(r.table_rows, 4);       /* what the source said */
+    _expect_x("v", 1, 100.0);
+    _expect_x("v", 2, 22.0);
+    bool found;
+    _x("v", 3, &found);
+    assert_false(found);
+    _expect_x("v", 4, 400.0);
+    _expect_x("v", 5, 55.0);
+    struct mt_digest d = mt_digest("v");
+    assert_int_equal(d.rows, 4); /* 1, 2, 4, 5 */
+    /* the next load keeps the pushed rows still, until the source has something newer */
+    _write_rows("v/c.parquet", "(1, 13, 0, 11.0)");
+    mt_load_ok("v", &r);
+    _expect_x("v", 1, 11.0);
+    _expect_x("v", 4, 400.0);
+    _x("v", 3, &found);
+    assert_false(found);
+}
+
+/* The drop rule judges what the view serves after the swap: live rows it keeps count. */
+static void test_contract_drop_counts_live_rows_the_swap_keeps(void **state) {
+    (void)state;
+    mt_config(CONTRACT_YAML);
+    _write_contract(10, "i", "0", "i::BIGINT");
+    struct mat_load_result r;
+    mt_load_ok("v", &r);
+    store_read_lock();
+    for (int64_t id = 100; id < 110; id++) {
+        _push(mt_view("v"), id, 1000.0); /* outside the contract's range: not the snapshot's */
+    }
+    store_read_unlock();
+    assert_int_equal(mt_digest("v").rows, 20);
+    /* the same 10 rows again: the view keeps serving 20, nothing dropped */
+    mt_load_ok("v", &r);
+    assert_int_equal(r.version, 2);
+    assert_int_equal(mt_digest("v").rows, 20);
+    _expect_x("v", 105, 1000.0);
+    /* 5 rows: the view would serve 15 of its 20 */
+    _write_contract(5, "i", "0", "i::BIGINT");
+    _expect_rejected("rows dropped from 20 to 15 (25.00%; the snapshot has 5, live rows kept "
+                     "make 15), more than max_row_drop_percent 20");
 }
 
 /* ---- the sink on its own -------------------------------------------------------------------- */
@@ -457,6 +532,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_contract_rules, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_and_truncated, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_updates_during_load, mt_setup, mt_teardown),
+        cmocka_unit_test_setup_teardown(test_updates_before_load_newest_event_time_wins, mt_setup,
+                                        mt_teardown),
+        cmocka_unit_test_setup_teardown(test_contract_drop_counts_live_rows_the_swap_keeps,
+                                        mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_sink_counts, mt_setup, mt_teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

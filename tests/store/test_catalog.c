@@ -224,6 +224,92 @@ static void test_updates_during_a_load_survive_the_swap(void **state) {
     store_catalog_destroy(c);
 }
 
+/* A snapshot of (id, event time, x) rows, sealed, for committing into `v`. */
+static struct store_table *_snapshot(struct store_view *v, const int64_t (*rows)[3], size_t n) {
+    const struct store_schema *s = store_view_schema(v);
+    struct store_table *t = store_table_create(s, NULL, err, sizeof err);
+    struct store_row_builder b;
+    store_row_builder_init(&b, s);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t kb[8];
+        struct store_key key = fixture_int_key(rows[i][0], kb);
+        store_row_builder_reset(&b, rows[i][1], 0);
+        store_row_set_int64(&b, 0, rows[i][2]);
+        assert_int_equal(store_table_upsert(t, &key, &b), STORE_UPSERT_INSERTED);
+    }
+    store_row_builder_deinit(&b);
+    store_table_seal(t);
+    return t;
+}
+
+static uint64_t _load(struct store_view *v, const int64_t (*rows)[3], size_t n) {
+    assert_int_equal(store_view_load_begin(v), 0);
+    return store_view_load_commit(v, _snapshot(v, rows, n), 1);
+}
+
+static void test_live_updates_before_a_load_survive_the_swap(void **state) {
+    (void)state;
+    struct store_catalog *c = store_catalog_create(8);
+    assert_int_equal(store_catalog_add_view(c, _schema("users"), err, sizeof err), 0);
+    struct store_view *v = store_catalog_find(c, "users");
+    static const int64_t first[][3] = {{1, 10, 1}, {2, 10, 2}, {3, 10, 3}, {4, 10, 4}};
+    assert_int_equal(_load(v, first, 4), 1);
+    /* live writes between loads: newer rows for 1 and 2, a delete of 3, a new entity 5 */
+    assert_int_equal(_live_put(v, 1, 30, 100), STORE_UPSERT_REPLACED);
+    assert_int_equal(_live_put(v, 2, 30, 200), STORE_UPSERT_REPLACED);
+    uint8_t kb[8];
+    struct store_key key3 = fixture_int_key(3, kb);
+    assert_int_equal(store_view_delete(v, &key3, 30, 0), STORE_UPSERT_REPLACED);
+    assert_int_equal(_live_put(v, 5, 30, 500), STORE_UPSERT_INSERTED);
+    /* the next snapshot has 1 older than the live row, 2 newer, 3 older, no 5 */
+    static const int64_t second[][3] = {{1, 20, 11}, {2, 40, 22}, {3, 20, 33}, {4, 20, 44}};
+    assert_int_equal(_load(v, second, 4), 2);
+    assert_int_equal(_x_of(v, 1), 100);       /* the live row is newer: kept */
+    assert_int_equal(_x_of(v, 2), 22);        /* the snapshot's row is newer: it wins */
+    assert_int_equal(_x_of(v, 3), INT64_MIN); /* the newer live delete holds */
+    assert_int_equal(_x_of(v, 4), 44);
+    assert_int_equal(_x_of(v, 5), 500); /* only the live writes knew it: kept */
+    /* the marks survive a reload that copies the table, and the next swap keeps the rows */
+    struct store_schema *next = _schema("users");
+    assert_int_equal(store_view_replace_schema(v, next, err, sizeof err), 0);
+    static const int64_t third[][3] = {{1, 25, 111}, {2, 25, 222}, {4, 25, 444}};
+    assert_int_equal(_load(v, third, 3), 3);
+    assert_int_equal(_x_of(v, 1), 100);
+    assert_int_equal(_x_of(v, 2), 222); /* 2's row came from a snapshot: not carried */
+    assert_int_equal(_x_of(v, 3), INT64_MIN);
+    assert_int_equal(_x_of(v, 5), 500);
+    /* rows from the view's own source (an incremental load) are not marked: the next
+     * snapshot supersedes them, even when it lacks the entity */
+    assert_int_equal(store_view_load_begin(v), 0);
+    struct store_row_builder b;
+    store_row_builder_init(&b, store_view_schema(v));
+    store_row_builder_reset(&b, 50, 0);
+    store_row_set_int64(&b, 0, 6000);
+    struct store_key key6 = fixture_int_key(6, kb);
+    assert_int_equal(store_view_upsert_sourced(v, &key6, &b), STORE_UPSERT_INSERTED);
+    store_row_builder_reset(&b, 50, 0);
+    store_row_set_int64(&b, 0, 1000);
+    struct store_key key1 = fixture_int_key(1, kb);
+    assert_int_equal(store_view_upsert_sourced(v, &key1, &b), STORE_UPSERT_REPLACED);
+    store_row_builder_deinit(&b);
+    assert_int_equal(store_view_load_logged(v), 0);
+    store_view_load_abort(v);
+    assert_int_equal(_x_of(v, 6), 6000);
+    static const int64_t fourth[][3] = {{2, 60, 2222}, {4, 60, 4444}};
+    assert_int_equal(_load(v, fourth, 2), 4);
+    assert_int_equal(_x_of(v, 6), INT64_MIN);
+    assert_int_equal(_x_of(v, 1), INT64_MIN); /* its live row was superseded by the source's */
+    assert_int_equal(_x_of(v, 5), 500);
+    store_read_lock();
+    struct store_table_stats st;
+    store_table_stats(store_view_table(v), &st);
+    store_read_unlock();
+    assert_int_equal(st.rows, 3);       /* 2, 4, 5 */
+    assert_int_equal(st.tombstones, 1); /* 3 */
+    store_rcu_barrier();
+    store_catalog_destroy(c);
+}
+
 int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
@@ -231,6 +317,7 @@ int main(void) {
         cmocka_unit_test(test_swap_publishes_whole_snapshots_with_versions),
         cmocka_unit_test(test_replace_schema_keeps_rows_and_applies_new_ttl),
         cmocka_unit_test(test_updates_during_a_load_survive_the_swap),
+        cmocka_unit_test(test_live_updates_before_a_load_survive_the_swap),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     store_rcu_thread_offline();

@@ -330,6 +330,185 @@ static void test_updates_to_a_published_table_free_old_rows_later(void **state) 
     _fixture_free(fx);
 }
 
+/* A shard's first arena chunk is small (4 KiB); a first row bigger than it must still fit. */
+static void test_a_first_row_bigger_than_the_first_arena_chunk(void **state) {
+    (void)state;
+    struct fixture *fx = _fixture(0, 1);
+    static char big[12000];
+    for (size_t i = 0; i < sizeof big; i++) {
+        big[i] = (char)('a' + i % 26);
+    }
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(1, kb);
+    store_row_builder_reset(&fx->b, 100, 0);
+    assert_int_equal(store_row_set_bytes(&fx->b, F_S, big, sizeof big), 0);
+    assert_int_equal(store_table_upsert(fx->table, &key, &fx->b), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put(fx, 2, 100, 0, 2.0), STORE_UPSERT_INSERTED); /* and rows after it */
+    const struct store_row *row = _get(fx, 1);
+    assert_non_null(row);
+    struct store_value v;
+    store_row_get(fx->schema, row, F_S, &v);
+    assert_int_equal(v.var.bytes, sizeof big);
+    assert_memory_equal(v.var.data, big, sizeof big);
+    assert_true(_x(fx, 2) == 2.0);
+    struct store_table_stats st;
+    store_table_stats(fx->table, &st);
+    assert_true(st.memory_bytes > sizeof big);
+    _fixture_free(fx);
+}
+
+/* Writes through the live path (marked STORE_ROW_LIVE) into `table`. */
+static enum store_upsert_result _put_live(struct fixture *fx, struct store_table *table, int64_t id,
+                                          int64_t ev, int64_t cr, double x) {
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(id, kb);
+    store_row_builder_reset(&fx->b, ev, cr);
+    store_row_set_double(&fx->b, F_X, x);
+    return store_table_upsert_live(table, &key, &fx->b);
+}
+
+static enum store_upsert_result _delete_in(struct store_table *table, int64_t id, int64_t ev,
+                                           bool live) {
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(id, kb);
+    return live ? store_table_delete_live(table, &key, ev, 0)
+                : store_table_delete(table, &key, ev, 0);
+}
+
+static bool _is_live(const struct store_table *table, int64_t id) {
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(id, kb);
+    const struct store_row *row = store_table_get(table, &key);
+    assert_non_null(row);
+    return (row->flags & STORE_ROW_LIVE) != 0;
+}
+
+static void test_merge_live_keeps_the_newest_of_snapshot_and_live_rows(void **state) {
+    (void)state;
+    struct fixture *fx = _fixture(0, 4); /* fx->table: the snapshot being built */
+    struct store_table_options options = {.shards = 2};
+    struct store_table *live = store_table_create(fx->schema, &options, err, sizeof err);
+    assert_non_null(live);
+    /* the live table: rows of the previous snapshot (unmarked) and live writes (marked) */
+    assert_int_equal(_put_live(fx, live, 1, 300, 0, 1.3), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put_live(fx, live, 2, 100, 0, 2.1), STORE_UPSERT_INSERTED);
+    assert_int_equal(_delete_in(live, 3, 300, true), STORE_UPSERT_INSERTED);
+    assert_int_equal(_delete_in(live, 4, 100, true), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put_live(fx, live, 5, 50, 0, 5.0), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put_live(fx, live, 6, 200, 0, 6.1), STORE_UPSERT_INSERTED); /* full tie */
+    assert_int_equal(_put_live(fx, live, 7, 200, 5, 7.1), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put_live(fx, live, 8, 200, 1, 8.1), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put_live(fx, live, 9, 200, 0, 9.1), STORE_UPSERT_INSERTED);
+    assert_int_equal(_delete_in(live, 10, 400, false), STORE_UPSERT_INSERTED);
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(11, kb);
+    store_row_builder_reset(&fx->b, 900, 0);
+    store_row_set_double(&fx->b, F_X, 11.0);
+    assert_int_equal(store_table_upsert(live, &key, &fx->b), STORE_UPSERT_INSERTED);
+    store_table_mark_published(live);
+    /* the snapshot */
+    for (int64_t id = 1; id <= 4; id++) {
+        assert_int_equal(_put(fx, id, 200, 0, id + 0.2), STORE_UPSERT_INSERTED);
+    }
+    assert_int_equal(_put(fx, 6, 200, 0, 6.2), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put(fx, 7, 200, 3, 7.2), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put(fx, 8, 200, 3, 8.2), STORE_UPSERT_INSERTED);
+    assert_int_equal(_delete_in(fx->table, 9, 300, false), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put(fx, 10, 200, 0, 10.2), STORE_UPSERT_INSERTED);
+    store_table_seal(fx->table);
+    struct store_table_stats before;
+    store_table_stats(fx->table, &before);
+    assert_int_equal(before.rows, 8);
+
+    store_read_lock();
+    uint64_t preview = store_table_rows_after_merge_live(fx->table, live);
+    uint64_t merged = 0;
+    assert_int_equal(store_table_merge_live(fx->table, live, &merged), 0);
+    store_read_unlock();
+    assert_int_equal(merged, 4); /* ids 1, 3, 5, 7 */
+
+    assert_true(_x(fx, 1) == 1.3); /* the live row is newer: it wins, still marked */
+    assert_true(_is_live(fx->table, 1));
+    assert_true(_x(fx, 2) == 2.2); /* the snapshot's row is newer: it wins, unmarked */
+    assert_false(_is_live(fx->table, 2));
+    assert_null(_get(fx, 3));      /* a live delete newer than the snapshot's row: deleted */
+    assert_true(_x(fx, 4) == 4.2); /* a live delete older than it: the snapshot's row */
+    assert_true(_x(fx, 5) == 5.0); /* a live row the snapshot does not have: kept */
+    assert_true(_is_live(fx->table, 5));
+    assert_true(_x(fx, 6) == 6.2); /* event and created times equal: the snapshot's row stays */
+    assert_false(_is_live(fx->table, 6));
+    assert_true(_x(fx, 7) == 7.1);   /* equal event times: the later created time wins ... */
+    assert_true(_x(fx, 8) == 8.2);   /* ... whichever side it is on */
+    assert_null(_get(fx, 9));        /* the snapshot's own delete, newer than the live row */
+    assert_true(_x(fx, 10) == 10.2); /* unmarked tombstones and rows are not carried over */
+    assert_null(_get(fx, 11));
+
+    struct store_table_stats after;
+    store_table_stats(fx->table, &after);
+    assert_int_equal(after.rows, 8);       /* id 5 added, id 3 deleted */
+    assert_int_equal(after.tombstones, 2); /* 3 (live), 9 (snapshot) */
+    assert_int_equal(preview, after.rows);
+    assert_true(after.dead_bytes > before.dead_bytes); /* replaced arena rows */
+
+    /* a second merge changes nothing: the marks make it idempotent */
+    store_read_lock();
+    assert_int_equal(store_table_merge_live(fx->table, live, &merged), 0);
+    assert_int_equal(store_table_rows_after_merge_live(fx->table, live), after.rows);
+    store_read_unlock();
+    assert_int_equal(merged, 0);
+
+    /* tables of another layout are refused */
+    struct store_schema *other = store_schema_create("t", 0);
+    store_schema_add_key(other, "id", STORE_KEY_STRING, err, sizeof err);
+    store_schema_add_feature(other, "x", STORE_TYPE_DOUBLE, err, sizeof err);
+    assert_int_equal(store_schema_finalize(other, err, sizeof err), 0);
+    struct store_table *stranger = store_table_create(other, NULL, err, sizeof err);
+    store_read_lock();
+    assert_int_equal(store_table_merge_live(stranger, live, NULL), -1);
+    store_read_unlock();
+    store_table_destroy(stranger);
+    store_schema_destroy(other);
+    store_table_flush_retired(live);
+    store_rcu_barrier();
+    store_table_destroy(live);
+    _fixture_free(fx);
+}
+
+static void test_copy_keeps_live_marks(void **state) {
+    (void)state;
+    struct fixture *fx = _fixture(0, 2);
+    assert_int_equal(_put(fx, 1, 100, 0, 1.0), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put_live(fx, fx->table, 2, 100, 0, 2.0), STORE_UPSERT_INSERTED);
+    assert_int_equal(_delete_in(fx->table, 3, 100, true), STORE_UPSERT_INSERTED);
+    /* a live row replaced by a newer unmarked one loses its mark, and the other way round */
+    assert_int_equal(_put_live(fx, fx->table, 4, 100, 0, 4.0), STORE_UPSERT_INSERTED);
+    assert_int_equal(_put(fx, 4, 200, 0, 4.5), STORE_UPSERT_REPLACED);
+    assert_int_equal(_put_live(fx, fx->table, 1, 200, 0, 1.5), STORE_UPSERT_REPLACED);
+    struct store_table *copy = store_table_copy(fx->table, fx->schema, NULL, err, sizeof err);
+    assert_non_null(copy);
+    assert_true(_is_live(copy, 1));
+    assert_true(_is_live(copy, 2));
+    assert_false(_is_live(copy, 4));
+    /* the copied live tombstone is carried by a merge like the original */
+    struct store_table *next = store_table_create(fx->schema, NULL, err, sizeof err);
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(3, kb);
+    store_row_builder_reset(&fx->b, 50, 0);
+    store_row_set_double(&fx->b, F_X, 3.0);
+    assert_int_equal(store_table_upsert(next, &key, &fx->b), STORE_UPSERT_INSERTED);
+    store_read_lock();
+    assert_int_equal(store_table_merge_live(next, copy, NULL), 0);
+    store_read_unlock();
+    assert_null(store_table_get(next, &key));
+    struct store_table_stats st;
+    store_table_stats(next, &st);
+    assert_int_equal(st.rows, 2);
+    assert_int_equal(st.tombstones, 1);
+    store_table_destroy(next);
+    store_table_destroy(copy);
+    _fixture_free(fx);
+}
+
 int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
@@ -341,6 +520,9 @@ int main(void) {
         cmocka_unit_test(test_expected_rows_sizes_the_table_up_front),
         cmocka_unit_test(test_sweep_reclaims_expired_rows_and_old_tombstones),
         cmocka_unit_test(test_updates_to_a_published_table_free_old_rows_later),
+        cmocka_unit_test(test_a_first_row_bigger_than_the_first_arena_chunk),
+        cmocka_unit_test(test_merge_live_keeps_the_newest_of_snapshot_and_live_rows),
+        cmocka_unit_test(test_copy_keeps_live_marks),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     store_rcu_thread_offline();

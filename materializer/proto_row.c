@@ -1,26 +1,18 @@
-/*
- * Protobuf stream entries: an fsd.v1.Row (the message PushRows takes) checked against a view's
- * schema and built into a row, with PushRows' rules and wording. daemon/rpc/row_check.c keeps
- * the same rules for PushRows and PushSnapshot; one copy should serve all three (see
- * stream_internal.h).
- */
-#include "stream_internal.h"
+/* Protobuf rows against a view's schema (proto_row.h). */
+#include "proto_row.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "fsd/v1/feature_service.pb-c.h"
+#include "store/key.h"
 #include "store/row.h"
+#include "store/schema.h"
 
-__attribute__((format(printf, 3, 4))) static int _bad(char *err, size_t err_len, const char *fmt,
-                                                      ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return MAT_STREAM_ENTRY_BAD;
-}
+/* Names from the wire are shown up to this many bytes: enough for any valid name. */
+#define NAME_SHOWN 128
 
 /* Value.kind case for each store type (the oneof's field numbers). */
 static const Fsd__V1__Value__KindCase kind_of_type[STORE_TYPE_COUNT] = {
@@ -43,6 +35,36 @@ static const char *_kind_name(Fsd__V1__Value__KindCase kind) {
     return field != NULL ? field->name : "no value";
 }
 
+/* Writes "row <index>: " and the reason into `err`; returns -1. */
+__attribute__((format(printf, 4, 5))) static int _bad(char *err, size_t err_len, size_t index,
+                                                      const char *fmt, ...) {
+    int n = 0;
+    if (index != MAT_PROTO_ROW_UNNAMED) {
+        n = snprintf(err, err_len, "row %zu: ", index);
+    }
+    if (n >= 0 && (size_t)n < err_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err + n, err_len - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/*
+ * The index of feature `name`, or -1. Producers mostly send features in schema order, so the
+ * one after the previous value's is tried first: a row then costs one comparison per value
+ * instead of a scan of the schema per value.
+ */
+static int _feature_index(const struct store_schema *schema, const char *name, int hint) {
+    if (hint >= 0 && (uint32_t)hint < schema->nfeatures &&
+        strcmp(schema->features[hint].name, name) == 0) {
+        return hint;
+    }
+    return store_schema_feature_index(schema, name);
+}
+
+/* Strings travel as protobuf `string`: UTF-8, or no client could read them back. */
 static bool _strings_valid(const Fsd__V1__Value *v) {
     if (v == NULL) {
         return true;
@@ -60,14 +82,9 @@ static bool _strings_valid(const Fsd__V1__Value *v) {
     return true;
 }
 
-int mat_stream_proto_row_check(const struct store_schema *schema, const Fsd__V1__Row *row,
-                               int64_t now_us, struct mat_stream_entry *out, char *err,
-                               size_t err_len) {
-    int rc = mat_stream_check_event_ts(row->event_timestamp_us, now_us, "event_timestamp_us", err,
-                                       err_len);
-    if (rc != MAT_STREAM_ENTRY_OK) {
-        return rc;
-    }
+/* The entity key: every join key once, typed, encoded into `key_buf`. Returns its length. */
+static int _check_keys(const struct store_schema *schema, const Fsd__V1__Row *row, size_t index,
+                       uint8_t *key_buf, char *err, size_t err_len) {
     struct store_key_part parts[STORE_MAX_JOIN_KEYS];
     bool given[STORE_MAX_JOIN_KEYS] = {false};
     for (size_t i = 0; i < row->n_keys; i++) {
@@ -77,70 +94,92 @@ int mat_stream_proto_row_check(const struct store_schema *schema, const Fsd__V1_
             k++;
         }
         if (k == schema->nkeys) {
-            return _bad(err, err_len, "\"%.80s\" is not a join key of view %s", part->name,
-                        schema->view);
+            return _bad(err, err_len, index, "\"%.*s\" is not a join key of view %s", NAME_SHOWN,
+                        part->name, schema->view);
         }
         if (given[k]) {
-            return _bad(err, err_len, "join key %s given twice", part->name);
+            return _bad(err, err_len, index, "join key %s given twice", part->name);
         }
         given[k] = true;
         if (part->value_case == FSD__V1__KEY_PART__VALUE_INT64_VALUE) {
             parts[k].type = STORE_KEY_INT64;
             parts[k].i64 = part->int64_value;
         } else if (part->value_case == FSD__V1__KEY_PART__VALUE_STRING_VALUE) {
+            if (!store_utf8_valid(part->string_value.data, part->string_value.len)) {
+                return _bad(err, err_len, index, "join key %s is not valid UTF-8", part->name);
+            }
             parts[k].type = STORE_KEY_STRING;
             parts[k].str = (const char *)part->string_value.data;
             parts[k].str_len = (uint32_t)part->string_value.len;
-            if (!store_utf8_valid(part->string_value.data, part->string_value.len)) {
-                return _bad(err, err_len, "join key %s is not valid UTF-8", part->name);
-            }
         } else {
-            return _bad(err, err_len, "join key %s has no value", part->name);
+            return _bad(err, err_len, index, "join key %s has no value", part->name);
         }
     }
     for (uint32_t k = 0; k < schema->nkeys; k++) {
         if (!given[k]) {
-            return _bad(err, err_len, "join key %s of view %s is missing", schema->keys[k].name,
-                        schema->view);
+            return _bad(err, err_len, index, "join key %s of view %s is missing",
+                        schema->keys[k].name, schema->view);
         }
     }
     char why[256];
-    int len = store_key_encode(schema, parts, out->key_buf, sizeof out->key_buf, why, sizeof why);
+    int len = store_key_encode(schema, parts, key_buf, STORE_MAX_KEY_BYTES, why, sizeof why);
     if (len < 0) {
-        return _bad(err, err_len, "%s", why);
+        return _bad(err, err_len, index, "%s", why);
     }
-    out->key = (struct store_key){out->key_buf, (uint32_t)len,
-                                  store_key_hash(out->key_buf, (uint32_t)len)};
+    return len;
+}
+
+int mat_proto_row_check(const struct store_schema *schema, const Fsd__V1__Row *row, size_t index,
+                        int64_t now_us, uint8_t *key_buf, char *err, size_t err_len) {
+    /* 0 is what a client sends when it forgot the field; far-future rows would shadow every
+     * real update until then. */
+    if (row->event_timestamp_us <= 0) {
+        return _bad(err, err_len, index,
+                    "event_timestamp_us must be set (microseconds since the Unix epoch), got %lld",
+                    (long long)row->event_timestamp_us);
+    }
+    if (row->event_timestamp_us > now_us &&
+        row->event_timestamp_us - now_us > MAT_PROTO_ROW_MAX_FUTURE_US) {
+        return _bad(err, err_len, index,
+                    "event_timestamp_us %lld is more than an hour in the future",
+                    (long long)row->event_timestamp_us);
+    }
+    int key_len = _check_keys(schema, row, index, key_buf, err, err_len);
+    if (key_len < 0) {
+        return -1;
+    }
+    /* A name maps to one index, so a feature given twice is an index seen twice. */
+    uint64_t seen[STORE_MAX_FEATURES / 64];
+    memset(seen, 0, ((schema->nfeatures + 63) / 64) * sizeof(seen[0]));
+    int f = -1;
     for (size_t i = 0; i < row->n_values; i++) {
         const Fsd__V1__FeatureValue *fv = row->values[i];
-        int f = store_schema_feature_index(schema, fv->name);
+        f = _feature_index(schema, fv->name, f + 1);
         if (f < 0) {
-            return _bad(err, err_len, "view %s has no feature \"%.80s\"", schema->view, fv->name);
+            return _bad(err, err_len, index, "view %s has no feature \"%.*s\"", schema->view,
+                        NAME_SHOWN, fv->name);
         }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(row->values[j]->name, fv->name) == 0) {
-                return _bad(err, err_len, "feature %s given twice", fv->name);
-            }
+        if (seen[f / 64] & (1ull << (f % 64))) {
+            return _bad(err, err_len, index, "feature %s given twice", fv->name);
         }
+        seen[f / 64] |= 1ull << (f % 64);
         enum store_type type = schema->features[f].type;
         Fsd__V1__Value__KindCase kind =
             fv->value != NULL ? fv->value->kind_case : FSD__V1__VALUE__KIND__NOT_SET;
         if (kind != FSD__V1__VALUE__KIND__NOT_SET && kind != kind_of_type[type]) {
-            return _bad(err, err_len, "feature %s is %s, got %s", fv->name, store_type_name(type),
-                        _kind_name(kind));
+            return _bad(err, err_len, index, "feature %s is %s, got %s", fv->name,
+                        store_type_name(type), _kind_name(kind));
         }
         if (!_strings_valid(fv->value)) {
-            return _bad(err, err_len, "feature %s is not valid UTF-8", fv->name);
+            return _bad(err, err_len, index, "feature %s is not valid UTF-8", fv->name);
         }
     }
-    out->is_delete = row->delete_;
-    out->event_ts_us = row->event_timestamp_us;
-    out->created_ts_us = row->created_timestamp_us;
-    return MAT_STREAM_ENTRY_OK;
+    return key_len;
 }
 
-static int _set_value(struct mat_stream_parser *p, struct store_row_builder *b, uint32_t f,
-                      const Fsd__V1__Value *v) {
+/* Sets one checked value in the builder. Returns -1 only when out of memory. */
+static int _set_value(struct store_row_builder *b, uint32_t f, const Fsd__V1__Value *v,
+                      mat_proto_row_scratch_fn scratch, void *ctx) {
     switch (v->kind_case) {
     case FSD__V1__VALUE__KIND__NOT_SET:
         store_row_set_null(b, f);
@@ -177,7 +216,7 @@ static int _set_value(struct mat_stream_parser *p, struct store_row_builder *b, 
         size_t n = v->string_list->n_values;
         const char **strs;
         uint32_t *lens;
-        if (mat_stream_parser_string_scratch(p, n, &strs, &lens) != 0) {
+        if (scratch(ctx, n, &strs, &lens) != 0) {
             return -1;
         }
         for (size_t i = 0; i < n; i++) {
@@ -191,16 +230,18 @@ static int _set_value(struct mat_stream_parser *p, struct store_row_builder *b, 
     }
 }
 
-int mat_stream_proto_row_build(struct mat_stream_parser *p, const Fsd__V1__Row *row,
-                               struct store_row_builder *b) {
+int mat_proto_row_build(struct store_row_builder *b, const Fsd__V1__Row *row,
+                        mat_proto_row_scratch_fn scratch, void *ctx) {
     store_row_builder_reset(b, row->event_timestamp_us, row->created_timestamp_us);
     Fsd__V1__Value null_value = FSD__V1__VALUE__INIT;
+    int f = -1;
     for (size_t i = 0; i < row->n_values; i++) {
         const Fsd__V1__FeatureValue *fv = row->values[i];
-        uint32_t f = (uint32_t)store_schema_feature_index(b->schema, fv->name);
-        if (_set_value(p, b, f, fv->value != NULL ? fv->value : &null_value) != 0) {
-            return MAT_STREAM_ENTRY_OOM;
+        f = _feature_index(b->schema, fv->name, f + 1);
+        if (_set_value(b, (uint32_t)f, fv->value != NULL ? fv->value : &null_value, scratch, ctx) !=
+            0) {
+            return -1;
         }
     }
-    return MAT_STREAM_ENTRY_OK;
+    return 0;
 }
