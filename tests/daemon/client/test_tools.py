@@ -400,10 +400,19 @@ class ToolsTest(unittest.TestCase):
 
 
 
+def splitmix64(state):
+    """The generator's random function (loadtest/grpc_load_run.c): one step from `state`."""
+    m = (1 << 64) - 1
+    z = (state + 0x9E3779B97F4A7C15) & m
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+    return z ^ (z >> 31)
+
+
 def bench_row(i):
     """grpc_load's benchmark row for entity i (loadtest/grpc_load_fill.c), the same for every
     target: d0..d7, count, label."""
-    doubles = [((i * 2654435761 + f * 97) % 100000) / 100.0 for f in range(8)]
+    doubles = [(splitmix64(i * 8 + f) >> 11) * 2.0 ** -53 for f in range(8)]
     label = "lbl%0*d" % (7 + i % 7, i % 10000000)
     return doubles, i % 1000, label
 
