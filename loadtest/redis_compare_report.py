@@ -499,15 +499,17 @@ def write_plots(res, out):
           "set datafile commentschars '#'",
           f"set multiplot layout {rows},{cols} title 'p99 latency vs feature values/s "
           "(open loop; hollow: closed-loop peak)'",
-          "set logscale y", "set format y '%g'", "set grid", "set key below",
+          "set logscale y", "set format y '%.0f'", "set grid", "set key top left",
           "set xrange [0:*]",
           "set xlabel 'feature values/s (millions)'", "set ylabel 'p99 latency (us)'",
           f"set arrow 1 from graph 0, first {P99_LIMIT_US:g} to graph 1, first "
           f"{P99_LIMIT_US:g} nohead dashtype 2 lc rgb '#555555'"]
     for b in batches:
         p99s = [p["p99_us"] for p in res.points if p["batch"] == b and p["run"] == "median"]
-        if p99s:  # a decade below the lowest point, so no point sits on the axis
-            gp.append(f"set yrange [{10 ** math.floor(math.log10(min(p99s) / 1.5)):g}:*]")
+        if p99s:  # the 1 ms line and every point show, with a decade on top for the key
+            low = 10 ** math.floor(math.log10(min(min(p99s), P99_LIMIT_US) / 1.5))
+            high = 10 ** (math.ceil(math.log10(max(p99s) * 1.5)) + 1)
+            gp.append(f"set yrange [{low:g}:{high:g}]")
         plots = []
         for t in tg:
             c = COLORS.get(t, "black")
@@ -528,7 +530,7 @@ def write_plots(res, out):
                "set datafile separator ','",
                f"set title 'latency by percentile, batch of {HEADLINE_BATCH} at {rate:,} req/s "
                "(open loop, from the intended send time)'",
-               "set logscale y", "set format y '%g'", "set grid", "set key top left",
+               "set logscale y", "set format y '%.0f'", "set grid", "set key top left",
                "set yrange [*:*]", "set xlabel 'percentile'", "set ylabel 'latency (us)'",
                "set xrange [0:5]",
                "set xtics ('0' 0, '90' 1, '99' 2, '99.9' 3, '99.99' 4, '99.999' 5)",
