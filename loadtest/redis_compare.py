@@ -687,7 +687,10 @@ def main(argv=None):
     write_csv(os.path.join(args.out, "results.csv"), CSV_FIELDS, res.points)
     write_csv(os.path.join(args.out, "memory.csv"), MEMORY_FIELDS,
               [dict(target=t, **m) for t, m in res.memory.items()])
-    note = write_plots(res, args.out)
+    try:
+        note = write_plots(res, args.out)
+    except (OSError, subprocess.SubprocessError) as e:  # plots are not worth the report
+        note = f"no plots: {e}"
     if note:
         res.notes.append(note)
     report = render_report(res)
