@@ -138,6 +138,7 @@ static void _on_load(const char *view, const struct mat_load_result *result, voi
 static int _start_materializer(const struct fsd_config *config, struct store_catalog *catalog) {
     struct mat_options options;
     mat_options_init(&options);
+    options.duckdb_threads = config->options.materializer.duckdb_threads;
     options.on_load = _on_load;
     char err[512];
     if (mat_setup(catalog, config, &options, err, sizeof err) != 0) {

@@ -168,6 +168,26 @@ static const struct option_def store_defs[] = {
     },
 };
 
+/*
+ * Restart to change: the scheduler copies it when it starts. Loads are rare and the right
+ * value depends on the machine, not on the moment.
+ */
+static const struct option_def materializer_defs[] = {
+    {
+        .name = "duckdb_threads",
+        .type = OPTION_UINT,
+        .default_text = "0",
+        .min = 0,
+        .max = 256,
+        .offset = AT_UINT(materializer.duckdb_threads),
+        .description = "Threads DuckDB may use to read a Parquet snapshot; 0 means one per CPU "
+                       "core. A load then has the whole machine and finishes soonest, but it "
+                       "competes with the workers for every core; on a small machine, fewer "
+                       "threads (e.g. cores minus server.workers) keep lookup latency steady "
+                       "while a load runs, and the load takes longer.",
+    },
+};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 const struct option_section option_sections[] = {
@@ -175,6 +195,8 @@ const struct option_section option_sections[] = {
      COUNT(server_defs)},
     {"store", "The in-memory store; read by the store as plain numbers.", store_defs,
      COUNT(store_defs)},
+    {"materializer", "Snapshot loads: how much of the machine a load may use.", materializer_defs,
+     COUNT(materializer_defs)},
 };
 const size_t option_nsections = COUNT(option_sections);
 

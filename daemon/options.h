@@ -1,8 +1,8 @@
 #pragma once
 /*
- * Options declared once. Every option of the config file's plain sections (`server:`, `store:`)
- * is one row of a table in options.c: section, name, type, default, bounds, whether it may
- * change on reload, and a description. The YAML loader, `fsd --help-config` and
+ * Options declared once. Every option of the config file's plain sections (`server:`, `store:`,
+ * `materializer:`) is one row of a table in options.c: section, name, type, default, bounds,
+ * whether it may change on reload, and a description. The YAML loader, `fsd --help-config` and
  * `fsd --print-reference-config` (which generates configs/reference.yaml) all read that table,
  * so they cannot disagree.
  *
@@ -49,9 +49,15 @@ struct option_store {
     int64_t expiry_grace_us;
 };
 
+/* materializer: how snapshot loads use the machine; copied into struct mat_options. */
+struct option_materializer {
+    uint32_t duckdb_threads; /* 0 = one per core */
+};
+
 struct option_values {
     struct option_server server;
     struct option_store store;
+    struct option_materializer materializer;
 };
 
 /* ---- the table --------------------------------------------------------------------------- */

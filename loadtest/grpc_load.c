@@ -19,7 +19,9 @@
  *
  * Each of the T threads owns C/T connections and polls them together; latencies go into
  * per-thread histograms merged at the end. Every loop is bounded by
- * --duration (at most 600 s) and --max-requests.
+ * --duration (at most 600 s) and --max-requests; SIGUSR1 ends the measurement sooner (the
+ * report then covers the time measured). --latency-log FILE also writes every measured call,
+ * so a script can take percentiles over any window of the run.
  *
  * The benchmark view (loadtest/serving_bench.sh makes one): join key entity_id (int64) and
  * 10 features: d0..d7 double, count int64, label string of 10-16 bytes.
@@ -71,6 +73,7 @@ static struct result _median_result(const struct result *runs, unsigned n) {
     _MEDIAN_OF(sent_p50_us);
     _MEDIAN_OF(sent_p99_us);
     _MEDIAN_OF(sent_p999_us);
+    _MEDIAN_OF(measured_s);
 #undef _MEDIAN_OF
     /* counts: the sum over the runs, so one bad run is not hidden by the median */
     m.requests = m.errors = m.late_sends = m.backlog = m.sent = 0;
@@ -124,12 +127,12 @@ static void _print_result(const struct options *o, const struct result *r) {
                "\"threads\": %u, \"inflight\": %u, \"duration_s\": %g, \"runs\": %u, "
                "\"late_sends\": %" PRIu64 ", \"max_send_lag_us\": %.0f, \"backlog\": %" PRIu64
                ", \"sent_p50_us\": %.1f, \"sent_p99_us\": %.1f, \"sent_p999_us\": %.1f, "
-               "\"target\": \"%s\"}\n",
+               "\"target\": \"%s\", \"measured_s\": %.3f}\n",
                o->batch, mode, o->rate > 0 ? rate : "null", r->requests_per_s, r->lookups_per_s,
                r->values_per_s, r->p50_us, r->p99_us, r->p999_us, r->max_us, r->mean_us, r->errors,
                r->requests, o->connections, o->threads, o->inflight, o->duration_s, o->runs,
                r->late_sends, r->max_lag_us, r->backlog, r->sent_p50_us, r->sent_p99_us,
-               r->sent_p999_us, load_target_of(o)->name);
+               r->sent_p999_us, load_target_of(o)->name, r->measured_s);
         break;
     }
     if (o->rate > 0 && (r->late_sends > 0 || r->backlog > 0)) {
@@ -181,10 +184,14 @@ static int _lookups(const struct options *o) {
         histogram_init(all_runs);
     }
     int rc = 0;
-    for (unsigned run = 0; run < o->runs && rc == 0; run++) {
+    unsigned done = 0;
+    for (unsigned run = 0; run < o->runs && rc == 0 && (run == 0 || !load_stop_requested); run++) {
         if (load_run_once(o, values_per_entity, run, &runs[run], all_runs) != 0) {
             rc = 1;
-        } else if (o->verbose) {
+            continue;
+        }
+        done++;
+        if (o->verbose) {
             struct options one = *o;
             one.header = run == 0 && o->header;
             fprintf(stderr, "grpc_load: run %u of %u:\n", run + 1, o->runs);
@@ -193,7 +200,7 @@ static int _lookups(const struct options *o) {
         }
     }
     if (rc == 0) {
-        struct result median = o->runs > 1 ? _median_result(runs, o->runs) : runs[0];
+        struct result median = done > 1 ? _median_result(runs, done) : runs[0];
         _print_result(o, &median);
         if (all_runs != NULL && _write_histogram(o->histogram_out, all_runs) != 0) {
             rc = 1;
@@ -268,8 +275,11 @@ static void _usage(FILE *out) {
             "  --verbose          print each run too (stderr)\n"
             "  --histogram-out F  write the latency percentile curve of every measured call\n"
             "                     (all runs) to F as CSV: percentile,latency_us\n"
+            "  --latency-log FILE also write every measured call to FILE, one a line:\n"
+            "                     start_wall_us latency_us send_lag_us ok (one run only)\n"
             "  --dump-request FILE  write one framed GetFeaturesRequest (batch B) for\n"
             "                     h2load -d FILE, and exit\n\n"
+            "SIGUSR1 ends the measurement early; the report covers the time measured.\n"
             "exit status: 0 ok, 1 failed, 2 usage, 3 the run had errors\n",
             FILL_BATCH, MAX_CONNECTIONS, MAX_DURATION_S, (unsigned long long)DEFAULT_MAX_REQUESTS);
 }
@@ -296,7 +306,16 @@ static int _parse_seconds(const char *text, double min, double max, double *out)
     return 0;
 }
 
+static void _on_sigusr1(int sig) {
+    (void)sig;
+    load_stop_requested = 1;
+}
+
 int main(int argc, char **argv) {
+    /* First, so a SIGUSR1 sent as soon as the process exists ends a run, not the process. */
+    struct sigaction stop = {.sa_handler = _on_sigusr1, .sa_flags = SA_RESTART};
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGUSR1, &stop, NULL);
     enum {
         O_ADDR = 256,
         O_TARGET,
@@ -322,6 +341,7 @@ int main(int argc, char **argv) {
         O_VERBOSE,
         O_DUMP,
         O_HISTOGRAM,
+        O_LATENCY_LOG,
         O_HELP,
     };
     static const struct option long_options[] = {
@@ -349,6 +369,7 @@ int main(int argc, char **argv) {
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"dump-request", required_argument, NULL, O_DUMP},
         {"histogram-out", required_argument, NULL, O_HISTOGRAM},
+        {"latency-log", required_argument, NULL, O_LATENCY_LOG},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -461,6 +482,9 @@ int main(int argc, char **argv) {
         case O_HISTOGRAM:
             o.histogram_out = optarg;
             break;
+        case O_LATENCY_LOG:
+            o.latency_log = optarg;
+            break;
         case 'h':
         case O_HELP:
             _usage(stdout);
@@ -482,6 +506,10 @@ int main(int argc, char **argv) {
     if (o.threads > o.connections) {
         fprintf(stderr, "grpc_load: --threads %u is more than --connections %u\n", o.threads,
                 o.connections);
+        return 2;
+    }
+    if (o.latency_log != NULL && o.runs != 1) {
+        fprintf(stderr, "grpc_load: --latency-log records one run; drop --runs\n");
         return 2;
     }
     if (o.dump_request != NULL) {

@@ -10,6 +10,7 @@
  *   grpc_load_redis.c  the Redis targets: HMGET of hashes, MGET of packed rows (hiredis)
  *   grpc_load_fill.c   the benchmark rows, and --fill for fsd (PushRows)
  */
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,12 +59,14 @@ struct options {
     bool verbose;
     const char *dump_request;
     const char *histogram_out; /* the percentile curve of every measured call, as CSV */
+    const char *latency_log;   /* every measured call, one a line; NULL: none */
 };
 
 struct result {
     double requests_per_s, lookups_per_s, values_per_s;
     double p50_us, p99_us, p999_us, max_us, mean_us;
     uint64_t requests, errors, late_sends, backlog, sent;
+    double measured_s; /* --duration, or less when SIGUSR1 ended the run early */
     double max_lag_us;
     /* latency from the actual send rather than the intended one: the difference is time the
      * generator was late (open loop) */
@@ -158,7 +161,15 @@ int load_fill_fsd(const struct options *o);
 
 struct histogram;
 
-/* One measured run (warm-up included); -1 if it could not run at all. The run's measured
- * latencies are also added to `all_runs` when not NULL. */
+/*
+ * Set by SIGUSR1: the measurement ends now (calls in flight are still awaited), the report
+ * covers the time measured so far and further runs are skipped. Lets a script end a run when
+ * what it measures (a snapshot load, say) is over instead of guessing a duration.
+ */
+extern volatile sig_atomic_t load_stop_requested;
+
+/* One measured run (warm-up included), and o->latency_log written if set; -1 if it could not
+ * run at all or the log could not be written. The run's measured latencies are also added to
+ * `all_runs` when not NULL. */
 int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned run,
                   struct result *out, struct histogram *all_runs);

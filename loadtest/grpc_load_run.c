@@ -6,9 +6,15 @@
  * Closed loop: every connection keeps K calls in flight, a new one leaves as one completes.
  * Open loop: each connection sends on a fixed schedule; a call's latency runs from its
  * intended send time, and sends made late are counted.
+ *
+ * --latency-log keeps one record per measured call in a per-thread array (sized up front for
+ * an open loop, so the run does not stop to grow it) and writes them after the run, with
+ * each start converted to wall-clock time so a script can line calls up with what a server
+ * logged (a snapshot load's start and end, say).
  */
 #include "grpc_load_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -47,7 +53,19 @@ const struct load_target *load_target_of(const struct options *o) {
 
 /* ---- lookups ----------------------------------------------------------------------------- */
 
+volatile sig_atomic_t load_stop_requested;
+
+#define POLL_MAX_WAIT_US 10000 /* the loops look at load_stop_requested at least this often */
+
 struct worker;
+
+/* One measured call, for --latency-log. */
+struct call_record {
+    int64_t start_us;   /* intended send time (load_now_us clock) */
+    int64_t latency_us; /* from start_us to the response's end */
+    int64_t lag_us;     /* how late it was actually sent: submit - start */
+    bool ok;
+};
 
 /* Start line: every thread connects, then all start measuring from one t0. A mutex and a
  * condition rather than a barrier, so a run whose threads did not all start can still go. */
@@ -87,6 +105,9 @@ struct worker {
     uint64_t sent, ok, errors, unanswered;
     uint64_t late_sends, backlog;
     int64_t max_lag_us;
+    struct call_record *log; /* --latency-log only */
+    size_t nlog, log_cap;
+    bool log_failed; /* out of memory: the log would be incomplete */
     char error[512];
     int failed; /* could not connect */
 };
@@ -98,6 +119,25 @@ static void _note_error(struct worker *w, const char *error) {
 }
 
 static int _submit(struct conn_state *cs, int64_t start_us);
+
+static void _log_call(struct worker *w, const struct load_outcome *r) {
+    if (w->nlog == w->log_cap) {
+        size_t cap = w->log_cap ? w->log_cap * 2 : 4096;
+        struct call_record *grown = w->log_failed ? NULL : realloc(w->log, cap * sizeof(*grown));
+        if (grown == NULL) {
+            w->log_failed = true;
+            return;
+        }
+        w->log = grown;
+        w->log_cap = cap;
+    }
+    w->log[w->nlog++] = (struct call_record){
+        .start_us = r->start_us,
+        .latency_us = r->done_us - r->start_us,
+        .lag_us = r->submit_us - r->start_us,
+        .ok = r->error == NULL,
+    };
+}
 
 static void _on_done(void *user, const struct load_outcome *r) {
     struct conn_state *cs = user;
@@ -114,6 +154,9 @@ static void _on_done(void *user, const struct load_outcome *r) {
             w->ok++;
         } else {
             w->errors++;
+        }
+        if (w->o->latency_log != NULL) {
+            _log_call(w, r);
         }
     }
     /* closed loop: the next call leaves as this one completes */
@@ -135,6 +178,17 @@ static int _submit(struct conn_state *cs, int64_t start_us) {
     return 0;
 }
 
+/* SIGUSR1: the measurement ends now (not before it began). */
+static bool _stop_now(struct worker *w, int64_t now) {
+    if (!load_stop_requested) {
+        return false;
+    }
+    if (now < w->measure_to_us) {
+        w->measure_to_us = now > w->measure_from_us ? now : w->measure_from_us;
+    }
+    return true;
+}
+
 static void _run_closed(struct worker *w) {
     for (uint32_t c = 0; c < w->nconns; c++) {
         for (uint32_t k = 0; k < w->o->inflight && w->sent < w->max_requests; k++) {
@@ -142,9 +196,11 @@ static void _run_closed(struct worker *w) {
         }
     }
     int64_t now;
-    while ((now = load_now_us()) < w->measure_to_us && w->sent < w->max_requests) {
+    while ((now = load_now_us()) < w->measure_to_us && w->sent < w->max_requests &&
+           !_stop_now(w, now)) {
         int64_t wait = w->measure_to_us - now;
-        if (w->target->poll_many(w->conn_ptrs, w->nconns, wait < 10000 ? wait : 10000) < 0) {
+        if (w->target->poll_many(w->conn_ptrs, w->nconns,
+                                 wait < POLL_MAX_WAIT_US ? wait : POLL_MAX_WAIT_US) < 0) {
             break;
         }
         bool any = false;
@@ -168,6 +224,9 @@ static void _run_open(struct worker *w) {
     int64_t end = w->measure_to_us;
     for (;;) {
         int64_t now = load_now_us();
+        if (_stop_now(w, now)) {
+            end = w->measure_to_us;
+        }
         if (now >= end || w->sent >= w->max_requests) {
             break;
         }
@@ -194,7 +253,8 @@ static void _run_open(struct worker *w) {
             }
         }
         int64_t wait = (int64_t)soonest - now;
-        if (w->target->poll_many(w->conn_ptrs, w->nconns, wait > 0 ? wait : 0) < 0) {
+        wait = wait < 0 ? 0 : wait > POLL_MAX_WAIT_US ? POLL_MAX_WAIT_US : wait;
+        if (w->target->poll_many(w->conn_ptrs, w->nconns, wait) < 0) {
             break;
         }
     }
@@ -262,11 +322,54 @@ static void *_worker_main(void *arg) {
     return NULL;
 }
 
+static int64_t _wall_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Writes every worker's call records, starts in wall-clock time (`wall_offset_us` added). */
+static int _write_latency_log(const struct options *o, const struct worker *workers,
+                              unsigned nworkers, int64_t wall_offset_us) {
+    for (unsigned t = 0; t < nworkers; t++) {
+        if (workers[t].log_failed) {
+            fprintf(stderr, "grpc_load: out of memory for the latency log\n");
+            return -1;
+        }
+    }
+    FILE *f = fopen(o->latency_log, "w");
+    if (f == NULL) {
+        fprintf(stderr, "grpc_load: cannot write %s: %s\n", o->latency_log, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "# grpc_load latency log: one measured call a line, in microseconds\n"
+               "# start_wall_us latency_us send_lag_us ok\n");
+    for (unsigned t = 0; t < nworkers; t++) {
+        for (size_t i = 0; i < workers[t].nlog; i++) {
+            const struct call_record *c = &workers[t].log[i];
+            fprintf(f, "%" PRId64 " %" PRId64 " %" PRId64 " %d\n", c->start_us + wall_offset_us,
+                    c->latency_us, c->lag_us, c->ok ? 1 : 0);
+        }
+    }
+    if (ferror(f) | (fclose(f) != 0)) {
+        fprintf(stderr, "grpc_load: cannot write %s: %s\n", o->latency_log, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned run,
                   struct result *out, struct histogram *all_runs) {
     struct worker *workers = calloc(o->threads, sizeof(*workers));
     if (workers == NULL) {
         return -1;
+    }
+    /* An open loop's calls are known in advance: size the logs so no run stops to grow one. */
+    size_t log_cap = 0;
+    if (o->latency_log != NULL && o->rate > 0) {
+        double calls = o->rate * o->duration_s / o->threads * 1.05 + 1024;
+        double most = (double)(o->max_requests / o->threads + 1);
+        log_cap = (size_t)(calls < most ? calls : most);
     }
     struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, 0};
     unsigned started = 0;
@@ -284,6 +387,10 @@ int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned 
         }
         histogram_init(&w->hist);
         histogram_init(&w->hist_sent);
+        if (log_cap > 0) {
+            w->log = malloc(log_cap * sizeof(*w->log));
+            w->log_cap = w->log != NULL ? log_cap : 0;
+        }
         if (pthread_create(&w->thread, NULL, _worker_main, w) != 0) {
             break;
         }
@@ -298,6 +405,11 @@ int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned 
     while (gate.connected < started) {
         pthread_cond_wait(&gate.cond, &gate.lock);
     }
+    /* load_now_us is monotonic; the log's readers want wall-clock time */
+    int64_t mono_before = load_now_us();
+    int64_t wall_offset_us = _wall_us();
+    int64_t mono_after = load_now_us();
+    wall_offset_us -= (mono_before + mono_after) / 2;
     gate.t0_us = load_now_us();
     gate.go = true;
     pthread_cond_broadcast(&gate.cond);
@@ -307,9 +419,13 @@ int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned 
     histogram_init(&all_sent);
     memset(out, 0, sizeof(*out));
     uint64_t ok = 0;
+    int64_t measured_us = 0;
     for (unsigned t = 0; t < started; t++) {
         struct worker *w = &workers[t];
         pthread_join(w->thread, NULL);
+        if (!w->failed && w->measure_to_us - w->measure_from_us > measured_us) {
+            measured_us = w->measure_to_us - w->measure_from_us;
+        }
         histogram_merge(&all, &w->hist);
         histogram_merge(&all_sent, &w->hist_sent);
         ok += w->ok;
@@ -333,12 +449,20 @@ int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned 
                     w->unanswered, DRAIN_TIMEOUT_US / 1000000);
         }
     }
+    if (rc == 0 && o->latency_log != NULL &&
+        _write_latency_log(o, workers, started, wall_offset_us) != 0) {
+        rc = -1;
+    }
+    for (unsigned t = 0; t < o->threads; t++) {
+        free(workers[t].log);
+    }
     free(workers);
     if (all_runs != NULL) {
         histogram_merge(all_runs, &all);
     }
     out->requests = ok;
-    out->requests_per_s = (double)ok / o->duration_s;
+    out->measured_s = (double)measured_us / 1e6;
+    out->requests_per_s = out->measured_s > 0 ? (double)ok / out->measured_s : 0;
     out->lookups_per_s = out->requests_per_s * o->batch;
     out->values_per_s = out->lookups_per_s * values_per_entity;
     out->p50_us = (double)histogram_percentile(&all, 50) / 1e3;

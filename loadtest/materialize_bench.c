@@ -5,8 +5,12 @@
  *
  *   build/bin/materialize_bench                      # 10M rows, 3 runs
  *   build/bin/materialize_bench --rows 1000000 --runs 5
+ *   build/bin/materialize_bench --rows 1000000 --write-only   # prints the file's path
  *
- * The file is written once with DuckDB and cached in /tmp (fsd-materialize-bench-<rows>/).
+ * The file is written once with DuckDB and cached in /tmp (fsd-materialize-bench-<rows>/);
+ * --write-only makes sure it exists and prints its path, for benchmarks that load it into a
+ * running fsd (loadtest/swap_latency_bench.sh). It is written under a temporary name and
+ * renamed, so a benchmark started meanwhile never reads half a file.
  * Memory: before each run the retired tables are freed and the allocator purged; the peak is
  * the process's high-water mark (VmHWM, reset through /proc/self/clear_refs) during the load
  * and swap, minus the RSS the process had before any table existed, divided by the final
@@ -21,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "daemon/config.h"
 #include "materializer/materializer.h"
@@ -77,6 +82,8 @@ static int _write_file(const char *path, unsigned long long rows) {
     if (duckdb_open(NULL, &db) != DuckDBSuccess || duckdb_connect(db, &conn) != DuckDBSuccess) {
         return -1;
     }
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     char sql[2048];
     snprintf(sql, sizeof sql,
              "COPY (SELECT i AS id, TIMESTAMP '2024-05-01' + to_microseconds(i) AS ev,"
@@ -84,12 +91,19 @@ static int _write_file(const char *path, unsigned long long rows) {
              " -i * 1.5 AS f4, i * 1e-3 AS f5, sqrt(i::DOUBLE) AS f6, ln(i + 1.0) AS f7,"
              " i * 7 AS n, 'user-' || (i %% 100000)::VARCHAR AS s FROM range(%llu) t(i))"
              " TO '%s' (FORMAT parquet, COMPRESSION snappy)",
-             rows, path);
+             rows, tmp);
     duckdb_result result;
     int rc = 0;
     if (duckdb_query(conn, sql, &result) != DuckDBSuccess) {
         fprintf(stderr, "materialize_bench: %s\n", duckdb_result_error(&result));
         rc = -1;
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        perror("materialize_bench: rename");
+        rc = -1;
+    }
+    if (rc != 0) {
+        unlink(tmp);
     }
     duckdb_destroy_result(&result);
     duckdb_disconnect(&conn);
@@ -101,11 +115,11 @@ int main(int argc, char **argv) {
     unsigned long long rows = 10000000;
     int runs = 3;
     unsigned threads = 0;
-    static const struct option longopts[] = {{"rows", required_argument, NULL, 'r'},
-                                             {"runs", required_argument, NULL, 'n'},
-                                             {"threads", required_argument, NULL, 't'},
-                                             {"help", no_argument, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    int write_only = 0;
+    static const struct option longopts[] = {
+        {"rows", required_argument, NULL, 'r'},    {"runs", required_argument, NULL, 'n'},
+        {"threads", required_argument, NULL, 't'}, {"write-only", no_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -118,12 +132,17 @@ int main(int argc, char **argv) {
         case 't':
             threads = (unsigned)atoi(optarg);
             break;
+        case 'w':
+            write_only = 1;
+            break;
         default:
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: materialize_bench [--rows N] [--runs R] [--threads T]\n"
+                    "       materialize_bench [--rows N] --write-only\n"
                     "  --rows N      rows in the snapshot (default 10000000)\n"
                     "  --runs R      loads; the median is printed (default 3)\n"
-                    "  --threads T   DuckDB threads (default 0: one per core)\n");
+                    "  --threads T   DuckDB threads (default 0: one per core)\n"
+                    "  --write-only  write the cached file if it is missing, print its path\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -138,13 +157,16 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/data.parquet", dir);
     struct stat st;
     if (stat(path, &st) != 0) {
-        printf("writing %s ...\n", path);
-        fflush(stdout);
+        fprintf(stderr, "writing %s ...\n", path);
         mkdir(dir, 0755);
         if (_write_file(path, rows) != 0) {
             return 1;
         }
         stat(path, &st);
+    }
+    if (write_only) {
+        printf("%s\n", path);
+        return 0;
     }
 
     /* The base: DuckDB's code and its allocator warmed up by a read, but no table yet. */

@@ -29,6 +29,9 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_NAME=serving_bench
+# shellcheck source=loadtest/bench_lib.sh
+source "${REPO_ROOT}/loadtest/bench_lib.sh"
 BUILD="${REPO_ROOT}/build"
 WORKERS=1
 ENTITIES=""
@@ -42,10 +45,7 @@ RATE=5000
 OPEN_BATCH=100
 TIMEOUT_MS=1000 # grpc-timeout per call: queueing under peak load is measured, not refused
 
-die() {
-    echo "serving_bench: $*" >&2
-    exit 1
-}
+die() { bench_die "$@"; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -105,22 +105,8 @@ if [[ ${PIN} -eq 1 ]]; then
     GEN_CPU=(taskset -c 1)
 fi
 
-TMP="$(mktemp -d -t fsd-bench.XXXXXX)"
-FSD_PID=""
-cleanup() {
-    if [[ -n ${FSD_PID} ]] && kill -0 "${FSD_PID}" 2>/dev/null; then
-        kill -TERM "${FSD_PID}" 2>/dev/null || true
-        for _ in $(seq 100); do
-            kill -0 "${FSD_PID}" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "${FSD_PID}" 2>/dev/null || true
-        wait "${FSD_PID}" 2>/dev/null || true
-    fi
-    rm -rf "${TMP}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup # fsd is stopped and the directory removed on exit, however the script exits
+TMP="${BENCH_TMP}"
 
 cat >"${TMP}/fsd.yaml" <<EOF
 server:
@@ -149,17 +135,8 @@ views:
       - {name: label, type: string}
 EOF
 
-"${FSD_CPU[@]}" "${FSD}" --config "${TMP}/fsd.yaml" 2>"${TMP}/fsd.log" &
-FSD_PID=$!
-PORT=""
-for _ in $(seq 200); do
-    PORT="$(sed -n 's/.*msg="fsd ready".* grpc=[^ ]*:\([0-9][0-9]*\).*/\1/p' "${TMP}/fsd.log")"
-    [[ -n ${PORT} ]] && break
-    kill -0 "${FSD_PID}" 2>/dev/null || break
-    sleep 0.1
-done
-[[ -n ${PORT} ]] || { cat "${TMP}/fsd.log" >&2; die "fsd did not become ready"; }
-ADDR="127.0.0.1:${PORT}"
+bench_start_fsd "${TMP}/fsd.yaml" "${FSD_CPU[@]}"
+ADDR="${FSD_ADDR}"
 echo "fsd $("${FSD}" --version | cut -d' ' -f2) on ${ADDR}: ${WORKERS} worker(s), $(nproc) CPUs," \
     "${ENTITIES} entities; ${RUNS} runs of ${DURATION} s per figure (+${WARMUP} s warm-up)"
 "${GEN_CPU[@]}" "${GRPC_LOAD}" --addr "${ADDR}" --fill "${ENTITIES}"
@@ -179,9 +156,9 @@ load() {
 
 # CPU time in clock ticks: the whole machine busy, fsd, and this script's finished children
 # (grpc_load, h2load). What is left over was other processes competing for the CPUs.
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-fsd_ticks() { awk '{ print $14 + $15 }' "/proc/${FSD_PID}/stat"; }
-children_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+machine_ticks() { bench_machine_ticks; }
+fsd_ticks() { bench_pid_ticks "${FSD_PID}"; }
+children_ticks() { bench_children_ticks; }
 START_MACHINE="$(machine_ticks)" START_FSD="$(fsd_ticks)" START_CHILDREN="$(children_ticks)"
 START_S="${SECONDS}"
 
@@ -200,7 +177,7 @@ GEN_CPU=("${GEN_CPU_SAVED[@]}")
 # GetFeatures calls fsd counted, "OK ERRORS", from its stats port (when it has one and curl is
 # here): h2load sees HTTP 200 for every gRPC call, failed or not, so fsd's own count is
 # what says its calls succeeded.
-STATS_PORT="$(sed -n 's/.*msg="stats listening".* port=\([0-9][0-9]*\).*/\1/p' "${TMP}/fsd.log")"
+STATS_PORT="${FSD_STATS_PORT}"
 get_features_calls() {
     [[ -n ${STATS_PORT} ]] && command -v curl >/dev/null 2>&1 || return 0
     curl -s --max-time 5 "http://127.0.0.1:${STATS_PORT}/metrics" | awk '

@@ -33,6 +33,9 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BENCH_NAME=stream_bench
+# shellcheck source=loadtest/bench_lib.sh
+source "${REPO_ROOT}/loadtest/bench_lib.sh"
 BUILD="${REPO_ROOT}/build"
 RATE=110000
 LOOKUP_RATE=2000
@@ -43,10 +46,7 @@ WORKERS=1
 QUICK=0
 DRAIN_TIMEOUT_S=60
 
-die() {
-    echo "stream_bench: $*" >&2
-    exit 1
-}
+die() { bench_die "$@"; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -89,33 +89,14 @@ REDIS_SERVER="$(command -v redis-server)" || die "no redis-server (bash scripts/
 PYTHON=/usr/bin/python3
 [[ -x ${PYTHON} ]] || die "no ${PYTHON}"
 
-TMP="$(mktemp -d -t fsd-stream-bench.XXXXXX)"
-FSD_PID="" REDIS_PID="" LOAD_PID=""
-stop_pid() {
-    local pid="$1"
-    [[ -n ${pid} ]] && kill -0 "${pid}" 2>/dev/null || return 0
-    kill -TERM "${pid}" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "${pid}" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "${pid}" 2>/dev/null || true
-    wait "${pid}" 2>/dev/null || true
-}
-cleanup() {
-    stop_pid "${LOAD_PID}"
-    stop_pid "${FSD_PID}"
-    stop_pid "${REDIS_PID}"
-    rm -rf "${TMP}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup # what the script started is stopped on exit (the last started first)
+TMP="${BENCH_TMP}"
 
-REDIS_PORT="$("${PYTHON}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
-print(s.getsockname()[1])')"
+REDIS_PORT="$(bench_free_port)"
 "${REDIS_SERVER}" --port "${REDIS_PORT}" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "${TMP}" --logfile "${TMP}/redis.log" &
 REDIS_PID=$!
+bench_track "${REDIS_PID}"
 
 cat >"${TMP}/fsd.yaml" <<EOF
 server:
@@ -148,19 +129,16 @@ views:
       - {name: label, type: string}
 EOF
 
-"${FSD}" --config "${TMP}/fsd.yaml" 2>"${TMP}/fsd.log" &
-FSD_PID=$!
-PORT="" STATS=""
+bench_start_fsd "${TMP}/fsd.yaml"
+STATS="${FSD_STATS_PORT}"
 for _ in $(seq 200); do
-    PORT="$(sed -n 's/.*msg="fsd ready".* grpc=[^ ]*:\([0-9][0-9]*\).*/\1/p' "${TMP}/fsd.log")"
-    STATS="$(sed -n 's/.*msg="stats listening".* port=\([0-9][0-9]*\).*/\1/p' "${TMP}/fsd.log")"
-    grep -q 'msg="stream consumer reading"' "${TMP}/fsd.log" && [[ -n ${PORT} ]] && break
+    grep -q 'msg="stream consumer reading"' "${TMP}/fsd.log" && break
     kill -0 "${FSD_PID}" 2>/dev/null || break
     sleep 0.1
 done
 grep -q 'msg="stream consumer reading"' "${TMP}/fsd.log" ||
     { cat "${TMP}/fsd.log" >&2; die "fsd did not start reading the stream"; }
-ADDR="127.0.0.1:${PORT}"
+ADDR="${FSD_ADDR}"
 echo "fsd $("${FSD}" --version | cut -d' ' -f2) on ${ADDR}, $("${REDIS_SERVER}" --version |
     sed 's/.*v=\([^ ]*\).*/redis \1/') on 127.0.0.1:${REDIS_PORT}: ${WORKERS} worker(s)," \
     "$(nproc) CPUs, ${ENTITIES} entities; ${RUNS} runs of ${DURATION} s: ${RATE} updates/s" \
@@ -200,9 +178,9 @@ now_ms() { date +%s%3N; }
 
 # CPU time in clock ticks: the whole machine busy, one process, and this script's finished
 # children (stream_bench, grpc_load). What is left over was other processes competing.
-machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-pid_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-children_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+machine_ticks() { bench_machine_ticks; }
+pid_ticks() { bench_pid_ticks "$1"; }
+children_ticks() { bench_children_ticks; }
 cpu_sample() { echo "$(now_ms) $(machine_ticks) $(pid_ticks "${FSD_PID}")" \
     "$(pid_ticks "${REDIS_PID}") $(children_ticks)"; }
 
@@ -214,6 +192,7 @@ for run in $(seq "${RUNS}"); do
         --inflight 8 --rate "${LOOKUP_RATE}" --duration "${DURATION}" --warmup 0 --runs 1 \
         --timeout 1000 --json >"${TMP}/lookups.${run}.json" 2>"${TMP}/lookups.${run}.err" &
     LOAD_PID=$!
+    bench_track "${LOAD_PID}"
     start="$(now_ms)"
     "${PRODUCER}" --redis "127.0.0.1:${REDIS_PORT}" --key bench_updates --entities "${ENTITIES}" \
         --rate "${RATE}" --duration "${DURATION}" >"${TMP}/producer.${run}.json"

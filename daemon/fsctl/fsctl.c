@@ -157,9 +157,23 @@ static void _views_json(const Fsd__V1__ListViewsResponse *resp, struct sbuf *b) 
         sbuf_printf(b,
                     "], \"ttl_seconds\": %" PRId64 ", \"rows\": %" PRIu64
                     ", \"memory_bytes\": %" PRIu64 ", \"snapshot_version\": %" PRIu64
-                    ", \"last_load_time_us\": %" PRId64 ",\n   \"features\": [",
+                    ", \"last_load_time_us\": %" PRId64 ",\n   \"source\": ",
                     view->ttl_seconds, view->rows, view->memory_bytes, view->snapshot_version,
                     view->last_load_time_us);
+        /* the materializer's side: "" and zeros for a view without a source */
+        json_string(b, view->source, strlen(view->source));
+        sbuf_printf(b,
+                    ", \"loading\": %s, \"last_load_result\": ", view->loading ? "true" : "false");
+        json_string(b, view->last_load_result, strlen(view->last_load_result));
+        sbuf_printf(b, ", \"last_error\": ");
+        json_string(b, view->last_error, strlen(view->last_error));
+        sbuf_printf(b,
+                    ", \"loads_completed\": %" PRIu64 ", \"loads_failed\": %" PRIu64
+                    ", \"rows_read\": %" PRIu64 ", \"rows_kept\": %" PRIu64
+                    ", \"rows_skipped\": %" PRIu64 ", \"load_duration_us\": %" PRId64
+                    ",\n   \"features\": [",
+                    view->loads_completed, view->loads_failed, view->rows_read, view->rows_kept,
+                    view->rows_skipped, view->load_duration_us);
         for (size_t f = 0; f < view->n_features; f++) {
             const Fsd__V1__FeatureInfo *feature = view->features[f];
             sbuf_printf(b, "%s\n    {\"name\": ", f ? "," : "");

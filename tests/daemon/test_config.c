@@ -293,7 +293,7 @@ static void test_unknown_key(void **state) {
     expect_error(VIEW_HEAD "      - { name: b, type: int32, dflt: 0 }\n", 8,
                  "views[0].features[1].dflt: unknown key (expected name, type, default)");
     expect_error("vews: []\n", 1,
-                 "vews: unknown key (expected server, store, views, "
+                 "vews: unknown key (expected server, store, materializer, views, "
                  "feature_services)");
 }
 
@@ -554,6 +554,25 @@ static void test_port_out_of_bounds(void **state) {
                  "server.workers: expected a scalar, found a sequence");
 }
 
+/* materializer.duckdb_threads reaches the config; a bad value is refused with its bounds. */
+static void test_materializer_duckdb_threads(void **state) {
+    (void)state;
+    struct fsd_config *c = load_ok("views: []\n");
+    assert_int_equal(c->options.materializer.duckdb_threads, 0); /* one per core */
+    config_destroy(c);
+    c = load_ok("materializer:\n  duckdb_threads: 1\n");
+    assert_int_equal(c->options.materializer.duckdb_threads, 1);
+    config_destroy(c);
+    expect_error("materializer:\n  duckdb_threads: 257\n", 2,
+                 "materializer.duckdb_threads: 257 is out of bounds (0..256)");
+    expect_error("materializer:\n  duckdb_threads: -1\n", 2,
+                 "materializer.duckdb_threads: invalid uint \"-1\" (expected decimal digits)");
+    expect_error("materializer:\n  duckdb_threads: two\n", 2,
+                 "materializer.duckdb_threads: invalid uint \"two\" (expected decimal digits)");
+    expect_error("materializer:\n  threads: 2\n", 2,
+                 "materializer.threads: unknown key (expected duckdb_threads)");
+}
+
 static void test_malformed_yaml(void **state) {
     (void)state;
     expect_error("server:\n  grpc_port: 1\n views: [\n", 3,
@@ -776,6 +795,7 @@ int main(void) {
         cmocka_unit_test(test_bad_service_ref),
         cmocka_unit_test(test_unknown_enum_value),
         cmocka_unit_test(test_port_out_of_bounds),
+        cmocka_unit_test(test_materializer_duckdb_threads),
         cmocka_unit_test(test_malformed_yaml),
         cmocka_unit_test(test_empty_and_missing_file),
         cmocka_unit_test(test_collects_all_errors_in_order),

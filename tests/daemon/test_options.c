@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "materializer/materializer.h"
 #include "options.h"
 
 static char err[512];
@@ -60,6 +61,7 @@ static void test_defaults(void **state) {
     assert_int_equal(v.store.shards, 64);
     assert_int_equal(v.store.sweep_interval_ms, 1000);
     assert_int_equal(v.store.expiry_grace_us, 3600LL * 1000000);
+    assert_int_equal(v.materializer.duckdb_threads, MAT_DUCKDB_THREADS);
     option_values_deinit(&v);
 }
 

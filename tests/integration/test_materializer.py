@@ -1,6 +1,7 @@
 """Snapshots end to end: fsd loads the Parquet files fsd-demo-data writes (DuckDB), readiness
 flips when the first snapshots land, LoadSnapshot reloads on demand, and a load that fails
 leaves the live snapshot serving, unchanged, with the failure in ListViews and the metrics."""
+import json
 import os
 import shutil
 import tempfile
@@ -138,6 +139,16 @@ class MaterializerTest(unittest.TestCase):
         out = subprocess.run(fsctl, capture_output=True, text=True, timeout=120)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("loaded item_features: version 2, 20000 rows", out.stdout)
+        views = json.loads(subprocess.run(
+            [FSCTL_BIN, "--addr", self.fsd.address, "views", "--json"], capture_output=True,
+            text=True, timeout=60, check=True).stdout)
+        v = {x["name"]: x for x in views["views"]}["item_features"]
+        self.assertEqual((v["snapshot_version"], v["loading"], v["last_load_result"],
+                          v["last_error"], v["loads_completed"], v["loads_failed"],
+                          v["rows"]), (2, False, "loaded", "", 2, 0, 20000))
+        self.assertGreaterEqual(v["rows_read"], v["rows"])  # older rows of an entity too
+        self.assertGreater(v["load_duration_us"], 0)
+        self.assertTrue(v["source"].startswith("parquet:"), v["source"])
         missing = os.path.join(self.tmp, "missing.parquet")
         out = subprocess.run(fsctl + ["--path", missing], capture_output=True, text=True,
                              timeout=120)

@@ -9,11 +9,13 @@ import http.client
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.environ["FSD_INTEGRATION_DIR"])
@@ -123,6 +125,10 @@ class ToolsTest(unittest.TestCase):
         self.assertEqual(users["ttl_seconds"], 3600)
         self.assertEqual(users["rows"], 3)
         self.assertGreater(users["memory_bytes"], 0)
+        # no source: the materializer's fields are empty
+        self.assertEqual((users["source"], users["loading"], users["last_load_result"],
+                          users["loads_completed"], users["load_duration_us"]),
+                         ("", False, "", 0, 0))
         features = {f["name"]: f for f in users["features"]}
         self.assertEqual(features["age"], {"name": "age", "type": "int32",
                                            "default_kind": "literal", "default_value": "0"})
@@ -374,11 +380,49 @@ class ToolsTest(unittest.TestCase):
         self.assertEqual(fields["mode"], "closed")
         self.assertEqual(fields["errors"], "0")
 
+    def test_grpc_load_sigusr1_ends_the_run_and_the_latency_log_has_every_call(self):
+        self.grpc_load("--fill", "1000")
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "calls.log")
+            before_us = h.now_us()
+            p = subprocess.Popen([GRPC_LOAD, "--addr", self.addr, "--entities", "1000",
+                                  "--batch", "10", "--rate", "200", "--inflight", "16",
+                                  "--timeout", "5000", "--duration", "60", "--json",
+                                  "--latency-log", log],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(1.0)
+                p.send_signal(signal.SIGUSR1)
+                out, errs = p.communicate(timeout=10)  # not the 60 s asked for
+            finally:
+                p.kill()
+            after_us = h.now_us()
+            self.assertEqual(p.returncode, 0, errs)
+            doc = json.loads(out)
+            self.assertTrue(0.5 < doc["measured_s"] < 5, doc)
+            self.assertAlmostEqual(doc["requests_per_s"], 200, delta=40)
+            with open(log) as f:
+                lines = f.read().splitlines()
+        self.assertEqual(lines[1], "# start_wall_us latency_us send_lag_us ok")
+        calls = [tuple(int(x) for x in line.split()) for line in lines[2:]]
+        self.assertEqual(len(calls), doc["requests"] + doc["errors"])
+        self.assertEqual(sum(ok for *_, ok in calls), doc["requests"])
+        for start, latency, lag, _ in calls:
+            # wall-clock starts inside the run, latencies positive, lags never negative
+            self.assertTrue(before_us <= start <= after_us, (before_us, start, after_us))
+            self.assertTrue(0 < latency < 5_000_000 and lag >= 0, (latency, lag))
+        # the log and the histogram saw the same calls
+        latencies = sorted(c[1] for c in calls)
+        self.assertAlmostEqual(latencies[len(latencies) // 2], doc["p50_us"],
+                               delta=doc["p50_us"] * 0.02 + 2)
+
     def test_grpc_load_reports_server_errors(self):
         r = self.grpc_load("--view", "nope", "--duration", "0.2", rc=1)
         self.assertIn("GetFeatures: INVALID_ARGUMENT: unknown view \"nope\"", r.stderr)
         r = self.grpc_load("--duration", "700", rc=2)
         self.assertIn("--duration", r.stderr)
+        r = self.grpc_load("--latency-log", "/dev/null", "--runs", "2", rc=2)
+        self.assertIn("--latency-log records one run", r.stderr)
 
     def test_dump_request_is_a_framed_get_features_request(self):
         with tempfile.TemporaryDirectory() as tmp:
