@@ -497,8 +497,8 @@ class Compare:
         for k in ("requests_per_s", "values_per_s", "p50_us", "p99_us", "p999_us", "max_us",
                   "errors"):
             point[k] = med[k]
-        point["late_sends"] = med.get("late_sends", 0)
-        point["backlog"] = med.get("backlog", 0)
+        for k in ("late_sends", "backlog", "sent_p50_us", "sent_p99_us", "sent_p999_us"):
+            point[k] = med.get(k)
         point["p99_ok"] = None if closed else point_passes(rate, point)
         self.res.points.append(point)
         if len(run_objs) > 1:
@@ -507,7 +507,9 @@ class Compare:
                                              "connections", "inflight", "duration_s")}
                 row.update({k: o.get(k) for k in ("requests", "requests_per_s", "values_per_s",
                                                    "p50_us", "p99_us", "p999_us", "max_us",
-                                                   "errors", "late_sends", "backlog")})
+                                                   "errors", "late_sends", "backlog",
+                                                   "sent_p50_us", "sent_p99_us",
+                                                   "sent_p999_us")})
                 row.update({"run": i, "runs": 1})
                 self.res.points.append(row)
         self.log(f"{what}: {fmt_count(point['values_per_s'])} values/s, p50 "

@@ -228,7 +228,8 @@ def fmt_ratio(fsd, other):
 
 CSV_FIELDS = ["target", "batch", "kind", "mode", "rate", "run", "runs", "requests",
               "requests_per_s", "values_per_s", "p50_us", "p99_us", "p999_us", "max_us",
-              "errors", "late_sends", "backlog", "p99_ok", "connections", "inflight",
+              "errors", "late_sends", "backlog", "sent_p50_us", "sent_p99_us",
+              "sent_p999_us", "p99_ok", "connections", "inflight",
               "duration_s", "exit_status", "server_cpu_s", "wall_s", "server_cores",
               "server_values", "server_misses", "cpu_s_per_m_values", "values_per_server_core",
               "generator_cpu_s", "generator_cores", "other_cpu_pct"]
