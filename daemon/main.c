@@ -139,6 +139,7 @@ static int _start_materializer(const struct fsd_config *config, struct store_cat
     struct mat_options options;
     mat_options_init(&options);
     options.duckdb_threads = config->options.materializer.duckdb_threads;
+    options.nice = config->options.materializer.nice;
     options.on_load = _on_load;
     char err[512];
     if (mat_setup(catalog, config, &options, err, sizeof err) != 0) {

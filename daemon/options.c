@@ -186,6 +186,19 @@ static const struct option_def materializer_defs[] = {
                        "threads (e.g. cores minus server.workers) keep lookup latency steady "
                        "while a load runs, and the load takes longer.",
     },
+    {
+        .name = "nice",
+        .type = OPTION_UINT,
+        .default_text = "10",
+        .min = 0,
+        .max = 19,
+        .offset = AT_UINT(materializer.nice),
+        .description = "Nice value of the thread that runs snapshot loads and of the DuckDB "
+                       "threads it starts, so that a load uses the CPU the workers leave idle "
+                       "and yields it when lookups arrive; 0 runs loads at the daemon's own "
+                       "priority. PushSnapshot streams are built on the worker threads and are "
+                       "not affected.",
+    },
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

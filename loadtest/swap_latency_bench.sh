@@ -30,6 +30,9 @@
 #   --runs N               idle + load pairs per thread count; medians printed (default 3)
 #   --duckdb-threads LIST  comma-separated materializer.duckdb_threads values, each with its own
 #                          fsd (default 0,1: one per core, and one)
+#   --nice N               materializer.nice of every fsd started: the load thread's and its
+#                          DuckDB threads' nice value (default 10, fsd's default; 0: the
+#                          daemon's own priority)
 #   --rate R               lookup calls/s (default 2000)
 #   --batch B              entities per call (default 100)
 #   --idle S               seconds of the idle window (default 10; --quick 3)
@@ -48,6 +51,7 @@ QUICK=0
 ROWS=""
 RUNS=""
 THREADS_LIST="0,1"
+NICE=10
 RATE=2000
 BATCH=100
 IDLE_S=""
@@ -63,6 +67,7 @@ while [[ $# -gt 0 ]]; do
     --rows) ROWS="${2:?--rows needs a number}"; shift ;;
     --runs) RUNS="${2:?--runs needs a number}"; shift ;;
     --duckdb-threads) THREADS_LIST="${2:?--duckdb-threads needs a list}"; shift ;;
+    --nice) NICE="${2:?--nice needs a value}"; shift ;;
     --rate) RATE="${2:?--rate needs a number}"; shift ;;
     --batch) BATCH="${2:?--batch needs a number}"; shift ;;
     --idle) IDLE_S="${2:?--idle needs seconds}"; shift ;;
@@ -89,6 +94,7 @@ is_uint "${RUNS}" 1 9 || bench_die "--runs: 1..9"
 is_uint "${RATE}" 1 100000 || bench_die "--rate: 1..100000"
 is_uint "${BATCH}" 1 10000 || bench_die "--batch: 1..10000"
 is_uint "${WORKERS}" 1 64 || bench_die "--workers: 1..64"
+is_uint "${NICE}" 0 19 || bench_die "--nice: 0..19"
 is_seconds "${IDLE_S}" 1 120 || bench_die "--idle: 1..120 seconds"
 is_seconds "${TAIL_S}" 0 10 || bench_die "--tail: 0..10 seconds"
 IFS=, read -r -a THREADS <<<"${THREADS_LIST}"
@@ -160,6 +166,7 @@ server:
   log_level: info
 materializer:
   duckdb_threads: $1
+  nice: ${NICE}
 views:
   - name: bench
     join_keys: [{name: id, type: int64}]
@@ -183,7 +190,7 @@ EOF
 echo "fsd $("${FSD}" --version | cut -d' ' -f2): ${WORKERS} worker(s), $(nproc) CPUs;" \
     "${ROWS} rows x 10 features from ${PARQUET} ($(($(stat -c %s "${PARQUET}") >> 20)) MiB);" \
     "lookups: ${RATE} calls/s of ${BATCH} entities; ${RUNS} run(s) of ${IDLE_S} s idle + one" \
-    "load; DuckDB threads: ${THREADS_LIST}"
+    "load; DuckDB threads: ${THREADS_LIST}; loads at nice ${NICE}"
 
 RESULTS="${TMP}/runs.txt" # one line per run, for the report
 : >"${RESULTS}"

@@ -19,6 +19,7 @@ void mat_options_init(struct mat_options *options) {
         .retry_first_us = MAT_RETRY_FIRST_US,
         .retry_max_us = MAT_RETRY_MAX_US,
         .duckdb_threads = MAT_DUCKDB_THREADS,
+        .nice = MAT_NICE,
         .load_at_start = true,
     };
 }

@@ -44,6 +44,7 @@ struct store_view;
 #define MAT_RETRY_FIRST_US    (1000LL * 1000)       /* first retry 1 s after a failure ... */
 #define MAT_RETRY_MAX_US      (300LL * 1000 * 1000) /* ... doubling up to 5 min or the refresh */
 #define MAT_DUCKDB_THREADS    0                     /* DuckDB worker threads; 0: one per core */
+#define MAT_NICE              10 /* the scheduler thread's (and its DuckDB threads') nice value */
 #define MAT_ERROR_LEN         1024
 #define MAT_SOURCE_LEN        512
 #define MAT_VIEW_NAME_LEN     129
@@ -60,6 +61,9 @@ struct mat_options {
     int64_t retry_first_us; /* backoff after the first failure; doubles per failure */
     int64_t retry_max_us;   /* backoff ceiling (also never beyond the view's refresh interval) */
     uint32_t duckdb_threads;
+    /* Nice value of the scheduler thread and of the threads DuckDB starts from it (they
+     * inherit it): loads yield the CPU to the workers answering lookups. 0: as the process. */
+    uint32_t nice;
     bool load_at_start;    /* load every view with a source when the scheduler starts */
     mat_load_hook on_load; /* may be NULL; must not call back into the materializer */
     void *on_load_ctx;

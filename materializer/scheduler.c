@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon/config.h"
 #include "daemon/log.h"
@@ -275,6 +277,14 @@ static void _ticket_put(struct mat_ticket *t) {
 
 static void *_thread(void *arg) {
     (void)arg;
+    /* Linux gives each thread its own name and nice value; the threads DuckDB creates from
+     * here inherit both, so `top -H` shows them as the loads they are. */
+    pthread_setname_np(pthread_self(), "fsd-loads");
+    if (mat.options.nice > 0 &&
+        setpriority(PRIO_PROCESS, (id_t)gettid(), (int)mat.options.nice) != 0) {
+        log_warn("materializer cannot lower its priority", "nice=%u error=%s", mat.options.nice,
+                 LOG_QUOTE(strerror(errno)));
+    }
     store_rcu_thread_online();
     pthread_mutex_lock(&mat.lock);
     while (!mat.stop) {

@@ -570,7 +570,19 @@ static void test_materializer_duckdb_threads(void **state) {
     expect_error("materializer:\n  duckdb_threads: two\n", 2,
                  "materializer.duckdb_threads: invalid uint \"two\" (expected decimal digits)");
     expect_error("materializer:\n  threads: 2\n", 2,
-                 "materializer.threads: unknown key (expected duckdb_threads)");
+                 "materializer.threads: unknown key (expected duckdb_threads, nice)");
+}
+
+static void test_materializer_nice(void **state) {
+    (void)state;
+    struct fsd_config *c = load_ok("views: []\n");
+    assert_int_equal(c->options.materializer.nice, 10);
+    config_destroy(c);
+    c = load_ok("materializer:\n  nice: 0\n");
+    assert_int_equal(c->options.materializer.nice, 0);
+    config_destroy(c);
+    expect_error("materializer:\n  nice: 20\n", 2,
+                 "materializer.nice: 20 is out of bounds (0..19)");
 }
 
 static void test_malformed_yaml(void **state) {
@@ -796,6 +808,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_enum_value),
         cmocka_unit_test(test_port_out_of_bounds),
         cmocka_unit_test(test_materializer_duckdb_threads),
+        cmocka_unit_test(test_materializer_nice),
         cmocka_unit_test(test_malformed_yaml),
         cmocka_unit_test(test_empty_and_missing_file),
         cmocka_unit_test(test_collects_all_errors_in_order),

@@ -129,6 +129,40 @@ class MaterializerTest(unittest.TestCase):
                            pb.LoadSnapshotResponse)
         self.assertEqual(ctx.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
+    def thread_nice(self):
+        """{thread id: (name, nice)} of the fsd process, from /proc."""
+        out = {}
+        task_dir = f"/proc/{self.fsd.proc.pid}/task"
+        for tid in os.listdir(task_dir):
+            try:
+                with open(f"{task_dir}/{tid}/stat") as f:
+                    stat = f.read()
+            except FileNotFoundError:
+                continue  # the thread ended meanwhile
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[int(tid)] = (name, int(fields[16]))  # field 19 of stat(5): nice
+        return out
+
+    def test_loads_run_at_the_configured_nice_value(self):
+        self.generate(self.data)
+        self.fsd = h.Fsd(demo_views(self.data))
+        port = h.stats_port(self.fsd)
+        self.assertTrue(wait_until(lambda: self.ready(port), timeout_s=60))
+        threads = self.thread_nice().values()
+        loads = [nice for name, nice in threads if name == "fsd-loads"]
+        # the scheduler thread, and the DuckDB threads it started, which inherit its name
+        self.assertGreaterEqual(len(loads), 1, threads)
+        self.assertEqual(set(loads), {10}, threads)
+        self.assertEqual({nice for name, nice in threads if name != "fsd-loads"}, {0}, threads)
+        self.assertEqual(self.fsd.stop(), 0)
+        self.fsd = h.Fsd("materializer:\n  nice: 0\n" + demo_views(self.data))
+        port = h.stats_port(self.fsd)
+        self.assertTrue(wait_until(lambda: self.ready(port), timeout_s=60))
+        threads = self.thread_nice().values()
+        self.assertIn("fsd-loads", {name for name, _ in threads})
+        self.assertEqual({nice for _, nice in threads}, {0}, threads)
+
     def test_fsctl_load_waits_for_the_result(self):
         import subprocess
         self.generate(self.data)
