@@ -54,6 +54,8 @@ FSD_APT_PACKAGES=(
     # and a Python client for writing stream entries
     redis-server
     python3-redis
+    # loadtest/redis_compare.py draws its plots with gnuplot (PNG, no X11)
+    gnuplot-nox
 )
 
 # DuckDB's C library is not packaged by Debian. The npm registry ships the same build inside
