@@ -239,9 +239,38 @@ int store_row_set_value(struct store_row_builder *b, uint32_t index,
     return -1;
 }
 
+/* The flag that says how a row keeps `created_ts_us` (see row.h). */
+static uint8_t _created_flag(int64_t created_ts_us) {
+    return created_ts_us == 0                    ? 0
+           : created_ts_us == STORE_CREATED_NONE ? STORE_ROW_CREATED_NONE
+                                                 : STORE_ROW_CREATED;
+}
+
+static size_t _created_bytes(int64_t created_ts_us) {
+    return _created_flag(created_ts_us) == STORE_ROW_CREATED ? 8 : 0;
+}
+
+/* Writes the header and the key; the rest is the caller's. */
+static void _write_head(struct store_row *dst, int64_t event_ts_us, int64_t created_ts_us,
+                        const uint8_t *key, uint32_t key_len, uint8_t flags) {
+    dst->event_ts_us = event_ts_us;
+    dst->var_bytes = 0;
+    dst->key_len = (uint16_t)key_len;
+    dst->flags = (uint8_t)(flags | _created_flag(created_ts_us));
+    dst->reserved = 0;
+    if (dst->flags & STORE_ROW_CREATED) {
+        memcpy(dst->data, &created_ts_us, 8);
+    }
+    uint8_t *at = dst->data + store_row_created_bytes(dst);
+    memcpy(at, key, key_len);
+    memset(at + key_len, 0, ALIGN8(key_len) - key_len);
+}
+
 /* Offset of the var section from the row start. */
-static size_t _var_start(const struct store_schema *schema, uint32_t key_len) {
-    return sizeof(struct store_row) + ALIGN8(key_len) + schema->fixed_size + schema->null_bytes;
+static size_t _var_start(const struct store_schema *schema, uint32_t key_len,
+                         size_t created_bytes) {
+    return sizeof(struct store_row) + created_bytes + ALIGN8(key_len) + schema->fixed_size +
+           schema->null_bytes;
 }
 
 /* Walks the present var values in feature order, as the row lays them out. */
@@ -273,20 +302,15 @@ static size_t _var_layout(const struct store_row_builder *b, size_t start, struc
 }
 
 size_t store_row_size(const struct store_row_builder *b, uint32_t key_len) {
-    return ALIGN8(_var_layout(b, _var_start(b->schema, key_len), NULL));
+    size_t start = _var_start(b->schema, key_len, _created_bytes(b->created_ts_us));
+    return ALIGN8(_var_layout(b, start, NULL));
 }
 
 void store_row_write(const struct store_row_builder *b, const uint8_t *key, uint32_t key_len,
                      struct store_row *dst) {
     const struct store_schema *schema = b->schema;
-    size_t start = _var_start(schema, key_len);
-    dst->event_ts_us = b->event_ts_us;
-    dst->created_ts_us = b->created_ts_us;
-    dst->key_len = (uint16_t)key_len;
-    dst->flags = 0;
-    dst->reserved = 0;
-    memcpy(dst->data, key, key_len);
-    memset(dst->data + key_len, 0, ALIGN8(key_len) - key_len);
+    size_t start = _var_start(schema, key_len, _created_bytes(b->created_ts_us));
+    _write_head(dst, b->event_ts_us, b->created_ts_us, key, key_len, 0);
     uint8_t *fixed = (uint8_t *)store_row_fixed(dst);
     memcpy(fixed, b->fixed, schema->fixed_size + schema->null_bytes);
     size_t end = _var_layout(b, start, dst);
@@ -295,28 +319,22 @@ void store_row_write(const struct store_row_builder *b, const uint8_t *key, uint
     memset((uint8_t *)dst + end, 0, ALIGN8(end) - end);
 }
 
-size_t store_row_size_tombstone(uint32_t key_len) {
-    return sizeof(struct store_row) + ALIGN8(key_len);
+size_t store_row_size_tombstone(uint32_t key_len, int64_t created_ts_us) {
+    return sizeof(struct store_row) + _created_bytes(created_ts_us) + ALIGN8(key_len);
 }
 
 void store_row_write_tombstone(struct store_row *dst, const uint8_t *key, uint32_t key_len,
                                int64_t event_ts_us, int64_t created_ts_us) {
-    dst->event_ts_us = event_ts_us;
-    dst->created_ts_us = created_ts_us;
-    dst->var_bytes = 0;
-    dst->key_len = (uint16_t)key_len;
-    dst->flags = STORE_ROW_TOMBSTONE;
-    dst->reserved = 0;
-    memcpy(dst->data, key, key_len);
-    memset(dst->data + key_len, 0, ALIGN8(key_len) - key_len);
+    _write_head(dst, event_ts_us, created_ts_us, key, key_len, STORE_ROW_TOMBSTONE);
 }
 
 size_t store_row_total_size(const struct store_schema *schema, const struct store_row *row) {
+    size_t created_bytes = store_row_created_bytes(row);
     if (row->flags & STORE_ROW_TOMBSTONE) {
-        return store_row_size_tombstone(row->key_len);
+        return sizeof(struct store_row) + created_bytes + ALIGN8(row->key_len);
     }
     /* Lists may have been padded inside the var section; var_bytes counts that padding. */
-    return ALIGN8(_var_start(schema, row->key_len) + row->var_bytes);
+    return ALIGN8(_var_start(schema, row->key_len, created_bytes) + row->var_bytes);
 }
 
 void store_row_get(const struct store_schema *schema, const struct store_row *row, uint32_t index,

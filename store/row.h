@@ -2,18 +2,21 @@
 /*
  * Rows: one entity's feature values at one event time, packed into a single allocation.
  *
- *   0        8        16       20   22  23  24
- *   ┌────────┬────────┬────────┬────┬───┬───┬──────────────┬───────────────┬────────┬─────────┐
- *   │event_ts│created │var_    │key_│fl-│ - │ key bytes,   │ fixed section │ null   │ var     │
- *   │_us     │_ts_us  │bytes   │len │ags│   │ padded to 8  │ (schema order │ bitmap │ data    │
- *   └────────┴────────┴────────┴────┴───┴───┴──────────────┴ by width)─────┴────────┴─────────┘
+ *   0        8        12   14  15  16
+ *   ┌────────┬────────┬────┬───┬───┬──────────┬──────────────┬───────────────┬────────┬───────┐
+ *   │event_ts│var_    │key_│fl-│ - │[created_ │ key bytes,   │ fixed section │ null   │ var   │
+ *   │_us     │bytes   │len │ags│   │ ts_us]   │ padded to 8  │ (schema order │ bitmap │ data  │
+ *   └────────┴────────┴────┴───┴───┴──────────┴──────────────┴ by width)─────┴────────┴───────┘
  *
+ * The created timestamp only breaks ties between rows of equal event time, and most sources
+ * have none: it takes 8 bytes only when it is neither 0 (a push without one) nor
+ * STORE_CREATED_NONE (a snapshot without a created column), which two flags encode.
  * The fixed section holds int32/int64/float/double/bool/timestamp values at the offsets the
  * schema assigned (8-byte values first, so none needs padding), and for each variable-width
  * feature a {u32 offset from the row start, u32 bytes} reference into the var data. Strings
  * are stored back to back; lists start at an 8-byte boundary so readers can use them in place.
  * A set null bit means the value is null. With one int64 key and 8 doubles, 1 int64 and a
- * 10-byte string a row is 124 bytes.
+ * 10-byte string a row is 116 bytes.
  *
  * A row never changes once a table has published it: an update writes a new row and retires
  * the old one, so readers need no locks.
@@ -21,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "schema.h"
 
@@ -30,11 +34,15 @@
  * swap keeps the row when it is newer than the snapshot's row for its entity, or the snapshot
  * has none (store_view_load_commit). Copies of the row (reloads, swaps) keep the mark.
  */
-#define STORE_ROW_LIVE 0x02
+#define STORE_ROW_LIVE         0x02
+#define STORE_ROW_CREATED      0x04 /* created_ts_us is stored, in the 8 bytes before the key */
+#define STORE_ROW_CREATED_NONE 0x08 /* not stored, and STORE_CREATED_NONE rather than 0 */
+
+/* The created time of a row read from a source without a created column: older than any. */
+#define STORE_CREATED_NONE INT64_MIN
 
 struct store_row {
     int64_t event_ts_us;
-    int64_t created_ts_us;
     uint32_t var_bytes;
     uint16_t key_len;
     uint8_t flags;
@@ -106,22 +114,36 @@ void store_row_write(const struct store_row_builder *b, const uint8_t *key, uint
                      struct store_row *dst);
 
 /* Writes a tombstone row for `key` (store_row_size_tombstone bytes). */
-size_t store_row_size_tombstone(uint32_t key_len);
+size_t store_row_size_tombstone(uint32_t key_len, int64_t created_ts_us);
 void store_row_write_tombstone(struct store_row *dst, const uint8_t *key, uint32_t key_len,
                                int64_t event_ts_us, int64_t created_ts_us);
 
 /* The row's total size in bytes, as store_row_size() gave it when it was written. */
 size_t store_row_total_size(const struct store_schema *schema, const struct store_row *row);
 
+/* Bytes between the header and the key: the created time, when stored. */
+static inline size_t store_row_created_bytes(const struct store_row *row) {
+    return (row->flags & STORE_ROW_CREATED) ? 8 : 0;
+}
+
+static inline int64_t store_row_created_us(const struct store_row *row) {
+    if (row->flags & STORE_ROW_CREATED) {
+        int64_t created;
+        memcpy(&created, row->data, 8);
+        return created;
+    }
+    return (row->flags & STORE_ROW_CREATED_NONE) ? STORE_CREATED_NONE : 0;
+}
+
 /* True when (event_ts_us, created_ts_us) is strictly newer than the row's. */
 static inline bool store_row_is_older_than(const struct store_row *row, int64_t event_ts_us,
                                            int64_t created_ts_us) {
     return row->event_ts_us < event_ts_us ||
-           (row->event_ts_us == event_ts_us && row->created_ts_us < created_ts_us);
+           (row->event_ts_us == event_ts_us && store_row_created_us(row) < created_ts_us);
 }
 
 static inline const uint8_t *store_row_key(const struct store_row *row) {
-    return row->data;
+    return row->data + store_row_created_bytes(row);
 }
 
 /* Row-level status at `now_us`: present, or outside max age when now - event_ts > ttl. */
@@ -135,7 +157,7 @@ static inline enum store_status store_row_status(const struct store_schema *sche
 }
 
 static inline const uint8_t *store_row_fixed(const struct store_row *row) {
-    return row->data + ((row->key_len + 7u) & ~7u);
+    return row->data + store_row_created_bytes(row) + ((row->key_len + 7u) & ~7u);
 }
 
 static inline bool store_row_is_null(const struct store_schema *schema, const struct store_row *row,

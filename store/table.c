@@ -568,8 +568,8 @@ static enum store_upsert_result _upsert_builder(struct store_table *table,
 static enum store_upsert_result _delete(struct store_table *table, const struct store_key *key,
                                         int64_t event_ts_us, int64_t created_ts_us, uint8_t mark) {
     struct tombstone_arg arg = {event_ts_us, created_ts_us};
-    return _upsert(table, key, event_ts_us, created_ts_us, store_row_size_tombstone(key->len),
-                   _write_tombstone, &arg, mark);
+    return _upsert(table, key, event_ts_us, created_ts_us,
+                   store_row_size_tombstone(key->len, created_ts_us), _write_tombstone, &arg, mark);
 }
 
 enum store_upsert_result store_table_upsert(struct store_table *table, const struct store_key *key,
@@ -611,15 +611,15 @@ enum store_upsert_result store_table_upsert_row(struct store_table *table,
     struct store_key key = {store_row_key(row), row->key_len,
                             store_key_hash(store_row_key(row), row->key_len)};
     struct image_arg image = {row, store_row_total_size(table->schema, row)};
-    return _upsert(table, &key, row->event_ts_us, row->created_ts_us, image.size, _copy_image,
-                   &image, 0);
+    return _upsert(table, &key, row->event_ts_us, store_row_created_us(row), image.size,
+                   _copy_image, &image, 0);
 }
 
 struct store_row *store_row_image(const struct store_schema *schema, const struct store_key *key,
                                   const struct store_row_builder *builder, int64_t event_ts_us,
                                   int64_t created_ts_us) {
-    size_t size =
-        builder != NULL ? store_row_size(builder, key->len) : store_row_size_tombstone(key->len);
+    size_t size = builder != NULL ? store_row_size(builder, key->len)
+                                  : store_row_size_tombstone(key->len, created_ts_us);
     struct store_row *row = aligned_alloc(8, size);
     if (row == NULL) {
         return NULL;
@@ -837,7 +837,8 @@ static int _preview_one(const struct store_row *row, void *arg) {
     struct store_key key = {store_row_key(row), row->key_len,
                             store_key_hash(store_row_key(row), row->key_len)};
     const struct store_row *there = _find_any(p->table, &key);
-    if (there != NULL && !store_row_is_older_than(there, row->event_ts_us, row->created_ts_us)) {
+    if (there != NULL &&
+        !store_row_is_older_than(there, row->event_ts_us, store_row_created_us(row))) {
         return 0; /* the merge would keep `there` */
     }
     p->delta += !(row->flags & STORE_ROW_TOMBSTONE);

@@ -217,7 +217,7 @@ enum fm_add fm_encoder_add(struct fm_encoder *enc, const struct store_row *row) 
     Fsd__V1__Row *r = &enc->rows[n];
     fsd__v1__row__init(r);
     r->event_timestamp_us = row->event_ts_us;
-    r->created_timestamp_us = row->created_ts_us;
+    r->created_timestamp_us = store_row_created_us(row);
 
     struct store_key_part decoded[STORE_MAX_JOIN_KEYS];
     if (store_key_decode(schema, store_row_key(row), row->key_len, decoded) != 0) {

@@ -247,7 +247,7 @@ static void test_timestamp_units(void **state) {
     const struct store_row *row = mt_row_i64("u", 1);
     assert_non_null(row);
     assert_int_equal(row->event_ts_us, -1); /* floor, not truncation toward zero */
-    assert_int_equal(row->created_ts_us, second - 2 * T_HOUR_US + 789123);
+    assert_int_equal(store_row_created_us(row), second - 2 * T_HOUR_US + 789123);
     struct store_value v;
     assert_true(mt_value("u", row, "s", &v));
     assert_int_equal(v.ts_us, second);

@@ -47,7 +47,7 @@ static void test_every_type_round_trips_exactly(void **state) {
     struct store_key key = fixture_int_key(99, kb);
     struct store_row *row = _finish(&b, key.data, key.len);
     assert_int_equal(row->event_ts_us, 1700000000123456);
-    assert_int_equal(row->created_ts_us, 7);
+    assert_int_equal(store_row_created_us(row), 7);
     assert_int_equal(row->key_len, 8);
     assert_memory_equal(store_row_key(row), kb, 8);
 
@@ -140,6 +140,52 @@ static void test_unset_features_are_null_and_reset_clears(void **state) {
     store_schema_destroy(s);
 }
 
+/* The created time comes back as written however it is kept: 0 and STORE_CREATED_NONE in a
+ * flag, anything else in 8 bytes before the key; the key and values move with it. */
+static void test_created_time_round_trips_in_every_encoding(void **state) {
+    (void)state;
+    struct store_schema *s = fixture_all_types_schema(0);
+    struct store_row_builder b;
+    store_row_builder_init(&b, s);
+    const int64_t created[] = {0, STORE_CREATED_NONE, 1, -1, INT64_MAX};
+    const size_t extra[] = {0, 0, 8, 8, 8};
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(42, kb);
+    size_t base = 0;
+    for (size_t i = 0; i < sizeof created / sizeof created[0]; i++) {
+        store_row_builder_reset(&b, 100, created[i]);
+        store_row_set_double(&b, STORE_TYPE_DOUBLE, 2.5);
+        assert_int_equal(store_row_set_bytes(&b, STORE_TYPE_STRING, "xyz", 3), 0);
+        struct store_row *row = _finish(&b, key.data, key.len);
+        size_t size = store_row_total_size(s, row);
+        assert_int_equal(size, store_row_size(&b, key.len));
+        base = i == 0 ? size : base;
+        assert_int_equal(size, base + extra[i]);
+        assert_int_equal(store_row_created_us(row), created[i]);
+        assert_memory_equal(store_row_key(row), kb, 8);
+        struct store_value v;
+        store_row_get(s, row, STORE_TYPE_DOUBLE, &v);
+        assert_true(v.f64 == 2.5);
+        store_row_get(s, row, STORE_TYPE_STRING, &v);
+        assert_int_equal(v.var.bytes, 3);
+        assert_memory_equal(v.var.data, "xyz", 3);
+        /* ties on the event time go to the later created time */
+        assert_false(store_row_is_older_than(row, 100, created[i]));
+        if (created[i] < INT64_MAX) {
+            assert_true(store_row_is_older_than(row, 100, created[i] + 1));
+        }
+        free(row);
+        struct store_row *tomb = aligned_alloc(8, store_row_size_tombstone(8, created[i]));
+        store_row_write_tombstone(tomb, kb, 8, 100, created[i]);
+        assert_int_equal(store_row_total_size(s, tomb), store_row_size_tombstone(8, created[i]));
+        assert_int_equal(store_row_created_us(tomb), created[i]);
+        assert_memory_equal(store_row_key(tomb), kb, 8);
+        free(tomb);
+    }
+    store_row_builder_deinit(&b);
+    store_schema_destroy(s);
+}
+
 static void test_benchmark_row_is_compact(void **state) {
     (void)state;
     /* 8 doubles, 1 int64, 1 string of 10 bytes, int64 key: the layout row.h promises. */
@@ -156,13 +202,21 @@ static void test_benchmark_row_is_compact(void **state) {
     store_schema_finalize(s, err, sizeof err);
     struct store_row_builder b;
     store_row_builder_init(&b, s);
+    store_row_builder_reset(&b, 1, 0);
+    for (uint32_t i = 0; i < 8; i++) {
+        store_row_set_double(&b, i, i);
+    }
+    store_row_set_int64(&b, 8, 8);
+    store_row_set_bytes(&b, 9, "0123456789", 10);
+    assert_int_equal(store_row_size(&b, 8), 120); /* 116 bytes, padded to 8 */
+    /* a created time other than 0 or STORE_CREATED_NONE takes 8 bytes more */
     store_row_builder_reset(&b, 1, 1);
     for (uint32_t i = 0; i < 8; i++) {
         store_row_set_double(&b, i, i);
     }
     store_row_set_int64(&b, 8, 8);
     store_row_set_bytes(&b, 9, "0123456789", 10);
-    assert_int_equal(store_row_size(&b, 8), 128); /* 124 bytes, padded to 8 */
+    assert_int_equal(store_row_size(&b, 8), 128);
     store_row_builder_deinit(&b);
     store_schema_destroy(s);
 }
@@ -170,8 +224,8 @@ static void test_benchmark_row_is_compact(void **state) {
 static void test_tombstone_has_key_and_no_values(void **state) {
     (void)state;
     uint8_t key[3] = {'a', 'b', 'c'};
-    size_t size = store_row_size_tombstone(3);
-    assert_int_equal(size, sizeof(struct store_row) + 8);
+    size_t size = store_row_size_tombstone(3, 6);
+    assert_int_equal(size, sizeof(struct store_row) + 8 + 8); /* created time, key */
     struct store_row *row = aligned_alloc(8, size);
     store_row_write_tombstone(row, key, 3, 5, 6);
     assert_true(row->flags & STORE_ROW_TOMBSTONE);
@@ -208,6 +262,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_type_round_trips_exactly),
         cmocka_unit_test(test_unset_features_are_null_and_reset_clears),
+        cmocka_unit_test(test_created_time_round_trips_in_every_encoding),
         cmocka_unit_test(test_benchmark_row_is_compact),
         cmocka_unit_test(test_tombstone_has_key_and_no_values),
         cmocka_unit_test(test_empty_first_var_value_on_a_fresh_builder),
