@@ -272,7 +272,7 @@ static void _usage(FILE *out) {
             "  --seed N           random seed (default 1)\n"
             "  --json | --csv     machine-readable output instead of a Markdown table row\n"
             "  --no-header        no table/CSV header line\n"
-            "  --verbose          print each run too (stderr)\n"
+            "  --verbose          print each run too, before the median\n"
             "  --histogram-out F  write the latency percentile curve of every measured call\n"
             "                     (all runs) to F as CSV: percentile,latency_us\n"
             "  --latency-log FILE also write every measured call to FILE, one a line:\n"

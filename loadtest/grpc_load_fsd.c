@@ -100,15 +100,36 @@ struct fsd_conn {
     char error[512];
 };
 
-/* A server that answers OK with the wrong shape is broken. */
-static bool _response_ok(const struct fsd_conn *c, const struct client_result *r) {
+/* NULL if a response has the shape asked for and a row for every entity, else why not: a
+ * server that answers OK with the wrong shape is broken, and a lookup of entities never
+ * filled measures nothing (the Redis targets fail on a nil the same way). */
+static const char *_check_response(const Fsd__V1__GetFeaturesResponse *resp, uint32_t batch,
+                                   uint32_t columns) {
+    const char *why = NULL;
+    if (resp == NULL || resp->entities != batch || (columns > 0 && resp->n_columns != columns)) {
+        why = "GetFeatures answered OK with a response of the wrong shape";
+    } else {
+        for (size_t v = 0; v < resp->n_views && why == NULL; v++) {
+            for (size_t i = 0; i < resp->views[v]->n_staleness_ms; i++) {
+                if (resp->views[v]->staleness_ms[i] < 0) {
+                    why = "GetFeatures found no row for an entity: the view is missing rows "
+                          "(was it filled with grpc_load --fill N, N >= --entities?)";
+                    break;
+                }
+            }
+        }
+    }
+    return why;
+}
+
+static const char *_check_answer(const struct fsd_conn *c, const struct client_result *r) {
     Fsd__V1__GetFeaturesResponse *resp =
         fsd__v1__get_features_response__unpack(NULL, r->response_len, r->response);
-    bool ok = resp != NULL && resp->entities == c->o->batch && resp->n_columns == c->columns;
+    const char *why = _check_response(resp, c->o->batch, c->columns);
     if (resp != NULL) {
         fsd__v1__get_features_response__free_unpacked(resp, NULL);
     }
-    return ok;
+    return why;
 }
 
 static void _on_done(void *user, const struct client_result *r) {
@@ -122,8 +143,8 @@ static void _on_done(void *user, const struct client_result *r) {
         snprintf(c->error, sizeof c->error, "GetFeatures: %s: %s", client_code_name(r->status),
                  r->message);
         out.error = c->error;
-    } else if ((c->answered++ % VALIDATE_EVERY) == 0 && !_response_ok(c, r)) {
-        out.error = "GetFeatures answered OK with a response of the wrong shape";
+    } else if ((c->answered++ % VALIDATE_EVERY) == 0) {
+        out.error = _check_answer(c, r);
     }
     c->done(c->user, &out);
 }
@@ -219,8 +240,8 @@ static int _probe(const struct options *o, uint32_t *columns) {
         if (resp.status != CLIENT_OK) {
             fprintf(stderr, "grpc_load: GetFeatures: %s: %s\n", client_code_name(resp.status),
                     resp.message);
-        } else if (r == NULL || r->entities != o->batch) {
-            fprintf(stderr, "grpc_load: GetFeatures answered with an unexpected response\n");
+        } else if (_check_response(r, o->batch, 0) != NULL) {
+            fprintf(stderr, "grpc_load: %s\n", _check_response(r, o->batch, 0));
         } else {
             *columns = (uint32_t)r->n_columns;
             rc = 0;

@@ -41,7 +41,7 @@ const struct stats_metric_def stats_metric_defs[STATS_M_COUNT] = {
     M(STATS_M_VIEW_VERSION, "fsd_view_snapshot_version", STATS_GAUGE, "view",
       "Version of the view's current snapshot: 0 before the first load, then +1 per load."),
     M(STATS_M_VIEW_LAST_LOAD, "fsd_view_last_load_timestamp_seconds", STATS_GAUGE, "view",
-      "Unix time the current snapshot was swapped in; absent before the first load."),
+      "Unix time the load of the current snapshot started; absent before the first load."),
     M(STATS_M_VIEW_SINCE_LOAD, "fsd_view_seconds_since_last_load", STATS_GAUGE, "view",
       "Seconds since the current snapshot was swapped in; absent before the first load "
       "(fsd_view_ready is 0 then)."),

@@ -311,6 +311,7 @@ class ToolsTest(unittest.TestCase):
             ("GetFeatures", "INVALID_ARGUMENT"): 1, ("Check", "OK"): 1})
 
     def test_metrics_count_the_calls_grpc_load_reports(self):
+        self.grpc_load("--fill", "1000")  # grpc_load fails lookups of entities never filled
         before = self.requests_total()
         # a grpc-timeout, so the server's default 1 ms budget does not refuse calls that
         # queue behind others (they do, on a loaded machine or under sanitizers)
@@ -421,6 +422,11 @@ class ToolsTest(unittest.TestCase):
         self.assertIn("GetFeatures: INVALID_ARGUMENT: unknown view \"nope\"", r.stderr)
         r = self.grpc_load("--duration", "700", rc=2)
         self.assertIn("--duration", r.stderr)
+        # entities that were never filled: nothing to measure, as with a nil from Redis
+        self.grpc_load("--fill", "100")
+        r = self.grpc_load("--entities", "1000000000000", "--batch", "20", "--duration", "0.2",
+                           rc=1)
+        self.assertIn("GetFeatures found no row for an entity: the view is missing rows", r.stderr)
         r = self.grpc_load("--latency-log", "/dev/null", "--runs", "2", rc=2)
         self.assertIn("--latency-log records one run", r.stderr)
 
