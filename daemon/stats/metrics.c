@@ -43,7 +43,7 @@ const struct stats_metric_def stats_metric_defs[STATS_M_COUNT] = {
     M(STATS_M_VIEW_LAST_LOAD, "fsd_view_last_load_timestamp_seconds", STATS_GAUGE, "view",
       "Unix time the load of the current snapshot started; absent before the first load."),
     M(STATS_M_VIEW_SINCE_LOAD, "fsd_view_seconds_since_last_load", STATS_GAUGE, "view",
-      "Seconds since the current snapshot was swapped in; absent before the first load "
+      "Seconds since the load of the current snapshot started; absent before the first load "
       "(fsd_view_ready is 0 then)."),
     M(STATS_M_VIEW_TTL, "fsd_view_ttl_seconds", STATS_GAUGE, "view",
       "Rows older than this are served as OUTSIDE_MAX_AGE; 0 = never stale."),
