@@ -14,7 +14,7 @@
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
-static size_t _varint(uint8_t *p, uint64_t v) {
+size_t load_varint(uint8_t *p, uint64_t v) {
     size_t n = 0;
     while (v >= 0x80) {
         p[n++] = (uint8_t)(v | 0x80);
@@ -25,8 +25,8 @@ static size_t _varint(uint8_t *p, uint64_t v) {
 }
 
 static size_t _bytes_field(uint8_t *p, uint32_t field, const void *data, size_t len) {
-    size_t n = _varint(p, (uint64_t)field << 3 | 2);
-    n += _varint(p + n, len);
+    size_t n = load_varint(p, (uint64_t)field << 3 | 2);
+    n += load_varint(p + n, len);
     memcpy(p + n, data, len);
     return n + len;
 }
@@ -68,18 +68,18 @@ size_t load_encode_request(struct request_encoder *e, uint64_t *rng) {
     const struct options *o = e->o;
     size_t ids_len = 0;
     for (uint32_t i = 0; i < o->batch; i++) {
-        ids_len += _varint(e->ids + ids_len, load_splitmix(rng) % o->entities);
+        ids_len += load_varint(e->ids + ids_len, load_splitmix(rng) % o->entities);
     }
     uint8_t column[64];
     size_t name_len = strlen(o->key_name);
     size_t column_head = _bytes_field(column, 1, o->key_name, name_len);
-    column_head += _varint(column + column_head, 2 << 3 | 2);
-    column_head += _varint(column + column_head, ids_len);
+    column_head += load_varint(column + column_head, 2 << 3 | 2);
+    column_head += load_varint(column + column_head, ids_len);
     uint8_t *p = e->out;
     memcpy(p, e->features, e->features_len);
     p += e->features_len;
-    p += _varint(p, 3 << 3 | 2);
-    p += _varint(p, column_head + ids_len);
+    p += load_varint(p, 3 << 3 | 2);
+    p += load_varint(p, column_head + ids_len);
     memcpy(p, column, column_head);
     p += column_head;
     memcpy(p, e->ids, ids_len);

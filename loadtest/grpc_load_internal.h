@@ -88,6 +88,8 @@ extern const char *const load_feature_names[BENCH_FEATURES];
 
 void load_bench_row(uint64_t id, struct bench_row *row);
 uint64_t load_splitmix(uint64_t *state);
+/* Writes `v` as a protobuf varint at `p` (at most 10 bytes); returns its length. */
+size_t load_varint(uint8_t *p, uint64_t v);
 
 /* ---- targets ----------------------------------------------------------------------------- */
 

@@ -88,16 +88,6 @@ static int _resp_key(struct resp *r, enum target_kind kind, uint64_t id) {
     return _resp_bulk(r, key, (size_t)n);
 }
 
-static size_t _varint(uint8_t *p, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
 /* The redis-packed value of one row; `out` holds 128 bytes. */
 static size_t _pack_row(const struct bench_row *row, int64_t event_time_us, uint8_t *out) {
     size_t n = 0;
@@ -108,14 +98,14 @@ static size_t _pack_row(const struct bench_row *row, int64_t event_time_us, uint
         n += 8;
     }
     out[n++] = 2 << 3 | 0;
-    n += _varint(out + n, (uint64_t)row->count);
+    n += load_varint(out + n, (uint64_t)row->count);
     size_t label_len = strlen(row->label);
     out[n++] = 3 << 3 | 2;
     out[n++] = (uint8_t)label_len;
     memcpy(out + n, row->label, label_len);
     n += label_len;
     out[n++] = 4 << 3 | 0;
-    n += _varint(out + n, (uint64_t)event_time_us);
+    n += load_varint(out + n, (uint64_t)event_time_us);
     return n;
 }
 
