@@ -180,11 +180,11 @@ static const struct option_def materializer_defs[] = {
         .min = 0,
         .max = 256,
         .offset = AT_UINT(materializer.duckdb_threads),
-        .description = "Threads DuckDB may use to read a Parquet snapshot; 0 means one per CPU "
-                       "core. A load then has the whole machine and finishes soonest, but it "
-                       "competes with the workers for every core; on a small machine, fewer "
-                       "threads (e.g. cores minus server.workers) keep lookup latency steady "
-                       "while a load runs, and the load takes longer.",
+        .description = "Threads DuckDB may use to read a Parquet snapshot; 0 means the CPU "
+                       "cores the workers leave, less one for the thread that builds the table "
+                       "(at least 1). More threads than that fight the workers and the builder "
+                       "for the same cores: on 2 cores with 1 worker, one DuckDB thread loaded "
+                       "faster than two and cost lookups less latency.",
     },
     {
         .name = "nice",

@@ -3,12 +3,12 @@
 # materializer issue's "lookup p99 during a load <= 2x idle" for 10M rows x 10 features from
 # Parquet.
 #
-#   bash loadtest/swap_latency_bench.sh            # 10M rows, 3 runs, DuckDB threads 0 and 1
+#   bash loadtest/swap_latency_bench.sh            # 10M rows, 3 runs, DuckDB threads auto and all
 #   bash loadtest/swap_latency_bench.sh --quick    # 1M rows, 1 run, short windows (~1 min)
 #
 # The Parquet file is build/bin/materialize_bench's (written once, cached in /tmp). For each
-# DuckDB thread count asked for (--duckdb-threads, materializer.duckdb_threads; 0 = one per
-# core), the script starts build/bin/fsd with one worker and one view "bench" whose source is
+# DuckDB thread count asked for (--duckdb-threads, materializer.duckdb_threads; 0 = fsd's
+# default: the cores the workers leave, less one), the script starts build/bin/fsd with one worker and one view "bench" whose source is
 # that file (no refresh_interval: it loads at start and when asked), waits for the first load,
 # then per run:
 #   - idle: build/bin/grpc_load looks up batches of 100 random entities, open loop at
@@ -29,7 +29,7 @@
 #   --rows N               rows (= entities) in the snapshot (default 10000000; --quick 1000000)
 #   --runs N               idle + load pairs per thread count; medians printed (default 3)
 #   --duckdb-threads LIST  comma-separated materializer.duckdb_threads values, each with its own
-#                          fsd (default 0,1: one per core, and one)
+#                          fsd (default 0,N: fsd's default, and one per core)
 #   --nice N               materializer.nice of every fsd started: the load thread's and its
 #                          DuckDB threads' nice value (default 10, fsd's default; 0: the
 #                          daemon's own priority)
@@ -50,7 +50,7 @@ BUILD="${REPO_ROOT}/build"
 QUICK=0
 ROWS=""
 RUNS=""
-THREADS_LIST="0,1"
+THREADS_LIST="0,$(nproc)"
 NICE=10
 RATE=2000
 BATCH=100
