@@ -118,3 +118,10 @@ void mat_stream_teardown(void);
  * (or the consumers are not running). Any thread; takes a per-view mutex briefly.
  */
 bool mat_stream_status(const char *view, struct mat_stream_status *out);
+
+/*
+ * Checks that `text` is a stream entry ID, "<ms>-<seq>" or "<ms>" (decimal, each at most
+ * UINT64_MAX), as a snapshot's stream position must be, and writes it as "<ms>-<seq>" into
+ * `out` (MAT_STREAM_ID_LEN bytes). Returns false when it is not one. Any thread.
+ */
+bool mat_stream_position_normalize(const char *text, char out[MAT_STREAM_ID_LEN]);
