@@ -95,9 +95,11 @@ enum config_stream_format {
 };
 
 enum config_stream_start {
-    CONFIG_STREAM_START_NEW,  /* "$": entries added after fsd first connects */
-    CONFIG_STREAM_START_ALL,  /* "0": every entry still in the stream */
-    CONFIG_STREAM_START_AFTER /* an entry ID: the entries after it */
+    CONFIG_STREAM_START_NEW,     /* "$": entries added after fsd first connects */
+    CONFIG_STREAM_START_ALL,     /* "0": every entry still in the stream */
+    CONFIG_STREAM_START_AFTER,   /* an entry ID: the entries after it */
+    CONFIG_STREAM_START_SNAPSHOT /* "snapshot": after the ID recorded with the view's snapshot,
+                                    once it has one (PushSnapshot/LoadSnapshot stream_position) */
 };
 
 struct config_stream {

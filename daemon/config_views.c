@@ -453,6 +453,10 @@ static int _parse_stream_start(const char *text, struct config_stream *s) {
         s->start = CONFIG_STREAM_START_NEW;
         return 0;
     }
+    if (strcmp(text, "snapshot") == 0) {
+        s->start = CONFIG_STREAM_START_SNAPSHOT;
+        return 0;
+    }
     const char *dash = strchr(text, '-');
     size_t ms_len = dash ? (size_t)(dash - text) : strlen(text);
     if (!_decimal(text, ms_len, UINT64_MAX, &s->start_ms) ||
@@ -561,8 +565,8 @@ static void _parse_stream(struct config_ctx *ctx, struct config_view *view,
     text = start ? config_scalar(ctx, start, "start") : CONFIG_STREAM_DEFAULT_START;
     if (text != NULL && _parse_stream_start(text, s) != 0) {
         config_error(ctx, start, "start",
-                     "expected \"$\" (new entries), 0 (all) or an entry ID <ms>-<seq>, found "
-                     "\"%.80s\"",
+                     "expected \"$\" (new entries), 0 (all), an entry ID <ms>-<seq> or snapshot "
+                     "(after the ID recorded with the view's snapshot), found \"%.80s\"",
                      text);
     }
     _uint_field(ctx, map, "batch", 1, CONFIG_STREAM_MAX_BATCH, CONFIG_STREAM_DEFAULT_BATCH,

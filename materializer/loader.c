@@ -223,6 +223,14 @@ int mat_load_view(struct store_view *view, const struct config_view *config,
         result->duration_us = mat_monotonic_us() - started;
         return -1;
     }
+    if (store_view_load_set_stream_position(view, params->stream_position) != 0) {
+        store_view_load_abort(view);
+        snprintf(result->error, sizeof result->error,
+                 "view %s: stream position longer than %d bytes", config->schema->view,
+                 STORE_STREAM_POSITION_LEN - 1);
+        result->duration_us = mat_monotonic_us() - started;
+        return -1;
+    }
     const struct store_schema *schema = store_view_schema(view);
     bool incremental = params->incremental && params->watermark_us != INT64_MIN &&
                        params->path_override == NULL && store_view_version(view) > 0;

@@ -147,12 +147,14 @@ void mat_reconfigure(const struct fsd_config *config);
 
 /* How to run one load. */
 struct mat_load_params {
-    uint32_t shards;           /* of the new table; 0: the store's default */
-    const char *path_override; /* parquet: read this file, glob or directory instead */
-    bool incremental;          /* upsert rows after `watermark_us` into the live table */
-    int64_t watermark_us;      /* INT64_MIN: none (an incremental request then loads fully) */
-    int64_t now_us;            /* the load's start, wall clock: "future" and "expired" refer to
-                                  it; 0: the real time */
+    uint32_t shards;             /* of the new table; 0: the store's default */
+    const char *path_override;   /* parquet: read this file, glob or directory instead */
+    const char *stream_position; /* recorded with the snapshot (store_view_stream_position);
+                                    NULL: none. Ignored by incremental loads (no swap) */
+    bool incremental;            /* upsert rows after `watermark_us` into the live table */
+    int64_t watermark_us;        /* INT64_MIN: none (an incremental request then loads fully) */
+    int64_t now_us;              /* the load's start, wall clock: "future" and "expired" refer to
+                                    it; 0: the real time */
     uint32_t duckdb_threads;
 };
 
@@ -169,12 +171,13 @@ int mat_load_view(struct store_view *view, const struct config_view *config,
 
 /*
  * An on-demand load (LoadSnapshot): queues a full load of `view` (from `path_override`, a
- * Parquet file, glob or directory, when not NULL) ahead of scheduled ones. Returns a ticket
- * to wait on, or NULL with `err` set (unknown view, no scheduler, queue full). Never blocks.
+ * Parquet file, glob or directory, when not NULL) ahead of scheduled ones; `stream_position`
+ * (a checked stream entry ID, or NULL) is recorded with the snapshot if it swaps in. Returns a
+ * ticket to wait on, or NULL with `err` set (unknown view, no scheduler, queue full). Never blocks.
  */
 struct mat_ticket;
-struct mat_ticket *mat_request_load(const char *view, const char *path_override, char *err,
-                                    size_t err_len);
+struct mat_ticket *mat_request_load(const char *view, const char *path_override,
+                                    const char *stream_position, char *err, size_t err_len);
 
 /*
  * Waits up to `timeout_us` (0: do not wait; <0: forever) for the load. Returns true and fills

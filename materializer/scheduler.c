@@ -30,6 +30,7 @@ struct mat_ticket {
     struct mat_ticket *next; /* in the queue */
     char view[MAT_VIEW_NAME_LEN];
     char *path_override;
+    char *stream_position;
     int refs; /* the caller's and the queue's */
     bool done;
     struct mat_load_result result;
@@ -195,6 +196,7 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
     struct mat_load_params params = {
         .shards = store_catalog_shards(mat.catalog),
         .path_override = ticket != NULL ? ticket->path_override : NULL,
+        .stream_position = ticket != NULL ? ticket->stream_position : NULL,
         .incremental = ticket == NULL && e->config.view.incremental,
         .watermark_us = e->watermark_us,
         .duckdb_threads = mat.options.duckdb_threads,
@@ -271,6 +273,7 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
 static void _ticket_put(struct mat_ticket *t) {
     if (--t->refs == 0) {
         free(t->path_override);
+        free(t->stream_position);
         free(t);
     }
 }
@@ -425,8 +428,8 @@ void mat_reconfigure(const struct fsd_config *config) {
 
 /* ---- API ----------------------------------------------------------------------------------- */
 
-struct mat_ticket *mat_request_load(const char *view, const char *path_override, char *err,
-                                    size_t err_len) {
+struct mat_ticket *mat_request_load(const char *view, const char *path_override,
+                                    const char *stream_position, char *err, size_t err_len) {
     pthread_mutex_lock(&mat.lock);
     struct mat_ticket *t = NULL;
     if (!mat.running || mat.stop) {
@@ -437,7 +440,12 @@ struct mat_ticket *mat_request_load(const char *view, const char *path_override,
         snprintf(err, err_len, "view %s: too many loads queued (%d); try again later", view,
                  MAT_REQUEST_QUEUE_MAX);
     } else if ((t = calloc(1, sizeof(*t))) == NULL ||
-               (path_override != NULL && (t->path_override = strdup(path_override)) == NULL)) {
+               (path_override != NULL && (t->path_override = strdup(path_override)) == NULL) ||
+               (stream_position != NULL &&
+                (t->stream_position = strdup(stream_position)) == NULL)) {
+        if (t != NULL) {
+            free(t->path_override);
+        }
         free(t);
         t = NULL;
         snprintf(err, err_len, "out of memory");

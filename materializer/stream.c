@@ -79,6 +79,7 @@ struct consumer {
     enum consumer_state state;
     struct event *retry_timer;
     struct event *watchdog;
+    struct event *snapshot_timer; /* start: snapshot, until the view's snapshot has a position */
     int64_t backoff_us;
     bool ever_connected;
     bool have_position;
@@ -311,7 +312,9 @@ static void _position(struct consumer *c, const struct xinfo *info) {
     char last[MAT_STREAM_ID_LEN], generated[MAT_STREAM_ID_LEN];
     if (!c->have_position) {
         c->have_position = true;
-        if (c->cfg.start == CONFIG_STREAM_START_AFTER) {
+        if (c->cfg.start == CONFIG_STREAM_START_AFTER ||
+            c->cfg.start == CONFIG_STREAM_START_SNAPSHOT) {
+            /* for snapshot: the position _on_snapshot_poll found */
             c->last = (struct mat_stream_id){c->cfg.start_ms, c->cfg.start_seq};
         } else if (c->cfg.start == CONFIG_STREAM_START_NEW && info->exists) {
             c->last = info->last_generated;
@@ -613,6 +616,57 @@ static void _connect(struct consumer *c) {
     redisAsyncCommandArgv(ac, _on_info_start, c, 3, info, NULL);
 }
 
+/* ---- start: snapshot ----------------------------------------------------------------------- */
+
+/*
+ * Polls the view for the stream position recorded with its snapshot (published by whichever
+ * thread committed the load; store_view_stream_position copies it under the view's position
+ * mutex). Once there is one, it becomes the consumer's start and the consumer connects; the
+ * timer is not armed again, so later snapshots do not move the consumer.
+ */
+static void _on_snapshot_poll(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    struct consumer *c = arg;
+    char position[STORE_STREAM_POSITION_LEN];
+    struct mat_stream_id id;
+    if (!store_view_stream_position(c->view, position, sizeof position)) {
+        struct timeval tv = _tv(MAT_STREAM_SNAPSHOT_POLL_US);
+        evtimer_add(c->snapshot_timer, &tv);
+        return;
+    }
+    if (!mat_stream_id_parse(position, strlen(position), &id)) {
+        /* The RPCs check positions; this would be a bug. Keep waiting rather than guess. */
+        log_error("snapshot stream position is not an entry ID; still waiting", "view=%s id=%s",
+                  c->view_name, LOG_QUOTE(position));
+        struct timeval tv = _tv(MAT_STREAM_SNAPSHOT_POLL_US);
+        evtimer_add(c->snapshot_timer, &tv);
+        return;
+    }
+    c->cfg.start_ms = id.ms;
+    c->cfg.start_seq = id.seq;
+    atomic_store_explicit(&c->metrics.waiting_snapshot, 0, memory_order_relaxed);
+    log_info("snapshot with a stream position found; starting the stream consumer",
+             "view=%s key=%s after_id=%s version=%" PRIu64, c->view_name, LOG_QUOTE(c->cfg.key),
+             position, store_view_version(c->view));
+    _connect(c);
+}
+
+/* The first step of a consumer: connect, or (start: snapshot) wait for a position first. */
+static void _start(struct consumer *c) {
+    if (c->cfg.start != CONFIG_STREAM_START_SNAPSHOT) {
+        _connect(c);
+        return;
+    }
+    char position[STORE_STREAM_POSITION_LEN];
+    if (!store_view_stream_position(c->view, position, sizeof position)) {
+        atomic_store_explicit(&c->metrics.waiting_snapshot, 1, memory_order_relaxed);
+        log_info("stream consumer waiting for a snapshot with a stream position (start: "
+                 "snapshot)",
+                 "view=%s key=%s", c->view_name, LOG_QUOTE(c->cfg.key));
+    }
+    _on_snapshot_poll(-1, 0, c);
+}
+
 /* ---- the thread ---------------------------------------------------------------------------- */
 
 static void _on_wake(evutil_socket_t fd, short what, void *arg) {
@@ -626,6 +680,7 @@ static void _on_wake(evutil_socket_t fd, short what, void *arg) {
         struct consumer *c = &streams.consumers[i];
         event_del(c->retry_timer);
         event_del(c->watchdog);
+        event_del(c->snapshot_timer);
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;
         if (ac != NULL) {
@@ -640,7 +695,7 @@ static void *_run(void *arg) {
     (void)arg;
     store_rcu_thread_online(); /* store_view_upsert retires replaced rows through RCU */
     for (size_t i = 0; i < streams.n; i++) {
-        _connect(&streams.consumers[i]);
+        _start(&streams.consumers[i]);
     }
     event_base_dispatch(streams.base);
     store_rcu_thread_offline();
@@ -658,6 +713,9 @@ static void _cleanup(void) {
         }
         if (c->watchdog != NULL) {
             event_free(c->watchdog);
+        }
+        if (c->snapshot_timer != NULL) {
+            event_free(c->snapshot_timer);
         }
         free(c->fields);
         mat_stream_metrics_deinit(&c->metrics);
@@ -691,7 +749,9 @@ static int _setup_consumer(struct consumer *c, struct store_catalog *catalog,
     c->parser = mat_stream_parser_create(view->schema, &view->stream);
     c->retry_timer = evtimer_new(streams.base, _on_retry, c);
     c->watchdog = evtimer_new(streams.base, _on_watchdog, c);
-    if (c->parser == NULL || c->retry_timer == NULL || c->watchdog == NULL) {
+    c->snapshot_timer = evtimer_new(streams.base, _on_snapshot_poll, c);
+    if (c->parser == NULL || c->retry_timer == NULL || c->watchdog == NULL ||
+        c->snapshot_timer == NULL) {
         snprintf(err, err_len, "out of memory for the stream of view %s", c->view_name);
         return -1;
     }
@@ -785,6 +845,8 @@ bool mat_stream_status(const char *view, struct mat_stream_status *out) {
             continue;
         }
         out->connected = atomic_load_explicit(&m->connected, memory_order_relaxed) != 0;
+        out->waiting_for_snapshot =
+            atomic_load_explicit(&m->waiting_snapshot, memory_order_relaxed) != 0;
         out->applied = atomic_load_explicit(&m->applied, memory_order_relaxed);
         out->not_newer = atomic_load_explicit(&m->not_newer, memory_order_relaxed);
         out->bad = atomic_load_explicit(&m->bad, memory_order_relaxed);

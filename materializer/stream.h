@@ -13,7 +13,12 @@
  * backoff: MAT_STREAM_RECONNECT_FIRST_US doubling to MAT_STREAM_RECONNECT_MAX_US) resumes
  * exactly after the last entry it applied; replaying an entry twice is harmless, since upserts
  * only replace older rows. The first position comes from `start:`: "$" (the stream's last ID
- * when fsd first connects), 0 (every entry still in the stream) or an entry ID. When the
+ * when fsd first connects), 0 (every entry still in the stream), an entry ID, or "snapshot":
+ * the ID recorded with the view's current snapshot (store_view_stream_position, set by a
+ * PushSnapshot or LoadSnapshot that gave a stream_position). Until the view has such a
+ * snapshot that consumer does not connect; it polls the view every
+ * MAT_STREAM_SNAPSHOT_POLL_US. A later snapshot's position does not move a running consumer
+ * (it never rewinds; re-reading would be harmless, skipping would not). When the
  * stream's last ID is found to be below the last applied one, or the key is gone (Redis
  * restarted without persistence, the key was deleted), the consumer reads the new stream from
  * its beginning.
@@ -47,6 +52,7 @@ struct store_catalog;
 #define MAT_STREAM_MAX_FUTURE_US      (3600LL * 1000 * 1000) /* event time ahead of the clock */
 #define MAT_STREAM_BAD_LOG_PER_S      20 /* bad-entry log lines per view and second; then a count */
 #define MAT_STREAM_ID_LEN             48 /* "<ms>-<seq>" with NUL */
+#define MAT_STREAM_SNAPSHOT_POLL_US   (100LL * 1000) /* start: snapshot, waiting for a position */
 
 /* ---- options ------------------------------------------------------------------------------- */
 
@@ -73,6 +79,8 @@ void mat_stream_options_init(struct mat_stream_options *options);
  *   fsd_stream_bad_entries_total{view}             counter    entries skipped as invalid
  *   fsd_stream_reconnects_total{view}              counter    connections made after the first
  *   fsd_stream_connected{view}                     gauge      1 while connected and reading
+ *   fsd_stream_waiting_for_snapshot{view}          gauge      1 while start: snapshot waits for
+ *                                                             a snapshot with a stream position
  *   fsd_stream_update_visible_lag_seconds{view}    histogram  event time to visible in the table
  *   fsd_stream_lag_entries{view}                   gauge      entries in the stream not yet read
  *                                                             (sampled; absent while unknown)
@@ -83,6 +91,7 @@ void mat_stream_options_init(struct mat_stream_options *options);
 /* One view's consumer as last seen (a copy; see mat_stream_status()). */
 struct mat_stream_status {
     bool connected;
+    bool waiting_for_snapshot;       /* start: snapshot, and no snapshot with a position yet */
     char last_id[MAT_STREAM_ID_LEN]; /* "" before the first position is known */
     uint64_t applied;
     uint64_t not_newer;
@@ -118,3 +127,10 @@ void mat_stream_teardown(void);
  * (or the consumers are not running). Any thread; takes a per-view mutex briefly.
  */
 bool mat_stream_status(const char *view, struct mat_stream_status *out);
+
+/*
+ * Checks that `text` is a stream entry ID, "<ms>-<seq>" or "<ms>" (decimal, each at most
+ * UINT64_MAX), as a snapshot's stream position must be, and writes it as "<ms>-<seq>" into
+ * `out` (MAT_STREAM_ID_LEN bytes). Returns false when it is not one. Any thread.
+ */
+bool mat_stream_position_normalize(const char *text, char out[MAT_STREAM_ID_LEN]);

@@ -27,6 +27,7 @@
  */
 #include "stream_internal.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,15 @@ bool mat_stream_id_parse(const char *text, size_t len, struct mat_stream_id *id)
     }
     return _u64(text, (size_t)(dash - text), &id->ms) &&
            _u64(dash + 1, len - (size_t)(dash - text) - 1, &id->seq);
+}
+
+bool mat_stream_position_normalize(const char *text, char out[MAT_STREAM_ID_LEN]) {
+    struct mat_stream_id id;
+    if (!mat_stream_id_parse(text, strlen(text), &id)) {
+        return false;
+    }
+    snprintf(out, MAT_STREAM_ID_LEN, "%" PRIu64 "-%" PRIu64, id.ms, id.seq);
+    return true;
 }
 
 int mat_stream_id_cmp(struct mat_stream_id a, struct mat_stream_id b) {

@@ -102,7 +102,8 @@ struct mat_stream_metrics {
     _Atomic uint64_t bad;
     _Atomic uint64_t reconnects;
     _Atomic int connected;
-    _Atomic int64_t lag_entries;                             /* -1: unknown */
+    _Atomic int waiting_snapshot; /* 1: start: snapshot, no snapshot position seen yet */
+    _Atomic int64_t lag_entries;  /* -1: unknown */
     _Atomic uint64_t lag_buckets[MAT_STREAM_LAG_BOUNDS + 1]; /* per bucket, not cumulative */
     _Atomic uint64_t lag_sum_us;
     pthread_mutex_t id_lock; /* guards last_id */

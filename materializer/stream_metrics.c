@@ -30,6 +30,10 @@ static const struct stats_metric_def reconnects = {
 static const struct stats_metric_def connected = {
     "fsd_stream_connected", STATS_GAUGE, "view",
     "1 while the view's stream consumer is connected to Redis and reading."};
+static const struct stats_metric_def waiting_snapshot = {
+    "fsd_stream_waiting_for_snapshot", STATS_GAUGE, "view",
+    "1 while the view's consumer (stream.start: snapshot) waits for a snapshot with a stream "
+    "position before it reads anything."};
 static const struct stats_metric_def visible_lag = {
     "fsd_stream_update_visible_lag_seconds", STATS_HISTOGRAM, "view",
     "From a stream entry's event time to its row being visible to lookups."};
@@ -96,6 +100,13 @@ void mat_stream_collect(struct stats_writer *w, void *ctx) {
         struct mat_stream_metrics *m = set->views[i];
         stats_write_count(w, &connected, (const char *[]){m->view},
                           (uint64_t)atomic_load_explicit(&m->connected, memory_order_relaxed));
+    }
+    stats_write_family(w, &waiting_snapshot);
+    for (size_t i = 0; i < set->n; i++) {
+        struct mat_stream_metrics *m = set->views[i];
+        stats_write_count(
+            w, &waiting_snapshot, (const char *[]){m->view},
+            (uint64_t)atomic_load_explicit(&m->waiting_snapshot, memory_order_relaxed));
     }
     stats_write_family(w, &visible_lag);
     for (size_t i = 0; i < set->n; i++) {

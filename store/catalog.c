@@ -24,6 +24,10 @@ struct store_view {
     size_t nlog;
     size_t log_cap;
     bool log_failed; /* out of memory while logging: the commit must not lose updates */
+    char pending_position[STORE_STREAM_POSITION_LEN]; /* the load's; under write_lock */
+    /* The current snapshot's stream position: written at a commit, read by any thread. */
+    pthread_mutex_t position_lock;
+    char stream_position[STORE_STREAM_POSITION_LEN];
 };
 
 /* The list of views is copied on every add and published whole, so readers never lock. */
@@ -80,6 +84,7 @@ static void _log_clear(struct store_view *view) {
 static void _view_destroy(struct store_view *view) {
     _log_clear(view);
     pthread_mutex_destroy(&view->write_lock);
+    pthread_mutex_destroy(&view->position_lock);
     store_table_destroy(atomic_load_explicit(&view->table, memory_order_relaxed));
     store_schema_destroy(atomic_load_explicit(&view->schema, memory_order_relaxed));
     free(view);
@@ -126,6 +131,7 @@ int store_catalog_add_view(struct store_catalog *catalog, struct store_schema *s
     }
     atomic_init(&view->schema, schema);
     pthread_mutex_init(&view->write_lock, NULL);
+    pthread_mutex_init(&view->position_lock, NULL);
     struct store_table_options options = {.shards = catalog->shards};
     struct store_table *empty = store_table_create(schema, &options, err, err_len);
     if (empty == NULL) {
@@ -315,8 +321,29 @@ int store_view_load_begin(struct store_view *view) {
     }
     _log_clear(view);
     view->loading = true;
+    view->pending_position[0] = '\0';
     pthread_mutex_unlock(&view->write_lock);
     return 0;
+}
+
+int store_view_load_set_stream_position(struct store_view *view, const char *position) {
+    size_t len = position != NULL ? strlen(position) : 0;
+    if (len >= STORE_STREAM_POSITION_LEN) {
+        return -1;
+    }
+    pthread_mutex_lock(&view->write_lock);
+    memcpy(view->pending_position, position != NULL ? position : "", len + 1);
+    pthread_mutex_unlock(&view->write_lock);
+    return 0;
+}
+
+bool store_view_stream_position(const struct store_view *view, char *buf, size_t len) {
+    struct store_view *v = (struct store_view *)view;
+    pthread_mutex_lock(&v->position_lock);
+    snprintf(buf, len, "%s", v->stream_position);
+    bool have = v->stream_position[0] != '\0';
+    pthread_mutex_unlock(&v->position_lock);
+    return have;
 }
 
 uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,
@@ -346,6 +373,9 @@ uint64_t store_view_load_commit(struct store_view *view, struct store_table *tab
         store_table_upsert_row(table, view->log[i]);
     }
     uint64_t version = store_view_swap_table(view, table, loaded_at_us);
+    pthread_mutex_lock(&view->position_lock);
+    memcpy(view->stream_position, view->pending_position, sizeof view->stream_position);
+    pthread_mutex_unlock(&view->position_lock);
     _log_clear(view);
     view->loading = false;
     pthread_mutex_unlock(&view->write_lock);

@@ -10,10 +10,14 @@
  * replaces tables; replaced tables are freed after a grace period, so a reader sees either the
  * old snapshot or the new one, never a mix.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "table.h"
+
+/* A snapshot's stream position, as its loader gave it (opaque here), with the NUL. */
+#define STORE_STREAM_POSITION_LEN 48
 
 struct store_schema;
 struct store_catalog;
@@ -119,6 +123,22 @@ int store_view_load_begin(struct store_view *view);
 uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,
                                 int64_t loaded_at_us);
 void store_view_load_abort(struct store_view *view);
+
+/*
+ * The stream position the snapshot being loaded covers (e.g. a Redis stream entry ID the job
+ * read up to; opaque to the store): set between load_begin and load_commit; NULL or "" for
+ * none. A commit records it with the new snapshot (none when the load set none); an abort
+ * forgets it. Returns -1 when `position` does not fit STORE_STREAM_POSITION_LEN. Takes the
+ * view's writer mutex briefly.
+ */
+int store_view_load_set_stream_position(struct store_view *view, const char *position);
+
+/*
+ * Copies the stream position recorded with the current snapshot into `buf` ("" for none) and
+ * returns whether there is one. Any thread; takes a mutex held only for a copy. A snapshot
+ * swapped in with store_view_swap_table() keeps the previous snapshot's position.
+ */
+bool store_view_stream_position(const struct store_view *view, char *buf, size_t len);
 
 /* Updates logged during the load in progress (for logs and tests). */
 size_t store_view_load_logged(const struct store_view *view);

@@ -38,8 +38,8 @@ static const struct command _commands[] = {
      "look entities up: values, statuses, staleness (see fsctl get --help)", fsctl_cmd_get},
     {"health", "[--service NAME]", "the gRPC health check: SERVING (exit 0) or NOT_SERVING",
      _cmd_health},
-    {"load", "--view V [--path P] [--wait S]", "load a view's snapshot now and wait for the result",
-     fsctl_cmd_load},
+    {"load", "--view V [--path P] [--stream-position ID] [--wait S]",
+     "load a view's snapshot now and wait for the result", fsctl_cmd_load},
 };
 
 static void _usage(FILE *out) {
@@ -157,9 +157,11 @@ static void _views_json(const Fsd__V1__ListViewsResponse *resp, struct sbuf *b) 
         sbuf_printf(b,
                     "], \"ttl_seconds\": %" PRId64 ", \"rows\": %" PRIu64
                     ", \"memory_bytes\": %" PRIu64 ", \"snapshot_version\": %" PRIu64
-                    ", \"last_load_time_us\": %" PRId64 ",\n   \"source\": ",
+                    ", \"last_load_time_us\": %" PRId64 ", \"snapshot_stream_position\": ",
                     view->ttl_seconds, view->rows, view->memory_bytes, view->snapshot_version,
                     view->last_load_time_us);
+        json_string(b, view->snapshot_stream_position, strlen(view->snapshot_stream_position));
+        sbuf_printf(b, ",\n   \"source\": ");
         /* the materializer's side: "" and zeros for a view without a source */
         json_string(b, view->source, strlen(view->source));
         sbuf_printf(b,

@@ -1,5 +1,6 @@
 /*
- * fsctl load --view V [--path P] [--wait S]: asks fsd to load the view's snapshot now
+ * fsctl load --view V [--path P] [--stream-position ID] [--wait S]: asks fsd to load the
+ * view's snapshot now
  * (LoadSnapshot answers at once) and follows the load through ListViews until its result is
  * in, so a person sees "loaded version 7, 1,000,000 rows" or the reason it failed.
  */
@@ -51,11 +52,15 @@ static struct load_state _state(struct fsctl *ctx, const char *view, Fsd__V1__Vi
 
 int fsctl_cmd_load(struct fsctl *ctx, int argc, char **argv) {
     static const struct option options[] = {
-        {"view", required_argument, NULL, 'v'}, {"path", required_argument, NULL, 'p'},
-        {"wait", required_argument, NULL, 'w'}, {"addr", required_argument, NULL, 'a'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"view", required_argument, NULL, 'v'},
+        {"path", required_argument, NULL, 'p'},
+        {"wait", required_argument, NULL, 'w'},
+        {"addr", required_argument, NULL, 'a'},
+        {"stream-position", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *view = NULL, *path = NULL;
+    const char *view = NULL, *path = NULL, *stream_position = NULL;
     long wait_s = LOAD_DEFAULT_WAIT_S;
     int opt;
     while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
@@ -65,6 +70,9 @@ int fsctl_cmd_load(struct fsctl *ctx, int argc, char **argv) {
             break;
         case 'p':
             path = optarg;
+            break;
+        case 's':
+            stream_position = optarg;
             break;
         case 'w': {
             char *end;
@@ -78,9 +86,10 @@ int fsctl_cmd_load(struct fsctl *ctx, int argc, char **argv) {
             ctx->addr = optarg;
             break;
         case 'h':
-            printf("usage: fsctl load --view V [--path P] [--wait S]\n"
+            printf("usage: fsctl load --view V [--path P] [--stream-position ID] [--wait S]\n"
                    "  loads the view's snapshot now, from its configured source or from P,\n"
-                   "  and waits up to S seconds (default %d; 0 = do not wait) for the result\n",
+                   "  and waits up to S seconds (default %d; 0 = do not wait) for the result;\n"
+                   "  ID: the stream entry ID the data covers, recorded with the snapshot\n",
                    LOAD_DEFAULT_WAIT_S);
             return FSCTL_OK;
         default:
@@ -99,10 +108,11 @@ int fsctl_cmd_load(struct fsctl *ctx, int argc, char **argv) {
     Fsd__V1__LoadSnapshotRequest req = FSD__V1__LOAD_SNAPSHOT_REQUEST__INIT;
     req.view = (char *)view;
     req.path = (char *)(path != NULL ? path : "");
+    req.stream_position = (char *)(stream_position != NULL ? stream_position : "");
     uint8_t buf[4096];
     size_t len = fsd__v1__load_snapshot_request__get_packed_size(&req);
     if (len > sizeof buf) {
-        return fsctl_usage_error("load", "--path is too long");
+        return fsctl_usage_error("load", "--path or --stream-position is too long");
     }
     fsd__v1__load_snapshot_request__pack(&req, buf);
     uint8_t *resp = NULL;

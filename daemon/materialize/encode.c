@@ -35,7 +35,8 @@ struct fm_encoder {
     const struct store_schema *schema;
     uint32_t batch_rows;
     uint64_t max_message_bytes;
-    bool named; /* a message carrying the view's name was taken */
+    bool named;                  /* a message carrying the view's name was taken */
+    const char *stream_position; /* sent with the name; NULL = none */
     size_t n;
     uint64_t bytes; /* the message so far: view name and rows, with tags and lengths */
     Fsd__V1__Row *rows;
@@ -71,6 +72,14 @@ static void _start_batch(struct fm_encoder *enc) {
     enc->nlists = 0;
     enc->n = 0;
     enc->bytes = enc->named ? 0 : _field_bytes(strlen(enc->schema->view));
+    if (!enc->named && enc->stream_position != NULL) {
+        enc->bytes += _field_bytes(strlen(enc->stream_position));
+    }
+}
+
+void fm_encoder_set_stream_position(struct fm_encoder *enc, const char *position) {
+    enc->stream_position = position;
+    _start_batch(enc); /* no rows yet: recounts the first message's header */
 }
 
 struct fm_encoder *fm_encoder_create(const struct store_schema *schema, uint32_t batch_rows,
@@ -279,6 +288,9 @@ const uint8_t *fm_encoder_take(struct fm_encoder *enc, size_t *len) {
     Fsd__V1__PushSnapshotRequest req = FSD__V1__PUSH_SNAPSHOT_REQUEST__INIT;
     if (!enc->named) {
         req.view = enc->schema->view;
+        if (enc->stream_position != NULL) {
+            req.stream_position = (char *)enc->stream_position;
+        }
     }
     req.n_rows = enc->n;
     req.rows = enc->row_ptrs;

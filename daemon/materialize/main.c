@@ -2,6 +2,7 @@
  * fsd-materialize: reads a view's source and pushes it to a running fsd as one snapshot.
  *
  *   fsd-materialize --addr HOST:PORT --config fsd.yaml --view V [--path P] [--batch N]
+ *                   [--stream-position ID]
  *
  * main() parses the command line and runs the three steps (materialize.h); exit status 0 done,
  * 1 failed, 2 usage.
@@ -17,6 +18,7 @@
 
 #include "config.h"
 #include "materialize.h"
+#include "materializer/stream.h"
 #include "store/rcu.h"
 #include "store/table.h"
 
@@ -24,6 +26,7 @@ static void _usage(FILE *out) {
     fprintf(out,
             "usage: fsd-materialize [--addr HOST:PORT] --config FILE --view VIEW [--path PATH]\n"
             "                       [--batch N] [--max-message-bytes N] [--timeout SECONDS]\n"
+            "                       [--stream-position ID]\n"
             "\n"
             "Reads VIEW's source as FILE describes it (Parquet or PostgreSQL) and pushes every\n"
             "row to a running fsd as one new snapshot (PushSnapshot): the snapshot replaces\n"
@@ -38,6 +41,8 @@ static void _usage(FILE *out) {
             "  --max-message-bytes N    bytes per message, at most: fsd's\n"
             "                           server.max_message_bytes (default %u)\n"
             "  --timeout SECONDS        give up on the push after this long (default: never)\n"
+            "  --stream-position ID     the stream entry ID (<ms>-<seq> or <ms>) the data covers,\n"
+            "                           recorded with the snapshot (stream.start: snapshot)\n"
             "  --help                   this text\n"
             "\n"
             "Progress goes to stderr: a bar on a terminal, else a line every 2 s. The result\n"
@@ -74,7 +79,7 @@ static int _parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *o
 }
 
 static int _parse_args(int argc, char **argv, struct fm_options *o) {
-    enum { OPT_MAX_MESSAGE_BYTES = 256, OPT_TIMEOUT };
+    enum { OPT_MAX_MESSAGE_BYTES = 256, OPT_TIMEOUT, OPT_STREAM_POSITION };
     static const struct option longopts[] = {
         {"addr", required_argument, NULL, 'a'},
         {"config", required_argument, NULL, 'c'},
@@ -83,6 +88,7 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
         {"batch", required_argument, NULL, 'b'},
         {"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE_BYTES},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"stream-position", required_argument, NULL, OPT_STREAM_POSITION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -132,6 +138,16 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
             }
             o->timeout_ms = (int64_t)n * 1000;
             break;
+        case OPT_STREAM_POSITION: {
+            char id[MAT_STREAM_ID_LEN];
+            if (!mat_stream_position_normalize(optarg, id)) {
+                return _usage_error(
+                    "--stream-position wants a stream entry ID, <ms>-<seq> or <ms>; got \"%s\"",
+                    optarg);
+            }
+            o->stream_position = optarg;
+            break;
+        }
         case 'h':
             _usage(stdout);
             return -1;

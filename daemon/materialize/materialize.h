@@ -50,10 +50,11 @@ struct fm_options {
     const char *addr;        /* HOST:PORT of fsd's gRPC port */
     const char *config_path; /* the config describing the view and its source */
     const char *view;
-    const char *path;           /* Parquet file, glob or directory instead of the source */
-    uint32_t batch_rows;        /* rows per PushSnapshot message, at most */
-    uint64_t max_message_bytes; /* a message never exceeds it (fsd's server.max_message_bytes) */
-    int64_t timeout_ms;         /* whole push; 0 = none */
+    const char *path;            /* Parquet file, glob or directory instead of the source */
+    const char *stream_position; /* the stream entry ID the snapshot covers; NULL = none */
+    uint32_t batch_rows;         /* rows per PushSnapshot message, at most */
+    uint64_t max_message_bytes;  /* a message never exceeds it (fsd's server.max_message_bytes) */
+    int64_t timeout_ms;          /* whole push; 0 = none */
 };
 
 /* ---- preflight.c: fsd is there and serves the view as the config describes it -------------- */
@@ -98,6 +99,12 @@ struct fm_encoder;
 struct fm_encoder *fm_encoder_create(const struct store_schema *schema, uint32_t batch_rows,
                                      uint64_t max_message_bytes);
 void fm_encoder_destroy(struct fm_encoder *enc);
+
+/*
+ * Sends `position` (a stream entry ID; not copied, must outlive the encoder) as the snapshot's
+ * stream_position in the first message. Call before the first row is added.
+ */
+void fm_encoder_set_stream_position(struct fm_encoder *enc, const char *position);
 
 enum fm_add {
     FM_ADDED,   /* the row is in the batch */

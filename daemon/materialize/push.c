@@ -104,6 +104,9 @@ int fm_push(const struct fm_options *options, const struct store_schema *schema,
         snprintf(err, err_len, "out of memory");
         return -1;
     }
+    if (options->stream_position != NULL) {
+        fm_encoder_set_stream_position(p.enc, options->stream_position);
+    }
     p.stream =
         fm_stream_open(options->addr, FM_PUSH_PATH, options->timeout_ms * 1000, err, err_len);
     if (p.stream == NULL) {

@@ -151,6 +151,13 @@ static Fsd__V1__ViewInfo *_view_info(struct arena *a, struct store_view *view) {
     info->rows = stats.rows;
     info->memory_bytes = stats.memory_bytes;
     info->last_load_time_us = store_view_loaded_at_us(view);
+    char position[STORE_STREAM_POSITION_LEN];
+    if (store_view_stream_position(view, position, sizeof position)) {
+        info->snapshot_stream_position = _arena_strdup(a, position);
+        if (info->snapshot_stream_position == NULL) {
+            return NULL;
+        }
+    }
     struct mat_view_status *status = arena_alloc(a, sizeof(*status));
     if (status != NULL && mat_view_status(schema->view, status) && status->has_source) {
         const struct mat_load_result *last = &status->last;

@@ -8,6 +8,7 @@
 #include "fsd/v1/feature_service.pb-c.h"
 #include "grpc/grpc.h"
 #include "materializer/materializer.h"
+#include "materializer/stream.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -31,10 +32,17 @@ void rpc_load_snapshot(struct grpc_call *call, const uint8_t *msg, size_t len) {
     uint64_t version = view != NULL ? store_view_version(view) : 0;
     store_read_unlock();
     char err[512];
+    char position[MAT_STREAM_ID_LEN] = "";
     struct mat_ticket *ticket = NULL;
     if (view == NULL) {
         grpc_call_failf(call, GRPC_INVALID_ARGUMENT, "unknown view \"%s\"", req->view);
-    } else if ((ticket = mat_request_load(req->view, req->path[0] != '\0' ? req->path : NULL, err,
+    } else if (req->stream_position[0] != '\0' &&
+               !mat_stream_position_normalize(req->stream_position, position)) {
+        grpc_call_failf(call, GRPC_INVALID_ARGUMENT,
+                        "stream_position \"%.80s\" is not a stream entry ID (<ms>-<seq> or <ms>)",
+                        req->stream_position);
+    } else if ((ticket = mat_request_load(req->view, req->path[0] != '\0' ? req->path : NULL,
+                                          position[0] != '\0' ? position : NULL, err,
                                           sizeof err)) == NULL) {
         grpc_call_fail(call, GRPC_FAILED_PRECONDITION, err);
     } else {

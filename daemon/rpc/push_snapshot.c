@@ -30,6 +30,7 @@
 #include "log.h"
 #include "materializer/internal.h"
 #include "materializer/sink.h"
+#include "materializer/stream.h"
 #include "row_check.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
@@ -39,6 +40,8 @@
 #include "store/schema.h"
 #include "store/table.h"
 
+_Static_assert(MAT_STREAM_ID_LEN <= STORE_STREAM_POSITION_LEN, "a stream ID fits the store's");
+
 /* One stream's state, hung off the call (grpc_call_set_user) from its first message. */
 struct push_snapshot {
     struct store_view *view;
@@ -47,6 +50,7 @@ struct push_snapshot {
     struct store_row_builder builder;
     uint64_t messages;
     uint64_t rows_received;
+    char stream_position[MAT_STREAM_ID_LEN]; /* the first message's, normalized; "" = none */
 };
 
 /* Ends the load without swapping and frees the state. Must not follow a commit. */
@@ -169,13 +173,31 @@ void rpc_push_snapshot_message(struct grpc_call *call, const uint8_t *msg, size_
         _fail(call, wk, GRPC_INVALID_ARGUMENT, message);
         return;
     }
+    char position[MAT_STREAM_ID_LEN] = "";
+    if (req->stream_position[0] != '\0' &&
+        !mat_stream_position_normalize(req->stream_position, position)) {
+        snprintf(message, sizeof message,
+                 "message %" PRIu64 ": stream_position \"%.80s\" is not a stream entry ID "
+                 "(<ms>-<seq> or <ms>)",
+                 index, req->stream_position);
+        _fail(call, wk, GRPC_INVALID_ARGUMENT, message);
+        return;
+    }
     if (ps == NULL) {
         ps = _begin(req->view, &e);
         if (ps == NULL) {
             _fail(call, wk, e.code, e.message);
             return;
         }
+        memcpy(ps->stream_position, position, sizeof position);
         grpc_call_set_user(call, ps);
+    } else if (req->stream_position[0] != '\0' && strcmp(position, ps->stream_position) != 0) {
+        snprintf(message, sizeof message,
+                 "message %" PRIu64 ": stream_position %s differs from the first message's "
+                 "(%s); later messages may omit it or repeat it",
+                 index, position, ps->stream_position[0] != '\0' ? ps->stream_position : "none");
+        _fail(call, wk, GRPC_INVALID_ARGUMENT, message);
+        return;
     } else if (req->view[0] != '\0' && strcmp(req->view, ps->schema->view) != 0) {
         snprintf(message, sizeof message,
                  "message %" PRIu64 ": names view \"%s\" but the stream loads view %s; every "
@@ -268,8 +290,12 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
 
     /* Pushes between this count and the commit are replayed too; the figure is a floor. */
     uint64_t replayed = store_view_load_logged(ps->view);
+    /* Fits: normalized to at most MAT_STREAM_ID_LEN (== STORE_STREAM_POSITION_LEN) bytes. */
+    (void)store_view_load_set_stream_position(ps->view, ps->stream_position);
     uint64_t version = store_view_load_commit(ps->view, ps->staging, rpc_wall_clock_us());
     uint64_t received = ps->rows_received;
+    char position_copy[MAT_STREAM_ID_LEN];
+    memcpy(position_copy, ps->stream_position, sizeof position_copy);
     /* The commit ended the load either way: free the state without aborting it. */
     if (version == 0) {
         store_table_destroy(ps->staging);
@@ -285,8 +311,9 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
     } else {
         log_info("pushed snapshot swapped in",
                  "view=%s version=%" PRIu64 " rows_received=%" PRIu64 " rows=%" PRIu64
-                 " updates_replayed=%" PRIu64 " stream_s=%.3f finish_ms=%.1f",
+                 " updates_replayed=%" PRIu64 " stream_position=%s stream_s=%.3f finish_ms=%.1f",
                  name, version, received, staged.rows, replayed,
+                 position_copy[0] != '\0' ? position_copy : "none",
                  (double)(grpc_now_us() - grpc_call_start_us(call)) / 1e6,
                  (double)(grpc_now_us() - finish_start_us) / 1e3);
         uint64_t fields[4] = {version, received, staged.rows, replayed};

@@ -737,6 +737,11 @@ static void test_stream_section(void **state) {
     assert_int_equal(s->port, 7000);
     config_destroy(config);
 
+    /* start: snapshot waits for the position recorded with the view's snapshot. */
+    config = load_ok(VIEW_HEAD "    stream: { redis: h, key: k, start: snapshot }\n");
+    assert_int_equal(config->views[0].stream.start, CONFIG_STREAM_START_SNAPSHOT);
+    config_destroy(config);
+
     /* Views without a stream: section have none. */
     config = load_ok(VIEW_HEAD);
     assert_false(config->views[0].stream.enabled);
@@ -761,9 +766,14 @@ static void test_stream_errors(void **state) {
                  "views[0].stream.redis: database \"x\" is not a number");
     expect_error(VIEW_HEAD "    stream: { redis: h, key: k, format: json }\n", 8,
                  "views[0].stream.format: unknown format \"json\" (expected fields, protobuf)");
-    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, start: snapshot }\n", 8,
-                 "views[0].stream.start: expected \"$\" (new entries), 0 (all) or an entry ID "
-                 "<ms>-<seq>, found \"snapshot\"");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, start: snapshots }\n", 8,
+                 "views[0].stream.start: expected \"$\" (new entries), 0 (all), an entry ID "
+                 "<ms>-<seq> or snapshot (after the ID recorded with the view's snapshot), found "
+                 "\"snapshots\"");
+    expect_error(VIEW_HEAD "    stream: { redis: h, key: k, start: \"12-x\" }\n", 8,
+                 "views[0].stream.start: expected \"$\" (new entries), 0 (all), an entry ID "
+                 "<ms>-<seq> or snapshot (after the ID recorded with the view's snapshot), found "
+                 "\"12-x\"");
     expect_error(VIEW_HEAD "    stream: { redis: h, key: k, batch: 0 }\n", 8,
                  "views[0].stream.batch: 0 is out of range for batch (1..100000)");
     expect_error(VIEW_HEAD "    stream: { redis: h, key: k, block_ms: 60001 }\n", 8,

@@ -183,11 +183,25 @@ class MaterializerTest(unittest.TestCase):
         self.assertGreaterEqual(v["rows_read"], v["rows"])  # older rows of an entity too
         self.assertGreater(v["load_duration_us"], 0)
         self.assertTrue(v["source"].startswith("parquet:"), v["source"])
+        self.assertEqual(v["snapshot_stream_position"], "")  # loads carry none unless told
+        out = subprocess.run(fsctl + ["--stream-position", "1700000000000-4"],
+                             capture_output=True, text=True, timeout=120)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("loaded item_features: version 3", out.stdout)
+        views = json.loads(subprocess.run(
+            [FSCTL_BIN, "--addr", self.fsd.address, "views", "--json"], capture_output=True,
+            text=True, timeout=60, check=True).stdout)
+        v = {x["name"]: x for x in views["views"]}["item_features"]
+        self.assertEqual(v["snapshot_stream_position"], "1700000000000-4")
+        out = subprocess.run(fsctl + ["--stream-position", "nope"], capture_output=True,
+                             text=True, timeout=120)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn('stream_position "nope" is not a stream entry ID', out.stderr)
         missing = os.path.join(self.tmp, "missing.parquet")
         out = subprocess.run(fsctl + ["--path", missing], capture_output=True, text=True,
                              timeout=120)
         self.assertEqual(out.returncode, 1)
-        self.assertIn("load of item_features failed; version 2 keeps serving", out.stderr)
+        self.assertIn("load of item_features failed; version 3 keeps serving", out.stderr)
         self.assertIn(missing, out.stderr)
 
 

@@ -698,6 +698,26 @@ class MaterializeTest(unittest.TestCase):
         self.assertLess(rows, self.expected_rows)
         self.assertIn("parquet:" + late, p.stderr)
 
+    def test_stream_position_is_recorded_with_the_snapshot(self):
+        """--stream-position goes in the first message; fsd records it ("<ms>" as "<ms>-0")
+        with the snapshot; a push without it records none."""
+        # --batch 1000: several messages, only the first carries the position
+        p = self.run_tool("--config", self.job_config, "--view", "item_features",
+                          "--batch", "1000", "--stream-position", "1700000000000")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        v = self.items(self.fsd)
+        self.assertEqual((v.snapshot_version, v.rows), (1, self.expected_rows))
+        self.assertEqual(v.snapshot_stream_position, "1700000000000-0")
+        p = self.run_tool("--config", self.job_config, "--view", "item_features")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.items(self.fsd).snapshot_stream_position, "")
+        p = self.run_tool("--config", self.job_config, "--view", "item_features",
+                          "--stream-position", "12-x")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn('--stream-position wants a stream entry ID, <ms>-<seq> or <ms>; got "12-x"',
+                      p.stderr)
+        self.assertEqual(self.items(self.fsd).snapshot_version, 2)
+
     def test_errors_and_exit_codes(self):
         missing = os.path.join(self.tmp, "missing.parquet")
         p = materialize()

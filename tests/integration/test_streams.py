@@ -14,6 +14,7 @@ import threading
 import time
 import unittest
 
+import grpc
 import redis
 
 import harness as h
@@ -516,7 +517,7 @@ class StreamTest(unittest.TestCase):
 
     # ---- snapshots -----------------------------------------------------------------------------
 
-    def start_parquet_view(self, r):
+    def start_parquet_view(self, r, start="0"):
         """fsd serving configs/demo.yaml's user_features (100,000 users from Parquet files
         fsd-demo-data writes, event times a minute to 12 hours old) and following a stream."""
         tmp = tempfile.mkdtemp(prefix="fsd-streams-parquet-")
@@ -529,7 +530,7 @@ class StreamTest(unittest.TestCase):
     stream:
       redis: "127.0.0.1:{r.port}"
       key: user_updates
-      start: "0"
+      start: "{start}"
       batch: 50
       block_ms: 100
     features:
@@ -538,8 +539,8 @@ class StreamTest(unittest.TestCase):
         self.assertTrue(wait_until(lambda: self.view(fsd).snapshot_version >= 1, 60))
         return fsd
 
-    def view(self, fsd):
-        return next(v for v in fsd.list_views().views if v.name == "user_features")
+    def view(self, fsd, name="user_features"):
+        return next(v for v in fsd.list_views().views if v.name == name)
 
     def load(self, fsd):
         fsd.unary("LoadSnapshot", pb.LoadSnapshotRequest(view="user_features"),
@@ -611,6 +612,137 @@ class StreamTest(unittest.TestCase):
                          ["NOT_FOUND"] * len(deleted))
         # the source's 100,000 users, less the two deleted ones
         self.assertEqual(self.view(fsd).rows, 100000 - len(deleted))
+
+    # ---- start: snapshot -----------------------------------------------------------------------
+    # The consumer reads nothing until the view's snapshot carries a stream position
+    # (PushSnapshot's or LoadSnapshot's stream_position), then reads the entries after it and
+    # goes on as any consumer does; a later snapshot's position never moves it.
+
+    def push_snapshot(self, fsd, messages):
+        call = fsd.channel.stream_unary(
+            h.SERVICE + "PushSnapshot", request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.PushSnapshotResponse.FromString)
+        return call(iter(messages), timeout=20)
+
+    def position(self, fsd, view):
+        return next(v for v in fsd.list_views().views if v.name == view).snapshot_stream_position
+
+    def test_reads_after_the_pushed_snapshots_position(self):
+        r = self.start_redis()
+        c = r.client()
+        now = h.now_us()
+        ids = [c.xadd("users_stream", {"user_id": i, "event_ts": now, "age": 10 + i}).decode()
+               for i in range(1, 5)]
+        fsd = self.start_fsd(config(users_view(r.port, start="snapshot")))
+        fsd.wait_for_log(r'msg="stream consumer waiting for a snapshot with a stream position '
+                         r'\(start: snapshot\)" view=users')
+        time.sleep(0.5)  # several polls: still nothing read
+        m = metrics(fsd.stats)
+        self.assertEqual(m['fsd_stream_updates_applied_total{view="users"}'], 0)
+        self.assertEqual(m['fsd_stream_waiting_for_snapshot{view="users"}'], 1)
+        self.assertEqual(m['fsd_stream_connected{view="users"}'], 0)
+        self.assertFalse(any(k.startswith("fsd_stream_last_id_info") for k in m))
+        self.assertEqual(self.position(fsd, "users"), "")
+        self.assertEqual([s for s, _ in values(fsd, "users", [1, 2, 3, 4], "age")],
+                         ["NOT_FOUND"] * 4)
+
+        # The snapshot covers e1 and e2: its rows (older than every entry) for users 1..3.
+        old = now - 60 * 1000 * 1000
+        rows = [h.row({"user_id": i}, old, {"age": (100 * i, "int32_value")}) for i in (1, 2, 3)]
+        resp = self.push_snapshot(fsd, [pb.PushSnapshotRequest(view="users", rows=rows[:2],
+                                                               stream_position=ids[1]),
+                                        pb.PushSnapshotRequest(rows=rows[2:],
+                                                               stream_position=ids[1])])
+        self.assertEqual(resp.version, 1)
+        self.assertEqual(self.position(fsd, "users"), ids[1])
+        self.wait_applied(fsd, "users", 2)
+        fsd.wait_for_log(r'msg="stream consumer reading" view=users .* after_id=%s' % ids[1])
+        time.sleep(0.3)  # a few more block_ms: e1 and e2 are never read
+        m = metrics(fsd.stats)
+        self.assertEqual(m['fsd_stream_updates_applied_total{view="users"}'], 2)
+        self.assertEqual(m['fsd_stream_waiting_for_snapshot{view="users"}'], 0)
+        self.assertEqual(m.get(f'fsd_stream_last_id_info{{view="users",id="{ids[3]}"}}'), 1)
+        # e1/e2 would have replaced the older snapshot rows of users 1 and 2
+        self.assertEqual(values(fsd, "users", [1, 2, 3, 4], "age"),
+                         [("PRESENT", 100), ("PRESENT", 200), ("PRESENT", 13), ("PRESENT", 14)])
+
+        # A later snapshot with an earlier position does not rewind the running consumer.
+        self.push_snapshot(fsd, [pb.PushSnapshotRequest(view="users", rows=rows[:1],
+                                                        stream_position=ids[0])])
+        self.assertEqual(self.position(fsd, "users"), ids[0])
+        e5 = c.xadd("users_stream", {"user_id": 5, "event_ts": h.now_us(), "age": 15}).decode()
+        self.wait_applied(fsd, "users", 3)
+        time.sleep(0.3)
+        m = metrics(fsd.stats)
+        self.assertEqual(m['fsd_stream_updates_applied_total{view="users"}'], 3)
+        self.assertEqual(m.get(f'fsd_stream_last_id_info{{view="users",id="{e5}"}}'), 1)
+        # A snapshot without a position records none; "<ms>" is recorded as "<ms>-0".
+        self.push_snapshot(fsd, [pb.PushSnapshotRequest(view="users", rows=rows[:1])])
+        self.assertEqual(self.position(fsd, "users"), "")
+        self.push_snapshot(fsd, [pb.PushSnapshotRequest(view="users", rows=rows[:1],
+                                                        stream_position="1700000000000")])
+        self.assertEqual(self.position(fsd, "users"), "1700000000000-0")
+
+    def test_bad_positions_are_invalid_arguments(self):
+        r = self.start_redis()
+        fsd = self.start_fsd(config(users_view(r.port, start="snapshot")))
+        row = h.row({"user_id": 1}, h.now_us(), {"age": (1, "int32_value")})
+        cases = [
+            ([pb.PushSnapshotRequest(view="users", rows=[row], stream_position="12-x")],
+             'message 0: stream_position "12-x" is not a stream entry ID (<ms>-<seq> or <ms>)'),
+            ([pb.PushSnapshotRequest(view="users", rows=[row], stream_position="-1")],
+             'message 0: stream_position "-1" is not a stream entry ID (<ms>-<seq> or <ms>)'),
+            ([pb.PushSnapshotRequest(view="users", rows=[row], stream_position="5-1"),
+              pb.PushSnapshotRequest(rows=[row], stream_position="5-2")],
+             "message 1: stream_position 5-2 differs from the first message's (5-1); later "
+             "messages may omit it or repeat it"),
+            ([pb.PushSnapshotRequest(view="users", rows=[row]),
+              pb.PushSnapshotRequest(rows=[row], stream_position="5-2")],
+             "message 1: stream_position 5-2 differs from the first message's (none); later "
+             "messages may omit it or repeat it"),
+        ]
+        for messages, details in cases:
+            with self.assertRaises(grpc.RpcError) as cm:
+                self.push_snapshot(fsd, messages)
+            self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertEqual(cm.exception.details(), details)
+        with self.assertRaises(grpc.RpcError) as cm:
+            fsd.unary("LoadSnapshot", pb.LoadSnapshotRequest(view="users", stream_position="x"),
+                      pb.LoadSnapshotResponse)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(cm.exception.details(),
+                         'stream_position "x" is not a stream entry ID (<ms>-<seq> or <ms>)')
+        # nothing was swapped in, and the consumer still waits
+        self.assertEqual(self.position(fsd, "users"), "")
+        self.assertEqual(counter(fsd.stats, "fsd_stream_waiting_for_snapshot", "users"), 1)
+
+    def test_load_snapshot_with_a_position_starts_the_consumer(self):
+        """A scheduled load records no position; LoadSnapshot's stream_position is recorded
+        with the snapshot it swaps in, and the consumer reads the entries after it."""
+        r = self.start_redis()
+        c = r.client()
+        now = h.now_us()
+        e1 = c.xadd("user_updates", {"user_id": 1, "event_ts": now, "age": 1001}).decode()
+        c.xadd("user_updates", {"user_id": 2, "event_ts": now, "age": 1002})
+        fsd = self.start_parquet_view(r, start="snapshot")
+        fsd.wait_for_log(r'msg="stream consumer waiting for a snapshot with a stream position')
+        version = self.view(fsd).snapshot_version
+        self.assertEqual(self.view(fsd).snapshot_stream_position, "")
+        time.sleep(0.3)
+        self.assertEqual(counter(fsd.stats, "fsd_stream_updates_applied_total", "user_features"),
+                         0)
+        fsd.unary("LoadSnapshot", pb.LoadSnapshotRequest(view="user_features", stream_position=e1),
+                  pb.LoadSnapshotResponse)
+        self.assertTrue(wait_until(lambda: self.view(fsd).snapshot_version > version, 60))
+        self.assertEqual(self.view(fsd).snapshot_stream_position, e1)
+        self.wait_applied(fsd, "user_features", 1)
+        time.sleep(0.3)
+        self.assertEqual(counter(fsd.stats, "fsd_stream_updates_applied_total", "user_features"),
+                         1)
+        ages = values(fsd, "user_features", [1, 2], "age")
+        self.assertNotEqual(ages[0][1], 1001)  # e1 is in the snapshot's range: not read
+        self.assertEqual(ages[1], ("PRESENT", 1002))
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -104,7 +104,7 @@ static void test_scheduler(void **state) {
     _write("other/b.parquet", 7.25);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/other", mt.dir);
-    struct mat_ticket *t = mat_request_load("good", path, err, sizeof err);
+    struct mat_ticket *t = mat_request_load("good", path, NULL, err, sizeof err);
     assert_non_null(t);
     struct mat_load_result r;
     assert_true(mat_ticket_wait(t, 20 * 1000 * 1000, &r));
@@ -121,7 +121,7 @@ static void test_scheduler(void **state) {
 
     /* A failing on-demand load reports its error and leaves the snapshot as it was. */
     snprintf(path, sizeof path, "%s/nowhere", mt.dir);
-    t = mat_request_load("good", path, err, sizeof err);
+    t = mat_request_load("good", path, NULL, err, sizeof err);
     assert_non_null(t);
     assert_true(mat_ticket_wait(t, -1, &r));
     mat_ticket_release(t);
@@ -129,11 +129,11 @@ static void test_scheduler(void **state) {
     assert_non_null(strstr(r.error, "nowhere"));
     assert_int_equal(store_view_version(mt_view("good")), 2);
 
-    assert_null(mat_request_load("no_such_view", NULL, err, sizeof err));
+    assert_null(mat_request_load("no_such_view", NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "unknown view"));
 
     mat_teardown();
-    assert_null(mat_request_load("good", NULL, err, sizeof err));
+    assert_null(mat_request_load("good", NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "not running"));
 }
 

@@ -310,6 +310,45 @@ static void test_live_updates_before_a_load_survive_the_swap(void **state) {
     store_catalog_destroy(c);
 }
 
+/* A commit records the position its load set (none when it set none); an abort forgets it. */
+static void test_commit_records_the_loads_stream_position(void **state) {
+    (void)state;
+    struct store_catalog *c = store_catalog_create(0);
+    assert_int_equal(store_catalog_add_view(c, _schema("items"), err, sizeof err), 0);
+    struct store_view *v = store_catalog_find(c, "items");
+    char position[STORE_STREAM_POSITION_LEN];
+    assert_false(store_view_stream_position(v, position, sizeof position));
+    assert_string_equal(position, "");
+    static const int64_t rows[][3] = {{1, 10, 1}};
+
+    assert_int_equal(store_view_load_begin(v), 0);
+    assert_int_equal(store_view_load_set_stream_position(v, "1700000000000-3"), 0);
+    assert_false(store_view_stream_position(v, position, sizeof position)); /* not yet */
+    assert_int_equal(store_view_load_commit(v, _snapshot(v, rows, 1), 1), 1);
+    assert_true(store_view_stream_position(v, position, sizeof position));
+    assert_string_equal(position, "1700000000000-3");
+
+    /* an aborted load changes nothing, and its position is not carried into the next load */
+    assert_int_equal(store_view_load_begin(v), 0);
+    assert_int_equal(store_view_load_set_stream_position(v, "1700000000000-9"), 0);
+    store_view_load_abort(v);
+    assert_true(store_view_stream_position(v, position, sizeof position));
+    assert_string_equal(position, "1700000000000-3");
+    assert_int_equal(_load(v, rows, 1), 2); /* a load without a position records none */
+    assert_false(store_view_stream_position(v, position, sizeof position));
+    assert_string_equal(position, "");
+
+    /* too long for the store: refused */
+    char long_position[STORE_STREAM_POSITION_LEN + 1];
+    memset(long_position, '1', sizeof long_position - 1);
+    long_position[sizeof long_position - 1] = '\0';
+    assert_int_equal(store_view_load_begin(v), 0);
+    assert_int_equal(store_view_load_set_stream_position(v, long_position), -1);
+    store_view_load_abort(v);
+    store_rcu_barrier();
+    store_catalog_destroy(c);
+}
+
 int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
@@ -318,6 +357,7 @@ int main(void) {
         cmocka_unit_test(test_replace_schema_keeps_rows_and_applies_new_ttl),
         cmocka_unit_test(test_updates_during_a_load_survive_the_swap),
         cmocka_unit_test(test_live_updates_before_a_load_survive_the_swap),
+        cmocka_unit_test(test_commit_records_the_loads_stream_position),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     store_rcu_thread_offline();
