@@ -26,10 +26,10 @@
  * The data contract (config_contract): no null entity keys; at least `min_rows` rows; after the
  * swap no more than `max_row_drop_percent` fewer rows served than before (after the first
  * load; live rows the swap keeps count); per feature, the share of entities with a null value
- * at most `max_null_rate`, and every present value inside `range`. Column presence and types are checked by the source before any row is
- * read. Incremental loads go straight into the live table: they get the source's checks and
- * skip null keys, but the snapshot-wide rules (row counts, null rates, ranges) apply to full
- * loads only.
+ * at most `max_null_rate`, and every present value inside `range`. Column presence and types are
+ * checked by the source before any row is read. Incremental loads go straight into the live table:
+ * they get the source's checks and skip null keys, but the snapshot-wide rules (row counts, null
+ * rates, ranges) apply to full loads only.
  *
  * Threads: mat_load_view() runs on the calling thread (the scheduler's, or a test's); the
  * status and ticket calls may come from any thread and take one mutex (control path only).

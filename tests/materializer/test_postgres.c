@@ -473,7 +473,8 @@ static void test_latest_row_selection(void **state) {
     _load_ok(&l, _schema("latest", 0, specs, 2), &src, INT64_MIN);
     assert_int_equal(_int_feature(&l, 1, "v"), 3);
     assert_int_equal(_int_feature(&l, 2, "v"), 30);
-    assert_int_equal(store_row_created_us(_get_int(&l, 2)), TS_2024_01_01_US + 86400 * SEC + 3 * SEC);
+    assert_int_equal(store_row_created_us(_get_int(&l, 2)),
+                     TS_2024_01_01_US + 86400 * SEC + 3 * SEC);
     assert_int_equal(_int_feature(&l, 3, "v"), 6);
     assert_int_equal(_int_feature(&l, 4, "v"), 40);
     const struct mat_sink_stats *st = mat_sink_stats(l.sink);
