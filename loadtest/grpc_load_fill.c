@@ -131,12 +131,6 @@ static size_t _encode_fill(struct fill_batch *b, const struct options *o, uint64
     return fsd__v1__push_rows_request__pack(&req, *out);
 }
 
-static int64_t _wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 int load_fill_fsd(const struct options *o) {
     char err[512];
     struct client_conn *conn = client_conn_create(o->host, o->port, NULL, err, sizeof err);
@@ -148,7 +142,7 @@ int load_fill_fsd(const struct options *o) {
     uint8_t *msg = NULL;
     size_t cap = 0;
     struct fill_state f = {0};
-    int64_t now_wall = _wall_us(); /* one event time: a refill is "not newer", not a rewrite */
+    int64_t now_wall = load_wall_us(); /* one event time: a refill is "not newer", not a rewrite */
     int64_t start = client_now_us();
     int64_t deadline = start + (int64_t)MAX_DURATION_S * 1000000;
     uint64_t next = 0;

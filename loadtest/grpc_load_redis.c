@@ -517,12 +517,6 @@ static int _probe(const struct options *o, uint32_t *values_per_entity) {
     return rc;
 }
 
-static int64_t _wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Writes entities 0..N-1, FILL_PIPELINE commands a round trip. */
 static int _fill(const struct options *o) {
     char err[512];
@@ -533,7 +527,7 @@ static int _fill(const struct options *o) {
     }
     const char *name = o->target == TARGET_REDIS_PACKED ? "redis-packed" : "redis-hash";
     struct resp cmd = {0};
-    int64_t event_time_us = _wall_us();
+    int64_t event_time_us = load_wall_us();
     int64_t start = load_now_us();
     int64_t deadline = start + (int64_t)MAX_DURATION_S * 1000000;
     uint64_t written = 0;

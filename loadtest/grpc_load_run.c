@@ -33,6 +33,12 @@ uint64_t load_splitmix(uint64_t *state) {
     return z ^ (z >> 31);
 }
 
+int64_t load_wall_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t load_now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -322,12 +328,6 @@ static void *_worker_main(void *arg) {
     return NULL;
 }
 
-static int64_t _wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Writes every worker's call records, starts in wall-clock time (`wall_offset_us` added). */
 static int _write_latency_log(const struct options *o, const struct worker *workers,
                               unsigned nworkers, int64_t wall_offset_us) {
@@ -407,7 +407,7 @@ int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned 
     }
     /* load_now_us is monotonic; the log's readers want wall-clock time */
     int64_t mono_before = load_now_us();
-    int64_t wall_offset_us = _wall_us();
+    int64_t wall_offset_us = load_wall_us();
     int64_t mono_after = load_now_us();
     wall_offset_us -= (mono_before + mono_after) / 2;
     gate.t0_us = load_now_us();
