@@ -51,7 +51,7 @@ struct option_store {
 
 /* materializer: how snapshot loads use the machine; copied into struct mat_options. */
 struct option_materializer {
-    uint32_t duckdb_threads; /* 0 = one per core */
+    uint32_t duckdb_threads; /* 0 = cores - workers - 1, at least 1 (daemon/main.c) */
     uint32_t nice;           /* of the load thread and its DuckDB threads */
 };
 

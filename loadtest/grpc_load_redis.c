@@ -20,6 +20,7 @@
  */
 #include "grpc_load_internal.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -195,8 +196,9 @@ struct reply_tally {
     char error[160]; /* the first error reply's text */
 };
 
-/* Any non-NULL pointer: hiredis takes NULL for out of memory. */
-static char _placeholder;
+/* What the object functions return: hiredis takes NULL for out of memory, and hiredis 1.x
+ * reads a reply's `type` (to spot RESP3 pushes), so it is a zeroed redisReply, not a byte. */
+static redisReply _placeholder;
 
 static void *_tally_top(const redisReadTask *task, long long elements) {
     struct reply_tally *t = task->privdata;
@@ -438,7 +440,8 @@ static int _poll_many(void *const *conns, size_t n, int64_t timeout_us) {
     struct timespec wait = {timeout_us / 1000000, (timeout_us % 1000000) * 1000};
     int ready = ppoll(fds, n, timeout_us < 0 ? NULL : &wait, NULL);
     if (ready < 0) {
-        return completed > 0 ? completed : -1;
+        /* EINTR (SIGUSR1 ending the run, say) is not a failure: the loop looks again */
+        return errno == EINTR || completed > 0 ? completed : -1;
     }
     for (size_t i = 0; i < n && ready > 0; i++) {
         struct redis_conn *c = conns[i];

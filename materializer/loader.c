@@ -185,8 +185,8 @@ static int _load_full(struct store_view *view, const struct config_view *config,
         result->version = store_view_load_commit(view, table, now_us);
         if (result->version == 0) {
             snprintf(err, err_len,
-                     "view %s: updates pushed during the load could not all be kept (out of "
-                     "memory); snapshot not swapped",
+                     "view %s: live updates (pushes, stream entries) could not all be carried "
+                     "into the new snapshot (out of memory); snapshot not swapped",
                      schema->view);
             rc = -1;
         }

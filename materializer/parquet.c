@@ -777,7 +777,7 @@ static int _chunk(struct mat_parquet *p, duckdb_data_chunk chunk, struct mat_sin
     const uint32_t first_feature = nkeys + 1 + has_created;
     struct store_row_builder *b = mat_sink_values(sink);
     for (uint64_t r = 0; r < rows; r++) {
-        int64_t event_us, created_us = INT64_MIN;
+        int64_t event_us, created_us = STORE_CREATED_NONE;
         const struct vec *ev = &vecs[nkeys];
         if (!_valid(ev->validity, r)) {
             return _value_error(p, event, origin, r, err, err_len,

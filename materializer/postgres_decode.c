@@ -470,7 +470,7 @@ static int _decode_tuple(struct mat_pg_reader *r) {
     const struct mat_pg_column *cols = r->cols;
     const struct mat_pg_field *f = r->fields;
     int64_t event_ts_us;
-    int64_t created_ts_us = INT64_MIN;
+    int64_t created_ts_us = STORE_CREATED_NONE;
     if (f[0].len < 0) {
         return _fail_value(r, &cols[0], "the event time is NULL");
     }

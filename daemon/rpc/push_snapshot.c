@@ -305,8 +305,8 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
     grpc_call_set_user(call, NULL);
     if (version == 0) {
         grpc_call_failf(call, GRPC_RESOURCE_EXHAUSTED,
-                        "view %s: updates pushed during the snapshot could not all be kept (out "
-                        "of memory); live snapshot unchanged",
+                        "view %s: live updates (pushes, stream entries) could not all be carried "
+                        "into the pushed snapshot (out of memory); live snapshot unchanged",
                         name);
     } else {
         log_info("pushed snapshot swapped in",
