@@ -219,14 +219,16 @@ int mat_load_view(struct store_view *view, const struct config_view *config,
      * it), and live updates are logged so the swap cannot lose them. */
     if (store_view_load_begin(view) != 0) {
         snprintf(result->error, sizeof result->error,
-                 "view %s: another load of this view is in progress", config->schema->view);
+                 "view %s: another load of this view is in progress (a PushSnapshot or a load "
+                 "from the source); it was not started",
+                 store_view_name(view));
         result->duration_us = mat_monotonic_us() - started;
         return -1;
     }
     if (store_view_load_set_stream_position(view, params->stream_position) != 0) {
         store_view_load_abort(view);
         snprintf(result->error, sizeof result->error,
-                 "view %s: stream position longer than %d bytes", config->schema->view,
+                 "view %s: stream position longer than %d bytes", store_view_name(view),
                  STORE_STREAM_POSITION_LEN - 1);
         result->duration_us = mat_monotonic_us() - started;
         return -1;

@@ -13,6 +13,7 @@
 
 struct store_view {
     uint32_t index; /* position in the catalog, stable: views are never removed */
+    char *name;     /* the schema's view name, copied: it outlives any one schema */
     _Atomic(struct store_schema *) schema;
     _Atomic(struct store_table *) table;
     _Atomic uint64_t version;
@@ -87,6 +88,7 @@ static void _view_destroy(struct store_view *view) {
     pthread_mutex_destroy(&view->position_lock);
     store_table_destroy(atomic_load_explicit(&view->table, memory_order_relaxed));
     store_schema_destroy(atomic_load_explicit(&view->schema, memory_order_relaxed));
+    free(view->name);
     free(view);
 }
 
@@ -125,7 +127,7 @@ int store_catalog_add_view(struct store_catalog *catalog, struct store_schema *s
     }
     view = calloc(1, sizeof(*view));
     fresh = malloc(sizeof(*fresh) + (old->count + 1) * sizeof(fresh->views[0]));
-    if (view == NULL || fresh == NULL) {
+    if (view == NULL || fresh == NULL || (view->name = strdup(schema->view)) == NULL) {
         snprintf(err, err_len, "view %s: out of memory", schema->view);
         goto fail;
     }
@@ -135,6 +137,8 @@ int store_catalog_add_view(struct store_catalog *catalog, struct store_schema *s
     struct store_table_options options = {.shards = catalog->shards};
     struct store_table *empty = store_table_create(schema, &options, err, err_len);
     if (empty == NULL) {
+        pthread_mutex_destroy(&view->write_lock);
+        pthread_mutex_destroy(&view->position_lock);
         goto fail;
     }
     store_table_mark_published(empty);
@@ -151,6 +155,9 @@ int store_catalog_add_view(struct store_catalog *catalog, struct store_schema *s
     return 0;
 fail:
     pthread_mutex_unlock(&catalog->writer_lock);
+    if (view != NULL) {
+        free(view->name);
+    }
     free(view);
     free(fresh);
     store_schema_destroy(schema);
@@ -161,7 +168,7 @@ struct store_view *store_catalog_find(const struct store_catalog *catalog, const
     /* Views are few (tens); a linear scan over a short array beats hashing the name. */
     struct view_list *list = _list(catalog);
     for (size_t i = 0; i < list->count; i++) {
-        if (strcmp(store_view_schema(list->views[i])->view, name) == 0) {
+        if (strcmp(list->views[i]->name, name) == 0) {
             return list->views[i];
         }
     }
@@ -181,6 +188,10 @@ uint32_t store_view_index(const struct store_view *view) {
     return view->index;
 }
 
+const char *store_view_name(const struct store_view *view) {
+    return view->name;
+}
+
 const struct store_schema *store_view_schema(const struct store_view *view) {
     return atomic_load_explicit(&((struct store_view *)view)->schema, memory_order_acquire);
 }
@@ -198,6 +209,12 @@ static void _schema_free_deferred(struct store_rcu_head *head) {
 
 int store_view_replace_schema(struct store_view *view, struct store_schema *schema, char *err,
                               size_t err_len) {
+    if (strcmp(schema->view, view->name) != 0) {
+        snprintf(err, err_len, "view %s: a schema for view %s cannot replace its own", view->name,
+                 schema->view);
+        store_schema_destroy(schema);
+        return -1;
+    }
     pthread_mutex_lock(&view->write_lock); /* no live write may slip between copy and swap */
     if (view->loading) {
         pthread_mutex_unlock(&view->write_lock);

@@ -51,6 +51,12 @@ struct store_view *store_catalog_at(const struct store_catalog *catalog, size_t 
 /* The view's position in the catalog (0, 1, ...): stable, for per-view counter arrays. */
 uint32_t store_view_index(const struct store_view *view);
 
+/*
+ * The view's name (its schema's): never changes and lives as long as the catalog, so any
+ * thread may read it without a read section, e.g. for an error message.
+ */
+const char *store_view_name(const struct store_view *view);
+
 /* The view's schema. Inside store_read_lock() when a reload may replace it concurrently. */
 const struct store_schema *store_view_schema(const struct store_view *view);
 
@@ -67,8 +73,8 @@ uint64_t store_view_swap_table(struct store_view *view, struct store_table *tabl
                                int64_t loaded_at_us);
 
 /*
- * Replaces the view's schema with `schema` (same layout, e.g. a new TTL or new defaults from a
- * reload): copies the current table under it (store_table_copy) and swaps both in, holding
+ * Replaces the view's schema with `schema` (same name and layout, e.g. a new TTL or new defaults
+ * from a reload): copies the current table under it (store_table_copy) and swaps both in, holding
  * the view's writer mutex so no live write is lost. Refused while a snapshot load is in
  * progress (its table is being built for the current schema). Takes ownership of `schema`,
  * also on failure. The old schema and table are freed after a grace period; the snapshot version

@@ -462,6 +462,129 @@ class PushSnapshotLimitsTest(unittest.TestCase):
             future.result()
 
 
+class LoadDuringPushSnapshotTest(unittest.TestCase):
+    """Regression: a LoadSnapshot, or a scheduled refresh coming due, for a view whose load a
+    PushSnapshot stream holds crashed fsd (SIGSEGV in the "another load is in progress" error
+    path). Both must fail that one load with a message naming the view, keep serving the live
+    snapshot, count the failure, and leave the stream to finish normally."""
+
+    CONFIG = """
+views:
+  - name: on_demand
+    join_keys: [{name: item_id, type: int64}]
+    ttl: 0
+    source: {type: parquet, path: "@DATA@/item_features/*.parquet",
+             event_timestamp_column: event_ts}
+    features:
+      - {name: price, type: double}
+  - name: refreshed
+    join_keys: [{name: item_id, type: int64}]
+    ttl: 0
+    refresh_interval: 1s
+    source: {type: parquet, path: "@DATA@/item_features/*.parquet",
+             event_timestamp_column: event_ts}
+    features:
+      - {name: price, type: double}
+"""
+    BUSY = ("view %s: another load of this view is in progress (a PushSnapshot or a load from "
+            "the source); it was not started")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="fsd-load-during-push-")
+        data = os.path.join(cls.tmp, "data")
+        subprocess.run([DEMO_DATA_BIN, data], check=True, stdout=subprocess.DEVNULL)
+        cls.fsd = h.Fsd(cls.CONFIG.replace("@DATA@", data))
+        cls.ts = h.now_us() - HOUR_US
+        deadline = time.monotonic() + 60
+        while not all(v.snapshot_version > 0 for v in cls.fsd.list_views().views):
+            assert time.monotonic() < deadline, "the first loads never landed"
+            time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.fsd.stop() == 0
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def view(self, name):
+        return {v.name: v for v in self.fsd.list_views().views}[name]
+
+    def failed_loads(self, name):
+        key = ("fsd_materialization_loads_total",
+               frozenset({("view", name), ("result", "failed")}))
+        return scrape(self.fsd).get(key, 0)
+
+    def open_push(self, view):
+        """Opens a PushSnapshot stream for `view` that holds the view's load until the gate
+        opens. A refresh running at that moment refuses the stream: try again."""
+        call = self.fsd.channel.stream_unary(
+            h.SERVICE + "PushSnapshot", request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.PushSnapshotResponse.FromString)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            gate = Gate([message([item(1, self.ts, 42.0)], view=view)])
+            future = call.future(iter(gate), timeout=60)
+            self.assertTrue(gate.sent_first.wait(10))
+            try:
+                future.result(timeout=0.5)
+            except grpc.FutureTimeoutError:
+                return gate, future  # still open: the server holds the view's load
+            except grpc.RpcError as e:
+                self.assertEqual(e.code(), grpc.StatusCode.FAILED_PRECONDITION, e.details())
+                gate.open()
+                continue
+            self.fail("the stream ended before its gate opened")
+        self.fail("never got hold of the view's load")
+
+    def assert_still_serving(self, view, version):
+        self.assertIsNone(self.fsd.proc.poll(), "fsd died")
+        self.assertEqual(self.fsd.health().status, 1)  # SERVING
+        v = self.view(view)
+        self.assertEqual(v.snapshot_version, version)
+        self.assertEqual(v.rows, 20000)
+
+    def test_load_snapshot_during_an_open_push_snapshot(self):
+        before = self.view("on_demand")
+        failed = self.failed_loads("on_demand")
+        gate, future = self.open_push("on_demand")
+        resp = self.fsd.unary("LoadSnapshot", pb.LoadSnapshotRequest(view="on_demand"),
+                              pb.LoadSnapshotResponse)
+        self.assertEqual(resp.current_version, before.snapshot_version)
+        deadline = time.monotonic() + 20
+        while self.view("on_demand").loads_failed == before.loads_failed:
+            self.assertLess(time.monotonic(), deadline, "the load never finished")
+            time.sleep(0.02)
+        v = self.view("on_demand")
+        self.assertEqual(v.last_load_result, "source_failed")
+        self.assertEqual(v.last_error, self.BUSY % "on_demand")
+        self.assert_still_serving("on_demand", before.snapshot_version)
+        self.assertEqual(self.failed_loads("on_demand") - failed, 1)
+        # the stream still owns the load and finishes it
+        gate.open()
+        self.assertEqual(future.result().version, before.snapshot_version + 1)
+        self.assertEqual(self.view("on_demand").rows, 1)
+
+    def test_refresh_coming_due_during_an_open_push_snapshot(self):
+        before = self.view("refreshed")
+        failed = self.failed_loads("refreshed")
+        gate, future = self.open_push("refreshed")
+        version = self.view("refreshed").snapshot_version
+        deadline = time.monotonic() + 20
+        while self.view("refreshed").last_error != self.BUSY % "refreshed":
+            self.assertLess(time.monotonic(), deadline, "no refresh came due")
+            time.sleep(0.05)
+        self.assert_still_serving("refreshed", version)
+        self.assertGreater(self.view("refreshed").loads_failed, before.loads_failed)
+        self.assertGreater(self.failed_loads("refreshed"), failed)
+        gate.open()
+        self.assertEqual(future.result().version, version + 1)
+        # and the refresh after that loads from the source again
+        deadline = time.monotonic() + 20
+        while self.view("refreshed").rows != 20000:
+            self.assertLess(time.monotonic(), deadline, "the source never loaded again")
+            time.sleep(0.05)
+
+
 # ---- fsd-materialize ----------------------------------------------------------------------
 
 def demo_views(data_dir, with_sources=True):

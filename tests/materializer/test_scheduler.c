@@ -137,10 +137,77 @@ static void test_scheduler(void **state) {
     assert_non_null(strstr(err, "not running"));
 }
 
+static bool _loaded_twice(const struct mat_view_status *s) {
+    return s->loads_completed >= 2 && !s->loading;
+}
+
+/*
+ * Regression: while a PushSnapshot held a view's load, a LoadSnapshot or a refresh coming due
+ * for it crashed the daemon: the "another load is in progress" message read the view's name
+ * through the scheduler's copy of its config, which carries no schema. Both must fail with a
+ * message naming the view, leave the snapshot alone, and load normally once the view is free.
+ */
+static void test_load_while_a_push_holds_the_view(void **state) {
+    (void)state;
+    mt_config("views:\n"
+              "  - name: refreshed\n"
+              "    join_keys: [{ name: id, type: int64 }]\n"
+              "    ttl: 0\n"
+              "    refresh_interval: 1s\n"
+              "    source: { type: parquet, path: \"@DIR@/refreshed\", "
+              "event_timestamp_column: ev }\n"
+              "    features:\n"
+              "      - { name: x, type: double }\n");
+    _write("refreshed/a.parquet", 1.5);
+    struct mat_options options;
+    mat_options_init(&options);
+    options.retry_first_us = 50 * 1000;
+    options.duckdb_threads = 1;
+    char err[256];
+    assert_int_equal(mat_setup(mt.catalog, mt.config, &options, err, sizeof err), 0);
+    struct mat_view_status s = _wait_for("refreshed", _loaded_once);
+    assert_int_equal(s.last.version, 1);
+
+    /* What PushSnapshot's first message does: claim the view's load. */
+    struct store_view *view = mt_view("refreshed");
+    while (store_view_load_begin(view) != 0) {
+        nanosleep(&(struct timespec){0, 1000 * 1000}, NULL); /* a refresh may be running */
+    }
+
+    /* On demand (LoadSnapshot): */
+    struct mat_ticket *t = mat_request_load("refreshed", NULL, NULL, err, sizeof err);
+    assert_non_null(t);
+    struct mat_load_result r;
+    assert_true(mat_ticket_wait(t, 20 * 1000 * 1000, &r));
+    mat_ticket_release(t);
+    assert_int_equal(r.outcome, MAT_SOURCE_FAILED);
+    assert_string_equal(r.error, "view refreshed: another load of this view is in progress (a "
+                                 "PushSnapshot or a load from the source); it was not started");
+
+    /* Scheduled (the 1 s refresh comes due while the view is held): */
+    assert_true(mat_view_status("refreshed", &s));
+    uint64_t failed_before = s.loads_failed;
+    for (int i = 0; i < 2000 && s.loads_failed == failed_before; i++) {
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        assert_true(mat_view_status("refreshed", &s));
+    }
+    assert_true(s.loads_failed > failed_before);
+    assert_non_null(strstr(s.last.error, "view refreshed: another load of this view"));
+    assert_int_equal(store_view_version(view), 1);
+
+    /* Released (the push aborted): the next retry loads. */
+    store_view_load_abort(view);
+    s = _wait_for("refreshed", _loaded_twice);
+    assert_true(store_view_version(view) >= 2);
+    mat_teardown();
+}
+
 int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scheduler, mt_setup, mt_teardown),
+        cmocka_unit_test_setup_teardown(test_load_while_a_push_holds_the_view, mt_setup,
+                                        mt_teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     store_rcu_thread_offline();

@@ -56,6 +56,7 @@ static void test_views_are_found_by_name(void **state) {
     assert_null(store_catalog_at(c, 2));
     assert_null(store_catalog_find(c, "nope"));
     assert_string_equal(store_view_schema(items)->view, "items");
+    assert_string_equal(store_view_name(items), "items");
     assert_int_equal(store_view_version(items), 0);
     struct store_table_stats st;
     store_table_stats(store_view_table(items), &st);
@@ -123,6 +124,10 @@ static void test_replace_schema_keeps_rows_and_applies_new_ttl(void **state) {
                      STORE_OUTSIDE_MAX_AGE);
     assert_true(has && val.i64 == -1);
     store_read_unlock();
+    /* another view's schema is refused, and the name stays */
+    assert_int_equal(store_view_replace_schema(v, _schema("items"), err, sizeof err), -1);
+    assert_string_equal(err, "view users: a schema for view items cannot replace its own");
+    assert_string_equal(store_view_name(v), "users");
     /* a different layout is refused */
     struct store_schema *other = store_schema_create("users", 0);
     store_schema_add_key(other, "id", STORE_KEY_STRING, err, sizeof err);
