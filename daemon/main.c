@@ -1,6 +1,6 @@
 /* fsd: parses the command line and wires the modules together; the work happens in them. */
 #include "config.h"
-#include "log.h"
+#include "common/log.h"
 #include "grpc/grpc.h"
 #include "materializer/materializer.h"
 #include "materializer/stream.h"
@@ -12,6 +12,7 @@
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"
+#include "common/clock.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -129,10 +130,7 @@ static int _start_server(const struct fsd_config *config) {
 static void _on_load(const char *view, const struct mat_load_result *result, void *ctx) {
     (void)ctx;
     bool ok = result->outcome == MAT_LOADED || result->outcome == MAT_LOADED_INCREMENTAL;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    stats_report_load(view, ok, (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
-                      ok ? NULL : result->error);
+    stats_report_load(view, ok, clock_wall_us(), ok ? NULL : result->error);
 }
 
 /*

@@ -1,6 +1,6 @@
 #include "options.h"
 
-#include "log.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "log.h"
+#include "common/log.h"
 #include "materializer/materializer.h"
 #include "rpc/rpc.h"
 #include "stats/stats.h"

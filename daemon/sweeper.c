@@ -6,10 +6,11 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 static struct {
     struct store_catalog *catalog;
@@ -22,14 +23,8 @@ static struct {
     _Atomic uint64_t reclaimed;
 } sweeper = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-static int64_t _wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void _sweep_once(void) {
-    int64_t now_us = _wall_us();
+    int64_t now_us = clock_wall_us();
     size_t nviews = store_catalog_count(sweeper.catalog);
     for (size_t i = 0; i < nviews; i++) {
         store_read_lock();
@@ -53,14 +48,8 @@ static void *_run(void *arg) {
     store_rcu_thread_online();
     pthread_mutex_lock(&sweeper.lock);
     while (!sweeper.stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += sweeper.options.interval_ms / 1000;
-        until.tv_nsec += (long)(sweeper.options.interval_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        struct timespec until =
+            clock_after(CLOCK_REALTIME, (int64_t)sweeper.options.interval_ms * 1000);
         int rc = 0;
         while (!sweeper.stop && rc != ETIMEDOUT) {
             rc = pthread_cond_timedwait(&sweeper.wake, &sweeper.lock, &until);

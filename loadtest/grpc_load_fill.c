@@ -13,6 +13,7 @@
 
 #include "client/client.h"
 #include "fsd/v1/feature_service.pb-c.h"
+#include "common/clock.h"
 
 /* ---- rows -------------------------------------------------------------------------------- */
 
@@ -142,12 +143,12 @@ int load_fill_fsd(const struct options *o) {
     uint8_t *msg = NULL;
     size_t cap = 0;
     struct fill_state f = {0};
-    int64_t now_wall = load_wall_us(); /* one event time: a refill is "not newer", not a rewrite */
-    int64_t start = client_now_us();
+    int64_t now_wall = clock_wall_us(); /* one event time: a refill is "not newer", not a rewrite */
+    int64_t start = clock_mono_us();
     int64_t deadline = start + (int64_t)MAX_DURATION_S * 1000000;
     uint64_t next = 0;
     while (batch != NULL && (next < o->fill || f.inflight > 0) && f.errors == 0 &&
-           client_conn_error(conn) == NULL && client_now_us() < deadline) {
+           client_conn_error(conn) == NULL && clock_mono_us() < deadline) {
         while (next < o->fill && f.inflight < FILL_INFLIGHT) {
             uint32_t n = o->fill - next < FILL_BATCH ? (uint32_t)(o->fill - next) : FILL_BATCH;
             size_t len = _encode_fill(batch, o, next, n, now_wall, &msg, &cap);
@@ -160,7 +161,7 @@ int load_fill_fsd(const struct options *o) {
         }
         client_poll(conn, 100 * 1000);
     }
-    double elapsed_s = (double)(client_now_us() - start) / 1e6;
+    double elapsed_s = (double)(clock_mono_us() - start) / 1e6;
     int rc = 0;
     if (batch == NULL) {
         fprintf(stderr, "grpc_load: out of memory\n");

@@ -134,8 +134,6 @@ extern const struct load_target load_target_redis_hash;
 extern const struct load_target load_target_redis_packed;
 
 const struct load_target *load_target_of(const struct options *o);
-int64_t load_now_us(void);  /* CLOCK_MONOTONIC: latencies and schedules */
-int64_t load_wall_us(void); /* CLOCK_REALTIME: event times, and log lines a server can match */
 
 /* ---- the fsd target's request (also --dump-request) -------------------------------------- */
 

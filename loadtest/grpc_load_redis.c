@@ -19,6 +19,7 @@
  * connection's commands in order, so calls in flight wait in a FIFO ring.
  */
 #include "grpc_load_internal.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -339,7 +340,7 @@ static int _submit(void *conn, uint64_t *rng, int64_t start_us) {
     if (c->ctx->err || c->count == c->ring_cap) {
         return -1;
     }
-    int64_t now = load_now_us();
+    int64_t now = clock_mono_us();
     uint32_t replies = 0;
     c->cmd.len = 0;
     if (_resp_lookup(&c->cmd, c->o, rng, &replies) != 0 ||
@@ -384,7 +385,7 @@ static int _take_replies(struct redis_conn *c) {
         struct load_outcome out = {
             .start_us = call->start_us,
             .submit_us = call->submit_us,
-            .done_us = load_now_us(),
+            .done_us = clock_mono_us(),
             .error = call->failed ? c->error : NULL,
         };
         c->head = (c->head + 1) % c->ring_cap;
@@ -404,7 +405,7 @@ static int _fail_inflight(struct redis_conn *c) {
         struct load_outcome out = {
             .start_us = call->start_us,
             .submit_us = call->submit_us,
-            .done_us = load_now_us(),
+            .done_us = clock_mono_us(),
             .error = c->error,
         };
         c->head = (c->head + 1) % c->ring_cap;
@@ -530,13 +531,13 @@ static int _fill(const struct options *o) {
     }
     const char *name = o->target == TARGET_REDIS_PACKED ? "redis-packed" : "redis-hash";
     struct resp cmd = {0};
-    int64_t event_time_us = load_wall_us();
-    int64_t start = load_now_us();
+    int64_t event_time_us = clock_wall_us();
+    int64_t start = clock_mono_us();
     int64_t deadline = start + (int64_t)MAX_DURATION_S * 1000000;
     uint64_t written = 0;
     int rc = 0;
     while (written < o->fill && rc == 0) {
-        if (load_now_us() >= deadline) {
+        if (clock_mono_us() >= deadline) {
             snprintf(err, sizeof err, "time limit reached");
             rc = 1;
             break;
@@ -566,7 +567,7 @@ static int _fill(const struct options *o) {
         }
         written += rc == 0 ? n : 0;
     }
-    double elapsed_s = (double)(load_now_us() - start) / 1e6;
+    double elapsed_s = (double)(clock_mono_us() - start) / 1e6;
     if (rc != 0) {
         fprintf(stderr, "grpc_load: fill of %s failed after %" PRIu64 " of %" PRIu64 " rows: %s\n",
                 name, written, o->fill, err);

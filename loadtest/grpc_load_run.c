@@ -25,24 +25,13 @@
 #include <time.h>
 
 #include "histogram.h"
+#include "common/clock.h"
 
 uint64_t load_splitmix(uint64_t *state) {
     uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
     z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
     z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
     return z ^ (z >> 31);
-}
-
-int64_t load_wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t load_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 const struct load_target *load_target_of(const struct options *o) {
@@ -67,7 +56,7 @@ struct worker;
 
 /* One measured call, for --latency-log. */
 struct call_record {
-    int64_t start_us;   /* intended send time (load_now_us clock) */
+    int64_t start_us;   /* intended send time (clock_mono_us clock) */
     int64_t latency_us; /* from start_us to the response's end */
     int64_t lag_us;     /* how late it was actually sent: submit - start */
     bool ok;
@@ -166,7 +155,7 @@ static void _on_done(void *user, const struct load_outcome *r) {
         }
     }
     /* closed loop: the next call leaves as this one completes */
-    if (w->submitting && w->o->rate == 0 && load_now_us() < w->measure_to_us &&
+    if (w->submitting && w->o->rate == 0 && clock_mono_us() < w->measure_to_us &&
         w->sent < w->max_requests) {
         _submit(cs, 0);
     }
@@ -202,7 +191,7 @@ static void _run_closed(struct worker *w) {
         }
     }
     int64_t now;
-    while ((now = load_now_us()) < w->measure_to_us && w->sent < w->max_requests &&
+    while ((now = clock_mono_us()) < w->measure_to_us && w->sent < w->max_requests &&
            !_stop_now(w, now)) {
         int64_t wait = w->measure_to_us - now;
         if (w->target->poll_many(w->conn_ptrs, w->nconns,
@@ -229,7 +218,7 @@ static void _run_open(struct worker *w) {
     }
     int64_t end = w->measure_to_us;
     for (;;) {
-        int64_t now = load_now_us();
+        int64_t now = clock_mono_us();
         if (_stop_now(w, now)) {
             end = w->measure_to_us;
         }
@@ -307,13 +296,13 @@ static void *_worker_main(void *arg) {
             _run_closed(w);
         }
         w->submitting = false;
-        int64_t drain_until = load_now_us() + DRAIN_TIMEOUT_US;
+        int64_t drain_until = clock_mono_us() + DRAIN_TIMEOUT_US;
         for (;;) {
             size_t inflight = 0;
             for (uint32_t c = 0; c < w->nconns; c++) {
                 inflight += w->target->inflight(w->conns[c].conn);
             }
-            int64_t now = load_now_us();
+            int64_t now = clock_mono_us();
             if (inflight == 0 || now >= drain_until) {
                 w->unanswered = inflight;
                 break;
@@ -405,12 +394,12 @@ int load_run_once(const struct options *o, uint32_t values_per_entity, unsigned 
     while (gate.connected < started) {
         pthread_cond_wait(&gate.cond, &gate.lock);
     }
-    /* load_now_us is monotonic; the log's readers want wall-clock time */
-    int64_t mono_before = load_now_us();
-    int64_t wall_offset_us = load_wall_us();
-    int64_t mono_after = load_now_us();
+    /* clock_mono_us is monotonic; the log's readers want wall-clock time */
+    int64_t mono_before = clock_mono_us();
+    int64_t wall_offset_us = clock_wall_us();
+    int64_t mono_after = clock_mono_us();
     wall_offset_us -= (mono_before + mono_after) / 2;
-    gate.t0_us = load_now_us();
+    gate.t0_us = clock_mono_us();
     gate.go = true;
     pthread_cond_broadcast(&gate.cond);
     pthread_mutex_unlock(&gate.lock);

@@ -27,6 +27,7 @@
 #include "store/rcu.h"
 #include "store/schema.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 #define MAX_RUNS 15
 
@@ -34,18 +35,6 @@ struct options {
     uint64_t rows;
     int runs;
 };
-
-static double _now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t _wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static int _cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -101,7 +90,7 @@ static double _bare_copy(const char *dsn, uint64_t *bytes) {
         return -1;
     }
     g_server_version = PQserverVersion(conn);
-    double start = _now_s();
+    double start = (clock_mono_us() / 1e6);
     PGresult *res = PQexec(conn, "COPY (SELECT ts, id, d0, d1, d2, d3, d4, d5, d6, d7, n, label"
                                  " FROM bench) TO STDOUT (FORMAT binary)");
     int ok = PQresultStatus(res) == PGRES_COPY_OUT;
@@ -117,7 +106,7 @@ static double _bare_copy(const char *dsn, uint64_t *bytes) {
         ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
         PQclear(res);
     }
-    double elapsed = _now_s() - start;
+    double elapsed = (clock_mono_us() / 1e6) - start;
     PQfinish(conn);
     return ok ? elapsed : -1;
 }
@@ -162,7 +151,7 @@ int main(int argc, char **argv) {
     /* room for the whole table in shared buffers; no checkpoint during the generation */
     static const char *const server_options[] = {"shared_buffers=2GB", "max_wal_size=8GB",
                                                  "checkpoint_timeout=30min", NULL};
-    double t0 = _now_s();
+    double t0 = (clock_mono_us() / 1e6);
     if (pg_server_start(&server, server_options, err, sizeof err) != 0) {
         fprintf(stderr, "pg_bench: cannot start PostgreSQL: %s\n", err);
         return 1;
@@ -182,7 +171,7 @@ int main(int argc, char **argv) {
         pg_server_stop(&server);
         return 1;
     }
-    double generated_s = _now_s() - t0;
+    double generated_s = (clock_mono_us() / 1e6) - t0;
 
     struct store_schema *schema = _schema();
     if (schema == NULL) {
@@ -211,7 +200,8 @@ int main(int argc, char **argv) {
         struct store_table_options topts = {.expected_rows = o.rows};
         uint64_t before = _allocated_bytes();
         struct store_table *table = store_table_create(schema, &topts, err, sizeof err);
-        struct mat_sink *sink = table != NULL ? mat_sink_create(schema, table, _wall_us()) : NULL;
+        struct mat_sink *sink =
+            table != NULL ? mat_sink_create(schema, table, clock_wall_us()) : NULL;
         if (sink == NULL) {
             fprintf(stderr, "pg_bench: cannot create the table: %s\n", err);
             store_table_destroy(table);
@@ -219,12 +209,12 @@ int main(int argc, char **argv) {
             break;
         }
         uint64_t expected = 0;
-        double start = _now_s();
+        double start = (clock_mono_us() / 1e6);
         if (mat_pg_read(&source, schema, sink, INT64_MIN, &expected, err, sizeof err) != 0) {
             fprintf(stderr, "pg_bench: %s\n", err);
             rc = 1;
         }
-        double elapsed = _now_s() - start;
+        double elapsed = (clock_mono_us() / 1e6) - start;
         store_table_seal(table);
         const struct mat_sink_stats *st = mat_sink_stats(sink);
         if (rc == 0 && st->rows_kept != o.rows) {

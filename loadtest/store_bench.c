@@ -21,6 +21,7 @@
 #include "store/key.h"
 #include "store/rcu.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 #define NFEATURES 10
 
@@ -31,12 +32,6 @@ struct options {
     uint64_t lookups; /* keys looked up per thread per run */
     uint32_t shards;
 };
-
-static double _now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t _splitmix(uint64_t *state) {
     uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
@@ -103,7 +98,7 @@ static double _build(const struct store_schema *schema, const struct options *o,
     struct store_row_builder b;
     store_row_builder_init(&b, schema);
     uint64_t before = _allocated_bytes();
-    double t0 = _now_s();
+    double t0 = (clock_mono_us() / 1e6);
     struct store_table_options topts = {.shards = o->shards, .expected_rows = o->rows};
     struct store_table *table = store_table_create(schema, &topts, err, sizeof err);
     if (table == NULL) {
@@ -128,7 +123,7 @@ static double _build(const struct store_schema *schema, const struct options *o,
         }
     }
     store_table_seal(table);
-    double elapsed = _now_s() - t0;
+    double elapsed = (clock_mono_us() / 1e6) - t0;
     *bytes = _allocated_bytes() - before;
     store_row_builder_deinit(&b);
     *out = table;
@@ -158,7 +153,7 @@ static void *_lookup_thread(void *arg) {
     int64_t now_us = 1700000000000000 + (int64_t)job->o->rows;
     double checksum = 0;
     uint64_t found = 0;
-    double t0 = _now_s();
+    double t0 = (clock_mono_us() / 1e6);
     for (uint64_t i = 0; i < batches; i++) {
         for (uint32_t j = 0; j < batch; j++) {
             keys[j] = _key((int64_t)(_splitmix(&seed) % job->o->rows), kbuf + 8 * j);
@@ -177,7 +172,7 @@ static void *_lookup_thread(void *arg) {
         }
         store_read_unlock();
     }
-    job->keys_per_s = (double)(batches * batch) / (_now_s() - t0);
+    job->keys_per_s = (double)(batches * batch) / ((clock_mono_us() / 1e6) - t0);
     job->checksum = checksum;
     job->found = found;
     free(kbuf);

@@ -28,6 +28,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "common/clock.h"
+
 #define MAX_DURATION_S 600
 #define MAX_CHUNK      10000
 
@@ -42,12 +44,6 @@ struct options {
     unsigned chunk;
     uint64_t maxlen;
 };
-
-static int64_t _now_us(clockid_t clock) {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static uint64_t _next(uint64_t *s) {
     /* splitmix64: cheap and good enough to spread entity ids and values */
@@ -84,7 +80,7 @@ static void _append_entry(redisContext *c, const struct options *o, uint64_t *rn
     snprintf(bufs[1], sizeof bufs[1], "%" PRIu64, _next(rng) % o->entities);
     ARG(bufs[1]);
     ARG("event_ts");
-    snprintf(bufs[2], sizeof bufs[2], "%" PRId64, _now_us(CLOCK_REALTIME));
+    snprintf(bufs[2], sizeof bufs[2], "%" PRId64, clock_wall_us());
     ARG(bufs[2]);
     static const char *const names[8] = {"d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7"};
     for (int d = 0; d < 8; d++) {
@@ -215,7 +211,7 @@ int main(int argc, char **argv) {
     }
     redisSetTimeout(c, timeout);
     uint64_t rng = 6, sent = 0, errors = 0;
-    int64_t start = _now_us(CLOCK_MONOTONIC);
+    int64_t start = clock_mono_us();
     int64_t end = start + (int64_t)(o.duration_s * 1e6);
     int64_t now = start;
     while (now < end && sent < o.max_count) {
@@ -227,7 +223,7 @@ int main(int argc, char **argv) {
         if (n == 0) {
             struct timespec pause = {0, 50000};
             nanosleep(&pause, NULL);
-            now = _now_us(CLOCK_MONOTONIC);
+            now = clock_mono_us();
             continue;
         }
         for (uint64_t i = 0; i < n; i++) {
@@ -244,7 +240,7 @@ int main(int argc, char **argv) {
             freeReplyObject(reply);
         }
         sent += n;
-        now = _now_us(CLOCK_MONOTONIC);
+        now = clock_mono_us();
     }
     double seconds = (double)(now - start) / 1e6;
     printf("{\"entries\": %" PRIu64 ", \"seconds\": %.3f, \"entries_per_s\": %.0f, "

@@ -12,18 +12,6 @@
 #include "store/schema.h"
 #include "store/table.h"
 
-int64_t mat_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t mat_monotonic_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 struct feature_counts {
     const struct config_contract *contract;
     const struct store_schema *schema;

@@ -11,10 +11,6 @@ struct config_contract;
 struct mat_sink_stats;
 struct store_table;
 
-/* Wall-clock and monotonic microseconds. */
-int64_t mat_now_us(void);
-int64_t mat_monotonic_us(void);
-
 /*
  * The data contract on a sealed, unpublished snapshot `table` built by a sink with `stats`.
  * `live_rows` is the live table's row count, `have_live` whether a snapshot was ever loaded

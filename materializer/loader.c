@@ -13,6 +13,7 @@
 #include "store/rcu.h"
 #include "store/schema.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 void mat_options_init(struct mat_options *options) {
     *options = (struct mat_options){
@@ -203,8 +204,8 @@ static int _load_full(struct store_view *view, const struct config_view *config,
 
 int mat_load_view(struct store_view *view, const struct config_view *config,
                   const struct mat_load_params *params, struct mat_load_result *result) {
-    int64_t started = mat_monotonic_us();
-    int64_t now_us = params->now_us != 0 ? params->now_us : mat_now_us();
+    int64_t started = clock_mono_us();
+    int64_t now_us = params->now_us != 0 ? params->now_us : clock_wall_us();
     memset(result, 0, sizeof(*result));
     result->outcome = MAT_SOURCE_FAILED;
     result->watermark_us = params->watermark_us;
@@ -222,7 +223,7 @@ int mat_load_view(struct store_view *view, const struct config_view *config,
                  "view %s: another load of this view is in progress (a PushSnapshot or a load "
                  "from the source); it was not started",
                  store_view_name(view));
-        result->duration_us = mat_monotonic_us() - started;
+        result->duration_us = clock_mono_us() - started;
         return -1;
     }
     if (store_view_load_set_stream_position(view, params->stream_position) != 0) {
@@ -230,7 +231,7 @@ int mat_load_view(struct store_view *view, const struct config_view *config,
         snprintf(result->error, sizeof result->error,
                  "view %s: stream position longer than %d bytes", store_view_name(view),
                  STORE_STREAM_POSITION_LEN - 1);
-        result->duration_us = mat_monotonic_us() - started;
+        result->duration_us = clock_mono_us() - started;
         return -1;
     }
     const struct store_schema *schema = store_view_schema(view);
@@ -249,6 +250,6 @@ int mat_load_view(struct store_view *view, const struct config_view *config,
     if (rc != 0) {
         result->watermark_us = params->watermark_us;
     }
-    result->duration_us = mat_monotonic_us() - started;
+    result->duration_us = clock_mono_us() - started;
     return rc;
 }

@@ -20,11 +20,12 @@
 #include <unistd.h>
 
 #include "daemon/config.h"
-#include "daemon/log.h"
+#include "common/log.h"
 #include "internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"
+#include "common/clock.h"
 
 struct mat_ticket {
     struct mat_ticket *next; /* in the queue */
@@ -229,8 +230,8 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
     pthread_mutex_lock(&mat.lock);
     /* `mat.entries` may have moved (reconfigure): find the entry again. */
     e = _find(view);
-    int64_t now_mono = mat_monotonic_us();
-    int64_t now_wall = mat_now_us();
+    int64_t now_mono = clock_mono_us();
+    int64_t now_wall = clock_wall_us();
     if (e != NULL && result != NULL) {
         bool ok = result->outcome == MAT_LOADED || result->outcome == MAT_LOADED_INCREMENTAL;
         e->status.loading = false;
@@ -311,7 +312,7 @@ static void *_thread(void *arg) {
             _ticket_put(ticket);
             continue;
         }
-        int64_t now = mat_monotonic_us();
+        int64_t now = clock_mono_us();
         struct entry *due = NULL;
         int64_t earliest = INT64_MAX;
         for (size_t i = 0; i < mat.nentries; i++) {
@@ -373,7 +374,7 @@ int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
     pthread_cond_init(&mat.wake, &attr);
     pthread_condattr_destroy(&attr);
     pthread_cond_init(&mat.done, NULL);
-    if (_apply_config(config, mat_monotonic_us()) != 0) {
+    if (_apply_config(config, clock_mono_us()) != 0) {
         pthread_mutex_unlock(&mat.lock);
         snprintf(err, err_len, "materializer: out of memory");
         mat_teardown();
@@ -419,7 +420,7 @@ void mat_teardown(void) {
 
 void mat_reconfigure(const struct fsd_config *config) {
     pthread_mutex_lock(&mat.lock);
-    if (mat.running && _apply_config(config, mat_monotonic_us()) != 0) {
+    if (mat.running && _apply_config(config, clock_mono_us()) != 0) {
         log_error("materializer: out of memory applying the new config", NULL);
     }
     pthread_cond_broadcast(&mat.wake);
@@ -466,13 +467,7 @@ struct mat_ticket *mat_request_load(const char *view, const char *path_override,
 }
 
 bool mat_ticket_wait(struct mat_ticket *t, int64_t timeout_us, struct mat_load_result *result) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    if (timeout_us > 0) {
-        int64_t ns = deadline.tv_nsec + (timeout_us % 1000000) * 1000;
-        deadline.tv_sec += timeout_us / 1000000 + ns / 1000000000;
-        deadline.tv_nsec = ns % 1000000000;
-    }
+    struct timespec deadline = clock_after(CLOCK_REALTIME, timeout_us);
     pthread_mutex_lock(&mat.lock);
     while (!t->done && timeout_us != 0) {
         if (timeout_us < 0) {

@@ -45,13 +45,14 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "daemon/config.h"
-#include "daemon/log.h"
+#include "common/log.h"
 #include "daemon/stats/stats.h"
 #include "internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/row.h"
 #include "stream_internal.h"
+#include "common/clock.h"
 
 enum consumer_state {
     C_WAITING,    /* for the retry timer */
@@ -346,7 +347,7 @@ static void _on_xread(redisAsyncContext *ac, void *r, void *privdata);
 static void _on_info_sample(redisAsyncContext *ac, void *r, void *privdata);
 
 static void _send_xread(struct consumer *c) {
-    int64_t now = mat_monotonic_us();
+    int64_t now = clock_mono_us();
     if (now >= c->next_sample_us) {
         c->next_sample_us = now + streams.options.lag_sample_us;
         const char *info[] = {"XINFO", "STREAM", c->cfg.key};
@@ -367,7 +368,7 @@ static void _send_xread(struct consumer *c) {
 }
 
 static void _log_bad(struct consumer *c, const char *id, const char *why) {
-    int64_t now = mat_monotonic_us();
+    int64_t now = clock_mono_us();
     if (now - c->log_window_us >= 1000000) {
         if (c->suppressed > 0) {
             log_warn("more bad stream entries skipped, not logged one by one",
@@ -425,7 +426,7 @@ static int _apply(struct consumer *c, const redisReply *entries) {
     struct mat_stream_metrics *m = &c->metrics;
     struct mat_stream_entry *entry = &c->entry;
     struct store_row_builder b;
-    int64_t now_us = mat_now_us();
+    int64_t now_us = clock_wall_us();
     bool oom = false;
     store_read_lock();
     if (store_row_builder_init(&b, store_view_schema(c->view)) != 0) {
@@ -463,7 +464,7 @@ static int _apply(struct consumer *c, const redisReply *entries) {
                 if (result == STORE_UPSERT_NOT_NEWER) {
                     atomic_fetch_add_explicit(&m->not_newer, 1, memory_order_relaxed);
                 }
-                mat_stream_metrics_observe_lag(m, mat_now_us() - entry->event_ts_us);
+                mat_stream_metrics_observe_lag(m, clock_wall_us() - entry->event_ts_us);
             }
         } else if (rc == MAT_STREAM_ENTRY_BAD) {
             atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
@@ -561,7 +562,7 @@ static void _on_info_start(redisAsyncContext *ac, void *r, void *privdata) {
              c->view_name, c->cfg.host, c->cfg.port, c->cfg.db, LOG_QUOTE(c->cfg.key),
              config_stream_format_name(c->cfg.format), id);
     atomic_store_explicit(&c->metrics.connected, 1, memory_order_relaxed);
-    c->next_sample_us = mat_monotonic_us() + streams.options.lag_sample_us;
+    c->next_sample_us = clock_mono_us() + streams.options.lag_sample_us;
     _send_xread(c);
 }
 

@@ -104,9 +104,6 @@ void client_conn_destroy(struct client_conn *conn);
 
 /* ---- API --------------------------------------------------------------------------------- */
 
-/* CLOCK_MONOTONIC in microseconds: the clock of latencies and intended start times. */
-int64_t client_now_us(void);
-
 /* What a completed call returns. Every pointer is valid only during the callback. */
 struct client_result {
     int status;              /* grpc-status (enum client_code) */
@@ -127,7 +124,7 @@ struct client_request {
     const void *msg;    /* the protobuf message; copied */
     size_t len;         /* < 4 GiB */
     int64_t timeout_us; /* 0: none; else sent as grpc-timeout and enforced here as well */
-    /* When the call should have started (client_now_us clock), 0 for now. A load generator
+    /* When the call should have started (clock_mono_us clock), 0 for now. A load generator
      * on a schedule passes the intended send time, so latency includes any time the call
      * waited because the generator or the connection fell behind. */
     int64_t start_us;

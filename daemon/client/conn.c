@@ -6,6 +6,7 @@
  *   done queue ─▶ completion callbacks (after mem_recv returns, so they may submit freely)
  */
 #include "client_internal.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -19,12 +20,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-int64_t client_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void client_options_init(struct client_options *options) {
     options->connect_timeout_ms = CLIENT_DEFAULT_CONNECT_TIMEOUT_MS;
@@ -83,7 +78,7 @@ static int _connect_one(const struct addrinfo *ai, int64_t deadline_us) {
         return -1;
     }
     for (;;) {
-        int64_t left_us = deadline_us - client_now_us();
+        int64_t left_us = deadline_us - clock_mono_us();
         if (left_us <= 0) {
             close(fd);
             errno = ETIMEDOUT;
@@ -140,7 +135,7 @@ struct client_conn *client_conn_create(const char *host, uint16_t port,
                    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
         return NULL;
     }
-    int64_t deadline_us = client_now_us() + (int64_t)options->connect_timeout_ms * 1000;
+    int64_t deadline_us = clock_mono_us() + (int64_t)options->connect_timeout_ms * 1000;
     int fd = -1, last_errno = ECONNREFUSED;
     for (struct addrinfo *ai = addrs; ai != NULL && fd < 0; ai = ai->ai_next) {
         fd = _connect_one(ai, deadline_us);
@@ -333,7 +328,7 @@ int client_poll_many(struct client_conn *const *conns, size_t n, int64_t timeout
     struct pollfd pfds[CLIENT_POLL_MAX];
     size_t which[CLIENT_POLL_MAX];
     int ran = 0;
-    int64_t now = client_now_us();
+    int64_t now = clock_mono_us();
     int64_t wait_until = timeout_us < 0 ? INT64_MAX : now + timeout_us;
     size_t npfd = 0;
     for (size_t i = 0; i < n; i++) {
@@ -374,7 +369,7 @@ int client_poll_many(struct client_conn *const *conns, size_t n, int64_t timeout
     if (rc < 0) {
         return errno == EINTR ? ran : -1;
     }
-    now = client_now_us();
+    now = clock_mono_us();
     for (size_t k = 0; k < npfd; k++) {
         struct client_conn *conn = conns[which[k]];
         short revents = pfds[k].revents;

@@ -7,6 +7,7 @@
  * and all, so a load generator does not allocate per call once warm.
  */
 #include "client_internal.h"
+#include "common/clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,7 +82,7 @@ void client_call_complete(struct client_call *call, int status, const char *fmt,
     }
     struct client_conn *conn = call->conn;
     call->completed = true;
-    call->end_us = client_now_us();
+    call->end_us = clock_mono_us();
     call->status = status;
     if (fmt != NULL) {
         va_list ap;
@@ -430,7 +431,7 @@ int client_submit(struct client_conn *conn, const struct client_request *req, cl
     call->req_len = framed;
     call->done = done;
     call->user = user;
-    int64_t now = client_now_us();
+    int64_t now = clock_mono_us();
     call->start_us = req->start_us > 0 ? req->start_us : now;
     call->submit_us = now;
 

@@ -3,6 +3,7 @@
  * the response (message + trailers, or trailers only) handed to nghttp2.
  */
 #include "internal.h"
+#include "common/clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -466,7 +467,7 @@ void grpc_call_dispatch(struct grpc_call *call) {
     struct grpc_worker *w = _worker(call);
     if (call->deadline_us != INT64_MAX) {
         /* The one clock read a call with a deadline costs: it may have waited behind others. */
-        int64_t now = grpc_now_us();
+        int64_t now = clock_mono_us();
         if (now >= call->deadline_us) {
             grpc_stat_add(&w->stats.deadline_exceeded[call->method_index], 1);
             _transport_fail(call, GRPC_DEADLINE_EXCEEDED,

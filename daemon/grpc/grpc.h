@@ -182,16 +182,13 @@ void grpc_server_stats(struct grpc_server_stats *out);
 /* Sums one method's counters (see struct grpc_method_stats); -1 if the index is too large. */
 int grpc_server_method_stats(size_t method_index, struct grpc_method_stats *out);
 
-/* CLOCK_MONOTONIC in microseconds: the clock of grpc_call_start_us/deadline_us. */
-int64_t grpc_now_us(void);
-
 /* The calls' accessors below are for handlers, on the call's worker thread. */
 
 void *grpc_call_worker_context(const struct grpc_call *call);
 unsigned grpc_call_worker_index(const struct grpc_call *call);
 /* Index into the methods given to setup. */
 size_t grpc_call_method_index(const struct grpc_call *call);
-/* When the call's HEADERS were read (grpc_now_us clock; the read batch's time). */
+/* When the call's HEADERS were read (clock_mono_us clock; the read batch's time). */
 int64_t grpc_call_start_us(const struct grpc_call *call);
 /* start + grpc-timeout, or INT64_MAX when the client sent none. */
 int64_t grpc_call_deadline_us(const struct grpc_call *call);

@@ -15,7 +15,7 @@
 #include "wire.h"
 
 /* The few log lines the transport writes: setup, stop, protocol errors at debug, surprises. */
-#include "daemon/log.h"
+#include "common/log.h"
 
 #include <nghttp2/nghttp2.h>
 #include <pthread.h>

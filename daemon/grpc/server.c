@@ -1,5 +1,6 @@
 /* The server's lifecycle: options, binding the per-worker listeners, starting and stopping. */
 #include "internal.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <event2/thread.h>
@@ -29,12 +30,6 @@ void grpc_server_options_init(struct grpc_server_options *options) {
 
 uint16_t grpc_server_port(void) {
     return grpc_server_current ? grpc_server_current->port : 0;
-}
-
-int64_t grpc_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int _errf(char *err, size_t err_len, const char *fmt, ...) {
@@ -358,19 +353,13 @@ void grpc_server_shutdown(void) {
         return;
     }
     s->shut_down = true;
-    int64_t start_us = grpc_now_us();
+    int64_t start_us = clock_mono_us();
     for (unsigned i = 0; i < s->nworkers; i++) {
         _signal_worker(&s->workers[i], GRPC_STOP_DRAIN);
     }
     /* pthread_timedjoin_np takes an absolute CLOCK_REALTIME time. */
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += s->options.shutdown_timeout_ms / 1000;
-    deadline.tv_nsec += (long)(s->options.shutdown_timeout_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
+    struct timespec deadline =
+        clock_after(CLOCK_REALTIME, (int64_t)s->options.shutdown_timeout_ms * 1000);
     unsigned hard = 0;
     for (unsigned i = 0; i < s->nworkers; i++) {
         struct grpc_worker *w = &s->workers[i];
@@ -388,7 +377,7 @@ void grpc_server_shutdown(void) {
         log_warn("grpc shutdown timed out; connections closed hard", "workers=%u timeout_ms=%u",
                  hard, s->options.shutdown_timeout_ms);
     }
-    log_info("grpc stopped", "took_ms=%lld", (long long)((grpc_now_us() - start_us) / 1000));
+    log_info("grpc stopped", "took_ms=%lld", (long long)((clock_mono_us() - start_us) / 1000));
 }
 
 void grpc_server_teardown(void) {

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include "store/rcu.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -223,7 +224,7 @@ void *grpc_worker_main(void *arg) {
     if (s->worker_init != NULL) {
         w->ctx = s->worker_init(w->index);
     }
-    w->now_us = grpc_now_us();
+    w->now_us = clock_mono_us();
     event_base_dispatch(w->base);
     /* The loop ends on a stop: drained, or hard. Whatever is still open closes now. */
     _stop_listening(w);

@@ -21,6 +21,7 @@
 #include "materializer/stream.h"
 #include "store/rcu.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 static void _usage(FILE *out) {
     fprintf(out,
@@ -187,7 +188,7 @@ static int _run(const struct fm_options *o) {
         config_destroy(config);
         return FM_EXIT_FAILED;
     }
-    int64_t started = fm_now_us();
+    int64_t started = clock_mono_us();
     struct fm_local local;
     if (fm_read_source(view, o->path, &local, err, sizeof err) != 0) {
         fprintf(stderr, "fsd-materialize: reading the source failed: %s\n", err);
@@ -211,7 +212,7 @@ static int _run(const struct fm_options *o) {
         printf("view=%s version=%" PRIu64 " rows_sent=%" PRIu64 " rows_kept=%" PRIu64
                " updates_replayed=%" PRIu64 " seconds=%.2f\n",
                o->view, result.version, result.rows_sent, result.rows_kept, result.updates_replayed,
-               (double)(fm_now_us() - started) / 1e6);
+               (double)(clock_mono_us() - started) / 1e6);
         fflush(stdout);
     }
     store_table_destroy(local.table);

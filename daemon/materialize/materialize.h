@@ -145,9 +145,6 @@ void fm_progress_finish(struct fm_progress *p);
 /* Ends the bar's line, if one is drawn, before an error message is printed. */
 void fm_progress_break(struct fm_progress *p);
 
-/* CLOCK_MONOTONIC in microseconds. */
-int64_t fm_now_us(void);
-
 /* ---- push.c: the stream to fsd ------------------------------------------------------------ */
 
 struct fm_result {

@@ -9,20 +9,15 @@
  *   fsd-materialize: view=item_features rows=5000/15000 rows_per_s=41234 eta_s=0.2
  */
 #include "materialize.h"
+#include "common/clock.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <time.h>
 
-int64_t fm_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void fm_progress_init(struct fm_progress *p, const char *view, uint64_t total, bool bar) {
     *p = (struct fm_progress){.view = view, .total = total, .bar = bar};
-    p->start_us = p->last_us = fm_now_us();
+    p->start_us = p->last_us = clock_mono_us();
 }
 
 static double _rate(const struct fm_progress *p, int64_t now) {
@@ -82,7 +77,7 @@ static void _write_line(struct fm_progress *p, int64_t now) {
 
 void fm_progress_update(struct fm_progress *p, uint64_t sent) {
     p->sent = sent;
-    int64_t now = fm_now_us();
+    int64_t now = clock_mono_us();
     if (now - p->last_us < (p->bar ? FM_BAR_PROGRESS_US : FM_PLAIN_PROGRESS_US)) {
         return;
     }
@@ -95,7 +90,7 @@ void fm_progress_update(struct fm_progress *p, uint64_t sent) {
 }
 
 void fm_progress_finish(struct fm_progress *p) {
-    int64_t now = fm_now_us();
+    int64_t now = clock_mono_us();
     if (p->bar) {
         _draw_bar(p, now);
         fm_progress_break(p);

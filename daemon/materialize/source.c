@@ -13,12 +13,7 @@
 #include "materializer/postgres.h"
 #include "materializer/sink.h"
 #include "store/table.h"
-
-static int64_t _wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+#include "common/clock.h"
 
 /* A table for the snapshot and a sink filling it; `expected_rows` sizes it (0: unknown). */
 static struct mat_sink *_sink_create(const struct store_schema *schema, uint64_t expected_rows,
@@ -29,7 +24,7 @@ static struct mat_sink *_sink_create(const struct store_schema *schema, uint64_t
         return NULL;
     }
     /* "Future" and "expired" as of now, as fsd's own load would judge them. */
-    struct mat_sink *sink = mat_sink_create(schema, out->table, _wall_us());
+    struct mat_sink *sink = mat_sink_create(schema, out->table, clock_wall_us());
     if (sink == NULL) {
         snprintf(err, err_len, "view %s: out of memory", schema->view);
     }
@@ -80,7 +75,7 @@ static int _read(const struct config_view *view, const char *path_override, stru
 int fm_read_source(const struct config_view *view, const char *path_override, struct fm_local *out,
                    char *err, size_t err_len) {
     const struct store_schema *schema = view->schema;
-    int64_t started = fm_now_us();
+    int64_t started = clock_mono_us();
     *out = (struct fm_local){0};
     struct mat_sink *sink = NULL;
     int rc = _read(view, path_override, &sink, out, err, err_len);
@@ -100,7 +95,7 @@ int fm_read_source(const struct config_view *view, const char *path_override, st
         out->rows = ts.rows;
         out->rows_read = stats->rows_read;
         out->rows_skipped = stats->skipped_future + stats->skipped_expired;
-        out->read_us = fm_now_us() - started;
+        out->read_us = clock_mono_us() - started;
     } else {
         store_table_destroy(out->table);
         out->table = NULL;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "client/client_internal.h"
+#include "common/clock.h"
 
 #define FM_STREAM_POLL_US 100000 /* wake at least this often while waiting */
 
@@ -134,7 +135,7 @@ struct fm_stream *fm_stream_open(const char *addr, const char *path, int64_t tim
     }
     struct client_conn *conn = s->conn;
     /* A call as client_submit() makes one; the connection owns it from here on. */
-    int64_t now = client_now_us();
+    int64_t now = clock_mono_us();
     call->conn = conn;
     call->grpc_status = -1;
     call->deadline_us = INT64_MAX;

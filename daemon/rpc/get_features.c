@@ -21,6 +21,7 @@
 #include "store/key.h"
 #include "store/rcu.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 /* Field numbers of GetFeaturesResponse and its messages (proto/fsd/v1/feature_service.proto). */
 enum {
@@ -88,18 +89,6 @@ static int _error(struct request_error *e, enum grpc_code code, const char *fmt,
     va_end(ap);
     e->code = code;
     return -1;
-}
-
-static int64_t _monotonic_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t rpc_wall_clock_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Grows an arena-backed array by doubling; the old copy stays in the arena until reset. */
@@ -535,7 +524,7 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
     pbw_uint_field(w, RESP_DEFAULTS_NOT_FOUND, fallbacks.by_status[STORE_NOT_FOUND]);
     pbw_uint_field(w, RESP_DEFAULTS_NULL_VALUE, fallbacks.by_status[STORE_NULL]);
     pbw_uint_field(w, RESP_DEFAULTS_OUTSIDE_MAX_AGE, fallbacks.by_status[STORE_OUTSIDE_MAX_AGE]);
-    pbw_uint_field(w, RESP_SERVER_TIME_US, (uint64_t)(_monotonic_us() - start_mono_us));
+    pbw_uint_field(w, RESP_SERVER_TIME_US, (uint64_t)(clock_mono_us() - start_mono_us));
     return w->failed ? -1 : 0;
 }
 
@@ -609,7 +598,7 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
     const char *budget_origin;
     int64_t deadline = _deadline_us(call, req, config, &budget_origin);
     int64_t start = grpc_call_start_us(call);
-    int64_t now_mono = _monotonic_us();
+    int64_t now_mono = clock_mono_us();
     struct plan plan;
     memset(&plan, 0, sizeof(plan));
     if (now_mono > deadline) {
@@ -629,7 +618,7 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
             store_table_get_batch(plan.views[v].table, plan.views[v].keys, plan.n,
                                   plan.views[v].rows);
         }
-        if (_write_response(wk, &plan, req, rpc_wall_clock_us(), start) != 0) {
+        if (_write_response(wk, &plan, req, clock_wall_us(), start) != 0) {
             _error(&e, GRPC_RESOURCE_EXHAUSTED, "out of memory encoding the response");
         } else if (wk->out.len > config->options.server.max_message_bytes) {
             _error(&e, GRPC_RESOURCE_EXHAUSTED,

@@ -16,6 +16,7 @@
 #include "store/rcu.h"
 #include "store/row.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 static void _write_response(struct pbw *w, const uint64_t counts[4]) {
     pbw_reset(w);
@@ -42,7 +43,7 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
         arena_reset(a);
         return;
     }
-    int64_t now_us = rpc_wall_clock_us();
+    int64_t now_us = clock_wall_us();
     store_read_lock();
     struct store_view *view = store_catalog_find(rpc_state.catalog, req->view);
     struct store_key *keys = arena_alloc(a, (req->n_rows + 1) * sizeof(*keys));

@@ -27,7 +27,7 @@
 #include "config.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "grpc/grpc.h"
-#include "log.h"
+#include "common/log.h"
 #include "materializer/internal.h"
 #include "materializer/sink.h"
 #include "materializer/stream.h"
@@ -39,6 +39,7 @@
 #include "store/row.h"
 #include "store/schema.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 _Static_assert(MAT_STREAM_ID_LEN <= STORE_STREAM_POSITION_LEN, "a stream ID fits the store's");
 
@@ -129,7 +130,7 @@ static int _apply(struct push_snapshot *ps, struct arena *a,
         return rpc_row_reject(e, GRPC_RESOURCE_EXHAUSTED, "out of memory for %zu rows",
                               req->n_rows);
     }
-    int64_t now_us = rpc_wall_clock_us();
+    int64_t now_us = clock_wall_us();
     for (size_t r = 0; r < req->n_rows; r++) {
         if (rpc_row_check(ps->schema, req->rows[r], r, a, now_us, &keys[r], e) != 0) {
             return -1;
@@ -239,7 +240,7 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
               "PushSnapshot needs at least one message, the first naming the view");
         return;
     }
-    int64_t finish_start_us = grpc_now_us(); /* the pass over the snapshot, for the log */
+    int64_t finish_start_us = clock_mono_us(); /* the pass over the snapshot, for the log */
     /* Copied: once the load is committed a reload may replace (and free) the schema. */
     char name[CONFIG_MAX_NAME + 1];
     snprintf(name, sizeof name, "%s", ps->schema->view);
@@ -292,7 +293,7 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
     uint64_t replayed = store_view_load_logged(ps->view);
     /* Fits: normalized to at most MAT_STREAM_ID_LEN (== STORE_STREAM_POSITION_LEN) bytes. */
     (void)store_view_load_set_stream_position(ps->view, ps->stream_position);
-    uint64_t version = store_view_load_commit(ps->view, ps->staging, rpc_wall_clock_us());
+    uint64_t version = store_view_load_commit(ps->view, ps->staging, clock_wall_us());
     uint64_t received = ps->rows_received;
     char position_copy[MAT_STREAM_ID_LEN];
     memcpy(position_copy, ps->stream_position, sizeof position_copy);
@@ -314,8 +315,8 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
                  " updates_replayed=%" PRIu64 " stream_position=%s stream_s=%.3f finish_ms=%.1f",
                  name, version, received, staged.rows, replayed,
                  position_copy[0] != '\0' ? position_copy : "none",
-                 (double)(grpc_now_us() - grpc_call_start_us(call)) / 1e6,
-                 (double)(grpc_now_us() - finish_start_us) / 1e3);
+                 (double)(clock_mono_us() - grpc_call_start_us(call)) / 1e6,
+                 (double)(clock_mono_us() - finish_start_us) / 1e3);
         uint64_t fields[4] = {version, received, staged.rows, replayed};
         _write_response(&wk->out, fields);
         grpc_call_reply(call, wk->out.buf, wk->out.len);

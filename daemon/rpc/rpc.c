@@ -5,6 +5,7 @@
 #include "grpc/grpc.h"
 #include "rpc_internal.h"
 #include "store/rcu.h"
+#include "common/clock.h"
 
 #define ARENA_INITIAL_BYTES (256u << 10) /* fits a 1,000-entity request without overflow */
 
@@ -52,7 +53,7 @@ void rpc_teardown(void) {
 void rpc_observe_duration(struct rpc_worker *wk, enum rpc_method_id method,
                           struct grpc_call *call) {
     if (wk->counters != NULL) {
-        double seconds = (double)(grpc_now_us() - grpc_call_start_us(call)) / 1e6;
+        double seconds = (double)(clock_mono_us() - grpc_call_start_us(call)) / 1e6;
         rpc_histogram_observe(&wk->counters->duration[method], rpc_duration_bounds_s,
                               RPC_DURATION_BUCKETS, seconds);
     }

@@ -49,6 +49,3 @@ void rpc_health_check(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_push_snapshot_message(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_push_snapshot_end(struct grpc_call *call);
 void rpc_push_snapshot_abort(struct grpc_call *call);
-
-/* Microseconds since the Unix epoch (row event times are in that clock). */
-int64_t rpc_wall_clock_us(void);

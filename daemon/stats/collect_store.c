@@ -13,6 +13,7 @@
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"
+#include "common/clock.h"
 
 static const struct stats_metric_def *_def(enum stats_metric_id id) {
     return &stats_metric_defs[id];
@@ -80,7 +81,7 @@ void stats_collect_store(struct stats_writer *w, void *ctx) {
         w->buf->failed = true;
         return;
     }
-    int64_t now_us = stats_wall_us();
+    int64_t now_us = clock_wall_us();
 
     bool ready = true;
     for (long i = 0; i < n; i++) {

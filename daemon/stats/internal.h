@@ -112,9 +112,6 @@ extern struct stats_state stats_state;
 int stats_state_load_config(const struct fsd_config *config);
 void stats_state_free(void);
 
-/* Wall clock, microseconds since the Unix epoch. */
-int64_t stats_wall_us(void);
-
 /* When the process started (wall clock, microseconds), from /proc; 0 if unknown. */
 int64_t stats_process_start_us(void);
 

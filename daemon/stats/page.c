@@ -19,6 +19,7 @@
 
 #include "grpc/grpc.h"
 #include "rpc/rpc.h"
+#include "common/clock.h"
 
 #ifndef FSD_VERSION
 #define FSD_VERSION "unknown"
@@ -248,7 +249,7 @@ static void _errors(struct stats_buf *b) {
 }
 
 void stats_render_page(struct stats_buf *b, const struct stats_view_summary *views, size_t nviews) {
-    int64_t now_us = stats_wall_us();
+    int64_t now_us = clock_wall_us();
     stats_buf_reset(b);
     _header(b, views, nviews, now_us);
     stats_buf_puts(b, "<table id=\"views\"><thead><tr><th>View</th><th>State</th>"

@@ -24,8 +24,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "common/log.h"
 #include "store/rcu.h"
+#include "common/clock.h"
 
 #define MAX_HEADERS_BYTES 8192
 #define MAX_BODY_BYTES    4096 /* no route takes a body */
@@ -383,7 +384,7 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
     pthread_mutex_unlock(&stats_state.lock);
     stats_state.started_at_us = stats_process_start_us();
     if (stats_state.started_at_us == 0) {
-        stats_state.started_at_us = stats_wall_us();
+        stats_state.started_at_us = clock_wall_us();
     }
     if (oom) {
         snprintf(err, err_len, "out of memory");

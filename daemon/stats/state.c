@@ -13,18 +13,13 @@
 #include <time.h>
 
 #include "grpc/grpc.h"
-#include "log.h"
+#include "common/log.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"
+#include "common/clock.h"
 
 struct stats_state stats_state = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-int64_t stats_wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* ---- views and their load results --------------------------------------------------------- */
 
@@ -155,7 +150,7 @@ static void _do_record_error(int64_t at_us, const char *source, const char *view
 void stats_report_error(const char *source, const char *view, const char *message) {
     pthread_mutex_lock(&stats_state.lock);
     if (!stats_state.closed) {
-        _do_record_error(stats_wall_us(), source, view, message);
+        _do_record_error(clock_wall_us(), source, view, message);
     }
     pthread_mutex_unlock(&stats_state.lock);
 }

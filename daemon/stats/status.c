@@ -15,6 +15,7 @@
 
 #include "grpc/grpc.h"
 #include "rpc/rpc.h"
+#include "common/clock.h"
 
 #ifndef FSD_VERSION
 #define FSD_VERSION "unknown"
@@ -40,12 +41,6 @@ static struct {
     struct sample ring[WINDOW_SAMPLES];
     size_t next;
 } window;
-
-static int64_t _mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static uint64_t _fallbacks(const struct stats_view_summary *v) {
     uint64_t total = 0;
@@ -80,13 +75,13 @@ void stats_window_tick(struct store_catalog *catalog) {
     free(views);
     struct sample *slot = &window.ring[window.next];
     free(slot->views);
-    *slot = (struct sample){.at_us = _mono_us(), .nviews = nslots, .views = sv};
+    *slot = (struct sample){.at_us = clock_mono_us(), .nviews = nslots, .views = sv};
     window.next = (window.next + 1) % WINDOW_SAMPLES;
 }
 
 void stats_window_get(const struct stats_view_summary *view, struct stats_window *out) {
     memset(out, 0, sizeof(*out));
-    int64_t now = _mono_us();
+    int64_t now = clock_mono_us();
     /* Oldest first: the slot after the newest. */
     for (size_t k = 0; k < WINDOW_SAMPLES; k++) {
         const struct sample *s = &window.ring[(window.next + k) % WINDOW_SAMPLES];
@@ -261,7 +256,7 @@ static void _errors_json(struct stats_buf *b) {
 
 void stats_render_status(struct stats_buf *b, const struct stats_view_summary *views,
                          size_t nviews) {
-    int64_t now_us = stats_wall_us();
+    int64_t now_us = clock_wall_us();
     bool ready = true;
     for (size_t i = 0; i < nviews; i++) {
         ready = ready && views[i].ready;

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "log.h"
+#include "common/log.h"
 #include "store/schema.h"
 
 static char err[CONFIG_ERR_LEN];

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "config.h"
-#include "log.h"
+#include "common/log.h"
 #include "materializer/materializer.h"
 #include "options.h"
 

@@ -13,14 +13,9 @@
 #include "store/rcu.h"
 #include "store/table.h"
 #include "sweeper.h"
+#include "common/clock.h"
 
 #define SEC INT64_C(1000000)
-
-static int64_t _wall_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * SEC + ts.tv_nsec / 1000;
-}
 
 static struct store_key _key(int64_t id, uint8_t buf[8]) {
     memcpy(buf, &id, 8);
@@ -48,7 +43,7 @@ static void test_sweeper_reclaims_only_expired_rows(void **state) {
 
     struct store_row_builder b;
     store_row_builder_init(&b, store_view_schema(view));
-    int64_t now = _wall_us();
+    int64_t now = clock_wall_us();
     store_read_lock();
     for (int64_t id = 0; id < 3000; id++) {
         /* a third are 2 minutes old: past 60 s of TTL plus 30 s of grace */

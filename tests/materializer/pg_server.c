@@ -1,5 +1,6 @@
 /* A throwaway PostgreSQL server for tests and benchmarks (pg_server.h). */
 #include "pg_server.h"
+#include "common/clock.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -36,12 +37,6 @@ __attribute__((format(printf, 3, 4))) static int _fail(char *err, size_t err_len
     vsnprintf(err, err_len, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-static double _now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void _sleep_ms(int ms) {
@@ -113,7 +108,7 @@ static int _find_bindir(struct pg_server *s, char *err, size_t err_len) {
 
 /* Waits for `pid` at most `timeout_s`; returns its wait status, or -1 on timeout. */
 static int _wait_pid(pid_t pid, double timeout_s) {
-    double until = _now_s() + timeout_s;
+    double until = (clock_mono_us() / 1e6) + timeout_s;
     for (;;) {
         int status;
         pid_t got = waitpid(pid, &status, WNOHANG);
@@ -123,7 +118,7 @@ static int _wait_pid(pid_t pid, double timeout_s) {
         if (got < 0 && errno != EINTR) {
             return 0; /* not our child any more: nothing to wait for */
         }
-        if (_now_s() > until) {
+        if ((clock_mono_us() / 1e6) > until) {
             return -1;
         }
         _sleep_ms(20);
@@ -330,7 +325,7 @@ static int _await(struct pg_server *s, char *err, size_t err_len) {
     char dsn[256], log[512];
     _admin_dsn(s, "postgres", dsn, sizeof dsn);
     snprintf(log, sizeof log, "%s/postgres.log", s->dir);
-    double until = _now_s() + PG_SERVER_READY_S;
+    double until = (clock_mono_us() / 1e6) + PG_SERVER_READY_S;
     for (;;) {
         if (PQping(dsn) == PQPING_OK) {
             return 0;
@@ -347,7 +342,7 @@ static int _await(struct pg_server *s, char *err, size_t err_len) {
             _append_log(err, err_len, log);
             return -1;
         }
-        if (_now_s() > until) {
+        if ((clock_mono_us() / 1e6) > until) {
             _fail(err, err_len, "postgres did not accept connections within %d s",
                   PG_SERVER_READY_S);
             _append_log(err, err_len, log);

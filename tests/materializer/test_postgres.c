@@ -33,6 +33,7 @@
 #include "store/row.h"
 #include "store/schema.h"
 #include "store/table.h"
+#include "common/clock.h"
 
 #define SEC              INT64_C(1000000)
 #define TS_2024_02_29_US INT64_C(1709210096789012) /* 2024-02-29 12:34:56.789012 UTC */
@@ -50,12 +51,6 @@ static void _sql(const char *sql) {
     if (pg_server_exec(&g_server, sql, err, sizeof err) != 0) {
         fail_msg("SQL failed: %s\n%s", sql, err);
     }
-}
-
-static int64_t _now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * SEC + ts.tv_nsec / 1000;
 }
 
 struct spec {
@@ -120,7 +115,7 @@ static void _load(struct load *l, struct store_schema *schema, const struct conf
     struct store_table_options opts = {.shards = 4};
     l->table = store_table_create(schema, &opts, l->err, sizeof l->err);
     assert_non_null(l->table);
-    l->sink = mat_sink_create(schema, l->table, _now_us());
+    l->sink = mat_sink_create(schema, l->table, clock_wall_us());
     assert_non_null(l->sink);
     l->rc =
         mat_pg_read(src, schema, l->sink, watermark_us, &l->expected_rows, l->err, sizeof l->err);
@@ -879,7 +874,7 @@ static void _read_while_killed(bool whole_server) {
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, _killer, &k), 0);
     alarm(READ_DEADLINE_S); /* a hang fails the test instead of wedging CI */
-    double start = (double)_now_us();
+    double start = (double)clock_wall_us();
     struct load l;
     _load(&l, _schema("big", 0, specs, 2), &src, INT64_MIN);
     alarm(0);
@@ -888,7 +883,7 @@ static void _read_while_killed(bool whole_server) {
         fail_msg("%s (read rc %d: %s)", k.err, l.rc, l.err);
     }
     print_message("    %s after %.1f s, %llu rows: %s\n", whole_server ? "server" : "backend",
-                  ((double)_now_us() - start) / 1e6,
+                  ((double)clock_wall_us() - start) / 1e6,
                   (unsigned long long)mat_sink_stats(l.sink)->rows_read, l.err);
     assert_int_equal(l.rc, -1);
     assert_non_null(strstr(l.err, "view big: postgres:"));
@@ -977,7 +972,7 @@ static int _feed_pieces(struct load *l, const uint8_t *data, size_t len, size_t 
     l->schema = _schema("pieces", 0, PIECES, 4);
     l->table = store_table_create(l->schema, &(struct store_table_options){.shards = 1}, l->err,
                                   sizeof l->err);
-    l->sink = mat_sink_create(l->schema, l->table, _now_us());
+    l->sink = mat_sink_create(l->schema, l->table, clock_wall_us());
     struct config_source src = _table_source("pieces", "ts");
     struct mat_pg_reader r = {.source = &src,
                               .schema = l->schema,

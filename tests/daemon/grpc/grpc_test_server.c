@@ -17,6 +17,7 @@
  *                          count=<n>"; a message "fail" fails INVALID_ARGUMENT at once
  */
 #include "daemon/grpc/grpc.h"
+#include "common/clock.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -101,8 +102,8 @@ static void _sleep(struct grpc_call *call, const uint8_t *msg, size_t len) {
     text[n] = '\0';
     long ms = strtol(text, NULL, 10);
     /* Busy-wait: the worker is really occupied, as a slow handler would keep it. */
-    int64_t until = grpc_now_us() + (int64_t)ms * 1000;
-    while (grpc_now_us() < until) {
+    int64_t until = clock_mono_us() + (int64_t)ms * 1000;
+    while (clock_mono_us() < until) {
     }
     grpc_call_reply(call, "slept", 5);
 }

@@ -1,5 +1,7 @@
 #include "log.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,15 +146,15 @@ void log_write(enum log_level level, const char *msg, const char *fields_fmt, ..
     }
     int saved_errno = errno; /* callers often log and then report errno */
     char line[LOG_LINE_MAX];
-    struct timespec now;
+    int64_t now_us = clock_wall_us();
+    time_t now_s = (time_t)(now_us / 1000000);
     struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
+    gmtime_r(&now_s, &tm);
 
     char quoted_msg[LOG_QUOTE_MAX];
     int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=%s",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     now.tv_nsec / 1000000, log_level_name(level),
+                     (long)(now_us % 1000000 / 1000), log_level_name(level),
                      log_quote(quoted_msg, sizeof quoted_msg, msg));
     size_t len = n < 0 ? 0 : (size_t)n;
     /* Keep room for " ..." and the newline in every case below. */

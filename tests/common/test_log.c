@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "log.h"
+#include "common/log.h"
 
 static void test_quote(void **state) {
     (void)state;
