@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "store/key.h"
 #include "store/row.h"
@@ -70,11 +71,11 @@ static bool _strings_valid(const Fsd__V1__Value *v) {
         return true;
     }
     if (v->kind_case == FSD__V1__VALUE__KIND_STRING_VALUE) {
-        return store_utf8_valid(v->string_value.data, v->string_value.len);
+        return utf8_valid(v->string_value.data, v->string_value.len);
     }
     if (v->kind_case == FSD__V1__VALUE__KIND_STRING_LIST) {
         for (size_t i = 0; i < v->string_list->n_values; i++) {
-            if (!store_utf8_valid(v->string_list->values[i].data, v->string_list->values[i].len)) {
+            if (!utf8_valid(v->string_list->values[i].data, v->string_list->values[i].len)) {
                 return false;
             }
         }
@@ -105,7 +106,7 @@ static int _check_keys(const struct store_schema *schema, const Fsd__V1__Row *ro
             parts[k].type = STORE_KEY_INT64;
             parts[k].i64 = part->int64_value;
         } else if (part->value_case == FSD__V1__KEY_PART__VALUE_STRING_VALUE) {
-            if (!store_utf8_valid(part->string_value.data, part->string_value.len)) {
+            if (!utf8_valid(part->string_value.data, part->string_value.len)) {
                 return _bad(err, err_len, index, "join key %s is not valid UTF-8", part->name);
             }
             parts[k].type = STORE_KEY_STRING;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "proto_row.h"
 #include "store/row.h"
@@ -431,7 +432,7 @@ static int _json_string(struct mat_stream_parser *p, const char *s, size_t len, 
             return MAT_STREAM_ENTRY_OOM;
         }
     }
-    if (!store_utf8_valid((const uint8_t *)p->bytes + start, p->bytes_len - start)) {
+    if (!utf8_valid((const uint8_t *)p->bytes + start, p->bytes_len - start)) {
         *why = "a string is not valid UTF-8";
         return MAT_STREAM_ENTRY_BAD;
     }
@@ -608,7 +609,7 @@ static int _set_feature(struct mat_stream_parser *p, const struct field_slot *sl
         return MAT_STREAM_ENTRY_OK;
     }
     case STORE_TYPE_STRING:
-        if (!store_utf8_valid((const uint8_t *)v, len)) {
+        if (!utf8_valid((const uint8_t *)v, len)) {
             return _bad(err, err_len, "field %s: not valid UTF-8", slot->name);
         }
         /* fall through */
@@ -704,7 +705,7 @@ static int _parse_fields(struct mat_stream_parser *p, const struct store_schema 
                     rc = _bad(err, err_len, "join key %s: %s", slot->name, why);
                 }
             } else if (fd->value_len > STORE_MAX_KEY_BYTES ||
-                       !store_utf8_valid((const uint8_t *)fd->value, fd->value_len)) {
+                       !utf8_valid((const uint8_t *)fd->value, fd->value_len)) {
                 rc = _bad(err, err_len, "join key %s: not valid UTF-8, or longer than %d bytes",
                           slot->name, STORE_MAX_KEY_BYTES);
             } else {

@@ -142,13 +142,6 @@ bool store_schema_same_layout(const struct store_schema *a, const struct store_s
 /* Returns a deep copy (finalized if the original was), or NULL when out of memory. */
 struct store_schema *store_schema_clone(const struct store_schema *schema);
 
-/*
- * True when s[0..len) is well-formed UTF-8. String values (and string keys) must be: they
- * travel as protobuf `string`, which clients refuse to decode otherwise, so every writer
- * (pushes, streams) checks before storing.
- */
-bool store_utf8_valid(const uint8_t *s, size_t len);
-
 /* The zero value of `type` (0, 0.0, false, "", empty list). */
 struct store_value store_value_zero(enum store_type type);
 

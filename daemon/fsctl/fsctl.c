@@ -142,72 +142,71 @@ static const char *_key_type_name(Fsd__V1__KeyType type) {
                                                    : "unknown";
 }
 
-static void _views_json(const Fsd__V1__ListViewsResponse *resp, struct sbuf *b) {
-    sbuf_printf(b, "{\"views\": [");
+static void _views_json(const Fsd__V1__ListViewsResponse *resp, struct buf *b) {
+    buf_printf(b, "{\"views\": [");
     for (size_t v = 0; v < resp->n_views; v++) {
         const Fsd__V1__ViewInfo *view = resp->views[v];
-        sbuf_printf(b, "%s\n  {\"name\": ", v ? "," : "");
+        buf_printf(b, "%s\n  {\"name\": ", v ? "," : "");
         json_string(b, view->name, strlen(view->name));
-        sbuf_printf(b, ", \"join_keys\": [");
+        buf_printf(b, ", \"join_keys\": [");
         for (size_t k = 0; k < view->n_join_keys; k++) {
-            sbuf_printf(b, "%s{\"name\": ", k ? ", " : "");
+            buf_printf(b, "%s{\"name\": ", k ? ", " : "");
             json_string(b, view->join_keys[k]->name, strlen(view->join_keys[k]->name));
-            sbuf_printf(b, ", \"type\": \"%s\"}", _key_type_name(view->join_keys[k]->type));
+            buf_printf(b, ", \"type\": \"%s\"}", _key_type_name(view->join_keys[k]->type));
         }
-        sbuf_printf(b,
-                    "], \"ttl_seconds\": %" PRId64 ", \"rows\": %" PRIu64
-                    ", \"memory_bytes\": %" PRIu64 ", \"snapshot_version\": %" PRIu64
-                    ", \"last_load_time_us\": %" PRId64 ", \"snapshot_stream_position\": ",
-                    view->ttl_seconds, view->rows, view->memory_bytes, view->snapshot_version,
-                    view->last_load_time_us);
+        buf_printf(b,
+                   "], \"ttl_seconds\": %" PRId64 ", \"rows\": %" PRIu64
+                   ", \"memory_bytes\": %" PRIu64 ", \"snapshot_version\": %" PRIu64
+                   ", \"last_load_time_us\": %" PRId64 ", \"snapshot_stream_position\": ",
+                   view->ttl_seconds, view->rows, view->memory_bytes, view->snapshot_version,
+                   view->last_load_time_us);
         json_string(b, view->snapshot_stream_position, strlen(view->snapshot_stream_position));
-        sbuf_printf(b, ",\n   \"source\": ");
+        buf_printf(b, ",\n   \"source\": ");
         /* the materializer's side: "" and zeros for a view without a source */
         json_string(b, view->source, strlen(view->source));
-        sbuf_printf(b,
-                    ", \"loading\": %s, \"last_load_result\": ", view->loading ? "true" : "false");
+        buf_printf(b,
+                   ", \"loading\": %s, \"last_load_result\": ", view->loading ? "true" : "false");
         json_string(b, view->last_load_result, strlen(view->last_load_result));
-        sbuf_printf(b, ", \"last_error\": ");
+        buf_printf(b, ", \"last_error\": ");
         json_string(b, view->last_error, strlen(view->last_error));
-        sbuf_printf(b,
-                    ", \"loads_completed\": %" PRIu64 ", \"loads_failed\": %" PRIu64
-                    ", \"rows_read\": %" PRIu64 ", \"rows_kept\": %" PRIu64
-                    ", \"rows_skipped\": %" PRIu64 ", \"load_duration_us\": %" PRId64
-                    ",\n   \"features\": [",
-                    view->loads_completed, view->loads_failed, view->rows_read, view->rows_kept,
-                    view->rows_skipped, view->load_duration_us);
+        buf_printf(b,
+                   ", \"loads_completed\": %" PRIu64 ", \"loads_failed\": %" PRIu64
+                   ", \"rows_read\": %" PRIu64 ", \"rows_kept\": %" PRIu64
+                   ", \"rows_skipped\": %" PRIu64 ", \"load_duration_us\": %" PRId64
+                   ",\n   \"features\": [",
+                   view->loads_completed, view->loads_failed, view->rows_read, view->rows_kept,
+                   view->rows_skipped, view->load_duration_us);
         for (size_t f = 0; f < view->n_features; f++) {
             const Fsd__V1__FeatureInfo *feature = view->features[f];
-            sbuf_printf(b, "%s\n    {\"name\": ", f ? "," : "");
+            buf_printf(b, "%s\n    {\"name\": ", f ? "," : "");
             json_string(b, feature->name, strlen(feature->name));
-            sbuf_printf(b,
-                        ", \"type\": \"%s\", \"default_kind\": ", fsctl_type_name(feature->type));
+            buf_printf(b, ", \"type\": \"%s\", \"default_kind\": ", fsctl_type_name(feature->type));
             json_string(b, feature->default_kind, strlen(feature->default_kind));
-            sbuf_printf(b, ", \"default_value\": ");
+            buf_printf(b, ", \"default_value\": ");
             if (strcmp(feature->default_kind, "none") == 0) {
-                sbuf_printf(b, "null");
+                buf_printf(b, "null");
             } else {
                 json_string(b, feature->default_value, strlen(feature->default_value));
             }
-            sbuf_printf(b, "}");
+            buf_printf(b, "}");
         }
-        sbuf_printf(b, "]}");
+        buf_printf(b, "]}");
     }
-    sbuf_printf(b, "],\n \"feature_services\": [");
+    buf_printf(b, "],\n \"feature_services\": [");
     for (size_t s = 0; s < resp->n_feature_services; s++) {
         const Fsd__V1__FeatureServiceInfo *service = resp->feature_services[s];
-        sbuf_printf(b, "%s\n  {\"name\": ", s ? "," : "");
+        buf_printf(b, "%s\n  {\"name\": ", s ? "," : "");
         json_string(b, service->name, strlen(service->name));
-        sbuf_printf(b, ", \"features\": [");
+        buf_printf(b, ", \"features\": [");
         for (size_t f = 0; f < service->n_features; f++) {
             if (f) {
-                sbuf_printf(b, ", ");
+                buf_printf(b, ", ");
             }
             json_string(b, service->features[f], strlen(service->features[f]));
         }
-        sbuf_printf(b, "]}");
+        buf_printf(b, "]}");
     }
-    sbuf_printf(b, "]}\n");
+    buf_printf(b, "]}\n");
 }
 
 static void _views_text(const Fsd__V1__ListViewsResponse *resp, FILE *out) {
@@ -218,7 +217,7 @@ static void _views_text(const Fsd__V1__ListViewsResponse *resp, FILE *out) {
         const Fsd__V1__ViewInfo *view = resp->views[v];
         char ttl[32], memory[32], loaded[32];
         format_duration_s(ttl, sizeof ttl, view->ttl_seconds);
-        format_bytes(memory, sizeof memory, view->memory_bytes);
+        text_bytes(memory, sizeof memory, view->memory_bytes);
         format_time_us(loaded, sizeof loaded, view->last_load_time_us);
         fprintf(out, "%sview %s\n  join keys: ", v ? "\n" : "", view->name);
         for (size_t k = 0; k < view->n_join_keys; k++) {
@@ -240,16 +239,16 @@ static void _views_text(const Fsd__V1__ListViewsResponse *resp, FILE *out) {
             const Fsd__V1__FeatureInfo *feature = view->features[f];
             table_add(t, feature->name);
             table_add(t, fsctl_type_name(feature->type));
-            struct sbuf d = {0};
+            struct buf d = {0};
             if (strcmp(feature->default_kind, "none") == 0) {
-                sbuf_printf(&d, "-");
+                buf_printf(&d, "-");
             } else if (strcmp(feature->default_kind, "literal") == 0) {
-                sbuf_printf(&d, "%s", feature->default_value);
+                buf_printf(&d, "%s", feature->default_value);
             } else {
-                sbuf_printf(&d, "%s (%s)", feature->default_kind, feature->default_value);
+                buf_printf(&d, "%s (%s)", feature->default_kind, feature->default_value);
             }
             table_add(t, d.data ? d.data : "");
-            sbuf_free(&d);
+            buf_free(&d);
         }
         table_print(t, out, "  ");
         table_destroy(t);
@@ -299,10 +298,10 @@ static int _cmd_views(struct fsctl *ctx, int argc, char **argv) {
         return FSCTL_FAILED;
     }
     if (json) {
-        struct sbuf b = {0};
+        struct buf b = {0};
         _views_json(resp, &b);
         fputs(b.data ? b.data : "", stdout);
-        sbuf_free(&b);
+        buf_free(&b);
     } else {
         _views_text(resp, stdout);
     }

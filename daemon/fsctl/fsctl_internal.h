@@ -8,6 +8,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/buf.h"
+#include "common/json.h"
+#include "common/text.h"
 #include "fsd/v1/feature_service.pb-c.h"
 
 enum {
@@ -51,29 +54,9 @@ int fsctl_usage_error(const char *command, const char *fmt, ...)
 /* "int32", "string_list", ... as in the config file. */
 const char *fsctl_type_name(int feature_type);
 
-/* A growable string. */
-struct sbuf {
-    char *data;
-    size_t len, cap;
-    bool failed; /* out of memory: further appends do nothing */
-};
-void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sbuf_append(struct sbuf *b, const char *s, size_t len);
-void sbuf_free(struct sbuf *b);
-
-/* JSON pieces, appended to `b`. */
-void json_string(struct sbuf *b, const char *s, size_t len); /* escaped, invalid UTF-8 → U+FFFD */
-void json_double(struct sbuf *b, double x);                  /* shortest; NaN/Infinity as strings */
-void json_float(struct sbuf *b, float x);
-void json_base64(struct sbuf *b, const uint8_t *data, size_t len); /* as a JSON string */
-
-/* Shortest text that reads back as the same value ("0.1", "1e+100", "nan"). */
-void format_double(char *out, size_t out_len, double x);
-void format_float(char *out, size_t out_len, float x);
 /* A string for a table cell: quoted, control characters escaped. */
-void format_quoted(struct sbuf *b, const char *s, size_t len);
-/* 1536 → "1.5 KiB"; 1h → "1h"; microseconds since the epoch → "2024-05-01T12:00:00Z". */
-void format_bytes(char *out, size_t out_len, uint64_t bytes);
+void format_quoted(struct buf *b, const char *s, size_t len);
+/* 1h → "1h"; microseconds since the epoch → "2024-05-01T12:00:00Z" ("never" for 0). */
 void format_duration_s(char *out, size_t out_len, int64_t seconds);
 void format_time_us(char *out, size_t out_len, int64_t us);
 /* Staleness in milliseconds for people: "850ms", "5.0s", "2.0h"; -1 → "no row". */

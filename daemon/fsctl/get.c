@@ -35,7 +35,7 @@ struct get_args {
     const char *service;
     char **keys; /* "name=value", in the order given */
     size_t nkeys;
-    struct sbuf features; /* every --features value, joined with ',' */
+    struct buf features; /* every --features value, joined with ',' */
     bool json;
 };
 
@@ -99,7 +99,7 @@ static int _parse_args(struct fsctl *ctx, int argc, char **argv, struct get_args
             if (optarg[0] == '\0') {
                 return fsctl_usage_error("get", "--features needs a name");
             }
-            sbuf_printf(&a->features, "%s%s", a->features.len ? "," : "", optarg);
+            buf_printf(&a->features, "%s%s", a->features.len ? "," : "", optarg);
             break;
         case 'j':
             a->json = true;
@@ -423,27 +423,27 @@ static size_t *_list_offsets(const Fsd__V1__FeatureColumn *c, size_t n) {
     return off;
 }
 
-static void _hex(struct sbuf *b, const uint8_t *data, size_t len) {
-    sbuf_printf(b, "0x");
+static void _hex(struct buf *b, const uint8_t *data, size_t len) {
+    buf_printf(b, "0x");
     for (size_t i = 0; i < len; i++) {
-        sbuf_printf(b, "%02x", data[i]);
+        buf_printf(b, "%02x", data[i]);
     }
 }
 
 /* One list element j, as JSON or as text. */
-static void _element(struct sbuf *b, const Fsd__V1__FeatureColumn *c, size_t j, bool json) {
+static void _element(struct buf *b, const Fsd__V1__FeatureColumn *c, size_t j, bool json) {
     char text[40];
     switch (c->type) {
     case FSD__V1__FEATURE_TYPE__FLOAT_LIST:
         if (json) {
             json_float(b, c->float_values[j]);
         } else {
-            format_float(text, sizeof text, c->float_values[j]);
-            sbuf_printf(b, "%s", text);
+            text_float(text, sizeof text, c->float_values[j]);
+            buf_printf(b, "%s", text);
         }
         return;
     case FSD__V1__FEATURE_TYPE__INT64_LIST:
-        sbuf_printf(b, "%" PRId64, c->int64_values[j]);
+        buf_printf(b, "%" PRId64, c->int64_values[j]);
         return;
     default:
         json_string(b, c->string_values[j], strlen(c->string_values[j]));
@@ -452,7 +452,7 @@ static void _element(struct sbuf *b, const Fsd__V1__FeatureColumn *c, size_t j, 
 }
 
 /* Entity i's value of column c, as JSON or as text. Returns -1 if the response lacks it. */
-static int _value(struct sbuf *b, const Fsd__V1__FeatureColumn *c, size_t i, const size_t *off,
+static int _value(struct buf *b, const Fsd__V1__FeatureColumn *c, size_t i, const size_t *off,
                   bool json) {
     char text[64];
     switch (c->type) {
@@ -460,24 +460,24 @@ static int _value(struct sbuf *b, const Fsd__V1__FeatureColumn *c, size_t i, con
         if (i >= c->n_int32_values) {
             return -1;
         }
-        sbuf_printf(b, "%" PRId32, c->int32_values[i]);
+        buf_printf(b, "%" PRId32, c->int32_values[i]);
         return 0;
     case FSD__V1__FEATURE_TYPE__INT64:
         if (i >= c->n_int64_values) {
             return -1;
         }
-        sbuf_printf(b, "%" PRId64, c->int64_values[i]);
+        buf_printf(b, "%" PRId64, c->int64_values[i]);
         return 0;
     case FSD__V1__FEATURE_TYPE__TIMESTAMP:
         if (i >= c->n_int64_values) {
             return -1;
         }
         if (json || c->int64_values[i] <= 0) {
-            sbuf_printf(b, "%" PRId64, c->int64_values[i]);
+            buf_printf(b, "%" PRId64, c->int64_values[i]);
         } else {
             format_time_us(text, sizeof text, c->int64_values[i]);
             text[strlen(text) - 1] = '\0'; /* drop the Z: the fraction goes before it */
-            sbuf_printf(b, "%s.%06" PRId64 "Z", text, c->int64_values[i] % 1000000);
+            buf_printf(b, "%s.%06" PRId64 "Z", text, c->int64_values[i] % 1000000);
         }
         return 0;
     case FSD__V1__FEATURE_TYPE__FLOAT:
@@ -487,8 +487,8 @@ static int _value(struct sbuf *b, const Fsd__V1__FeatureColumn *c, size_t i, con
         if (json) {
             json_float(b, c->float_values[i]);
         } else {
-            format_float(text, sizeof text, c->float_values[i]);
-            sbuf_printf(b, "%s", text);
+            text_float(text, sizeof text, c->float_values[i]);
+            buf_printf(b, "%s", text);
         }
         return 0;
     case FSD__V1__FEATURE_TYPE__DOUBLE:
@@ -498,15 +498,15 @@ static int _value(struct sbuf *b, const Fsd__V1__FeatureColumn *c, size_t i, con
         if (json) {
             json_double(b, c->double_values[i]);
         } else {
-            format_double(text, sizeof text, c->double_values[i]);
-            sbuf_printf(b, "%s", text);
+            text_double(text, sizeof text, c->double_values[i]);
+            buf_printf(b, "%s", text);
         }
         return 0;
     case FSD__V1__FEATURE_TYPE__BOOL:
         if (i >= c->n_bool_values) {
             return -1;
         }
-        sbuf_printf(b, "%s", c->bool_values[i] ? "true" : "false");
+        buf_printf(b, "%s", c->bool_values[i] ? "true" : "false");
         return 0;
     case FSD__V1__FEATURE_TYPE__STRING:
         if (i >= c->n_string_values) {
@@ -533,14 +533,14 @@ static int _value(struct sbuf *b, const Fsd__V1__FeatureColumn *c, size_t i, con
         if (off == NULL || off[i + 1] > have) {
             return -1;
         }
-        sbuf_printf(b, "[");
+        buf_printf(b, "[");
         for (size_t j = off[i]; j < off[i + 1]; j++) {
             if (j > off[i]) {
-                sbuf_printf(b, ", ");
+                buf_printf(b, ", ");
             }
             _element(b, c, j, json);
         }
-        sbuf_printf(b, "]");
+        buf_printf(b, "]");
         return 0;
     }
     default:
@@ -556,76 +556,76 @@ static int64_t _staleness(const Fsd__V1__ViewStaleness *v, size_t i) {
     return i < v->n_staleness_ms ? v->staleness_ms[i] : -1;
 }
 
-static void _key_value(struct sbuf *b, const struct key_spec *k, size_t i, bool json) {
+static void _key_value(struct buf *b, const struct key_spec *k, size_t i, bool json) {
     if (k->type == FSD__V1__KEY_TYPE__KEY_INT64) {
-        sbuf_printf(b, "%" PRId64, k->ints[i]);
+        buf_printf(b, "%" PRId64, k->ints[i]);
     } else if (json) {
         json_string(b, k->strs[i], strlen(k->strs[i]));
     } else {
-        sbuf_printf(b, "%s", k->strs[i]);
+        buf_printf(b, "%s", k->strs[i]);
     }
 }
 
 static void _print_json(const struct plan *p, const Fsd__V1__GetFeaturesResponse *r, size_t n) {
-    struct sbuf b = {0};
+    struct buf b = {0};
     size_t **offs = calloc(r->n_columns + 1, sizeof(*offs));
-    sbuf_printf(&b, "{\"entities\": %" PRIu32 ",\n \"features\": [", r->entities);
+    buf_printf(&b, "{\"entities\": %" PRIu32 ",\n \"features\": [", r->entities);
     for (size_t c = 0; c < r->n_columns; c++) {
         const Fsd__V1__FeatureColumn *col = r->columns[c];
         if (offs != NULL) {
             offs[c] = _list_offsets(col, n);
         }
-        sbuf_printf(&b, "%s{\"name\": ", c ? ", " : "");
+        buf_printf(&b, "%s{\"name\": ", c ? ", " : "");
         json_string(&b, col->name, strlen(col->name));
-        sbuf_printf(&b, ", \"type\": \"%s\", \"has_default\": %s}", fsctl_type_name(col->type),
-                    col->has_default ? "true" : "false");
+        buf_printf(&b, ", \"type\": \"%s\", \"has_default\": %s}", fsctl_type_name(col->type),
+                   col->has_default ? "true" : "false");
     }
-    sbuf_printf(&b, "],\n \"rows\": [");
+    buf_printf(&b, "],\n \"rows\": [");
     for (size_t i = 0; i < n; i++) {
-        sbuf_printf(&b, "%s\n  {\"keys\": {", i ? "," : "");
+        buf_printf(&b, "%s\n  {\"keys\": {", i ? "," : "");
         for (size_t k = 0; k < p->nkeys; k++) {
-            sbuf_printf(&b, "%s", k ? ", " : "");
+            buf_printf(&b, "%s", k ? ", " : "");
             json_string(&b, p->keys[k].name, strlen(p->keys[k].name));
-            sbuf_printf(&b, ": ");
+            buf_printf(&b, ": ");
             _key_value(&b, &p->keys[k], i, true);
         }
-        sbuf_printf(&b, "}, \"staleness_ms\": {");
+        buf_printf(&b, "}, \"staleness_ms\": {");
         for (size_t v = 0; v < r->n_views; v++) {
             int64_t ms = _staleness(r->views[v], i);
-            sbuf_printf(&b, "%s", v ? ", " : "");
+            buf_printf(&b, "%s", v ? ", " : "");
             json_string(&b, r->views[v]->view, strlen(r->views[v]->view));
             if (ms < 0) {
-                sbuf_printf(&b, ": null");
+                buf_printf(&b, ": null");
             } else {
-                sbuf_printf(&b, ": %" PRId64, ms);
+                buf_printf(&b, ": %" PRId64, ms);
             }
         }
-        sbuf_printf(&b, "},\n   \"values\": {");
+        buf_printf(&b, "},\n   \"values\": {");
         for (size_t c = 0; c < r->n_columns; c++) {
             const Fsd__V1__FeatureColumn *col = r->columns[c];
             int status = _status_of(col, i);
-            sbuf_printf(&b, "%s", c ? ",\n              " : "");
+            buf_printf(&b, "%s", c ? ",\n              " : "");
             json_string(&b, col->name, strlen(col->name));
-            sbuf_printf(&b, ": {\"value\": ");
+            buf_printf(&b, ": {\"value\": ");
             if (status != FSD__V1__VALUE_STATUS__PRESENT && !col->has_default) {
-                sbuf_printf(&b, "null");
+                buf_printf(&b, "null");
             } else if (_value(&b, col, i, offs ? offs[c] : NULL, true) != 0) {
-                sbuf_printf(&b, "null");
+                buf_printf(&b, "null");
             }
-            sbuf_printf(&b, ", \"status\": \"%s\", \"default\": %s}", _status_name(status),
-                        status != FSD__V1__VALUE_STATUS__PRESENT && col->has_default ? "true"
-                                                                                     : "false");
+            buf_printf(&b, ", \"status\": \"%s\", \"default\": %s}", _status_name(status),
+                       status != FSD__V1__VALUE_STATUS__PRESENT && col->has_default ? "true"
+                                                                                    : "false");
         }
-        sbuf_printf(&b, "}}");
+        buf_printf(&b, "}}");
     }
-    sbuf_printf(&b,
-                "],\n \"values_served\": %" PRIu64 ", \"defaults_not_found\": %" PRIu64
-                ", \"defaults_null_value\": %" PRIu64 ", \"defaults_outside_max_age\": %" PRIu64
-                ", \"server_time_us\": %" PRIu64 "}\n",
-                r->values_served, r->defaults_not_found, r->defaults_null_value,
-                r->defaults_outside_max_age, r->server_time_us);
+    buf_printf(&b,
+               "],\n \"values_served\": %" PRIu64 ", \"defaults_not_found\": %" PRIu64
+               ", \"defaults_null_value\": %" PRIu64 ", \"defaults_outside_max_age\": %" PRIu64
+               ", \"server_time_us\": %" PRIu64 "}\n",
+               r->values_served, r->defaults_not_found, r->defaults_null_value,
+               r->defaults_outside_max_age, r->server_time_us);
     fputs(b.data ? b.data : "", stdout);
-    sbuf_free(&b);
+    buf_free(&b);
     for (size_t c = 0; offs != NULL && c < r->n_columns; c++) {
         free(offs[c]);
     }
@@ -635,7 +635,7 @@ static void _print_json(const struct plan *p, const Fsd__V1__GetFeaturesResponse
 static void _print_table(const struct plan *p, const struct get_args *a,
                          const Fsd__V1__GetFeaturesResponse *r, size_t n) {
     struct table *t = table_create(p->nkeys + r->n_columns + r->n_views);
-    struct sbuf cell = {0};
+    struct buf cell = {0};
     size_t view_len = a->view ? strlen(a->view) : 0;
     for (size_t k = 0; k < p->nkeys; k++) {
         table_add(t, p->keys[k].name);
@@ -650,8 +650,8 @@ static void _print_table(const struct plan *p, const struct get_args *a,
     }
     for (size_t v = 0; v < r->n_views; v++) {
         cell.len = 0;
-        sbuf_printf(&cell, "staleness%s%s", r->n_views > 1 ? " " : "",
-                    r->n_views > 1 ? r->views[v]->view : "");
+        buf_printf(&cell, "staleness%s%s", r->n_views > 1 ? " " : "",
+                   r->n_views > 1 ? r->views[v]->view : "");
         table_add(t, cell.data ? cell.data : "");
     }
     size_t **offs = calloc(r->n_columns + 1, sizeof(*offs));
@@ -670,14 +670,14 @@ static void _print_table(const struct plan *p, const struct get_args *a,
             bool present = status == FSD__V1__VALUE_STATUS__PRESENT;
             cell.len = 0;
             if (!present && !col->has_default) {
-                sbuf_printf(&cell, "-");
+                buf_printf(&cell, "-");
             } else if (_value(&cell, col, i, offs ? offs[c] : NULL, false) != 0) {
-                sbuf_printf(&cell, "?");
+                buf_printf(&cell, "?");
             }
-            sbuf_printf(&cell, " %s%s", _status_name(status),
-                        present            ? ""
-                        : col->has_default ? " (default)"
-                                           : "");
+            buf_printf(&cell, " %s%s", _status_name(status),
+                       present            ? ""
+                       : col->has_default ? " (default)"
+                                          : "");
             table_add(t, cell.data ? cell.data : "");
         }
         for (size_t v = 0; v < r->n_views; v++) {
@@ -688,7 +688,7 @@ static void _print_table(const struct plan *p, const struct get_args *a,
     }
     table_print(t, stdout, "");
     table_destroy(t);
-    sbuf_free(&cell);
+    buf_free(&cell);
     for (size_t c = 0; offs != NULL && c < r->n_columns; c++) {
         free(offs[c]);
     }
@@ -811,6 +811,6 @@ int fsctl_cmd_get(struct fsctl *ctx, int argc, char **argv) {
         fsd__v1__list_views_response__free_unpacked(views, NULL);
     }
     free(a.keys);
-    sbuf_free(&a.features);
+    buf_free(&a.features);
     return rc;
 }

@@ -7,45 +7,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "config.h"
 #include "rpc/rpc_stats.h"
 #include "store/table.h"
 
-/* ---- growable text buffer ------------------------------------------------------------------ */
-
-/*
- * Appends never fail visibly: on out of memory the buffer stops growing and `failed` is set,
- * and the page or scrape is answered 500 instead of being sent cut short.
- */
-struct stats_buf {
-    char *data; /* NUL-terminated when len > 0 */
-    size_t len;
-    size_t cap;
-    bool failed;
-};
-
-void stats_buf_reset(struct stats_buf *b);
-void stats_buf_free(struct stats_buf *b);
-void stats_buf_add(struct stats_buf *b, const char *s, size_t n);
-void stats_buf_puts(struct stats_buf *b, const char *s);
-__attribute__((format(printf, 2, 3))) void stats_buf_printf(struct stats_buf *b, const char *fmt,
-                                                            ...);
-/* A JSON string literal, quotes included; NULL writes null. */
-void stats_buf_json(struct stats_buf *b, const char *s);
 /* Text for an HTML element or attribute: & < > " ' escaped. */
-void stats_buf_html(struct stats_buf *b, const char *s);
-/* A double in its shortest exact form, or NaN, +Inf, -Inf (Prometheus spelling). */
-void stats_buf_double(struct stats_buf *b, double v);
+void stats_html(struct buf *b, const char *s);
 
 /* ---- metric writer ----------------------------------------------------------------------- */
 
 struct stats_writer {
-    struct stats_buf *buf;
+    struct buf *buf;
     const char *family; /* name of the family whose header was written last */
 };
 
 /* Runs every registered collector into `buf` (reset first). Stats thread. */
-void stats_collect_all(struct stats_buf *buf);
+void stats_collect_all(struct buf *buf);
 
 /* Registers/unregisters the built-in collectors, in the order they render. */
 int stats_collectors_setup(struct store_catalog *catalog);
@@ -175,13 +153,9 @@ void stats_window_free(void);
 /* ---- renderers ----------------------------------------------------------------------------- */
 
 /* /status JSON into `buf`. Stats thread. */
-void stats_render_status(struct stats_buf *buf, const struct stats_view_summary *views,
-                         size_t nviews);
+void stats_render_status(struct buf *buf, const struct stats_view_summary *views, size_t nviews);
 /* The HTML page into `buf`. Stats thread. */
-void stats_render_page(struct stats_buf *buf, const struct stats_view_summary *views,
-                       size_t nviews);
+void stats_render_page(struct buf *buf, const struct stats_view_summary *views, size_t nviews);
 
 /* Formatting helpers shared by the renderers. */
 void stats_format_duration(double seconds, char *buf, size_t len); /* "3.2s", "12m", "5h" */
-void stats_format_bytes(uint64_t bytes, char *buf, size_t len);    /* "1.5 MiB" */
-void stats_format_time(int64_t at_us, char *buf, size_t len);      /* RFC 3339 UTC */

@@ -4,6 +4,8 @@
  */
 #include "internal.h"
 
+#include "common/text.h"
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -84,161 +86,20 @@ const struct stats_metric_def stats_metric_defs[STATS_M_COUNT] = {
       "Requests to the stats port, by route (\"other\" for unknown paths) and HTTP status."),
 };
 
-/* ---- buffer ------------------------------------------------------------------------------ */
-
-static bool _reserve(struct stats_buf *b, size_t more) {
-    if (b->failed) {
-        return false;
-    }
-    if (b->len + more + 1 <= b->cap) {
-        return true;
-    }
-    size_t cap = b->cap ? b->cap : 16384;
-    while (cap < b->len + more + 1) {
-        cap *= 2;
-    }
-    char *data = realloc(b->data, cap);
-    if (data == NULL) {
-        b->failed = true;
-        return false;
-    }
-    b->data = data;
-    b->cap = cap;
-    return true;
-}
-
-void stats_buf_reset(struct stats_buf *b) {
-    b->len = 0;
-    b->failed = false;
-    if (b->data != NULL) {
-        b->data[0] = '\0';
-    }
-}
-
-void stats_buf_free(struct stats_buf *b) {
-    free(b->data);
-    *b = (struct stats_buf){0};
-}
-
-void stats_buf_add(struct stats_buf *b, const char *s, size_t n) {
-    if (!_reserve(b, n)) {
-        return;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void stats_buf_puts(struct stats_buf *b, const char *s) {
-    stats_buf_add(b, s, strlen(s));
-}
-
-void stats_buf_printf(struct stats_buf *b, const char *fmt, ...) {
-    char small[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if ((size_t)n < sizeof small) {
-        stats_buf_add(b, small, (size_t)n);
-        return;
-    }
-    if (!_reserve(b, (size_t)n)) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void stats_buf_json(struct stats_buf *b, const char *s) {
-    if (s == NULL) {
-        stats_buf_puts(b, "null");
-        return;
-    }
-    stats_buf_add(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"':
-            stats_buf_add(b, "\\\"", 2);
-            break;
-        case '\\':
-            stats_buf_add(b, "\\\\", 2);
-            break;
-        case '\n':
-            stats_buf_add(b, "\\n", 2);
-            break;
-        case '\r':
-            stats_buf_add(b, "\\r", 2);
-            break;
-        case '\t':
-            stats_buf_add(b, "\\t", 2);
-            break;
-        default:
-            if (*p < 0x20) {
-                stats_buf_printf(b, "\\u%04x", *p);
-            } else {
-                stats_buf_add(b, (const char *)p, 1);
-            }
-        }
-    }
-    stats_buf_add(b, "\"", 1);
-}
-
-void stats_buf_html(struct stats_buf *b, const char *s) {
-    for (const char *p = s; *p; p++) {
-        switch (*p) {
-        case '&':
-            stats_buf_puts(b, "&amp;");
-            break;
-        case '<':
-            stats_buf_puts(b, "&lt;");
-            break;
-        case '>':
-            stats_buf_puts(b, "&gt;");
-            break;
-        case '"':
-            stats_buf_puts(b, "&quot;");
-            break;
-        case '\'':
-            stats_buf_puts(b, "&#39;");
-            break;
-        default:
-            stats_buf_add(b, p, 1);
-        }
-    }
-}
-
-/* A double in the text form Prometheus reads: shortest exact digits, NaN, +Inf, -Inf. */
-static void _double_text(double v, char *text, size_t len) {
-    if (isnan(v)) {
-        snprintf(text, len, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(text, len, "%s", v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    /* The shortest of %.15g..%.17g that reads back exactly: 0.1 stays "0.1". */
-    for (int precision = 15; precision <= 17; precision++) {
-        snprintf(text, len, "%.*g", precision, v);
-        if (strtod(text, NULL) == v) {
-            return;
-        }
-    }
-}
-
-void stats_buf_double(struct stats_buf *b, double v) {
-    char text[40];
-    _double_text(v, text, sizeof text);
-    stats_buf_puts(b, text);
-}
-
 /* ---- writer ------------------------------------------------------------------------------ */
+
+/* A sample value as Prometheus reads it: shortest exact digits, NaN, +Inf, -Inf. */
+static void _write_double(struct buf *b, double v) {
+    if (isnan(v)) {
+        buf_puts(b, "NaN");
+    } else if (isinf(v)) {
+        buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+    } else {
+        char text[40];
+        text_double(text, sizeof text, v);
+        buf_puts(b, text);
+    }
+}
 
 static const char *_type_name(enum stats_metric_type type) {
     switch (type) {
@@ -253,7 +114,7 @@ static const char *_type_name(enum stats_metric_type type) {
 }
 
 /* HELP text escapes only backslash and newline (label values also escape the quote). */
-static void _escape(struct stats_buf *b, const char *s, bool quote) {
+static void _escape(struct buf *b, const char *s, bool quote) {
     size_t start = 0, i = 0;
     for (; s[i]; i++) {
         const char *rep = s[i] == '\\'             ? "\\\\"
@@ -261,12 +122,12 @@ static void _escape(struct stats_buf *b, const char *s, bool quote) {
                           : (quote && s[i] == '"') ? "\\\""
                                                    : NULL;
         if (rep != NULL) {
-            stats_buf_add(b, s + start, i - start);
-            stats_buf_puts(b, rep);
+            buf_add(b, s + start, i - start);
+            buf_puts(b, rep);
             start = i + 1;
         }
     }
-    stats_buf_add(b, s + start, i - start);
+    buf_add(b, s + start, i - start);
 }
 
 void stats_write_family(struct stats_writer *w, const struct stats_metric_def *def) {
@@ -274,9 +135,9 @@ void stats_write_family(struct stats_writer *w, const struct stats_metric_def *d
         return;
     }
     w->family = def->name;
-    stats_buf_printf(w->buf, "# HELP %s ", def->name);
+    buf_printf(w->buf, "# HELP %s ", def->name);
     _escape(w->buf, def->help, false);
-    stats_buf_printf(w->buf, "\n# TYPE %s %s\n", def->name, _type_name(def->type));
+    buf_printf(w->buf, "\n# TYPE %s %s\n", def->name, _type_name(def->type));
 }
 
 /*
@@ -286,42 +147,42 @@ void stats_write_family(struct stats_writer *w, const struct stats_metric_def *d
 static void _series(struct stats_writer *w, const struct stats_metric_def *def, const char *suffix,
                     const char *const *label_values, const char *extra_name,
                     const char *extra_value) {
-    struct stats_buf *b = w->buf;
-    stats_buf_puts(b, def->name);
-    stats_buf_puts(b, suffix);
+    struct buf *b = w->buf;
+    buf_puts(b, def->name);
+    buf_puts(b, suffix);
     const char *names = def->labels;
     bool any = false;
     for (size_t i = 0; names[0] != '\0'; i++) {
         size_t len = strcspn(names, ",");
-        stats_buf_add(b, any ? "," : "{", 1);
-        stats_buf_add(b, names, len);
-        stats_buf_puts(b, "=\"");
+        buf_add(b, any ? "," : "{", 1);
+        buf_add(b, names, len);
+        buf_puts(b, "=\"");
         _escape(b, label_values != NULL && label_values[i] != NULL ? label_values[i] : "", true);
-        stats_buf_add(b, "\"", 1);
+        buf_add(b, "\"", 1);
         any = true;
         names += len + (names[len] == ',');
     }
     if (extra_name != NULL) {
-        stats_buf_add(b, any ? "," : "{", 1);
-        stats_buf_printf(b, "%s=\"%s\"", extra_name, extra_value);
+        buf_add(b, any ? "," : "{", 1);
+        buf_printf(b, "%s=\"%s\"", extra_name, extra_value);
         any = true;
     }
-    stats_buf_puts(b, any ? "} " : " ");
+    buf_puts(b, any ? "} " : " ");
 }
 
 void stats_write_value(struct stats_writer *w, const struct stats_metric_def *def,
                        const char *const *label_values, double value) {
     stats_write_family(w, def);
     _series(w, def, "", label_values, NULL, NULL);
-    stats_buf_double(w->buf, value);
-    stats_buf_add(w->buf, "\n", 1);
+    _write_double(w->buf, value);
+    buf_add(w->buf, "\n", 1);
 }
 
 void stats_write_count(struct stats_writer *w, const struct stats_metric_def *def,
                        const char *const *label_values, uint64_t value) {
     stats_write_family(w, def);
     _series(w, def, "", label_values, NULL, NULL);
-    stats_buf_printf(w->buf, "%" PRIu64 "\n", value);
+    buf_printf(w->buf, "%" PRIu64 "\n", value);
 }
 
 void stats_write_histogram(struct stats_writer *w, const struct stats_metric_def *def,
@@ -331,16 +192,16 @@ void stats_write_histogram(struct stats_writer *w, const struct stats_metric_def
     for (size_t i = 0; i <= nbounds; i++) {
         char le[40] = "+Inf";
         if (i < nbounds) {
-            _double_text(bounds[i], le, sizeof le);
+            text_double(le, sizeof le, bounds[i]);
         }
         _series(w, def, "_bucket", label_values, "le", le);
-        stats_buf_printf(w->buf, "%" PRIu64 "\n", cumulative[i]);
+        buf_printf(w->buf, "%" PRIu64 "\n", cumulative[i]);
     }
     _series(w, def, "_sum", label_values, NULL, NULL);
-    stats_buf_double(w->buf, sum);
-    stats_buf_add(w->buf, "\n", 1);
+    _write_double(w->buf, sum);
+    buf_add(w->buf, "\n", 1);
     _series(w, def, "_count", label_values, NULL, NULL);
-    stats_buf_printf(w->buf, "%" PRIu64 "\n", cumulative[nbounds]);
+    buf_printf(w->buf, "%" PRIu64 "\n", cumulative[nbounds]);
 }
 
 /* ---- collector registry ------------------------------------------------------------------ */
@@ -397,8 +258,8 @@ void stats_unregister_collector(stats_collector_fn fn, void *ctx) {
     pthread_mutex_unlock(&registry.lock);
 }
 
-void stats_collect_all(struct stats_buf *buf) {
-    stats_buf_reset(buf);
+void stats_collect_all(struct buf *buf) {
+    buf_reset(buf);
     struct stats_writer w = {.buf = buf, .family = NULL};
     pthread_mutex_lock(&registry.lock);
     for (size_t i = 0; i < registry.count; i++) {

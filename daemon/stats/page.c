@@ -13,6 +13,8 @@
  */
 #include "internal.h"
 
+#include "common/text.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +22,40 @@
 #include "grpc/grpc.h"
 #include "rpc/rpc.h"
 #include "common/clock.h"
+#include "common/utf8.h"
+
+/* Text for an HTML element or attribute. The page is UTF-8, so bytes that are not (a path a
+ * client sent, a message cut mid-character) become U+FFFD instead of breaking it. */
+void stats_html(struct buf *b, const char *s) {
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_sequence_len((const uint8_t *)s + i, len - i);
+        switch (n == 0 ? 0 : s[i]) {
+        case 0:
+            buf_puts(b, "\xef\xbf\xbd");
+            n = 1;
+            break;
+        case '&':
+            buf_puts(b, "&amp;");
+            break;
+        case '<':
+            buf_puts(b, "&lt;");
+            break;
+        case '>':
+            buf_puts(b, "&gt;");
+            break;
+        case '"':
+            buf_puts(b, "&quot;");
+            break;
+        case '\'':
+            buf_puts(b, "&#39;");
+            break;
+        default:
+            buf_add(b, s + i, n);
+        }
+        i += n;
+    }
+}
 
 #ifndef FSD_VERSION
 #define FSD_VERSION "unknown"
@@ -55,18 +91,18 @@ static const char STYLE[] =
     "footer{margin-top:18px;color:#778;font-size:12px}footer a{color:#2f5fb3}";
 
 /* 1234567 -> "1,234,567" */
-static void _count(struct stats_buf *b, uint64_t n) {
+static void _count(struct buf *b, uint64_t n) {
     char digits[32];
     int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n);
     for (int i = 0; i < len; i++) {
         if (i > 0 && (len - i) % 3 == 0) {
-            stats_buf_add(b, ",", 1);
+            buf_add(b, ",", 1);
         }
-        stats_buf_add(b, &digits[i], 1);
+        buf_add(b, &digits[i], 1);
     }
 }
 
-static void _header(struct stats_buf *b, const struct stats_view_summary *views, size_t nviews,
+static void _header(struct buf *b, const struct stats_view_summary *views, size_t nviews,
                     int64_t now_us) {
     size_t waiting = 0;
     for (size_t i = 0; i < nviews; i++) {
@@ -75,30 +111,30 @@ static void _header(struct stats_buf *b, const struct stats_view_summary *views,
     char uptime[32], now[40];
     stats_format_duration((double)(now_us - stats_state.started_at_us) / 1e6, uptime,
                           sizeof uptime);
-    stats_format_time(now_us, now, sizeof now);
-    stats_buf_printf(b,
-                     "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                     "<meta http-equiv=\"refresh\" content=\"%d\">"
-                     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-                     "<title>fsd %s</title><style>",
-                     STATS_PAGE_REFRESH_S, waiting ? "· NOT READY" : "· ready");
-    stats_buf_puts(b, STYLE);
-    stats_buf_puts(b, "</style></head><body><header><h1>fsd <small>");
-    stats_buf_html(b, FSD_VERSION);
-    stats_buf_puts(b, "</small></h1>");
+    text_time_utc(now, sizeof now, now_us);
+    buf_printf(b,
+               "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+               "<meta http-equiv=\"refresh\" content=\"%d\">"
+               "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+               "<title>fsd %s</title><style>",
+               STATS_PAGE_REFRESH_S, waiting ? "· NOT READY" : "· ready");
+    buf_puts(b, STYLE);
+    buf_puts(b, "</style></head><body><header><h1>fsd <small>");
+    stats_html(b, FSD_VERSION);
+    buf_puts(b, "</small></h1>");
     if (waiting) {
-        stats_buf_printf(b,
-                         "<span class=\"badge bad\" id=\"ready\">NOT READY</span>"
-                         "<span class=\"sub\">%zu view%s waiting for a first snapshot</span>",
-                         waiting, waiting == 1 ? "" : "s");
+        buf_printf(b,
+                   "<span class=\"badge bad\" id=\"ready\">NOT READY</span>"
+                   "<span class=\"sub\">%zu view%s waiting for a first snapshot</span>",
+                   waiting, waiting == 1 ? "" : "s");
     } else {
-        stats_buf_puts(b, "<span class=\"badge ok\" id=\"ready\">READY</span>");
+        buf_puts(b, "<span class=\"badge ok\" id=\"ready\">READY</span>");
     }
-    stats_buf_puts(b, "</header><p class=\"meta\">up ");
-    stats_buf_puts(b, uptime);
-    stats_buf_puts(b, " · gRPC ");
+    buf_puts(b, "</header><p class=\"meta\">up ");
+    buf_puts(b, uptime);
+    buf_puts(b, " · gRPC ");
     pthread_mutex_lock(&stats_state.lock);
-    stats_buf_html(b, stats_state.grpc_address);
+    stats_html(b, stats_state.grpc_address);
     pthread_mutex_unlock(&stats_state.lock);
 
     /* Requests by outcome, all methods together: what a person asks first. */
@@ -113,167 +149,164 @@ static void _header(struct stats_buf *b, const struct stats_view_summary *views,
             }
         }
     }
-    stats_buf_puts(b, " · requests ");
+    buf_puts(b, " · requests ");
     _count(b, ok);
-    stats_buf_puts(b, " ok, ");
+    buf_puts(b, " ok, ");
     _count(b, failed);
-    stats_buf_printf(b, " failed · %s · refreshes every %d s</p>", now, STATS_PAGE_REFRESH_S);
+    buf_printf(b, " failed · %s · refreshes every %d s</p>", now, STATS_PAGE_REFRESH_S);
 }
 
-static void _state_cell(struct stats_buf *b, const struct stats_view_summary *v) {
+static void _state_cell(struct buf *b, const struct stats_view_summary *v) {
     if (!v->ready) {
-        stats_buf_puts(b, "<td><span class=\"badge bad\">waiting</span></td>");
+        buf_puts(b, "<td><span class=\"badge bad\">waiting</span></td>");
     } else if (v->load_reported && !v->load_ok) {
-        stats_buf_puts(b, "<td><span class=\"badge warn\">load failed</span></td>");
+        buf_puts(b, "<td><span class=\"badge warn\">load failed</span></td>");
     } else {
-        stats_buf_puts(b, "<td><span class=\"badge ok\">ready</span></td>");
+        buf_puts(b, "<td><span class=\"badge ok\">ready</span></td>");
     }
 }
 
-static void _snapshot_cell(struct stats_buf *b, const struct stats_view_summary *v,
-                           int64_t now_us) {
+static void _snapshot_cell(struct buf *b, const struct stats_view_summary *v, int64_t now_us) {
     if (v->version == 0) {
-        stats_buf_puts(b, v->configured && v->source != CONFIG_SOURCE_NONE
-                              ? "<td>none yet</td>"
-                              : "<td><small>no source (pushes)</small></td>");
+        buf_puts(b, v->configured && v->source != CONFIG_SOURCE_NONE
+                        ? "<td>none yet</td>"
+                        : "<td><small>no source (pushes)</small></td>");
         return;
     }
     char age[32];
     stats_format_duration((double)(now_us - v->loaded_at_us) / 1e6, age, sizeof age);
-    stats_buf_printf(b, "<td>v%llu · %s ago</td>", (unsigned long long)v->version, age);
+    buf_printf(b, "<td>v%llu · %s ago</td>", (unsigned long long)v->version, age);
 }
 
-static void _share_cell(struct stats_buf *b, uint64_t part, uint64_t whole, const char *unit) {
+static void _share_cell(struct buf *b, uint64_t part, uint64_t whole, const char *unit) {
     if (whole == 0) {
-        stats_buf_puts(b, "<td class=\"n\"><small>no lookups</small></td>");
+        buf_puts(b, "<td class=\"n\"><small>no lookups</small></td>");
         return;
     }
     double share = (double)part / (double)whole;
-    stats_buf_printf(b, "<td class=\"n%s\">", share > WARN_SHARE ? " hot" : "");
+    buf_printf(b, "<td class=\"n%s\">", share > WARN_SHARE ? " hot" : "");
     if (unit[0] == '%') {
-        stats_buf_printf(b, "%.1f %%", share * 100);
+        buf_printf(b, "%.1f %%", share * 100);
     } else {
-        stats_buf_printf(b, "%.2f %s", share, unit);
+        buf_printf(b, "%.2f %s", share, unit);
     }
-    stats_buf_puts(b, "<br><small>");
+    buf_puts(b, "<br><small>");
     _count(b, part);
-    stats_buf_puts(b, "</small></td>");
+    buf_puts(b, "</small></td>");
 }
 
-static void _load_cell(struct stats_buf *b, const struct stats_view_summary *v) {
+static void _load_cell(struct buf *b, const struct stats_view_summary *v) {
     char at[40];
     if (v->load_reported) {
-        stats_format_time(v->load_at_us, at, sizeof at);
+        text_time_utc(at, sizeof at, v->load_at_us);
         if (v->load_ok) {
-            stats_buf_printf(b, "<td><span class=\"badge ok\">ok</span> <small>%s</small></td>",
-                             at);
+            buf_printf(b, "<td><span class=\"badge ok\">ok</span> <small>%s</small></td>", at);
         } else {
-            stats_buf_printf(b,
-                             "<td><span class=\"badge bad\">failed</span> <small>%s</small>"
-                             "<br><small>",
-                             at);
-            stats_buf_html(b, v->load_error);
-            stats_buf_puts(b, "</small></td>");
+            buf_printf(b,
+                       "<td><span class=\"badge bad\">failed</span> <small>%s</small>"
+                       "<br><small>",
+                       at);
+            stats_html(b, v->load_error);
+            buf_puts(b, "</small></td>");
         }
     } else if (v->version > 0) {
-        stats_format_time(v->loaded_at_us, at, sizeof at);
-        stats_buf_printf(b, "<td><span class=\"badge ok\">loaded</span> <small>%s</small></td>",
-                         at);
+        text_time_utc(at, sizeof at, v->loaded_at_us);
+        buf_printf(b, "<td><span class=\"badge ok\">loaded</span> <small>%s</small></td>", at);
     } else if (v->configured && v->source != CONFIG_SOURCE_NONE) {
-        stats_buf_printf(b,
-                         "<td><span class=\"badge idle\">pending</span> <small>%s source"
-                         "</small></td>",
-                         config_source_type_name(v->source));
+        buf_printf(b,
+                   "<td><span class=\"badge idle\">pending</span> <small>%s source"
+                   "</small></td>",
+                   config_source_type_name(v->source));
     } else {
-        stats_buf_puts(b, "<td><small>-</small></td>");
+        buf_puts(b, "<td><small>-</small></td>");
     }
 }
 
-static void _view_row(struct stats_buf *b, const struct stats_view_summary *v, int64_t now_us,
+static void _view_row(struct buf *b, const struct stats_view_summary *v, int64_t now_us,
                       double *window_s) {
     struct stats_window w;
     stats_window_get(v, &w);
     *window_s = w.seconds > *window_s ? w.seconds : *window_s;
     char mem[32], p50[32], p90[32];
-    stats_format_bytes(v->table.memory_bytes, mem, sizeof mem);
+    text_bytes(mem, sizeof mem, v->table.memory_bytes);
     stats_format_duration(stats_staleness_quantile(w.staleness, 0.5), p50, sizeof p50);
     stats_format_duration(stats_staleness_quantile(w.staleness, 0.9), p90, sizeof p90);
 
-    stats_buf_printf(b, "<tr%s><td class=\"view\">", v->ready ? "" : " class=\"notready\"");
-    stats_buf_html(b, v->name);
-    stats_buf_puts(b, "</td>");
+    buf_printf(b, "<tr%s><td class=\"view\">", v->ready ? "" : " class=\"notready\"");
+    stats_html(b, v->name);
+    buf_puts(b, "</td>");
     _state_cell(b, v);
-    stats_buf_puts(b, "<td class=\"n rows\">");
+    buf_puts(b, "<td class=\"n rows\">");
     _count(b, v->table.rows);
-    stats_buf_printf(b, "</td><td class=\"n\">%s</td>", mem);
+    buf_printf(b, "</td><td class=\"n\">%s</td>", mem);
     _snapshot_cell(b, v, now_us);
     if (w.staleness[RPC_STALENESS_BUCKETS] == 0) {
-        stats_buf_puts(b, "<td class=\"n\"><small>no rows served</small></td>");
+        buf_puts(b, "<td class=\"n\"><small>no rows served</small></td>");
     } else {
         /* "~": interpolated within histogram buckets, as histogram_quantile() does */
-        stats_buf_printf(b, "<td class=\"n\">~%s / ~%s</td>", p50, p90);
+        buf_printf(b, "<td class=\"n\">~%s / ~%s</td>", p50, p90);
     }
     double seconds = w.seconds > 0 ? w.seconds : (double)(now_us - stats_state.started_at_us) / 1e6;
-    stats_buf_printf(b, "<td class=\"n\">%.1f<br><small>", seconds > 0 ? w.lookups / seconds : 0);
+    buf_printf(b, "<td class=\"n\">%.1f<br><small>", seconds > 0 ? w.lookups / seconds : 0);
     _count(b, w.lookups);
-    stats_buf_puts(b, " lookups</small></td>");
+    buf_puts(b, " lookups</small></td>");
     _share_cell(b, w.not_found, w.lookups, "%");
     _share_cell(b, w.fallbacks, w.lookups, "/ lookup");
     _load_cell(b, v);
-    stats_buf_puts(b, "</tr>");
+    buf_puts(b, "</tr>");
 }
 
-static void _errors(struct stats_buf *b) {
+static void _errors(struct buf *b) {
     pthread_mutex_lock(&stats_state.lock);
     size_t kept = stats_state.nerrors < STATS_MAX_ERRORS ? stats_state.nerrors : STATS_MAX_ERRORS;
     if (kept > 0) {
-        stats_buf_puts(b, "<h2>Last errors</h2><ul class=\"errors\">");
+        buf_puts(b, "<h2>Last errors</h2><ul class=\"errors\">");
         for (size_t k = 0; k < kept; k++) {
             const struct stats_error *e =
                 &stats_state.errors[(stats_state.nerrors - 1 - k) % STATS_MAX_ERRORS];
             char at[40];
-            stats_format_time(e->at_us, at, sizeof at);
-            stats_buf_printf(b, "<li><small>%s</small> ", at);
-            stats_buf_html(b, e->source);
+            text_time_utc(at, sizeof at, e->at_us);
+            buf_printf(b, "<li><small>%s</small> ", at);
+            stats_html(b, e->source);
             if (e->view[0]) {
-                stats_buf_puts(b, " · ");
-                stats_buf_html(b, e->view);
+                buf_puts(b, " · ");
+                stats_html(b, e->view);
             }
-            stats_buf_puts(b, ": <code>");
-            stats_buf_html(b, e->message);
-            stats_buf_puts(b, "</code></li>");
+            buf_puts(b, ": <code>");
+            stats_html(b, e->message);
+            buf_puts(b, "</code></li>");
         }
-        stats_buf_puts(b, "</ul>");
+        buf_puts(b, "</ul>");
     }
     pthread_mutex_unlock(&stats_state.lock);
 }
 
-void stats_render_page(struct stats_buf *b, const struct stats_view_summary *views, size_t nviews) {
+void stats_render_page(struct buf *b, const struct stats_view_summary *views, size_t nviews) {
     int64_t now_us = clock_wall_us();
-    stats_buf_reset(b);
+    buf_reset(b);
     _header(b, views, nviews, now_us);
-    stats_buf_puts(b, "<table id=\"views\"><thead><tr><th>View</th><th>State</th>"
-                      "<th class=\"n\">Rows</th><th class=\"n\">Memory</th><th>Snapshot</th>"
-                      "<th class=\"n\">Staleness p50 / p90</th><th class=\"n\">Lookups/s</th>"
-                      "<th class=\"n\">Not found</th><th class=\"n\">Defaults served</th>"
-                      "<th>Last load</th></tr></thead><tbody>");
+    buf_puts(b, "<table id=\"views\"><thead><tr><th>View</th><th>State</th>"
+                "<th class=\"n\">Rows</th><th class=\"n\">Memory</th><th>Snapshot</th>"
+                "<th class=\"n\">Staleness p50 / p90</th><th class=\"n\">Lookups/s</th>"
+                "<th class=\"n\">Not found</th><th class=\"n\">Defaults served</th>"
+                "<th>Last load</th></tr></thead><tbody>");
     double window_s = 0;
     for (size_t i = 0; i < nviews; i++) {
         _view_row(b, &views[i], now_us, &window_s);
     }
     if (nviews == 0) {
-        stats_buf_puts(b, "<tr><td colspan=\"10\"><small>no views configured</small></td></tr>");
+        buf_puts(b, "<tr><td colspan=\"10\"><small>no views configured</small></td></tr>");
     }
-    stats_buf_printf(b,
-                     "</tbody></table><p class=\"sub\">Staleness, rates and shares cover "
-                     "%s%.0f s. "
-                     "Staleness is the age of the rows served (from the histogram buckets, "
-                     "interpolated); defaults served counts feature values that fell back to "
-                     "their default (not found, null, or older than the view's ttl).</p>",
-                     window_s > 0 ? "the last " : "the time since start, ",
-                     window_s > 0 ? window_s : (double)(now_us - stats_state.started_at_us) / 1e6);
+    buf_printf(b,
+               "</tbody></table><p class=\"sub\">Staleness, rates and shares cover "
+               "%s%.0f s. "
+               "Staleness is the age of the rows served (from the histogram buckets, "
+               "interpolated); defaults served counts feature values that fell back to "
+               "their default (not found, null, or older than the view's ttl).</p>",
+               window_s > 0 ? "the last " : "the time since start, ",
+               window_s > 0 ? window_s : (double)(now_us - stats_state.started_at_us) / 1e6);
     _errors(b);
-    stats_buf_puts(b, "<footer><a href=\"/metrics\">/metrics</a> · "
-                      "<a href=\"/status\">/status</a> (JSON) · <a href=\"/readyz\">/readyz</a> · "
-                      "<a href=\"/healthz\">/healthz</a></footer></body></html>\n");
+    buf_puts(b, "<footer><a href=\"/metrics\">/metrics</a> · "
+                "<a href=\"/status\">/status</a> (JSON) · <a href=\"/readyz\">/readyz</a> · "
+                "<a href=\"/healthz\">/healthz</a></footer></body></html>\n");
 }

@@ -64,7 +64,7 @@ static struct {
     struct event *stop;
     struct event *tick;
     int stop_fd;
-    struct stats_buf reply; /* reused across requests */
+    struct buf reply; /* reused across requests */
     uint64_t requests[ROUTE_COUNT][NCODES];
 } server = {.stop_fd = -1};
 
@@ -137,18 +137,18 @@ static void _readyz(struct evhttp_request *req) {
         _reply_text(req, ROUTE_READYZ, 500, "Internal Server Error", "out of memory\n");
         return;
     }
-    struct stats_buf *b = &server.reply;
-    stats_buf_reset(b);
+    struct buf *b = &server.reply;
+    buf_reset(b);
     size_t waiting = 0;
     for (long i = 0; i < n; i++) {
         if (views[i].ready) {
             continue;
         }
         if (waiting++ == 0) {
-            stats_buf_puts(b, "not ready\n");
+            buf_puts(b, "not ready\n");
         }
-        stats_buf_printf(b, "view %s: waiting for its first snapshot (%s source)\n", views[i].name,
-                         config_source_type_name(views[i].source));
+        buf_printf(b, "view %s: waiting for its first snapshot (%s source)\n", views[i].name,
+                   config_source_type_name(views[i].source));
     }
     free(views);
     if (waiting == 0) {
@@ -363,7 +363,7 @@ static void _free_server(void) {
     if (server.stop_fd >= 0) {
         close(server.stop_fd);
     }
-    stats_buf_free(&server.reply);
+    buf_free(&server.reply);
     memset(&server, 0, sizeof server);
     server.stop_fd = -1;
 }

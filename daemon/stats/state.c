@@ -6,6 +6,8 @@
  */
 #include "internal.h"
 
+#include "common/json.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,33 +54,33 @@ static struct stats_view_conf *_do_view_conf(const char *name, bool add) {
 static char *_config_json(const struct fsd_config *config) {
     const struct option_server *s = &config->options.server;
     const struct option_store *st = &config->options.store;
-    struct stats_buf b = {0};
-    stats_buf_puts(&b, "{\"file\":");
-    stats_buf_json(&b, config->path);
-    stats_buf_puts(&b, ",\"grpc_bind\":");
-    stats_buf_json(&b, s->grpc_bind);
-    stats_buf_printf(&b, ",\"grpc_port\":%u,\"stats_bind\":", (unsigned)grpc_server_port());
-    stats_buf_json(&b, s->stats_bind);
-    stats_buf_printf(&b,
-                     ",\"stats_port\":%u,\"stats_auth\":%s,\"workers\":%u,\"max_batch\":%u,"
-                     "\"max_message_bytes\":%llu,\"default_budget_us\":%u,\"log_level\":",
-                     (unsigned)stats_state.port, stats_state.token ? "true" : "false", s->workers,
-                     s->max_batch, (unsigned long long)s->max_message_bytes, s->default_budget_us);
-    stats_buf_json(&b, log_level_name((enum log_level)s->log_level));
-    stats_buf_printf(&b,
-                     ",\"store_shards\":%u,\"sweep_interval_ms\":%u,\"expiry_grace_seconds\":%lld,"
-                     "\"views\":%zu,\"feature_services\":[",
-                     st->shards, st->sweep_interval_ms, (long long)(st->expiry_grace_us / 1000000),
-                     config->nviews);
+    struct buf b = {0};
+    buf_puts(&b, "{\"file\":");
+    json_cstring(&b, config->path);
+    buf_puts(&b, ",\"grpc_bind\":");
+    json_cstring(&b, s->grpc_bind);
+    buf_printf(&b, ",\"grpc_port\":%u,\"stats_bind\":", (unsigned)grpc_server_port());
+    json_cstring(&b, s->stats_bind);
+    buf_printf(&b,
+               ",\"stats_port\":%u,\"stats_auth\":%s,\"workers\":%u,\"max_batch\":%u,"
+               "\"max_message_bytes\":%llu,\"default_budget_us\":%u,\"log_level\":",
+               (unsigned)stats_state.port, stats_state.token ? "true" : "false", s->workers,
+               s->max_batch, (unsigned long long)s->max_message_bytes, s->default_budget_us);
+    json_cstring(&b, log_level_name((enum log_level)s->log_level));
+    buf_printf(&b,
+               ",\"store_shards\":%u,\"sweep_interval_ms\":%u,\"expiry_grace_seconds\":%lld,"
+               "\"views\":%zu,\"feature_services\":[",
+               st->shards, st->sweep_interval_ms, (long long)(st->expiry_grace_us / 1000000),
+               config->nviews);
     for (size_t i = 0; i < config->nservices; i++) {
         if (i > 0) {
-            stats_buf_puts(&b, ",");
+            buf_puts(&b, ",");
         }
-        stats_buf_json(&b, config->services[i].name);
+        json_cstring(&b, config->services[i].name);
     }
-    stats_buf_puts(&b, "]}");
+    buf_puts(&b, "]}");
     if (b.failed) {
-        stats_buf_free(&b);
+        buf_free(&b);
         return NULL;
     }
     return b.data;
@@ -285,22 +287,4 @@ void stats_format_duration(double seconds, char *buf, size_t len) {
     } else {
         snprintf(buf, len, "%.1fd", seconds / 86400);
     }
-}
-
-void stats_format_bytes(uint64_t bytes, char *buf, size_t len) {
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)bytes;
-    size_t u = 0;
-    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(buf, len, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-}
-
-void stats_format_time(int64_t at_us, char *buf, size_t len) {
-    time_t t = (time_t)(at_us / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

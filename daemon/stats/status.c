@@ -8,6 +8,9 @@
  */
 #include "internal.h"
 
+#include "common/json.h"
+#include "common/text.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,87 +119,87 @@ void stats_window_free(void) {
 
 /* ---- /status ------------------------------------------------------------------------------ */
 
-/* A number, or null when it is NaN (JSON has no NaN). */
-static void _json_number(struct stats_buf *b, double v) {
+/* A number, or null when it is NaN or infinite (JSON has neither). */
+static void _json_number(struct buf *b, double v) {
     if (isnan(v) || isinf(v)) {
-        stats_buf_puts(b, "null");
+        buf_puts(b, "null");
     } else {
-        stats_buf_double(b, v);
+        json_double(b, v);
     }
 }
 
-static void _staleness_json(struct stats_buf *b, const uint64_t *cumulative) {
-    stats_buf_printf(b, "{\"count\":%llu,\"p50_seconds\":",
-                     (unsigned long long)cumulative[RPC_STALENESS_BUCKETS]);
+static void _staleness_json(struct buf *b, const uint64_t *cumulative) {
+    buf_printf(b, "{\"count\":%llu,\"p50_seconds\":",
+               (unsigned long long)cumulative[RPC_STALENESS_BUCKETS]);
     _json_number(b, stats_staleness_quantile(cumulative, 0.5));
-    stats_buf_puts(b, ",\"p90_seconds\":");
+    buf_puts(b, ",\"p90_seconds\":");
     _json_number(b, stats_staleness_quantile(cumulative, 0.9));
-    stats_buf_puts(b, ",\"p99_seconds\":");
+    buf_puts(b, ",\"p99_seconds\":");
     _json_number(b, stats_staleness_quantile(cumulative, 0.99));
-    stats_buf_puts(b, "}");
+    buf_puts(b, "}");
 }
 
-static void _view_json(struct stats_buf *b, const struct stats_view_summary *v, int64_t now_us) {
-    stats_buf_puts(b, "{\"name\":");
-    stats_buf_json(b, v->name);
-    stats_buf_printf(b, ",\"ready\":%s,\"source\":", v->ready ? "true" : "false");
-    stats_buf_json(b, v->configured ? config_source_type_name(v->source) : NULL);
-    stats_buf_puts(b, ",\"ttl_seconds\":");
-    stats_buf_double(b, (double)v->ttl_us / 1e6);
-    stats_buf_puts(b, ",\"refresh_interval_seconds\":");
-    stats_buf_double(b, (double)v->refresh_interval_us / 1e6);
-    stats_buf_printf(b,
-                     ",\"rows\":%llu,\"tombstones\":%llu,\"memory_bytes\":%llu,"
-                     "\"snapshot_version\":%llu,\"last_load_time\":",
-                     (unsigned long long)v->table.rows, (unsigned long long)v->table.tombstones,
-                     (unsigned long long)v->table.memory_bytes, (unsigned long long)v->version);
+static void _view_json(struct buf *b, const struct stats_view_summary *v, int64_t now_us) {
+    buf_puts(b, "{\"name\":");
+    json_cstring(b, v->name);
+    buf_printf(b, ",\"ready\":%s,\"source\":", v->ready ? "true" : "false");
+    json_cstring(b, v->configured ? config_source_type_name(v->source) : NULL);
+    buf_puts(b, ",\"ttl_seconds\":");
+    _json_number(b, (double)v->ttl_us / 1e6);
+    buf_puts(b, ",\"refresh_interval_seconds\":");
+    _json_number(b, (double)v->refresh_interval_us / 1e6);
+    buf_printf(b,
+               ",\"rows\":%llu,\"tombstones\":%llu,\"memory_bytes\":%llu,"
+               "\"snapshot_version\":%llu,\"last_load_time\":",
+               (unsigned long long)v->table.rows, (unsigned long long)v->table.tombstones,
+               (unsigned long long)v->table.memory_bytes, (unsigned long long)v->version);
     if (v->version > 0) {
         char at[40];
-        stats_format_time(v->loaded_at_us, at, sizeof at);
-        stats_buf_json(b, at);
-        stats_buf_puts(b, ",\"seconds_since_last_load\":");
-        stats_buf_double(b, (double)(now_us - v->loaded_at_us) / 1e6);
+        text_time_utc(at, sizeof at, v->loaded_at_us);
+        json_cstring(b, at);
+        buf_puts(b, ",\"seconds_since_last_load\":");
+        _json_number(b, (double)(now_us - v->loaded_at_us) / 1e6);
     } else {
-        stats_buf_puts(b, "null,\"seconds_since_last_load\":null");
+        buf_puts(b, "null,\"seconds_since_last_load\":null");
     }
-    stats_buf_puts(b, ",\"last_load\":");
+    buf_puts(b, ",\"last_load\":");
     if (v->load_reported) {
         char at[40];
-        stats_format_time(v->load_at_us, at, sizeof at);
-        stats_buf_printf(b, "{\"result\":\"%s\",\"time\":", v->load_ok ? "ok" : "failed");
-        stats_buf_json(b, at);
-        stats_buf_puts(b, ",\"error\":");
-        stats_buf_json(b, v->load_ok ? NULL : v->load_error);
-        stats_buf_puts(b, "}");
+        text_time_utc(at, sizeof at, v->load_at_us);
+        buf_printf(b, "{\"result\":\"%s\",\"time\":", v->load_ok ? "ok" : "failed");
+        json_cstring(b, at);
+        buf_puts(b, ",\"error\":");
+        json_cstring(b, v->load_ok ? NULL : v->load_error);
+        buf_puts(b, "}");
     } else {
-        stats_buf_puts(b, "null");
+        buf_puts(b, "null");
     }
     uint64_t fallbacks = _fallbacks(v);
-    stats_buf_printf(b,
-                     ",\"lookups\":%llu,\"not_found\":%llu,\"fallbacks_total\":%llu,"
-                     "\"fallbacks\":{\"not_found\":%llu,\"null_value\":%llu,"
-                     "\"outside_max_age\":%llu},\"staleness\":",
-                     (unsigned long long)v->lookups, (unsigned long long)v->not_found,
-                     (unsigned long long)fallbacks,
-                     (unsigned long long)v->fallbacks[RPC_FALLBACK_NOT_FOUND],
-                     (unsigned long long)v->fallbacks[RPC_FALLBACK_NULL_VALUE],
-                     (unsigned long long)v->fallbacks[RPC_FALLBACK_OUTSIDE_MAX_AGE]);
+    buf_printf(b,
+               ",\"lookups\":%llu,\"not_found\":%llu,\"fallbacks_total\":%llu,"
+               "\"fallbacks\":{\"not_found\":%llu,\"null_value\":%llu,"
+               "\"outside_max_age\":%llu},\"staleness\":",
+               (unsigned long long)v->lookups, (unsigned long long)v->not_found,
+               (unsigned long long)fallbacks,
+               (unsigned long long)v->fallbacks[RPC_FALLBACK_NOT_FOUND],
+               (unsigned long long)v->fallbacks[RPC_FALLBACK_NULL_VALUE],
+               (unsigned long long)v->fallbacks[RPC_FALLBACK_OUTSIDE_MAX_AGE]);
     _staleness_json(b, v->staleness.buckets);
     struct stats_window w;
     stats_window_get(v, &w);
-    stats_buf_puts(b, ",\"recent\":{\"window_seconds\":");
-    stats_buf_double(b, round(w.seconds * 10) / 10);
-    stats_buf_printf(b, ",\"lookups\":%llu,\"not_found\":%llu,\"fallbacks\":%llu,\"staleness\":",
-                     (unsigned long long)w.lookups, (unsigned long long)w.not_found,
-                     (unsigned long long)w.fallbacks);
+    buf_puts(b, ",\"recent\":{\"window_seconds\":");
+    _json_number(b, round(w.seconds * 10) / 10);
+    buf_printf(b, ",\"lookups\":%llu,\"not_found\":%llu,\"fallbacks\":%llu,\"staleness\":",
+               (unsigned long long)w.lookups, (unsigned long long)w.not_found,
+               (unsigned long long)w.fallbacks);
     _staleness_json(b, w.staleness);
-    stats_buf_puts(b, "}}");
+    buf_puts(b, "}}");
 }
 
-static void _requests_json(struct stats_buf *b) {
+static void _requests_json(struct buf *b) {
     size_t nmethods;
     rpc_methods(&nmethods);
-    stats_buf_puts(b, "{");
+    buf_puts(b, "{");
     for (size_t m = 0; m <= nmethods; m++) {
         struct grpc_method_stats ms;
         if (grpc_server_method_stats(m, &ms) != 0) {
@@ -212,26 +215,26 @@ static void _requests_json(struct stats_buf *b) {
             }
         }
         if (m > 0) {
-            stats_buf_puts(b, ",");
+            buf_puts(b, ",");
         }
-        stats_buf_json(b, stats_method_name(m));
-        stats_buf_puts(b, ":{");
+        json_cstring(b, stats_method_name(m));
+        buf_puts(b, ":{");
         bool first = true;
         for (int c = 0; c < GRPC_CODE_COUNT; c++) {
             if (ms.calls[c] == 0) {
                 continue;
             }
-            stats_buf_printf(b, "%s\"%s\":%llu", first ? "" : ",",
-                             grpc_code_name((enum grpc_code)c), (unsigned long long)ms.calls[c]);
+            buf_printf(b, "%s\"%s\":%llu", first ? "" : ",", grpc_code_name((enum grpc_code)c),
+                       (unsigned long long)ms.calls[c]);
             first = false;
         }
-        stats_buf_puts(b, "}");
+        buf_puts(b, "}");
     }
-    stats_buf_puts(b, "}");
+    buf_puts(b, "}");
 }
 
-static void _errors_json(struct stats_buf *b) {
-    stats_buf_puts(b, "[");
+static void _errors_json(struct buf *b) {
+    buf_puts(b, "[");
     pthread_mutex_lock(&stats_state.lock);
     size_t kept = stats_state.nerrors < STATS_MAX_ERRORS ? stats_state.nerrors : STATS_MAX_ERRORS;
     for (size_t k = 0; k < kept; k++) {
@@ -239,54 +242,53 @@ static void _errors_json(struct stats_buf *b) {
         const struct stats_error *e =
             &stats_state.errors[(stats_state.nerrors - 1 - k) % STATS_MAX_ERRORS];
         char at[40];
-        stats_format_time(e->at_us, at, sizeof at);
-        stats_buf_puts(b, k ? ",{\"time\":" : "{\"time\":");
-        stats_buf_json(b, at);
-        stats_buf_puts(b, ",\"source\":");
-        stats_buf_json(b, e->source);
-        stats_buf_puts(b, ",\"view\":");
-        stats_buf_json(b, e->view[0] ? e->view : NULL);
-        stats_buf_puts(b, ",\"message\":");
-        stats_buf_json(b, e->message);
-        stats_buf_puts(b, "}");
+        text_time_utc(at, sizeof at, e->at_us);
+        buf_puts(b, k ? ",{\"time\":" : "{\"time\":");
+        json_cstring(b, at);
+        buf_puts(b, ",\"source\":");
+        json_cstring(b, e->source);
+        buf_puts(b, ",\"view\":");
+        json_cstring(b, e->view[0] ? e->view : NULL);
+        buf_puts(b, ",\"message\":");
+        json_cstring(b, e->message);
+        buf_puts(b, "}");
     }
     pthread_mutex_unlock(&stats_state.lock);
-    stats_buf_puts(b, "]");
+    buf_puts(b, "]");
 }
 
-void stats_render_status(struct stats_buf *b, const struct stats_view_summary *views,
-                         size_t nviews) {
+void stats_render_status(struct buf *b, const struct stats_view_summary *views, size_t nviews) {
     int64_t now_us = clock_wall_us();
     bool ready = true;
     for (size_t i = 0; i < nviews; i++) {
         ready = ready && views[i].ready;
     }
     char started[40], now[40];
-    stats_format_time(stats_state.started_at_us, started, sizeof started);
-    stats_format_time(now_us, now, sizeof now);
-    stats_buf_reset(b);
-    stats_buf_puts(b, "{\"version\":");
-    stats_buf_json(b, FSD_VERSION);
-    stats_buf_puts(b, ",\"time\":");
-    stats_buf_json(b, now);
-    stats_buf_puts(b, ",\"started_at\":");
-    stats_buf_json(b, started);
-    stats_buf_puts(b, ",\"uptime_seconds\":");
-    stats_buf_double(b, round((double)(now_us - stats_state.started_at_us) / 1e5) / 10);
-    stats_buf_printf(b, ",\"ready\":%s,\"config\":", ready ? "true" : "false");
+    text_time_utc(started, sizeof started, stats_state.started_at_us);
+    text_time_utc(now, sizeof now, now_us);
+    buf_reset(b);
+    buf_puts(b, "{\"version\":");
+    json_cstring(b, FSD_VERSION);
+    buf_puts(b, ",\"time\":");
+    json_cstring(b, now);
+    buf_puts(b, ",\"started_at\":");
+    json_cstring(b, started);
+    buf_puts(b, ",\"uptime_seconds\":");
+    _json_number(b, round((double)(now_us - stats_state.started_at_us) / 1e5) / 10);
+    buf_printf(b, ",\"ready\":%s,\"config\":", ready ? "true" : "false");
     pthread_mutex_lock(&stats_state.lock);
-    stats_buf_puts(b, stats_state.config_json ? stats_state.config_json : "null");
+    buf_puts(b, stats_state.config_json ? stats_state.config_json : "null");
     pthread_mutex_unlock(&stats_state.lock);
-    stats_buf_puts(b, ",\"requests\":");
+    buf_puts(b, ",\"requests\":");
     _requests_json(b);
-    stats_buf_puts(b, ",\"views\":[");
+    buf_puts(b, ",\"views\":[");
     for (size_t i = 0; i < nviews; i++) {
         if (i > 0) {
-            stats_buf_puts(b, ",");
+            buf_puts(b, ",");
         }
         _view_json(b, &views[i], now_us);
     }
-    stats_buf_puts(b, "],\"last_errors\":");
+    buf_puts(b, "],\"last_errors\":");
     _errors_json(b);
-    stats_buf_puts(b, "}\n");
+    buf_puts(b, "}\n");
 }

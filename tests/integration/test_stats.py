@@ -440,6 +440,26 @@ class NotReadyTest(unittest.TestCase):
         self.assertIn("1 view waiting for a first snapshot", page)
 
 
+    def test_status_stays_valid_json_when_an_error_holds_bytes_that_are_not_utf8(self):
+        """Regression: a LoadSnapshot path with a 0xff byte made /status invalid JSON (the
+        failed load's error quotes the path, and the escaper copied the byte as it was)."""
+        req = pb.LoadSnapshotRequest(view="items", path="/nonexistent/XX.parquet")
+        raw = req.SerializeToString().replace(b"XX", b"\xff\xfe")
+        self.fsd.raw(h.SERVICE + "LoadSnapshot", raw)
+        deadline = time.monotonic() + 20
+        while True:
+            s = json.loads(get(self.port, "/status")[2])  # raises on invalid JSON
+            errors = [e["message"] for e in s["last_errors"] if "/nonexistent/" in e["message"]
+                      and "\ufffd\ufffd.parquet" in e["message"]]
+            if errors:
+                break
+            self.assertLess(time.monotonic(), deadline, s["last_errors"])
+            time.sleep(0.05)
+        self.assertIn("view items", errors[0])
+        page = get(self.port, "/")[2]
+        page.decode("utf-8")  # the page is UTF-8 too
+
+
 class StatsPortTakenTest(unittest.TestCase):
     def test_fsd_serves_without_its_stats_port_when_the_port_is_taken(self):
         with socket.socket() as taken:

@@ -95,27 +95,12 @@ static void test_clone_is_deep(void **state) {
     store_schema_destroy(c);
 }
 
-static void test_utf8_is_checked_strictly(void **state) {
-    (void)state;
-#define U(lit) ((const uint8_t *)(lit)), (sizeof(lit) - 1)
-    assert_true(store_utf8_valid(U("")));
-    assert_true(store_utf8_valid(U("ascii\0nul")));
-    assert_true(store_utf8_valid(U("\xc3\xb6 \xe2\x9c\x93 \xf0\x9f\x98\x80")));
-    assert_false(store_utf8_valid(U("\xff\xfe")));         /* not UTF-8 at all */
-    assert_false(store_utf8_valid(U("\xc0\xaf")));         /* overlong '/' */
-    assert_false(store_utf8_valid(U("\xed\xa0\x80")));     /* a surrogate */
-    assert_false(store_utf8_valid(U("\xf4\x90\x80\x80"))); /* above U+10FFFF */
-    assert_false(store_utf8_valid(U("ok\xe2\x9c")));       /* cut short */
-#undef U
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_type_names_round_trip),
         cmocka_unit_test(test_layout_packs_widest_first),
         cmocka_unit_test(test_rejects_bad_schemas),
         cmocka_unit_test(test_clone_is_deep),
-        cmocka_unit_test(test_utf8_is_checked_strictly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,100 @@
+#include "json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "buf.h"
+#include "text.h"
+#include "utf8.h"
+
+void json_string(struct buf *b, const char *s, size_t len) {
+    const uint8_t *p = (const uint8_t *)s;
+    buf_add(b, "\"", 1);
+    size_t plain = 0; /* bytes copied as they are, written in runs */
+    for (size_t i = 0; i < len;) {
+        uint8_t c = p[i];
+        const char *escape = NULL;
+        char hex[8];
+        size_t n = 1;
+        if (c == '"') {
+            escape = "\\\"";
+        } else if (c == '\\') {
+            escape = "\\\\";
+        } else if (c == '\n') {
+            escape = "\\n";
+        } else if (c == '\r') {
+            escape = "\\r";
+        } else if (c == '\t') {
+            escape = "\\t";
+        } else if (c == '\b') {
+            escape = "\\b";
+        } else if (c == '\f') {
+            escape = "\\f";
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(hex, sizeof hex, "\\u%04x", c);
+            escape = hex;
+        } else if (c >= 0x80 && (n = utf8_sequence_len(p + i, len - i)) == 0) {
+            escape = "\\ufffd";
+            n = 1;
+        }
+        if (escape != NULL) {
+            buf_add(b, s + plain, i - plain);
+            buf_puts(b, escape);
+            plain = i + n;
+        }
+        i += n;
+    }
+    buf_add(b, s + plain, len - plain);
+    buf_add(b, "\"", 1);
+}
+
+void json_cstring(struct buf *b, const char *s) {
+    if (s == NULL) {
+        buf_puts(b, "null");
+    } else {
+        json_string(b, s, strlen(s));
+    }
+}
+
+static void _number(struct buf *b, const char *text, double x) {
+    if (isnan(x)) {
+        buf_puts(b, "\"NaN\"");
+    } else if (isinf(x)) {
+        buf_puts(b, x < 0 ? "\"-Infinity\"" : "\"Infinity\"");
+    } else {
+        buf_puts(b, text);
+    }
+}
+
+void json_double(struct buf *b, double x) {
+    char text[40];
+    text_double(text, sizeof text, x);
+    _number(b, text, x);
+}
+
+void json_float(struct buf *b, float x) {
+    char text[40];
+    text_float(text, sizeof text, x);
+    _number(b, text, (double)x);
+}
+
+void json_base64(struct buf *b, const uint8_t *data, size_t len) {
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    buf_add(b, "\"", 1);
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)data[i] << 16;
+        if (i + 1 < len) {
+            v |= (uint32_t)data[i + 1] << 8;
+        }
+        if (i + 2 < len) {
+            v |= data[i + 2];
+        }
+        char quad[4] = {alphabet[v >> 18], alphabet[(v >> 12) & 63],
+                        i + 1 < len ? alphabet[(v >> 6) & 63] : '=',
+                        i + 2 < len ? alphabet[v & 63] : '='};
+        buf_add(b, quad, 4);
+    }
+    buf_add(b, "\"", 1);
+}

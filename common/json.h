@@ -1,0 +1,25 @@
+#pragma once
+/*
+ * JSON pieces appended to a struct buf (buf.h). One string escaper for every JSON document
+ * fsd writes (/status, fsctl --json), and it always writes valid JSON: JSON text must be
+ * UTF-8, so a byte that does not start a valid UTF-8 sequence is written as \ufffd (the
+ * replacement character) instead of being copied into the document.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+
+/* `s[0..len)` as a JSON string literal, quotes included. */
+void json_string(struct buf *b, const char *s, size_t len);
+
+/* A NUL-terminated string as a JSON string literal; NULL writes null. */
+void json_cstring(struct buf *b, const char *s);
+
+/* The shortest exact number; NaN and the infinities, which JSON lacks, as the strings "NaN",
+ * "Infinity" and "-Infinity" (protobuf's JSON mapping). */
+void json_double(struct buf *b, double x);
+void json_float(struct buf *b, float x);
+
+/* Standard base64 with padding (RFC 4648), as a JSON string: protobuf's JSON for bytes. */
+void json_base64(struct buf *b, const uint8_t *data, size_t len);
