@@ -5,11 +5,13 @@
 #include "materializer/materializer.h"
 #include "materializer/stream.h"
 #include "options.h"
+#include "process.h"
 #include "reload.h"
 #include "rpc/rpc.h"
 #include "stats/stats.h"
 #include "sweeper.h"
 #include "store/catalog.h"
+#include "store/metrics.h"
 #include "store/rcu.h"
 #include "store/schema.h"
 #include "common/clock.h"
@@ -126,13 +128,6 @@ static int _start_server(const struct fsd_config *config) {
     return 0;
 }
 
-/* Feeds each finished load to the stats port's /status, page and readiness. */
-static void _on_load(const char *view, const struct mat_load_result *result, void *ctx) {
-    (void)ctx;
-    bool ok = result->outcome == MAT_LOADED || result->outcome == MAT_LOADED_INCREMENTAL;
-    stats_report_load(view, ok, clock_wall_us(), ok ? NULL : result->error);
-}
-
 /*
  * materializer.duckdb_threads 0: the cores the workers leave, less one for the thread that
  * builds the table from DuckDB's chunks; at least one. On 2 cores with 1 worker, one DuckDB
@@ -157,7 +152,6 @@ static int _start_materializer(const struct fsd_config *config, struct store_cat
     mat_options_init(&options);
     options.duckdb_threads = _duckdb_threads(config);
     options.nice = config->options.materializer.nice;
-    options.on_load = _on_load;
     char err[512];
     if (mat_setup(catalog, config, &options, err, sizeof err) != 0) {
         log_error("cannot start the materializer", "error=%s", LOG_QUOTE(err));
@@ -229,14 +223,19 @@ static int _run(const char *path) {
         .interval_ms = config->options.store.sweep_interval_ms,
         .expiry_grace_us = config->options.store.expiry_grace_us,
     };
-    if (_add_views(catalog, config) != 0) {
+    /* The process's and the store's metrics: neither module has a setup to register them. */
+    if (metrics_register(process_collect_metrics, NULL) != 0 ||
+        metrics_register(store_collect_metrics, catalog) != 0) {
+        log_error("cannot register the metrics", "error=\"out of memory\"");
+    } else if (_add_views(catalog, config) != 0) {
         /* logged */
     } else if (sweeper_setup(catalog, &sweep) != 0) {
         log_error("cannot start the expiry sweeper thread", NULL);
     } else {
-        rpc_setup(config, catalog);
-        if (_start_server(config) == 0 && _start_materializer(config, catalog) == 0 &&
-            _start_streams(config, catalog) == 0) {
+        if (rpc_setup(config, catalog) != 0) {
+            log_error("cannot set up the RPC handlers", "error=\"out of memory\"");
+        } else if (_start_server(config) == 0 && _start_materializer(config, catalog) == 0 &&
+                   _start_streams(config, catalog) == 0) {
             _start_stats(config, catalog);
             char stats[300] = "off";
             if (stats_port() != 0) {
@@ -259,6 +258,8 @@ static int _run(const char *path) {
         rpc_teardown();
     }
     sweeper_teardown();
+    metrics_unregister(store_collect_metrics, catalog);
+    metrics_unregister(process_collect_metrics, NULL);
     store_catalog_destroy(catalog);
     config_destroy(config);
     store_rcu_thread_offline();

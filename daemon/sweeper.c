@@ -23,6 +23,16 @@ static struct {
     _Atomic uint64_t reclaimed;
 } sweeper = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
+const struct metric_def sweeper_metric_defs[SWEEPER_M_COUNT] = {
+    [SWEEPER_M_RECLAIMED] = {"fsd_sweeper_reclaimed_total", METRIC_COUNTER, "",
+                             "Expired rows and old tombstones the sweeper freed."},
+};
+
+static void _collect_metrics(struct metric_writer *w, void *ctx) {
+    (void)ctx;
+    metrics_write_count(w, &sweeper_metric_defs[SWEEPER_M_RECLAIMED], NULL, sweeper_reclaimed());
+}
+
 static void _sweep_once(void) {
     int64_t now_us = clock_wall_us();
     size_t nviews = store_catalog_count(sweeper.catalog);
@@ -73,7 +83,11 @@ int sweeper_setup(struct store_catalog *catalog, const struct sweeper_options *o
     if (options->interval_ms == 0) {
         return -1;
     }
+    if (metrics_register(_collect_metrics, NULL) != 0) {
+        return -1;
+    }
     if (pthread_create(&sweeper.thread, NULL, _run, NULL) != 0) {
+        metrics_unregister(_collect_metrics, NULL);
         return -1;
     }
     sweeper.running = true;
@@ -84,6 +98,7 @@ void sweeper_teardown(void) {
     if (!sweeper.running) {
         return;
     }
+    metrics_unregister(_collect_metrics, NULL);
     pthread_mutex_lock(&sweeper.lock);
     sweeper.stop = true;
     pthread_cond_signal(&sweeper.wake);

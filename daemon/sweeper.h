@@ -8,6 +8,8 @@
  */
 #include <stdint.h>
 
+#include "common/metrics.h"
+
 #define SWEEPER_SLOTS_PER_TICK (1u << 16)
 
 struct store_catalog;
@@ -17,11 +19,18 @@ struct sweeper_options {
     int64_t expiry_grace_us; /* store.expiry_grace */
 };
 
-/* Starts the thread. Returns -1 when it cannot be started. */
+enum sweeper_metric {
+    SWEEPER_M_RECLAIMED, /* fsd_sweeper_reclaimed_total */
+    SWEEPER_M_COUNT,
+};
+extern const struct metric_def sweeper_metric_defs[SWEEPER_M_COUNT];
+
+/* Starts the thread and registers its metrics. Returns -1 when it cannot be started. */
 int sweeper_setup(struct store_catalog *catalog, const struct sweeper_options *options);
 
-/* Stops the thread and waits for it; safe when setup failed or never ran. */
+/* Unregisters the metrics, stops the thread and waits for it; safe when setup failed or
+ * never ran. */
 void sweeper_teardown(void);
 
-/* Rows and tombstones reclaimed since setup (for the stats port). */
+/* Rows and tombstones reclaimed since setup. */
 uint64_t sweeper_reclaimed(void);

@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 struct config_contract;
+struct mat_view_status;
+struct metric_writer;
 struct mat_sink_stats;
 struct store_table;
 
@@ -28,3 +30,13 @@ int mat_contract_check(const struct config_contract *contract, const struct mat_
 
 /* Whether mat_contract_check() applies the drop rule (and so reads `swap_rows`). */
 bool mat_contract_checks_drop(const struct config_contract *contract, bool have_live);
+
+/* Every view's status, copied (malloc'd; the caller frees it), in scheduler order; NULL and 0
+ * when out of memory. Takes the scheduler's mutex. */
+struct mat_view_status *mat_view_statuses(size_t *count);
+
+/* The materializer's metrics collector (metrics.c), registered by mat_setup(). */
+void mat_collect_metrics(struct metric_writer *w, void *ctx);
+
+/* The catalog the scheduler loads into; NULL when it does not run. */
+struct store_catalog *mat_catalog(void);

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/metrics.h"
+
 struct fsd_config;
 struct config_view;
 struct store_catalog;
@@ -56,11 +58,6 @@ struct store_view;
 
 /* ---- options ------------------------------------------------------------------------------- */
 
-struct mat_load_result;
-
-/* Told about every finished load, on the scheduler thread (e.g. to feed a status page). */
-typedef void (*mat_load_hook)(const char *view, const struct mat_load_result *result, void *ctx);
-
 struct mat_options {
     int64_t retry_first_us; /* backoff after the first failure; doubles per failure */
     int64_t retry_max_us;   /* backoff ceiling (also never beyond the view's refresh interval) */
@@ -68,9 +65,7 @@ struct mat_options {
     /* Nice value of the scheduler thread and of the threads DuckDB starts from it (they
      * inherit it): loads yield the CPU to the workers answering lookups. 0: as the process. */
     uint32_t nice;
-    bool load_at_start;    /* load every view with a source when the scheduler starts */
-    mat_load_hook on_load; /* may be NULL; must not call back into the materializer */
-    void *on_load_ctx;
+    bool load_at_start; /* load every view with a source when the scheduler starts */
 };
 
 void mat_options_init(struct mat_options *options);
@@ -110,6 +105,8 @@ struct mat_load_result {
 struct mat_view_status {
     char view[MAT_VIEW_NAME_LEN];
     bool has_source;
+    char source_type[16];           /* "none", "parquet", "postgres" */
+    int64_t refresh_interval_us;    /* 0: loaded at start and on demand only */
     bool loading;                   /* a load is running now */
     uint64_t loads_completed;       /* successful loads, full and incremental */
     uint64_t loads_failed;          /* source failures and contract rejections */
@@ -120,12 +117,29 @@ struct mat_view_status {
     struct mat_load_result last_ok; /* the last successful load */
 };
 
+/* ---- metrics: what the scheduler saw of each load, and readiness -------------------------- */
+
+enum mat_metric {
+    MAT_M_READY,             /* fsd_ready */
+    MAT_M_VIEW_READY,        /* fsd_view_ready{view} */
+    MAT_M_VIEW_REFRESH,      /* fsd_view_refresh_interval_seconds{view} */
+    MAT_M_LOADS,             /* fsd_materialization_loads_total{view,result} */
+    MAT_M_FAILING,           /* fsd_materialization_consecutive_failures{view,reason} */
+    MAT_M_LAST_ROWS,         /* fsd_materialization_last_rows{view,kind} */
+    MAT_M_LAST_DURATION,     /* fsd_materialization_last_duration_seconds{view} */
+    MAT_M_LOADING,           /* fsd_materialization_loading{view} */
+    MAT_M_NEWEST_EVENT_TIME, /* fsd_view_newest_event_timestamp_seconds{view} */
+    MAT_M_COUNT,
+};
+extern const struct metric_def mat_metric_defs[MAT_M_COUNT];
+
 /* ---- setup / teardown ---------------------------------------------------------------------- */
 
 /*
  * Starts the scheduler thread for the views of `config` found in `catalog` (both must outlive
- * the scheduler; mat_reconfigure() hands over a new config). Copies what it needs from the
- * config. `options` NULL: defaults. Returns 0, or -1 with `err` set. Control thread.
+ * the scheduler; mat_reconfigure() hands over a new config) and registers the metrics above.
+ * Copies what it needs from the config. `options` NULL: defaults. Returns 0, or -1 with `err`
+ * set. Control thread.
  */
 int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
               const struct mat_options *options, char *err, size_t err_len);
@@ -193,3 +207,11 @@ void mat_ticket_release(struct mat_ticket *ticket);
  * it. Any thread; takes the scheduler's mutex briefly.
  */
 bool mat_view_status(const char *view, struct mat_view_status *out);
+
+/*
+ * Whether `view` can serve: it has no source, or its first snapshot has been swapped in (by a
+ * load or a push). A view the scheduler does not know (a reload added it and has not called
+ * mat_reconfigure() yet) does not hold readiness back. Any thread; takes the scheduler's
+ * mutex briefly and reads the store's version of the view.
+ */
+bool mat_view_ready(const char *view);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "daemon/config.h"
+#include "common/errors.h"
 #include "common/log.h"
 #include "internal.h"
 #include "store/catalog.h"
@@ -130,6 +131,9 @@ static int _apply_config(const struct fsd_config *config, int64_t now_mono) {
             _source_free(&e->config.view.source);
             e->config.view = copy;
             e->status.has_source = copy.source.type != CONFIG_SOURCE_NONE;
+            e->status.refresh_interval_us = copy.refresh_interval_us;
+            snprintf(e->status.source_type, sizeof e->status.source_type, "%s",
+                     config_source_type_name(copy.source.type));
             continue;
         }
         e = &mat.entries[mat.nentries++];
@@ -137,6 +141,9 @@ static int _apply_config(const struct fsd_config *config, int64_t now_mono) {
         e->config.view = copy;
         snprintf(e->status.view, sizeof e->status.view, "%s", cv->schema->view);
         e->status.has_source = copy.source.type != CONFIG_SOURCE_NONE;
+        e->status.refresh_interval_us = copy.refresh_interval_us;
+        snprintf(e->status.source_type, sizeof e->status.source_type, "%s",
+                 config_source_type_name(copy.source.type));
         e->status.last.watermark_us = INT64_MIN;
         e->status.last.max_event_ts_us = INT64_MIN;
         e->status.last_ok = e->status.last;
@@ -222,8 +229,8 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
     }
     if (result != NULL) {
         _log_result(view, result, ticket != NULL);
-        if (mat.options.on_load != NULL) {
-            mat.options.on_load(view, result, mat.options.on_load_ctx);
+        if (result->outcome == MAT_SOURCE_FAILED || result->outcome == MAT_REJECTED) {
+            errors_record("load", view, result->error);
         }
     }
 
@@ -380,6 +387,12 @@ int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
         mat_teardown();
         return -1;
     }
+    if (metrics_register(mat_collect_metrics, NULL) != 0) {
+        pthread_mutex_unlock(&mat.lock);
+        snprintf(err, err_len, "materializer: out of memory");
+        mat_teardown();
+        return -1;
+    }
     int rc = pthread_create(&mat.thread, NULL, _thread, NULL);
     if (rc != 0) {
         pthread_mutex_unlock(&mat.lock);
@@ -393,6 +406,7 @@ int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
 }
 
 void mat_teardown(void) {
+    metrics_unregister(mat_collect_metrics, NULL); /* before the entries it reads are freed */
     pthread_mutex_lock(&mat.lock);
     bool running = mat.running;
     mat.stop = true;
@@ -501,4 +515,38 @@ bool mat_view_status(const char *view, struct mat_view_status *out) {
     }
     pthread_mutex_unlock(&mat.lock);
     return e != NULL;
+}
+
+bool mat_view_ready(const char *view) {
+    pthread_mutex_lock(&mat.lock);
+    struct entry *e = _find(view);
+    bool has_source = e != NULL && e->status.has_source;
+    struct store_catalog *catalog = mat.catalog;
+    pthread_mutex_unlock(&mat.lock);
+    if (!has_source || catalog == NULL) {
+        return true;
+    }
+    struct store_view *sv = store_catalog_find(catalog, view);
+    return sv == NULL || store_view_version(sv) > 0;
+}
+
+struct mat_view_status *mat_view_statuses(size_t *count) {
+    pthread_mutex_lock(&mat.lock);
+    struct mat_view_status *out = malloc((mat.nentries + 1) * sizeof(*out));
+    *count = 0;
+    if (out != NULL) {
+        for (size_t i = 0; i < mat.nentries; i++) {
+            out[i] = mat.entries[i].status;
+        }
+        *count = mat.nentries;
+    }
+    pthread_mutex_unlock(&mat.lock);
+    return out;
+}
+
+struct store_catalog *mat_catalog(void) {
+    pthread_mutex_lock(&mat.lock);
+    struct store_catalog *catalog = mat.catalog;
+    pthread_mutex_unlock(&mat.lock);
+    return catalog;
 }

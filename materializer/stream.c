@@ -46,7 +46,8 @@
 
 #include "daemon/config.h"
 #include "common/log.h"
-#include "daemon/stats/stats.h"
+#include "common/errors.h"
+#include "common/metrics.h"
 #include "internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -170,7 +171,7 @@ static void _fail(struct consumer *c, const char *command, const char *error) {
     snprintf(message, sizeof message, "%s on stream %.200s: %.250s", command, c->cfg.key, error);
     log_error("redis refused a stream command; retrying", "view=%s redis=%s:%u key=%s error=%s",
               c->view_name, c->cfg.host, c->cfg.port, LOG_QUOTE(c->cfg.key), LOG_QUOTE(message));
-    stats_report_error("streams", c->view_name, message);
+    errors_record("streams", c->view_name, message);
     _drop(c);
 }
 
@@ -385,7 +386,7 @@ static void _log_bad(struct consumer *c, const char *id, const char *why) {
     if (c->logged++ == 0) {
         char message[600];
         snprintf(message, sizeof message, "bad entry %s: %s", id, why);
-        stats_report_error("streams", c->view_name, message);
+        errors_record("streams", c->view_name, message);
     }
     log_warn("bad stream entry skipped", "view=%s key=%s id=%s error=%s", c->view_name,
              LOG_QUOTE(c->cfg.key), id, LOG_QUOTE(why));
@@ -805,7 +806,7 @@ int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *con
         streams.metric_views[streams.n - 1] = &c->metrics;
     }
     streams.set = (struct mat_stream_metrics_set){streams.metric_views, streams.n};
-    if (stats_register_collector(mat_stream_collect, &streams.set) != 0) {
+    if (metrics_register(mat_stream_collect, &streams.set) != 0) {
         snprintf(err, err_len, "out of memory registering the stream metrics");
         _cleanup();
         return -1;
@@ -814,7 +815,7 @@ int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *con
     int rc = pthread_create(&streams.thread, NULL, _run, NULL);
     if (rc != 0) {
         snprintf(err, err_len, "cannot start the stream thread: %s", strerror(rc));
-        stats_unregister_collector(mat_stream_collect, &streams.set);
+        metrics_unregister(mat_stream_collect, &streams.set);
         _cleanup();
         return -1;
     }
@@ -826,7 +827,7 @@ int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *con
 
 void mat_stream_teardown(void) {
     if (streams.collector_registered) {
-        stats_unregister_collector(mat_stream_collect, &streams.set);
+        metrics_unregister(mat_stream_collect, &streams.set);
     }
     if (streams.running) {
         uint64_t one = 1;

@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/metrics.h"
+
 struct fsd_config;
 struct store_catalog;
 
@@ -69,24 +71,22 @@ void mat_stream_options_init(struct mat_stream_options *options);
 /* ---- metrics ------------------------------------------------------------------------------- */
 
 /*
- * Registered with the stats module (stats_register_collector) while the consumers run, one
- * sample per view with a stream:
- *
- *   fsd_stream_updates_applied_total{view}         counter    valid entries applied (upsert-if-
- *                                                             newer; tombstones included)
- *   fsd_stream_updates_not_newer_total{view}       counter    of those, entries older than the
- *                                                             stored row: nothing changed
- *   fsd_stream_bad_entries_total{view}             counter    entries skipped as invalid
- *   fsd_stream_reconnects_total{view}              counter    connections made after the first
- *   fsd_stream_connected{view}                     gauge      1 while connected and reading
- *   fsd_stream_waiting_for_snapshot{view}          gauge      1 while start: snapshot waits for
- *                                                             a snapshot with a stream position
- *   fsd_stream_update_visible_lag_seconds{view}    histogram  event time to visible in the table
- *   fsd_stream_lag_entries{view}                   gauge      entries in the stream not yet read
- *                                                             (sampled; absent while unknown)
- *   fsd_stream_last_id_info{view,id}               gauge      1, labelled with the last applied
- *                                                             entry ID
+ * Declared in mat_stream_metric_defs (stream_metrics.c), written by the collector
+ * mat_stream_setup() registers while the consumers run, one sample per view with a stream.
  */
+enum mat_stream_metric {
+    MAT_STREAM_M_APPLIED,          /* fsd_stream_updates_applied_total{view} */
+    MAT_STREAM_M_NOT_NEWER,        /* fsd_stream_updates_not_newer_total{view} */
+    MAT_STREAM_M_BAD,              /* fsd_stream_bad_entries_total{view} */
+    MAT_STREAM_M_RECONNECTS,       /* fsd_stream_reconnects_total{view} */
+    MAT_STREAM_M_CONNECTED,        /* fsd_stream_connected{view} */
+    MAT_STREAM_M_WAITING_SNAPSHOT, /* fsd_stream_waiting_for_snapshot{view} */
+    MAT_STREAM_M_VISIBLE_LAG,      /* fsd_stream_update_visible_lag_seconds{view} */
+    MAT_STREAM_M_LAG_ENTRIES,      /* fsd_stream_lag_entries{view} (absent while unknown) */
+    MAT_STREAM_M_LAST_ID,          /* fsd_stream_last_id_info{view,id} */
+    MAT_STREAM_M_COUNT,
+};
+extern const struct metric_def mat_stream_metric_defs[MAT_STREAM_M_COUNT];
 
 /* One view's consumer as last seen (a copy; see mat_stream_status()). */
 struct mat_stream_status {

@@ -118,10 +118,9 @@ void mat_stream_metrics_observe_lag(struct mat_stream_metrics *m, int64_t lag_us
 
 void mat_stream_metrics_set_last_id(struct mat_stream_metrics *m, struct mat_stream_id id);
 
-/* The stats collector over `n` metrics blocks (`ctx` is a struct mat_stream_metrics_set). */
+/* The metrics collector over `n` metrics blocks (`ctx` is a struct mat_stream_metrics_set). */
 struct mat_stream_metrics_set {
     struct mat_stream_metrics *const *views;
     size_t n;
 };
-struct stats_writer;
-void mat_stream_collect(struct stats_writer *w, void *ctx);
+void mat_stream_collect(struct metric_writer *w, void *ctx);

@@ -1,11 +1,9 @@
-/* The stream consumers' metrics: per-view counters and the collector the stats port calls. */
+/* The stream consumers' metrics: their declarations, per-view counters and the collector. */
 #include "stream_internal.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-
-#include "daemon/stats/stats.h"
 
 /* Fine below 10 ms, where the freshness target is; coarse up to minutes for a backlog. */
 const double mat_stream_lag_bounds_s[MAT_STREAM_LAG_BOUNDS] = {
@@ -13,37 +11,38 @@ const double mat_stream_lag_bounds_s[MAT_STREAM_LAG_BOUNDS] = {
     0.05,   0.1,     0.25,   0.5,   1,     2.5,   5,     10,     60,   300,
 };
 
-static const struct stats_metric_def applied = {
-    "fsd_stream_updates_applied_total", STATS_COUNTER, "view",
-    "Valid stream entries applied to the view's live table with upsert-if-newer (tombstones "
-    "included; see fsd_stream_updates_not_newer_total for those that changed nothing)."};
-static const struct stats_metric_def not_newer = {
-    "fsd_stream_updates_not_newer_total", STATS_COUNTER, "view",
-    "Stream entries as old as or older than the entity's stored row: ignored."};
-static const struct stats_metric_def bad = {
-    "fsd_stream_bad_entries_total", STATS_COUNTER, "view",
-    "Stream entries skipped because they do not fit the view (logged with their ID and why)."};
-static const struct stats_metric_def reconnects = {
-    "fsd_stream_reconnects_total", STATS_COUNTER, "view",
-    "Connections to Redis made after the first (the consumer resumes after its last applied "
-    "entry)."};
-static const struct stats_metric_def connected = {
-    "fsd_stream_connected", STATS_GAUGE, "view",
-    "1 while the view's stream consumer is connected to Redis and reading."};
-static const struct stats_metric_def waiting_snapshot = {
-    "fsd_stream_waiting_for_snapshot", STATS_GAUGE, "view",
-    "1 while the view's consumer (stream.start: snapshot) waits for a snapshot with a stream "
-    "position before it reads anything."};
-static const struct stats_metric_def visible_lag = {
-    "fsd_stream_update_visible_lag_seconds", STATS_HISTOGRAM, "view",
-    "From a stream entry's event time to its row being visible to lookups."};
-static const struct stats_metric_def lag_entries = {
-    "fsd_stream_lag_entries", STATS_GAUGE, "view",
-    "Entries in the stream after the last one applied, sampled about once a second (XINFO "
-    "STREAM; absent while unknown)."};
-static const struct stats_metric_def last_id = {
-    "fsd_stream_last_id_info", STATS_GAUGE, "view,id",
-    "Always 1; the id label is the last stream entry ID the view applied (or skipped)."};
+const struct metric_def mat_stream_metric_defs[MAT_STREAM_M_COUNT] = {
+    [MAT_STREAM_M_APPLIED] = {"fsd_stream_updates_applied_total", METRIC_COUNTER, "view",
+                              "Valid stream entries applied to the view's live table with "
+                              "upsert-if-newer (tombstones included; see "
+                              "fsd_stream_updates_not_newer_total for those that changed "
+                              "nothing)."},
+    [MAT_STREAM_M_NOT_NEWER] = {"fsd_stream_updates_not_newer_total", METRIC_COUNTER, "view",
+                                "Stream entries as old as or older than the entity's stored row: "
+                                "ignored."},
+    [MAT_STREAM_M_BAD] = {"fsd_stream_bad_entries_total", METRIC_COUNTER, "view",
+                          "Stream entries skipped because they do not fit the view (logged with "
+                          "their ID and why)."},
+    [MAT_STREAM_M_RECONNECTS] = {"fsd_stream_reconnects_total", METRIC_COUNTER, "view",
+                                 "Connections to Redis made after the first (the consumer "
+                                 "resumes after its last applied entry)."},
+    [MAT_STREAM_M_CONNECTED] = {"fsd_stream_connected", METRIC_GAUGE, "view",
+                                "1 while the view's stream consumer is connected to Redis and "
+                                "reading."},
+    [MAT_STREAM_M_WAITING_SNAPSHOT] = {"fsd_stream_waiting_for_snapshot", METRIC_GAUGE, "view",
+                                       "1 while the view's consumer (stream.start: snapshot) "
+                                       "waits for a snapshot with a stream position before it "
+                                       "reads anything."},
+    [MAT_STREAM_M_VISIBLE_LAG] = {"fsd_stream_update_visible_lag_seconds", METRIC_HISTOGRAM, "view",
+                                  "From a stream entry's event time to its row being visible to "
+                                  "lookups."},
+    [MAT_STREAM_M_LAG_ENTRIES] = {"fsd_stream_lag_entries", METRIC_GAUGE, "view",
+                                  "Entries in the stream after the last one applied, sampled "
+                                  "about once a second (XINFO STREAM; absent while unknown)."},
+    [MAT_STREAM_M_LAST_ID] = {"fsd_stream_last_id_info", METRIC_GAUGE, "view,id",
+                              "Always 1; the id label is the last stream entry ID the view "
+                              "applied (or skipped)."},
+};
 
 void mat_stream_metrics_init(struct mat_stream_metrics *m, const char *view) {
     memset(m, 0, sizeof(*m));
@@ -81,34 +80,39 @@ static uint64_t _load(_Atomic uint64_t *v) {
     return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-void mat_stream_collect(struct stats_writer *w, void *ctx) {
+static const struct metric_def *_def(enum mat_stream_metric id) {
+    return &mat_stream_metric_defs[id];
+}
+
+void mat_stream_collect(struct metric_writer *w, void *ctx) {
     const struct mat_stream_metrics_set *set = ctx;
-    const struct stats_metric_def *counters[] = {&applied, &not_newer, &bad, &reconnects};
+    static const enum mat_stream_metric counters[] = {MAT_STREAM_M_APPLIED, MAT_STREAM_M_NOT_NEWER,
+                                                      MAT_STREAM_M_BAD, MAT_STREAM_M_RECONNECTS};
     for (size_t c = 0; c < sizeof counters / sizeof counters[0]; c++) {
-        stats_write_family(w, counters[c]);
+        metrics_write_family(w, _def(counters[c]));
         for (size_t i = 0; i < set->n; i++) {
             struct mat_stream_metrics *m = set->views[i];
-            _Atomic uint64_t *v = counters[c] == &applied     ? &m->applied
-                                  : counters[c] == &not_newer ? &m->not_newer
-                                  : counters[c] == &bad       ? &m->bad
-                                                              : &m->reconnects;
-            stats_write_count(w, counters[c], (const char *[]){m->view}, _load(v));
+            _Atomic uint64_t *v = counters[c] == MAT_STREAM_M_APPLIED     ? &m->applied
+                                  : counters[c] == MAT_STREAM_M_NOT_NEWER ? &m->not_newer
+                                  : counters[c] == MAT_STREAM_M_BAD       ? &m->bad
+                                                                          : &m->reconnects;
+            metrics_write_count(w, _def(counters[c]), (const char *[]){m->view}, _load(v));
         }
     }
-    stats_write_family(w, &connected);
+    metrics_write_family(w, _def(MAT_STREAM_M_CONNECTED));
     for (size_t i = 0; i < set->n; i++) {
         struct mat_stream_metrics *m = set->views[i];
-        stats_write_count(w, &connected, (const char *[]){m->view},
-                          (uint64_t)atomic_load_explicit(&m->connected, memory_order_relaxed));
+        metrics_write_count(w, _def(MAT_STREAM_M_CONNECTED), (const char *[]){m->view},
+                            (uint64_t)atomic_load_explicit(&m->connected, memory_order_relaxed));
     }
-    stats_write_family(w, &waiting_snapshot);
+    metrics_write_family(w, _def(MAT_STREAM_M_WAITING_SNAPSHOT));
     for (size_t i = 0; i < set->n; i++) {
         struct mat_stream_metrics *m = set->views[i];
-        stats_write_count(
-            w, &waiting_snapshot, (const char *[]){m->view},
+        metrics_write_count(
+            w, _def(MAT_STREAM_M_WAITING_SNAPSHOT), (const char *[]){m->view},
             (uint64_t)atomic_load_explicit(&m->waiting_snapshot, memory_order_relaxed));
     }
-    stats_write_family(w, &visible_lag);
+    metrics_write_family(w, _def(MAT_STREAM_M_VISIBLE_LAG));
     for (size_t i = 0; i < set->n; i++) {
         struct mat_stream_metrics *m = set->views[i];
         uint64_t cumulative[MAT_STREAM_LAG_BOUNDS + 1];
@@ -117,19 +121,20 @@ void mat_stream_collect(struct stats_writer *w, void *ctx) {
             total += _load(&m->lag_buckets[b]);
             cumulative[b] = total;
         }
-        stats_write_histogram(w, &visible_lag, (const char *[]){m->view}, mat_stream_lag_bounds_s,
-                              MAT_STREAM_LAG_BOUNDS, cumulative,
-                              (double)_load(&m->lag_sum_us) / 1e6);
+        metrics_write_histogram(w, _def(MAT_STREAM_M_VISIBLE_LAG), (const char *[]){m->view},
+                                mat_stream_lag_bounds_s, MAT_STREAM_LAG_BOUNDS, cumulative,
+                                (double)_load(&m->lag_sum_us) / 1e6);
     }
-    stats_write_family(w, &lag_entries);
+    metrics_write_family(w, _def(MAT_STREAM_M_LAG_ENTRIES));
     for (size_t i = 0; i < set->n; i++) {
         struct mat_stream_metrics *m = set->views[i];
         int64_t lag = atomic_load_explicit(&m->lag_entries, memory_order_relaxed);
         if (lag >= 0) {
-            stats_write_count(w, &lag_entries, (const char *[]){m->view}, (uint64_t)lag);
+            metrics_write_count(w, _def(MAT_STREAM_M_LAG_ENTRIES), (const char *[]){m->view},
+                                (uint64_t)lag);
         }
     }
-    stats_write_family(w, &last_id);
+    metrics_write_family(w, _def(MAT_STREAM_M_LAST_ID));
     for (size_t i = 0; i < set->n; i++) {
         struct mat_stream_metrics *m = set->views[i];
         char id[MAT_STREAM_ID_LEN];
@@ -137,7 +142,7 @@ void mat_stream_collect(struct stats_writer *w, void *ctx) {
         memcpy(id, m->last_id, sizeof id);
         pthread_mutex_unlock(&m->id_lock);
         if (id[0] != '\0') {
-            stats_write_count(w, &last_id, (const char *[]){m->view, id}, 1);
+            metrics_write_count(w, _def(MAT_STREAM_M_LAST_ID), (const char *[]){m->view, id}, 1);
         }
     }
 }

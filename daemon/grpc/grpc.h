@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/metrics.h"
+
 /* ---- defaults ---------------------------------------------------------------------------- */
 
 #define GRPC_DEFAULT_BIND                   "127.0.0.1"
@@ -79,13 +81,24 @@ enum grpc_code {
 const char *grpc_code_name(enum grpc_code code);
 
 /*
- * Counters are kept per worker (plain relaxed stores by the one writer) and summed on read.
- * Each is declared once in grpc_metric_defs below, which the stats port renders from.
+ * The transport's metrics, declared once in grpc_metric_defs (stats.c) and written by the
+ * collector grpc_server_setup() registers. Counters are kept per worker (relaxed stores by
+ * the one writer) and summed on read.
  */
+enum grpc_metric {
+    GRPC_M_REQUESTS,                 /* fsd_requests_total{method,code} */
+    GRPC_M_CONNECTIONS_OPENED,       /* fsd_grpc_connections_opened_total */
+    GRPC_M_CONNECTIONS_OPEN,         /* fsd_grpc_connections_open */
+    GRPC_M_PROTOCOL_ERRORS,          /* fsd_grpc_protocol_errors_total */
+    GRPC_M_DEADLINE_BEFORE_DISPATCH, /* fsd_grpc_deadline_exceeded_before_dispatch_total */
+    GRPC_M_COUNT,
+};
+extern const struct metric_def grpc_metric_defs[GRPC_M_COUNT];
+
 struct grpc_server_stats {
-    uint64_t connections_opened; /* fsd_grpc_connections_opened_total */
-    uint64_t connections_open;   /* fsd_grpc_connections_open */
-    uint64_t protocol_errors;    /* fsd_grpc_protocol_errors_total */
+    uint64_t connections_opened;
+    uint64_t connections_open;
+    uint64_t protocol_errors;
 };
 
 /*
@@ -93,21 +106,9 @@ struct grpc_server_stats {
  * no method serves (and requests rejected before their path was known).
  */
 struct grpc_method_stats {
-    uint64_t calls[GRPC_CODE_COUNT];            /* fsd_grpc_calls_total{method,code} */
-    uint64_t deadline_exceeded_before_dispatch; /* fsd_grpc_deadline_exceeded_..._total */
+    uint64_t calls[GRPC_CODE_COUNT]; /* finished, by status code */
+    uint64_t deadline_exceeded_before_dispatch;
 };
-
-enum grpc_metric_type { GRPC_METRIC_COUNTER, GRPC_METRIC_GAUGE };
-
-struct grpc_metric_def {
-    const char *name;
-    enum grpc_metric_type type;
-    const char *labels; /* comma-separated label names, "" for none */
-    const char *help;
-};
-
-extern const struct grpc_metric_def grpc_metric_defs[];
-extern const size_t grpc_metric_ndefs;
 
 /* ---- methods ----------------------------------------------------------------------------- */
 
@@ -181,6 +182,13 @@ uint16_t grpc_server_port(void);
 void grpc_server_stats(struct grpc_server_stats *out);
 /* Sums one method's counters (see struct grpc_method_stats); -1 if the index is too large. */
 int grpc_server_method_stats(size_t method_index, struct grpc_method_stats *out);
+
+/*
+ * The method's name as metrics label it: the last part of its path ("GetFeatures" for
+ * "/fsd.v1.FeatureService/GetFeatures"), "unknown" for the index past the last method (paths
+ * no method serves). Valid until teardown.
+ */
+const char *grpc_server_method_name(size_t method_index);
 
 /* The calls' accessors below are for handlers, on the call's worker thread. */
 

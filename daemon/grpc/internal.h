@@ -193,6 +193,9 @@ struct grpc_call {
 
 extern struct grpc_server *grpc_server_current;
 
+/* The transport's metrics collector (stats.c), registered while the server is set up. */
+void grpc_collect_metrics(struct metric_writer *w, void *ctx);
+
 /* ---- worker.c ---------------------------------------------------------------------------- */
 
 /* Creates the worker's base and events (main thread, before its thread starts). */

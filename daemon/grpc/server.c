@@ -323,6 +323,11 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
         }
     }
     grpc_server_current = s;
+    if (metrics_register(grpc_collect_metrics, NULL) != 0) {
+        grpc_server_current = NULL;
+        _free_server(s);
+        return _errf(err, err_len, "out of memory");
+    }
 
     /* Workers start with every signal blocked, so process signals reach the main thread. */
     sigset_t all, old;
@@ -333,6 +338,7 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
         if (rv != 0) {
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             _stop_started(s);
+            metrics_unregister(grpc_collect_metrics, NULL);
             grpc_server_current = NULL;
             _free_server(s);
             return _errf(err, err_len, "starting worker %u: %s", i, strerror(rv));
@@ -386,6 +392,7 @@ void grpc_server_teardown(void) {
         return;
     }
     grpc_server_shutdown();
+    metrics_unregister(grpc_collect_metrics, NULL); /* no scrape reads the server after this */
     grpc_server_current = NULL;
     _free_server(s);
 }

@@ -1,6 +1,7 @@
 #include "rpc.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "grpc/grpc.h"
 #include "rpc_internal.h"
@@ -24,10 +25,11 @@ static const struct grpc_method methods[RPC_METHOD_COUNT] = {
                            .on_abort = rpc_push_snapshot_abort},
 };
 
-void rpc_setup(const struct fsd_config *config, struct store_catalog *catalog) {
+int rpc_setup(const struct fsd_config *config, struct store_catalog *catalog) {
     rpc_state.catalog = catalog;
     atomic_store_explicit(&rpc_state.config, config, memory_order_release);
     atomic_store_explicit(&rpc_state.serving, 1, memory_order_relaxed);
+    return metrics_register(rpc_collect_metrics, catalog);
 }
 
 const struct fsd_config *rpc_replace_config(const struct fsd_config *config) {
@@ -47,7 +49,16 @@ const struct grpc_method *rpc_methods(size_t *count) {
 }
 
 void rpc_teardown(void) {
+    metrics_unregister(rpc_collect_metrics, rpc_state.catalog);
     rpc_counters_free_all();
+}
+
+const char *rpc_method_name(enum rpc_method_id method) {
+    if ((unsigned)method >= RPC_METHOD_COUNT) {
+        return "unknown";
+    }
+    /* "/fsd.v1.FeatureService/GetFeatures" -> "GetFeatures" */
+    return strrchr(methods[method].path, '/') + 1;
 }
 
 void rpc_observe_duration(struct rpc_worker *wk, enum rpc_method_id method,

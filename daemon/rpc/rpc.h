@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/metrics.h"
+
 struct fsd_config;
 struct store_catalog;
 struct grpc_method;
@@ -28,11 +30,28 @@ enum rpc_method_id {
     RPC_METHOD_COUNT,
 };
 
+/* ---- metrics: per-worker counters summed at scrape time (rpc_stats.h) ---------------------- */
+
+enum rpc_metric {
+    RPC_M_REQUEST_DURATION, /* fsd_request_duration_seconds{method} */
+    RPC_M_BATCH_SIZE,       /* fsd_batch_size */
+    RPC_M_BUDGET_EXCEEDED,  /* fsd_budget_exceeded_total */
+    RPC_M_VIEW_LOOKUPS,     /* fsd_view_lookups_total{view} */
+    RPC_M_VIEW_NOT_FOUND,   /* fsd_view_not_found_total{view} */
+    RPC_M_STALENESS,        /* fsd_served_row_staleness_seconds{view} */
+    RPC_M_FALLBACKS,        /* fsd_default_fallbacks_total{view,feature,reason} */
+    RPC_M_COUNT,
+};
+extern const struct metric_def rpc_metric_defs[RPC_M_COUNT];
+
+/* ---- setup / teardown -------------------------------------------------------------------- */
+
 /*
- * Publishes the config and catalog the handlers serve. `config` must stay valid until it is
- * replaced and a grace period has passed; the caller keeps ownership of both. Control thread.
+ * Publishes the config and catalog the handlers serve and registers the handlers' metrics.
+ * `config` must stay valid until it is replaced and a grace period has passed; the caller
+ * keeps ownership of both. Returns 0, or -1 when out of memory. Control thread.
  */
-void rpc_setup(const struct fsd_config *config, struct store_catalog *catalog);
+int rpc_setup(const struct fsd_config *config, struct store_catalog *catalog);
 
 /*
  * Replaces the config (SIGHUP) and returns the old one, which no handler uses any more once
@@ -40,8 +59,14 @@ void rpc_setup(const struct fsd_config *config, struct store_catalog *catalog);
  */
 const struct fsd_config *rpc_replace_config(const struct fsd_config *config);
 
-/* Frees what the handlers keep after the workers stopped (their counters). Control thread. */
+/* Unregisters the metrics and frees what the handlers keep after the workers stopped (their
+ * counters). Control thread. */
 void rpc_teardown(void);
+
+/* ---- API --------------------------------------------------------------------------------- */
+
+/* The method's name as metrics label it ("GetFeatures"); "unknown" past RPC_METHOD_COUNT. */
+const char *rpc_method_name(enum rpc_method_id method);
 
 /* Marks the service as serving or not, as the health check reports it. */
 void rpc_set_serving(int serving);

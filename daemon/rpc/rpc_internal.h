@@ -37,6 +37,9 @@ struct rpc_worker {
 struct rpc_worker_counters *rpc_counters_register(void);
 void rpc_counters_free_all(void);
 
+/* The handlers' metrics collector (rpc_stats.c); ctx: the catalog. */
+void rpc_collect_metrics(struct metric_writer *w, void *ctx);
+
 /* Records how long a call of `method` took, from its HEADERS to now. */
 void rpc_observe_duration(struct rpc_worker *wk, enum rpc_method_id method, struct grpc_call *call);
 

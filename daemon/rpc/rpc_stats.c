@@ -5,6 +5,32 @@
 #include <string.h>
 
 #include "rpc_internal.h"
+#include "store/catalog.h"
+#include "store/rcu.h"
+#include "store/schema.h"
+
+const struct metric_def rpc_metric_defs[RPC_M_COUNT] = {
+    [RPC_M_REQUEST_DURATION] = {"fsd_request_duration_seconds", METRIC_HISTOGRAM, "method",
+                                "Time from a request's HEADERS being read to its handler "
+                                "finishing, by method."},
+    [RPC_M_BATCH_SIZE] = {"fsd_batch_size", METRIC_HISTOGRAM, "",
+                          "Entities per GetFeatures request that passed validation."},
+    [RPC_M_BUDGET_EXCEEDED] = {"fsd_budget_exceeded_total", METRIC_COUNTER, "",
+                               "GetFeatures requests failed with DEADLINE_EXCEEDED because their "
+                               "latency budget was spent before the lookup started."},
+    [RPC_M_VIEW_LOOKUPS] = {"fsd_view_lookups_total", METRIC_COUNTER, "view",
+                            "Entities looked up in the view by GetFeatures."},
+    [RPC_M_VIEW_NOT_FOUND] = {"fsd_view_not_found_total", METRIC_COUNTER, "view",
+                              "Entities looked up in the view that had no row."},
+    [RPC_M_STALENESS] = {"fsd_served_row_staleness_seconds", METRIC_HISTOGRAM, "view",
+                         "Age (now minus event time) of each row GetFeatures found, rows past "
+                         "the view's ttl included; one observation per entity and view."},
+    [RPC_M_FALLBACKS] = {"fsd_default_fallbacks_total", METRIC_COUNTER, "view,feature,reason",
+                         "Feature values served as the feature's default instead of a stored "
+                         "value, by reason: not_found (no row), null_value (the row's value is "
+                         "null), outside_max_age (the row is older than the view's ttl). "
+                         "Features without a default are not counted."},
+};
 
 const double rpc_duration_bounds_s[RPC_DURATION_BUCKETS] = {
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -170,4 +196,108 @@ int rpc_stats_view(uint32_t index, uint32_t nfeatures, uint64_t *lookups, uint64
     pthread_mutex_unlock(&registry.lock);
     _cumulate(staleness, RPC_STALENESS_BUCKETS);
     return 0;
+}
+
+/* ---- the collector ------------------------------------------------------------------------ */
+
+/* One view's totals, summed over the workers. */
+struct view_totals {
+    const struct store_schema *schema;
+    uint64_t lookups;
+    uint64_t not_found;
+    struct rpc_histogram_totals staleness;
+    uint64_t *fallbacks; /* [feature * RPC_FALLBACK_REASONS + reason] */
+};
+
+/*
+ * Per view: lookups, not found and staleness; per feature, fallbacks: every feature with a
+ * default (the only ones that fall back), zeros included so rate() has a starting point,
+ * plus any feature whose default a reload removed but which has counted before. The text
+ * format wants a family's samples together, so the views are summed once (inside one RCU
+ * read section, which keeps their schemas alive) and each family then loops over them.
+ */
+void rpc_collect_metrics(struct metric_writer *w, void *ctx) {
+    struct store_catalog *catalog = ctx;
+    for (int m = 0; m < RPC_METHOD_COUNT; m++) {
+        struct rpc_histogram_totals t;
+        rpc_stats_duration((enum rpc_method_id)m, &t);
+        const char *labels[] = {rpc_method_name((enum rpc_method_id)m)};
+        metrics_write_histogram(w, &rpc_metric_defs[RPC_M_REQUEST_DURATION], labels,
+                                rpc_duration_bounds_s, RPC_DURATION_BUCKETS, t.buckets, t.sum);
+    }
+    struct rpc_histogram_totals batch;
+    rpc_stats_batch(&batch);
+    metrics_write_histogram(w, &rpc_metric_defs[RPC_M_BATCH_SIZE], NULL, rpc_batch_bounds,
+                            RPC_BATCH_BUCKETS, batch.buckets, batch.sum);
+    metrics_write_count(w, &rpc_metric_defs[RPC_M_BUDGET_EXCEEDED], NULL,
+                        rpc_stats_budget_exceeded());
+    if (catalog == NULL) {
+        return;
+    }
+
+    store_read_lock();
+    size_t n = store_catalog_count(catalog);
+    struct view_totals *views = calloc(n ? n : 1, sizeof(*views));
+    bool failed = views == NULL;
+    size_t filled = 0; /* views whose fallbacks array was allocated */
+    for (size_t i = 0; i < n && !failed; i++, filled++) {
+        struct store_view *view = store_catalog_at(catalog, i);
+        struct view_totals *v = &views[i];
+        v->schema = store_view_schema(view);
+        v->fallbacks =
+            calloc((size_t)v->schema->nfeatures * RPC_FALLBACK_REASONS + 1, sizeof(*v->fallbacks));
+        if (v->fallbacks == NULL) {
+            failed = true;
+            break;
+        }
+        rpc_stats_view(store_view_index(view), v->schema->nfeatures, &v->lookups, &v->not_found,
+                       &v->staleness, v->fallbacks);
+    }
+    if (failed) {
+        metrics_writer_fail(w);
+        n = 0;
+    }
+    const struct metric_def *lookups = &rpc_metric_defs[RPC_M_VIEW_LOOKUPS];
+    const struct metric_def *not_found = &rpc_metric_defs[RPC_M_VIEW_NOT_FOUND];
+    const struct metric_def *staleness = &rpc_metric_defs[RPC_M_STALENESS];
+    const struct metric_def *fallbacks = &rpc_metric_defs[RPC_M_FALLBACKS];
+    metrics_write_family(w, lookups);
+    for (size_t i = 0; i < n; i++) {
+        metrics_write_count(w, lookups, (const char *[]){views[i].schema->view}, views[i].lookups);
+    }
+    metrics_write_family(w, not_found);
+    for (size_t i = 0; i < n; i++) {
+        metrics_write_count(w, not_found, (const char *[]){views[i].schema->view},
+                            views[i].not_found);
+    }
+    metrics_write_family(w, staleness);
+    for (size_t i = 0; i < n; i++) {
+        metrics_write_histogram(w, staleness, (const char *[]){views[i].schema->view},
+                                rpc_staleness_bounds_s, RPC_STALENESS_BUCKETS,
+                                views[i].staleness.buckets, views[i].staleness.sum);
+    }
+    metrics_write_family(w, fallbacks);
+    for (size_t i = 0; i < n; i++) {
+        const struct store_schema *schema = views[i].schema;
+        for (uint32_t f = 0; f < schema->nfeatures; f++) {
+            const uint64_t *c = &views[i].fallbacks[(size_t)f * RPC_FALLBACK_REASONS];
+            bool counted = false;
+            for (int r = 0; r < RPC_FALLBACK_REASONS; r++) {
+                counted = counted || c[r] > 0;
+            }
+            if (schema->features[f].default_kind == STORE_DEFAULT_NONE && !counted) {
+                continue;
+            }
+            for (int r = 0; r < RPC_FALLBACK_REASONS; r++) {
+                const char *labels[] = {schema->view, schema->features[f].name,
+                                        rpc_fallback_reason_names[r]};
+                metrics_write_count(w, fallbacks, labels, c[r]);
+            }
+        }
+    }
+    store_read_unlock();
+    for (size_t i = 0; i < filled; i++) {
+        free(views[i].fallbacks);
+    }
+    free(views);
 }

@@ -8,74 +8,25 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/metrics.h"
 #include "config.h"
+#include "materializer/materializer.h"
 #include "rpc/rpc_stats.h"
 #include "store/table.h"
 
 /* Text for an HTML element or attribute: & < > " ' escaped. */
 void stats_html(struct buf *b, const char *s);
 
-/* ---- metric writer ----------------------------------------------------------------------- */
-
-struct stats_writer {
-    struct buf *buf;
-    const char *family; /* name of the family whose header was written last */
-};
-
-/* Runs every registered collector into `buf` (reset first). Stats thread. */
-void stats_collect_all(struct buf *buf);
-
-/* Registers/unregisters the built-in collectors, in the order they render. */
-int stats_collectors_setup(struct store_catalog *catalog);
-void stats_collectors_teardown(struct store_catalog *catalog);
-
-void stats_collect_grpc(struct stats_writer *w, void *ctx);
-void stats_collect_rpc(struct stats_writer *w, void *ctx);
-void stats_collect_store(struct stats_writer *w, void *ctx);        /* ctx: the catalog */
-void stats_collect_materializer(struct stats_writer *w, void *ctx); /* ctx: the catalog */
-void stats_collect_sweeper(struct stats_writer *w, void *ctx);
-void stats_collect_process(struct stats_writer *w, void *ctx);
-/* The stats port's own request counters (server.c). */
-void stats_collect_http(struct stats_writer *w, void *ctx);
-
-/* Method label of RPC method `id` ("GetFeatures"), or "unknown" past RPC_METHOD_COUNT. */
-const char *stats_method_name(size_t id);
-
-/* ---- state copied from the config, load results and errors (state.c) --------------------- */
-
-struct stats_view_conf {
-    char name[CONFIG_MAX_NAME + 1];
-    bool configured; /* in the config stats last saw; else only a load report named it */
-    enum config_source_type source;
-    int64_t refresh_interval_us;
-    bool load_reported;
-    bool load_ok;
-    int64_t load_at_us;
-    char load_error[256];
-};
-
-struct stats_error {
-    int64_t at_us;
-    char source[32];
-    char view[CONFIG_MAX_NAME + 1];
-    char message[384];
-};
+/* ---- what the stats port copies from the config (state.c) ------------------------------- */
 
 /*
- * Guarded by `lock`: setup, teardown and reload write the config copy; control threads
- * report loads and errors; the stats thread reads. The rest is written by setup before the
- * thread starts and read-only afterwards.
+ * Guarded by `lock`: setup, teardown and reload write the config summary; the stats thread
+ * reads it. The rest is written by setup before the thread starts and read-only afterwards.
  */
 struct stats_state {
     pthread_mutex_t lock;
-    struct stats_view_conf *views;
-    size_t nviews;
-    size_t cap_views;
     char *config_json; /* the config summary object for /status, rendered from the config */
     char grpc_address[300];
-    struct stats_error errors[STATS_MAX_ERRORS];
-    size_t nerrors; /* ever recorded; the last min(nerrors, STATS_MAX_ERRORS) are kept */
-    bool closed;    /* after teardown: reports are dropped (nothing would free them) */
 
     struct store_catalog *catalog;
     char *token; /* NULL when off */
@@ -86,12 +37,12 @@ struct stats_state {
 
 extern struct stats_state stats_state;
 
-/* Copies what stats needs from `config` (views, summary). Takes the lock. */
+/* Renders the config summary /status shows from `config`. Takes the lock. */
 int stats_state_load_config(const struct fsd_config *config);
 void stats_state_free(void);
 
-/* When the process started (wall clock, microseconds), from /proc; 0 if unknown. */
-int64_t stats_process_start_us(void);
+/* The stats port's own metrics collector (server.c). */
+void stats_collect_http(struct metric_writer *w, void *ctx);
 
 /* ---- per-view summaries shared by /status, the page, /readyz and the window ---------------- */
 
@@ -100,8 +51,9 @@ struct stats_view_summary {
     uint32_t index; /* store_view_index */
     uint32_t nfeatures;
     bool ready;
-    bool configured;
-    enum config_source_type source;
+    bool known;           /* the materializer knows the view (a reload may not have told it) */
+    bool has_source;      /* loaded from a source, not only pushed and streamed */
+    char source_type[16]; /* "none", "parquet", "postgres"; "" when not known */
     int64_t refresh_interval_us;
     int64_t ttl_us;
     struct store_table_stats table;
@@ -114,7 +66,7 @@ struct stats_view_summary {
     bool load_reported;
     bool load_ok;
     int64_t load_at_us;
-    char load_error[256];
+    char load_error[MAT_ERROR_LEN];
 };
 
 /*
@@ -122,9 +74,6 @@ struct stats_view_summary {
  * the count, or -1 when out of memory. Stats thread (RCU online); takes the stats lock.
  */
 long stats_views_summarize(struct store_catalog *catalog, struct stats_view_summary **out);
-
-/* True when a view with this source and snapshot version counts as ready. */
-bool stats_view_is_ready(bool configured, enum config_source_type source, uint64_t version);
 
 /*
  * The q-quantile (0..1) of a cumulative staleness histogram, interpolated within its bucket

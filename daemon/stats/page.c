@@ -22,6 +22,7 @@
 #include "grpc/grpc.h"
 #include "rpc/rpc.h"
 #include "common/clock.h"
+#include "common/errors.h"
 #include "common/utf8.h"
 
 /* Text for an HTML element or attribute. The page is UTF-8, so bytes that are not (a path a
@@ -168,9 +169,8 @@ static void _state_cell(struct buf *b, const struct stats_view_summary *v) {
 
 static void _snapshot_cell(struct buf *b, const struct stats_view_summary *v, int64_t now_us) {
     if (v->version == 0) {
-        buf_puts(b, v->configured && v->source != CONFIG_SOURCE_NONE
-                        ? "<td>none yet</td>"
-                        : "<td><small>no source (pushes)</small></td>");
+        buf_puts(b, v->has_source ? "<td>none yet</td>"
+                                  : "<td><small>no source (pushes)</small></td>");
         return;
     }
     char age[32];
@@ -212,11 +212,11 @@ static void _load_cell(struct buf *b, const struct stats_view_summary *v) {
     } else if (v->version > 0) {
         text_time_utc(at, sizeof at, v->loaded_at_us);
         buf_printf(b, "<td><span class=\"badge ok\">loaded</span> <small>%s</small></td>", at);
-    } else if (v->configured && v->source != CONFIG_SOURCE_NONE) {
+    } else if (v->has_source) {
         buf_printf(b,
                    "<td><span class=\"badge idle\">pending</span> <small>%s source"
                    "</small></td>",
-                   config_source_type_name(v->source));
+                   v->source_type);
     } else {
         buf_puts(b, "<td><small>-</small></td>");
     }
@@ -257,13 +257,12 @@ static void _view_row(struct buf *b, const struct stats_view_summary *v, int64_t
 }
 
 static void _errors(struct buf *b) {
-    pthread_mutex_lock(&stats_state.lock);
-    size_t kept = stats_state.nerrors < STATS_MAX_ERRORS ? stats_state.nerrors : STATS_MAX_ERRORS;
+    struct error_entry errors[ERRORS_KEPT];
+    size_t kept = errors_recent(errors, ERRORS_KEPT, NULL);
     if (kept > 0) {
         buf_puts(b, "<h2>Last errors</h2><ul class=\"errors\">");
         for (size_t k = 0; k < kept; k++) {
-            const struct stats_error *e =
-                &stats_state.errors[(stats_state.nerrors - 1 - k) % STATS_MAX_ERRORS];
+            const struct error_entry *e = &errors[k];
             char at[40];
             text_time_utc(at, sizeof at, e->at_us);
             buf_printf(b, "<li><small>%s</small> ", at);
@@ -278,7 +277,6 @@ static void _errors(struct buf *b) {
         }
         buf_puts(b, "</ul>");
     }
-    pthread_mutex_unlock(&stats_state.lock);
 }
 
 void stats_render_page(struct buf *b, const struct stats_view_summary *views, size_t nviews) {

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "process.h"
 #include "store/rcu.h"
 #include "common/clock.h"
 
@@ -76,6 +77,12 @@ void stats_options_init(struct stats_options *options) {
     };
 }
 
+const struct metric_def stats_metric_defs[STATS_M_COUNT] = {
+    [STATS_M_HTTP_REQUESTS] = {"fsd_stats_http_requests_total", METRIC_COUNTER, "path,code",
+                               "Requests to the stats port, by route (\"other\" for unknown "
+                               "paths) and HTTP status."},
+};
+
 uint16_t stats_port(void) {
     return server.running ? stats_state.port : 0;
 }
@@ -126,7 +133,7 @@ static void _reply_buffer(struct evhttp_request *req, enum route route, int code
 /* ---- routes -------------------------------------------------------------------------------- */
 
 static void _metrics(struct evhttp_request *req) {
-    stats_collect_all(&server.reply);
+    metrics_collect_all(&server.reply); /* a failure leaves reply.failed set: 500 below */
     _reply_buffer(req, ROUTE_METRICS, 200, "OK", "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -148,7 +155,7 @@ static void _readyz(struct evhttp_request *req) {
             buf_puts(b, "not ready\n");
         }
         buf_printf(b, "view %s: waiting for its first snapshot (%s source)\n", views[i].name,
-                   config_source_type_name(views[i].source));
+                   views[i].source_type);
     }
     free(views);
     if (waiting == 0) {
@@ -256,10 +263,10 @@ static void _handle(struct evhttp_request *req, void *arg) {
     }
 }
 
-void stats_collect_http(struct stats_writer *w, void *ctx) {
+void stats_collect_http(struct metric_writer *w, void *ctx) {
     (void)ctx;
-    const struct stats_metric_def *def = &stats_metric_defs[STATS_M_STATS_REQUESTS];
-    stats_write_family(w, def);
+    const struct metric_def *def = &stats_metric_defs[STATS_M_HTTP_REQUESTS];
+    metrics_write_family(w, def);
     for (int r = 0; r < ROUTE_COUNT; r++) {
         for (size_t c = 0; c < NCODES; c++) {
             if (server.requests[r][c] == 0) {
@@ -268,7 +275,7 @@ void stats_collect_http(struct stats_writer *w, void *ctx) {
             char code[8];
             snprintf(code, sizeof code, "%d", codes[c]);
             const char *labels[] = {r == ROUTE_OTHER ? "other" : routes[r].path, code};
-            stats_write_count(w, def, labels, server.requests[r][c]);
+            metrics_write_count(w, def, labels, server.requests[r][c]);
         }
     }
 }
@@ -375,14 +382,13 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
         return -1;
     }
     pthread_mutex_lock(&stats_state.lock);
-    stats_state.closed = false;
     stats_state.catalog = catalog;
     snprintf(stats_state.bind, sizeof stats_state.bind, "%s", options->bind);
     stats_state.token =
         options->token != NULL && options->token[0] != '\0' ? strdup(options->token) : NULL;
     bool oom = options->token != NULL && options->token[0] != '\0' && stats_state.token == NULL;
     pthread_mutex_unlock(&stats_state.lock);
-    stats_state.started_at_us = stats_process_start_us();
+    stats_state.started_at_us = process_start_us();
     if (stats_state.started_at_us == 0) {
         stats_state.started_at_us = clock_wall_us();
     }
@@ -436,7 +442,7 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
     evhttp_set_timeout(server.http, STATS_TIMEOUT_S);
     evhttp_set_gencb(server.http, _handle, NULL);
 
-    if (stats_collectors_setup(catalog) != 0) {
+    if (metrics_register(stats_collect_http, NULL) != 0) {
         snprintf(err, err_len, "out of memory");
         _free_server();
         stats_state_free();
@@ -445,7 +451,7 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
     int rc = pthread_create(&server.thread, NULL, _run, NULL);
     if (rc != 0) {
         snprintf(err, err_len, "cannot start the stats thread: %s", strerror(rc));
-        stats_collectors_teardown(catalog);
+        metrics_unregister(stats_collect_http, NULL);
         _free_server();
         stats_state_free();
         return -1;
@@ -466,7 +472,7 @@ void stats_teardown(void) {
                   LOG_QUOTE(strerror(errno)));
     }
     pthread_join(server.thread, NULL);
-    stats_collectors_teardown(stats_state.catalog);
+    metrics_unregister(stats_collect_http, NULL);
     _free_server();
     stats_state_free();
 }

@@ -1,8 +1,8 @@
 /*
- * What the stats port knows beyond counters: the views' sources and refresh intervals and a
- * config summary (copied, because a reload destroys the config it came from), the last load
- * result per view and the last errors other modules reported; and the per-view summaries
- * /status, the page and /readyz are rendered from.
+ * What the stats port knows beyond metrics: a config summary (rendered when the config is
+ * loaded, because a reload destroys the config it came from), and the per-view summaries
+ * /status, the page and /readyz are rendered from: the store's tables, the handlers'
+ * counters and what the materializer last saw of each view's loads.
  */
 #include "internal.h"
 
@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "grpc/grpc.h"
+#include "materializer/materializer.h"
 #include "common/log.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -22,33 +23,6 @@
 #include "common/clock.h"
 
 struct stats_state stats_state = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-/* ---- views and their load results --------------------------------------------------------- */
-
-/* The entry for `name`, added when missing (NULL when out of memory). Lock held. */
-static struct stats_view_conf *_do_view_conf(const char *name, bool add) {
-    for (size_t i = 0; i < stats_state.nviews; i++) {
-        if (strcmp(stats_state.views[i].name, name) == 0) {
-            return &stats_state.views[i];
-        }
-    }
-    if (!add) {
-        return NULL;
-    }
-    if (stats_state.nviews == stats_state.cap_views) {
-        size_t cap = stats_state.cap_views ? stats_state.cap_views * 2 : 16;
-        struct stats_view_conf *views = realloc(stats_state.views, cap * sizeof(*views));
-        if (views == NULL) {
-            return NULL;
-        }
-        stats_state.views = views;
-        stats_state.cap_views = cap;
-    }
-    struct stats_view_conf *v = &stats_state.views[stats_state.nviews++];
-    memset(v, 0, sizeof(*v));
-    snprintf(v->name, sizeof v->name, "%s", name);
-    return v;
-}
 
 /* The config summary for /status, rendered once per config (it changes only on reload). */
 static char *_config_json(const struct fsd_config *config) {
@@ -97,21 +71,6 @@ int stats_state_load_config(const struct fsd_config *config) {
     stats_state.config_json = json;
     snprintf(stats_state.grpc_address, sizeof stats_state.grpc_address, "%s:%u",
              config->options.server.grpc_bind, (unsigned)grpc_server_port());
-    /* Views the new config lacks keep their load reports but no longer count as configured. */
-    for (size_t i = 0; i < stats_state.nviews; i++) {
-        stats_state.views[i].configured = false;
-    }
-    for (size_t i = 0; i < config->nviews; i++) {
-        const struct config_view *cv = &config->views[i];
-        struct stats_view_conf *v = _do_view_conf(cv->schema->view, true);
-        if (v == NULL) {
-            rc = -1;
-            break;
-        }
-        v->configured = true;
-        v->source = cv->source.type;
-        v->refresh_interval_us = cv->refresh_interval_us;
-    }
     pthread_mutex_unlock(&stats_state.lock);
     return rc;
 }
@@ -125,66 +84,13 @@ void stats_update_config(const struct fsd_config *config) {
 
 void stats_state_free(void) {
     pthread_mutex_lock(&stats_state.lock);
-    free(stats_state.views);
     free(stats_state.config_json);
     free(stats_state.token);
-    stats_state.views = NULL;
-    stats_state.nviews = stats_state.cap_views = 0;
     stats_state.config_json = NULL;
     stats_state.token = NULL;
-    stats_state.nerrors = 0;
     stats_state.catalog = NULL;
     stats_state.port = 0;
-    stats_state.closed = true;
     pthread_mutex_unlock(&stats_state.lock);
-}
-
-static void _do_record_error(int64_t at_us, const char *source, const char *view,
-                             const char *message) {
-    struct stats_error *e = &stats_state.errors[stats_state.nerrors % STATS_MAX_ERRORS];
-    e->at_us = at_us;
-    snprintf(e->source, sizeof e->source, "%s", source ? source : "");
-    snprintf(e->view, sizeof e->view, "%s", view ? view : "");
-    snprintf(e->message, sizeof e->message, "%s", message ? message : "");
-    stats_state.nerrors++;
-}
-
-void stats_report_error(const char *source, const char *view, const char *message) {
-    pthread_mutex_lock(&stats_state.lock);
-    if (!stats_state.closed) {
-        _do_record_error(clock_wall_us(), source, view, message);
-    }
-    pthread_mutex_unlock(&stats_state.lock);
-}
-
-void stats_report_load(const char *view, bool ok, int64_t at_us, const char *error) {
-    pthread_mutex_lock(&stats_state.lock);
-    if (stats_state.closed) {
-        pthread_mutex_unlock(&stats_state.lock);
-        return;
-    }
-    struct stats_view_conf *v = _do_view_conf(view, true);
-    if (v != NULL) {
-        v->load_reported = true;
-        v->load_ok = ok;
-        v->load_at_us = at_us;
-        snprintf(v->load_error, sizeof v->load_error, "%s", ok || error == NULL ? "" : error);
-    }
-    if (!ok) {
-        _do_record_error(at_us, "load", view, error ? error : "load failed");
-    }
-    pthread_mutex_unlock(&stats_state.lock);
-}
-
-/* ---- summaries ------------------------------------------------------------------------------ */
-
-bool stats_view_is_ready(bool configured, enum config_source_type source, uint64_t version) {
-    /*
-     * A view without a source is served from pushes and streams and is ready at once. A view
-     * the config stats saw does not name (added by a reload not yet passed to
-     * stats_update_config) has an unknown source; it does not hold readiness back.
-     */
-    return !configured || source == CONFIG_SOURCE_NONE || version > 0;
 }
 
 long stats_views_summarize(struct store_catalog *catalog, struct stats_view_summary **out) {
@@ -233,22 +139,23 @@ long stats_views_summarize(struct store_catalog *catalog, struct stats_view_summ
         free(views);
         return -1;
     }
-    pthread_mutex_lock(&stats_state.lock);
     for (size_t i = 0; i < n; i++) {
         struct stats_view_summary *s = &views[i];
-        const struct stats_view_conf *c = _do_view_conf(s->name, false);
-        if (c != NULL) {
-            s->configured = c->configured;
-            s->source = c->source;
-            s->refresh_interval_us = c->refresh_interval_us;
-            s->load_reported = c->load_reported;
-            s->load_ok = c->load_ok;
-            s->load_at_us = c->load_at_us;
-            snprintf(s->load_error, sizeof s->load_error, "%s", c->load_error);
+        struct mat_view_status st;
+        s->known = mat_view_status(s->name, &st);
+        if (s->known) {
+            s->has_source = st.has_source;
+            snprintf(s->source_type, sizeof s->source_type, "%s", st.source_type);
+            s->refresh_interval_us = st.refresh_interval_us;
+            s->load_reported = st.last.outcome != MAT_NEVER_LOADED;
+            s->load_ok = st.last.outcome == MAT_LOADED || st.last.outcome == MAT_LOADED_INCREMENTAL;
+            s->load_at_us = st.last_load_end_us;
+            snprintf(s->load_error, sizeof s->load_error, "%s", s->load_ok ? "" : st.last.error);
         }
-        s->ready = stats_view_is_ready(s->configured, s->source, s->version);
+        /* As mat_view_ready(), from the copy: a view the materializer does not know yet (a
+         * reload added it) does not hold readiness back. */
+        s->ready = !s->known || !s->has_source || s->version > 0;
     }
-    pthread_mutex_unlock(&stats_state.lock);
     *out = views;
     return (long)n;
 }

@@ -19,6 +19,7 @@
 #include "grpc/grpc.h"
 #include "rpc/rpc.h"
 #include "common/clock.h"
+#include "common/errors.h"
 
 #ifndef FSD_VERSION
 #define FSD_VERSION "unknown"
@@ -143,7 +144,7 @@ static void _view_json(struct buf *b, const struct stats_view_summary *v, int64_
     buf_puts(b, "{\"name\":");
     json_cstring(b, v->name);
     buf_printf(b, ",\"ready\":%s,\"source\":", v->ready ? "true" : "false");
-    json_cstring(b, v->configured ? config_source_type_name(v->source) : NULL);
+    json_cstring(b, v->known ? v->source_type : NULL);
     buf_puts(b, ",\"ttl_seconds\":");
     _json_number(b, (double)v->ttl_us / 1e6);
     buf_puts(b, ",\"refresh_interval_seconds\":");
@@ -217,7 +218,7 @@ static void _requests_json(struct buf *b) {
         if (m > 0) {
             buf_puts(b, ",");
         }
-        json_cstring(b, stats_method_name(m));
+        json_cstring(b, grpc_server_method_name(m));
         buf_puts(b, ":{");
         bool first = true;
         for (int c = 0; c < GRPC_CODE_COUNT; c++) {
@@ -235,12 +236,10 @@ static void _requests_json(struct buf *b) {
 
 static void _errors_json(struct buf *b) {
     buf_puts(b, "[");
-    pthread_mutex_lock(&stats_state.lock);
-    size_t kept = stats_state.nerrors < STATS_MAX_ERRORS ? stats_state.nerrors : STATS_MAX_ERRORS;
+    struct error_entry errors[ERRORS_KEPT];
+    size_t kept = errors_recent(errors, ERRORS_KEPT, NULL); /* newest first */
     for (size_t k = 0; k < kept; k++) {
-        /* newest first */
-        const struct stats_error *e =
-            &stats_state.errors[(stats_state.nerrors - 1 - k) % STATS_MAX_ERRORS];
+        const struct error_entry *e = &errors[k];
         char at[40];
         text_time_utc(at, sizeof at, e->at_us);
         buf_puts(b, k ? ",{\"time\":" : "{\"time\":");
@@ -253,7 +252,6 @@ static void _errors_json(struct buf *b) {
         json_cstring(b, e->message);
         buf_puts(b, "}");
     }
-    pthread_mutex_unlock(&stats_state.lock);
     buf_puts(b, "]");
 }
 

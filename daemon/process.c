@@ -1,5 +1,5 @@
 /* The process's metrics: memory (kernel and allocator views), CPU, descriptors, build. */
-#include "internal.h"
+#include "process.h"
 
 #include <dirent.h>
 #include <jemalloc/jemalloc.h>
@@ -11,8 +11,33 @@
 #define FSD_VERSION "unknown"
 #endif
 
-static const struct stats_metric_def *_def(enum stats_metric_id id) {
-    return &stats_metric_defs[id];
+const struct metric_def process_metric_defs[PROCESS_M_COUNT] = {
+    [PROCESS_M_BUILD_INFO] = {"fsd_build_info", METRIC_GAUGE, "version",
+                              "Always 1; the version label says which fsd build runs."},
+    [PROCESS_M_START_TIME] = {"fsd_process_start_time_seconds", METRIC_GAUGE, "",
+                              "Unix time the process started."},
+    [PROCESS_M_CPU] = {"fsd_process_cpu_seconds_total", METRIC_COUNTER, "",
+                       "User and system CPU time the process used."},
+    [PROCESS_M_RESIDENT] = {"fsd_process_resident_memory_bytes", METRIC_GAUGE, "",
+                            "Resident set size (/proc/self/statm)."},
+    [PROCESS_M_OPEN_FDS] = {"fsd_process_open_fds", METRIC_GAUGE, "",
+                            "Open file descriptors: sockets, listeners, event fds, files."},
+    [PROCESS_M_JEMALLOC_ALLOCATED] = {"fsd_jemalloc_allocated_bytes", METRIC_GAUGE, "",
+                                      "Bytes the application has allocated and not freed "
+                                      "(jemalloc stats.allocated)."},
+    [PROCESS_M_JEMALLOC_ACTIVE] = {"fsd_jemalloc_active_bytes", METRIC_GAUGE, "",
+                                   "Bytes in pages the allocator has handed out (jemalloc "
+                                   "stats.active)."},
+    [PROCESS_M_JEMALLOC_RESIDENT] = {"fsd_jemalloc_resident_bytes", METRIC_GAUGE, "",
+                                     "Bytes in physically resident pages the allocator maps "
+                                     "(jemalloc stats.resident)."},
+    [PROCESS_M_JEMALLOC_METADATA] = {"fsd_jemalloc_metadata_bytes", METRIC_GAUGE, "",
+                                     "Bytes of the allocator's own metadata (jemalloc "
+                                     "stats.metadata)."},
+};
+
+static const struct metric_def *_def(enum process_metric id) {
+    return &process_metric_defs[id];
 }
 
 /*
@@ -45,7 +70,7 @@ static int _proc_stat(unsigned long long *out, size_t n) {
     return 0;
 }
 
-int64_t stats_process_start_us(void) {
+int64_t process_start_us(void) {
     unsigned long long fields[20];
     if (_proc_stat(fields, 20) != 0) {
         return 0;
@@ -109,20 +134,23 @@ static uint64_t _jemalloc_stat(const char *name) {
     return mallctl(name, &value, &len, NULL, 0) == 0 ? value : 0;
 }
 
-void stats_collect_process(struct stats_writer *w, void *ctx) {
+void process_collect_metrics(struct metric_writer *w, void *ctx) {
     (void)ctx;
-    stats_write_count(w, _def(STATS_M_BUILD_INFO), (const char *[]){FSD_VERSION}, 1);
-    stats_write_value(w, _def(STATS_M_START_TIME), NULL, (double)stats_state.started_at_us / 1e6);
-    stats_write_value(w, _def(STATS_M_CPU), NULL, _cpu_seconds());
-    stats_write_count(w, _def(STATS_M_RESIDENT), NULL, _resident_bytes());
-    stats_write_count(w, _def(STATS_M_OPEN_FDS), NULL, _open_fds());
+    metrics_write_count(w, _def(PROCESS_M_BUILD_INFO), (const char *[]){FSD_VERSION}, 1);
+    metrics_write_value(w, _def(PROCESS_M_START_TIME), NULL, (double)process_start_us() / 1e6);
+    metrics_write_value(w, _def(PROCESS_M_CPU), NULL, _cpu_seconds());
+    metrics_write_count(w, _def(PROCESS_M_RESIDENT), NULL, _resident_bytes());
+    metrics_write_count(w, _def(PROCESS_M_OPEN_FDS), NULL, _open_fds());
 
     /* jemalloc caches its statistics; bumping the epoch refreshes them. */
     uint64_t epoch = 1;
     size_t len = sizeof epoch;
     mallctl("epoch", &epoch, &len, &epoch, len);
-    stats_write_count(w, _def(STATS_M_JEMALLOC_ALLOCATED), NULL, _jemalloc_stat("stats.allocated"));
-    stats_write_count(w, _def(STATS_M_JEMALLOC_ACTIVE), NULL, _jemalloc_stat("stats.active"));
-    stats_write_count(w, _def(STATS_M_JEMALLOC_RESIDENT), NULL, _jemalloc_stat("stats.resident"));
-    stats_write_count(w, _def(STATS_M_JEMALLOC_METADATA), NULL, _jemalloc_stat("stats.metadata"));
+    metrics_write_count(w, _def(PROCESS_M_JEMALLOC_ALLOCATED), NULL,
+                        _jemalloc_stat("stats.allocated"));
+    metrics_write_count(w, _def(PROCESS_M_JEMALLOC_ACTIVE), NULL, _jemalloc_stat("stats.active"));
+    metrics_write_count(w, _def(PROCESS_M_JEMALLOC_RESIDENT), NULL,
+                        _jemalloc_stat("stats.resident"));
+    metrics_write_count(w, _def(PROCESS_M_JEMALLOC_METADATA), NULL,
+                        _jemalloc_stat("stats.metadata"));
 }
