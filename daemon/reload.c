@@ -6,7 +6,7 @@
 
 #include "config.h"
 #include "common/log.h"
-#include "materializer/materializer.h"
+#include "materializer/snapshot/snapshot.h"
 #include "rpc/rpc.h"
 #include "stats/stats.h"
 #include "store/catalog.h"

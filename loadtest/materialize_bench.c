@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "daemon/config.h"
-#include "materializer/materializer.h"
+#include "materializer/snapshot/snapshot.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"

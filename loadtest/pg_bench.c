@@ -1,6 +1,6 @@
 /*
  * pg_bench: how fast the PostgreSQL source materializes a snapshot. Starts its own server
- * (tests/materializer/pg_server.c), generates the benchmark view's table there with
+ * (tests/materializer/snapshot/pg_server.c), generates the benchmark view's table there with
  * generate_series, then reads it through mat_pg_read() into a sink and a new table, several
  * times, and prints the median.
  *
@@ -21,8 +21,8 @@
 #include <libpq-fe.h>
 
 #include "daemon/config.h"
-#include "materializer/postgres.h"
-#include "materializer/sink.h"
+#include "materializer/snapshot/postgres.h"
+#include "materializer/snapshot/sink.h"
 #include "pg_server.h"
 #include "store/rcu.h"
 #include "store/schema.h"

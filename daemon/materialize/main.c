@@ -18,7 +18,7 @@
 
 #include "config.h"
 #include "materialize.h"
-#include "materializer/stream.h"
+#include "materializer/stream/stream.h"
 #include "store/rcu.h"
 #include "store/table.h"
 #include "common/clock.h"

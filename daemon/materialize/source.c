@@ -9,9 +9,9 @@
 #include <time.h>
 
 #include "config.h"
-#include "materializer/parquet.h"
-#include "materializer/postgres.h"
-#include "materializer/sink.h"
+#include "materializer/snapshot/parquet.h"
+#include "materializer/snapshot/postgres.h"
+#include "materializer/snapshot/sink.h"
 #include "store/table.h"
 #include "common/clock.h"
 

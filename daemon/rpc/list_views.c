@@ -10,7 +10,7 @@
 #include "config.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "grpc/grpc.h"
-#include "materializer/materializer.h"
+#include "materializer/snapshot/snapshot.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"

@@ -7,8 +7,8 @@
 
 #include "fsd/v1/feature_service.pb-c.h"
 #include "grpc/grpc.h"
-#include "materializer/materializer.h"
-#include "materializer/stream.h"
+#include "materializer/snapshot/snapshot.h"
+#include "materializer/stream/stream.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"

@@ -10,7 +10,7 @@
 #include "common/buf.h"
 #include "common/metrics.h"
 #include "config.h"
-#include "materializer/materializer.h"
+#include "materializer/snapshot/snapshot.h"
 #include "rpc/rpc_stats.h"
 #include "store/table.h"
 

@@ -15,7 +15,7 @@
 #include <time.h>
 
 #include "grpc/grpc.h"
-#include "materializer/materializer.h"
+#include "materializer/snapshot/snapshot.h"
 #include "common/log.h"
 #include "store/catalog.h"
 #include "store/rcu.h"

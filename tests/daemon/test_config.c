@@ -685,7 +685,8 @@ static void test_no_cascading_errors(void **state) {
     assert_int_equal(count_lines(err), 1);
 }
 
-/* ---- stream: a Redis stream of row updates (read by materializer/stream.c) --------------- */
+/* ---- stream: a Redis stream of row updates (read by materializer/stream/stream.c) ---------------
+ */
 
 static void test_stream_section(void **state) {
     (void)state;

@@ -11,7 +11,7 @@
 
 #include "config.h"
 #include "common/log.h"
-#include "materializer/materializer.h"
+#include "materializer/snapshot/snapshot.h"
 #include "options.h"
 
 static char err[512];

@@ -928,7 +928,7 @@ class MaterializeTest(unittest.TestCase):
 
 # ---- fsd-materialize from PostgreSQL ------------------------------------------------------
 
-PG_USER = "fsdtest"  # PostgreSQL refuses root; tests/materializer/pg_server.c uses the same
+PG_USER = "fsdtest"  # PostgreSQL refuses root; tests/materializer/snapshot/pg_server.c uses the same
 
 
 class Postgres:

@@ -3,7 +3,7 @@
  * load without a single error, with the entity counts the generator promises and its late
  * rows resolved by latest-row selection (older ones lose, newer ones win).
  */
-#include "mat_test.h"
+#include "snapshot/mat_test.h"
 
 static void _load_demo(const char *view, struct mat_load_result *r) {
     char path[PATH_MAX];

@@ -35,7 +35,7 @@
 
 #include "common/utf8.h"
 #include "fsd/v1/feature_service.pb-c.h"
-#include "proto_row.h"
+#include "materializer/proto_row.h"
 #include "store/row.h"
 
 enum field_kind {

@@ -1,5 +1,5 @@
 /*
- * The PostgreSQL source (materializer/postgres.h) against a real server started by
+ * The PostgreSQL source (materializer/snapshot/postgres.h) against a real server started by
  * pg_server.c, rows going through the real sink into a real table.
  *
  * The server runs with TimeZone=Asia/Kathmandu (+05:45) and the client sets PGTZ and TZ to
@@ -24,9 +24,9 @@
 #include <libpq-fe.h>
 
 #include "daemon/config.h"
-#include "materializer/postgres.h"
-#include "materializer/postgres_internal.h"
-#include "materializer/sink.h"
+#include "materializer/snapshot/postgres.h"
+#include "materializer/snapshot/postgres_internal.h"
+#include "materializer/snapshot/sink.h"
 #include "pg_server.h"
 #include "store/key.h"
 #include "store/rcu.h"

@@ -18,8 +18,8 @@
 #include <time.h>
 
 #include "daemon/config.h"
-#include "materializer/postgres_internal.h"
-#include "materializer/sink.h"
+#include "materializer/snapshot/postgres_internal.h"
+#include "materializer/snapshot/sink.h"
 #include "store/rcu.h"
 #include "store/schema.h"
 #include "store/table.h"

@@ -48,7 +48,6 @@
 #include "common/log.h"
 #include "common/errors.h"
 #include "common/metrics.h"
-#include "internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/row.h"

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "materializer.h"
+#include "snapshot_internal.h"
+#include "snapshot.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 

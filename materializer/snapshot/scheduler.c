@@ -1,5 +1,5 @@
 /*
- * The scheduler thread (materializer.h): loads every view with a source at start-up, again on
+ * The scheduler thread (snapshot.h): loads every view with a source at start-up, again on
  * its refresh interval, retries failures with backoff, and runs on-demand loads first.
  *
  *   requests (tickets, FIFO) ──┐
@@ -8,7 +8,7 @@
  * Everything shared lives under one mutex; loads run without it, each with a private copy of
  * its view's config, so status reads and requests never wait for a load.
  */
-#include "materializer.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -22,7 +22,7 @@
 #include "daemon/config.h"
 #include "common/errors.h"
 #include "common/log.h"
-#include "internal.h"
+#include "snapshot_internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"

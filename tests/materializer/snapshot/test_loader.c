@@ -10,7 +10,7 @@
 #include <math.h>
 #include <pthread.h>
 
-#include "materializer/sink.h"
+#include "materializer/snapshot/sink.h"
 
 static const char LATEST_YAML[] = "views:\n"
                                   "  - name: v\n"

@@ -11,7 +11,7 @@
  * so the decoder takes the stream in arbitrary pieces: a piece that holds whole tuples is
  * decoded in place; a partial tuple is staged until the rest arrives.
  */
-#include "materializer/postgres_internal.h"
+#include "postgres_internal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "materializer/sink.h"
+#include "sink.h"
 #include "store/row.h"
 #include "store/schema.h"
 

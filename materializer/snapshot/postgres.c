@@ -3,8 +3,8 @@
  * the view, then COPY the needed columns out in binary and hand the stream to the decoder
  * (postgres_decode.c), which writes the rows into the sink.
  */
-#include "materializer/postgres.h"
-#include "materializer/postgres_internal.h"
+#include "postgres.h"
+#include "postgres_internal.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-"""Writes the seed corpus of fuzz_stream_entry (tests/materializer/fuzz_stream_entry.c) next
+"""Writes the seed corpus of fuzz_stream_entry (tests/materializer/stream/fuzz_stream_entry.c) next
 to this file: one Redis Streams entry per file, in the target's input layout
 
     byte 0 'p' (protobuf format) or 'f' (fields format), then per field
@@ -8,7 +8,7 @@ for its view (keys k int64, s string; features i32 i64 f d b str by ts fl il sl;
 field ev, created time field cr; protobuf rows in field "row"). Files named ok-* must parse,
 bad-* must be refused: the replay test checks both.
 
-    /usr/bin/python3 tests/materializer/corpus/stream_entry/make_corpus.py [build/python]
+    /usr/bin/python3 tests/materializer/stream/corpus/make_corpus.py [build/python]
 """
 import os
 import struct

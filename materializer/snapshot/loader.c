@@ -1,11 +1,11 @@
-/* One load of one view: source -> sink -> new table -> contract -> commit (materializer.h). */
-#include "materializer.h"
+/* One load of one view: source -> sink -> new table -> contract -> commit (snapshot.h). */
+#include "snapshot.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon/config.h"
-#include "internal.h"
+#include "snapshot_internal.h"
 #include "parquet.h"
 #include "postgres.h"
 #include "sink.h"

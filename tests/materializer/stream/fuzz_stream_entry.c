@@ -14,10 +14,10 @@
  * Built with libFuzzer when the compiler is Clang (fuzz_stream_entry); always built as
  * fuzz_stream_entry_replay, whose main() runs the target over entries encoded here, every
  * prefix of them and every single-byte corruption, plus the files it is given: the checked-in
- * corpus (corpus/stream_entry/), where a file named ok-* must parse and bad-* must be
+ * corpus (corpus/), where a file named ok-* must parse and bad-* must be
  * refused. So CTest exercises the parser's error paths under every build, sanitizers too.
  *
- *   build/tests/fuzz_stream_entry /tmp/corpus tests/materializer/corpus/stream_entry \
+ *   build/tests/fuzz_stream_entry /tmp/corpus tests/materializer/stream/corpus \
  *       -max_total_time=300    (new inputs go to the first folder)
  */
 #include <stdbool.h>
@@ -29,7 +29,7 @@
 
 #include "daemon/config.h"
 #include "fsd/v1/feature_service.pb-c.h"
-#include "materializer/stream_internal.h"
+#include "materializer/stream/stream_internal.h"
 #include "store/rcu.h"
 #include "store/row.h"
 #include "store/schema.h"

@@ -1,5 +1,5 @@
 /* The data contract guard: checks a sealed snapshot before it may replace the live one. */
-#include "internal.h"
+#include "snapshot_internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -21,7 +21,7 @@
 #include <duckdb.h>
 
 #include "daemon/config.h"
-#include "materializer/materializer.h"
+#include "materializer/snapshot/snapshot.h"
 #include "store/catalog.h"
 #include "store/key.h"
 #include "store/rcu.h"
