@@ -173,17 +173,6 @@ const char *config_source_type_name(enum config_source_type type); /* "none", "p
 const char *config_stream_format_name(enum config_stream_format format); /* "fields", ... */
 
 /*
- * Text forms of values, as config literals and stream entries write them (config_literal.c).
- * Each returns 0, or -1 with a message quoting `text` in `err`. `text` is NUL-terminated.
- */
-int config_parse_int(const char *text, int64_t min, int64_t max, const char *type_name,
-                     int64_t *out, char *err, size_t err_len);
-int config_parse_double(const char *text, double *out, char *err, size_t err_len);
-int config_parse_float(const char *text, float *out, char *err, size_t err_len);
-/* RFC 3339 (2024-01-02T03:04:05.123456+02:00) or integer microseconds since the epoch. */
-int config_parse_timestamp(const char *text, int64_t *us, char *err, size_t err_len);
-
-/*
  * `fsd --print-reference-config`: the option sections from the option table, then a commented
  * example of views and feature services. The output is configs/reference.yaml and passes
  * --check-config.

@@ -96,16 +96,3 @@ void config_parse_views(struct config_ctx *ctx, const yaml_node_t *seq);
  */
 int config_default_parse(struct config_ctx *ctx, const yaml_node_t *node, enum store_type type,
                          enum store_default_kind *kind, struct store_value *literal, void **owned);
-
-/* ---- literal text forms (config_literal.c), exposed for tests ---------------------------- */
-
-/* Each returns 0, or -1 with a message (quoting `text`) in `err`. */
-int config_parse_int(const char *text, int64_t min, int64_t max, const char *type_name,
-                     int64_t *out, char *err, size_t err_len);
-int config_parse_double(const char *text, double *out, char *err, size_t err_len);
-int config_parse_float(const char *text, float *out, char *err, size_t err_len);
-/* RFC 3339 (2024-01-02T03:04:05.123456+02:00) or integer microseconds since the epoch. */
-int config_parse_timestamp(const char *text, int64_t *us, char *err, size_t err_len);
-/* Standard base64 with padding (RFC 4648 section 4). *out is malloc'd (may be NULL when empty). */
-int config_parse_base64(const char *text, uint8_t **out, size_t *out_len, char *err,
-                        size_t err_len);

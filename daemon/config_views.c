@@ -2,6 +2,7 @@
 #include "config_internal.h"
 
 #include "store/schema.h"
+#include "common/parse.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -201,7 +202,7 @@ static int _number(struct config_ctx *ctx, const yaml_node_t *node, const char *
     if (text == NULL) {
         return -1;
     }
-    if (config_parse_double(text, out, why, sizeof why) != 0) {
+    if (parse_double(text, out, why, sizeof why) != 0) {
         config_error(ctx, node, key, "%s", why);
         return -1;
     }
@@ -318,8 +319,7 @@ static void _parse_contract(struct config_ctx *ctx, struct config_view *view,
         const char *text = config_scalar(ctx, min_rows, "min_rows");
         int64_t n;
         char why[256];
-        if (text != NULL &&
-            config_parse_int(text, 0, INT64_MAX, "min_rows", &n, why, sizeof why) != 0) {
+        if (text != NULL && parse_int(text, 0, INT64_MAX, "min_rows", &n, why, sizeof why) != 0) {
             config_error(ctx, min_rows, "min_rows", "%s", why);
         } else if (text != NULL) {
             view->contract.min_rows = (uint64_t)n;
@@ -494,7 +494,7 @@ static void _uint_field(struct config_ctx *ctx, const yaml_node_t *map, const ch
     if (text == NULL) {
         return;
     }
-    if (config_parse_int(text, min, max, key, &n, why, sizeof why) != 0) {
+    if (parse_int(text, min, max, key, &n, why, sizeof why) != 0) {
         config_error(ctx, node, key, "%s", why);
     } else {
         *out = (uint32_t)n;

@@ -37,6 +37,7 @@
 #include "fsd/v1/feature_service.pb-c.h"
 #include "materializer/proto_row.h"
 #include "store/row.h"
+#include "common/parse.h"
 
 enum field_kind {
     FIELD_KEY,
@@ -454,10 +455,9 @@ static int _json_number(struct mat_stream_parser *p, enum store_type type, const
     memcpy(p->text, s + *i, k - *i);
     p->text[k - *i] = '\0';
     *i = k;
-    int rc =
-        type == STORE_TYPE_FLOAT_LIST
-            ? config_parse_float(p->text, &p->floats[n], why, why_len)
-            : config_parse_int(p->text, INT64_MIN, INT64_MAX, "int64", &p->ints[n], why, why_len);
+    int rc = type == STORE_TYPE_FLOAT_LIST
+                 ? parse_float(p->text, &p->floats[n], why, why_len)
+                 : parse_int(p->text, INT64_MIN, INT64_MAX, "int64", &p->ints[n], why, why_len);
     return rc == 0 ? MAT_STREAM_ENTRY_OK : MAT_STREAM_ENTRY_BAD;
 }
 
@@ -565,20 +565,20 @@ static int _set_feature(struct mat_stream_parser *p, const struct field_slot *sl
     }
     switch (type) {
     case STORE_TYPE_INT32:
-        if (config_parse_int(p->text, INT32_MIN, INT32_MAX, "int32", &i64, why, sizeof why) != 0) {
+        if (parse_int(p->text, INT32_MIN, INT32_MAX, "int32", &i64, why, sizeof why) != 0) {
             return _bad(err, err_len, "field %s: %s", slot->name, why);
         }
         store_row_set_int32(b, f, (int32_t)i64);
         return MAT_STREAM_ENTRY_OK;
     case STORE_TYPE_INT64:
-        if (config_parse_int(p->text, INT64_MIN, INT64_MAX, "int64", &i64, why, sizeof why) != 0) {
+        if (parse_int(p->text, INT64_MIN, INT64_MAX, "int64", &i64, why, sizeof why) != 0) {
             return _bad(err, err_len, "field %s: %s", slot->name, why);
         }
         store_row_set_int64(b, f, i64);
         return MAT_STREAM_ENTRY_OK;
     case STORE_TYPE_FLOAT: {
         float x;
-        if (config_parse_float(p->text, &x, why, sizeof why) != 0) {
+        if (parse_float(p->text, &x, why, sizeof why) != 0) {
             return _bad(err, err_len, "field %s: %s", slot->name, why);
         }
         store_row_set_float(b, f, x);
@@ -586,14 +586,14 @@ static int _set_feature(struct mat_stream_parser *p, const struct field_slot *sl
     }
     case STORE_TYPE_DOUBLE: {
         double x;
-        if (config_parse_double(p->text, &x, why, sizeof why) != 0) {
+        if (parse_double(p->text, &x, why, sizeof why) != 0) {
             return _bad(err, err_len, "field %s: %s", slot->name, why);
         }
         store_row_set_double(b, f, x);
         return MAT_STREAM_ENTRY_OK;
     }
     case STORE_TYPE_TIMESTAMP:
-        if (config_parse_timestamp(p->text, &i64, why, sizeof why) != 0) {
+        if (parse_timestamp(p->text, &i64, why, sizeof why) != 0) {
             return _bad(err, err_len, "field %s: %s", slot->name, why);
         }
         store_row_set_timestamp(b, f, i64);
@@ -642,7 +642,7 @@ static int _timestamp(struct mat_stream_parser *p, const struct field_slot *slot
     if (rc != MAT_STREAM_ENTRY_OK) {
         return rc;
     }
-    if (config_parse_timestamp(p->text, out, why, sizeof why) != 0) {
+    if (parse_timestamp(p->text, out, why, sizeof why) != 0) {
         return _bad(err, err_len, "field %s: %s", slot->name, why);
     }
     return MAT_STREAM_ENTRY_OK;
@@ -700,8 +700,8 @@ static int _parse_fields(struct mat_stream_parser *p, const struct store_schema 
             part->type = p->key_types[slot->index];
             if (part->type == STORE_KEY_INT64) {
                 if ((rc = _text(p, slot, fd->value, fd->value_len, err, err_len)) == 0 &&
-                    config_parse_int(p->text, INT64_MIN, INT64_MAX, "int64", &part->i64, why,
-                                     sizeof why) != 0) {
+                    parse_int(p->text, INT64_MIN, INT64_MAX, "int64", &part->i64, why,
+                              sizeof why) != 0) {
                     rc = _bad(err, err_len, "join key %s: %s", slot->name, why);
                 }
             } else if (fd->value_len > STORE_MAX_KEY_BYTES ||

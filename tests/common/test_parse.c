@@ -1,4 +1,4 @@
-/* Default literals: the text forms of ints, floats, timestamps and base64, at their edges. */
+/* common/parse: the text forms of ints, floats, timestamps and base64, at their edges. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,29 +8,27 @@
 
 #include <cmocka.h>
 
-#include "config_internal.h"
+#include "common/parse.h"
 
 static char err[512];
 
 static void test_int(void **state) {
     (void)state;
     int64_t v;
-    assert_int_equal(
-        config_parse_int("-2147483648", INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), 0);
-    assert_int_equal(v, INT32_MIN);
-    assert_int_equal(config_parse_int("+5", INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), 0);
-    assert_int_equal(v, 5);
-    assert_int_equal(config_parse_int("0", INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), 0);
-    assert_int_equal(config_parse_int("-0", INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), 0);
-    assert_int_equal(config_parse_int("-9223372036854775808", INT64_MIN, INT64_MAX, "int64", &v,
-                                      err, sizeof err),
+    assert_int_equal(parse_int("-2147483648", INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err),
                      0);
+    assert_int_equal(v, INT32_MIN);
+    assert_int_equal(parse_int("+5", INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(parse_int("0", INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), 0);
+    assert_int_equal(parse_int("-0", INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), 0);
+    assert_int_equal(
+        parse_int("-9223372036854775808", INT64_MIN, INT64_MAX, "int64", &v, err, sizeof err), 0);
     assert_true(v == INT64_MIN);
     static const char *const bad[] = {"",     "-",   "2147483648", "007", " 5", "5 ",
                                       "0x10", "1e3", "1_000",      "5.0", "--5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(
-            config_parse_int(bad[i], INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), -1);
+        assert_int_equal(parse_int(bad[i], INT32_MIN, INT32_MAX, "int32", &v, err, sizeof err), -1);
     }
     assert_string_equal(err, "invalid int32 \"--5\" (expected a decimal integer)");
 }
@@ -39,30 +37,30 @@ static void test_double_and_float(void **state) {
     (void)state;
     double d;
     float f;
-    assert_int_equal(config_parse_double("0.1", &d, err, sizeof err), 0);
+    assert_int_equal(parse_double("0.1", &d, err, sizeof err), 0);
     assert_true(d == 0.1);
-    assert_int_equal(config_parse_double("-1.7976931348623157e308", &d, err, sizeof err), 0);
+    assert_int_equal(parse_double("-1.7976931348623157e308", &d, err, sizeof err), 0);
     assert_true(d == -1.7976931348623157e308);
-    assert_int_equal(config_parse_double("4.9e-324", &d, err, sizeof err), 0); /* subnormal */
+    assert_int_equal(parse_double("4.9e-324", &d, err, sizeof err), 0); /* subnormal */
     assert_true(d > 0);
-    assert_int_equal(config_parse_double(".5", &d, err, sizeof err), 0);
+    assert_int_equal(parse_double(".5", &d, err, sizeof err), 0);
     assert_true(d == 0.5);
-    assert_int_equal(config_parse_double("5.", &d, err, sizeof err), 0);
-    assert_int_equal(config_parse_double("1E+3", &d, err, sizeof err), 0);
+    assert_int_equal(parse_double("5.", &d, err, sizeof err), 0);
+    assert_int_equal(parse_double("1E+3", &d, err, sizeof err), 0);
     assert_true(d == 1000);
-    assert_int_equal(config_parse_double("0e999", &d, err, sizeof err), 0); /* exactly zero */
+    assert_int_equal(parse_double("0e999", &d, err, sizeof err), 0); /* exactly zero */
     assert_true(d == 0);
     static const char *const bad[] = {"1e400", "1e-400", "nan", "inf", "-inf", ".inf", "0x10",
                                       "1e",    ".",      "",    " 1",  "1 ",   "1,5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(config_parse_double(bad[i], &d, err, sizeof err), -1);
+        assert_int_equal(parse_double(bad[i], &d, err, sizeof err), -1);
     }
-    assert_int_equal(config_parse_float("0.1", &f, err, sizeof err), 0);
+    assert_int_equal(parse_float("0.1", &f, err, sizeof err), 0);
     assert_true(f == 0.1f);
-    assert_int_equal(config_parse_float("3.4028234e38", &f, err, sizeof err), 0);
-    assert_int_equal(config_parse_float("3.5e38", &f, err, sizeof err), -1);
+    assert_int_equal(parse_float("3.4028234e38", &f, err, sizeof err), 0);
+    assert_int_equal(parse_float("3.5e38", &f, err, sizeof err), -1);
     assert_string_equal(err, "3.5e38 is out of range for float");
-    assert_int_equal(config_parse_float("1e-50", &f, err, sizeof err), -1);
+    assert_int_equal(parse_float("1e-50", &f, err, sizeof err), -1);
 }
 
 static void test_timestamp(void **state) {
@@ -86,7 +84,7 @@ static void test_timestamp(void **state) {
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int64_t us = 42;
-        if (config_parse_timestamp(good[i].text, &us, err, sizeof err) != 0) {
+        if (parse_timestamp(good[i].text, &us, err, sizeof err) != 0) {
             fail_msg("%s: %s", good[i].text, err);
         }
         if (us != good[i].us) {
@@ -114,7 +112,7 @@ static void test_timestamp(void **state) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t us;
-        if (config_parse_timestamp(bad[i], &us, err, sizeof err) != -1) {
+        if (parse_timestamp(bad[i], &us, err, sizeof err) != -1) {
             fail_msg("accepted %s", bad[i]);
         }
     }
@@ -124,29 +122,29 @@ static void test_base64(void **state) {
     (void)state;
     uint8_t *out;
     size_t len;
-    assert_int_equal(config_parse_base64("", &out, &len, err, sizeof err), 0);
+    assert_int_equal(parse_base64("", &out, &len, err, sizeof err), 0);
     assert_int_equal(len, 0);
     free(out);
-    assert_int_equal(config_parse_base64("aGk=", &out, &len, err, sizeof err), 0);
+    assert_int_equal(parse_base64("aGk=", &out, &len, err, sizeof err), 0);
     assert_int_equal(len, 2);
     assert_memory_equal(out, "hi", 2);
     free(out);
-    assert_int_equal(config_parse_base64("aGVsbG8gd29ybGQ=", &out, &len, err, sizeof err), 0);
+    assert_int_equal(parse_base64("aGVsbG8gd29ybGQ=", &out, &len, err, sizeof err), 0);
     assert_int_equal(len, 11);
     assert_memory_equal(out, "hello world", 11);
     free(out);
-    assert_int_equal(config_parse_base64("YQ==", &out, &len, err, sizeof err), 0);
+    assert_int_equal(parse_base64("YQ==", &out, &len, err, sizeof err), 0);
     assert_int_equal(len, 1);
     assert_memory_equal(out, "a", 1);
     free(out);
-    assert_int_equal(config_parse_base64("+/+/", &out, &len, err, sizeof err), 0);
+    assert_int_equal(parse_base64("+/+/", &out, &len, err, sizeof err), 0);
     assert_int_equal(len, 3);
     assert_memory_equal(out, "\xfb\xff\xbf", 3);
     free(out);
     static const char *const bad[] = {"aGk",  "aGk==", "a=Gk", "aG=k", "a===", "aGl=",
                                       "YR==", "aGk-",  "aGk_", "aG k", "====", "aGk=aGk="};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        if (config_parse_base64(bad[i], &out, &len, err, sizeof err) != -1) {
+        if (parse_base64(bad[i], &out, &len, err, sizeof err) != -1) {
             fail_msg("accepted %s", bad[i]);
         }
     }
