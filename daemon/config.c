@@ -558,6 +558,17 @@ int config_parse(const char *name, const char *yaml, size_t yaml_len, struct fsd
         _parse_text(&ctx, yaml, yaml_len);
     }
     free(ctx.view_broken);
+    if (ctx.nerrors == 0) {
+        config->snapshots = calloc(config->nviews + 1, sizeof(*config->snapshots));
+        config->streams = calloc(config->nviews + 1, sizeof(*config->streams));
+        if (config->snapshots == NULL || config->streams == NULL) {
+            config_error(&ctx, NULL, NULL, "out of memory");
+        }
+        for (size_t i = 0; ctx.nerrors == 0 && i < config->nviews; i++) {
+            config->snapshots[i] = &config->views[i].snapshot;
+            config->streams[i] = &config->views[i].stream;
+        }
+    }
     if (ctx.nerrors > 0) {
         _report(&ctx, err, err_len);
         config_destroy(config);
@@ -608,24 +619,17 @@ int config_load(const char *path, struct fsd_config **out, char *err, size_t err
     return rc;
 }
 
-static void _source_deinit(struct config_source *source) {
-    free(source->path);
-    free(source->dsn);
-    free(source->table);
-    free(source->query);
-    free(source->event_timestamp_column);
-    free(source->created_timestamp_column);
-}
-
 void config_destroy(struct fsd_config *config) {
     if (config == NULL) {
         return;
     }
     for (size_t i = 0; i < config->nviews; i++) {
         store_schema_destroy(config->views[i].schema);
-        _source_deinit(&config->views[i].source);
+        mat_source_deinit(&config->views[i].snapshot.source);
     }
     free(config->views);
+    free(config->snapshots);
+    free(config->streams);
     for (size_t i = 0; i < config->nservices; i++) {
         free(config->services[i].name);
         free(config->services[i].features);
@@ -649,16 +653,4 @@ const struct config_service *config_find_service(const struct fsd_config *config
         }
     }
     return NULL;
-}
-
-const char *config_source_type_name(enum config_source_type type) {
-    switch (type) {
-    case CONFIG_SOURCE_NONE:
-        return "none";
-    case CONFIG_SOURCE_PARQUET:
-        return "parquet";
-    case CONFIG_SOURCE_POSTGRES:
-        return "postgres";
-    }
-    return "?";
 }

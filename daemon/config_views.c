@@ -40,7 +40,7 @@ static void _forbid(struct config_ctx *ctx, const yaml_node_t *map, const char *
     }
 }
 
-static void _parse_source(struct config_ctx *ctx, struct config_source *source,
+static void _parse_source(struct config_ctx *ctx, struct mat_source *source,
                           const yaml_node_t *map) {
     static const char *const keys[] = {"type",
                                        "path",
@@ -59,9 +59,9 @@ static void _parse_source(struct config_ctx *ctx, struct config_source *source,
     const char *type = type_node ? config_scalar(ctx, type_node, "type") : NULL;
     if (type != NULL) {
         if (strcmp(type, "parquet") == 0) {
-            source->type = CONFIG_SOURCE_PARQUET;
+            source->type = MAT_SOURCE_PARQUET;
         } else if (strcmp(type, "postgres") == 0) {
-            source->type = CONFIG_SOURCE_POSTGRES;
+            source->type = MAT_SOURCE_POSTGRES;
         } else {
             config_error(ctx, type_node, "type",
                          "unknown source type \"%.80s\" (expected parquet, postgres)", type);
@@ -69,12 +69,12 @@ static void _parse_source(struct config_ctx *ctx, struct config_source *source,
     }
     _string_field(ctx, map, "event_timestamp_column", true, &source->event_timestamp_column);
     _string_field(ctx, map, "created_timestamp_column", false, &source->created_timestamp_column);
-    if (source->type == CONFIG_SOURCE_PARQUET) {
+    if (source->type == MAT_SOURCE_PARQUET) {
         _string_field(ctx, map, "path", true, &source->path);
         _forbid(ctx, map, "dsn", "postgres");
         _forbid(ctx, map, "table", "postgres");
         _forbid(ctx, map, "query", "postgres");
-    } else if (source->type == CONFIG_SOURCE_POSTGRES) {
+    } else if (source->type == MAT_SOURCE_POSTGRES) {
         _forbid(ctx, map, "path", "parquet");
         _string_field(ctx, map, "dsn", false, &source->dsn);
         _string_field(ctx, map, "table", false, &source->table);
@@ -228,7 +228,7 @@ static void _parse_bool(struct config_ctx *ctx, const yaml_node_t *node, const c
 
 /* `range: [lo, hi]` of a numeric feature. */
 static void _parse_range(struct config_ctx *ctx, const yaml_node_t *seq,
-                         struct config_feature_check *check) {
+                         struct mat_feature_check *check) {
     if (seq->type != YAML_SEQUENCE_NODE ||
         seq->data.sequence.items.top - seq->data.sequence.items.start != 2) {
         config_error(ctx, seq, "range", "expected [min, max]");
@@ -259,7 +259,7 @@ static void _parse_feature_checks(struct config_ctx *ctx, struct config_view *vi
         config_path_pop(ctx, mark);
         return;
     }
-    struct config_contract *contract = &view->contract;
+    struct mat_contract *contract = &view->snapshot.contract;
     for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top;
          pair++) {
         const yaml_node_t *key = config_node(ctx, pair->key);
@@ -272,12 +272,12 @@ static void _parse_feature_checks(struct config_ctx *ctx, struct config_view *vi
         int index = store_schema_feature_index(view->schema, name);
         if (index < 0) {
             config_error(ctx, key, NULL, "the view has no feature \"%.80s\"", name);
-        } else if (contract->nfeatures == CONFIG_MAX_CHECKED_FEATURES) {
+        } else if (contract->nfeatures == MAT_MAX_CHECKED_FEATURES) {
             config_error(ctx, key, NULL, "at most %d features may have checks",
-                         CONFIG_MAX_CHECKED_FEATURES);
+                         MAT_MAX_CHECKED_FEATURES);
         } else if (config_check_keys(ctx, value, keys)) {
-            struct config_feature_check *check = &contract->features[contract->nfeatures];
-            *check = (struct config_feature_check){.feature = (uint32_t)index, .max_null_rate = 1};
+            struct mat_feature_check *check = &contract->features[contract->nfeatures];
+            *check = (struct mat_feature_check){.feature = (uint32_t)index, .max_null_rate = 1};
             const yaml_node_t *rate = config_get(ctx, value, "max_null_rate", false);
             const yaml_node_t *range = config_get(ctx, value, "range", false);
             if (rate != NULL) {
@@ -322,11 +322,12 @@ static void _parse_contract(struct config_ctx *ctx, struct config_view *view,
         if (text != NULL && parse_int(text, 0, INT64_MAX, "min_rows", &n, why, sizeof why) != 0) {
             config_error(ctx, min_rows, "min_rows", "%s", why);
         } else if (text != NULL) {
-            view->contract.min_rows = (uint64_t)n;
+            view->snapshot.contract.min_rows = (uint64_t)n;
         }
     }
     if (drop != NULL) {
-        _number(ctx, drop, "max_row_drop_percent", 0, 100, &view->contract.max_row_drop_percent);
+        _number(ctx, drop, "max_row_drop_percent", 0, 100,
+                &view->snapshot.contract.max_row_drop_percent);
     }
     if (features != NULL) {
         _parse_feature_checks(ctx, view, features);
@@ -335,10 +336,6 @@ static void _parse_contract(struct config_ctx *ctx, struct config_view *view,
 }
 
 /* ---- stream: a Redis stream of row updates ------------------------------------------------ */
-
-const char *config_stream_format_name(enum config_stream_format format) {
-    return format == CONFIG_STREAM_PROTOBUF ? "protobuf" : "fields";
-}
 
 /* Copies `len` bytes of `text` into `dst` (`cap` bytes); false when they do not fit. */
 static bool _copy(char *dst, size_t cap, const char *text, size_t len) {
@@ -374,7 +371,7 @@ static bool _decimal(const char *text, size_t len, uint64_t max, uint64_t *out) 
  * `redis:` as host[:port], [v6addr][:port] or redis://[[user]:password@]host[:port][/db].
  * Returns 0, or -1 with the reason in `why`.
  */
-static int _parse_redis_address(const char *text, struct config_stream *s, char *why,
+static int _parse_redis_address(const char *text, struct mat_stream_config *s, char *why,
                                 size_t why_len) {
     const char *p = text;
     bool url = strncmp(p, "redis://", 8) == 0;
@@ -390,7 +387,7 @@ static int _parse_redis_address(const char *text, struct config_stream *s, char 
             if (!_copy(s->user, sizeof s->user, p, (size_t)(colon - p)) ||
                 !_copy(s->password, sizeof s->password, colon + 1, (size_t)(at - colon - 1))) {
                 snprintf(why, why_len, "user or password longer than %d bytes",
-                         CONFIG_STREAM_SECRET_LEN - 1);
+                         MAT_STREAM_SECRET_LEN - 1);
                 return -1;
             }
             p = at + 1;
@@ -432,10 +429,10 @@ static int _parse_redis_address(const char *text, struct config_stream *s, char 
         return -1;
     }
     if (!_copy(s->host, sizeof s->host, host, (size_t)(host_end - host))) {
-        snprintf(why, why_len, "host longer than %d bytes", CONFIG_STREAM_HOST_LEN - 1);
+        snprintf(why, why_len, "host longer than %d bytes", MAT_STREAM_HOST_LEN - 1);
         return -1;
     }
-    s->port = CONFIG_STREAM_DEFAULT_PORT;
+    s->port = MAT_STREAM_DEFAULT_PORT;
     if (port != NULL) {
         uint64_t n;
         if (!_decimal(port, (size_t)(end - port), 65535, &n) || n == 0) {
@@ -448,13 +445,13 @@ static int _parse_redis_address(const char *text, struct config_stream *s, char 
 }
 
 /* `start:` "$", "0", or an entry ID "<ms>" / "<ms>-<seq>". */
-static int _parse_stream_start(const char *text, struct config_stream *s) {
+static int _parse_stream_start(const char *text, struct mat_stream_config *s) {
     if (strcmp(text, "$") == 0) {
-        s->start = CONFIG_STREAM_START_NEW;
+        s->start = MAT_STREAM_START_NEW;
         return 0;
     }
     if (strcmp(text, "snapshot") == 0) {
-        s->start = CONFIG_STREAM_START_SNAPSHOT;
+        s->start = MAT_STREAM_START_SNAPSHOT;
         return 0;
     }
     const char *dash = strchr(text, '-');
@@ -464,7 +461,7 @@ static int _parse_stream_start(const char *text, struct config_stream *s) {
         return -1;
     }
     s->start =
-        s->start_ms == 0 && s->start_seq == 0 ? CONFIG_STREAM_START_ALL : CONFIG_STREAM_START_AFTER;
+        s->start_ms == 0 && s->start_seq == 0 ? MAT_STREAM_START_ALL : MAT_STREAM_START_AFTER;
     return 0;
 }
 
@@ -505,14 +502,14 @@ static void _uint_field(struct config_ctx *ctx, const yaml_node_t *map, const ch
 static void _check_field_name(struct config_ctx *ctx, const struct store_schema *schema,
                               const yaml_node_t *map, const char *key, const char *name) {
     const yaml_node_t *node = config_get(ctx, map, key, false);
-    bool taken = strcmp(name, CONFIG_STREAM_DELETE_FIELD) == 0 ||
-                 store_schema_feature_index(schema, name) >= 0;
+    bool taken =
+        strcmp(name, MAT_STREAM_DELETE_FIELD) == 0 || store_schema_feature_index(schema, name) >= 0;
     for (uint32_t k = 0; k < schema->nkeys; k++) {
         taken = taken || strcmp(schema->keys[k].name, name) == 0;
     }
     if (taken) {
         config_error(ctx, node ? node : map, node ? key : NULL,
-                     "field \"%.80s\" is also a join key, a feature or " CONFIG_STREAM_DELETE_FIELD,
+                     "field \"%.80s\" is also a join key, a feature or " MAT_STREAM_DELETE_FIELD,
                      name);
     }
 }
@@ -538,7 +535,7 @@ static void _parse_stream(struct config_ctx *ctx, struct config_view *view,
                                        "batch",
                                        "block_ms",
                                        NULL};
-    struct config_stream *s = &view->stream;
+    struct mat_stream_config *s = &view->stream;
     size_t mark = config_path_push(ctx, ".stream");
     if (!config_check_keys(ctx, map, keys)) {
         config_path_pop(ctx, mark);
@@ -556,31 +553,30 @@ static void _parse_stream(struct config_ctx *ctx, struct config_view *view,
     const yaml_node_t *format = config_get(ctx, map, "format", false);
     text = format ? config_scalar(ctx, format, "format") : NULL;
     if (text != NULL && strcmp(text, "protobuf") == 0) {
-        s->format = CONFIG_STREAM_PROTOBUF;
+        s->format = MAT_STREAM_PROTOBUF;
     } else if (text != NULL && strcmp(text, "fields") != 0) {
         config_error(ctx, format, "format", "unknown format \"%.80s\" (expected fields, protobuf)",
                      text);
     }
     const yaml_node_t *start = config_get(ctx, map, "start", false);
-    text = start ? config_scalar(ctx, start, "start") : CONFIG_STREAM_DEFAULT_START;
+    text = start ? config_scalar(ctx, start, "start") : MAT_STREAM_DEFAULT_START;
     if (text != NULL && _parse_stream_start(text, s) != 0) {
         config_error(ctx, start, "start",
                      "expected \"$\" (new entries), 0 (all), an entry ID <ms>-<seq> or snapshot "
                      "(after the ID recorded with the view's snapshot), found \"%.80s\"",
                      text);
     }
-    _uint_field(ctx, map, "batch", 1, CONFIG_STREAM_MAX_BATCH, CONFIG_STREAM_DEFAULT_BATCH,
-                &s->batch);
-    _uint_field(ctx, map, "block_ms", 1, CONFIG_STREAM_MAX_BLOCK_MS, CONFIG_STREAM_DEFAULT_BLOCK_MS,
+    _uint_field(ctx, map, "batch", 1, MAT_STREAM_MAX_BATCH, MAT_STREAM_DEFAULT_BATCH, &s->batch);
+    _uint_field(ctx, map, "block_ms", 1, MAT_STREAM_MAX_BLOCK_MS, MAT_STREAM_DEFAULT_BLOCK_MS,
                 &s->block_ms);
-    if (s->format == CONFIG_STREAM_PROTOBUF) {
+    if (s->format == MAT_STREAM_PROTOBUF) {
         _only_with(ctx, map, "event_timestamp_field", "fields");
         _only_with(ctx, map, "created_timestamp_field", "fields");
-        _fixed_field(ctx, map, "row_field", false, CONFIG_STREAM_DEFAULT_ROW_FIELD, s->row_field,
+        _fixed_field(ctx, map, "row_field", false, MAT_STREAM_DEFAULT_ROW_FIELD, s->row_field,
                      sizeof s->row_field);
     } else {
         _only_with(ctx, map, "row_field", "protobuf");
-        _fixed_field(ctx, map, "event_timestamp_field", false, CONFIG_STREAM_DEFAULT_EVENT_TS,
+        _fixed_field(ctx, map, "event_timestamp_field", false, MAT_STREAM_DEFAULT_EVENT_TS,
                      s->event_timestamp_field, sizeof s->event_timestamp_field);
         _fixed_field(ctx, map, "created_timestamp_field", false, NULL, s->created_timestamp_field,
                      sizeof s->created_timestamp_field);
@@ -630,21 +626,21 @@ static void _parse_view(struct config_ctx *ctx, struct config_view *view, const 
     }
     const yaml_node_t *refresh = config_get(ctx, map, "refresh_interval", false);
     if (refresh != NULL) {
-        config_duration(ctx, refresh, "refresh_interval", &view->refresh_interval_us);
+        config_duration(ctx, refresh, "refresh_interval", &view->snapshot.refresh_interval_us);
     }
     const yaml_node_t *source = config_get(ctx, map, "source", false);
     if (source != NULL) {
-        _parse_source(ctx, &view->source, source);
-    } else if (view->refresh_interval_us > 0) {
+        _parse_source(ctx, &view->snapshot.source, source);
+    } else if (view->snapshot.refresh_interval_us > 0) {
         config_error(ctx, refresh, "refresh_interval",
                      "a view without a source has nothing "
                      "to refresh");
     }
-    view->contract.max_row_drop_percent = 100;
+    mat_contract_init(&view->snapshot.contract);
     const yaml_node_t *incremental = config_get(ctx, map, "incremental", false);
     if (incremental != NULL) {
-        _parse_bool(ctx, incremental, "incremental", &view->incremental);
-        if (source == NULL && view->incremental) {
+        _parse_bool(ctx, incremental, "incremental", &view->snapshot.incremental);
+        if (source == NULL && view->snapshot.incremental) {
             config_error(ctx, incremental, "incremental",
                          "a view without a source has nothing "
                          "to load incrementally");
@@ -671,6 +667,8 @@ static void _parse_view(struct config_ctx *ctx, struct config_view *view, const 
         return;
     }
     view->schema = schema;
+    snprintf(view->snapshot.name, sizeof view->snapshot.name, "%s", name);
+    snprintf(view->stream.view, sizeof view->stream.view, "%s", name);
     /* After the features: checks name them. */
     const yaml_node_t *contract = config_get(ctx, map, "contract", false);
     if (contract != NULL) {

@@ -82,10 +82,10 @@ static int _add_views(struct store_catalog *catalog, const struct fsd_config *co
         }
         char ttl[32], refresh[32];
         option_format_duration(view->schema->ttl_us, ttl, sizeof ttl);
-        option_format_duration(view->refresh_interval_us, refresh, sizeof refresh);
+        option_format_duration(view->snapshot.refresh_interval_us, refresh, sizeof refresh);
         log_info("view added", "view=%s join_keys=%u features=%u ttl=%s source=%s refresh=%s",
                  view->schema->view, view->schema->nkeys, view->schema->nfeatures, ttl,
-                 config_source_type_name(view->source.type), refresh);
+                 mat_source_type_name(view->snapshot.source.type), refresh);
     }
     return 0;
 }
@@ -153,7 +153,7 @@ static int _start_materializer(const struct fsd_config *config, struct store_cat
     options.duckdb_threads = _duckdb_threads(config);
     options.nice = config->options.materializer.nice;
     char err[512];
-    if (mat_setup(catalog, config, &options, err, sizeof err) != 0) {
+    if (mat_setup(catalog, config->snapshots, config->nviews, &options, err, sizeof err) != 0) {
         log_error("cannot start the materializer", "error=%s", LOG_QUOTE(err));
         return -1;
     }
@@ -163,7 +163,7 @@ static int _start_materializer(const struct fsd_config *config, struct store_cat
 /* Follows every view's Redis stream, if it has one, on a thread of its own. */
 static int _start_streams(const struct fsd_config *config, struct store_catalog *catalog) {
     char err[512];
-    if (mat_stream_setup(catalog, config, NULL, err, sizeof err) != 0) {
+    if (mat_stream_setup(catalog, config->streams, config->nviews, NULL, err, sizeof err) != 0) {
         log_error("cannot start the stream consumers", "error=%s", LOG_QUOTE(err));
         return -1;
     }

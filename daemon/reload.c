@@ -63,8 +63,8 @@ static bool _views_compatible(const struct fsd_config *next, struct store_catalo
  * Writes the names of the `stream:` settings that differ between `a` and `b` into `out`,
  * comma-separated ("" when none). Names only: the address may hold a password.
  */
-static void _stream_changes(const struct config_stream *a, const struct config_stream *b, char *out,
-                            size_t out_len) {
+static void _stream_changes(const struct mat_stream_config *a, const struct mat_stream_config *b,
+                            char *out, size_t out_len) {
     const struct {
         const char *name;
         bool changed;
@@ -103,7 +103,7 @@ static void _warn_stream_changes(const struct fsd_config *current, const struct 
     for (size_t i = 0; i < next->nviews; i++) {
         const struct config_view *view = &next->views[i];
         const struct config_view *was = config_find_view(current, view->schema->view);
-        static const struct config_stream none = {0};
+        static const struct mat_stream_config none = {0};
         char changes[256];
         _stream_changes(was != NULL ? &was->stream : &none, &view->stream, changes, sizeof changes);
         if (changes[0] == '\0') {
@@ -180,7 +180,7 @@ struct fsd_config *reload_config(const char *path, struct fsd_config *current,
     }
     _warn_stream_changes(current, next);
     _apply_views(next, catalog);
-    mat_reconfigure(next);
+    mat_reconfigure(next->snapshots, next->nviews);
     stats_update_config(next);
     const struct fsd_config *old = rpc_replace_config(next); /* waits for a grace period */
     config_destroy((struct fsd_config *)old);

@@ -235,7 +235,7 @@ int main(int argc, char **argv) {
         struct mat_load_params params = {
             .shards = STORE_DEFAULT_SHARDS, .watermark_us = INT64_MIN, .duckdb_threads = threads};
         struct mat_load_result result;
-        if (mat_load_view(view, &config->views[0], &params, &result) != 0) {
+        if (mat_load_view(view, &config->views[0].snapshot, &params, &result) != 0) {
             fprintf(stderr, "materialize_bench: %s\n", result.error);
             return 1;
         }

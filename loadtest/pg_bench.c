@@ -179,8 +179,8 @@ int main(int argc, char **argv) {
         pg_server_stop(&server);
         return 1;
     }
-    struct config_source source = {
-        .type = CONFIG_SOURCE_POSTGRES,
+    struct mat_source source = {
+        .type = MAT_SOURCE_POSTGRES,
         .dsn = server.dsn,
         .table = "bench",
         .event_timestamp_column = "ts",

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define STORE_MAX_NAME      128 /* bytes in a view, feature or join key name */
 #define STORE_MAX_JOIN_KEYS 8
 #define STORE_MAX_FEATURES  4096
 #define STORE_MAX_KEY_BYTES 4096 /* encoded entity key, all parts together */

@@ -34,9 +34,9 @@ static struct mat_sink *_sink_create(const struct store_schema *schema, uint64_t
 /* Opens the source, creates the table and the sink (*sink), and reads every row into it. */
 static int _read(const struct config_view *view, const char *path_override, struct mat_sink **sink,
                  struct fm_local *out, char *err, size_t err_len) {
-    const struct config_source *source = &view->source;
+    const struct mat_source *source = &view->snapshot.source;
     const struct store_schema *schema = view->schema;
-    if (path_override == NULL && source->type == CONFIG_SOURCE_POSTGRES) {
+    if (path_override == NULL && source->type == MAT_SOURCE_POSTGRES) {
         /* Never the dsn: it may hold a password. */
         snprintf(out->source, sizeof out->source, "postgres:%s",
                  source->table != NULL ? source->table : source->query);
@@ -47,7 +47,7 @@ static int _read(const struct config_view *view, const char *path_override, stru
         return mat_pg_read(source, schema, *sink, INT64_MIN, NULL, err, err_len);
     }
     const char *path = path_override != NULL ? path_override : source->path;
-    if (source->type == CONFIG_SOURCE_NONE) {
+    if (source->type == MAT_SOURCE_NONE) {
         snprintf(err, err_len,
                  "view %s has no source in the config: describe one (its type, path or table, "
                  "and event_timestamp_column)%s",

@@ -250,14 +250,14 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
 
     /* The contract as configured now (a reload may have changed it), copied out of the read
      * section: the check may visit every row, and a long read section would stall reloads. */
-    struct config_contract contract;
+    struct mat_contract contract;
     bool have_contract = false;
     struct store_table_stats live;
     store_read_lock();
     const struct fsd_config *config = atomic_load_explicit(&rpc_state.config, memory_order_acquire);
     const struct config_view *cv = config != NULL ? config_find_view(config, name) : NULL;
     if (cv != NULL) {
-        contract = cv->contract;
+        contract = cv->snapshot.contract;
         have_contract = true;
     }
     store_table_stats(store_view_table(ps->view), &live);

@@ -3,17 +3,17 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include "daemon/config.h"
 #include "sink.h"
 #include "store/row.h"
 #include "store/schema.h"
 #include "store/table.h"
 
 struct feature_counts {
-    const struct config_contract *contract;
+    const struct mat_contract *contract;
     const struct store_schema *schema;
     uint64_t *nulls;   /* per check */
     uint64_t *outside; /* per check: values outside the range */
@@ -36,7 +36,7 @@ static double _numeric(const struct store_value *v) {
 static void _visit(const struct store_row *row, void *arg) {
     struct feature_counts *c = arg;
     for (uint32_t i = 0; i < c->contract->nfeatures; i++) {
-        const struct config_feature_check *check = &c->contract->features[i];
+        const struct mat_feature_check *check = &c->contract->features[i];
         if (store_row_is_null(c->schema, row, check->feature)) {
             c->nulls[i]++;
             continue;
@@ -55,11 +55,16 @@ static void _visit(const struct store_row *row, void *arg) {
     }
 }
 
-bool mat_contract_checks_drop(const struct config_contract *contract, bool have_live) {
+void mat_contract_init(struct mat_contract *contract) {
+    memset(contract, 0, sizeof(*contract));
+    contract->max_row_drop_percent = 100;
+}
+
+bool mat_contract_checks_drop(const struct mat_contract *contract, bool have_live) {
     return contract != NULL && have_live && contract->max_row_drop_percent < 100;
 }
 
-int mat_contract_check(const struct config_contract *contract, const struct mat_sink_stats *stats,
+int mat_contract_check(const struct mat_contract *contract, const struct mat_sink_stats *stats,
                        const struct store_table *table, uint64_t live_rows, uint64_t swap_rows,
                        bool have_live, char *err, size_t err_len) {
     const struct store_schema *schema = store_table_schema(table);
@@ -112,7 +117,7 @@ int mat_contract_check(const struct config_contract *contract, const struct mat_
         store_table_foreach(table, _visit, &c);
     }
     for (uint32_t i = 0; i < n && rc == 0; i++) {
-        const struct config_feature_check *check = &contract->features[i];
+        const struct mat_feature_check *check = &contract->features[i];
         const char *name = schema->features[check->feature].name;
         double rate = rows > 0 ? (double)c.nulls[i] / (double)rows : 0;
         if (rate > check->max_null_rate) {

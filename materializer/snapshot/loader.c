@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/config.h"
 #include "snapshot_internal.h"
 #include "parquet.h"
 #include "postgres.h"
@@ -44,7 +43,7 @@ const char *mat_outcome_name(enum mat_outcome outcome) {
 /* A source opened for one load: Parquet opens (and checks types) before the table exists, so
  * the table can be sized; PostgreSQL opens and reads in one call. */
 struct source {
-    const struct config_source *config;
+    const struct mat_source *config;
     const char *path; /* parquet: the configured path or the override */
     struct mat_parquet *parquet;
 };
@@ -52,7 +51,7 @@ struct source {
 static int _source_open(struct source *s, const struct store_schema *schema,
                         const struct mat_load_params *params, int64_t watermark_us, char *err,
                         size_t err_len) {
-    if (s->config->type == CONFIG_SOURCE_PARQUET || params->path_override != NULL) {
+    if (s->config->type == MAT_SOURCE_PARQUET || params->path_override != NULL) {
         struct mat_parquet_options options = {
             .path = s->path,
             .event_timestamp_column = s->config->event_timestamp_column,
@@ -62,7 +61,7 @@ static int _source_open(struct source *s, const struct store_schema *schema,
         };
         return mat_parquet_open(schema, &options, &s->parquet, err, err_len);
     }
-    if (s->config->type == CONFIG_SOURCE_POSTGRES) {
+    if (s->config->type == MAT_SOURCE_POSTGRES) {
         return 0; /* mat_pg_read() connects and checks in _source_read() */
     }
     snprintf(err, err_len, "view %s: the view has no source to load from", schema->view);
@@ -77,11 +76,11 @@ static int _source_read(struct source *s, const struct store_schema *schema, str
     return mat_pg_read(s->config, schema, sink, watermark_us, NULL, err, err_len);
 }
 
-static void _describe_source(const struct config_source *source, const char *path,
+static void _describe_source(const struct mat_source *source, const char *path,
                              struct mat_load_result *result) {
-    if (source->type == CONFIG_SOURCE_PARQUET || path != source->path) {
+    if (source->type == MAT_SOURCE_PARQUET || path != source->path) {
         snprintf(result->source, sizeof result->source, "parquet:%s", path ? path : "");
-    } else if (source->type == CONFIG_SOURCE_POSTGRES) {
+    } else if (source->type == MAT_SOURCE_POSTGRES) {
         /* Never the dsn: it may hold a password. */
         snprintf(result->source, sizeof result->source, "postgres:%s",
                  source->table != NULL ? source->table : source->query);
@@ -136,7 +135,7 @@ static int _load_incremental(struct store_view *view, const struct store_schema 
 }
 
 /* A new snapshot, checked, then committed. */
-static int _load_full(struct store_view *view, const struct config_view *config,
+static int _load_full(struct store_view *view, const struct mat_view_config *config,
                       const struct store_schema *schema, struct source *src,
                       const struct mat_load_params *params, int64_t now_us,
                       struct mat_load_result *result) {
@@ -202,7 +201,7 @@ static int _load_full(struct store_view *view, const struct config_view *config,
     return rc;
 }
 
-int mat_load_view(struct store_view *view, const struct config_view *config,
+int mat_load_view(struct store_view *view, const struct mat_view_config *config,
                   const struct mat_load_params *params, struct mat_load_result *result) {
     int64_t started = clock_mono_us();
     int64_t now_us = params->now_us != 0 ? params->now_us : clock_wall_us();

@@ -16,7 +16,7 @@
 
 #include <libpq-fe.h>
 
-#include "daemon/config.h"
+#include "snapshot.h"
 #include "store/schema.h"
 
 /* ---- messages ------------------------------------------------------------------------- */
@@ -295,7 +295,7 @@ static void _add_column(struct mat_pg_reader *r, const char *name, enum mat_pg_r
 
 /* Builds the FROM item: the server-resolved qualified table name, or the query. */
 static int _build_from(struct mat_pg_reader *r) {
-    const struct config_source *src = r->source;
+    const struct mat_source *src = r->source;
     if ((src->table == NULL) == (src->query == NULL)) {
         return mat_pg_fail(r, "postgres source needs exactly one of table and query");
     }
@@ -565,9 +565,9 @@ static int _copy(struct mat_pg_reader *r, const char *select) {
 
 int mat_pg_plan(struct mat_pg_reader *r) {
     const struct store_schema *s = r->schema;
-    const struct config_source *src = r->source;
-    if (src->type != CONFIG_SOURCE_POSTGRES) {
-        return mat_pg_fail(r, "the source is %s, not postgres", config_source_type_name(src->type));
+    const struct mat_source *src = r->source;
+    if (src->type != MAT_SOURCE_POSTGRES) {
+        return mat_pg_fail(r, "the source is %s, not postgres", mat_source_type_name(src->type));
     }
     if (src->event_timestamp_column == NULL) {
         return mat_pg_fail(r, "postgres source has no event_timestamp_column");
@@ -661,7 +661,7 @@ void mat_pg_reader_deinit(struct mat_pg_reader *r) {
     free(r->digits);
 }
 
-int mat_pg_read(const struct config_source *source, const struct store_schema *schema,
+int mat_pg_read(const struct mat_source *source, const struct store_schema *schema,
                 struct mat_sink *sink, int64_t watermark_us, uint64_t *expected_rows_out, char *err,
                 size_t err_len) {
     struct mat_pg_reader r = {

@@ -58,7 +58,7 @@
 #define MAT_PG_KEEPALIVES_COUNT      6     /* keepalives_count */
 #define MAT_PG_APPLICATION_NAME      "fsd" /* application_name, when PGAPPNAME is unset */
 
-struct config_source;
+struct mat_source;
 struct store_schema;
 struct mat_sink;
 
@@ -84,6 +84,6 @@ struct mat_sink;
  * for as long as the COPY runs; allocates per connection, not per row (libpq's per-message
  * buffer aside). Thread-safe for different sinks.
  */
-int mat_pg_read(const struct config_source *source, const struct store_schema *schema,
+int mat_pg_read(const struct mat_source *source, const struct store_schema *schema,
                 struct mat_sink *sink, int64_t watermark_us, uint64_t *expected_rows_out, char *err,
                 size_t err_len);

@@ -10,7 +10,7 @@
 
 #include <libpq-fe.h>
 
-struct config_source;
+struct mat_source;
 struct store_schema;
 struct mat_sink;
 
@@ -65,7 +65,7 @@ struct mat_pg_field {
 };
 
 struct mat_pg_reader {
-    const struct config_source *source;
+    const struct mat_source *source;
     const struct store_schema *schema;
     struct mat_sink *sink;
     PGconn *conn;

@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
 #include "common/errors.h"
 #include "common/log.h"
 #include "snapshot_internal.h"
@@ -38,13 +37,8 @@ struct mat_ticket {
     struct mat_load_result result;
 };
 
-/* A deep copy of what one view's loads need from the config. */
-struct view_config {
-    struct config_view view; /* schema NULL: the catalog's schema is used */
-};
-
 struct entry {
-    struct view_config config;
+    struct mat_view_config config; /* a deep copy: the scheduler owns its strings */
     struct mat_view_status status;
     int64_t next_due_us; /* monotonic; INT64_MAX: nothing scheduled */
     int64_t watermark_us;
@@ -67,40 +61,9 @@ static struct {
 
 /* ---- config copies -------------------------------------------------------------------------- */
 
-static void _source_free(struct config_source *s) {
-    free(s->path);
-    free(s->dsn);
-    free(s->table);
-    free(s->query);
-    free(s->event_timestamp_column);
-    free(s->created_timestamp_column);
-    memset(s, 0, sizeof(*s));
-}
-
-static char *_dup(const char *s, bool *ok) {
-    if (s == NULL) {
-        return NULL;
-    }
-    char *copy = strdup(s);
-    *ok &= copy != NULL;
-    return copy;
-}
-
-static int _copy_view(struct config_view *dst, const struct config_view *src) {
-    bool ok = true;
+static int _copy_view(struct mat_view_config *dst, const struct mat_view_config *src) {
     *dst = *src;
-    dst->schema = NULL;
-    dst->source.path = _dup(src->source.path, &ok);
-    dst->source.dsn = _dup(src->source.dsn, &ok);
-    dst->source.table = _dup(src->source.table, &ok);
-    dst->source.query = _dup(src->source.query, &ok);
-    dst->source.event_timestamp_column = _dup(src->source.event_timestamp_column, &ok);
-    dst->source.created_timestamp_column = _dup(src->source.created_timestamp_column, &ok);
-    if (!ok) {
-        _source_free(&dst->source);
-        return -1;
-    }
-    return 0;
+    return mat_source_copy(&dst->source, &src->source);
 }
 
 static struct entry *_find(const char *view) {
@@ -112,38 +75,38 @@ static struct entry *_find(const char *view) {
     return NULL;
 }
 
-/* Adds or updates the entries for `config`'s views. Lock held. */
-static int _apply_config(const struct fsd_config *config, int64_t now_mono) {
-    struct entry *grown =
-        realloc(mat.entries, (mat.nentries + config->nviews + 1) * sizeof(*mat.entries));
+/* Adds or updates the entries for `views`. Lock held. */
+static int _apply_config(const struct mat_view_config *const *views, size_t nviews,
+                         int64_t now_mono) {
+    struct entry *grown = realloc(mat.entries, (mat.nentries + nviews + 1) * sizeof(*mat.entries));
     if (grown == NULL) {
         return -1;
     }
     mat.entries = grown;
-    for (size_t i = 0; i < config->nviews; i++) {
-        const struct config_view *cv = &config->views[i];
-        struct config_view copy;
+    for (size_t i = 0; i < nviews; i++) {
+        const struct mat_view_config *cv = views[i];
+        struct mat_view_config copy;
         if (_copy_view(&copy, cv) != 0) {
             return -1;
         }
-        struct entry *e = _find(cv->schema->view);
+        struct entry *e = _find(cv->name);
         if (e != NULL) {
-            _source_free(&e->config.view.source);
-            e->config.view = copy;
-            e->status.has_source = copy.source.type != CONFIG_SOURCE_NONE;
+            mat_source_deinit(&e->config.source);
+            e->config = copy;
+            e->status.has_source = copy.source.type != MAT_SOURCE_NONE;
             e->status.refresh_interval_us = copy.refresh_interval_us;
             snprintf(e->status.source_type, sizeof e->status.source_type, "%s",
-                     config_source_type_name(copy.source.type));
+                     mat_source_type_name(copy.source.type));
             continue;
         }
         e = &mat.entries[mat.nentries++];
         memset(e, 0, sizeof(*e));
-        e->config.view = copy;
-        snprintf(e->status.view, sizeof e->status.view, "%s", cv->schema->view);
-        e->status.has_source = copy.source.type != CONFIG_SOURCE_NONE;
+        e->config = copy;
+        snprintf(e->status.view, sizeof e->status.view, "%s", cv->name);
+        e->status.has_source = copy.source.type != MAT_SOURCE_NONE;
         e->status.refresh_interval_us = copy.refresh_interval_us;
         snprintf(e->status.source_type, sizeof e->status.source_type, "%s",
-                 config_source_type_name(copy.source.type));
+                 mat_source_type_name(copy.source.type));
         e->status.last.watermark_us = INT64_MIN;
         e->status.last.max_event_ts_us = INT64_MIN;
         e->status.last_ok = e->status.last;
@@ -162,7 +125,7 @@ static int64_t _backoff_us(const struct entry *e) {
         delay *= 2;
     }
     int64_t cap = mat.options.retry_max_us;
-    int64_t refresh = e->config.view.refresh_interval_us;
+    int64_t refresh = e->config.refresh_interval_us;
     if (refresh > 0 && refresh < cap) {
         cap = refresh;
     }
@@ -198,14 +161,14 @@ static void _log_result(const char *view, const struct mat_load_result *r, bool 
 static void _run_load(struct entry *e, struct mat_ticket *ticket) {
     char view[MAT_VIEW_NAME_LEN];
     snprintf(view, sizeof view, "%s", e->status.view);
-    struct config_view config;
+    struct mat_view_config config;
     struct mat_load_result *result = malloc(sizeof(*result));
-    int copied = _copy_view(&config, &e->config.view);
+    int copied = _copy_view(&config, &e->config);
     struct mat_load_params params = {
         .shards = store_catalog_shards(mat.catalog),
         .path_override = ticket != NULL ? ticket->path_override : NULL,
         .stream_position = ticket != NULL ? ticket->stream_position : NULL,
-        .incremental = ticket == NULL && e->config.view.incremental,
+        .incremental = ticket == NULL && e->config.incremental,
         .watermark_us = e->watermark_us,
         .duckdb_threads = mat.options.duckdb_threads,
     };
@@ -225,7 +188,7 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
         mat_load_view(sv, &config, &params, result);
     }
     if (copied == 0) {
-        _source_free(&config.source);
+        mat_source_deinit(&config.source);
     }
     if (result != NULL) {
         _log_result(view, result, ticket != NULL);
@@ -250,8 +213,7 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
             e->status.loads_completed++;
             e->status.consecutive_failures = 0;
             e->watermark_us = result->watermark_us;
-            delay =
-                e->config.view.refresh_interval_us > 0 ? e->config.view.refresh_interval_us : -1;
+            delay = e->config.refresh_interval_us > 0 ? e->config.refresh_interval_us : -1;
         } else {
             e->status.loads_failed++;
             e->status.consecutive_failures++;
@@ -360,8 +322,8 @@ static void *_thread(void *arg) {
 
 /* ---- setup / teardown ---------------------------------------------------------------------- */
 
-int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
-              const struct mat_options *options, char *err, size_t err_len) {
+int mat_setup(struct store_catalog *catalog, const struct mat_view_config *const *views,
+              size_t nviews, const struct mat_options *options, char *err, size_t err_len) {
     pthread_mutex_lock(&mat.lock);
     if (mat.running) {
         pthread_mutex_unlock(&mat.lock);
@@ -381,7 +343,7 @@ int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
     pthread_cond_init(&mat.wake, &attr);
     pthread_condattr_destroy(&attr);
     pthread_cond_init(&mat.done, NULL);
-    if (_apply_config(config, clock_mono_us()) != 0) {
+    if (_apply_config(views, nviews, clock_mono_us()) != 0) {
         pthread_mutex_unlock(&mat.lock);
         snprintf(err, err_len, "materializer: out of memory");
         mat_teardown();
@@ -417,7 +379,7 @@ void mat_teardown(void) {
     }
     pthread_mutex_lock(&mat.lock);
     for (size_t i = 0; i < mat.nentries; i++) {
-        _source_free(&mat.entries[i].config.view.source);
+        mat_source_deinit(&mat.entries[i].config.source);
     }
     free(mat.entries);
     mat.entries = NULL;
@@ -432,9 +394,9 @@ void mat_teardown(void) {
     }
 }
 
-void mat_reconfigure(const struct fsd_config *config) {
+void mat_reconfigure(const struct mat_view_config *const *views, size_t nviews) {
     pthread_mutex_lock(&mat.lock);
-    if (mat.running && _apply_config(config, clock_mono_us()) != 0) {
+    if (mat.running && _apply_config(views, nviews, clock_mono_us()) != 0) {
         log_error("materializer: out of memory applying the new config", NULL);
     }
     pthread_cond_broadcast(&mat.wake);

@@ -23,7 +23,7 @@
  * incremental loads come from the source itself and are not marked: the next full snapshot
  * supersedes them.
  *
- * The data contract (config_contract): no null entity keys; at least `min_rows` rows; after the
+ * The data contract (struct mat_contract): no null entity keys; at least `min_rows` rows; after the
  * swap no more than `max_row_drop_percent` fewer rows served than before (after the first
  * load; live rows the swap keeps count); per feature, the share of entities with a null value
  * at most `max_null_rate`, and every present value inside `range`. Column presence and types are
@@ -39,9 +39,8 @@
 #include <stdint.h>
 
 #include "common/metrics.h"
+#include "store/schema.h"
 
-struct fsd_config;
-struct config_view;
 struct store_catalog;
 struct store_view;
 
@@ -53,8 +52,69 @@ struct store_view;
 #define MAT_NICE              10 /* the scheduler thread's (and its DuckDB threads') nice value */
 #define MAT_ERROR_LEN         1024
 #define MAT_SOURCE_LEN        512
-#define MAT_VIEW_NAME_LEN     129
+#define MAT_VIEW_NAME_LEN     (STORE_MAX_NAME + 1)
 #define MAT_REQUEST_QUEUE_MAX 64 /* on-demand loads waiting; more are refused */
+
+/* ---- what a view's loads are made of (the config file's source:, contract:) ------------- */
+
+enum mat_source_type {
+    MAT_SOURCE_NONE, /* no source: rows only arrive by other means (pushes, streams) */
+    MAT_SOURCE_PARQUET,
+    MAT_SOURCE_POSTGRES,
+};
+
+const char *mat_source_type_name(enum mat_source_type type); /* "none", "parquet", ... */
+
+/* Where a view's snapshots come from. Strings are owned (mat_source_deinit); absent ones NULL. */
+struct mat_source {
+    enum mat_source_type type;
+    char *path;  /* parquet: a file, a glob or a directory */
+    char *dsn;   /* postgres: libpq connection string; NULL = the PG* environment variables */
+    char *table; /* postgres: exactly one of table and query */
+    char *query;
+    char *event_timestamp_column;   /* required when there is a source */
+    char *created_timestamp_column; /* optional tie-breaker between equal event timestamps */
+};
+
+/* Frees the strings and zeroes the struct. */
+void mat_source_deinit(struct mat_source *source);
+/* A deep copy into `dst`; -1 when out of memory (then `dst` holds nothing). */
+int mat_source_copy(struct mat_source *dst, const struct mat_source *src);
+
+/* A feature's contract checks: `contract.features.<name>: { max_null_rate, range }`. */
+struct mat_feature_check {
+    uint32_t feature;     /* index in the view's schema */
+    double max_null_rate; /* 0..1: share of the snapshot's entities with a null value; 1 = any */
+    bool has_range;       /* numeric features: every present value in [range_min, range_max] */
+    double range_min;
+    double range_max;
+};
+
+/*
+ * What a new snapshot must satisfy before it replaces the live one. The zeroed struct checks
+ * nothing but the rule every view has (no null entity keys) and max_row_drop_percent 0: set it
+ * to 100 for no limit, as mat_contract_init() does. A fixed array keeps it free of
+ * allocations; few features carry checks.
+ */
+#define MAT_MAX_CHECKED_FEATURES 64
+struct mat_contract {
+    uint64_t min_rows;           /* 0 = no minimum */
+    double max_row_drop_percent; /* vs the live snapshot's rows, 0..100; 100 = no limit */
+    uint32_t nfeatures;
+    struct mat_feature_check features[MAT_MAX_CHECKED_FEATURES];
+};
+
+/* The contract that checks only what every snapshot must satisfy. */
+void mat_contract_init(struct mat_contract *contract);
+
+/* Everything the scheduler needs of one view: no schema (the catalog has it). */
+struct mat_view_config {
+    char name[MAT_VIEW_NAME_LEN];
+    struct mat_source source;
+    int64_t refresh_interval_us; /* 0 = materialize only on demand */
+    bool incremental;            /* load only rows newer than the watermark into the live table */
+    struct mat_contract contract;
+};
 
 /* ---- options ------------------------------------------------------------------------------- */
 
@@ -136,13 +196,12 @@ extern const struct metric_def mat_metric_defs[MAT_M_COUNT];
 /* ---- setup / teardown ---------------------------------------------------------------------- */
 
 /*
- * Starts the scheduler thread for the views of `config` found in `catalog` (both must outlive
- * the scheduler; mat_reconfigure() hands over a new config) and registers the metrics above.
- * Copies what it needs from the config. `options` NULL: defaults. Returns 0, or -1 with `err`
- * set. Control thread.
+ * Starts the scheduler thread for `views` (each in `catalog`, which must outlive the
+ * scheduler) and registers the metrics above. Copies what it needs from the views. `options`
+ * NULL: defaults. Returns 0, or -1 with `err` set. Control thread.
  */
-int mat_setup(struct store_catalog *catalog, const struct fsd_config *config,
-              const struct mat_options *options, char *err, size_t err_len);
+int mat_setup(struct store_catalog *catalog, const struct mat_view_config *const *views,
+              size_t nviews, const struct mat_options *options, char *err, size_t err_len);
 
 /*
  * Stops the scheduler: the load in progress finishes (DuckDB and libpq reads are not
@@ -153,9 +212,10 @@ void mat_teardown(void);
 /*
  * After a config reload: takes the new sources, refresh intervals, contracts and incremental
  * flags, and schedules new views (added to the catalog first) for a load now. Views no longer
- * in the config keep their last settings. Never waits for a load. Control thread.
+ * in `views` keep their last settings. Copies what it needs. Never waits for a load. Control
+ * thread.
  */
-void mat_reconfigure(const struct fsd_config *config);
+void mat_reconfigure(const struct mat_view_config *const *views, size_t nviews);
 
 /* ---- API ----------------------------------------------------------------------------------- */
 
@@ -180,7 +240,7 @@ struct mat_load_params {
  * freed under the build), so it must not run on a thread that waits for grace periods. The
  * calling thread must be RCU-online. Does not log.
  */
-int mat_load_view(struct store_view *view, const struct config_view *config,
+int mat_load_view(struct store_view *view, const struct mat_view_config *config,
                   const struct mat_load_params *params, struct mat_load_result *result);
 
 /*

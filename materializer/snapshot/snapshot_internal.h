@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct config_contract;
+#include "snapshot.h"
+
 struct mat_view_status;
 struct metric_writer;
 struct mat_sink_stats;
@@ -24,12 +25,12 @@ struct store_table;
  * figures and, for a range, an offending value). Reads every row only when a feature has
  * checks. Control thread.
  */
-int mat_contract_check(const struct config_contract *contract, const struct mat_sink_stats *stats,
+int mat_contract_check(const struct mat_contract *contract, const struct mat_sink_stats *stats,
                        const struct store_table *table, uint64_t live_rows, uint64_t swap_rows,
                        bool have_live, char *err, size_t err_len);
 
 /* Whether mat_contract_check() applies the drop rule (and so reads `swap_rows`). */
-bool mat_contract_checks_drop(const struct config_contract *contract, bool have_live);
+bool mat_contract_checks_drop(const struct mat_contract *contract, bool have_live);
 
 /* Every view's status, copied (malloc'd; the caller frees it), in scheduler order; NULL and 0
  * when out of memory. Takes the scheduler's mutex. */

@@ -44,7 +44,6 @@
 /* The adapter's functions are static: this is the one file that includes it. */
 #include <hiredis/adapters/libevent.h>
 
-#include "daemon/config.h"
 #include "common/log.h"
 #include "common/errors.h"
 #include "common/metrics.h"
@@ -72,9 +71,9 @@ struct xinfo {
 };
 
 struct consumer {
-    char view_name[CONFIG_MAX_NAME];
+    char view_name[MAT_STREAM_VIEW_LEN];
     struct store_view *view;
-    struct config_stream cfg;
+    struct mat_stream_config cfg;
     struct mat_stream_parser *parser;
     redisAsyncContext *ac; /* NULL while waiting; callbacks of any other context are stale */
     enum consumer_state state;
@@ -313,11 +312,10 @@ static void _position(struct consumer *c, const struct xinfo *info) {
     char last[MAT_STREAM_ID_LEN], generated[MAT_STREAM_ID_LEN];
     if (!c->have_position) {
         c->have_position = true;
-        if (c->cfg.start == CONFIG_STREAM_START_AFTER ||
-            c->cfg.start == CONFIG_STREAM_START_SNAPSHOT) {
+        if (c->cfg.start == MAT_STREAM_START_AFTER || c->cfg.start == MAT_STREAM_START_SNAPSHOT) {
             /* for snapshot: the position _on_snapshot_poll found */
             c->last = (struct mat_stream_id){c->cfg.start_ms, c->cfg.start_seq};
-        } else if (c->cfg.start == CONFIG_STREAM_START_NEW && info->exists) {
+        } else if (c->cfg.start == MAT_STREAM_START_NEW && info->exists) {
             c->last = info->last_generated;
         } else {
             c->last = (struct mat_stream_id){0, 0};
@@ -560,7 +558,7 @@ static void _on_info_start(redisAsyncContext *ac, void *r, void *privdata) {
     _id_text(c->last, id, sizeof id);
     log_info("stream consumer reading", "view=%s redis=%s:%u db=%u key=%s format=%s after_id=%s",
              c->view_name, c->cfg.host, c->cfg.port, c->cfg.db, LOG_QUOTE(c->cfg.key),
-             config_stream_format_name(c->cfg.format), id);
+             mat_stream_format_name(c->cfg.format), id);
     atomic_store_explicit(&c->metrics.connected, 1, memory_order_relaxed);
     c->next_sample_us = clock_mono_us() + streams.options.lag_sample_us;
     _send_xread(c);
@@ -654,7 +652,7 @@ static void _on_snapshot_poll(evutil_socket_t fd, short what, void *arg) {
 
 /* The first step of a consumer: connect, or (start: snapshot) wait for a position first. */
 static void _start(struct consumer *c) {
-    if (c->cfg.start != CONFIG_STREAM_START_SNAPSHOT) {
+    if (c->cfg.start != MAT_STREAM_START_SNAPSHOT) {
         _connect(c);
         return;
     }
@@ -737,9 +735,9 @@ static void _cleanup(void) {
 }
 
 static int _setup_consumer(struct consumer *c, struct store_catalog *catalog,
-                           const struct config_view *view, char *err, size_t err_len) {
-    snprintf(c->view_name, sizeof c->view_name, "%s", view->schema->view);
-    c->cfg = view->stream;
+                           const struct mat_stream_config *stream, char *err, size_t err_len) {
+    snprintf(c->view_name, sizeof c->view_name, "%s", stream->view);
+    c->cfg = *stream;
     mat_stream_metrics_init(&c->metrics, c->view_name);
     c->backoff_us = streams.options.reconnect_first_us;
     c->view = store_catalog_find(catalog, c->view_name);
@@ -747,7 +745,11 @@ static int _setup_consumer(struct consumer *c, struct store_catalog *catalog,
         snprintf(err, err_len, "view %s is not in the store", c->view_name);
         return -1;
     }
-    c->parser = mat_stream_parser_create(view->schema, &view->stream);
+    /* The parser copies the names and types it needs: a reload may replace the schema (never
+     * its keys or features), so it is read inside a read section once. */
+    store_read_lock();
+    c->parser = mat_stream_parser_create(store_view_schema(c->view), stream);
+    store_read_unlock();
     c->retry_timer = evtimer_new(streams.base, _on_retry, c);
     c->watchdog = evtimer_new(streams.base, _on_watchdog, c);
     c->snapshot_timer = evtimer_new(streams.base, _on_snapshot_poll, c);
@@ -759,7 +761,8 @@ static int _setup_consumer(struct consumer *c, struct store_catalog *catalog,
     return 0;
 }
 
-int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *config,
+int mat_stream_setup(struct store_catalog *catalog,
+                     const struct mat_stream_config *const *streams_in, size_t nstreams,
                      const struct mat_stream_options *options, char *err, size_t err_len) {
     if (streams.running) {
         snprintf(err, err_len, "stream consumers already running");
@@ -771,8 +774,8 @@ int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *con
         mat_stream_options_init(&streams.options);
     }
     size_t n = 0;
-    for (size_t i = 0; i < config->nviews; i++) {
-        n += config->views[i].stream.enabled;
+    for (size_t i = 0; i < nstreams; i++) {
+        n += streams_in[i]->enabled;
     }
     if (n == 0) {
         return 0;
@@ -793,12 +796,12 @@ int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *con
         _cleanup();
         return -1;
     }
-    for (size_t i = 0; i < config->nviews; i++) {
-        if (!config->views[i].stream.enabled) {
+    for (size_t i = 0; i < nstreams; i++) {
+        if (!streams_in[i]->enabled) {
             continue;
         }
         struct consumer *c = &streams.consumers[streams.n++];
-        if (_setup_consumer(c, catalog, &config->views[i], err, err_len) != 0) {
+        if (_setup_consumer(c, catalog, streams_in[i], err, err_len) != 0) {
             _cleanup();
             return -1;
         }

@@ -40,8 +40,8 @@
 #include <stdint.h>
 
 #include "common/metrics.h"
+#include "store/schema.h"
 
-struct fsd_config;
 struct store_catalog;
 
 /* ---- defaults ------------------------------------------------------------------------------ */
@@ -55,6 +55,59 @@ struct store_catalog;
 #define MAT_STREAM_BAD_LOG_PER_S      20 /* bad-entry log lines per view and second; then a count */
 #define MAT_STREAM_ID_LEN             48 /* "<ms>-<seq>" with NUL */
 #define MAT_STREAM_SNAPSHOT_POLL_US   (100LL * 1000) /* start: snapshot, waiting for a position */
+
+/* ---- a view's stream, as the config file's stream: section describes it ------------------ */
+
+/* Fixed arrays, so a copy needs no allocation; longer values are config errors. */
+#define MAT_STREAM_HOST_LEN   256
+#define MAT_STREAM_SECRET_LEN 256 /* user and password of redis://user:password@host */
+#define MAT_STREAM_KEY_LEN    512
+#define MAT_STREAM_FIELD_LEN  STORE_MAX_NAME
+#define MAT_STREAM_VIEW_LEN   (STORE_MAX_NAME + 1)
+
+#define MAT_STREAM_DEFAULT_PORT      6379
+#define MAT_STREAM_DEFAULT_START     "$"
+#define MAT_STREAM_DEFAULT_EVENT_TS  "event_ts"
+#define MAT_STREAM_DEFAULT_ROW_FIELD "row"
+#define MAT_STREAM_DEFAULT_BATCH     1000
+#define MAT_STREAM_MAX_BATCH         100000
+#define MAT_STREAM_DEFAULT_BLOCK_MS  1000
+#define MAT_STREAM_MAX_BLOCK_MS      60000
+#define MAT_STREAM_DELETE_FIELD      "__delete" /* fields format: the entry is a tombstone */
+
+enum mat_stream_format {
+    MAT_STREAM_FIELDS,   /* one field per join key, timestamp and feature, values as text */
+    MAT_STREAM_PROTOBUF, /* one field (row_field) holding an encoded fsd.v1.Row */
+};
+
+const char *mat_stream_format_name(enum mat_stream_format format); /* "fields", "protobuf" */
+
+enum mat_stream_start {
+    MAT_STREAM_START_NEW,     /* "$": entries added after fsd first connects */
+    MAT_STREAM_START_ALL,     /* "0": every entry still in the stream */
+    MAT_STREAM_START_AFTER,   /* an entry ID: the entries after it */
+    MAT_STREAM_START_SNAPSHOT /* "snapshot": after the ID recorded with the view's snapshot,
+                                 once it has one (PushSnapshot/LoadSnapshot stream_position) */
+};
+
+struct mat_stream_config {
+    bool enabled; /* the view has a stream: section */
+    char view[MAT_STREAM_VIEW_LEN];
+    char host[MAT_STREAM_HOST_LEN];
+    uint16_t port;
+    uint32_t db;
+    char user[MAT_STREAM_SECRET_LEN];     /* "" = AUTH with the password alone */
+    char password[MAT_STREAM_SECRET_LEN]; /* "" = no AUTH; never logged */
+    char key[MAT_STREAM_KEY_LEN];
+    enum mat_stream_format format;
+    enum mat_stream_start start;
+    uint64_t start_ms, start_seq;                       /* MAT_STREAM_START_AFTER: the entry ID */
+    char event_timestamp_field[MAT_STREAM_FIELD_LEN];   /* fields format */
+    char created_timestamp_field[MAT_STREAM_FIELD_LEN]; /* fields format; "" = none */
+    char row_field[MAT_STREAM_FIELD_LEN];               /* protobuf format */
+    uint32_t batch;                                     /* XREAD COUNT */
+    uint32_t block_ms;                                  /* XREAD BLOCK */
+};
 
 /* ---- options ------------------------------------------------------------------------------- */
 
@@ -103,15 +156,16 @@ struct mat_stream_status {
 /* ---- setup / teardown ---------------------------------------------------------------------- */
 
 /*
- * Starts a consumer for every view of `config` with a stream (views must be in `catalog`,
+ * Starts a consumer for every enabled stream of `streams` (their views must be in `catalog`,
  * which must outlive the consumers) on a control thread of its own, and registers the metrics
- * collector. Copies what it needs from `config`. Does not wait for Redis: consumers connect,
- * and reconnect, in the background. Without any stream nothing is started. `options` NULL:
- * defaults. Returns 0, or -1 with `err` set (out of memory, a view missing from the catalog,
- * no thread). Main thread.
+ * collector. Copies the configs; each consumer's entry parser takes the view's schema from the
+ * catalog. Does not wait for Redis: consumers connect, and reconnect, in the background.
+ * Without any enabled stream nothing is started. `options` NULL: defaults. Returns 0, or -1
+ * with `err` set (out of memory, a view missing from the catalog, no thread). Main thread.
  */
-int mat_stream_setup(struct store_catalog *catalog, const struct fsd_config *config,
-                     const struct mat_stream_options *options, char *err, size_t err_len);
+int mat_stream_setup(struct store_catalog *catalog, const struct mat_stream_config *const *streams,
+                     size_t nstreams, const struct mat_stream_options *options, char *err,
+                     size_t err_len);
 
 /*
  * Unregisters the collector, closes the connections and stops the thread; updates already

@@ -57,10 +57,10 @@ struct field_slot {
 };
 
 struct mat_stream_parser {
-    enum config_stream_format format;
-    char row_field[CONFIG_STREAM_FIELD_LEN];
+    enum mat_stream_format format;
+    char row_field[MAT_STREAM_FIELD_LEN];
     size_t row_field_len;
-    char event_field[CONFIG_STREAM_FIELD_LEN];
+    char event_field[MAT_STREAM_FIELD_LEN];
     uint32_t nkeys;
     enum store_key_type key_types[STORE_MAX_JOIN_KEYS];
     uint32_t key_ordinals[STORE_MAX_JOIN_KEYS];
@@ -179,7 +179,7 @@ static int _add_name(struct mat_stream_parser *p, const char *name, enum field_k
 }
 
 struct mat_stream_parser *mat_stream_parser_create(const struct store_schema *schema,
-                                                   const struct config_stream *stream) {
+                                                   const struct mat_stream_config *stream) {
     struct mat_stream_parser *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         return NULL;
@@ -208,10 +208,10 @@ struct mat_stream_parser *mat_stream_parser_create(const struct store_schema *sc
         p->feature_types[f] = schema->features[f].type;
         ok = _add_name(p, schema->features[f].name, FIELD_FEATURE, f) == 0;
     }
-    if (ok && stream->format == CONFIG_STREAM_FIELDS) {
+    if (ok && stream->format == MAT_STREAM_FIELDS) {
         ok = _add_name(p, stream->event_timestamp_field, FIELD_EVENT_TS, 0) == 0 &&
              _add_name(p, stream->created_timestamp_field, FIELD_CREATED_TS, 0) == 0 &&
-             _add_name(p, CONFIG_STREAM_DELETE_FIELD, FIELD_DELETE, 0) == 0;
+             _add_name(p, MAT_STREAM_DELETE_FIELD, FIELD_DELETE, 0) == 0;
     }
     if (!ok) {
         mat_stream_parser_destroy(p);
@@ -686,7 +686,7 @@ static int _parse_fields(struct mat_stream_parser *p, const struct store_schema 
             return _bad(err, err_len,
                         "unknown field \"%.*s\" (not a join key, feature, timestamp field or "
                         "%s of view %s)",
-                        shown, fd->name, CONFIG_STREAM_DELETE_FIELD, schema->view);
+                        shown, fd->name, MAT_STREAM_DELETE_FIELD, schema->view);
         }
         if (p->seen[slot->ordinal] == p->generation) {
             return _bad(err, err_len, "field %s given twice", slot->name);
@@ -724,7 +724,7 @@ static int _parse_fields(struct mat_stream_parser *p, const struct store_schema 
         case FIELD_DELETE:
             if (_parse_bool(fd->value, fd->value_len, &out->is_delete) != 0) {
                 rc = _bad(err, err_len, "field %s: expected 1, true, 0 or false",
-                          CONFIG_STREAM_DELETE_FIELD);
+                          MAT_STREAM_DELETE_FIELD);
             }
             break;
         case FIELD_FEATURE:
@@ -750,7 +750,7 @@ static int _parse_fields(struct mat_stream_parser *p, const struct store_schema 
     }
     if (out->is_delete && first_feature != NULL) {
         return _bad(err, err_len, "a tombstone (%s) carries no feature values, found %s",
-                    CONFIG_STREAM_DELETE_FIELD, first_feature);
+                    MAT_STREAM_DELETE_FIELD, first_feature);
     }
     char why[256];
     int len = store_key_encode(schema, parts, out->key_buf, sizeof out->key_buf, why, sizeof why);
@@ -802,8 +802,12 @@ int mat_stream_parse_entry(struct mat_stream_parser *p, const struct mat_stream_
                            size_t nfields, int64_t now_us, struct store_row_builder *b,
                            struct mat_stream_entry *out, char *err, size_t err_len) {
     err[0] = '\0';
-    if (p->format == CONFIG_STREAM_PROTOBUF) {
+    if (p->format == MAT_STREAM_PROTOBUF) {
         return _parse_protobuf(p, b->schema, fields, nfields, now_us, b, out, err, err_len);
     }
     return _parse_fields(p, b->schema, fields, nfields, now_us, b, out, err, err_len);
+}
+
+const char *mat_stream_format_name(enum mat_stream_format format) {
+    return format == MAT_STREAM_PROTOBUF ? "protobuf" : "fields";
 }

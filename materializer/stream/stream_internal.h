@@ -11,7 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/config.h"
 #include "store/key.h"
 #include "store/schema.h"
 #include "stream.h"
@@ -55,7 +54,7 @@ struct mat_stream_parser;
 /* Returns a parser for `schema` and `stream`'s format and field names (both copied), or NULL
  * when out of memory. */
 struct mat_stream_parser *mat_stream_parser_create(const struct store_schema *schema,
-                                                   const struct config_stream *stream);
+                                                   const struct mat_stream_config *stream);
 void mat_stream_parser_destroy(struct mat_stream_parser *parser);
 
 /*

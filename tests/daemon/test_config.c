@@ -157,18 +157,18 @@ static void test_full_config(void **state) {
     assert_true(s->finalized);
     assert_string_equal(s->view, "users");
     assert_int_equal(s->ttl_us, 36LL * 3600 * 1000000);
-    assert_int_equal(users->refresh_interval_us, 500000);
+    assert_int_equal(users->snapshot.refresh_interval_us, 500000);
     assert_int_equal(users->line, 12);
     assert_int_equal(s->nkeys, 2);
     assert_string_equal(s->keys[0].name, "user_id");
     assert_int_equal(s->keys[0].type, STORE_KEY_INT64);
     assert_string_equal(s->keys[1].name, "region");
     assert_int_equal(s->keys[1].type, STORE_KEY_STRING);
-    assert_int_equal(users->source.type, CONFIG_SOURCE_PARQUET);
-    assert_string_equal(users->source.path, "demo-data/users/*.parquet");
-    assert_string_equal(users->source.event_timestamp_column, "event_ts");
-    assert_string_equal(users->source.created_timestamp_column, "created_ts");
-    assert_null(users->source.dsn);
+    assert_int_equal(users->snapshot.source.type, MAT_SOURCE_PARQUET);
+    assert_string_equal(users->snapshot.source.path, "demo-data/users/*.parquet");
+    assert_string_equal(users->snapshot.source.event_timestamp_column, "event_ts");
+    assert_string_equal(users->snapshot.source.created_timestamp_column, "created_ts");
+    assert_null(users->snapshot.source.dsn);
 
     assert_int_equal(s->nfeatures, 20);
     const struct store_feature *f = s->features;
@@ -219,13 +219,13 @@ static void test_full_config(void **state) {
 
     const struct config_view *prices = &c->views[1];
     assert_int_equal(prices->schema->ttl_us, 0);
-    assert_int_equal(prices->refresh_interval_us, 0);
-    assert_int_equal(prices->source.type, CONFIG_SOURCE_POSTGRES);
-    assert_string_equal(prices->source.query, "SELECT item_id, price, ts FROM prices");
-    assert_null(prices->source.table);
-    assert_null(prices->source.dsn);
+    assert_int_equal(prices->snapshot.refresh_interval_us, 0);
+    assert_int_equal(prices->snapshot.source.type, MAT_SOURCE_POSTGRES);
+    assert_string_equal(prices->snapshot.source.query, "SELECT item_id, price, ts FROM prices");
+    assert_null(prices->snapshot.source.table);
+    assert_null(prices->snapshot.source.dsn);
     assert_int_equal(c->views[2].schema->ttl_us, 90LL * 1000000); /* bare integer = seconds */
-    assert_int_equal(c->views[2].source.type, CONFIG_SOURCE_NONE);
+    assert_int_equal(c->views[2].snapshot.source.type, MAT_SOURCE_NONE);
 
     assert_int_equal(c->nservices, 2);
     const struct config_service *ranking = config_find_service(c, "ranking");
@@ -465,26 +465,26 @@ static void test_contract_and_incremental(void **state) {
                           "        a: { max_null_rate: 0.1, range: [-1, 1e3] }\n"
                           "        s: { max_null_rate: 0 }\n");
     const struct config_view *v = &config->views[0];
-    assert_true(v->incremental);
-    assert_int_equal(v->contract.min_rows, 1000);
-    assert_true(v->contract.max_row_drop_percent == 12.5);
-    assert_int_equal(v->contract.nfeatures, 2);
-    assert_int_equal(v->contract.features[0].feature, 0);
-    assert_true(v->contract.features[0].max_null_rate == 0.1);
-    assert_true(v->contract.features[0].has_range);
-    assert_true(v->contract.features[0].range_min == -1 &&
-                v->contract.features[0].range_max == 1000);
-    assert_int_equal(v->contract.features[1].feature, 1);
-    assert_true(v->contract.features[1].max_null_rate == 0);
-    assert_false(v->contract.features[1].has_range);
+    assert_true(v->snapshot.incremental);
+    assert_int_equal(v->snapshot.contract.min_rows, 1000);
+    assert_true(v->snapshot.contract.max_row_drop_percent == 12.5);
+    assert_int_equal(v->snapshot.contract.nfeatures, 2);
+    assert_int_equal(v->snapshot.contract.features[0].feature, 0);
+    assert_true(v->snapshot.contract.features[0].max_null_rate == 0.1);
+    assert_true(v->snapshot.contract.features[0].has_range);
+    assert_true(v->snapshot.contract.features[0].range_min == -1 &&
+                v->snapshot.contract.features[0].range_max == 1000);
+    assert_int_equal(v->snapshot.contract.features[1].feature, 1);
+    assert_true(v->snapshot.contract.features[1].max_null_rate == 0);
+    assert_false(v->snapshot.contract.features[1].has_range);
     config_destroy(config);
 
     /* Defaults: nothing checked beyond non-null keys, not incremental. */
     config = load_ok(VIEW_HEAD);
-    assert_false(config->views[0].incremental);
-    assert_int_equal(config->views[0].contract.min_rows, 0);
-    assert_true(config->views[0].contract.max_row_drop_percent == 100);
-    assert_int_equal(config->views[0].contract.nfeatures, 0);
+    assert_false(config->views[0].snapshot.incremental);
+    assert_int_equal(config->views[0].snapshot.contract.min_rows, 0);
+    assert_true(config->views[0].snapshot.contract.max_row_drop_percent == 100);
+    assert_int_equal(config->views[0].snapshot.contract.nfeatures, 0);
     config_destroy(config);
 
     expect_error(VIEW_HEAD "    contract: { max_row_drop_percent: 150 }\n", 8,
@@ -699,7 +699,7 @@ static void test_stream_section(void **state) {
                           "      created_timestamp_field: created\n"
                           "      batch: 500\n"
                           "      block_ms: 250\n");
-    const struct config_stream *s = &config->views[0].stream;
+    const struct mat_stream_config *s = &config->views[0].stream;
     assert_true(s->enabled);
     assert_string_equal(s->host, "::1");
     assert_int_equal(s->port, 6380);
@@ -707,8 +707,8 @@ static void test_stream_section(void **state) {
     assert_string_equal(s->user, "app");
     assert_string_equal(s->password, "s3cret");
     assert_string_equal(s->key, "user_updates");
-    assert_int_equal(s->format, CONFIG_STREAM_FIELDS);
-    assert_int_equal(s->start, CONFIG_STREAM_START_AFTER);
+    assert_int_equal(s->format, MAT_STREAM_FIELDS);
+    assert_int_equal(s->start, MAT_STREAM_START_AFTER);
     assert_true(s->start_ms == 1700000000000ULL && s->start_seq == 7);
     assert_string_equal(s->event_timestamp_field, "ts");
     assert_string_equal(s->created_timestamp_field, "created");
@@ -720,27 +720,27 @@ static void test_stream_section(void **state) {
     config = load_ok(VIEW_HEAD "    stream: { redis: \"localhost\", key: k }\n");
     s = &config->views[0].stream;
     assert_string_equal(s->host, "localhost");
-    assert_int_equal(s->port, CONFIG_STREAM_DEFAULT_PORT);
+    assert_int_equal(s->port, MAT_STREAM_DEFAULT_PORT);
     assert_int_equal(s->db, 0);
     assert_string_equal(s->password, "");
-    assert_int_equal(s->start, CONFIG_STREAM_START_NEW);
-    assert_string_equal(s->event_timestamp_field, CONFIG_STREAM_DEFAULT_EVENT_TS);
+    assert_int_equal(s->start, MAT_STREAM_START_NEW);
+    assert_string_equal(s->event_timestamp_field, MAT_STREAM_DEFAULT_EVENT_TS);
     assert_string_equal(s->created_timestamp_field, "");
-    assert_int_equal(s->batch, CONFIG_STREAM_DEFAULT_BATCH);
-    assert_int_equal(s->block_ms, CONFIG_STREAM_DEFAULT_BLOCK_MS);
+    assert_int_equal(s->batch, MAT_STREAM_DEFAULT_BATCH);
+    assert_int_equal(s->block_ms, MAT_STREAM_DEFAULT_BLOCK_MS);
     config_destroy(config);
     config = load_ok(VIEW_HEAD "    stream: { redis: \"127.0.0.1:7000\", key: k, format: protobuf, "
                                "start: 0 }\n");
     s = &config->views[0].stream;
-    assert_int_equal(s->format, CONFIG_STREAM_PROTOBUF);
-    assert_int_equal(s->start, CONFIG_STREAM_START_ALL);
-    assert_string_equal(s->row_field, CONFIG_STREAM_DEFAULT_ROW_FIELD);
+    assert_int_equal(s->format, MAT_STREAM_PROTOBUF);
+    assert_int_equal(s->start, MAT_STREAM_START_ALL);
+    assert_string_equal(s->row_field, MAT_STREAM_DEFAULT_ROW_FIELD);
     assert_int_equal(s->port, 7000);
     config_destroy(config);
 
     /* start: snapshot waits for the position recorded with the view's snapshot. */
     config = load_ok(VIEW_HEAD "    stream: { redis: h, key: k, start: snapshot }\n");
-    assert_int_equal(config->views[0].stream.start, CONFIG_STREAM_START_SNAPSHOT);
+    assert_int_equal(config->views[0].stream.start, MAT_STREAM_START_SNAPSHOT);
     config_destroy(config);
 
     /* Views without a stream: section have none. */

@@ -14,7 +14,7 @@ static void _load_demo(const char *view, struct mat_load_result *r) {
         .watermark_us = INT64_MIN,
         .now_us = 0, /* the generator's event times are relative to the real clock */
     };
-    int rc = mat_load_view(mt_view(view), config_find_view(mt.config, view), &params, r);
+    int rc = mat_load_view(mt_view(view), &config_find_view(mt.config, view)->snapshot, &params, r);
     if (rc != 0) {
         print_error("%s: %s\n", view, r->error);
     }

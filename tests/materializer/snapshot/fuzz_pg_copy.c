@@ -79,8 +79,8 @@ static int _decode(const uint8_t *data, size_t size, size_t piece) {
     struct store_table_options opts = {.shards = 1};
     struct store_table *table = store_table_create(g_schema, &opts, err, sizeof err);
     struct mat_sink *sink = mat_sink_create(g_schema, table, INT64_MAX);
-    struct config_source src = {
-        .type = CONFIG_SOURCE_POSTGRES,
+    struct mat_source src = {
+        .type = MAT_SOURCE_POSTGRES,
         .table = "fuzz",
         .event_timestamp_column = "ts",
         .created_timestamp_column = "created",

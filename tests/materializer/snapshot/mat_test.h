@@ -187,7 +187,8 @@ __attribute__((unused)) static int mt_load_ex(const char *view, const char *path
         .now_us = T_NOW_US,
         .duckdb_threads = 2,
     };
-    return mat_load_view(mt_view(view), config_find_view(mt.config, view), &params, result);
+    return mat_load_view(mt_view(view), &config_find_view(mt.config, view)->snapshot, &params,
+                         result);
 }
 
 /* A load that must succeed. */

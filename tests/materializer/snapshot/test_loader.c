@@ -164,7 +164,7 @@ static void test_incremental(void **state) {
               "event_timestamp_column: ev, created_timestamp_column: cr }\n"
               "    features:\n"
               "      - { name: x, type: double }\n");
-    assert_true(config_find_view(mt.config, "v")->incremental);
+    assert_true(config_find_view(mt.config, "v")->snapshot.incremental);
     _write_rows("v/a.parquet", "(1, 10, 0, 1.0), (2, 11, 0, 2.0)");
     struct mat_load_result r;
     /* Without a watermark an incremental view loads in full. */
@@ -249,7 +249,7 @@ static void _expect_rejected(const char *needle) {
 static void test_contract_rules(void **state) {
     (void)state;
     mt_config(CONTRACT_YAML);
-    const struct config_contract *c = &config_find_view(mt.config, "v")->contract;
+    const struct mat_contract *c = &config_find_view(mt.config, "v")->snapshot.contract;
     assert_int_equal(c->min_rows, 5);
     assert_int_equal(c->nfeatures, 2);
 

@@ -82,9 +82,9 @@ static struct store_schema *_schema(const char *view, int64_t ttl_us, const stru
     return s;
 }
 
-static struct config_source _table_source(const char *table, const char *event_col) {
-    struct config_source src = {
-        .type = CONFIG_SOURCE_POSTGRES,
+static struct mat_source _table_source(const char *table, const char *event_col) {
+    struct mat_source src = {
+        .type = MAT_SOURCE_POSTGRES,
         .dsn = g_server.dsn,
         .table = (char *)table,
         .event_timestamp_column = (char *)event_col,
@@ -92,8 +92,8 @@ static struct config_source _table_source(const char *table, const char *event_c
     return src;
 }
 
-static struct config_source _query_source(const char *query, const char *event_col) {
-    struct config_source src = _table_source(NULL, event_col);
+static struct mat_source _query_source(const char *query, const char *event_col) {
+    struct mat_source src = _table_source(NULL, event_col);
     src.query = (char *)query;
     return src;
 }
@@ -108,7 +108,7 @@ struct load {
     char err[2048];
 };
 
-static void _load(struct load *l, struct store_schema *schema, const struct config_source *src,
+static void _load(struct load *l, struct store_schema *schema, const struct mat_source *src,
                   int64_t watermark_us) {
     memset(l, 0, sizeof *l);
     l->schema = schema;
@@ -121,7 +121,7 @@ static void _load(struct load *l, struct store_schema *schema, const struct conf
         mat_pg_read(src, schema, l->sink, watermark_us, &l->expected_rows, l->err, sizeof l->err);
 }
 
-static void _load_ok(struct load *l, struct store_schema *schema, const struct config_source *src,
+static void _load_ok(struct load *l, struct store_schema *schema, const struct mat_source *src,
                      int64_t watermark_us) {
     _load(l, schema, src, watermark_us);
     if (l->rc != 0) {
@@ -130,8 +130,8 @@ static void _load_ok(struct load *l, struct store_schema *schema, const struct c
 }
 
 /* Loads that must fail: returns the message, which must contain every `want`. */
-static void _load_fails(struct load *l, struct store_schema *schema,
-                        const struct config_source *src, const char *const *want) {
+static void _load_fails(struct load *l, struct store_schema *schema, const struct mat_source *src,
+                        const char *const *want) {
     _load(l, schema, src, INT64_MIN);
     assert_int_equal(l->rc, -1);
     print_message("    error: %s\n", l->err);
@@ -280,7 +280,7 @@ static void test_every_type(void **state) {
          "  '0', '-123.456', '-1.7976931348623157e308', '1e-45', 0, '-0.000001',"
          "  false, '', '', '', '', 'sad', '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
          "  NULL, NULL)");
-    struct config_source src = _table_source("every_type", "ts");
+    struct mat_source src = _table_source("every_type", "ts");
     struct load l;
     _load_ok(&l, _schema("every_type", 0, EVERY_TYPE, N_EVERY_TYPE), &src, INT64_MIN);
     assert_int_equal(mat_sink_stats(l.sink)->rows_read, 5);
@@ -429,7 +429,7 @@ static void test_numeric_nearest_double(void **state) {
     }
     _sql(sql);
     static const struct spec specs[] = {{"id", KEY_INT}, {"v", STORE_TYPE_DOUBLE}};
-    struct config_source src = _table_source("numerics", "ts");
+    struct mat_source src = _table_source("numerics", "ts");
     struct load l;
     _load_ok(&l, _schema("numerics", 0, specs, 2), &src, INT64_MIN);
     for (size_t i = 0; i < n; i++) {
@@ -462,7 +462,7 @@ static void test_latest_row_selection(void **state) {
          " (4, '2024-01-01 00:00:00+00', '2024-01-01 00:00:00+00', 40),"
          " (4, '2024-01-01 00:00:00+00', '2024-01-01 00:00:00+00', 41)");
     static const struct spec specs[] = {{"id", KEY_INT}, {"v", STORE_TYPE_INT64}};
-    struct config_source src = _table_source("latest", "ts");
+    struct mat_source src = _table_source("latest", "ts");
     src.created_timestamp_column = "created";
     struct load l;
     _load_ok(&l, _schema("latest", 0, specs, 2), &src, INT64_MIN);
@@ -496,7 +496,7 @@ static void test_query_source_composite_key(void **state) {
          " ('bob', 1, '2024-01-01 00:00:04', 3.0),"
          " ('carol', 9, '2024-01-01 00:00:05', -1.0)");
     /* renamed columns, a computed one, a filter, a trailing comment and ';' */
-    struct config_source src =
+    struct mat_source src =
         _query_source("SELECT user_id AS u, item_id AS i, ts AS t, score * 2 AS s2\n"
                       "  FROM clicks WHERE score > 0 -- positive only\n;\n",
                       "t");
@@ -532,7 +532,7 @@ static void test_table_names_as_sql_reads_them(void **state) {
          "CREATE TABLE keep_me (x int)");
     static const struct spec specs[] = {{"id", KEY_INT}, {"age", STORE_TYPE_INT32}};
     struct load l;
-    struct config_source src = _table_source("\"Feature Store\".\"Users\"", "ts");
+    struct mat_source src = _table_source("\"Feature Store\".\"Users\"", "ts");
     _load_ok(&l, _schema("users", 0, specs, 2), &src, INT64_MIN);
     assert_int_equal(_value(&l, _get_int(&l, 1), "age").i32, 30);
     assert_int_equal(_get_int(&l, 1)->event_ts_us, TS_2024_01_01_US); /* date: midnight UTC */
@@ -568,7 +568,7 @@ static void test_incremental_watermark(void **state) {
     const int64_t ts3 = TS_2024_01_01_US + 1 + 3 * day; /* event time of id 3 */
     const char *columns[] = {"ts", "t_naive"};
     for (int c = 0; c < 2; c++) {
-        struct config_source src = _table_source("incr", columns[c]);
+        struct mat_source src = _table_source("incr", columns[c]);
         struct load l;
         /* strictly after the watermark: id 3 itself is not read again */
         _load_ok(&l, _schema("incr", 0, specs, 2), &src, ts3);
@@ -587,7 +587,7 @@ static void test_incremental_watermark(void **state) {
         assert_int_equal(mat_sink_stats(l.sink)->rows_read, 5);
         _unload(&l);
     }
-    struct config_source src = _table_source("incr", "d");
+    struct mat_source src = _table_source("incr", "d");
     struct load l;
     _load_ok(&l, _schema("incr", 0, specs, 2), &src, TS_2024_01_01_US + 3 * day);
     assert_int_equal(mat_sink_stats(l.sink)->rows_read, 2);
@@ -604,7 +604,7 @@ static void test_dsn_from_environment(void **state) {
     setenv("PGPORT", port, 1);
     setenv("PGDATABASE", PG_SERVER_DATABASE, 1);
     setenv("PGUSER", PG_SERVER_SUPERUSER, 1);
-    struct config_source src = _table_source("env_src", "ts");
+    struct mat_source src = _table_source("env_src", "ts");
     src.dsn = NULL;
     static const struct spec specs[] = {{"id", KEY_INT}, {"v", STORE_TYPE_INT64}};
     struct load l;
@@ -635,7 +635,7 @@ static void test_planner_estimate(void **state) {
          "  i AS v FROM generate_series(1, 5000) i;"
          "ANALYZE estimate");
     static const struct spec specs[] = {{"id", KEY_INT}, {"v", STORE_TYPE_INT64}};
-    struct config_source src = _table_source("estimate", "ts");
+    struct mat_source src = _table_source("estimate", "ts");
     struct load l;
     _load_ok(&l, _schema("estimate", 0, specs, 2), &src, INT64_MIN);
     assert_int_equal(l.expected_rows, 5000);
@@ -651,7 +651,7 @@ static void test_type_mismatch(void **state) {
          "  tags int4[], whenever int8);"
          "INSERT INTO mism VALUES (1, '2024-01-01+00', '0.5', 0.5, 1, 1, '{1}', 0)");
     struct load l;
-    struct config_source src = _query_source("SELECT * FROM mism", "ts");
+    struct mat_source src = _query_source("SELECT * FROM mism", "ts");
     static const struct spec ctr[] = {{"id", KEY_INT}, {"ctr", STORE_TYPE_DOUBLE}};
     _load_fails(&l, _schema("v", 0, ctr, 2), &src,
                 (const char *const[]){
@@ -688,7 +688,7 @@ static void test_missing_column(void **state) {
     (void)state;
     _sql("CREATE TABLE missing (id int8, ts timestamptz, present int4)");
     struct load l;
-    struct config_source src = _table_source("missing", "ts");
+    struct mat_source src = _table_source("missing", "ts");
     static const struct spec specs[] = {{"id", KEY_INT}, {"absent", STORE_TYPE_INT32}};
     _load_fails(&l, _schema("v", 0, specs, 2), &src,
                 (const char *const[]){"view v: column absent is not in the table",
@@ -709,7 +709,7 @@ static void test_missing_column(void **state) {
 static void test_query_error(void **state) {
     (void)state;
     struct load l;
-    struct config_source src = _query_source("SELEC id, ts FROM nowhere", "ts");
+    struct mat_source src = _query_source("SELEC id, ts FROM nowhere", "ts");
     static const struct spec specs[] = {{"id", KEY_INT}, {"v", STORE_TYPE_INT32}};
     _load_fails(&l, _schema("v", 0, specs, 2), &src,
                 (const char *const[]){"view v: postgres: the query: ERROR: syntax error at or "
@@ -742,7 +742,7 @@ static void test_bad_values_name_column_and_row(void **state) {
          " (8, NULL, 1, '{1}', 1, '{1}')");
     struct load l;
     static const struct spec clicks[] = {{"id", KEY_INT}, {"clicks", STORE_TYPE_INT32}};
-    struct config_source src = _table_source("badvals", "ts");
+    struct mat_source src = _table_source("badvals", "ts");
     _load_fails(&l, _schema("v", 0, clicks, 2), &src,
                 (const char *const[]){"view v: column clicks, row 2 (id=7)",
                                       "3000000000 does not fit int32", NULL});
@@ -774,7 +774,7 @@ static void test_connection_refused(void **state) {
     assert_true(port > 0);
     snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%d dbname=x user=fsd password=hunter2-secret",
              port);
-    struct config_source src = _table_source("t", "ts");
+    struct mat_source src = _table_source("t", "ts");
     src.dsn = dsn;
     static const struct spec specs[] = {{"id", KEY_INT}, {"v", STORE_TYPE_INT32}};
     struct load l;
@@ -804,7 +804,7 @@ static void test_password_never_in_errors(void **state) {
     snprintf(dsn, sizeof dsn,
              "host=127.0.0.1 port=%d dbname=%s user=no_such_role password=hunter2-secret",
              g_server.port, PG_SERVER_DATABASE);
-    struct config_source src = _table_source("secret_src", "ts");
+    struct mat_source src = _table_source("secret_src", "ts");
     src.dsn = dsn;
     static const struct spec specs[] = {{"id", KEY_INT}, {"v", STORE_TYPE_INT64}};
     struct load l;
@@ -869,7 +869,7 @@ static void _big_table(void) {
 static void _read_while_killed(bool whole_server) {
     _big_table();
     static const struct spec specs[] = {{"id", KEY_INT}, {"f", STORE_TYPE_DOUBLE}};
-    struct config_source src = _table_source("big", "ts");
+    struct mat_source src = _table_source("big", "ts");
     struct killer k = {.whole_server = whole_server};
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, _killer, &k), 0);
@@ -900,7 +900,7 @@ static void test_backend_killed_mid_load(void **state) {
         fail_msg("%s", err);
     }
     static const struct spec specs[] = {{"id", KEY_INT}, {"f", STORE_TYPE_DOUBLE}};
-    struct config_source src = _table_source("big", "ts");
+    struct mat_source src = _table_source("big", "ts");
     struct load l;
     _load_ok(&l, _schema("big", 0, specs, 2), &src, INT64_MIN);
     assert_int_equal(mat_sink_stats(l.sink)->rows_kept, KILL_ROWS);
@@ -918,7 +918,7 @@ static void test_server_killed_mid_load(void **state) {
     /* down at start: the same dsn, nobody listening */
     pg_server_kill(&g_server);
     static const struct spec specs[] = {{"id", KEY_INT}, {"f", STORE_TYPE_DOUBLE}};
-    struct config_source src = _table_source("big", "ts");
+    struct mat_source src = _table_source("big", "ts");
     struct load l;
     _load_fails(&l, _schema("big", 0, specs, 2), &src,
                 (const char *const[]){"connecting", "Connection refused", NULL});
@@ -973,7 +973,7 @@ static int _feed_pieces(struct load *l, const uint8_t *data, size_t len, size_t 
     l->table = store_table_create(l->schema, &(struct store_table_options){.shards = 1}, l->err,
                                   sizeof l->err);
     l->sink = mat_sink_create(l->schema, l->table, clock_wall_us());
-    struct config_source src = _table_source("pieces", "ts");
+    struct mat_source src = _table_source("pieces", "ts");
     struct mat_pg_reader r = {.source = &src,
                               .schema = l->schema,
                               .sink = l->sink,

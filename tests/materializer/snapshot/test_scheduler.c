@@ -69,7 +69,9 @@ static void test_scheduler(void **state) {
     options.retry_first_us = 50 * 1000; /* 50 ms, 100 ms, ... */
     options.duckdb_threads = 2;
     char err[256];
-    assert_int_equal(mat_setup(mt.catalog, mt.config, &options, err, sizeof err), 0);
+    assert_int_equal(
+        mat_setup(mt.catalog, mt.config->snapshots, mt.config->nviews, &options, err, sizeof err),
+        0);
 
     struct mat_view_status s = _wait_for("good", _loaded_once);
     assert_int_equal(s.last.outcome, MAT_LOADED);
@@ -164,7 +166,9 @@ static void test_load_while_a_push_holds_the_view(void **state) {
     options.retry_first_us = 50 * 1000;
     options.duckdb_threads = 1;
     char err[256];
-    assert_int_equal(mat_setup(mt.catalog, mt.config, &options, err, sizeof err), 0);
+    assert_int_equal(
+        mat_setup(mt.catalog, mt.config->snapshots, mt.config->nviews, &options, err, sizeof err),
+        0);
     struct mat_view_status s = _wait_for("refreshed", _loaded_once);
     assert_int_equal(s.last.version, 1);
 

@@ -89,12 +89,12 @@ static void _setup(void) {
         fprintf(stderr, "fuzz_stream_entry: %s\n", err);
         abort();
     }
-    struct config_stream stream = {.enabled = true, .format = CONFIG_STREAM_FIELDS};
+    struct mat_stream_config stream = {.enabled = true, .format = MAT_STREAM_FIELDS};
     snprintf(stream.event_timestamp_field, sizeof stream.event_timestamp_field, "ev");
     snprintf(stream.created_timestamp_field, sizeof stream.created_timestamp_field, "cr");
     g.fields = mat_stream_parser_create(g.schema, &stream);
-    stream = (struct config_stream){.enabled = true, .format = CONFIG_STREAM_PROTOBUF};
-    snprintf(stream.row_field, sizeof stream.row_field, "%s", CONFIG_STREAM_DEFAULT_ROW_FIELD);
+    stream = (struct mat_stream_config){.enabled = true, .format = MAT_STREAM_PROTOBUF};
+    snprintf(stream.row_field, sizeof stream.row_field, "%s", MAT_STREAM_DEFAULT_ROW_FIELD);
     g.protobuf = mat_stream_parser_create(g.schema, &stream);
     if (g.fields == NULL || g.protobuf == NULL ||
         store_row_builder_init(&g.builder, g.schema) != 0) {
@@ -364,7 +364,7 @@ static void _protobuf_entry(struct enc *e, bool delete_) {
     size_t len = fsd__v1__row__pack(&row, packed);
     e->len = 0;
     e->buf[e->len++] = 'p';
-    _field(e, CONFIG_STREAM_DEFAULT_ROW_FIELD, packed, len);
+    _field(e, MAT_STREAM_DEFAULT_ROW_FIELD, packed, len);
 }
 
 /* Runs `seed`, every prefix of it and every single-byte corruption; returns the count. */
