@@ -19,6 +19,26 @@ static const char *const log_level_names[] = {
     [LOG_ERROR] = "error",
 };
 
+/* Indexed by enum log_level, so the stored index is the level. */
+static const char *const log_level_choices[] = {
+    [LOG_DEBUG] = "debug", [LOG_INFO] = "info",    [LOG_WARN] = "warn",
+    [LOG_ERROR] = "error", [LOG_ERROR + 1] = NULL,
+};
+
+static const struct option_def log_option_defs[] = {
+    {
+        .name = "log_level",
+        .type = OPTION_ENUM,
+        .default_text = "info",
+        .choices = log_level_choices,
+        .flags = OPTION_RELOADABLE,
+        OPTION_ENUM_AT(struct log_options, level),
+        .description = "Least severe level that is logged.",
+    },
+};
+
+const struct option_group log_option_group = {"server", log_option_defs, 1, NULL};
+
 const char *log_level_name(enum log_level level) {
     if ((unsigned)level >= sizeof log_level_names / sizeof log_level_names[0]) {
         return "unknown";

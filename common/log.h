@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "options.h"
+
 enum log_level {
     LOG_DEBUG,
     LOG_INFO,
@@ -28,6 +30,12 @@ enum log_level {
 #define LOG_LEVEL_DEFAULT LOG_INFO
 #define LOG_LINE_MAX      4096 /* longer lines are cut and end in "..." */
 #define LOG_QUOTE_MAX     512  /* longer quoted values are cut and end in "..." */
+
+/* The config file's server.log_level (reloadable): log_set_level() takes it. */
+struct log_options {
+    int level; /* enum log_level */
+};
+extern const struct option_group log_option_group;
 
 /* "debug", "info", "warn", "error". */
 const char *log_level_name(enum log_level level);

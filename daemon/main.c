@@ -1,14 +1,14 @@
 /* fsd: parses the command line and wires the modules together; the work happens in them. */
-#include "config.h"
+#include "config/config.h"
 #include "common/log.h"
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "materializer/snapshot/snapshot.h"
 #include "materializer/stream/stream.h"
 #include "options.h"
 #include "process.h"
 #include "reload.h"
-#include "rpc/rpc.h"
-#include "stats/stats.h"
+#include "daemon/rpc/rpc.h"
+#include "daemon/stats/stats.h"
 #include "sweeper.h"
 #include "store/catalog.h"
 #include "store/metrics.h"
@@ -57,7 +57,7 @@ static void _log_config_errors(const char *errors) {
 static int _check_config(const char *path) {
     static char err[CONFIG_ERR_LEN];
     struct fsd_config *config;
-    if (config_load(path, &config, err, sizeof err) != 0) {
+    if (config_load(path, &daemon_option_table, &config, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return EXIT_FAILED;
     }
@@ -109,18 +109,11 @@ static struct fsd_config *_serve(const sigset_t *signals, const char *path,
     }
 }
 
-static int _start_server(const struct fsd_config *config) {
-    const struct option_server *o = &config->options.server;
-    struct grpc_server_options options;
-    grpc_server_options_init(&options);
-    options.bind = o->grpc_bind;
-    options.port = (uint16_t)o->grpc_port;
-    options.workers = o->workers;
-    options.max_message_bytes = o->max_message_bytes;
+static int _start_server(const struct daemon_options *o) {
     size_t nmethods;
     const struct grpc_method *methods = rpc_methods(&nmethods);
     char err[512];
-    if (grpc_server_setup(&options, methods, nmethods, rpc_worker_create, rpc_worker_destroy, err,
+    if (grpc_server_setup(&o->grpc, methods, nmethods, rpc_worker_create, rpc_worker_destroy, err,
                           sizeof err) != 0) {
         log_error("cannot start the gRPC server", "error=%s", LOG_QUOTE(err));
         return -1;
@@ -135,23 +128,22 @@ static int _start_server(const struct fsd_config *config) {
  * one per core (loadtest/swap_latency_bench.sh): more threads only fight the builder and the
  * workers.
  */
-static uint32_t _duckdb_threads(const struct fsd_config *config) {
-    uint32_t threads = config->options.materializer.duckdb_threads;
+static uint32_t _duckdb_threads(const struct daemon_options *o) {
+    uint32_t threads = o->mat.duckdb_threads;
     if (threads > 0) {
         return threads;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    long workers = config->options.server.workers > 0 ? config->options.server.workers : cores;
+    long workers = o->grpc.workers > 0 ? o->grpc.workers : cores;
     long left = cores - workers - 1;
     return left > 1 ? (uint32_t)left : 1;
 }
 
 /* Loads every view with a source now and on its refresh interval, on a thread of its own. */
 static int _start_materializer(const struct fsd_config *config, struct store_catalog *catalog) {
-    struct mat_options options;
-    mat_options_init(&options);
-    options.duckdb_threads = _duckdb_threads(config);
-    options.nice = config->options.materializer.nice;
+    const struct daemon_options *o = daemon_options(config);
+    struct mat_options options = o->mat;
+    options.duckdb_threads = _duckdb_threads(o);
     char err[512];
     if (mat_setup(catalog, config->snapshots, config->nviews, &options, err, sizeof err) != 0) {
         log_error("cannot start the materializer", "error=%s", LOG_QUOTE(err));
@@ -175,16 +167,12 @@ static int _start_streams(const struct fsd_config *config, struct store_catalog 
  * /healthz or /readyz on it notices that it is missing.
  */
 static void _start_stats(const struct fsd_config *config, struct store_catalog *catalog) {
-    const struct option_server *o = &config->options.server;
-    struct stats_options options;
-    stats_options_init(&options);
-    options.bind = o->stats_bind;
-    options.port = (uint16_t)o->stats_port;
-    options.token = o->stats_token;
     char err[512];
-    if (stats_setup(&options, catalog, config, err, sizeof err) != 0) {
+    if (stats_setup(&daemon_options(config)->stats, catalog, err, sizeof err) != 0) {
         log_error("cannot start the stats port; serving without it", "error=%s", LOG_QUOTE(err));
+        return;
     }
+    reload_show_config(config);
 }
 
 static int _run(const char *path) {
@@ -200,11 +188,13 @@ static int _run(const char *path) {
 
     static char err[CONFIG_ERR_LEN];
     struct fsd_config *config;
-    if (config_load(path, &config, err, sizeof err) != 0) {
+    if (config_load(path, &daemon_option_table, &config, err, sizeof err) != 0) {
         _log_config_errors(err);
         return EXIT_FAILED;
     }
-    log_set_level((enum log_level)config->options.server.log_level);
+    /* A copy: a reload replaces the config, and these options need a restart to change. */
+    const struct daemon_options options = *daemon_options(config);
+    log_set_level((enum log_level)options.log.level);
     log_info("loaded config", "file=%s views=%zu feature_services=%zu", LOG_QUOTE(path),
              config->nviews, config->nservices);
     if (config->nviews == 0) {
@@ -212,39 +202,36 @@ static int _run(const char *path) {
     }
 
     store_rcu_thread_online(); /* the control thread publishes and retires through RCU */
-    struct store_catalog *catalog = store_catalog_create(config->options.store.shards);
+    struct store_catalog *catalog = store_catalog_create(options.store.shards);
     if (catalog == NULL) {
         log_error("cannot create the store catalog", "error=\"out of memory\"");
         config_destroy(config);
         return EXIT_FAILED;
     }
     int rc = EXIT_FAILED;
-    struct sweeper_options sweep = {
-        .interval_ms = config->options.store.sweep_interval_ms,
-        .expiry_grace_us = config->options.store.expiry_grace_us,
-    };
+    struct rpc_options rpc = options.rpc;
+    rpc.max_response_bytes = options.grpc.max_message_bytes;
     /* The process's and the store's metrics: neither module has a setup to register them. */
     if (metrics_register(process_collect_metrics, NULL) != 0 ||
         metrics_register(store_collect_metrics, catalog) != 0) {
         log_error("cannot register the metrics", "error=\"out of memory\"");
     } else if (_add_views(catalog, config) != 0) {
         /* logged */
-    } else if (sweeper_setup(catalog, &sweep) != 0) {
+    } else if (sweeper_setup(catalog, &options.sweeper) != 0) {
         log_error("cannot start the expiry sweeper thread", NULL);
     } else {
-        if (rpc_setup(config, catalog) != 0) {
+        if (rpc_setup(&rpc, config, catalog) != 0) {
             log_error("cannot set up the RPC handlers", "error=\"out of memory\"");
-        } else if (_start_server(config) == 0 && _start_materializer(config, catalog) == 0 &&
+        } else if (_start_server(&options) == 0 && _start_materializer(config, catalog) == 0 &&
                    _start_streams(config, catalog) == 0) {
             _start_stats(config, catalog);
             char stats[300] = "off";
             if (stats_port() != 0) {
-                snprintf(stats, sizeof stats, "%s:%u", config->options.server.stats_bind,
-                         stats_port());
+                snprintf(stats, sizeof stats, "%s:%u", options.stats.bind, stats_port());
             }
             log_info("fsd ready", "version=%s grpc=%s:%u stats=%s views=%zu feature_services=%zu",
-                     FSD_VERSION, config->options.server.grpc_bind, grpc_server_port(), stats,
-                     config->nviews, config->nservices);
+                     FSD_VERSION, options.grpc.bind, grpc_server_port(), stats, config->nviews,
+                     config->nservices);
             config = _serve(&signals, path, config, catalog);
             rpc_set_serving(0);
             grpc_server_shutdown();
@@ -310,10 +297,10 @@ int main(int argc, char **argv) {
         _usage(stdout);
         return EXIT_OK;
     case HELP_CONFIG:
-        option_print_help(stdout);
+        option_print_help(&daemon_option_table, stdout);
         return EXIT_OK;
     case PRINT_REFERENCE:
-        config_print_reference(stdout);
+        config_print_reference(&daemon_option_table, stdout);
         return EXIT_OK;
     case VERSION:
         printf("fsd %s\n", FSD_VERSION);

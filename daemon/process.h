@@ -1,8 +1,8 @@
 #pragma once
 /*
- * The process as a whole: its start time, and metrics about it (CPU, memory as the kernel
- * and as jemalloc see it, open descriptors, the build). Read from /proc/self and jemalloc's
- * mallctl when scraped; the daemon registers process_collect_metrics.
+ * The process's metrics: CPU, memory as the kernel and as jemalloc see it, open descriptors,
+ * the build. Read from /proc/self (common/proc.h) and jemalloc's mallctl when scraped; main
+ * registers process_collect_metrics.
  */
 #include <stdint.h>
 
@@ -21,9 +21,6 @@ enum process_metric {
     PROCESS_M_COUNT,
 };
 extern const struct metric_def process_metric_defs[PROCESS_M_COUNT];
-
-/* When the process started (wall clock, microseconds), from /proc; 0 if unknown. */
-int64_t process_start_us(void);
 
 /* The collector (ctx unused). Reads /proc and bumps jemalloc's statistics epoch. */
 void process_collect_metrics(struct metric_writer *w, void *ctx);

@@ -2,13 +2,16 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
+#include "options.h"
 #include "common/log.h"
+#include "daemon/grpc/grpc.h"
 #include "materializer/snapshot/snapshot.h"
-#include "rpc/rpc.h"
-#include "stats/stats.h"
+#include "daemon/rpc/rpc.h"
+#include "daemon/stats/stats.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"
@@ -160,7 +163,7 @@ struct fsd_config *reload_config(const char *path, struct fsd_config *current,
                                  struct store_catalog *catalog) {
     static char err[CONFIG_ERR_LEN];
     struct fsd_config *next;
-    if (config_load(path, &next, err, sizeof err) != 0) {
+    if (config_load(path, &daemon_option_table, &next, err, sizeof err) != 0) {
         for (char *line = strtok(err, "\n"); line != NULL; line = strtok(NULL, "\n")) {
             log_error("reload refused: invalid config; still serving the old one", "error=%s",
                       LOG_QUOTE(line));
@@ -168,8 +171,9 @@ struct fsd_config *reload_config(const char *path, struct fsd_config *current,
         return current;
     }
     /* The log level applies even when nothing else can. */
-    log_set_level((enum log_level)next->options.server.log_level);
-    bool options_ok = option_reload_check(&current->options, &next->options, err, sizeof err) == 0;
+    log_set_level((enum log_level)daemon_options(next)->log.level);
+    bool options_ok = option_reload_check(&daemon_option_table, current->options, next->options,
+                                          err, sizeof err) == 0;
     if (!options_ok) {
         log_error("reload refused: options that need a restart changed", "changes=%s",
                   LOG_QUOTE(err));
@@ -181,10 +185,22 @@ struct fsd_config *reload_config(const char *path, struct fsd_config *current,
     _warn_stream_changes(current, next);
     _apply_views(next, catalog);
     mat_reconfigure(next->snapshots, next->nviews);
-    stats_update_config(next);
+    reload_show_config(next);
     const struct fsd_config *old = rpc_replace_config(next); /* waits for a grace period */
     config_destroy((struct fsd_config *)old);
     log_info("config reloaded", "file=%s views=%zu feature_services=%zu", LOG_QUOTE(path),
              next->nviews, next->nservices);
     return next;
+}
+
+void reload_show_config(const struct fsd_config *config) {
+    char *summary = daemon_config_summary(config);
+    char address[GRPC_BIND_LEN + 16];
+    snprintf(address, sizeof address, "%s:%u", daemon_options(config)->grpc.bind,
+             (unsigned)grpc_server_port());
+    if (summary == NULL || stats_set_config_summary(summary, address) != 0) {
+        log_warn("stats: out of memory taking the config summary; /status may be out of date",
+                 NULL);
+    }
+    free(summary);
 }

@@ -17,3 +17,7 @@ struct store_catalog;
  */
 struct fsd_config *reload_config(const char *path, struct fsd_config *current,
                                  struct store_catalog *catalog);
+
+/* Gives the stats port the summary of `config` that /status shows (and the page's gRPC
+ * address). At start, once the servers listen, and after each reload. */
+void reload_show_config(const struct fsd_config *config);

@@ -23,6 +23,31 @@ static struct {
     _Atomic uint64_t reclaimed;
 } sweeper = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
+static const struct option_def sweeper_option_defs[] = {
+    {
+        .name = "sweep_interval_ms",
+        .type = OPTION_UINT,
+        .default_text = "1000",
+        .min = 10,
+        .max = 3600000,
+        OPTION_UINT_AT(struct sweeper_options, interval_ms),
+        .description = "How often, in milliseconds, the sweeper looks for expired rows.",
+    },
+    {
+        .name = "expiry_grace",
+        .type = OPTION_DURATION,
+        .default_text = "1h",
+        .min = 0,
+        .max = 365 * 24 * 3600 * 1000000ull,
+        OPTION_DURATION_AT(struct sweeper_options, expiry_grace_us),
+        .description = "How long a row is kept after its view's ttl has passed before the "
+                       "sweeper frees it.",
+    },
+};
+
+const struct option_group sweeper_option_group = {
+    "store", sweeper_option_defs, sizeof sweeper_option_defs / sizeof sweeper_option_defs[0], NULL};
+
 const struct metric_def sweeper_metric_defs[SWEEPER_M_COUNT] = {
     [SWEEPER_M_RECLAIMED] = {"fsd_sweeper_reclaimed_total", METRIC_COUNTER, "",
                              "Expired rows and old tombstones the sweeper freed."},

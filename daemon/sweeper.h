@@ -9,15 +9,18 @@
 #include <stdint.h>
 
 #include "common/metrics.h"
+#include "common/options.h"
 
 #define SWEEPER_SLOTS_PER_TICK (1u << 16)
 
 struct store_catalog;
 
+/* The config file's store.sweep_interval_ms and store.expiry_grace. */
 struct sweeper_options {
-    uint32_t interval_ms;    /* store.sweep_interval_ms */
-    int64_t expiry_grace_us; /* store.expiry_grace */
+    uint32_t interval_ms;
+    int64_t expiry_grace_us;
 };
+extern const struct option_group sweeper_option_group;
 
 enum sweeper_metric {
     SWEEPER_M_RECLAIMED, /* fsd_sweeper_reclaimed_total */

@@ -1,6 +1,6 @@
 /*
  * grpc_load's fsd target: GetFeatures of o->batch random entities over the project's HTTP/2
- * gRPC client (daemon/client). Responses are checked in full one call in VALIDATE_EVERY: the
+ * gRPC client (client/). Responses are checked in full one call in VALIDATE_EVERY: the
  * generator must not spend more CPU decoding than the server spends answering.
  */
 #include "grpc_load_internal.h"

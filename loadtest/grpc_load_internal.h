@@ -6,7 +6,7 @@
  *   grpc_load.c        options, output (Markdown, CSV, JSON), medians, --dump-request
  *   grpc_load_run.c    the lookup runs: threads, connections, open and closed loops, for any
  *                      target
- *   grpc_load_fsd.c    the fsd target: GetFeatures over gRPC (daemon/client)
+ *   grpc_load_fsd.c    the fsd target: GetFeatures over gRPC (client/)
  *   grpc_load_redis.c  the Redis targets: HMGET of hashes, MGET of packed rows (hiredis)
  *   grpc_load_fill.c   the benchmark rows, and --fill for fsd (PushRows)
  */

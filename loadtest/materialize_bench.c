@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/config.h"
+#include "config/config.h"
 #include "materializer/snapshot/snapshot.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -207,7 +207,7 @@ int main(int argc, char **argv) {
              path);
     static char err[CONFIG_ERR_LEN];
     struct fsd_config *config;
-    if (config_parse("bench.yaml", yaml, strlen(yaml), &config, err, sizeof err) != 0) {
+    if (config_parse("bench.yaml", yaml, strlen(yaml), NULL, &config, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }

@@ -20,7 +20,7 @@
 #include <jemalloc/jemalloc.h>
 #include <libpq-fe.h>
 
-#include "daemon/config.h"
+#include "config/config.h"
 #include "materializer/snapshot/postgres.h"
 #include "materializer/snapshot/sink.h"
 #include "pg_server.h"

@@ -48,6 +48,22 @@ static struct view_list *_list(const struct store_catalog *catalog) {
     return atomic_load_explicit(&((struct store_catalog *)catalog)->list, memory_order_acquire);
 }
 
+static const struct option_def store_option_defs[] = {
+    {
+        .name = "shards",
+        .type = OPTION_UINT,
+        .default_text = "64",
+        .min = 1,
+        .max = STORE_MAX_SHARDS,
+        .flags = OPTION_POWER_OF_TWO,
+        OPTION_UINT_AT(struct store_options, shards),
+        .description = "Shards per view table (a power of two); entity keys are spread over "
+                       "them by hash.",
+    },
+};
+
+const struct option_group store_option_group = {"store", store_option_defs, 1, NULL};
+
 struct store_catalog *store_catalog_create(uint32_t shards) {
     if (shards == 0) {
         shards = STORE_DEFAULT_SHARDS;

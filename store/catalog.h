@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/options.h"
 #include "table.h"
 
 /* A snapshot's stream position, as its loader gave it (opaque here), with the NUL. */
@@ -22,6 +23,12 @@
 struct store_schema;
 struct store_catalog;
 struct store_view;
+
+/* The config file's store.shards: how many shards each view's table has. */
+struct store_options {
+    uint32_t shards; /* a power of two */
+};
+extern const struct option_group store_option_group;
 
 /*
  * Returns an empty catalog whose views' tables have `shards` shards (a power of two; 0 = the

@@ -25,32 +25,37 @@
 #include <stdint.h>
 
 #include "common/metrics.h"
+#include "common/options.h"
 
 /* ---- defaults ---------------------------------------------------------------------------- */
 
-#define GRPC_DEFAULT_BIND                   "127.0.0.1"
-#define GRPC_DEFAULT_PORT                   6566
-#define GRPC_DEFAULT_WORKERS                0 /* one per online core */
-#define GRPC_DEFAULT_MAX_MESSAGE_BYTES      (4u << 20)
+/* The bind address, port, workers and message limit are options of the config file: their
+ * defaults are in grpc_option_group (server.c). */
 #define GRPC_DEFAULT_MAX_CONCURRENT_STREAMS 1000
 #define GRPC_DEFAULT_SHUTDOWN_TIMEOUT_MS    5000
 
 /* Bounds grpc_server_setup() enforces. */
 #define GRPC_MAX_WORKERS           256
+#define GRPC_MAX_MESSAGE_BYTES_MIN (64u << 10)
 #define GRPC_MAX_MESSAGE_BYTES_MAX (1u << 30) /* keeps a stream's window below 2^31 */
+#define GRPC_BIND_LEN              256
 
 /* ---- options ----------------------------------------------------------------------------- */
 
+/* The first four are the config file's server.grpc_bind, grpc_port, workers, max_message_bytes. */
 struct grpc_server_options {
-    const char *bind;                /* numeric IPv4/IPv6 address or host name; copied */
-    uint16_t port;                   /* 0: the kernel picks one, see grpc_server_port() */
+    char bind[GRPC_BIND_LEN];        /* numeric IPv4/IPv6 address or host name */
+    uint32_t port;                   /* 0: the kernel picks one, see grpc_server_port() */
     uint32_t workers;                /* 0: one per online core; at most GRPC_MAX_WORKERS */
     uint64_t max_message_bytes;      /* larger request messages: RESOURCE_EXHAUSTED */
     uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
     uint32_t shutdown_timeout_ms;    /* grace for calls in flight before connections are cut */
 };
 
-/* Fills `options` with the defaults above. */
+/* The config file's options of the transport (section server), declared in server.c. */
+extern const struct option_group grpc_option_group;
+
+/* Fills `options` with the defaults: the group's, and the constants above. */
 void grpc_server_options_init(struct grpc_server_options *options);
 
 /* ---- metrics ----------------------------------------------------------------------------- */

@@ -121,7 +121,6 @@ struct grpc_method_entry {
 
 struct grpc_server {
     struct grpc_server_options options;
-    char *bind; /* options.bind's copy */
     struct grpc_method_entry *methods;
     size_t nmethods;
     grpc_worker_init_fn worker_init;

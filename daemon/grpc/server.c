@@ -1,5 +1,7 @@
 /* The server's lifecycle: options, binding the per-worker listeners, starting and stopping. */
 #include "internal.h"
+
+#include "common/ports.h"
 #include "common/clock.h"
 
 #include <errno.h>
@@ -17,15 +19,62 @@
 
 struct grpc_server *grpc_server_current;
 
+#define KIB 1024ull
+#define GIB (1024ull * 1024 * 1024)
+
+static const struct option_def grpc_option_defs[] = {
+    {
+        .name = "grpc_bind",
+        .type = OPTION_STRING,
+        .default_text = FSD_DEFAULT_BIND,
+        .min = 1,
+        .max = GRPC_BIND_LEN - 1,
+        OPTION_STRING_AT(struct grpc_server_options, bind),
+        .description = "Address the gRPC server listens on: an IPv4 or IPv6 address or a host "
+                       "name; 0.0.0.0 or :: for every interface.",
+    },
+    {
+        .name = "grpc_port",
+        .type = OPTION_UINT,
+        .default_text = FSD_PORT_TEXT(FSD_GRPC_DEFAULT_PORT),
+        .min = 0,
+        .max = 65535,
+        OPTION_UINT_AT(struct grpc_server_options, port),
+        .description = "TCP port of the gRPC server; 0 picks a free port (logged at start).",
+    },
+    {
+        .name = "workers",
+        .type = OPTION_UINT,
+        .default_text = "0",
+        .min = 0,
+        .max = GRPC_MAX_WORKERS,
+        OPTION_UINT_AT(struct grpc_server_options, workers),
+        .description = "Worker threads answering lookups; 0 means one per CPU core.",
+    },
+    {
+        .name = "max_message_bytes",
+        .type = OPTION_SIZE,
+        .default_text = "4MiB",
+        .min = GRPC_MAX_MESSAGE_BYTES_MIN,
+        .max = GRPC_MAX_MESSAGE_BYTES_MAX,
+        OPTION_SIZE_AT(struct grpc_server_options, max_message_bytes),
+        .description = "Largest gRPC message received or sent.",
+    },
+};
+
+/* What is not an option of the config file. */
+static void _init_fixed(void *values) {
+    struct grpc_server_options *options = values;
+    options->max_concurrent_streams = GRPC_DEFAULT_MAX_CONCURRENT_STREAMS;
+    options->shutdown_timeout_ms = GRPC_DEFAULT_SHUTDOWN_TIMEOUT_MS;
+}
+
+const struct option_group grpc_option_group = {
+    "server", grpc_option_defs, sizeof grpc_option_defs / sizeof grpc_option_defs[0], _init_fixed};
+
 void grpc_server_options_init(struct grpc_server_options *options) {
-    *options = (struct grpc_server_options){
-        .bind = GRPC_DEFAULT_BIND,
-        .port = GRPC_DEFAULT_PORT,
-        .workers = GRPC_DEFAULT_WORKERS,
-        .max_message_bytes = GRPC_DEFAULT_MAX_MESSAGE_BYTES,
-        .max_concurrent_streams = GRPC_DEFAULT_MAX_CONCURRENT_STREAMS,
-        .shutdown_timeout_ms = GRPC_DEFAULT_SHUTDOWN_TIMEOUT_MS,
-    };
+    /* The defaults parse: tests/daemon/test_options.c checks every group's. */
+    (void)option_group_defaults(&grpc_option_group, options, sizeof(*options), NULL, 0);
 }
 
 uint16_t grpc_server_port(void) {
@@ -123,25 +172,26 @@ static int _bind_all(struct grpc_server *s, char *err, size_t err_len) {
         .ai_flags = AI_PASSIVE,
     };
     struct addrinfo *res = NULL;
-    int rv = getaddrinfo(s->bind, NULL, &hints, &res);
+    int rv = getaddrinfo(s->options.bind, NULL, &hints, &res);
     if (rv != 0 || res == NULL) {
-        return _errf(err, err_len, "bind address \"%s\": %s", s->bind, gai_strerror(rv));
+        return _errf(err, err_len, "bind address \"%s\": %s", s->options.bind, gai_strerror(rv));
     }
     struct sockaddr_storage ss = {0};
     socklen_t ss_len = (socklen_t)res->ai_addrlen;
     memcpy(&ss, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
-    _set_port(&ss, s->options.port);
+    _set_port(&ss, (uint16_t)s->options.port);
 
     if (s->options.port != 0) {
         char addr[300];
-        _format_addr(s->bind, s->options.port, addr, sizeof addr);
+        _format_addr(s->options.bind, (uint16_t)s->options.port, addr, sizeof addr);
         if (_probe_free(&ss, ss_len, addr, err, err_len) != 0) {
             return -1;
         }
     }
     for (unsigned i = 0; i < s->nworkers; i++) {
-        if (_listen_one(&ss, ss_len, s->bind, &s->workers[i].listen_fd, err, err_len) != 0) {
+        if (_listen_one(&ss, ss_len, s->options.bind, &s->workers[i].listen_fd, err, err_len) !=
+            0) {
             return -1;
         }
         if (i == 0) {
@@ -192,8 +242,11 @@ static int _copy_methods(struct grpc_server *s, const struct grpc_method *method
 }
 
 static int _check_options(const struct grpc_server_options *o, char *err, size_t err_len) {
-    if (o->bind == NULL || o->bind[0] == '\0') {
+    if (o->bind[0] == '\0') {
         return _errf(err, err_len, "bind address is empty");
+    }
+    if (o->port > 65535) {
+        return _errf(err, err_len, "port: %u is not a TCP port", o->port);
     }
     if (o->workers > GRPC_MAX_WORKERS) {
         return _errf(err, err_len, "workers: %u is above the limit of %u", o->workers,
@@ -221,7 +274,6 @@ static void _free_server(struct grpc_server *s) {
         free((char *)s->methods[i].method.path);
     }
     free(s->methods);
-    free(s->bind);
     free(s);
 }
 
@@ -271,14 +323,8 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
         return _errf(err, err_len, "out of memory");
     }
     s->options = *options;
-    s->bind = strdup(options->bind);
     s->worker_init = worker_init;
     s->worker_deinit = worker_deinit;
-    if (s->bind == NULL) {
-        _free_server(s);
-        return _errf(err, err_len, "out of memory");
-    }
-    s->options.bind = s->bind;
     if (_copy_methods(s, methods, nmethods, err, err_len) != 0) {
         _free_server(s);
         return -1;
@@ -348,7 +394,7 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     log_info("grpc listening", "bind=%s port=%u workers=%u max_message_bytes=%llu",
-             LOG_QUOTE(s->bind), s->port, s->nworkers,
+             LOG_QUOTE(s->options.bind), s->port, s->nworkers,
              (unsigned long long)s->options.max_message_bytes);
     return 0;
 }

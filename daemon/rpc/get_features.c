@@ -13,9 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "fsd/v1/feature_service.pb-c.h"
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/key.h"
@@ -532,7 +532,7 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
 
 /* The request's deadline: its budget_us, else grpc-timeout, else the configured default. */
 static int64_t _deadline_us(struct grpc_call *call, const Fsd__V1__GetFeaturesRequest *req,
-                            const struct fsd_config *config, const char **origin) {
+                            const char **origin) {
     int64_t start = grpc_call_start_us(call);
     int64_t deadline = grpc_call_deadline_us(call);
     *origin = "grpc-timeout";
@@ -544,9 +544,9 @@ static int64_t _deadline_us(struct grpc_call *call, const Fsd__V1__GetFeaturesRe
         }
         return deadline;
     }
-    if (deadline == INT64_MAX && config->options.server.default_budget_us > 0) {
+    if (deadline == INT64_MAX && rpc_state.options.default_budget_us > 0) {
         *origin = "server.default_budget_us; set budget_us or a grpc-timeout to choose another";
-        return start + (int64_t)config->options.server.default_budget_us;
+        return start + (int64_t)rpc_state.options.default_budget_us;
     }
     return deadline;
 }
@@ -567,7 +567,7 @@ static int _plan(struct rpc_worker *wk, const Fsd__V1__GetFeaturesRequest *req,
                       "no features requested: set features (view:feature refs) or "
                       "feature_service");
     }
-    if (_count_entities(req, config->options.server.max_batch, p, e) != 0) {
+    if (_count_entities(req, rpc_state.options.max_batch, p, e) != 0) {
         return -1;
     }
     for (uint32_t v = 0; v < p->nviews; v++) {
@@ -596,7 +596,7 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
     store_read_lock();
     const struct fsd_config *config = atomic_load_explicit(&rpc_state.config, memory_order_acquire);
     const char *budget_origin;
-    int64_t deadline = _deadline_us(call, req, config, &budget_origin);
+    int64_t deadline = _deadline_us(call, req, &budget_origin);
     int64_t start = grpc_call_start_us(call);
     int64_t now_mono = clock_mono_us();
     struct plan plan;
@@ -620,12 +620,12 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
         }
         if (_write_response(wk, &plan, req, clock_wall_us(), start) != 0) {
             _error(&e, GRPC_RESOURCE_EXHAUSTED, "out of memory encoding the response");
-        } else if (wk->out.len > config->options.server.max_message_bytes) {
+        } else if (wk->out.len > rpc_state.options.max_response_bytes) {
             _error(&e, GRPC_RESOURCE_EXHAUSTED,
                    "response of %zu bytes (%zu entities x %u features) exceeds "
                    "server.max_message_bytes (%llu); ask for fewer entities or features",
                    wk->out.len, plan.n, plan.ncolumns,
-                   (unsigned long long)config->options.server.max_message_bytes);
+                   (unsigned long long)rpc_state.options.max_response_bytes);
         }
     }
     store_read_unlock();

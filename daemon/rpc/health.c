@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "rpc_internal.h"
 

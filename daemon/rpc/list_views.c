@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "fsd/v1/feature_service.pb-c.h"
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "materializer/snapshot/snapshot.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"

@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "fsd/v1/feature_service.pb-c.h"
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "materializer/snapshot/snapshot.h"
 #include "materializer/stream/stream.h"
 #include "rpc_internal.h"

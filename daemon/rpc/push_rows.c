@@ -8,7 +8,7 @@
  * lookups before the reply is sent. The row checks are shared with PushSnapshot (row_check.c).
  */
 #include "fsd/v1/feature_service.pb-c.h"
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "row_check.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"

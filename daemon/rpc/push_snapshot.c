@@ -24,9 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "fsd/v1/feature_service.pb-c.h"
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "common/log.h"
 #include "materializer/snapshot/snapshot_internal.h"
 #include "materializer/snapshot/sink.h"

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "fsd/v1/feature_service.pb-c.h"
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 
 struct arena;
 struct store_key;

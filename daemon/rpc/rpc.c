@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "rpc_internal.h"
 #include "store/rcu.h"
 #include "common/clock.h"
@@ -25,7 +25,33 @@ static const struct grpc_method methods[RPC_METHOD_COUNT] = {
                            .on_abort = rpc_push_snapshot_abort},
 };
 
-int rpc_setup(const struct fsd_config *config, struct store_catalog *catalog) {
+static const struct option_def rpc_option_defs[] = {
+    {
+        .name = "max_batch",
+        .type = OPTION_UINT,
+        .default_text = "10000",
+        .min = 1,
+        .max = 1000000,
+        OPTION_UINT_AT(struct rpc_options, max_batch),
+        .description = "Most entities one request may ask for; larger requests are rejected.",
+    },
+    {
+        .name = "default_budget_us",
+        .type = OPTION_UINT,
+        .default_text = "1000",
+        .min = 1,
+        .max = 10000000,
+        OPTION_UINT_AT(struct rpc_options, default_budget_us),
+        .description = "Time budget, in microseconds, of a request that does not set its own.",
+    },
+};
+
+const struct option_group rpc_option_group = {
+    "server", rpc_option_defs, sizeof rpc_option_defs / sizeof rpc_option_defs[0], NULL};
+
+int rpc_setup(const struct rpc_options *options, const struct fsd_config *config,
+              struct store_catalog *catalog) {
+    rpc_state.options = *options;
     rpc_state.catalog = catalog;
     atomic_store_explicit(&rpc_state.config, config, memory_order_release);
     atomic_store_explicit(&rpc_state.serving, 1, memory_order_relaxed);

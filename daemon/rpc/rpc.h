@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "common/metrics.h"
+#include "common/options.h"
 
 struct fsd_config;
 struct store_catalog;
@@ -29,6 +30,16 @@ enum rpc_method_id {
     RPC_PUSH_SNAPSHOT,
     RPC_METHOD_COUNT,
 };
+
+/* ---- options ----------------------------------------------------------------------------- */
+
+/* The config file's server.max_batch and server.default_budget_us, and one set by the daemon. */
+struct rpc_options {
+    uint32_t max_batch;          /* entities per GetFeatures request */
+    uint32_t default_budget_us;  /* a request's time budget when it sets none */
+    uint64_t max_response_bytes; /* not in the file: the transport's max_message_bytes */
+};
+extern const struct option_group rpc_option_group;
 
 /* ---- metrics: per-worker counters summed at scrape time (rpc_stats.h) ---------------------- */
 
@@ -48,10 +59,12 @@ extern const struct metric_def rpc_metric_defs[RPC_M_COUNT];
 
 /*
  * Publishes the config and catalog the handlers serve and registers the handlers' metrics.
- * `config` must stay valid until it is replaced and a grace period has passed; the caller
- * keeps ownership of both. Returns 0, or -1 when out of memory. Control thread.
+ * `options` is copied (its values need a restart to change); `config` must stay valid until
+ * it is replaced and a grace period has passed; the caller keeps ownership of both. Returns
+ * 0, or -1 when out of memory. Control thread.
  */
-int rpc_setup(const struct fsd_config *config, struct store_catalog *catalog);
+int rpc_setup(const struct rpc_options *options, const struct fsd_config *config,
+              struct store_catalog *catalog);
 
 /*
  * Replaces the config (SIGHUP) and returns the old one, which no handler uses any more once

@@ -16,6 +16,7 @@ struct store_value;
 
 /* What the handlers serve; swapped whole on reload. */
 struct rpc_state {
+    struct rpc_options options; /* set at setup, read-only afterwards */
     _Atomic(const struct fsd_config *) config;
     struct store_catalog *catalog;
     atomic_int serving;

@@ -9,9 +9,8 @@
 
 #include "common/buf.h"
 #include "common/metrics.h"
-#include "config.h"
 #include "materializer/snapshot/snapshot.h"
-#include "rpc/rpc_stats.h"
+#include "daemon/rpc/rpc_stats.h"
 #include "store/table.h"
 
 /* Text for an HTML element or attribute: & < > " ' escaped. */
@@ -25,7 +24,7 @@ void stats_html(struct buf *b, const char *s);
  */
 struct stats_state {
     pthread_mutex_t lock;
-    char *config_json; /* the config summary object for /status, rendered from the config */
+    char *config_json; /* the config summary object for /status (stats_set_config_summary) */
     char grpc_address[300];
 
     struct store_catalog *catalog;
@@ -37,8 +36,6 @@ struct stats_state {
 
 extern struct stats_state stats_state;
 
-/* Renders the config summary /status shows from `config`. Takes the lock. */
-int stats_state_load_config(const struct fsd_config *config);
 void stats_state_free(void);
 
 /* The stats port's own metrics collector (server.c). */
@@ -47,7 +44,7 @@ void stats_collect_http(struct metric_writer *w, void *ctx);
 /* ---- per-view summaries shared by /status, the page, /readyz and the window ---------------- */
 
 struct stats_view_summary {
-    char name[CONFIG_MAX_NAME + 1];
+    char name[STORE_MAX_NAME + 1];
     uint32_t index; /* store_view_index */
     uint32_t nfeatures;
     bool ready;

@@ -19,8 +19,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "grpc/grpc.h"
-#include "rpc/rpc.h"
+#include "daemon/grpc/grpc.h"
+#include "daemon/rpc/rpc.h"
 #include "common/clock.h"
 #include "common/errors.h"
 #include "common/utf8.h"

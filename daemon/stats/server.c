@@ -25,7 +25,8 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "process.h"
+#include "common/ports.h"
+#include "common/proc.h"
 #include "store/rcu.h"
 #include "common/clock.h"
 
@@ -69,12 +70,44 @@ static struct {
     uint64_t requests[ROUTE_COUNT][NCODES];
 } server = {.stop_fd = -1};
 
+static const struct option_def stats_option_defs[] = {
+    {
+        .name = "stats_bind",
+        .type = OPTION_STRING,
+        .default_text = FSD_DEFAULT_BIND,
+        .min = 1,
+        .max = STATS_BIND_LEN - 1,
+        OPTION_STRING_AT(struct stats_options, bind),
+        .description = "Address of the HTTP stats endpoint (Prometheus metrics, health).",
+    },
+    {
+        .name = "stats_port",
+        .type = OPTION_UINT,
+        .default_text = FSD_PORT_TEXT(FSD_STATS_DEFAULT_PORT),
+        .min = 0,
+        .max = 65535,
+        OPTION_UINT_AT(struct stats_options, port),
+        .description =
+            "TCP port of the HTTP stats endpoint; 0 picks a free port (logged at start).",
+    },
+    {
+        .name = "stats_token",
+        .type = OPTION_STRING,
+        .default_text = "",
+        .min = 0,
+        .max = STATS_TOKEN_LEN - 1,
+        OPTION_STRING_AT(struct stats_options, token),
+        .description = "Bearer token the stats endpoint's /status and / pages require "
+                       "(Authorization: Bearer <token>); empty means no token. /metrics, "
+                       "/healthz and /readyz stay open.",
+    },
+};
+
+const struct option_group stats_option_group = {
+    "server", stats_option_defs, sizeof stats_option_defs / sizeof stats_option_defs[0], NULL};
+
 void stats_options_init(struct stats_options *options) {
-    *options = (struct stats_options){
-        .bind = STATS_DEFAULT_BIND,
-        .port = STATS_DEFAULT_PORT,
-        .token = NULL,
-    };
+    (void)option_group_defaults(&stats_option_group, options, sizeof(*options), NULL, 0);
 }
 
 const struct metric_def stats_metric_defs[STATS_M_COUNT] = {
@@ -375,8 +408,8 @@ static void _free_server(void) {
     server.stop_fd = -1;
 }
 
-int stats_setup(const struct stats_options *options, struct store_catalog *catalog,
-                const struct fsd_config *config, char *err, size_t err_len) {
+int stats_setup(const struct stats_options *options, struct store_catalog *catalog, char *err,
+                size_t err_len) {
     if (server.running) {
         snprintf(err, err_len, "the stats port is already set up");
         return -1;
@@ -384,11 +417,10 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
     pthread_mutex_lock(&stats_state.lock);
     stats_state.catalog = catalog;
     snprintf(stats_state.bind, sizeof stats_state.bind, "%s", options->bind);
-    stats_state.token =
-        options->token != NULL && options->token[0] != '\0' ? strdup(options->token) : NULL;
-    bool oom = options->token != NULL && options->token[0] != '\0' && stats_state.token == NULL;
+    stats_state.token = options->token[0] != '\0' ? strdup(options->token) : NULL;
+    bool oom = options->token[0] != '\0' && stats_state.token == NULL;
     pthread_mutex_unlock(&stats_state.lock);
-    stats_state.started_at_us = process_start_us();
+    stats_state.started_at_us = proc_start_us();
     if (stats_state.started_at_us == 0) {
         stats_state.started_at_us = clock_wall_us();
     }
@@ -398,14 +430,8 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
         return -1;
     }
 
-    int fd = _listen(options->bind, options->port, err, err_len);
+    int fd = _listen(options->bind, (uint16_t)options->port, err, err_len);
     if (fd < 0) {
-        stats_state_free();
-        return -1;
-    }
-    if (stats_state_load_config(config) != 0) {
-        close(fd);
-        snprintf(err, err_len, "out of memory");
         stats_state_free();
         return -1;
     }

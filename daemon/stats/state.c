@@ -1,6 +1,6 @@
 /*
- * What the stats port knows beyond metrics: a config summary (rendered when the config is
- * loaded, because a reload destroys the config it came from), and the per-view summaries
+ * What the stats port knows beyond metrics: the config summary the daemon gives it, and the
+ * per-view summaries
  * /status, the page and /readyz are rendered from: the store's tables, the handlers'
  * counters and what the materializer last saw of each view's loads.
  */
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "grpc/grpc.h"
+#include "daemon/grpc/grpc.h"
 #include "materializer/snapshot/snapshot.h"
 #include "common/log.h"
 #include "store/catalog.h"
@@ -24,62 +24,17 @@
 
 struct stats_state stats_state = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-/* The config summary for /status, rendered once per config (it changes only on reload). */
-static char *_config_json(const struct fsd_config *config) {
-    const struct option_server *s = &config->options.server;
-    const struct option_store *st = &config->options.store;
-    struct buf b = {0};
-    buf_puts(&b, "{\"file\":");
-    json_cstring(&b, config->path);
-    buf_puts(&b, ",\"grpc_bind\":");
-    json_cstring(&b, s->grpc_bind);
-    buf_printf(&b, ",\"grpc_port\":%u,\"stats_bind\":", (unsigned)grpc_server_port());
-    json_cstring(&b, s->stats_bind);
-    buf_printf(&b,
-               ",\"stats_port\":%u,\"stats_auth\":%s,\"workers\":%u,\"max_batch\":%u,"
-               "\"max_message_bytes\":%llu,\"default_budget_us\":%u,\"log_level\":",
-               (unsigned)stats_state.port, stats_state.token ? "true" : "false", s->workers,
-               s->max_batch, (unsigned long long)s->max_message_bytes, s->default_budget_us);
-    json_cstring(&b, log_level_name((enum log_level)s->log_level));
-    buf_printf(&b,
-               ",\"store_shards\":%u,\"sweep_interval_ms\":%u,\"expiry_grace_seconds\":%lld,"
-               "\"views\":%zu,\"feature_services\":[",
-               st->shards, st->sweep_interval_ms, (long long)(st->expiry_grace_us / 1000000),
-               config->nviews);
-    for (size_t i = 0; i < config->nservices; i++) {
-        if (i > 0) {
-            buf_puts(&b, ",");
-        }
-        json_cstring(&b, config->services[i].name);
-    }
-    buf_puts(&b, "]}");
-    if (b.failed) {
-        buf_free(&b);
-        return NULL;
-    }
-    return b.data;
-}
-
-int stats_state_load_config(const struct fsd_config *config) {
-    char *json = _config_json(config);
-    if (json == NULL) {
+int stats_set_config_summary(const char *json, const char *grpc_address) {
+    char *copy = strdup(json);
+    if (copy == NULL) {
         return -1;
     }
-    int rc = 0;
     pthread_mutex_lock(&stats_state.lock);
     free(stats_state.config_json);
-    stats_state.config_json = json;
-    snprintf(stats_state.grpc_address, sizeof stats_state.grpc_address, "%s:%u",
-             config->options.server.grpc_bind, (unsigned)grpc_server_port());
+    stats_state.config_json = copy;
+    snprintf(stats_state.grpc_address, sizeof stats_state.grpc_address, "%s", grpc_address);
     pthread_mutex_unlock(&stats_state.lock);
-    return rc;
-}
-
-void stats_update_config(const struct fsd_config *config) {
-    if (stats_state_load_config(config) != 0) {
-        log_warn("stats: out of memory taking the reloaded config; /status may be out of date",
-                 NULL);
-    }
+    return 0;
 }
 
 void stats_state_free(void) {

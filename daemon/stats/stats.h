@@ -25,15 +25,14 @@
 #include <stdint.h>
 
 #include "common/metrics.h"
+#include "common/options.h"
 
-struct fsd_config;
 struct store_catalog;
 
 /* ---- defaults ---------------------------------------------------------------------------- */
 
-#define STATS_DEFAULT_BIND "127.0.0.1"
-#define STATS_DEFAULT_PORT 9466
-
+#define STATS_BIND_LEN       256
+#define STATS_TOKEN_LEN      256
 #define STATS_TICK_MS        5000 /* how often the status page's 1-minute window is sampled */
 #define STATS_WINDOW_S       60   /* the window /status and the page report recent rates over */
 #define STATS_PAGE_REFRESH_S 5    /* the HTML page reloads itself this often */
@@ -41,14 +40,15 @@ struct store_catalog;
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-/* From server.stats_bind, server.stats_port and server.stats_token (daemon/options.c). */
+/* The config file's server.stats_bind, server.stats_port and server.stats_token. */
 struct stats_options {
-    const char *bind;  /* numeric IPv4/IPv6 address or host name; copied */
-    uint16_t port;     /* 0: the kernel picks one, see stats_port() */
-    const char *token; /* bearer token for /status and /; NULL or "" = no authentication */
+    char bind[STATS_BIND_LEN];   /* numeric IPv4/IPv6 address or host name */
+    uint32_t port;               /* 0: the kernel picks one, see stats_port() */
+    char token[STATS_TOKEN_LEN]; /* bearer token for /status and /; "" = no authentication */
 };
+extern const struct option_group stats_option_group;
 
-/* Fills `options` with the defaults above (no token). */
+/* Fills `options` with the defaults (the group's: no token). */
 void stats_options_init(struct stats_options *options);
 
 /* ---- metrics ----------------------------------------------------------------------------- */
@@ -65,13 +65,11 @@ extern const struct metric_def stats_metric_defs[STATS_M_COUNT];
  * Binds the HTTP listener, registers its own metrics and starts the stats thread; returns
  * once the socket listens (and logs msg="stats listening" with the port). The thread
  * registers with RCU and reads `catalog` inside read sections; `catalog` must outlive
- * stats_teardown(). A config summary for /status is rendered from `config`, so the caller may
- * destroy it on reload (see stats_update_config). Returns 0, or -1 with `err` set ("bind
- * 127.0.0.1:9466: Address already in use"); nothing is left running on failure. Main thread;
- * not thread-safe.
+ * stats_teardown(). Returns 0, or -1 with `err` set ("bind 127.0.0.1:9466: Address already
+ * in use"); nothing is left running on failure. Main thread; not thread-safe.
  */
-int stats_setup(const struct stats_options *options, struct store_catalog *catalog,
-                const struct fsd_config *config, char *err, size_t err_len);
+int stats_setup(const struct stats_options *options, struct store_catalog *catalog, char *err,
+                size_t err_len);
 
 /*
  * Stops the thread (a scrape in progress finishes first), closes the listener and frees
@@ -84,6 +82,9 @@ void stats_teardown(void);
 /* The bound port (the kernel's choice when options.port was 0); 0 when not running. */
 uint16_t stats_port(void);
 
-/* Renders the config summary /status shows from a reloaded `config` (the caller keeps it).
- * Any thread; takes the stats lock briefly. */
-void stats_update_config(const struct fsd_config *config);
+/*
+ * What /status shows as "config" (a JSON object, copied) and the page as the gRPC address;
+ * the daemon renders both from its config, at start and after each reload. Returns -1 when
+ * out of memory (the old summary stays). Any thread; takes the stats lock briefly.
+ */
+int stats_set_config_summary(const char *json, const char *grpc_address);

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "grpc/grpc.h"
-#include "rpc/rpc.h"
+#include "daemon/grpc/grpc.h"
+#include "daemon/rpc/rpc.h"
 #include "common/clock.h"
 #include "common/errors.h"
 

@@ -14,14 +14,53 @@
 #include "store/table.h"
 #include "common/clock.h"
 
+/*
+ * Restart to change: the scheduler copies them when it starts. Loads are rare and the right
+ * values depend on the machine, not on the moment.
+ */
+static const struct option_def mat_option_defs[] = {
+    {
+        .name = "duckdb_threads",
+        .type = OPTION_UINT,
+        .default_text = "0",
+        .min = 0,
+        .max = 256,
+        OPTION_UINT_AT(struct mat_options, duckdb_threads),
+        .description = "Threads DuckDB may use to read a Parquet snapshot; 0 means the CPU "
+                       "cores the workers leave, less one for the thread that builds the table "
+                       "(at least 1). More threads than that fight the workers and the builder "
+                       "for the same cores: on 2 cores with 1 worker, one DuckDB thread loaded "
+                       "faster than two and cost lookups less latency.",
+    },
+    {
+        .name = "nice",
+        .type = OPTION_UINT,
+        .default_text = "10",
+        .min = 0,
+        .max = 19,
+        OPTION_UINT_AT(struct mat_options, nice),
+        .description = "Nice value of the thread that runs snapshot loads and of the DuckDB "
+                       "threads it starts, so that a load uses the CPU the workers leave idle "
+                       "and yields it when lookups arrive; 0 runs loads at the daemon's own "
+                       "priority. PushSnapshot streams are built on the worker threads and are "
+                       "not affected.",
+    },
+};
+
+/* What is not an option of the config file. */
+static void _init_fixed(void *values) {
+    struct mat_options *options = values;
+    options->retry_first_us = MAT_RETRY_FIRST_US;
+    options->retry_max_us = MAT_RETRY_MAX_US;
+    options->load_at_start = true;
+}
+
+const struct option_group mat_option_group = {"materializer", mat_option_defs,
+                                              sizeof mat_option_defs / sizeof mat_option_defs[0],
+                                              _init_fixed};
+
 void mat_options_init(struct mat_options *options) {
-    *options = (struct mat_options){
-        .retry_first_us = MAT_RETRY_FIRST_US,
-        .retry_max_us = MAT_RETRY_MAX_US,
-        .duckdb_threads = MAT_DUCKDB_THREADS,
-        .nice = MAT_NICE,
-        .load_at_start = true,
-    };
+    (void)option_group_defaults(&mat_option_group, options, sizeof(*options), NULL, 0);
 }
 
 const char *mat_outcome_name(enum mat_outcome outcome) {

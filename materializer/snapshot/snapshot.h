@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "common/metrics.h"
+#include "common/options.h"
 #include "store/schema.h"
 
 struct store_catalog;
@@ -48,8 +49,6 @@ struct store_view;
 
 #define MAT_RETRY_FIRST_US    (1000LL * 1000)       /* first retry 1 s after a failure ... */
 #define MAT_RETRY_MAX_US      (300LL * 1000 * 1000) /* ... doubling up to 5 min or the refresh */
-#define MAT_DUCKDB_THREADS    0                     /* DuckDB worker threads; 0: one per core */
-#define MAT_NICE              10 /* the scheduler thread's (and its DuckDB threads') nice value */
 #define MAT_ERROR_LEN         1024
 #define MAT_SOURCE_LEN        512
 #define MAT_VIEW_NAME_LEN     (STORE_MAX_NAME + 1)
@@ -118,6 +117,7 @@ struct mat_view_config {
 
 /* ---- options ------------------------------------------------------------------------------- */
 
+/* duckdb_threads and nice are the config file's materializer section (mat_option_group). */
 struct mat_options {
     int64_t retry_first_us; /* backoff after the first failure; doubles per failure */
     int64_t retry_max_us;   /* backoff ceiling (also never beyond the view's refresh interval) */
@@ -128,6 +128,9 @@ struct mat_options {
     bool load_at_start; /* load every view with a source when the scheduler starts */
 };
 
+extern const struct option_group mat_option_group;
+
+/* Fills `options` with the defaults: the group's and the constants above. */
 void mat_options_init(struct mat_options *options);
 
 /* ---- metrics: what each load did ------------------------------------------------------------- */

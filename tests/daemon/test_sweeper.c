@@ -12,7 +12,7 @@
 #include "store/key.h"
 #include "store/rcu.h"
 #include "store/table.h"
-#include "sweeper.h"
+#include "daemon/sweeper.h"
 #include "common/clock.h"
 
 #define SEC INT64_C(1000000)

@@ -263,8 +263,8 @@ static void test_setup_rejects_bad_methods_and_options(void **state) {
     o.max_message_bytes = (uint64_t)GRPC_MAX_MESSAGE_BYTES_MAX + 1;
     assert_int_equal(grpc_server_setup(&o, twice, 1, NULL, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "max_message_bytes"));
-    o.max_message_bytes = GRPC_DEFAULT_MAX_MESSAGE_BYTES;
-    o.bind = "not an address";
+    o.max_message_bytes = 4u << 20;
+    snprintf(o.bind, sizeof o.bind, "not an address");
     assert_int_equal(grpc_server_setup(&o, twice, 1, NULL, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "not an address"));
     assert_int_equal(grpc_server_port(), 0);

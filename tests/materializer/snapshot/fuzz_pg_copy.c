@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon/config.h"
+#include "config/config.h"
 #include "materializer/snapshot/postgres_internal.h"
 #include "materializer/snapshot/sink.h"
 #include "store/rcu.h"

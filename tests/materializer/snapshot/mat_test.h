@@ -20,7 +20,7 @@
 #include <cmocka.h>
 #include <duckdb.h>
 
-#include "daemon/config.h"
+#include "config/config.h"
 #include "materializer/snapshot/snapshot.h"
 #include "store/catalog.h"
 #include "store/key.h"
@@ -157,7 +157,7 @@ __attribute__((unused)) static void mt_config(const char *yaml) {
     }
     text[o] = '\0';
     static char err[CONFIG_ERR_LEN];
-    if (config_parse("test.yaml", text, o, &mt.config, err, sizeof err) != 0) {
+    if (config_parse("test.yaml", text, o, NULL, &mt.config, err, sizeof err) != 0) {
         print_error("config:\n%s\n", err);
         fail();
     }

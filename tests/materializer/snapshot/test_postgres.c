@@ -23,7 +23,7 @@
 #include <cmocka.h>
 #include <libpq-fe.h>
 
-#include "daemon/config.h"
+#include "config/config.h"
 #include "materializer/snapshot/postgres.h"
 #include "materializer/snapshot/postgres_internal.h"
 #include "materializer/snapshot/sink.h"

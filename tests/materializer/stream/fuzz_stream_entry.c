@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/config.h"
+#include "config/config.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "materializer/stream/stream_internal.h"
 #include "store/rcu.h"

@@ -1,10 +1,9 @@
 /*
- * A client-streaming call on the client library's connection (stream_call.h). The call is a
+ * A client-streaming call on the client library's connection (client.h). The call is a
  * struct client_call like any other, so the library's callbacks decode its response and
  * complete it, its I/O loop moves its bytes and its deadline bookkeeping expires it; only the
  * request body differs: a queue the data source defers on instead of one framed message.
  */
-#include "stream_call.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -12,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client/client_internal.h"
+#include "client_internal.h"
 #include "common/clock.h"
 
-#define FM_STREAM_POLL_US 100000 /* wake at least this often while waiting */
+#define CLIENT_STREAM_POLL_US 100000 /* wake at least this often while waiting */
 
-struct fm_stream {
+struct client_stream {
     struct client_conn *conn; /* owns the call (a struct client_call in conn->live) */
     int32_t stream_id;
     bool closed; /* the request is complete: END_STREAM once the queue is sent */
@@ -34,7 +33,7 @@ static ssize_t _read_body(nghttp2_session *session, int32_t stream_id, uint8_t *
     (void)session;
     (void)stream_id;
     (void)user_data;
-    struct fm_stream *s = source->ptr;
+    struct client_stream *s = source->ptr;
     size_t n = s->len - s->off;
     if (n == 0 && !s->closed) {
         return NGHTTP2_ERR_DEFERRED;
@@ -64,7 +63,7 @@ static char *_strdup(const char *text) {
 
 /* The library's completion callback: keep the result; the call goes back to its pool. */
 static void _on_done(void *user, const struct client_result *result) {
-    struct fm_stream *s = user;
+    struct client_stream *s = user;
     s->done = true;
     s->result.status = result->status;
     s->result.latency_us = result->latency_us;
@@ -81,7 +80,7 @@ static void _on_done(void *user, const struct client_result *result) {
     }
 }
 
-static void _destroy(struct fm_stream *s) {
+static void _destroy(struct client_stream *s) {
     /* The connection first: it frees the call, and nghttp2 must not read `s` any more. */
     client_conn_destroy(s->conn);
     client_response_deinit(&s->result);
@@ -112,14 +111,14 @@ static void _format_timeout(int64_t timeout_us, char *out, size_t out_len) {
             NGHTTP2_NV_FLAG_NO_COPY_NAME                                                           \
     }
 
-struct fm_stream *fm_stream_open(const char *addr, const char *path, int64_t timeout_us, char *err,
-                                 size_t err_len) {
+struct client_stream *client_stream_open(const char *addr, const char *path, int64_t timeout_us,
+                                         char *err, size_t err_len) {
     char host[256];
     uint16_t port;
     if (client_parse_addr(addr, host, sizeof host, &port, err, err_len) != 0) {
         return NULL;
     }
-    struct fm_stream *s = calloc(1, sizeof(*s));
+    struct client_stream *s = calloc(1, sizeof(*s));
     struct client_call *call = calloc(1, sizeof(*call));
     if (s == NULL || call == NULL) {
         snprintf(err, err_len, "out of memory");
@@ -184,7 +183,7 @@ struct fm_stream *fm_stream_open(const char *addr, const char *path, int64_t tim
     return s;
 }
 
-bool fm_stream_poll(struct fm_stream *s, int64_t timeout_us) {
+bool client_stream_poll(struct client_stream *s, int64_t timeout_us) {
     if (!s->done && client_poll(s->conn, timeout_us) < 0 && !s->done) {
         /* poll(2) itself failed: nothing can be waited for any more. */
         client_response_deinit(&s->result);
@@ -195,15 +194,15 @@ bool fm_stream_poll(struct fm_stream *s, int64_t timeout_us) {
     return !s->done;
 }
 
-bool fm_stream_ended(const struct fm_stream *s) {
+bool client_stream_ended(const struct client_stream *s) {
     return s->done;
 }
 
-size_t fm_stream_queued(const struct fm_stream *s) {
+size_t client_stream_queued(const struct client_stream *s) {
     return s->len - s->off;
 }
 
-int fm_stream_send(struct fm_stream *s, const void *msg, size_t len) {
+int client_stream_send(struct client_stream *s, const void *msg, size_t len) {
     if (s->done || s->closed || len > UINT32_MAX) {
         return -1;
     }
@@ -240,11 +239,11 @@ int fm_stream_send(struct fm_stream *s, const void *msg, size_t len) {
     return 0;
 }
 
-int fm_stream_finish(struct fm_stream *s, struct client_response *out) {
+int client_stream_finish(struct client_stream *s, struct client_response *out) {
     if (!s->done) {
         s->closed = true;
         nghttp2_session_resume_data(s->conn->session, s->stream_id);
-        while (fm_stream_poll(s, FM_STREAM_POLL_US)) {
+        while (client_stream_poll(s, CLIENT_STREAM_POLL_US)) {
         }
     }
     *out = s->result;
@@ -254,7 +253,7 @@ int fm_stream_finish(struct fm_stream *s, struct client_response *out) {
     return status;
 }
 
-void fm_stream_cancel(struct fm_stream *s) {
+void client_stream_cancel(struct client_stream *s) {
     if (!s->done && s->conn->fd >= 0) {
         nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->stream_id,
                                   NGHTTP2_CANCEL);

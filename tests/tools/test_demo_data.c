@@ -3,7 +3,7 @@
  * load without a single error, with the entity counts the generator promises and its late
  * rows resolved by latest-row selection (older ones lose, newer ones win).
  */
-#include "snapshot/mat_test.h"
+#include "mat_test.h"
 
 static void _load_demo(const char *view, struct mat_load_result *r) {
     char path[PATH_MAX];
@@ -29,8 +29,8 @@ static void test_demo_data_loads(void **state) {
     assert_int_equal(system(cmd), 0);
 
     static char err[CONFIG_ERR_LEN];
-    assert_int_equal(config_load(FSD_SOURCE_DIR "/configs/demo.yaml", &mt.config, err, sizeof err),
-                     0);
+    assert_int_equal(
+        config_load(FSD_SOURCE_DIR "/configs/demo.yaml", NULL, &mt.config, err, sizeof err), 0);
     mt.catalog = store_catalog_create(4);
     for (size_t i = 0; i < mt.config->nviews; i++) {
         assert_int_equal(store_catalog_add_view(mt.catalog,

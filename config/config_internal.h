@@ -24,6 +24,7 @@ struct config_message {
 
 struct config_ctx {
     const char *file;
+    const struct option_table *options; /* NULL: option sections are not read */
     yaml_document_t *doc;
     struct fsd_config *config;
     char path[CONFIG_PATH_MAX];

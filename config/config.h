@@ -1,10 +1,10 @@
 #pragma once
 /*
- * The config file: option sections (see options.h), feature views and feature services, read
- * from YAML with libyaml and checked completely before the daemon uses any of it.
+ * The config file: option sections, feature views and feature services, read from YAML with
+ * libyaml and checked completely before the program uses any of it.
  *
- *   server:            options (options.h)
- *   store:             options (options.h)
+ *   server:, store:,   the sections of the option table the caller gives (common/options.h):
+ *   materializer:      each key is one module's option, set in the config's block of values
  *   views:             [ view, ... ]     -> struct config_view, each with a finalized schema
  *   feature_services:  [ service, ... ]  -> struct config_service, references resolved
  *
@@ -18,7 +18,7 @@
  */
 #include "materializer/snapshot/snapshot.h"
 #include "materializer/stream/stream.h"
-#include "options.h"
+#include "common/options.h"
 #include "store/schema.h"
 
 #include <stdbool.h>
@@ -55,8 +55,8 @@ struct config_service {
 };
 
 struct fsd_config {
-    char *path; /* owned; as given to config_load() */
-    struct option_values options;
+    char *path;                /* owned; as given to config_load() */
+    void *options;             /* owned; the option table's block of values; NULL without a table */
     struct config_view *views; /* owned, nviews of them, in file order */
     size_t nviews;
     /* views[i].snapshot and views[i].stream, as the materializer's setup calls take them */
@@ -67,16 +67,20 @@ struct fsd_config {
 };
 
 /*
- * Reads and checks the config file at `path`. On success returns 0 and a config the caller
- * owns (config_destroy). On failure returns -1, sets *out to NULL and writes every error, one
- * per line, into `err` (CONFIG_ERR_LEN is a good size; lines that do not fit are dropped).
- * Reads the file; does not touch anything else.
+ * Reads and checks the config file at `path`. The option sections are those of `options`,
+ * whose values the config holds in its block (config->options); with `options` NULL they are
+ * another program's and are skipped unread (fsd-materialize reads only the views). On success
+ * returns 0 and a config the caller owns (config_destroy). On failure returns -1, sets *out
+ * to NULL and writes every error, one per line, into `err` (CONFIG_ERR_LEN is a good size;
+ * lines that do not fit are dropped). Reads the file; does not touch anything else.
  */
-int config_load(const char *path, struct fsd_config **out, char *err, size_t err_len);
+int config_load(const char *path, const struct option_table *options, struct fsd_config **out,
+                char *err, size_t err_len);
 
 /* Like config_load(), from memory; `name` stands for the file name in messages. */
-int config_parse(const char *name, const char *yaml, size_t yaml_len, struct fsd_config **out,
-                 char *err, size_t err_len);
+int config_parse(const char *name, const char *yaml, size_t yaml_len,
+                 const struct option_table *options, struct fsd_config **out, char *err,
+                 size_t err_len);
 
 void config_destroy(struct fsd_config *config);
 
@@ -85,8 +89,8 @@ const struct config_view *config_find_view(const struct fsd_config *config, cons
 const struct config_service *config_find_service(const struct fsd_config *config, const char *name);
 
 /*
- * `fsd --print-reference-config`: the option sections from the option table, then a commented
- * example of views and feature services. The output is configs/reference.yaml and passes
- * --check-config.
+ * `fsd --print-reference-config`: the option sections of `options`, then a commented example
+ * of views and feature services. With the daemon's table the output is configs/reference.yaml
+ * and passes --check-config.
  */
-void config_print_reference(FILE *out);
+void config_print_reference(const struct option_table *options, FILE *out);

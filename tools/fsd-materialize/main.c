@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "materialize.h"
 #include "materializer/stream/stream.h"
 #include "store/rcu.h"
@@ -171,7 +171,8 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
 static int _run(const struct fm_options *o) {
     char err[CONFIG_ERR_LEN];
     struct fsd_config *config;
-    if (config_load(o->config_path, &config, err, sizeof err) != 0) {
+    /* NULL: the option sections are the daemon's; only the views are read. */
+    if (config_load(o->config_path, NULL, &config, err, sizeof err) != 0) {
         fprintf(stderr, "fsd-materialize: %s: invalid config:\n%s", o->config_path, err);
         return FM_EXIT_FAILED;
     }

@@ -154,8 +154,8 @@ static const char reference_views[] =
     "  - name: ranking_v1\n"
     "    features: [\"user_features:*\", \"item_prices:price\"]\n";
 
-void config_print_reference(FILE *out) {
+void config_print_reference(const struct option_table *options, FILE *out) {
     fputs(reference_header, out);
-    option_print_reference(out);
+    option_print_reference(options, out);
     fputs(reference_views, out);
 }

@@ -1,8 +1,8 @@
 /*
  * The local table to fsd: one PushSnapshot call, every row in batches, then the answer.
  *
- *   foreach row ──fm_encoder_add──> batch full? ──take──> fm_stream_send ──> progress
- *   end ──take (the rest)──> fm_stream_send ──> fm_stream_finish ──> PushSnapshotResponse
+ *   foreach row ──fm_encoder_add──> batch full? ──take──> client_stream_send ──> progress
+ *   end ──take (the rest)──> client_stream_send ──> client_stream_finish ──> PushSnapshotResponse
  *
  * At most two messages wait in the stream's queue, so memory stays at the local table plus a
  * few messages however large the snapshot. Any failure cancels the call: fsd then drops its
@@ -17,14 +17,13 @@
 #include "client/client.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "store/table.h"
-#include "stream_call.h"
 
 #define FM_PUSH_PATH    "/fsd.v1.FeatureService/PushSnapshot"
 #define FM_PUSH_POLL_US 100000
 
 struct push {
     struct fm_encoder *enc;
-    struct fm_stream *stream;
+    struct client_stream *stream;
     struct fm_progress *progress;
     uint64_t max_message_bytes;
     uint64_t max_queued_bytes; /* a message waiting, another being sent: then wait */
@@ -43,19 +42,20 @@ static int _send(struct push *p) {
         snprintf(p->err, p->err_len, "out of memory encoding a message");
         return -1;
     }
-    if (fm_stream_send(p->stream, msg, len) != 0) {
-        if (!fm_stream_ended(p->stream)) {
+    if (client_stream_send(p->stream, msg, len) != 0) {
+        if (!client_stream_ended(p->stream)) {
             snprintf(p->err, p->err_len, "out of memory queueing a message");
         }
-        return -1; /* else the call ended: fm_stream_finish() says why */
+        return -1; /* else the call ended: client_stream_finish() says why */
     }
     p->rows_sent += rows;
     fm_progress_update(p->progress, p->rows_sent);
     /* Wait for fsd to take more; the progress keeps ticking (rows/s falls) while it stalls. */
-    while (fm_stream_queued(p->stream) > p->max_queued_bytes) {
+    while (client_stream_queued(p->stream) > p->max_queued_bytes) {
         /* Send what the windows allow without waiting; wait only if that was not enough. */
-        if (!fm_stream_poll(p->stream, 0) || (fm_stream_queued(p->stream) > p->max_queued_bytes &&
-                                              !fm_stream_poll(p->stream, FM_PUSH_POLL_US))) {
+        if (!client_stream_poll(p->stream, 0) ||
+            (client_stream_queued(p->stream) > p->max_queued_bytes &&
+             !client_stream_poll(p->stream, FM_PUSH_POLL_US))) {
             return -1;
         }
         fm_progress_update(p->progress, p->rows_sent);
@@ -108,7 +108,7 @@ int fm_push(const struct fm_options *options, const struct store_schema *schema,
         fm_encoder_set_stream_position(p.enc, options->stream_position);
     }
     p.stream =
-        fm_stream_open(options->addr, FM_PUSH_PATH, options->timeout_ms * 1000, err, err_len);
+        client_stream_open(options->addr, FM_PUSH_PATH, options->timeout_ms * 1000, err, err_len);
     if (p.stream == NULL) {
         fm_encoder_destroy(p.enc);
         return -1;
@@ -119,17 +119,17 @@ int fm_push(const struct fm_options *options, const struct store_schema *schema,
         p.failed = true;
     }
     fm_encoder_destroy(p.enc);
-    if (p.failed && !fm_stream_ended(p.stream)) {
+    if (p.failed && !client_stream_ended(p.stream)) {
         /* Our own failure, rows unsent: reset the call so fsd drops what it has. Never
          * finish it, which would commit part of the snapshot. */
-        fm_stream_cancel(p.stream);
+        client_stream_cancel(p.stream);
         return -1;
     }
     if (!p.failed) {
         fm_progress_finish(progress);
     }
     struct client_response resp;
-    int status = fm_stream_finish(p.stream, &resp);
+    int status = client_stream_finish(p.stream, &resp);
     int rc = -1;
     if (status != CLIENT_OK) {
         snprintf(err, err_len, "PushSnapshot: %s: %s", client_code_name(status),

@@ -9,14 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
+#include "config/config.h"
+#include "daemon/options.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static char err[CONFIG_ERR_LEN];
     struct fsd_config *config = NULL;
-    if (config_parse("fuzz.yaml", (const char *)data, size, &config, err, sizeof err) == 0) {
+    if (config_parse("fuzz.yaml", (const char *)data, size, &daemon_option_table, &config, err,
+                     sizeof err) == 0) {
         config_destroy(config);
     }
     return 0;

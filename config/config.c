@@ -251,32 +251,41 @@ int config_duration(struct config_ctx *ctx, const yaml_node_t *node, const char 
 
 /* ---- option sections --------------------------------------------------------------------- */
 
+/* The keys of one section: every option of every group the table puts there. */
 static void _parse_section(struct config_ctx *ctx, const struct option_section *section,
                            const yaml_node_t *map) {
+    const struct option_table *table = ctx->options;
     size_t mark = config_path_push(ctx, "%s", section->name);
     if (config_is_null(map)) {
         config_path_pop(ctx, mark); /* "server:" with every option commented out */
         return;
     }
-    const char *allowed[64];
+    const char *allowed[128];
     size_t n = 0;
-    for (size_t i = 0; i < section->ndefs && n + 1 < sizeof allowed / sizeof allowed[0]; i++) {
-        allowed[n++] = section->defs[i].name;
+    for (size_t b = 0; b < table->nbindings; b++) {
+        const struct option_group *g = table->bindings[b].group;
+        for (size_t i = 0; strcmp(g->section, section->name) == 0 && i < g->ndefs &&
+                           n + 1 < sizeof allowed / sizeof allowed[0];
+             i++) {
+            allowed[n++] = g->defs[i].name;
+        }
     }
     allowed[n] = NULL;
     if (config_check_keys(ctx, map, allowed)) {
         for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
              p++) {
             const char *name = _key_text(config_node(ctx, p->key));
-            const struct option_def *def = name ? option_def_find(section, name) : NULL;
+            size_t offset = 0;
+            const struct option_def *def =
+                name ? option_table_find(table, section->name, name, &offset) : NULL;
             if (def == NULL) {
                 continue; /* reported by config_check_keys */
             }
             const yaml_node_t *value = config_node(ctx, p->value);
             const char *text = config_scalar(ctx, value, name);
             char why[512];
-            if (text != NULL &&
-                option_set(&ctx->config->options, def, text, why, sizeof why) != 0) {
+            if (text != NULL && option_set(def, (char *)ctx->config->options + offset, text, why,
+                                           sizeof why) != 0) {
                 config_error(ctx, value, name, "%s", why);
             }
         }
@@ -455,10 +464,11 @@ static void _parse_services(struct config_ctx *ctx, const yaml_node_t *seq) {
 /* ---- top level --------------------------------------------------------------------------- */
 
 static void _parse_root(struct config_ctx *ctx, const yaml_node_t *root) {
+    const struct option_table *table = ctx->options;
     const char *allowed[16];
     size_t n = 0;
-    for (size_t i = 0; i < option_nsections && n < 13; i++) {
-        allowed[n++] = option_sections[i].name;
+    for (size_t i = 0; table != NULL && i < table->nsections && n < 13; i++) {
+        allowed[n++] = table->sections[i].name;
     }
     allowed[n++] = "views";
     allowed[n++] = "feature_services";
@@ -470,11 +480,14 @@ static void _parse_root(struct config_ctx *ctx, const yaml_node_t *root) {
                      _kind(root));
         return;
     }
-    config_check_keys(ctx, root, allowed);
-    for (size_t i = 0; i < option_nsections; i++) {
-        const yaml_node_t *section = config_get(ctx, root, option_sections[i].name, false);
+    /* Without a table the option sections are another program's: not read, not checked. */
+    if (table != NULL) {
+        config_check_keys(ctx, root, allowed);
+    }
+    for (size_t i = 0; table != NULL && i < table->nsections; i++) {
+        const yaml_node_t *section = config_get(ctx, root, table->sections[i].name, false);
         if (section != NULL) {
-            _parse_section(ctx, &option_sections[i], section);
+            _parse_section(ctx, &table->sections[i], section);
         }
     }
     const yaml_node_t *views = config_get(ctx, root, "views", false);
@@ -540,18 +553,21 @@ static void _parse_text(struct config_ctx *ctx, const char *yaml, size_t yaml_le
     yaml_parser_delete(&parser);
 }
 
-int config_parse(const char *name, const char *yaml, size_t yaml_len, struct fsd_config **out,
-                 char *err, size_t err_len) {
+int config_parse(const char *name, const char *yaml, size_t yaml_len,
+                 const struct option_table *options, struct fsd_config **out, char *err,
+                 size_t err_len) {
     *out = NULL;
     if (err_len > 0) {
         err[0] = '\0';
     }
-    struct config_ctx ctx = {.file = name};
+    struct config_ctx ctx = {.file = name, .options = options};
     struct fsd_config *config = calloc(1, sizeof *config);
     char why[256];
-    if (config == NULL || (config->path = strdup(name)) == NULL) {
+    if (config == NULL || (config->path = strdup(name)) == NULL ||
+        (options != NULL && (config->options = calloc(1, options->block_size)) == NULL)) {
         config_error(&ctx, NULL, NULL, "out of memory");
-    } else if (option_values_init(&config->options, why, sizeof why) != 0) {
+    } else if (options != NULL &&
+               option_table_defaults(options, config->options, why, sizeof why) != 0) {
         config_error(&ctx, NULL, NULL, "%s", why);
     } else {
         ctx.config = config;
@@ -578,7 +594,8 @@ int config_parse(const char *name, const char *yaml, size_t yaml_len, struct fsd
     return 0;
 }
 
-int config_load(const char *path, struct fsd_config **out, char *err, size_t err_len) {
+int config_load(const char *path, const struct option_table *options, struct fsd_config **out,
+                char *err, size_t err_len) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
@@ -614,7 +631,7 @@ int config_load(const char *path, struct fsd_config **out, char *err, size_t err
         snprintf(err, err_len, "%s: cannot read: %s", path, strerror(saved));
         return -1;
     }
-    int rc = config_parse(path, data, len, out, err, err_len);
+    int rc = config_parse(path, data, len, options, out, err, err_len);
     free(data);
     return rc;
 }
@@ -635,7 +652,7 @@ void config_destroy(struct fsd_config *config) {
         free(config->services[i].features);
     }
     free(config->services);
-    option_values_deinit(&config->options);
+    free(config->options);
     free(config->path);
     free(config);
 }

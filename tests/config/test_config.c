@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/config.h"
+#include "daemon/options.h"
 #include "common/log.h"
 #include "store/schema.h"
 
@@ -31,7 +32,7 @@ static void write_temp(const char *yaml) {
 static struct fsd_config *load_ok(const char *yaml) {
     write_temp(yaml);
     struct fsd_config *config = NULL;
-    int rc = config_load(path, &config, err, sizeof err);
+    int rc = config_load(path, &daemon_option_table, &config, err, sizeof err);
     if (rc != 0) {
         print_error("unexpected errors:\n%s\n", err);
     }
@@ -45,7 +46,7 @@ static struct fsd_config *load_ok(const char *yaml) {
 static void expect_error(const char *yaml, int line, const char *message) {
     write_temp(yaml);
     struct fsd_config *config = (struct fsd_config *)1;
-    int rc = config_load(path, &config, err, sizeof err);
+    int rc = config_load(path, &daemon_option_table, &config, err, sizeof err);
     unlink(path);
     assert_int_equal(rc, -1);
     assert_null(config);
@@ -136,19 +137,19 @@ static void test_full_config(void **state) {
     (void)state;
     struct fsd_config *c = load_ok(full_config);
 
-    assert_string_equal(c->options.server.grpc_bind, "0.0.0.0");
-    assert_int_equal(c->options.server.grpc_port, 7000);
-    assert_int_equal(c->options.server.workers, 4);
-    assert_int_equal(c->options.server.max_message_bytes, 512 * 1024);
-    assert_int_equal(c->options.server.log_level, LOG_DEBUG);
+    assert_string_equal(daemon_options(c)->grpc.bind, "0.0.0.0");
+    assert_int_equal(daemon_options(c)->grpc.port, 7000);
+    assert_int_equal(daemon_options(c)->grpc.workers, 4);
+    assert_int_equal(daemon_options(c)->grpc.max_message_bytes, 512 * 1024);
+    assert_int_equal(daemon_options(c)->log.level, LOG_DEBUG);
     /* untouched options keep their defaults */
-    assert_string_equal(c->options.server.stats_bind, "127.0.0.1");
-    assert_int_equal(c->options.server.stats_port, 9466);
-    assert_int_equal(c->options.server.max_batch, 10000);
-    assert_int_equal(c->options.server.default_budget_us, 1000);
-    assert_int_equal(c->options.store.shards, 128);
-    assert_int_equal(c->options.store.sweep_interval_ms, 250);
-    assert_int_equal(c->options.store.expiry_grace_us, 7LL * 86400 * 1000000);
+    assert_string_equal(daemon_options(c)->stats.bind, "127.0.0.1");
+    assert_int_equal(daemon_options(c)->stats.port, 9466);
+    assert_int_equal(daemon_options(c)->rpc.max_batch, 10000);
+    assert_int_equal(daemon_options(c)->rpc.default_budget_us, 1000);
+    assert_int_equal(daemon_options(c)->store.shards, 128);
+    assert_int_equal(daemon_options(c)->sweeper.interval_ms, 250);
+    assert_int_equal(daemon_options(c)->sweeper.expiry_grace_us, 7LL * 86400 * 1000000);
 
     assert_int_equal(c->nviews, 3);
     const struct config_view *users = config_find_view(c, "users");
@@ -246,16 +247,16 @@ static void test_defaults_only(void **state) {
     struct fsd_config *c = load_ok("views: []\n");
     assert_int_equal(c->nviews, 0);
     assert_int_equal(c->nservices, 0);
-    assert_int_equal(c->options.server.grpc_port, 6566);
-    assert_int_equal(c->options.server.max_message_bytes, 4 * 1024 * 1024);
-    assert_int_equal(c->options.server.log_level, LOG_INFO);
-    assert_int_equal(c->options.store.shards, 64);
-    assert_int_equal(c->options.store.expiry_grace_us, 3600LL * 1000000);
+    assert_int_equal(daemon_options(c)->grpc.port, 6566);
+    assert_int_equal(daemon_options(c)->grpc.max_message_bytes, 4 * 1024 * 1024);
+    assert_int_equal(daemon_options(c)->log.level, LOG_INFO);
+    assert_int_equal(daemon_options(c)->store.shards, 64);
+    assert_int_equal(daemon_options(c)->sweeper.expiry_grace_us, 3600LL * 1000000);
     config_destroy(c);
 
     /* A section whose options are all commented out is empty, not an error. */
     c = load_ok("server:\n  # grpc_port: 1\nstore:\n");
-    assert_int_equal(c->options.server.grpc_port, 6566);
+    assert_int_equal(daemon_options(c)->grpc.port, 6566);
     config_destroy(c);
 }
 
@@ -263,12 +264,15 @@ static void test_parse_from_memory(void **state) {
     (void)state;
     struct fsd_config *c;
     const char yaml[] = "server: { grpc_port: 1 }\n";
-    assert_int_equal(config_parse("mem.yaml", yaml, sizeof yaml - 1, &c, err, sizeof err), 0);
-    assert_int_equal(c->options.server.grpc_port, 1);
+    assert_int_equal(
+        config_parse("mem.yaml", yaml, sizeof yaml - 1, &daemon_option_table, &c, err, sizeof err),
+        0);
+    assert_int_equal(daemon_options(c)->grpc.port, 1);
     assert_string_equal(c->path, "mem.yaml");
     config_destroy(c);
-    assert_int_equal(
-        config_parse("mem.yaml", "server: { grpc_port: 65536 }\n", 28, &c, err, sizeof err), -1);
+    assert_int_equal(config_parse("mem.yaml", "server: { grpc_port: 65536 }\n", 28,
+                                  &daemon_option_table, &c, err, sizeof err),
+                     -1);
     assert_string_equal(err, "mem.yaml:1: server.grpc_port: 65536 is out of bounds (0..65535)");
 }
 
@@ -286,8 +290,8 @@ static void test_parse_from_memory(void **state) {
 static void test_unknown_key(void **state) {
     (void)state;
     expect_error("server:\n  grpc_prot: 1\n", 2,
-                 "server.grpc_prot: unknown key (expected grpc_bind, grpc_port, stats_bind, "
-                 "stats_port, stats_token, workers, max_batch, max_message_bytes, "
+                 "server.grpc_prot: unknown key (expected grpc_bind, grpc_port, workers, "
+                 "max_message_bytes, stats_bind, stats_port, stats_token, max_batch, "
                  "default_budget_us, log_level)");
     expect_error(VIEW_HEAD "    refresh: 1h\n", 8, "views[0].refresh: unknown key");
     expect_error(VIEW_HEAD "      - { name: b, type: int32, dflt: 0 }\n", 8,
@@ -558,10 +562,10 @@ static void test_port_out_of_bounds(void **state) {
 static void test_materializer_duckdb_threads(void **state) {
     (void)state;
     struct fsd_config *c = load_ok("views: []\n");
-    assert_int_equal(c->options.materializer.duckdb_threads, 0); /* one per core */
+    assert_int_equal(daemon_options(c)->mat.duckdb_threads, 0); /* one per core */
     config_destroy(c);
     c = load_ok("materializer:\n  duckdb_threads: 1\n");
-    assert_int_equal(c->options.materializer.duckdb_threads, 1);
+    assert_int_equal(daemon_options(c)->mat.duckdb_threads, 1);
     config_destroy(c);
     expect_error("materializer:\n  duckdb_threads: 257\n", 2,
                  "materializer.duckdb_threads: 257 is out of bounds (0..256)");
@@ -576,10 +580,10 @@ static void test_materializer_duckdb_threads(void **state) {
 static void test_materializer_nice(void **state) {
     (void)state;
     struct fsd_config *c = load_ok("views: []\n");
-    assert_int_equal(c->options.materializer.nice, 10);
+    assert_int_equal(daemon_options(c)->mat.nice, 10);
     config_destroy(c);
     c = load_ok("materializer:\n  nice: 0\n");
-    assert_int_equal(c->options.materializer.nice, 0);
+    assert_int_equal(daemon_options(c)->mat.nice, 0);
     config_destroy(c);
     expect_error("materializer:\n  nice: 20\n", 2,
                  "materializer.nice: 20 is out of bounds (0..19)");
@@ -601,12 +605,13 @@ static void test_empty_and_missing_file(void **state) {
     (void)state;
     write_temp("");
     struct fsd_config *c;
-    assert_int_equal(config_load(path, &c, err, sizeof err), -1);
+    assert_int_equal(config_load(path, &daemon_option_table, &c, err, sizeof err), -1);
     unlink(path);
     char expected[128];
     snprintf(expected, sizeof expected, "%s: the file is empty", path);
     assert_string_equal(err, expected);
-    assert_int_equal(config_load("/nonexistent/fsd.yaml", &c, err, sizeof err), -1);
+    assert_int_equal(
+        config_load("/nonexistent/fsd.yaml", &daemon_option_table, &c, err, sizeof err), -1);
     assert_string_equal(err, "/nonexistent/fsd.yaml: cannot open: No such file or directory");
 }
 
@@ -644,7 +649,7 @@ static void test_caps_error_count(void **state) {
     write_temp(yaml);
     struct fsd_config *c;
     char small[256];
-    assert_int_equal(config_load(path, &c, small, sizeof small), -1);
+    assert_int_equal(config_load(path, &daemon_option_table, &c, small, sizeof small), -1);
     unlink(path);
     assert_true(strlen(small) > 0);
     assert_non_null(strstr(small, "(expected grpc_bind"));

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "materializer/snapshot/parquet.h"
 #include "materializer/snapshot/postgres.h"
 #include "materializer/snapshot/sink.h"

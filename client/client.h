@@ -21,6 +21,7 @@
  *
  * A connection belongs to one thread at a time; nothing here locks. Nothing calls exit().
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -190,3 +191,58 @@ int client_parse_addr(const char *addr, char *host, size_t host_len, uint16_t *p
  * `out` (`out_len` > 0 bytes, always terminated, cut if short). Returns the decoded length.
  */
 size_t client_percent_decode(const char *in, size_t in_len, char *out, size_t out_len);
+
+/* ---- client streaming --------------------------------------------------------------------- */
+
+/*
+ * One client-streaming call (PushSnapshot) on a connection of its own: the same connection,
+ * HTTP/2 session, response decoding, deadlines and I/O loop as unary calls (streaming.c).
+ *
+ *   client_stream_open ──HEADERS──> client_stream_send (framed message queued) +
+ *   client_stream_poll (DATA as the windows allow) ... ──> client_stream_finish (END_STREAM,
+ *   then the response and status) or client_stream_cancel (RST_STREAM CANCEL)
+ *
+ * The body is a queue of framed messages that the data source hands to nghttp2 and defers on
+ * when it runs dry, so a message goes out as soon as the connection is driven; the caller
+ * bounds the queue (client_stream_queued) to bound its memory.
+ */
+struct client_stream;
+
+/*
+ * Connects to `addr` (HOST:PORT) and starts a call of `path` ("/pkg.Service/Method"); with
+ * `timeout_us` > 0 the call has that deadline (grpc-timeout, and enforced here). Returns the
+ * stream, or NULL with `err` set ("cannot connect to 127.0.0.1:1: Connection refused").
+ * Blocks for the connect.
+ */
+struct client_stream *client_stream_open(const char *addr, const char *path, int64_t timeout_us,
+                                         char *err, size_t err_len);
+
+/*
+ * Queues one request message (copied, framed); it goes out as the connection is driven
+ * (client_stream_poll, client_stream_finish). Returns 0, or -1 when the call has already ended (the
+ * server answered early, the deadline passed, the connection broke; client_stream_finish() tells
+ * the status) or when out of memory.
+ */
+int client_stream_send(struct client_stream *stream, const void *msg, size_t len);
+
+/* True once the call has ended (answered, expired or cut); client_stream_finish() tells how. */
+bool client_stream_ended(const struct client_stream *stream);
+
+/* Request bytes queued that nghttp2 has not taken yet (flow control holds them back). */
+size_t client_stream_queued(const struct client_stream *stream);
+
+/*
+ * Drives the connection: sends what the windows allow, reads what arrived, waiting up to
+ * `timeout_us`. Returns false once the call has ended (then client_stream_finish() it).
+ */
+bool client_stream_poll(struct client_stream *stream, int64_t timeout_us);
+
+/*
+ * Half-closes the request (END_STREAM) unless the call already ended, waits for the status
+ * and fills `out` (caller memory; client_response_deinit() it): the status, the server's
+ * message, the response message. Frees the stream and its connection. Returns the status.
+ */
+int client_stream_finish(struct client_stream *stream, struct client_response *out);
+
+/* Resets the call (the server discards what it received) and frees stream and connection. */
+void client_stream_cancel(struct client_stream *stream);
