@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ports.h"
 #include "client/client.h"
 #include "grpc_load_internal.h"
 #include "histogram.h"
@@ -248,7 +249,8 @@ static void _usage(FILE *out) {
             "                                     HMGETs of its 10 features and _ts\n"
             "                       redis-packed  Redis, a protobuf string p:<id> per entity,\n"
             "                                     one MGET of B keys\n"
-            "  --addr HOST:PORT   the target's address (default 127.0.0.1:6566 for fsd,\n"
+            "  --addr HOST:PORT   the target's address (default " FSD_GRPC_DEFAULT_ADDR
+            " for fsd,\n"
             "                     127.0.0.1:6379 for Redis)\n"
             "  --fill N           write entities 0..N-1 (fsd: PushRows into the view, %d a\n"
             "                     batch; Redis: pipelined HSET or SET): d0..d7 double,\n"
@@ -520,7 +522,7 @@ int main(int argc, char **argv) {
         return _dump_request(&o);
     }
     if (o.addr == NULL) {
-        o.addr = o.target == TARGET_FSD ? "127.0.0.1:6566" : "127.0.0.1:6379";
+        o.addr = o.target == TARGET_FSD ? FSD_GRPC_DEFAULT_ADDR : "127.0.0.1:6379";
     }
     char err[512];
     if (client_parse_addr(o.addr, o.host, sizeof o.host, &o.port, err, sizeof err) != 0) {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "common/buf.h"
+#include "common/ports.h"
 #include "common/json.h"
 #include "common/text.h"
 #include "fsd/v1/feature_service.pb-c.h"
@@ -19,7 +20,7 @@ enum {
     FSCTL_USAGE = 2,
 };
 
-#define FSCTL_DEFAULT_ADDR       "127.0.0.1:6566"
+#define FSCTL_DEFAULT_ADDR       FSD_GRPC_DEFAULT_ADDR
 #define FSCTL_DEFAULT_TIMEOUT_MS 10000
 
 struct client_conn;

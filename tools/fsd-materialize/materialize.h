@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/ports.h"
+
 struct config_view;
 struct mat_sink_stats;
 struct store_row;
@@ -27,7 +29,7 @@ struct store_table;
 
 /* ---- defaults ---------------------------------------------------------------------------- */
 
-#define FM_DEFAULT_ADDR              "127.0.0.1:6566"
+#define FM_DEFAULT_ADDR              FSD_GRPC_DEFAULT_ADDR
 #define FM_DEFAULT_BATCH_ROWS        5000
 #define FM_MAX_BATCH_ROWS            1000000
 #define FM_DEFAULT_MAX_MESSAGE_BYTES (4u << 20) /* fsd's server.max_message_bytes default */
