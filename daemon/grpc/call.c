@@ -5,10 +5,12 @@
 #include "internal.h"
 #include "common/clock.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* grpc-status values as header text, so responses need no formatting. */
 static const char *const _status_text[GRPC_CODE_COUNT] = {
@@ -485,7 +487,7 @@ void grpc_call_dispatch(struct grpc_call *call) {
         m->on_end(call);
     }
     _unbuffer(call);
-    if (!call->finished) {
+    if (!call->finished && call->suspended == NULL) {
         log_warn("grpc handler returned without finishing the call", "method=%s",
                  LOG_QUOTE(m->path));
         call->handler_called = false; /* it had its chance; no on_abort */
@@ -505,9 +507,55 @@ void grpc_call_release(struct grpc_call *call) {
         /* Reset by the client or cut with the connection before we answered. */
         call->finished = true;
         _count(call, GRPC_CANCELLED);
-        _abort_handler(call);
+        if (call->suspended != NULL) {
+            /* The handler gave the call up: its resume runs with no call, not on_abort. */
+            call->suspended->call = NULL;
+            call->suspended = NULL;
+        } else {
+            _abort_handler(call);
+        }
     }
     grpc_worker_call_put(conn->worker, call);
+}
+
+struct grpc_resume *grpc_call_suspend(struct grpc_call *call, grpc_resume_fn resume, void *arg) {
+    struct grpc_resume *r = calloc(1, sizeof(*r));
+    if (r == NULL || call->finished || call->suspended != NULL) {
+        free(r);
+        return NULL;
+    }
+    r->worker = _worker(call);
+    r->call = call;
+    r->fn = resume;
+    r->arg = arg;
+    call->suspended = r;
+    return r;
+}
+
+void grpc_resume_post(struct grpc_resume *r) {
+    struct grpc_worker *w = r->worker;
+    pthread_mutex_lock(&w->resume_lock);
+    if (w->resume_closed) {
+        /* The worker stopped, and with it every call: nothing to resume but the argument. */
+        pthread_mutex_unlock(&w->resume_lock);
+        r->fn(NULL, r->arg);
+        free(r);
+        return;
+    }
+    r->next = NULL;
+    if (w->resume_tail != NULL) {
+        w->resume_tail->next = r;
+    } else {
+        w->resume_head = r;
+    }
+    w->resume_tail = r;
+    pthread_mutex_unlock(&w->resume_lock);
+    uint64_t one = 1;
+    if (write(w->resume_fd, &one, sizeof one) != sizeof one) {
+        /* The eventfd's counter is full (it never is: the worker reads it) or closed. */
+        log_warn("grpc resume not signalled", "worker=%u error=%s", w->index,
+                 LOG_QUOTE(strerror(errno)));
+    }
 }
 
 void grpc_call_recycle(struct grpc_call *call) {

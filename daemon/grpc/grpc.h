@@ -233,3 +233,34 @@ void grpc_call_fail(struct grpc_call *call, enum grpc_code code, const char *mes
 /* printf-style grpc_call_fail. */
 __attribute__((format(printf, 3, 4))) void
 grpc_call_failf(struct grpc_call *call, enum grpc_code code, const char *fmt, ...);
+
+/* ---- finishing a call on another thread ----------------------------------------------------- */
+
+/*
+ * A handler whose work must not run on the worker (it would stall every connection there)
+ * suspends the call, hands the work to a control thread, and is resumed on the worker when
+ * that thread is done, to finish the call there:
+ *
+ *   worker:   on_end ── r = grpc_call_suspend(call, resume, arg) ──> hand (r, arg) over; return
+ *   control:  ... the work ... ── grpc_resume_post(r) ──> eventfd
+ *   worker:   resume(call, arg) ── grpc_call_reply / grpc_call_fail
+ *
+ * Resume functions run in post order, on the call's worker, between read batches. If the call
+ * ended meanwhile (the client reset it, the connection was lost or the server shut down hard)
+ * resume runs with call NULL, to free `arg`; it may then run on the posting thread, when the
+ * worker has already stopped. A suspended call is not aborted (on_abort is not called for it)
+ * and has no deadline enforced by the transport: the work, once handed over, is the handler's.
+ */
+struct grpc_resume;
+typedef void (*grpc_resume_fn)(struct grpc_call *call, void *arg);
+
+/*
+ * Suspends `call` (unfinished; from one of its handler callbacks, on its worker). The handler
+ * returns without finishing it; exactly one grpc_resume_post() must follow. Returns the
+ * handle, or NULL when out of memory (the call is not suspended: finish it now).
+ */
+struct grpc_resume *grpc_call_suspend(struct grpc_call *call, grpc_resume_fn resume, void *arg);
+
+/* Queues the resume of a suspended call on its worker. Any thread, once per handle; consumes
+ * the handle. Never blocks beyond a short mutex. */
+void grpc_resume_post(struct grpc_resume *r);

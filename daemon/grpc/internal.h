@@ -104,6 +104,14 @@ struct grpc_worker {
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *h2_option;
 
+    /* Resumes posted by other threads (grpc_resume_post), run in order by _on_resume. */
+    pthread_mutex_t resume_lock;
+    struct grpc_resume *resume_head, *resume_tail;
+    bool resume_closed; /* the loop has stopped: posts run their function at once */
+    bool resume_lock_ready;
+    int resume_fd; /* eventfd the posting thread writes */
+    struct event *resume_ev;
+
     struct grpc_conn_list conns;
     size_t nconns;
     struct grpc_call *free_calls;
@@ -176,8 +184,9 @@ struct grpc_call {
     bool saw_method;
     bool saw_content_type;
     bool queued;
-    bool finished;       /* reply or fail submitted: no more handler callbacks */
-    bool handler_called; /* streaming: a callback ran, so on_abort is owed */
+    bool finished;                 /* reply or fail submitted: no more handler callbacks */
+    struct grpc_resume *suspended; /* grpc_call_suspend()ed and not resumed yet */
+    bool handler_called;           /* streaming: a callback ran, so on_abort is owed */
 
     struct grpc_frame_reader reader;
     uint32_t nmessages;
@@ -213,6 +222,21 @@ static inline void grpc_stat_add(_Atomic uint64_t *counter, uint64_t n) {
     atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
+
+/* A suspended call's way back to its worker (grpc_call_suspend). */
+struct grpc_resume {
+    struct grpc_resume *next; /* in the worker's queue */
+    struct grpc_worker *worker;
+    struct grpc_call *call; /* worker thread only; NULL once the call ended */
+    grpc_resume_fn fn;
+    void *arg;
+};
+
+/* Runs every posted resume (the worker's loop, or its exit with the calls gone). */
+void grpc_worker_run_resumes(struct grpc_worker *w);
+/* The worker's loop has stopped: resumes still queued run with call NULL, and later posts
+ * run their function at once. */
+void grpc_worker_close_resumes(struct grpc_worker *w);
 
 /* ---- conn.c ------------------------------------------------------------------------------ */
 

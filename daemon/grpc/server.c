@@ -357,6 +357,7 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
         s->workers[i].index = i;
         s->workers[i].listen_fd = -1;
         s->workers[i].wake_fd = -1;
+        s->workers[i].resume_fd = -1;
     }
     if (_bind_all(s, err, err_len) != 0) {
         _free_server(s);

@@ -121,6 +121,46 @@ static void _on_wake(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
+static void _on_resume(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    uint64_t count;
+    ssize_t n = read(fd, &count, sizeof count);
+    (void)n;
+    grpc_worker_run_resumes(arg);
+}
+
+void grpc_worker_run_resumes(struct grpc_worker *w) {
+    pthread_mutex_lock(&w->resume_lock);
+    struct grpc_resume *r = w->resume_head;
+    w->resume_head = w->resume_tail = NULL;
+    pthread_mutex_unlock(&w->resume_lock);
+    w->now_us = clock_mono_us();
+    while (r != NULL) {
+        struct grpc_resume *next = r->next;
+        struct grpc_call *call = r->call;
+        if (call != NULL) {
+            call->suspended = NULL;
+        }
+        r->fn(call, r->arg);
+        if (call != NULL) {
+            if (!call->finished) {
+                log_warn("grpc resume returned without finishing the call", "worker=%u", w->index);
+                grpc_call_fail(call, GRPC_INTERNAL, "handler resumed without finishing the call");
+            }
+            grpc_conn_kick(call->conn); /* may close the connection: nothing of it after */
+        }
+        free(r);
+        r = next;
+    }
+}
+
+void grpc_worker_close_resumes(struct grpc_worker *w) {
+    pthread_mutex_lock(&w->resume_lock);
+    w->resume_closed = true;
+    pthread_mutex_unlock(&w->resume_lock);
+    grpc_worker_run_resumes(w); /* the calls are gone: each runs with call NULL */
+}
+
 void grpc_worker_conn_gone(struct grpc_worker *w) {
     w->nconns--;
     if (w->stop_seen != GRPC_RUNNING && w->nconns == 0) {
@@ -162,13 +202,20 @@ int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len) {
         snprintf(err, err_len, "eventfd: %s", strerror(errno));
         return -1;
     }
+    w->resume_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->resume_fd < 0 || pthread_mutex_init(&w->resume_lock, NULL) != 0) {
+        snprintf(err, err_len, "eventfd: %s", strerror(errno));
+        return -1;
+    }
+    w->resume_lock_ready = true;
+    w->resume_ev = event_new(w->base, w->resume_fd, EV_READ | EV_PERSIST, _on_resume, w);
     w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, _on_wake, w);
     w->accept_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, _on_accept, w);
     w->accept_pause_ev = evtimer_new(w->base, _on_accept_resume, w);
     w->drain_ev = evtimer_new(w->base, _on_drain_timer, w);
-    if (w->wake_ev == NULL || w->accept_ev == NULL || w->accept_pause_ev == NULL ||
-        w->drain_ev == NULL || event_add(w->wake_ev, NULL) != 0 ||
-        event_add(w->accept_ev, NULL) != 0) {
+    if (w->wake_ev == NULL || w->resume_ev == NULL || w->accept_ev == NULL ||
+        w->accept_pause_ev == NULL || w->drain_ev == NULL || event_add(w->wake_ev, NULL) != 0 ||
+        event_add(w->resume_ev, NULL) != 0 || event_add(w->accept_ev, NULL) != 0) {
         snprintf(err, err_len, "libevent: cannot create events");
         return -1;
     }
@@ -184,6 +231,16 @@ void grpc_worker_deinit(struct grpc_worker *w) {
     }
     if (w->wake_ev != NULL) {
         event_free(w->wake_ev);
+    }
+    if (w->resume_ev != NULL) {
+        event_free(w->resume_ev);
+    }
+    if (w->resume_fd >= 0) {
+        close(w->resume_fd);
+    }
+    if (w->resume_lock_ready) {
+        /* Posts that came after the loop stopped ran at once; nothing can be queued. */
+        pthread_mutex_destroy(&w->resume_lock);
     }
     if (w->drain_ev != NULL) {
         event_free(w->drain_ev);
@@ -214,6 +271,7 @@ void grpc_worker_deinit(struct grpc_worker *w) {
     memset(w, 0, sizeof *w);
     w->listen_fd = -1;
     w->wake_fd = -1;
+    w->resume_fd = -1;
 }
 
 void *grpc_worker_main(void *arg) {
@@ -226,9 +284,11 @@ void *grpc_worker_main(void *arg) {
     }
     w->now_us = clock_mono_us();
     event_base_dispatch(w->base);
-    /* The loop ends on a stop: drained, or hard. Whatever is still open closes now. */
+    /* The loop ends on a stop: drained, or hard. Whatever is still open closes now, and
+     * resumes posted for the calls it had (or posted later) only free their arguments. */
     _stop_listening(w);
     _close_all(w);
+    grpc_worker_close_resumes(w);
     if (s->worker_deinit != NULL) {
         s->worker_deinit(w->ctx);
     }

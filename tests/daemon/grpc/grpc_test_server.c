@@ -15,6 +15,13 @@
  *   /test.Echo/Stats       replies with the transport's counters, one "name value" per line
  *   /test.Echo/Sum         client streaming: each message an ASCII integer; replies "sum=<s>
  *                          count=<n>"; a message "fail" fails INVALID_ARGUMENT at once
+ *   /test.Echo/LaterSum    as Sum, but at the end the call is suspended (grpc_call_suspend)
+ *                          and finished only when another thread resumes it: "Release" wakes
+ *                          that thread, which posts every call waiting (grpc_resume_post); the
+ *                          reply then also says on which worker it was resumed
+ *   /test.Echo/Release     releases the suspended LaterSum calls; replies "released=<n>"
+ * Stats also reports later_waiting (suspended, not released) and later_orphans (resumed after
+ * the call had ended: the client reset it, or the server stopped first).
  */
 #include "daemon/grpc/grpc.h"
 #include "common/clock.h"
@@ -25,6 +32,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,11 +45,13 @@ enum {
     M_WORKER_INFO,
     M_STATS,
     M_SUM,
+    M_LATER_SUM,
+    M_RELEASE,
     M_COUNT,
 };
 
 static const char *const _method_names[M_COUNT] = {
-    "Echo", "Fail", "Sleep", "NoReply", "WorkerInfo", "Stats", "Sum",
+    "Echo", "Fail", "Sleep", "NoReply", "WorkerInfo", "Stats", "Sum", "LaterSum", "Release",
 };
 
 /* Per-worker context: proves worker_init/deinit ran on the worker and reach handlers. */
@@ -54,6 +64,24 @@ static _Atomic uint64_t _workers_inited;
 static _Atomic uint64_t _workers_deinited;
 static _Atomic uint64_t _sum_aborts;
 static _Atomic uint64_t _sum_live; /* Sum calls holding state: must be 0 at exit */
+static _Atomic uint64_t _later_orphans;
+
+/* LaterSum calls suspended and waiting for the releaser thread. */
+struct later {
+    struct later *next;
+    struct grpc_resume *resume;
+    unsigned worker; /* the call's, to check it is resumed there */
+    int64_t sum;
+    uint64_t count;
+};
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct later *waiting;
+    uint64_t nwaiting;
+    bool release; /* Release asked: post everything waiting */
+    bool stop;
+} _later = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, false, false};
 
 static void *_worker_init(unsigned index) {
     struct worker_ctx *ctx = calloc(1, sizeof *ctx);
@@ -134,12 +162,15 @@ static size_t _format_stats(char *buf, size_t len) {
     struct grpc_server_stats st;
     grpc_server_stats(&st);
     size_t o = 0;
-    o += (size_t)snprintf(buf + o, len - o,
-                          "connections_opened %" PRIu64 "\nconnections_open %" PRIu64
-                          "\nprotocol_errors %" PRIu64 "\nsum_aborts %" PRIu64 "\nsum_live %" PRIu64
-                          "\n",
-                          st.connections_opened, st.connections_open, st.protocol_errors,
-                          atomic_load(&_sum_aborts), atomic_load(&_sum_live));
+    o += (size_t)snprintf(
+        buf + o, len - o,
+        "connections_opened %" PRIu64 "\nconnections_open %" PRIu64 "\nprotocol_errors %" PRIu64
+        "\nsum_aborts %" PRIu64 "\nsum_live %" PRIu64 "\nlater_orphans %" PRIu64 "\n",
+        st.connections_opened, st.connections_open, st.protocol_errors, atomic_load(&_sum_aborts),
+        atomic_load(&_sum_live), atomic_load(&_later_orphans));
+    pthread_mutex_lock(&_later.lock);
+    o += (size_t)snprintf(buf + o, len - o, "later_waiting %" PRIu64 "\n", _later.nwaiting);
+    pthread_mutex_unlock(&_later.lock);
     for (size_t m = 0; m <= M_COUNT && o < len; m++) {
         struct grpc_method_stats ms;
         if (grpc_server_method_stats(m, &ms) != 0) {
@@ -220,6 +251,91 @@ static void _sum_abort(struct grpc_call *call) {
     _sum_free(call);
 }
 
+/* On the call's worker, after the releaser posted it; call NULL when it ended meanwhile. */
+static void _later_resume(struct grpc_call *call, void *arg) {
+    struct later *l = arg;
+    if (call == NULL) {
+        atomic_fetch_add(&_later_orphans, 1);
+    } else {
+        _count_call(call);
+        char text[96];
+        int n =
+            snprintf(text, sizeof text, "sum=%" PRId64 " count=%" PRIu64 " same_worker=%s", l->sum,
+                     l->count, grpc_call_worker_index(call) == l->worker ? "yes" : "no");
+        grpc_call_reply(call, text, (size_t)n);
+    }
+    free(l);
+    atomic_fetch_sub(&_sum_live, 1);
+}
+
+static void _later_end(struct grpc_call *call) {
+    struct sum_state *st = grpc_call_user(call);
+    struct later *l = calloc(1, sizeof *l);
+    if (l == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        _sum_free(call);
+        return;
+    }
+    l->sum = st ? st->sum : 0;
+    l->count = st ? st->count : 0;
+    l->worker = grpc_call_worker_index(call);
+    _sum_free(call);
+    atomic_fetch_add(&_sum_live, 1); /* the later state, until resumed */
+    l->resume = grpc_call_suspend(call, _later_resume, l);
+    if (l->resume == NULL) {
+        free(l);
+        atomic_fetch_sub(&_sum_live, 1);
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "cannot suspend the call");
+        return;
+    }
+    pthread_mutex_lock(&_later.lock);
+    l->next = _later.waiting;
+    _later.waiting = l;
+    _later.nwaiting++;
+    pthread_mutex_unlock(&_later.lock);
+}
+
+static void _release(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    (void)msg;
+    (void)len;
+    pthread_mutex_lock(&_later.lock);
+    uint64_t n = _later.nwaiting;
+    _later.release = true;
+    pthread_cond_signal(&_later.wake);
+    pthread_mutex_unlock(&_later.lock);
+    char text[32];
+    int m = snprintf(text, sizeof text, "released=%" PRIu64, n);
+    grpc_call_reply(call, text, (size_t)m);
+}
+
+/* Posts every waiting LaterSum when asked to: the resumes cross from this thread. */
+static void _post_waiting(void) {
+    struct later *l = _later.waiting;
+    _later.waiting = NULL;
+    _later.nwaiting = 0;
+    while (l != NULL) {
+        struct later *next = l->next;
+        grpc_resume_post(l->resume); /* may free l (a stopped worker runs it at once) */
+        l = next;
+    }
+}
+
+static void *_releaser(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&_later.lock);
+    while (!_later.stop) {
+        if (_later.release) {
+            _later.release = false;
+            _post_waiting();
+            continue;
+        }
+        pthread_cond_wait(&_later.wake, &_later.lock);
+    }
+    _post_waiting(); /* after the server stopped: the resumes only free their state */
+    pthread_mutex_unlock(&_later.lock);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     struct grpc_server_options options;
     grpc_server_options_init(&options);
@@ -271,6 +387,11 @@ int main(int argc, char **argv) {
                    .on_message = _sum_message,
                    .on_end = _sum_end,
                    .on_abort = _sum_abort},
+        [M_LATER_SUM] = {.path = "/test.Echo/LaterSum",
+                         .on_message = _sum_message,
+                         .on_end = _later_end,
+                         .on_abort = _sum_abort},
+        [M_RELEASE] = {.path = "/test.Echo/Release", .unary = _release},
     };
 
     /* Blocked before the workers start so only this thread takes them, in sigwait. */
@@ -280,6 +401,11 @@ int main(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
 
+    pthread_t releaser;
+    if (pthread_create(&releaser, NULL, _releaser, NULL) != 0) {
+        fprintf(stderr, "grpc_test_server: cannot start the releaser thread\n");
+        return 1;
+    }
     char err[256];
     if (grpc_server_setup(&options, methods, M_COUNT, _worker_init, _worker_deinit, err,
                           sizeof err) != 0) {
@@ -293,6 +419,13 @@ int main(int argc, char **argv) {
     while (sigwait(&stop, &sig) != 0) {
     }
     grpc_server_shutdown();
+    /* Calls still suspended were cut with their connections: their resumes, posted now that
+     * the workers stopped, only free what they hold. */
+    pthread_mutex_lock(&_later.lock);
+    _later.stop = true;
+    pthread_cond_signal(&_later.wake);
+    pthread_mutex_unlock(&_later.lock);
+    pthread_join(releaser, NULL);
 
     char buf[8192];
     size_t n = _format_stats(buf, sizeof buf);

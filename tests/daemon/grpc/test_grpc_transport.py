@@ -285,6 +285,16 @@ class ServerCase(unittest.TestCase):
     def call(self, path, request, timeout=30, channel=None):
         return (channel or self.channel).unary_unary(path)(request, timeout=timeout)
 
+    def wait_stats(self, done, timeout_s=10):
+        """Polls Stats until done(stats) holds; returns the stats."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stats = self.server.stats()
+            if done(stats):
+                return stats
+            self.assertLess(time.monotonic(), deadline, stats)
+            time.sleep(0.02)
+
     def assertCode(self, ctx, code):
         self.assertEqual(ctx.exception.code(), code, ctx.exception.details())
 
@@ -545,6 +555,33 @@ class TransportTests(ServerCase):
         self.assertEqual(after["sum_live"], 0)
         self.assertEqual(delta(before, after, "Sum.CANCELLED"), 1)
 
+    def test_suspended_call_is_finished_by_another_thread_on_its_worker(self):
+        before = self.server.stats()
+        later = self.channel.stream_unary("/test.Echo/LaterSum")
+        fut = later.future(iter([b"20", b"22"]), timeout=30)
+        self.wait_stats(lambda s: s.get("later_waiting", 0) >= 1)
+        # While the call waits for the other thread, its worker serves the same connection.
+        self.assertEqual(self.call("/test.Echo/Echo", b"meanwhile"), b"meanwhile")
+        self.assertFalse(fut.done())
+        self.assertEqual(self.call("/test.Echo/Release", b""), b"released=1")
+        self.assertEqual(fut.result(), b"sum=42 count=2 same_worker=yes")
+        after = self.wait_stats(lambda s: s.get("sum_live") == before.get("sum_live"))
+        self.assertEqual(delta(before, after, "LaterSum.OK"), 1)
+        self.assertEqual(delta(before, after, "later_orphans"), 0)
+
+    def test_suspended_call_reset_by_the_client_resumes_without_it(self):
+        before = self.server.stats()
+        later = self.channel.stream_unary("/test.Echo/LaterSum")
+        fut = later.future(iter([b"1"]), timeout=30)
+        self.wait_stats(lambda s: s.get("later_waiting", 0) >= 1)
+        fut.cancel()
+        self.wait_stats(lambda s: delta(before, s, "LaterSum.CANCELLED") == 1)
+        self.assertEqual(self.call("/test.Echo/Release", b""), b"released=1")
+        # The resume ran with no call (on_abort did not: the handler had given the call up).
+        after = self.wait_stats(lambda s: delta(before, s, "later_orphans") == 1)
+        self.assertEqual(delta(before, after, "sum_aborts"), 0)
+        self.wait_stats(lambda s: s.get("sum_live") == before.get("sum_live"))
+
     def test_connection_counters(self):
         before = self.server.stats()
         ch = self.server.channel()
@@ -729,6 +766,26 @@ class ShutdownTests(unittest.TestCase):
         # Idle grpcio channels never ack the drain PING: the 250 ms fallback sends the final
         # GOAWAY, long before the 5 s shutdown timeout.
         self.assertLess(elapsed, 0.9, out)
+
+    def test_shutdown_with_a_suspended_call_frees_it_after_the_workers_stop(self):
+        server = Server("--workers", "1", "--shutdown-timeout-ms", "300")
+        ch = server.channel()
+        try:
+            fut = ch.stream_unary("/test.Echo/LaterSum").future(iter([b"7"]), timeout=30)
+            deadline = time.monotonic() + 10
+            while server.stats().get("later_waiting", 0) < 1:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.02)
+            rc, out = server.stop()  # never released: the shutdown timeout cuts it
+            with self.assertRaises(grpc.RpcError) as ctx:
+                fut.result(timeout=10)
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        finally:
+            ch.close()
+        self.assertEqual(rc, 0, out)  # 3 would mean a suspended call's state leaked
+        stats = parse_stats(out)
+        self.assertEqual(stats.get("later_orphans"), 1, out)
+        self.assertEqual(stats.get("sum_live"), 0, out)
 
     def test_shutdown_timeout_cuts_calls_that_never_finish(self):
         server = Server("--workers", "2", "--shutdown-timeout-ms", "300")
