@@ -2,34 +2,35 @@
  * PushSnapshot: a client stream of row batches that replaces one view's snapshot, for
  * materialization jobs that compute features elsewhere and push the result (fsd-materialize).
  *
- *   message 0 ── names the view ──> store_view_load_begin (one load per view; pins the schema,
- *   │                               logs live pushes from now on) + an empty staging table
- *   message k ── rows checked like PushRows (all or none) ──> upsert-if-newer into staging
- *   half-close ──> seal ──> data contract ──ok──> store_view_load_commit: replay the logged
- *   │                           │                 pushes into staging, swap it in (RCU)
- *   │                           └─fail─> FAILED_PRECONDITION, staging destroyed, live unchanged
- *   reset / lost / deadline / bad message ──> store_view_load_abort, staging destroyed
+ *   worker:  message 0 ── names the view ──> store_view_load_begin (one load per view; pins
+ *            │            the schema, logs live pushes from now on) + an empty staging table
+ *            message k ── rows checked like PushRows (all or none) ──> upsert-if-newer into
+ *            │            the staging table
+ *            half-close ── grpc_call_suspend + mat_request_commit(staging) ──> the loads thread
+ *   loads:   mat_commit_snapshot: seal, data contract, swap (the commit every load ends in)
+ *            ── grpc_resume_post ──> the worker
+ *   worker:  _resume: the response (version, rows) or FAILED_PRECONDITION naming the rule
+ *
+ *   reset / lost / deadline / bad message before the half-close ──> store_view_load_abort,
+ *   staging destroyed; after it, the commit goes on and its answer is dropped
  *
  * Nothing touches the live table until the swap, so a stream that does not end cleanly
  * changes nothing. The staging table is unpublished: no reader sees it and no other writer
- * touches it, so the worker fills it without the view's writer mutex.
- *
- * Work per message is bounded by the message (max_message_bytes): decode, check, upsert.
- * The end of the stream is not: sealing (snapshot means) and the contract's per-feature
- * checks visit every row, and the commit replays the pushes logged meanwhile. The transport
- * finishes a call on its worker, so that pass runs there once per snapshot.
+ * touches it, so the worker fills it without the view's writer mutex. Work per message is
+ * bounded by the message (max_message_bytes): decode, check, upsert. The end of the stream is
+ * not (the seal and the contract visit every row): it runs on the loads thread, never on a
+ * worker, so the other connections of this worker are not kept waiting.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "daemon/grpc/grpc.h"
+#include "common/clock.h"
 #include "common/log.h"
-#include "materializer/snapshot/snapshot_internal.h"
-#include "materializer/snapshot/sink.h"
+#include "materializer/snapshot/snapshot.h"
 #include "materializer/stream/stream.h"
 #include "row_check.h"
 #include "rpc_internal.h"
@@ -39,7 +40,6 @@
 #include "store/row.h"
 #include "store/schema.h"
 #include "store/table.h"
-#include "common/clock.h"
 
 _Static_assert(MAT_STREAM_ID_LEN <= STORE_STREAM_POSITION_LEN, "a stream ID fits the store's");
 
@@ -47,11 +47,16 @@ _Static_assert(MAT_STREAM_ID_LEN <= STORE_STREAM_POSITION_LEN, "a stream ID fits
 struct push_snapshot {
     struct store_view *view;
     const struct store_schema *schema; /* the view's; pinned while the load is open */
-    struct store_table *staging;       /* unpublished; ours until committed */
+    struct store_table *staging;       /* unpublished; ours until handed to the commit */
     struct store_row_builder builder;
     uint64_t messages;
     uint64_t rows_received;
     char stream_position[MAT_STREAM_ID_LEN]; /* the first message's, normalized; "" = none */
+    /* From the half-close on: */
+    char name[STORE_MAX_NAME + 1]; /* the view's, for the log (the schema may go with reloads) */
+    struct grpc_resume *resume;
+    int64_t end_us;                  /* when the client half-closed (monotonic), for finish_ms */
+    struct mat_commit_result result; /* written by the loads thread before the resume */
 };
 
 /* Ends the load without swapping and frees the state. Must not follow a commit. */
@@ -228,6 +233,60 @@ static void _write_response(struct pbw *w, const uint64_t fields[4]) {
     }
 }
 
+/* Frees what a stream handed over keeps, once its commit ended. */
+static void _free_handed_over(struct push_snapshot *ps) {
+    store_row_builder_deinit(&ps->builder);
+    free(ps);
+}
+
+/* On the call's worker once the commit ended; call NULL when the client went away
+ * meanwhile (the commit happened or not all the same, and the log says which). */
+static void _resume(struct grpc_call *call, void *arg) {
+    struct push_snapshot *ps = arg;
+    const struct mat_commit_result *r = &ps->result;
+    double finish_ms = (double)(clock_mono_us() - ps->end_us) / 1e3;
+    if (r->version == 0) {
+        log_warn(r->outcome == MAT_REJECTED ? "pushed snapshot rejected"
+                                            : "pushed snapshot not swapped in",
+                 "view=%s rows=%" PRIu64 " finish_ms=%.1f error=%s", ps->name, r->table_rows,
+                 finish_ms, LOG_QUOTE(r->error));
+    } else {
+        log_info("pushed snapshot swapped in",
+                 "view=%s version=%" PRIu64 " rows_received=%" PRIu64 " rows=%" PRIu64
+                 " updates_replayed=%" PRIu64 " stream_position=%s stream_s=%.3f finish_ms=%.1f",
+                 ps->name, r->version, ps->rows_received, r->table_rows, r->updates_replayed,
+                 ps->stream_position[0] != '\0' ? ps->stream_position : "none",
+                 call != NULL ? (double)(clock_mono_us() - grpc_call_start_us(call)) / 1e6 : 0.0,
+                 finish_ms);
+    }
+    struct rpc_worker *wk = call != NULL ? grpc_call_worker_context(call) : NULL;
+    if (call != NULL && wk != NULL) {
+        if (r->version == 0) {
+            /* A contract's verdict is the producer's to act on; anything else is ours. */
+            grpc_call_failf(call,
+                            r->outcome == MAT_REJECTED ? GRPC_FAILED_PRECONDITION
+                                                       : GRPC_RESOURCE_EXHAUSTED,
+                            "%s; live snapshot unchanged", r->error);
+        } else {
+            uint64_t fields[4] = {r->version, ps->rows_received, r->table_rows,
+                                  r->updates_replayed};
+            _write_response(&wk->out, fields);
+            grpc_call_reply(call, wk->out.buf, wk->out.len);
+        }
+        rpc_observe_duration(wk, RPC_PUSH_SNAPSHOT, call);
+    } else if (call != NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+    }
+    _free_handed_over(ps);
+}
+
+/* On the loads thread: the commit ended; back to the worker. */
+static void _committed(const struct mat_commit_result *result, void *ctx) {
+    struct push_snapshot *ps = ctx;
+    ps->result = *result;
+    grpc_resume_post(ps->resume);
+}
+
 void rpc_push_snapshot_end(struct grpc_call *call) {
     struct rpc_worker *wk = grpc_call_worker_context(call);
     struct push_snapshot *ps = grpc_call_user(call);
@@ -240,89 +299,26 @@ void rpc_push_snapshot_end(struct grpc_call *call) {
               "PushSnapshot needs at least one message, the first naming the view");
         return;
     }
-    int64_t finish_start_us = clock_mono_us(); /* the pass over the snapshot, for the log */
-    /* Copied: once the load is committed a reload may replace (and free) the schema. */
-    char name[CONFIG_MAX_NAME + 1];
-    snprintf(name, sizeof name, "%s", ps->schema->view);
-    store_table_seal(ps->staging);
-    struct store_table_stats staged;
-    store_table_stats(ps->staging, &staged);
-
-    /* The contract as configured now (a reload may have changed it), copied out of the read
-     * section: the check may visit every row, and a long read section would stall reloads. */
-    struct mat_contract contract;
-    bool have_contract = false;
-    struct store_table_stats live;
-    store_read_lock();
-    const struct fsd_config *config = atomic_load_explicit(&rpc_state.config, memory_order_acquire);
-    const struct config_view *cv = config != NULL ? config_find_view(config, name) : NULL;
-    if (cv != NULL) {
-        contract = cv->snapshot.contract;
-        have_contract = true;
-    }
-    store_table_stats(store_view_table(ps->view), &live);
-    bool have_live = store_view_version(ps->view) > 0;
-    store_read_unlock();
-    /* The drop rule counts the live rows the swap will keep: one pass over the live table, in
-     * a read section of its own (the load pins the table; see store_view_load_commit). */
-    uint64_t swap_rows = staged.rows;
-    if (have_contract && mat_contract_checks_drop(&contract, have_live)) {
-        store_read_lock();
-        swap_rows = store_table_rows_after_merge_live(ps->staging, store_view_table(ps->view));
-        store_read_unlock();
-    }
-
-    /* Rows were checked on arrival: no null keys, nothing for the source-side counters. */
-    struct mat_sink_stats stats = {
-        .rows_read = ps->rows_received,
-        .rows_kept = staged.rows,
-        .max_event_ts_us = INT64_MIN,
-    };
-    char err[1024];
-    if (mat_contract_check(have_contract ? &contract : NULL, &stats, ps->staging, live.rows,
-                           swap_rows, have_live, err, sizeof err) != 0) {
-        log_warn("pushed snapshot rejected", "view=%s rows=%" PRIu64 " error=%s", name, staged.rows,
-                 LOG_QUOTE(err));
-        char message[sizeof err + 32];
-        snprintf(message, sizeof message, "%s; live snapshot unchanged", err);
-        _fail(call, wk, GRPC_FAILED_PRECONDITION, message);
+    /* Copied: once the commit ends a reload may replace (and free) the schema. */
+    snprintf(ps->name, sizeof ps->name, "%s", ps->schema->view);
+    ps->end_us = clock_mono_us();
+    ps->resume = grpc_call_suspend(call, _resume, ps);
+    if (ps->resume == NULL) {
+        _fail(call, wk, GRPC_RESOURCE_EXHAUSTED, "out of memory finishing the stream");
         return;
     }
-
-    /* Pushes between this count and the commit are replayed too; the figure is a floor. */
-    uint64_t replayed = store_view_load_logged(ps->view);
-    /* Fits: normalized to at most MAT_STREAM_ID_LEN (== STORE_STREAM_POSITION_LEN) bytes. */
-    (void)store_view_load_set_stream_position(ps->view, ps->stream_position);
-    uint64_t version = store_view_load_commit(ps->view, ps->staging, clock_wall_us());
-    uint64_t received = ps->rows_received;
-    char position_copy[MAT_STREAM_ID_LEN];
-    memcpy(position_copy, ps->stream_position, sizeof position_copy);
-    /* The commit ended the load either way: free the state without aborting it. */
-    if (version == 0) {
-        store_table_destroy(ps->staging);
-    }
-    store_row_builder_deinit(&ps->builder);
-    free(ps);
+    /* From here on the load, the staging table and `ps` belong to the commit. */
     grpc_call_set_user(call, NULL);
-    if (version == 0) {
-        grpc_call_failf(call, GRPC_RESOURCE_EXHAUSTED,
-                        "view %s: live updates (pushes, stream entries) could not all be carried "
-                        "into the pushed snapshot (out of memory); live snapshot unchanged",
-                        name);
-    } else {
-        log_info("pushed snapshot swapped in",
-                 "view=%s version=%" PRIu64 " rows_received=%" PRIu64 " rows=%" PRIu64
-                 " updates_replayed=%" PRIu64 " stream_position=%s stream_s=%.3f finish_ms=%.1f",
-                 name, version, received, staged.rows, replayed,
-                 position_copy[0] != '\0' ? position_copy : "none",
-                 (double)(clock_mono_us() - grpc_call_start_us(call)) / 1e6,
-                 (double)(clock_mono_us() - finish_start_us) / 1e3);
-        uint64_t fields[4] = {version, received, staged.rows, replayed};
-        _write_response(&wk->out, fields);
-        grpc_call_reply(call, wk->out.buf, wk->out.len);
-    }
-    rpc_observe_duration(wk, RPC_PUSH_SNAPSHOT, call);
     arena_reset(&wk->arena);
+    char err[256];
+    if (mat_request_commit(ps->view, ps->staging, ps->stream_position, _committed, ps, err,
+                           sizeof err) != 0) {
+        store_view_load_abort(ps->view);
+        store_table_destroy(ps->staging);
+        ps->result = (struct mat_commit_result){.outcome = MAT_SOURCE_FAILED};
+        snprintf(ps->result.error, sizeof ps->result.error, "%s", err);
+        grpc_resume_post(ps->resume); /* answers on this worker, after this callback */
+    }
 }
 
 void rpc_push_snapshot_abort(struct grpc_call *call) {

@@ -42,8 +42,8 @@ static const struct option_def mat_option_defs[] = {
         .description = "Nice value of the thread that runs snapshot loads and of the DuckDB "
                        "threads it starts, so that a load uses the CPU the workers leave idle "
                        "and yields it when lookups arrive; 0 runs loads at the daemon's own "
-                       "priority. PushSnapshot streams are built on the worker threads and are "
-                       "not affected.",
+                       "priority. A pushed snapshot (PushSnapshot) is received on the worker "
+                       "threads and committed on this thread, at this priority too.",
     },
 };
 
@@ -173,13 +173,18 @@ static int _load_incremental(struct store_view *view, const struct store_schema 
     return rc;
 }
 
-/* A new snapshot, checked, then committed. */
+/*
+ * A new snapshot from the source, then the commit. Returns 0 when it swapped in; on failure
+ * *ended tells whether the load has ended (the commit ends it either way) or the caller must
+ * abort it (the source could not be read).
+ */
 static int _load_full(struct store_view *view, const struct mat_view_config *config,
                       const struct store_schema *schema, struct source *src,
                       const struct mat_load_params *params, int64_t now_us,
-                      struct mat_load_result *result) {
+                      struct mat_load_result *result, bool *ended) {
     char *err = result->error;
     size_t err_len = sizeof result->error;
+    *ended = false;
     if (_source_open(src, schema, params, INT64_MIN, err, err_len) != 0) {
         return -1;
     }
@@ -200,41 +205,21 @@ static int _load_full(struct store_view *view, const struct mat_view_config *con
     int rc = _source_read(src, schema, sink, INT64_MIN, err, err_len);
     const struct mat_sink_stats *stats = mat_sink_stats(sink);
     _take_stats(result, stats);
-    if (rc == 0) {
-        store_table_seal(table);
-        struct store_table_stats live, fresh;
-        store_table_stats(table, &fresh);
-        bool have_live = store_view_version(view) > 0;
-        uint64_t swap_rows = fresh.rows;
-        store_read_lock();
-        store_table_stats(store_view_table(view), &live);
-        if (mat_contract_checks_drop(&config->contract, have_live)) {
-            swap_rows = store_table_rows_after_merge_live(table, store_view_table(view));
-        }
-        store_read_unlock();
-        result->table_rows = fresh.rows;
-        if (mat_contract_check(&config->contract, stats, table, live.rows, swap_rows, have_live,
-                               err, err_len) != 0) {
-            result->outcome = MAT_REJECTED;
-            rc = -1;
-        }
-    }
-    if (rc == 0) {
-        result->updates_replayed = store_view_load_logged(view);
-        result->version = store_view_load_commit(view, table, now_us);
-        if (result->version == 0) {
-            snprintf(err, err_len,
-                     "view %s: live updates (pushes, stream entries) could not all be carried "
-                     "into the new snapshot (out of memory); snapshot not swapped",
-                     schema->view);
-            rc = -1;
-        }
-    }
     if (rc != 0) {
         store_table_destroy(table);
     } else {
-        result->outcome = MAT_LOADED;
-        result->watermark_us = stats->max_event_ts_us;
+        struct mat_commit_result commit;
+        rc = mat_commit_snapshot(view, table, &config->contract, stats->null_keys,
+                                 params->stream_position, now_us, &commit);
+        *ended = true;
+        result->table_rows = commit.table_rows;
+        result->updates_replayed = commit.updates_replayed;
+        result->outcome = commit.outcome;
+        if (rc != 0) {
+            snprintf(err, err_len, "%s", commit.error);
+        } else {
+            result->watermark_us = stats->max_event_ts_us;
+        }
     }
     mat_sink_destroy(sink);
     return rc;
@@ -264,7 +249,9 @@ int mat_load_view(struct store_view *view, const struct mat_view_config *config,
         result->duration_us = clock_mono_us() - started;
         return -1;
     }
-    if (store_view_load_set_stream_position(view, params->stream_position) != 0) {
+    /* Checked before the source is read; the commit records it. */
+    if (params->stream_position != NULL &&
+        strlen(params->stream_position) >= STORE_STREAM_POSITION_LEN) {
         store_view_load_abort(view);
         snprintf(result->error, sizeof result->error,
                  "view %s: stream position longer than %d bytes", store_view_name(view),
@@ -275,10 +262,11 @@ int mat_load_view(struct store_view *view, const struct mat_view_config *config,
     const struct store_schema *schema = store_view_schema(view);
     bool incremental = params->incremental && params->watermark_us != INT64_MIN &&
                        params->path_override == NULL && store_view_version(view) > 0;
+    bool ended = false; /* the commit ended the load, swapped or not */
     int rc = incremental ? _load_incremental(view, schema, &src, params, now_us, result)
-                         : _load_full(view, config, schema, &src, params, now_us, result);
-    if (incremental || rc != 0) {
-        store_view_load_abort(view); /* a full load that succeeded has committed */
+                         : _load_full(view, config, schema, &src, params, now_us, result, &ended);
+    if (!ended) {
+        store_view_load_abort(view);
     }
     result->version = store_view_version(view);
     mat_parquet_close(src.parquet);

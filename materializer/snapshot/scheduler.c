@@ -27,6 +27,16 @@
 #include "store/schema.h"
 #include "common/clock.h"
 
+/* A pushed snapshot waiting for its commit (mat_request_commit). */
+struct commit_job {
+    struct commit_job *next;
+    struct store_view *view;
+    struct store_table *table;
+    char stream_position[STORE_STREAM_POSITION_LEN];
+    mat_commit_done_fn done;
+    void *ctx;
+};
+
 struct mat_ticket {
     struct mat_ticket *next; /* in the queue */
     char view[MAT_VIEW_NAME_LEN];
@@ -56,6 +66,7 @@ static struct {
     struct entry *entries;
     size_t nentries;
     struct mat_ticket *queue_head, *queue_tail;
+    struct commit_job *commits_head, *commits_tail; /* before any ticket or scheduled load */
     size_t queued;
 } mat = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -240,6 +251,24 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
     free(result);
 }
 
+/* Commits a pushed snapshot with the view's contract (lock held on entry and exit; released
+ * during the commit). */
+static void _run_commit(struct commit_job *job) {
+    struct entry *e = _find(store_view_name(job->view));
+    struct mat_contract contract;
+    bool have_contract = e != NULL;
+    if (have_contract) {
+        contract = e->config.contract; /* a copy: a reconfigure may replace it meanwhile */
+    }
+    pthread_mutex_unlock(&mat.lock);
+    struct mat_commit_result result;
+    mat_commit_snapshot(job->view, job->table, have_contract ? &contract : NULL, 0,
+                        job->stream_position, clock_wall_us(), &result);
+    job->done(&result, job->ctx);
+    free(job);
+    pthread_mutex_lock(&mat.lock);
+}
+
 static void _ticket_put(struct mat_ticket *t) {
     if (--t->refs == 0) {
         free(t->path_override);
@@ -261,6 +290,15 @@ static void *_thread(void *arg) {
     store_rcu_thread_online();
     pthread_mutex_lock(&mat.lock);
     while (!mat.stop) {
+        struct commit_job *job = mat.commits_head;
+        if (job != NULL) {
+            mat.commits_head = job->next;
+            if (mat.commits_head == NULL) {
+                mat.commits_tail = NULL;
+            }
+            _run_commit(job);
+            continue;
+        }
         struct mat_ticket *ticket = mat.queue_head;
         if (ticket != NULL) {
             mat.queue_head = ticket->next;
@@ -303,7 +341,21 @@ static void *_thread(void *arg) {
             pthread_cond_timedwait(&mat.wake, &mat.lock, &ts);
         }
     }
-    /* Fail what is still queued. */
+    /* End what is still queued: commits unswapped, tickets failed. */
+    while (mat.commits_head != NULL) {
+        struct commit_job *job = mat.commits_head;
+        mat.commits_head = job->next;
+        pthread_mutex_unlock(&mat.lock);
+        struct mat_commit_result result = {.outcome = MAT_SOURCE_FAILED};
+        snprintf(result.error, sizeof result.error, "view %s: shutting down; snapshot not swapped",
+                 store_view_name(job->view));
+        store_view_load_abort(job->view);
+        store_table_destroy(job->table);
+        job->done(&result, job->ctx);
+        free(job);
+        pthread_mutex_lock(&mat.lock);
+    }
+    mat.commits_tail = NULL;
     while (mat.queue_head != NULL) {
         struct mat_ticket *t = mat.queue_head;
         mat.queue_head = t->next;
@@ -440,6 +492,40 @@ struct mat_ticket *mat_request_load(const char *view, const char *path_override,
     }
     pthread_mutex_unlock(&mat.lock);
     return t;
+}
+
+int mat_request_commit(struct store_view *view, struct store_table *table,
+                       const char *stream_position, mat_commit_done_fn done, void *ctx, char *err,
+                       size_t err_len) {
+    if (stream_position != NULL && strlen(stream_position) >= STORE_STREAM_POSITION_LEN) {
+        snprintf(err, err_len, "view %s: stream position longer than %d bytes",
+                 store_view_name(view), STORE_STREAM_POSITION_LEN - 1);
+        return -1;
+    }
+    struct commit_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        snprintf(err, err_len, "view %s: out of memory", store_view_name(view));
+        return -1;
+    }
+    *job = (struct commit_job){.view = view, .table = table, .done = done, .ctx = ctx};
+    snprintf(job->stream_position, sizeof job->stream_position, "%s",
+             stream_position != NULL ? stream_position : "");
+    pthread_mutex_lock(&mat.lock);
+    if (!mat.running || mat.stop) {
+        pthread_mutex_unlock(&mat.lock);
+        free(job);
+        snprintf(err, err_len, "view %s: the materializer is not running", store_view_name(view));
+        return -1;
+    }
+    if (mat.commits_tail != NULL) {
+        mat.commits_tail->next = job;
+    } else {
+        mat.commits_head = job;
+    }
+    mat.commits_tail = job;
+    pthread_cond_broadcast(&mat.wake);
+    pthread_mutex_unlock(&mat.lock);
+    return 0;
 }
 
 bool mat_ticket_wait(struct mat_ticket *t, int64_t timeout_us, struct mat_load_result *result) {

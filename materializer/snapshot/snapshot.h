@@ -43,6 +43,7 @@
 #include "store/schema.h"
 
 struct store_catalog;
+struct store_table;
 struct store_view;
 
 /* ---- defaults ------------------------------------------------------------------------------ */
@@ -245,6 +246,48 @@ struct mat_load_params {
  */
 int mat_load_view(struct store_view *view, const struct mat_view_config *config,
                   const struct mat_load_params *params, struct mat_load_result *result);
+
+/* ---- the commit: how every new snapshot replaces a view's -------------------------------- */
+
+/* What a commit did. */
+struct mat_commit_result {
+    enum mat_outcome outcome;  /* MAT_LOADED; MAT_REJECTED (contract); MAT_SOURCE_FAILED else */
+    uint64_t version;          /* the view's new snapshot version; 0 when not swapped */
+    uint64_t table_rows;       /* entities in the new snapshot */
+    uint64_t updates_replayed; /* live updates logged while it was built, replayed into it */
+    char error[MAT_ERROR_LEN]; /* why it was not swapped in; "" when it was */
+};
+
+/*
+ * Commits `table`, a snapshot built off to the side for `view` while the caller held the
+ * view's load (store_view_load_begin): seals it, checks `contract` (NULL: only what every
+ * snapshot must satisfy; `null_keys` is how many source rows had a null join key), records
+ * `stream_position` (NULL or "": none) and swaps it in with store_view_load_commit, at
+ * `loaded_at_us` (wall clock). Returns 0 with the table now the view's, or -1 with
+ * out->error set and the table destroyed. Either way the view's load has ended. Passes over
+ * every row (the seal, the contract); blocks for them. Control threads only (the calling
+ * thread must be RCU-online): loads and PushSnapshot both commit on the loads thread.
+ */
+int mat_commit_snapshot(struct store_view *view, struct store_table *table,
+                        const struct mat_contract *contract, uint64_t null_keys,
+                        const char *stream_position, int64_t loaded_at_us,
+                        struct mat_commit_result *out);
+
+/* Told, on the loads thread, how a requested commit ended; must not block. */
+typedef void (*mat_commit_done_fn)(const struct mat_commit_result *result, void *ctx);
+
+/*
+ * Hands a pushed snapshot to the loads thread to commit (mat_commit_snapshot with the view's
+ * contract as the scheduler has it), ahead of every queued or scheduled load: `table` was
+ * built for `view`, whose load the caller holds and hands over with it; `stream_position`
+ * (may be NULL) is copied. `done(result, ctx)` runs on the loads thread once the commit
+ * ended; at teardown, a commit still queued ends unswapped ("shutting down"). Returns 0, or
+ * -1 with `err` set (the scheduler does not run, out of memory): nothing was handed over, the
+ * caller still holds the load and the table. Never blocks.
+ */
+int mat_request_commit(struct store_view *view, struct store_table *table,
+                       const char *stream_position, mat_commit_done_fn done, void *ctx, char *err,
+                       size_t err_len);
 
 /*
  * An on-demand load (LoadSnapshot): queues a full load of `view` (from `path_override`, a
