@@ -23,7 +23,7 @@
 #include "config/config.h"
 #include "materializer/snapshot/postgres.h"
 #include "materializer/snapshot/sink.h"
-#include "pg_server.h"
+#include "tests/materializer/snapshot/pg_server.h"
 #include "store/rcu.h"
 #include "store/schema.h"
 #include "store/table.h"
