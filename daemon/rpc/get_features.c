@@ -16,39 +16,13 @@
 #include "config/config.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "daemon/grpc/grpc.h"
+#include "fields.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/key.h"
 #include "store/rcu.h"
 #include "store/table.h"
 #include "common/clock.h"
-
-/* Field numbers of GetFeaturesResponse and its messages (proto/fsd/v1/feature_service.proto). */
-enum {
-    RESP_ENTITIES = 1,
-    RESP_COLUMNS = 2,
-    RESP_VIEWS = 3,
-    RESP_VALUES_SERVED = 4,
-    RESP_DEFAULTS_NOT_FOUND = 5,
-    RESP_DEFAULTS_NULL_VALUE = 6,
-    RESP_DEFAULTS_OUTSIDE_MAX_AGE = 7,
-    RESP_SERVER_TIME_US = 8,
-    COL_NAME = 1,
-    COL_TYPE = 2,
-    COL_STATUSES = 3,
-    COL_INT32 = 4,
-    COL_INT64 = 5,
-    COL_FLOAT = 6,
-    COL_DOUBLE = 7,
-    COL_BOOL = 8,
-    COL_STRING = 9,
-    COL_BYTES = 10,
-    COL_LIST_LENGTHS = 11,
-    COL_EVENT_TS = 12,
-    COL_HAS_DEFAULT = 13,
-    STALE_VIEW = 1,
-    STALE_MS = 2,
-};
 
 /* The wire enum FeatureType is store_type + 1 (0 is UNSPECIFIED). */
 #define WIRE_TYPE(t) ((uint64_t)(t) + 1)
@@ -292,7 +266,7 @@ struct column_values {
 };
 
 static void _write_packed_varints_status(struct pbw *w, const uint8_t *status, size_t n) {
-    pbw_tag(w, COL_STATUSES, PBW_LEN);
+    pbw_tag(w, FEATURE_COLUMN_STATUSES, PBW_LEN);
     pbw_varint(w, n);
     uint8_t *p = pbw_reserve(w, n);
     if (p != NULL) {
@@ -305,7 +279,7 @@ static void _write_values(struct pbw *w, enum store_type type, const struct colu
                           size_t n) {
     switch (type) {
     case STORE_TYPE_INT32:
-        pbw_begin(w, COL_INT32);
+        pbw_begin(w, FEATURE_COLUMN_INT32_VALUES);
         for (size_t i = 0; i < n; i++) {
             pbw_varint(w, cv->has[i] ? (uint64_t)(int64_t)cv->value[i].i32 : 0);
         }
@@ -313,14 +287,14 @@ static void _write_values(struct pbw *w, enum store_type type, const struct colu
         return;
     case STORE_TYPE_INT64:
     case STORE_TYPE_TIMESTAMP:
-        pbw_begin(w, COL_INT64);
+        pbw_begin(w, FEATURE_COLUMN_INT64_VALUES);
         for (size_t i = 0; i < n; i++) {
             pbw_varint(w, cv->has[i] ? (uint64_t)cv->value[i].i64 : 0);
         }
         pbw_end(w);
         return;
     case STORE_TYPE_FLOAT:
-        pbw_begin(w, COL_FLOAT);
+        pbw_begin(w, FEATURE_COLUMN_FLOAT_VALUES);
         for (size_t i = 0; i < n; i++) {
             uint32_t bits = 0;
             if (cv->has[i]) {
@@ -331,7 +305,7 @@ static void _write_values(struct pbw *w, enum store_type type, const struct colu
         pbw_end(w);
         return;
     case STORE_TYPE_DOUBLE:
-        pbw_begin(w, COL_DOUBLE);
+        pbw_begin(w, FEATURE_COLUMN_DOUBLE_VALUES);
         for (size_t i = 0; i < n; i++) {
             uint64_t bits = 0;
             if (cv->has[i]) {
@@ -342,7 +316,7 @@ static void _write_values(struct pbw *w, enum store_type type, const struct colu
         pbw_end(w);
         return;
     case STORE_TYPE_BOOL:
-        pbw_begin(w, COL_BOOL);
+        pbw_begin(w, FEATURE_COLUMN_BOOL_VALUES);
         for (size_t i = 0; i < n; i++) {
             pbw_varint(w, cv->has[i] && cv->value[i].b);
         }
@@ -352,13 +326,16 @@ static void _write_values(struct pbw *w, enum store_type type, const struct colu
     case STORE_TYPE_BYTES:
         for (size_t i = 0; i < n; i++) {
             const struct store_value *v = &cv->value[i];
-            pbw_bytes_field(w, type == STORE_TYPE_STRING ? COL_STRING : COL_BYTES,
+            pbw_bytes_field(w,
+                            type == STORE_TYPE_STRING ? FEATURE_COLUMN_STRING_VALUES
+                                                      : FEATURE_COLUMN_BYTES_VALUES,
                             cv->has[i] ? v->var.data : "", cv->has[i] ? v->var.bytes : 0);
         }
         return;
     case STORE_TYPE_FLOAT_LIST:
     case STORE_TYPE_INT64_LIST:
-        pbw_begin(w, type == STORE_TYPE_FLOAT_LIST ? COL_FLOAT : COL_INT64);
+        pbw_begin(w, type == STORE_TYPE_FLOAT_LIST ? FEATURE_COLUMN_FLOAT_VALUES
+                                                   : FEATURE_COLUMN_INT64_VALUES);
         for (size_t i = 0; i < n; i++) {
             if (!cv->has[i]) {
                 continue;
@@ -387,13 +364,13 @@ static void _write_values(struct pbw *w, enum store_type type, const struct colu
                 const char *data;
                 uint32_t len;
                 store_string_list_at(&cv->value[i], j, &data, &len);
-                pbw_bytes_field(w, COL_STRING, data, len);
+                pbw_bytes_field(w, FEATURE_COLUMN_STRING_VALUES, data, len);
             }
         }
         break;
     }
     /* lists: how many elements each entity has */
-    pbw_begin(w, COL_LIST_LENGTHS);
+    pbw_begin(w, FEATURE_COLUMN_LIST_LENGTHS);
     for (size_t i = 0; i < n; i++) {
         pbw_varint(w, cv->has[i] ? cv->value[i].var.count : 0);
     }
@@ -463,7 +440,7 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
     struct rpc_view_counters *vc[p->nviews + 1];
     _count_lookups(wk, p, now_us, vc);
     pbw_reset(w);
-    pbw_uint_field(w, RESP_ENTITIES, n);
+    pbw_uint_field(w, GET_FEATURES_RESPONSE_ENTITIES, n);
     for (uint32_t c = 0; c < p->ncolumns; c++) {
         const struct view_plan *vp = &p->views[p->columns[c].view];
         uint32_t f = p->columns[c].feature;
@@ -481,8 +458,8 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
                 }
             }
         }
-        pbw_begin(w, RESP_COLUMNS);
-        pbw_tag(w, COL_NAME, PBW_LEN);
+        pbw_begin(w, GET_FEATURES_RESPONSE_COLUMNS);
+        pbw_tag(w, FEATURE_COLUMN_NAME, PBW_LEN);
         size_t view_len = strlen(vp->schema->view), name_len = strlen(feature->name);
         pbw_varint(w, view_len + 1 + name_len);
         uint8_t *name = pbw_reserve(w, view_len + 1 + name_len);
@@ -492,11 +469,11 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
             memcpy(name + view_len + 1, feature->name, name_len);
             pbw_commit(w, view_len + 1 + name_len);
         }
-        pbw_uint_field(w, COL_TYPE, WIRE_TYPE(feature->type));
+        pbw_uint_field(w, FEATURE_COLUMN_TYPE, WIRE_TYPE(feature->type));
         _write_packed_varints_status(w, cv.status, n);
         _write_values(w, feature->type, &cv, n);
         if (req->include_event_timestamps) {
-            pbw_begin(w, COL_EVENT_TS);
+            pbw_begin(w, FEATURE_COLUMN_EVENT_TIMESTAMPS_US);
             for (size_t i = 0; i < n; i++) {
                 pbw_varint(w, vp->rows[i] ? (uint64_t)vp->rows[i]->event_ts_us : 0);
             }
@@ -504,15 +481,15 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
         }
         struct store_value unused;
         if (store_table_default(vp->table, f, &unused)) {
-            pbw_uint_field(w, COL_HAS_DEFAULT, 1);
+            pbw_uint_field(w, FEATURE_COLUMN_HAS_DEFAULT, 1);
         }
         pbw_end(w);
     }
     for (uint32_t v = 0; v < p->nviews; v++) {
         const struct view_plan *vp = &p->views[v];
-        pbw_begin(w, RESP_VIEWS);
-        pbw_bytes_field(w, STALE_VIEW, vp->schema->view, strlen(vp->schema->view));
-        pbw_begin(w, STALE_MS);
+        pbw_begin(w, GET_FEATURES_RESPONSE_VIEWS);
+        pbw_bytes_field(w, VIEW_STALENESS_VIEW, vp->schema->view, strlen(vp->schema->view));
+        pbw_begin(w, VIEW_STALENESS_STALENESS_MS);
         for (size_t i = 0; i < n; i++) {
             int64_t ms = vp->rows[i] ? _age_us(now_us, vp->rows[i]->event_ts_us) / 1000 : -1;
             pbw_varint(w, (uint64_t)ms);
@@ -520,11 +497,14 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
         pbw_end(w);
         pbw_end(w);
     }
-    pbw_uint_field(w, RESP_VALUES_SERVED, (uint64_t)p->ncolumns * n);
-    pbw_uint_field(w, RESP_DEFAULTS_NOT_FOUND, fallbacks.by_status[STORE_NOT_FOUND]);
-    pbw_uint_field(w, RESP_DEFAULTS_NULL_VALUE, fallbacks.by_status[STORE_NULL]);
-    pbw_uint_field(w, RESP_DEFAULTS_OUTSIDE_MAX_AGE, fallbacks.by_status[STORE_OUTSIDE_MAX_AGE]);
-    pbw_uint_field(w, RESP_SERVER_TIME_US, (uint64_t)(clock_mono_us() - start_mono_us));
+    pbw_uint_field(w, GET_FEATURES_RESPONSE_VALUES_SERVED, (uint64_t)p->ncolumns * n);
+    pbw_uint_field(w, GET_FEATURES_RESPONSE_DEFAULTS_NOT_FOUND,
+                   fallbacks.by_status[STORE_NOT_FOUND]);
+    pbw_uint_field(w, GET_FEATURES_RESPONSE_DEFAULTS_NULL_VALUE, fallbacks.by_status[STORE_NULL]);
+    pbw_uint_field(w, GET_FEATURES_RESPONSE_DEFAULTS_OUTSIDE_MAX_AGE,
+                   fallbacks.by_status[STORE_OUTSIDE_MAX_AGE]);
+    pbw_uint_field(w, GET_FEATURES_RESPONSE_SERVER_TIME_US,
+                   (uint64_t)(clock_mono_us() - start_mono_us));
     return w->failed ? -1 : 0;
 }
 

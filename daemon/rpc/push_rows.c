@@ -10,6 +10,7 @@
 #include "fsd/v1/feature_service.pb-c.h"
 #include "daemon/grpc/grpc.h"
 #include "row_check.h"
+#include "fields.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/key.h"
@@ -18,11 +19,14 @@
 #include "store/table.h"
 #include "common/clock.h"
 
+/* counts[] in the order of the response's fields: inserted, replaced, not newer, deleted. */
 static void _write_response(struct pbw *w, const uint64_t counts[4]) {
+    static const uint32_t fields[4] = {PUSH_ROWS_RESPONSE_INSERTED, PUSH_ROWS_RESPONSE_REPLACED,
+                                       PUSH_ROWS_RESPONSE_NOT_NEWER, PUSH_ROWS_RESPONSE_DELETED};
     pbw_reset(w);
-    for (uint32_t field = 1; field <= 4; field++) {
-        if (counts[field - 1] > 0) {
-            pbw_uint_field(w, field, counts[field - 1]);
+    for (size_t i = 0; i < 4; i++) {
+        if (counts[i] > 0) { /* proto3: a zero is an absent field */
+            pbw_uint_field(w, fields[i], counts[i]);
         }
     }
 }

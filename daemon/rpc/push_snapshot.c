@@ -33,6 +33,7 @@
 #include "materializer/snapshot/snapshot.h"
 #include "materializer/stream/stream.h"
 #include "row_check.h"
+#include "fields.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/key.h"
@@ -224,12 +225,21 @@ void rpc_push_snapshot_message(struct grpc_call *call, const uint8_t *msg, size_
     arena_reset(&wk->arena);
 }
 
-static void _write_response(struct pbw *w, const uint64_t fields[4]) {
+static void _write_response(struct pbw *w, const struct push_snapshot *ps) {
+    const struct mat_commit_result *r = &ps->result;
     pbw_reset(w);
-    for (uint32_t field = 1; field <= 4; field++) {
-        if (fields[field - 1] > 0) {
-            pbw_uint_field(w, field, fields[field - 1]);
-        }
+    /* proto3: a zero is an absent field, so zeros are not written */
+    if (r->version > 0) {
+        pbw_uint_field(w, PUSH_SNAPSHOT_RESPONSE_VERSION, r->version);
+    }
+    if (ps->rows_received > 0) {
+        pbw_uint_field(w, PUSH_SNAPSHOT_RESPONSE_ROWS_RECEIVED, ps->rows_received);
+    }
+    if (r->table_rows > 0) {
+        pbw_uint_field(w, PUSH_SNAPSHOT_RESPONSE_ROWS_KEPT, r->table_rows);
+    }
+    if (r->updates_replayed > 0) {
+        pbw_uint_field(w, PUSH_SNAPSHOT_RESPONSE_UPDATES_REPLAYED, r->updates_replayed);
     }
 }
 
@@ -268,9 +278,7 @@ static void _resume(struct grpc_call *call, void *arg) {
                                                        : GRPC_RESOURCE_EXHAUSTED,
                             "%s; live snapshot unchanged", r->error);
         } else {
-            uint64_t fields[4] = {r->version, ps->rows_received, r->table_rows,
-                                  r->updates_replayed};
-            _write_response(&wk->out, fields);
+            _write_response(&wk->out, ps);
             grpc_call_reply(call, wk->out.buf, wk->out.len);
         }
         rpc_observe_duration(wk, RPC_PUSH_SNAPSHOT, call);

@@ -1,0 +1,59 @@
+#pragma once
+/*
+ * Field numbers of the responses the handlers write field by field with the protobuf writer
+ * (pbwriter.h), as proto/fsd/v1/feature_service.proto numbers them. Written by hand because
+ * protobuf-c keeps them in runtime descriptors only; tests/daemon/rpc/test_fields.c checks
+ * every one against those descriptors (number, type, packing), so they cannot drift from the
+ * .proto. Internal to daemon/rpc.
+ */
+
+/* GetFeaturesResponse */
+enum {
+    GET_FEATURES_RESPONSE_ENTITIES = 1,
+    GET_FEATURES_RESPONSE_COLUMNS = 2,
+    GET_FEATURES_RESPONSE_VIEWS = 3,
+    GET_FEATURES_RESPONSE_VALUES_SERVED = 4,
+    GET_FEATURES_RESPONSE_DEFAULTS_NOT_FOUND = 5,
+    GET_FEATURES_RESPONSE_DEFAULTS_NULL_VALUE = 6,
+    GET_FEATURES_RESPONSE_DEFAULTS_OUTSIDE_MAX_AGE = 7,
+    GET_FEATURES_RESPONSE_SERVER_TIME_US = 8,
+};
+
+/* FeatureColumn */
+enum {
+    FEATURE_COLUMN_NAME = 1,
+    FEATURE_COLUMN_TYPE = 2,
+    FEATURE_COLUMN_STATUSES = 3,
+    FEATURE_COLUMN_INT32_VALUES = 4,
+    FEATURE_COLUMN_INT64_VALUES = 5,
+    FEATURE_COLUMN_FLOAT_VALUES = 6,
+    FEATURE_COLUMN_DOUBLE_VALUES = 7,
+    FEATURE_COLUMN_BOOL_VALUES = 8,
+    FEATURE_COLUMN_STRING_VALUES = 9,
+    FEATURE_COLUMN_BYTES_VALUES = 10,
+    FEATURE_COLUMN_LIST_LENGTHS = 11,
+    FEATURE_COLUMN_EVENT_TIMESTAMPS_US = 12,
+    FEATURE_COLUMN_HAS_DEFAULT = 13,
+};
+
+/* ViewStaleness */
+enum {
+    VIEW_STALENESS_VIEW = 1,
+    VIEW_STALENESS_STALENESS_MS = 2,
+};
+
+/* PushRowsResponse */
+enum {
+    PUSH_ROWS_RESPONSE_INSERTED = 1,
+    PUSH_ROWS_RESPONSE_REPLACED = 2,
+    PUSH_ROWS_RESPONSE_NOT_NEWER = 3,
+    PUSH_ROWS_RESPONSE_DELETED = 4,
+};
+
+/* PushSnapshotResponse */
+enum {
+    PUSH_SNAPSHOT_RESPONSE_VERSION = 1,
+    PUSH_SNAPSHOT_RESPONSE_ROWS_RECEIVED = 2,
+    PUSH_SNAPSHOT_RESPONSE_ROWS_KEPT = 3,
+    PUSH_SNAPSHOT_RESPONSE_UPDATES_REPLAYED = 4,
+};
