@@ -78,6 +78,10 @@ size_t grpc_call_method_index(const struct grpc_call *call) {
     return call->method_index;
 }
 
+const struct clock_cache *grpc_call_clock(const struct grpc_call *call) {
+    return &call->conn->worker->clock;
+}
+
 int64_t grpc_call_start_us(const struct grpc_call *call) {
     return call->start_us;
 }
@@ -259,7 +263,7 @@ void grpc_call_begin(struct grpc_call *call, struct grpc_conn *conn, int32_t str
     call->stream_id = stream_id;
     call->method = NULL;
     call->method_index = conn->worker->server->nmethods;
-    call->start_us = conn->worker->now_us;
+    call->start_us = conn->worker->clock.mono_us;
     call->timeout_us = -1;
     call->deadline_us = INT64_MAX;
     TAILQ_INSERT_TAIL(&conn->calls, call, link);
@@ -352,7 +356,7 @@ void grpc_call_on_headers_end(struct grpc_call *call, bool end_stream) {
 /* Streaming: hands one complete message to on_message, unless the deadline has passed. */
 static void _deliver(struct grpc_call *call, const uint8_t *msg, size_t len) {
     /* The batch's time, not a fresh clock read per message: close enough for a deadline. */
-    if (_worker(call)->now_us >= call->deadline_us) {
+    if (_worker(call)->clock.mono_us >= call->deadline_us) {
         grpc_stat_add(&_worker(call)->stats.deadline_exceeded[call->method_index], 1);
         _transport_fail(call, GRPC_DEADLINE_EXCEEDED, "deadline exceeded while streaming");
         return;

@@ -295,7 +295,7 @@ static void _on_readable(evutil_socket_t fd, short what, void *arg) {
     struct grpc_conn *conn = arg;
     struct grpc_worker *w = conn->worker;
     /* The batch's one clock read: every HEADERS in it arrived "now". */
-    w->now_us = clock_mono_us();
+    clock_cache_update(&w->clock);
     for (int i = 0; i < GRPC_READS_PER_EVENT && !conn->dead; i++) {
         ssize_t n = read(fd, w->read_buf, GRPC_READ_BUF_BYTES);
         if (n > 0) {

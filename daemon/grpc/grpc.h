@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "common/options.h"
 
@@ -201,6 +202,14 @@ void *grpc_call_worker_context(const struct grpc_call *call);
 unsigned grpc_call_worker_index(const struct grpc_call *call);
 /* Index into the methods given to setup. */
 size_t grpc_call_method_index(const struct grpc_call *call);
+/*
+ * The clocks as the call's worker read them at the start of the current read batch (or batch
+ * of resumes): every call of the batch sees the same "now" and none pays for a clock call.
+ * Use it for what a few microseconds do not change (a TTL's "now"); read clock_mono_us()
+ * for what measures waiting.
+ */
+const struct clock_cache *grpc_call_clock(const struct grpc_call *call);
+
 /* When the call's HEADERS were read (clock_mono_us clock; the read batch's time). */
 int64_t grpc_call_start_us(const struct grpc_call *call);
 /* start + grpc-timeout, or INT64_MAX when the client sent none. */

@@ -14,6 +14,8 @@
 #include "grpc.h"
 #include "wire.h"
 
+#include "common/clock.h"
+
 /* The few log lines the transport writes: setup, stop, protocol errors at debug, surprises. */
 #include "common/log.h"
 
@@ -117,7 +119,7 @@ struct grpc_worker {
     struct grpc_call *free_calls;
     size_t nfree_calls;
     uint8_t *read_buf;
-    int64_t now_us; /* the current read batch's time */
+    struct clock_cache clock; /* read once per read batch (and per resume batch) */
 
     struct grpc_worker_stats stats;
 };

@@ -134,7 +134,7 @@ void grpc_worker_run_resumes(struct grpc_worker *w) {
     struct grpc_resume *r = w->resume_head;
     w->resume_head = w->resume_tail = NULL;
     pthread_mutex_unlock(&w->resume_lock);
-    w->now_us = clock_mono_us();
+    clock_cache_update(&w->clock);
     while (r != NULL) {
         struct grpc_resume *next = r->next;
         struct grpc_call *call = r->call;
@@ -282,7 +282,7 @@ void *grpc_worker_main(void *arg) {
     if (s->worker_init != NULL) {
         w->ctx = s->worker_init(w->index);
     }
-    w->now_us = clock_mono_us();
+    clock_cache_update(&w->clock);
     event_base_dispatch(w->base);
     /* The loop ends on a stop: drained, or hard. Whatever is still open closes now, and
      * resumes posted for the calls it had (or posted later) only free their arguments. */

@@ -598,7 +598,7 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
             store_table_get_batch(plan.views[v].table, plan.views[v].keys, plan.n,
                                   plan.views[v].rows);
         }
-        if (_write_response(wk, &plan, req, clock_wall_us(), start) != 0) {
+        if (_write_response(wk, &plan, req, grpc_call_clock(call)->wall_us, start) != 0) {
             _error(&e, GRPC_RESOURCE_EXHAUSTED, "out of memory encoding the response");
         } else if (wk->out.len > rpc_state.options.max_response_bytes) {
             _error(&e, GRPC_RESOURCE_EXHAUSTED,

@@ -47,7 +47,7 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
         arena_reset(a);
         return;
     }
-    int64_t now_us = clock_wall_us();
+    int64_t now_us = grpc_call_clock(call)->wall_us;
     store_read_lock();
     struct store_view *view = store_catalog_find(rpc_state.catalog, req->view);
     struct store_key *keys = arena_alloc(a, (req->n_rows + 1) * sizeof(*keys));
