@@ -1,6 +1,7 @@
 #include "errors.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,16 @@ static struct {
     struct error_entry ring[ERRORS_KEPT];
     uint64_t total; /* ever recorded; ring[(total - 1) % ERRORS_KEPT] is the newest */
 } errors = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+int errors_set(char *err, size_t err_len, const char *fmt, ...) {
+    if (err_len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, err_len, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
 
 void errors_record(const char *source, const char *view, const char *message) {
     int64_t now_us = clock_wall_us();

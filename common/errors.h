@@ -1,5 +1,9 @@
 #pragma once
 /*
+ * Errors. A module that fails returns -1 and writes why into its caller's buffer
+ * (errors_set); only main exits. Errors worth a person's attention (a failed snapshot load, a
+ * stream that lost Redis) are also recorded in the recent list below.
+ *
  * Recent errors worth a person's attention: a failed snapshot load, a stream that lost Redis.
  * Any module records them here; the stats port shows the last ERRORS_KEPT on /status and the
  * status page. This is not a log (every event is logged as well): it is the short list an
@@ -9,6 +13,11 @@
 #include <stdint.h>
 
 #define ERRORS_KEPT 16 /* the last this many are kept */
+
+/* Writes the printf-formatted message into `err` (`err_len` bytes, always terminated; nothing
+ * when err_len is 0) and returns -1, so a failing path can `return errors_set(...)`. */
+__attribute__((format(printf, 3, 4))) int errors_set(char *err, size_t err_len, const char *fmt,
+                                                     ...);
 
 struct error_entry {
     int64_t at_us;     /* wall clock */

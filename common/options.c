@@ -1,8 +1,8 @@
 /* The option machinery (options.h): text forms, setting and formatting values, the docs. */
 #include "options.h"
+#include "errors.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,17 +16,6 @@
 #define GIB        (1024 * MIB)
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-
-__attribute__((format(printf, 3, 4))) static int _fail(char *err, size_t err_len, const char *fmt,
-                                                       ...) {
-    if (err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- text forms -------------------------------------------------------------------------- */
 
@@ -92,10 +81,10 @@ int option_parse_duration(const char *text, int64_t *us, char *err, size_t err_l
     uint64_t v = 0;
     if (_parse_with_units(text, duration_units, COUNT(duration_units), (uint64_t)US_PER_SEC,
                           INT64_MAX, &v) != 0) {
-        return _fail(err, err_len,
-                     "invalid duration \"%.80s\" (expected 0, 500ms, 30s, 5m, 24h, 7d or a "
-                     "number of seconds)",
-                     text);
+        return errors_set(err, err_len,
+                          "invalid duration \"%.80s\" (expected 0, 500ms, 30s, 5m, 24h, 7d or a "
+                          "number of seconds)",
+                          text);
     }
     *us = (int64_t)v;
     return 0;
@@ -103,10 +92,10 @@ int option_parse_duration(const char *text, int64_t *us, char *err, size_t err_l
 
 int option_parse_size(const char *text, uint64_t *bytes, char *err, size_t err_len) {
     if (_parse_with_units(text, size_units, COUNT(size_units), 1, UINT64_MAX, bytes) != 0) {
-        return _fail(err, err_len,
-                     "invalid size \"%.80s\" (expected a number of bytes, or a number with B, "
-                     "KiB, MiB or GiB as in 4MiB)",
-                     text);
+        return errors_set(err, err_len,
+                          "invalid size \"%.80s\" (expected a number of bytes, or a number with B, "
+                          "KiB, MiB or GiB as in 4MiB)",
+                          text);
     }
     return 0;
 }
@@ -155,7 +144,7 @@ static int _out_of_bounds(const struct option_def *def, const char *text, char *
     char lo[32], hi[32];
     _format_bound(def, def->min, lo, sizeof lo);
     _format_bound(def, def->max, hi, sizeof hi);
-    return _fail(err, err_len, "%.80s is out of bounds (%s..%s)", text, lo, hi);
+    return errors_set(err, err_len, "%.80s is out of bounds (%s..%s)", text, lo, hi);
 }
 
 int option_set(const struct option_def *def, void *values, const char *text, char *err,
@@ -167,7 +156,7 @@ int option_set(const struct option_def *def, void *values, const char *text, cha
             *(bool *)field = text[0] == 't';
             return 0;
         }
-        return _fail(err, err_len, "invalid bool \"%.80s\" (expected true or false)", text);
+        return errors_set(err, err_len, "invalid bool \"%.80s\" (expected true or false)", text);
     case OPTION_UINT: {
         uint64_t v = 0;
         size_t n = _digits(text, &v);
@@ -175,13 +164,14 @@ int option_set(const struct option_def *def, void *values, const char *text, cha
             if (n == 0 && text[0] >= '0' && text[0] <= '9') {
                 return _out_of_bounds(def, text, err, err_len); /* digits that overflow */
             }
-            return _fail(err, err_len, "invalid uint \"%.80s\" (expected decimal digits)", text);
+            return errors_set(err, err_len, "invalid uint \"%.80s\" (expected decimal digits)",
+                              text);
         }
         if (v < def->min || v > def->max) {
             return _out_of_bounds(def, text, err, err_len);
         }
         if ((def->flags & OPTION_POWER_OF_TWO) && (v & (v - 1)) != 0) {
-            return _fail(err, err_len, "%" PRIu64 " is not a power of two", v);
+            return errors_set(err, err_len, "%" PRIu64 " is not a power of two", v);
         }
         *(uint32_t *)field = (uint32_t)v;
         return 0;
@@ -211,8 +201,9 @@ int option_set(const struct option_def *def, void *values, const char *text, cha
     case OPTION_STRING: {
         size_t len = strlen(text);
         if (len < def->min || len > def->max || len >= def->size) {
-            return _fail(err, err_len, "length %zu is out of bounds (%" PRIu64 "..%" PRIu64 ")",
-                         len, def->min, def->max);
+            return errors_set(err, err_len,
+                              "length %zu is out of bounds (%" PRIu64 "..%" PRIu64 ")", len,
+                              def->min, def->max);
         }
         memcpy(field, text, len + 1);
         return 0;
@@ -230,10 +221,10 @@ int option_set(const struct option_def *def, void *values, const char *text, cha
             o += (size_t)snprintf(expected + o, sizeof expected - o, "%s%s", i ? ", " : "",
                                   def->choices[i]);
         }
-        return _fail(err, err_len, "unknown value \"%.80s\" (expected %s)", text, expected);
+        return errors_set(err, err_len, "unknown value \"%.80s\" (expected %s)", text, expected);
     }
     }
-    return _fail(err, err_len, "option type %d not handled", (int)def->type);
+    return errors_set(err, err_len, "option type %d not handled", (int)def->type);
 }
 
 void option_format(const struct option_def *def, const void *values, char *buf, size_t buf_len) {
@@ -316,7 +307,7 @@ int option_group_defaults(const struct option_group *group, void *values, size_t
         const struct option_def *def = &group->defs[i];
         char why[256];
         if (option_set(def, values, def->default_text, why, sizeof why) != 0) {
-            return _fail(err, err_len, "default of %s.%s: %s", group->section, def->name, why);
+            return errors_set(err, err_len, "default of %s.%s: %s", group->section, def->name, why);
         }
     }
     return 0;

@@ -4,26 +4,15 @@
  * representable value, as strtod/strtof do).
  */
 #include "parse.h"
+#include "errors.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-__attribute__((format(printf, 3, 4))) static int _fail(char *err, size_t err_len, const char *fmt,
-                                                       ...) {
-    if (err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 static bool _is_digit(char c) {
     return c >= '0' && c <= '9';
@@ -40,14 +29,14 @@ int parse_int(const char *text, int64_t min, int64_t max, const char *type_name,
     /* Decimal only, and no leading zeros: YAML 1.1 would read 010 as octal 8. */
     size_t ndigits = strspn(p, "0123456789");
     if (ndigits == 0 || p[ndigits] != '\0' || (p[0] == '0' && ndigits > 1)) {
-        return _fail(err, err_len, "invalid %s \"%.80s\" (expected a decimal integer)", type_name,
-                     text);
+        return errors_set(err, err_len, "invalid %s \"%.80s\" (expected a decimal integer)",
+                          type_name, text);
     }
     errno = 0;
     long long v = strtoll(text, NULL, 10);
     if (errno == ERANGE || v < min || v > max) {
-        return _fail(err, err_len, "%.80s is out of range for %s (%" PRId64 "..%" PRId64 ")", text,
-                     type_name, min, max);
+        return errors_set(err, err_len, "%.80s is out of range for %s (%" PRId64 "..%" PRId64 ")",
+                          text, type_name, min, max);
     }
     *out = v;
     return 0;
@@ -96,13 +85,14 @@ static bool _nonzero_mantissa(const char *p) {
 
 int parse_double(const char *text, double *out, char *err, size_t err_len) {
     if (!_decimal_syntax(text)) {
-        return _fail(err, err_len, "invalid double \"%.80s\" (expected a decimal number)", text);
+        return errors_set(err, err_len, "invalid double \"%.80s\" (expected a decimal number)",
+                          text);
     }
     errno = 0;
     double v = strtod(text, NULL);
     /* ERANGE also flags subnormal results, which are exact enough to keep. */
     if (isinf(v) || (errno == ERANGE && v == 0 && _nonzero_mantissa(text))) {
-        return _fail(err, err_len, "%.80s is out of range for double", text);
+        return errors_set(err, err_len, "%.80s is out of range for double", text);
     }
     *out = v;
     return 0;
@@ -110,12 +100,13 @@ int parse_double(const char *text, double *out, char *err, size_t err_len) {
 
 int parse_float(const char *text, float *out, char *err, size_t err_len) {
     if (!_decimal_syntax(text)) {
-        return _fail(err, err_len, "invalid float \"%.80s\" (expected a decimal number)", text);
+        return errors_set(err, err_len, "invalid float \"%.80s\" (expected a decimal number)",
+                          text);
     }
     errno = 0;
     float v = strtof(text, NULL); /* rounds once, to float; strtod then a cast may round twice */
     if (isinf(v) || (errno == ERANGE && v == 0 && _nonzero_mantissa(text))) {
-        return _fail(err, err_len, "%.80s is out of range for float", text);
+        return errors_set(err, err_len, "%.80s is out of range for float", text);
     }
     *out = v;
     return 0;
@@ -161,11 +152,11 @@ static int _days_in_month(int y, int m) {
 }
 
 static int _bad_timestamp(const char *text, const char *why, char *err, size_t err_len) {
-    return _fail(err, err_len,
-                 "invalid timestamp \"%.80s\": %s (expected RFC 3339 such as "
-                 "2024-01-02T03:04:05Z or 2024-01-02T03:04:05.250+02:00, or integer "
-                 "microseconds since the epoch)",
-                 text, why);
+    return errors_set(err, err_len,
+                      "invalid timestamp \"%.80s\": %s (expected RFC 3339 such as "
+                      "2024-01-02T03:04:05Z or 2024-01-02T03:04:05.250+02:00, or integer "
+                      "microseconds since the epoch)",
+                      text, why);
 }
 
 int parse_timestamp(const char *text, int64_t *us, char *err, size_t err_len) {
@@ -279,17 +270,17 @@ int parse_base64(const char *text, uint8_t **out, size_t *out_len, char *err, si
         pad = len >= 2 && text[len - 2] == '=' ? 2 : 1;
     }
     if (len % 4 != 0) {
-        return _fail(err, err_len,
-                     "invalid base64 \"%.80s\": length %zu is not a multiple of 4 (standard "
-                     "base64 with = padding)",
-                     text, len);
+        return errors_set(err, err_len,
+                          "invalid base64 \"%.80s\": length %zu is not a multiple of 4 (standard "
+                          "base64 with = padding)",
+                          text, len);
     }
     if (len == 0) {
         return 0;
     }
     uint8_t *bytes = malloc(len / 4 * 3);
     if (bytes == NULL) {
-        return _fail(err, err_len, "out of memory");
+        return errors_set(err, err_len, "out of memory");
     }
     size_t o = 0;
     for (size_t i = 0; i < len; i += 4) {
@@ -299,8 +290,8 @@ int parse_base64(const char *text, uint8_t **out, size_t *out_len, char *err, si
             v[j] = padding ? 0 : _b64_value(text[i + (size_t)j]);
             if (v[j] < 0) {
                 free(bytes);
-                return _fail(err, err_len, "invalid base64 \"%.80s\": bad character at %zu", text,
-                             i + (size_t)j);
+                return errors_set(err, err_len, "invalid base64 \"%.80s\": bad character at %zu",
+                                  text, i + (size_t)j);
             }
         }
         uint32_t group =
@@ -313,7 +304,7 @@ int parse_base64(const char *text, uint8_t **out, size_t *out_len, char *err, si
     uint32_t last = (uint32_t)_b64_value(text[len - pad - 1]);
     if ((pad == 1 && (last & 0x3)) || (pad == 2 && (last & 0xf))) {
         free(bytes);
-        return _fail(err, err_len, "invalid base64 \"%.80s\": non-zero padding bits", text);
+        return errors_set(err, err_len, "invalid base64 \"%.80s\": non-zero padding bits", text);
     }
     *out = bytes;
     *out_len = o - pad;

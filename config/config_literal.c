@@ -7,24 +7,13 @@
 
 #include "common/parse.h"
 #include "store/schema.h"
+#include "common/errors.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-__attribute__((format(printf, 3, 4))) static int _fail(char *err, size_t err_len, const char *fmt,
-                                                       ...) {
-    if (err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* ---- defaults ---------------------------------------------------------------------------- */
 
@@ -56,7 +45,8 @@ static int _scalar_literal(struct config_ctx *ctx, const yaml_node_t *node, enum
         if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0) {
             v->b = text[0] == 't';
         } else {
-            rc = _fail(why, sizeof why, "invalid bool \"%.80s\" (expected true or false)", text);
+            rc = errors_set(why, sizeof why, "invalid bool \"%.80s\" (expected true or false)",
+                            text);
         }
         break;
     case STORE_TYPE_TIMESTAMP:
@@ -80,7 +70,7 @@ static int _scalar_literal(struct config_ctx *ctx, const yaml_node_t *node, enum
         break;
     }
     default:
-        rc = _fail(why, sizeof why, "not a scalar type");
+        rc = errors_set(why, sizeof why, "not a scalar type");
     }
     if (rc != 0) {
         /* A quoted "zero"/"mean" is a literal by design; point at the keyword in case. */

@@ -1,6 +1,7 @@
 /* The server's lifecycle: options, binding the per-worker listeners, starting and stopping. */
 #include "internal.h"
 
+#include "common/errors.h"
 #include "common/ports.h"
 #include "common/clock.h"
 
@@ -9,7 +10,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,14 +81,6 @@ uint16_t grpc_server_port(void) {
     return grpc_server_current ? grpc_server_current->port : 0;
 }
 
-static int _errf(char *err, size_t err_len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 /* "127.0.0.1:6566" or "[::1]:6566", for messages. */
 static void _format_addr(const char *bind, uint16_t port, char *buf, size_t len) {
     if (strchr(bind, ':') != NULL) {
@@ -122,7 +114,7 @@ static int _probe_free(const struct sockaddr_storage *ss, socklen_t ss_len, cons
                        char *err, size_t err_len) {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return _errf(err, err_len, "socket for %s: %s", addr, strerror(errno));
+        return errors_set(err, err_len, "socket for %s: %s", addr, strerror(errno));
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -130,7 +122,7 @@ static int _probe_free(const struct sockaddr_storage *ss, socklen_t ss_len, cons
     int saved = errno;
     close(fd);
     if (rv != 0) {
-        return _errf(err, err_len, "bind %s: %s", addr, strerror(saved));
+        return errors_set(err, err_len, "bind %s: %s", addr, strerror(saved));
     }
     return 0;
 }
@@ -141,24 +133,24 @@ static int _listen_one(struct sockaddr_storage *ss, socklen_t ss_len, const char
     _format_addr(bind_text, _get_port(ss), addr, sizeof addr);
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return _errf(err, err_len, "socket for %s: %s", addr, strerror(errno));
+        return errors_set(err, err_len, "socket for %s: %s", addr, strerror(errno));
     }
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
         int saved = errno;
         close(fd);
-        return _errf(err, err_len, "setsockopt on %s: %s", addr, strerror(saved));
+        return errors_set(err, err_len, "setsockopt on %s: %s", addr, strerror(saved));
     }
     if (bind(fd, (struct sockaddr *)ss, ss_len) != 0) {
         int saved = errno;
         close(fd);
-        return _errf(err, err_len, "bind %s: %s", addr, strerror(saved));
+        return errors_set(err, err_len, "bind %s: %s", addr, strerror(saved));
     }
     if (listen(fd, SOMAXCONN) != 0) {
         int saved = errno;
         close(fd);
-        return _errf(err, err_len, "listen %s: %s", addr, strerror(saved));
+        return errors_set(err, err_len, "listen %s: %s", addr, strerror(saved));
     }
     *fd_out = fd;
     return 0;
@@ -174,7 +166,8 @@ static int _bind_all(struct grpc_server *s, char *err, size_t err_len) {
     struct addrinfo *res = NULL;
     int rv = getaddrinfo(s->options.bind, NULL, &hints, &res);
     if (rv != 0 || res == NULL) {
-        return _errf(err, err_len, "bind address \"%s\": %s", s->options.bind, gai_strerror(rv));
+        return errors_set(err, err_len, "bind address \"%s\": %s", s->options.bind,
+                          gai_strerror(rv));
     }
     struct sockaddr_storage ss = {0};
     socklen_t ss_len = (socklen_t)res->ai_addrlen;
@@ -198,7 +191,7 @@ static int _bind_all(struct grpc_server *s, char *err, size_t err_len) {
             struct sockaddr_storage got = {0};
             socklen_t got_len = sizeof got;
             if (getsockname(s->workers[0].listen_fd, (struct sockaddr *)&got, &got_len) != 0) {
-                return _errf(err, err_len, "getsockname: %s", strerror(errno));
+                return errors_set(err, err_len, "getsockname: %s", strerror(errno));
             }
             s->port = _get_port(&got);
             _set_port(&ss, s->port);
@@ -211,29 +204,29 @@ static int _copy_methods(struct grpc_server *s, const struct grpc_method *method
                          char *err, size_t err_len) {
     s->methods = calloc(nmethods ? nmethods : 1, sizeof *s->methods);
     if (s->methods == NULL) {
-        return _errf(err, err_len, "out of memory");
+        return errors_set(err, err_len, "out of memory");
     }
     for (size_t i = 0; i < nmethods; i++) {
         const struct grpc_method *m = &methods[i];
         if (m->path == NULL || m->path[0] != '/') {
-            return _errf(err, err_len, "method %zu: path must start with '/'", i);
+            return errors_set(err, err_len, "method %zu: path must start with '/'", i);
         }
         bool unary = m->unary != NULL;
         bool streaming = m->on_message != NULL && m->on_end != NULL;
         if (unary == streaming || (unary && (m->on_message || m->on_end || m->on_abort))) {
-            return _errf(err, err_len,
-                         "method %s: set either unary, or on_message and on_end (and on_abort)",
-                         m->path);
+            return errors_set(
+                err, err_len,
+                "method %s: set either unary, or on_message and on_end (and on_abort)", m->path);
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(s->methods[j].method.path, m->path) == 0) {
-                return _errf(err, err_len, "method %s: listed twice", m->path);
+                return errors_set(err, err_len, "method %s: listed twice", m->path);
             }
         }
         s->methods[i].method = *m;
         s->methods[i].method.path = strdup(m->path);
         if (s->methods[i].method.path == NULL) {
-            return _errf(err, err_len, "out of memory");
+            return errors_set(err, err_len, "out of memory");
         }
         s->methods[i].path_len = strlen(m->path);
         s->nmethods = i + 1;
@@ -243,21 +236,21 @@ static int _copy_methods(struct grpc_server *s, const struct grpc_method *method
 
 static int _check_options(const struct grpc_server_options *o, char *err, size_t err_len) {
     if (o->bind[0] == '\0') {
-        return _errf(err, err_len, "bind address is empty");
+        return errors_set(err, err_len, "bind address is empty");
     }
     if (o->port > 65535) {
-        return _errf(err, err_len, "port: %u is not a TCP port", o->port);
+        return errors_set(err, err_len, "port: %u is not a TCP port", o->port);
     }
     if (o->workers > GRPC_MAX_WORKERS) {
-        return _errf(err, err_len, "workers: %u is above the limit of %u", o->workers,
-                     GRPC_MAX_WORKERS);
+        return errors_set(err, err_len, "workers: %u is above the limit of %u", o->workers,
+                          GRPC_MAX_WORKERS);
     }
     if (o->max_message_bytes > GRPC_MAX_MESSAGE_BYTES_MAX) {
-        return _errf(err, err_len, "max_message_bytes: %llu is above the limit of %u",
-                     (unsigned long long)o->max_message_bytes, GRPC_MAX_MESSAGE_BYTES_MAX);
+        return errors_set(err, err_len, "max_message_bytes: %llu is above the limit of %u",
+                          (unsigned long long)o->max_message_bytes, GRPC_MAX_MESSAGE_BYTES_MAX);
     }
     if (o->max_concurrent_streams == 0) {
-        return _errf(err, err_len, "max_concurrent_streams must be at least 1");
+        return errors_set(err, err_len, "max_concurrent_streams must be at least 1");
     }
     return 0;
 }
@@ -305,7 +298,7 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
                       size_t nmethods, grpc_worker_init_fn worker_init,
                       grpc_worker_deinit_fn worker_deinit, char *err, size_t err_len) {
     if (grpc_server_current != NULL) {
-        return _errf(err, err_len, "the gRPC server is already set up");
+        return errors_set(err, err_len, "the gRPC server is already set up");
     }
     if (_check_options(options, err, err_len) != 0) {
         return -1;
@@ -316,11 +309,11 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
      * an eventfd), so they are created without a lock below.
      */
     if (evthread_use_pthreads() != 0) {
-        return _errf(err, err_len, "libevent: cannot enable pthreads support");
+        return errors_set(err, err_len, "libevent: cannot enable pthreads support");
     }
     struct grpc_server *s = calloc(1, sizeof *s);
     if (s == NULL) {
-        return _errf(err, err_len, "out of memory");
+        return errors_set(err, err_len, "out of memory");
     }
     s->options = *options;
     s->worker_init = worker_init;
@@ -349,7 +342,7 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
     s->workers = calloc(nworkers, sizeof *s->workers);
     if (s->workers == NULL) {
         _free_server(s);
-        return _errf(err, err_len, "out of memory");
+        return errors_set(err, err_len, "out of memory");
     }
     s->nworkers = nworkers;
     for (unsigned i = 0; i < nworkers; i++) {
@@ -373,7 +366,7 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
     if (metrics_register(grpc_collect_metrics, NULL) != 0) {
         grpc_server_current = NULL;
         _free_server(s);
-        return _errf(err, err_len, "out of memory");
+        return errors_set(err, err_len, "out of memory");
     }
 
     /* Workers start with every signal blocked, so process signals reach the main thread. */
@@ -388,7 +381,7 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
             metrics_unregister(grpc_collect_metrics, NULL);
             grpc_server_current = NULL;
             _free_server(s);
-            return _errf(err, err_len, "starting worker %u: %s", i, strerror(rv));
+            return errors_set(err, err_len, "starting worker %u: %s", i, strerror(rv));
         }
         s->workers[i].thread_started = true;
     }

@@ -15,6 +15,7 @@
 #include "sink.h"
 #include "store/row.h"
 #include "store/schema.h"
+#include "common/errors.h"
 
 /* How one result column becomes one value of the view. */
 enum conv {
@@ -66,15 +67,6 @@ struct mat_parquet {
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-__attribute__((format(printf, 3, 4))) static int _fail(char *err, size_t err_len, const char *fmt,
-                                                       ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* Appends `text` to `buf` quoted with `quote` (' for literals, " for identifiers), doubling
  * any quote inside: the only way config text reaches SQL. Returns -1 when it does not fit. */
@@ -311,7 +303,7 @@ static float _decimal_float(const struct column *c, const void *data, uint64_t r
 static int _open_db(struct mat_parquet *p, uint32_t threads, char *err, size_t err_len) {
     duckdb_config config;
     if (duckdb_create_config(&config) != DuckDBSuccess) {
-        return _fail(err, err_len, "view %s: cannot configure DuckDB", p->schema->view);
+        return errors_set(err, err_len, "view %s: cannot configure DuckDB", p->schema->view);
     }
     char nthreads[16];
     snprintf(nthreads, sizeof nthreads, "%u", threads);
@@ -321,19 +313,19 @@ static int _open_db(struct mat_parquet *p, uint32_t threads, char *err, size_t e
               (threads == 0 || duckdb_set_config(config, "threads", nthreads) == DuckDBSuccess);
     char *open_err = NULL;
     if (ok && duckdb_open_ext(NULL, &p->db, config, &open_err) != DuckDBSuccess) {
-        _fail(err, err_len, "view %s: cannot start DuckDB: %s", p->schema->view,
-              open_err != NULL ? open_err : "(no message)");
+        errors_set(err, err_len, "view %s: cannot start DuckDB: %s", p->schema->view,
+                   open_err != NULL ? open_err : "(no message)");
         duckdb_free(open_err);
         duckdb_destroy_config(&config);
         return -1;
     }
     duckdb_destroy_config(&config);
     if (!ok) {
-        return _fail(err, err_len, "view %s: cannot configure DuckDB", p->schema->view);
+        return errors_set(err, err_len, "view %s: cannot configure DuckDB", p->schema->view);
     }
     if (duckdb_connect(p->db, &p->conn) != DuckDBSuccess) {
         duckdb_close(&p->db);
-        return _fail(err, err_len, "view %s: cannot connect to DuckDB", p->schema->view);
+        return errors_set(err, err_len, "view %s: cannot connect to DuckDB", p->schema->view);
     }
     p->connected = true;
     return 0;
@@ -343,8 +335,8 @@ static int _open_db(struct mat_parquet *p, uint32_t threads, char *err, size_t e
 static int _query(struct mat_parquet *p, const char *sql, duckdb_result *result, char *err,
                   size_t err_len) {
     if (duckdb_query(p->conn, sql, result) != DuckDBSuccess) {
-        _fail(err, err_len, "view %s: %s: %s", p->schema->view, p->path,
-              duckdb_result_error(result));
+        errors_set(err, err_len, "view %s: %s: %s", p->schema->view, p->path,
+                   duckdb_result_error(result));
         duckdb_destroy_result(result);
         return -1;
     }
@@ -358,7 +350,7 @@ static int _find_files(struct mat_parquet *p, char *err, size_t err_len) {
     struct stat st;
     bool glob = strpbrk(path, "*?[") != NULL;
     if (!glob && stat(path, &st) != 0) {
-        return _fail(err, err_len, "view %s: %s: %s", p->schema->view, path, strerror(errno));
+        return errors_set(err, err_len, "view %s: %s: %s", p->schema->view, path, strerror(errno));
     }
     if (!glob && S_ISDIR(st.st_mode)) {
         while (len > 1 && path[len - 1] == '/') {
@@ -371,14 +363,14 @@ static int _find_files(struct mat_parquet *p, char *err, size_t err_len) {
         p->pattern = strdup(path);
     }
     if (p->pattern == NULL) {
-        return _fail(err, err_len, "view %s: out of memory", p->schema->view);
+        return errors_set(err, err_len, "view %s: out of memory", p->schema->view);
     }
     char sql[8192];
     size_t n = 0;
     if (_append(sql, sizeof sql, &n, "SELECT file FROM glob(") != 0 ||
         _append_quoted(sql, sizeof sql, &n, p->pattern, '\'') != 0 ||
         _append(sql, sizeof sql, &n, ")") != 0) {
-        return _fail(err, err_len, "view %s: path too long: %s", p->schema->view, path);
+        return errors_set(err, err_len, "view %s: path too long: %s", p->schema->view, path);
     }
     duckdb_result result;
     if (_query(p, sql, &result, err, err_len) != 0) {
@@ -396,7 +388,8 @@ static int _find_files(struct mat_parquet *p, char *err, size_t err_len) {
     }
     duckdb_destroy_result(&result);
     if (files == 0) {
-        return _fail(err, err_len, "view %s: no Parquet files match %s", p->schema->view, path);
+        return errors_set(err, err_len, "view %s: no Parquet files match %s", p->schema->view,
+                          path);
     }
     return 0;
 }
@@ -424,7 +417,7 @@ static int _check_columns(struct mat_parquet *p, const struct mat_parquet_option
     const struct store_schema *schema = p->schema;
     p->columns = calloc(schema->nkeys + 2 + schema->nfeatures, sizeof(*p->columns));
     if (p->columns == NULL) {
-        return _fail(err, err_len, "view %s: out of memory", schema->view);
+        return errors_set(err, err_len, "view %s: out of memory", schema->view);
     }
     for (uint32_t k = 0; k < schema->nkeys; k++) {
         _add_column(p, ROLE_KEY, k, schema->keys[k].name,
@@ -443,11 +436,12 @@ static int _check_columns(struct mat_parquet *p, const struct mat_parquet_option
     if (_append(sql, sizeof sql, &n, "SELECT * FROM ") != 0 ||
         _append_source(p, sql, sizeof sql, &n) != 0 ||
         _append(sql, sizeof sql, &n, " LIMIT 0") != 0) {
-        return _fail(err, err_len, "view %s: path too long: %s", schema->view, p->path);
+        return errors_set(err, err_len, "view %s: path too long: %s", schema->view, p->path);
     }
     duckdb_prepared_statement stmt;
     if (duckdb_prepare(p->conn, sql, &stmt) != DuckDBSuccess) {
-        _fail(err, err_len, "view %s: %s: %s", schema->view, p->path, duckdb_prepare_error(stmt));
+        errors_set(err, err_len, "view %s: %s: %s", schema->view, p->path,
+                   duckdb_prepare_error(stmt));
         duckdb_destroy_prepare(&stmt);
         return -1;
     }
@@ -456,7 +450,7 @@ static int _check_columns(struct mat_parquet *p, const struct mat_parquet_option
     char **names = calloc(ncols + 1, sizeof(*names));
     int rc = 0;
     if (names == NULL) {
-        rc = _fail(err, err_len, "view %s: out of memory", schema->view);
+        rc = errors_set(err, err_len, "view %s: out of memory", schema->view);
     }
     for (idx_t j = 0; j < ncols && rc == 0; j++) {
         names[j] = (char *)duckdb_prepared_statement_column_name(stmt, j);
@@ -476,22 +470,22 @@ static int _check_columns(struct mat_parquet *p, const struct mat_parquet_option
             for (idx_t j = 0; j < ncols; j++) {
                 _append(have, sizeof have, &h, "%s%s", j ? ", " : "", names[j] ? names[j] : "?");
             }
-            rc = _fail(err, err_len, "view %s: column %s is missing in %s (it has: %s)",
-                       schema->view, c->name, p->path, have);
+            rc = errors_set(err, err_len, "view %s: column %s is missing in %s (it has: %s)",
+                            schema->view, c->name, p->path, have);
             break;
         }
         c->file_name = strdup(names[found]);
         duckdb_logical_type type = duckdb_prepared_statement_column_logical_type(stmt, found);
         if (c->file_name == NULL) {
-            rc = _fail(err, err_len, "view %s: out of memory", schema->view);
+            rc = errors_set(err, err_len, "view %s: out of memory", schema->view);
         } else if (!_plan_conversion(c, type)) {
             char have[96];
             mat_parquet_type_name(type, have, sizeof have);
             const char *wants = c->role == ROLE_EVENT || c->role == ROLE_CREATED
                                     ? "a timestamp"
                                     : store_type_name(c->target);
-            rc = _fail(err, err_len, "view %s: column %s is %s in %s; the view wants %s",
-                       schema->view, c->name, have, p->path, wants);
+            rc = errors_set(err, err_len, "view %s: column %s is %s in %s; the view wants %s",
+                            schema->view, c->name, have, p->path, wants);
         }
         duckdb_destroy_logical_type(&type);
     }
@@ -525,15 +519,15 @@ int mat_parquet_open(const struct store_schema *schema, const struct mat_parquet
                      struct mat_parquet **out, char *err, size_t err_len) {
     *out = NULL;
     if (options->path == NULL || options->event_timestamp_column == NULL) {
-        return _fail(err, err_len,
-                     "view %s: a Parquet source needs a path and an event "
-                     "timestamp column",
-                     schema->view);
+        return errors_set(err, err_len,
+                          "view %s: a Parquet source needs a path and an event "
+                          "timestamp column",
+                          schema->view);
     }
     struct mat_parquet *p = calloc(1, sizeof(*p));
     if (p == NULL || (p->path = strdup(options->path)) == NULL) {
         free(p);
-        return _fail(err, err_len, "view %s: out of memory", schema->view);
+        return errors_set(err, err_len, "view %s: out of memory", schema->view);
     }
     p->schema = schema;
     p->watermark_us = options->watermark_us;
@@ -594,9 +588,9 @@ static int _value_error(const struct mat_parquet *p, const struct column *c, con
                         uint64_t r, char *err, size_t err_len, const char *what) {
     duckdb_string_t s = ((const duckdb_string_t *)o->file->data)[r];
     const char *file = duckdb_string_t_data(&s);
-    return _fail(err, err_len, "view %s: column %s, file %.*s, row %lld: %s", p->schema->view,
-                 c->name, (int)duckdb_string_t_length(s), file,
-                 (long long)((const int64_t *)o->row->data)[r], what);
+    return errors_set(err, err_len, "view %s: column %s, file %.*s, row %lld: %s", p->schema->view,
+                      c->name, (int)duckdb_string_t_length(s), file,
+                      (long long)((const int64_t *)o->row->data)[r], what);
 }
 
 static int _grow_scratch(struct mat_parquet *p, size_t n) {
@@ -650,7 +644,7 @@ static int _set_list(struct mat_parquet *p, const struct column *c, const struct
         rc = store_row_set_int64_list(b, c->index, (const int64_t *)v->child_data + e.offset, n);
     } else {
         if (_grow_scratch(p, n) != 0) {
-            return _fail(err, err_len, "view %s: out of memory", p->schema->view);
+            return errors_set(err, err_len, "view %s: out of memory", p->schema->view);
         }
         for (uint32_t i = 0; i < n; i++) {
             uint64_t at = e.offset + i;
@@ -681,7 +675,7 @@ static int _set_list(struct mat_parquet *p, const struct column *c, const struct
                  ? store_row_set_int64_list(b, c->index, p->ints, n)
                  : store_row_set_string_list(b, c->index, p->strs, p->lens, n);
     }
-    return rc == 0 ? 0 : _fail(err, err_len, "view %s: out of memory", p->schema->view);
+    return rc == 0 ? 0 : errors_set(err, err_len, "view %s: out of memory", p->schema->view);
 }
 
 static int _set_feature(struct mat_parquet *p, const struct column *c, const struct vec *v,
@@ -738,7 +732,7 @@ static int _set_feature(struct mat_parquet *p, const struct column *c, const str
     case CONV_STRING: {
         duckdb_string_t *s = &((duckdb_string_t *)v->data)[r];
         if (store_row_set_bytes(b, f, duckdb_string_t_data(s), duckdb_string_t_length(*s)) != 0) {
-            return _fail(err, err_len, "view %s: out of memory", p->schema->view);
+            return errors_set(err, err_len, "view %s: out of memory", p->schema->view);
         }
         return 0;
     }
@@ -817,7 +811,7 @@ static int _chunk(struct mat_parquet *p, duckdb_data_chunk chunk, struct mat_sin
             }
         }
         if (mat_sink_end_row(sink) != 0) {
-            return _fail(err, err_len, "%s", mat_sink_error(sink));
+            return errors_set(err, err_len, "%s", mat_sink_error(sink));
         }
     }
     return 0;
@@ -867,7 +861,7 @@ int mat_parquet_read(struct mat_parquet *p, struct mat_sink *sink, char *err, si
     if (sql == NULL || vecs == NULL) {
         free(sql);
         free(vecs);
-        return _fail(err, err_len, "view %s: out of memory", schema->view);
+        return errors_set(err, err_len, "view %s: out of memory", schema->view);
     }
     size_t n = 0;
     int rc = _append(sql, cap, &n, "SELECT ");
@@ -889,7 +883,7 @@ int mat_parquet_read(struct mat_parquet *p, struct mat_sink *sink, char *err, si
     if (rc != 0) {
         free(sql);
         free(vecs);
-        return _fail(err, err_len, "view %s: query too long for %s", schema->view, p->path);
+        return errors_set(err, err_len, "view %s: query too long for %s", schema->view, p->path);
     }
 
     duckdb_result setup;
@@ -906,13 +900,15 @@ int mat_parquet_read(struct mat_parquet *p, struct mat_sink *sink, char *err, si
     bool have_result = false;
     rc = -1;
     if (duckdb_prepare(p->conn, sql, &stmt) != DuckDBSuccess) {
-        _fail(err, err_len, "view %s: %s: %s", schema->view, p->path, duckdb_prepare_error(stmt));
+        errors_set(err, err_len, "view %s: %s: %s", schema->view, p->path,
+                   duckdb_prepare_error(stmt));
     } else if (duckdb_pending_prepared_streaming(stmt, &pending) != DuckDBSuccess) {
-        _fail(err, err_len, "view %s: %s: %s", schema->view, p->path,
-              duckdb_pending_error(pending));
+        errors_set(err, err_len, "view %s: %s: %s", schema->view, p->path,
+                   duckdb_pending_error(pending));
     } else if (duckdb_execute_pending(pending, &result) != DuckDBSuccess) {
         have_result = true;
-        _fail(err, err_len, "view %s: %s: %s", schema->view, p->path, duckdb_result_error(&result));
+        errors_set(err, err_len, "view %s: %s: %s", schema->view, p->path,
+                   duckdb_result_error(&result));
     } else {
         have_result = true;
         rc = 0;
@@ -923,7 +919,7 @@ int mat_parquet_read(struct mat_parquet *p, struct mat_sink *sink, char *err, si
         }
         const char *why = duckdb_result_error(&result);
         if (rc == 0 && why != NULL) {
-            rc = _fail(err, err_len, "view %s: %s: %s", schema->view, p->path, why);
+            rc = errors_set(err, err_len, "view %s: %s: %s", schema->view, p->path, why);
         }
     }
     if (have_result) {

@@ -1,6 +1,7 @@
 /* A throwaway PostgreSQL server for tests and benchmarks (pg_server.h). */
 #include "pg_server.h"
 #include "common/clock.h"
+#include "common/errors.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -29,15 +30,6 @@
 #define PORT_ATTEMPTS  5
 #define STOP_TIMEOUT_S 30
 #define STALE_AFTER_S  600
-
-__attribute__((format(printf, 3, 4))) static int _fail(char *err, size_t err_len, const char *fmt,
-                                                       ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static void _sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -87,9 +79,9 @@ static int _find_bindir(struct pg_server *s, char *err, size_t err_len) {
     glob_t g;
     if (glob("/usr/lib/postgresql/*/bin/postgres", 0, NULL, &g) != 0 || g.gl_pathc == 0) {
         globfree(&g);
-        return _fail(err, err_len,
-                     "no PostgreSQL server found in /usr/lib/postgresql/*/bin "
-                     "(bash scripts/setup.sh installs it; or set FSD_PG_BINDIR)");
+        return errors_set(err, err_len,
+                          "no PostgreSQL server found in /usr/lib/postgresql/*/bin "
+                          "(bash scripts/setup.sh installs it; or set FSD_PG_BINDIR)");
     }
     /* newest major version: the highest number, not the last in string order (9 vs 15) */
     const char *best = NULL;
@@ -134,7 +126,7 @@ static int _ensure_user(struct pg_server *s, char *err, size_t err_len) {
     if (pw == NULL) {
         pid_t pid = fork();
         if (pid < 0) {
-            return _fail(err, err_len, "fork: %s", strerror(errno));
+            return errors_set(err, err_len, "fork: %s", strerror(errno));
         }
         if (pid == 0) {
             int null = open("/dev/null", O_WRONLY);
@@ -148,7 +140,8 @@ static int _ensure_user(struct pg_server *s, char *err, size_t err_len) {
         /* a parallel test may have created it first: only the user's existence matters */
         pw = getpwnam(PG_SERVER_USER);
         if (pw == NULL) {
-            return _fail(err, err_len, "could not create the user %s with useradd", PG_SERVER_USER);
+            return errors_set(err, err_len, "could not create the user %s with useradd",
+                              PG_SERVER_USER);
         }
     }
     s->drop_to_user = true;
@@ -256,18 +249,18 @@ static int _initdb(struct pg_server *s, char *err, size_t err_len) {
         "--no-locale", "-E", "UTF8", NULL};
     pid_t pid = _spawn(s, argv, log);
     if (pid < 0) {
-        return _fail(err, err_len, "fork: %s", strerror(errno));
+        return errors_set(err, err_len, "fork: %s", strerror(errno));
     }
     int status = _wait_pid(pid, 120);
     if (status == -1) {
         kill(pid, SIGKILL);
         _wait_pid(pid, 5);
-        _fail(err, err_len, "initdb did not finish within 120 s");
+        errors_set(err, err_len, "initdb did not finish within 120 s");
         _append_log(err, err_len, log);
         return -1;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        _fail(err, err_len, "initdb failed (status %d)", status);
+        errors_set(err, err_len, "initdb failed (status %d)", status);
         _append_log(err, err_len, log);
         return -1;
     }
@@ -307,7 +300,7 @@ static int _launch(struct pg_server *s, char *err, size_t err_len) {
     s->pid = _spawn(s, argv, log);
     if (s->pid < 0) {
         s->pid = 0;
-        return _fail(err, err_len, "fork: %s", strerror(errno));
+        return errors_set(err, err_len, "fork: %s", strerror(errno));
     }
     return 0;
 }
@@ -338,13 +331,13 @@ static int _await(struct pg_server *s, char *err, size_t err_len) {
             if (strstr(text, "could not bind") != NULL || strstr(text, "already in use") != NULL) {
                 return 1;
             }
-            _fail(err, err_len, "postgres exited during start-up (status %d)", status);
+            errors_set(err, err_len, "postgres exited during start-up (status %d)", status);
             _append_log(err, err_len, log);
             return -1;
         }
         if ((clock_mono_us() / 1e6) > until) {
-            _fail(err, err_len, "postgres did not accept connections within %d s",
-                  PG_SERVER_READY_S);
+            errors_set(err, err_len, "postgres did not accept connections within %d s",
+                       PG_SERVER_READY_S);
             _append_log(err, err_len, log);
             return -1;
         }
@@ -362,7 +355,7 @@ static int _exec_db(const struct pg_server *s, const char *db, const char *sql, 
     _admin_dsn(s, db, dsn, sizeof dsn);
     PGconn *conn = PQconnectdb(dsn);
     if (PQstatus(conn) != CONNECTION_OK) {
-        _fail(err, err_len, "connecting to %s: %s", db, PQerrorMessage(conn));
+        errors_set(err, err_len, "connecting to %s: %s", db, PQerrorMessage(conn));
         PQfinish(conn);
         return -1;
     }
@@ -370,7 +363,7 @@ static int _exec_db(const struct pg_server *s, const char *db, const char *sql, 
     ExecStatusType st = PQresultStatus(res);
     int rc = 0;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        rc = _fail(err, err_len, "%s", PQerrorMessage(conn));
+        rc = errors_set(err, err_len, "%s", PQerrorMessage(conn));
     }
     PQclear(res);
     PQfinish(conn);
@@ -397,10 +390,10 @@ int pg_server_start(struct pg_server *s, const char *const *options, char *err, 
     snprintf(s->dir, sizeof s->dir, "/tmp/fsd-pg-XXXXXX");
     if (mkdtemp(s->dir) == NULL) {
         s->dir[0] = '\0';
-        return _fail(err, err_len, "mkdtemp: %s", strerror(errno));
+        return errors_set(err, err_len, "mkdtemp: %s", strerror(errno));
     }
     if (s->drop_to_user && chown(s->dir, s->uid, s->gid) != 0) {
-        _fail(err, err_len, "chown %s: %s", s->dir, strerror(errno));
+        errors_set(err, err_len, "chown %s: %s", s->dir, strerror(errno));
         pg_server_stop(s);
         return -1;
     }
@@ -412,7 +405,7 @@ int pg_server_start(struct pg_server *s, const char *const *options, char *err, 
     for (int attempt = 0; attempt < PORT_ATTEMPTS && rc == 1; attempt++) {
         s->port = pg_server_free_port();
         if (s->port < 0) {
-            _fail(err, err_len, "no free port: %s", strerror(errno));
+            errors_set(err, err_len, "no free port: %s", strerror(errno));
             pg_server_stop(s);
             return -1;
         }
@@ -423,7 +416,7 @@ int pg_server_start(struct pg_server *s, const char *const *options, char *err, 
     }
     if (rc != 0) {
         if (rc == 1) {
-            _fail(err, err_len, "no free port after %d attempts", PORT_ATTEMPTS);
+            errors_set(err, err_len, "no free port after %d attempts", PORT_ATTEMPTS);
         }
         pg_server_stop(s);
         return -1;
