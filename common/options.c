@@ -283,20 +283,6 @@ const struct option_def *option_table_find(const struct option_table *table, con
     return NULL;
 }
 
-void option_table_keys(const struct option_table *table, const char *section, char *buf,
-                       size_t buf_len) {
-    size_t o = 0;
-    if (buf_len > 0) {
-        buf[0] = '\0';
-    }
-    for (size_t b = 0; b < table->nbindings; b++) {
-        const struct option_group *g = table->bindings[b].group;
-        for (size_t i = 0; strcmp(g->section, section) == 0 && i < g->ndefs && o < buf_len; i++) {
-            o += (size_t)snprintf(buf + o, buf_len - o, "%s%s", o ? ", " : "", g->defs[i].name);
-        }
-    }
-}
-
 int option_group_defaults(const struct option_group *group, void *values, size_t size, char *err,
                           size_t err_len) {
     memset(values, 0, size);
@@ -434,12 +420,8 @@ static void _print_wrapped(FILE *out, const char *prefix, const char *text, size
     }
 }
 
-/*
- * The options of section `name`, in table order, into `out` (room for `max`): the groups that
- * make up a section, one after another. Returns how many.
- */
-static size_t _section_defs(const struct option_table *table, const char *name,
-                            const struct option_def **out, size_t max) {
+size_t option_table_section_defs(const struct option_table *table, const char *name,
+                                 const struct option_def **out, size_t max) {
     size_t n = 0;
     for (size_t b = 0; b < table->nbindings; b++) {
         const struct option_group *g = table->bindings[b].group;
@@ -450,7 +432,7 @@ static size_t _section_defs(const struct option_table *table, const char *name,
     return n;
 }
 
-#define MAX_SECTION_OPTIONS 256
+#define MAX_SECTION_OPTIONS OPTION_SECTION_MAX
 
 void option_print_help(const struct option_table *table, FILE *out) {
     fprintf(out, "Options of the fsd config file (YAML). Durations: 0, 500ms, 30s, 5m, 24h, 7d,\n"
@@ -459,7 +441,7 @@ void option_print_help(const struct option_table *table, FILE *out) {
         const struct option_section *section = &table->sections[s];
         fprintf(out, "\n%s:  %s\n", section->name, section->description);
         const struct option_def *defs[MAX_SECTION_OPTIONS];
-        size_t n = _section_defs(table, section->name, defs, MAX_SECTION_OPTIONS);
+        size_t n = option_table_section_defs(table, section->name, defs, MAX_SECTION_OPTIONS);
         for (size_t i = 0; i < n; i++) {
             const struct option_def *def = defs[i];
             char bounds[256];
@@ -498,7 +480,7 @@ void option_print_reference(const struct option_table *table, FILE *out) {
         _print_wrapped(out, "# ", section->description, 96);
         fprintf(out, "%s:\n", section->name);
         const struct option_def *defs[MAX_SECTION_OPTIONS];
-        size_t n = _section_defs(table, section->name, defs, MAX_SECTION_OPTIONS);
+        size_t n = option_table_section_defs(table, section->name, defs, MAX_SECTION_OPTIONS);
         for (size_t i = 0; i < n; i++) {
             const struct option_def *def = defs[i];
             char bounds[256];

@@ -124,9 +124,13 @@ const struct option_section *option_table_section(const struct option_table *tab
 const struct option_def *option_table_find(const struct option_table *table, const char *section,
                                            const char *name, size_t *offset);
 
-/* The keys of `section`, comma-separated in table order ("grpc_bind, grpc_port, ..."). */
-void option_table_keys(const struct option_table *table, const char *section, char *buf,
-                       size_t buf_len);
+/*
+ * The options of section `name` in table order (the groups that make it up, one after
+ * another) into `out`, room for `max`; returns how many. OPTION_SECTION_MAX is always enough.
+ */
+#define OPTION_SECTION_MAX 256
+size_t option_table_section_defs(const struct option_table *table, const char *name,
+                                 const struct option_def **out, size_t max);
 
 /* ---- values -------------------------------------------------------------------------------- */
 

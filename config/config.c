@@ -260,15 +260,11 @@ static void _parse_section(struct config_ctx *ctx, const struct option_section *
         config_path_pop(ctx, mark); /* "server:" with every option commented out */
         return;
     }
-    const char *allowed[128];
-    size_t n = 0;
-    for (size_t b = 0; b < table->nbindings; b++) {
-        const struct option_group *g = table->bindings[b].group;
-        for (size_t i = 0; strcmp(g->section, section->name) == 0 && i < g->ndefs &&
-                           n + 1 < sizeof allowed / sizeof allowed[0];
-             i++) {
-            allowed[n++] = g->defs[i].name;
-        }
+    const struct option_def *defs[OPTION_SECTION_MAX];
+    size_t n = option_table_section_defs(table, section->name, defs, OPTION_SECTION_MAX);
+    const char *allowed[OPTION_SECTION_MAX + 1];
+    for (size_t i = 0; i < n; i++) {
+        allowed[i] = defs[i]->name;
     }
     allowed[n] = NULL;
     if (config_check_keys(ctx, map, allowed)) {

@@ -171,9 +171,12 @@ static void test_table(void **state) {
     assert_null(option_table_find(&table, "other", "name", NULL));
     assert_non_null(option_table_section(&table, "toy"));
     assert_null(option_table_section(&table, "views"));
-    char keys[128];
-    option_table_keys(&table, "toy", keys, sizeof keys);
-    assert_string_equal(keys, "name, count, on, level");
+    const struct option_def *defs[OPTION_SECTION_MAX];
+    assert_int_equal(option_table_section_defs(&table, "toy", defs, OPTION_SECTION_MAX), 4);
+    assert_ptr_equal(defs[2], &toy_defs[2]);
+    assert_ptr_equal(defs[3], &other_defs[0]); /* the groups of a section, one after another */
+    assert_int_equal(option_table_section_defs(&table, "toy", defs, 2), 2);
+    assert_int_equal(option_table_section_defs(&table, "views", defs, OPTION_SECTION_MAX), 0);
 
     /* strings: the bounds, and never past the field */
     assert_int_equal(option_set(name, &b.toy, "1234567", err, sizeof err), 0);
