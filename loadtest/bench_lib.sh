@@ -7,6 +7,7 @@
 #   source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
 #   bench_setup                        # BENCH_TMP, and a trap that stops what bench_* started
 #   bench_start_fsd CONFIG [PREFIX...] # FSD_PID, FSD_ADDR, FSD_STATS_PORT; PREFIX: taskset ...
+#   bench_view_yaml [--numeric-default KIND] [VIEW_KEYS] >>CONFIG  # the benchmark view
 #
 # The caller sets BENCH_NAME (for messages) and FSD (the binary) before bench_start_fsd. Every
 # wait is bounded; bench_die prints its message and exits 1, and the trap cleans up.
@@ -85,3 +86,14 @@ bench_start_fsd() {
 bench_machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 bench_pid_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 bench_children_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
+
+# bench_view_yaml [--numeric-default KIND] [VIEW_KEYS]: the benchmark view, one entry of a
+# config's views: list (the caller writes "views:" before it): loadtest/bench_view.py, which
+# fills loadtest/bench_view.yaml in. VIEW_KEYS: YAML of the view's other keys (a source: or
+# stream: block, a contract:) written from column 0; none: only pushes fill the view.
+# --numeric-default KIND: every numeric feature gets `default: KIND`.
+BENCH_VIEW_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench_view.py"
+bench_view_yaml() {
+    PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "${BENCH_VIEW_PY}" "$@" ||
+        bench_die "cannot fill in the benchmark view (${BENCH_VIEW_PY})"
+}

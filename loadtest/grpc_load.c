@@ -23,8 +23,8 @@
  * report then covers the time measured). --latency-log FILE also writes every measured call,
  * so a script can take percentiles over any window of the run.
  *
- * The benchmark view (loadtest/serving_bench.sh makes one): join key entity_id (int64) and
- * 10 features: d0..d7 double, count int64, label string of 10-16 bytes.
+ * The benchmark view (loadtest/bench_view.yaml; its names in bench_view.h): join key
+ * entity_id (int64) and 10 features: d0..d7 double, count int64, label string of 10-16 bytes.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -377,8 +377,8 @@ int main(int argc, char **argv) {
     };
     struct options o = {
         .addr = NULL,
-        .view = "bench",
-        .key_name = "entity_id",
+        .view = BENCH_VIEW_NAME,
+        .key_name = BENCH_KEY_NAME,
         .entities = 1000000,
         .batch = 1,
         .connections = 1,

@@ -17,13 +17,12 @@
 
 /* ---- rows -------------------------------------------------------------------------------- */
 
-const char *const load_feature_names[BENCH_FEATURES] = {"d0", "d1", "d2", "d3",    "d4",
-                                                        "d5", "d6", "d7", "count", "label"};
+const struct bench_feature load_features[BENCH_FEATURES] = BENCH_FEATURE_LIST;
 
 void load_bench_row(uint64_t id, struct bench_row *row) {
     /* Doubles in [0, 1) with all 53 bits used, as model outputs and normalised features are:
      * short decimals like 12.5 would flatter every text encoding (Redis hashes store text). */
-    for (int f = 0; f < 8; f++) {
+    for (int f = 0; f < BENCH_DOUBLE_FEATURES; f++) {
         uint64_t state = id * 8 + (uint64_t)f;
         row->d[f] = (double)(load_splitmix(&state) >> 11) * 0x1p-53;
     }
@@ -91,10 +90,10 @@ static size_t _encode_fill(struct fill_batch *b, const struct options *o, uint64
         for (int f = 0; f < BENCH_FEATURES; f++) {
             Fsd__V1__Value *v = &b->typed[i][f];
             fsd__v1__value__init(v);
-            if (f < 8) {
+            if (f < BENCH_DOUBLE_FEATURES) {
                 v->kind_case = FSD__V1__VALUE__KIND_DOUBLE_VALUE;
                 v->double_value = row->d[f];
-            } else if (f == 8) {
+            } else if (f == BENCH_DOUBLE_FEATURES) {
                 v->kind_case = FSD__V1__VALUE__KIND_INT64_VALUE;
                 v->int64_value = row->count;
             } else {
@@ -104,7 +103,7 @@ static size_t _encode_fill(struct fill_batch *b, const struct options *o, uint64
                 v->string_value.data = (uint8_t *)row->label;
             }
             fsd__v1__feature_value__init(&b->values[i][f]);
-            b->values[i][f].name = (char *)load_feature_names[f];
+            b->values[i][f].name = (char *)load_features[f].name;
             b->values[i][f].value = v;
             b->value_ptrs[i][f] = &b->values[i][f];
         }

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bench_view.h"
+
 #define MAX_DURATION_S       600
 #define MAX_CONNECTIONS      256
 #define MAX_THREADS          64
@@ -75,16 +77,18 @@ struct result {
 
 /* ---- the benchmark rows ------------------------------------------------------------------ */
 
-#define BENCH_FEATURES 10 /* d0..d7 double, count int64, label string */
-
-/* Entity `id`'s values, the same for every target so all of them serve the same data. */
+/* Entity `id`'s values, the same for every target so all of them serve the same data: the
+ * benchmark view's features (bench_view.h) in its order, the doubles first. */
 struct bench_row {
-    double d[8];
+    double d[BENCH_DOUBLE_FEATURES];
     int64_t count;
     char label[24]; /* 10 to 16 bytes, NUL-terminated */
 };
 
-extern const char *const load_feature_names[BENCH_FEATURES];
+/* The view's features, as bench_view.h lists them: the names the rows are written under. */
+extern const struct bench_feature load_features[BENCH_FEATURES];
+_Static_assert(BENCH_FEATURES == BENCH_DOUBLE_FEATURES + 2, "a bench_row is the doubles, count "
+                                                            "and label");
 
 void load_bench_row(uint64_t id, struct bench_row *row);
 uint64_t load_splitmix(uint64_t *state);

@@ -95,7 +95,7 @@ static size_t _pack_row(const struct bench_row *row, int64_t event_time_us, uint
     size_t n = 0;
     out[n++] = 1 << 3 | 2;
     out[n++] = sizeof row->d;
-    for (int f = 0; f < 8; f++) {
+    for (int f = 0; f < BENCH_DOUBLE_FEATURES; f++) {
         memcpy(out + n, &row->d[f], 8); /* protobuf doubles are little-endian, like x86 */
         n += 8;
     }
@@ -140,14 +140,14 @@ static int _resp_write_row(struct resp *r, enum target_kind kind, uint64_t id,
         return -1;
     }
     for (int f = 0; f < BENCH_FEATURES; f++) {
-        if (f < 8) {
+        if (f < BENCH_DOUBLE_FEATURES) {
             _format_double(text, sizeof text, row.d[f]);
-        } else if (f == 8) {
+        } else if (f == BENCH_DOUBLE_FEATURES) {
             snprintf(text, sizeof text, "%" PRId64, row.count);
         } else {
             snprintf(text, sizeof text, "%s", row.label);
         }
-        if (_resp_text(r, load_feature_names[f]) || _resp_text(r, text)) {
+        if (_resp_text(r, load_features[f].name) || _resp_text(r, text)) {
             return -1;
         }
     }
@@ -176,7 +176,7 @@ static int _resp_lookup(struct resp *r, const struct options *o, uint64_t *rng, 
             return -1;
         }
         for (int f = 0; f < BENCH_FEATURES; f++) {
-            if (_resp_text(r, load_feature_names[f])) {
+            if (_resp_text(r, load_features[f].name)) {
                 return -1;
             }
         }

@@ -1,16 +1,19 @@
 /*
- * materialize_bench: loads a Parquet snapshot of N rows x 10 features (8 double, 1 int64, 1
- * string) through the materializer's loader (DuckDB -> sink -> new table -> contract -> swap)
- * several times and prints the median load rate and peak memory.
+ * materialize_bench: loads a Parquet snapshot of the benchmark view (loadtest/bench_view.yaml:
+ * N rows x 10 features, 8 double, 1 int64, 1 string) through the materializer's loader (DuckDB
+ * -> sink -> new table -> contract -> swap) several times and prints the median load rate and
+ * peak memory.
  *
  *   build/bin/materialize_bench                      # 10M rows, 3 runs
  *   build/bin/materialize_bench --rows 1000000 --runs 5
  *   build/bin/materialize_bench --rows 1000000 --write-only   # prints the file's path
  *
- * The file is written once with DuckDB and cached in /tmp (fsd-materialize-bench-<rows>/);
- * --write-only makes sure it exists and prints its path, for benchmarks that load it into a
- * running fsd (loadtest/swap_latency_bench.sh). It is written under a temporary name and
- * renamed, so a benchmark started meanwhile never reads half a file.
+ * The file is written once with DuckDB and cached in /tmp: fsd-materialize-bench-<hash>-<rows>/,
+ * the hash of its columns and their values, so a file of other columns is never read. Its
+ * columns are the view's join key and features, and the event time `ev`. --write-only makes
+ * sure it exists and prints its path, for benchmarks that load it into a running fsd
+ * (loadtest/swap_latency_bench.sh, push_commit_bench.sh). It is written under a temporary name
+ * and renamed, so a benchmark started meanwhile never reads half a file.
  * Memory: before each run the retired tables are freed and the allocator purged; the peak is
  * the process's high-water mark (VmHWM, reset through /proc/self/clear_refs) during the load
  * and swap, minus the RSS the process had before any table existed, divided by the final
@@ -27,12 +30,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench_view.h"
 #include "config/config.h"
 #include "materializer/snapshot/snapshot.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/schema.h"
 #include "store/table.h"
+
+#define EVENT_TIME "ev" /* the file's event-time column */
 
 static int _cmp(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -76,7 +82,60 @@ static void _purge(void) {
     mallctl(name, NULL, NULL, NULL, 0);
 }
 
-static int _write_file(const char *path, unsigned long long rows) {
+/*
+ * The file's columns, from the view's schema so they are the template's whatever it lists:
+ * the key (the row number), the event time `ev`, and a value for each feature. The doubles
+ * differ per row and in range; push_commit_bench.sh's contract checks the 4th ([0, 143)) and
+ * the 7th (a square root: [0, 10^4) up to 10^8 rows). The label is 10 to 16 bytes. Returns
+ * the select list, or -1 for a type it has no values for.
+ */
+static int _select_list(const struct store_schema *schema, char *out, size_t out_len) {
+    static const char *const doubles[] = {
+        "i * 0.5",  "i * 0.25", "i / 3.0",         "hash(i) % 1000 / 7.0",
+        "-i * 1.5", "i * 1e-3", "sqrt(i::DOUBLE)", "ln(i + 1.0)",
+    };
+    if (schema->nkeys != 1 || schema->keys[0].type != STORE_KEY_INT64) {
+        fprintf(stderr, "materialize_bench: the view's key is not one int64\n");
+        return -1;
+    }
+    int n = snprintf(out, out_len,
+                     "i AS \"%s\", TIMESTAMP '2024-05-01' + to_microseconds(i) AS " EVENT_TIME,
+                     schema->keys[0].name);
+    uint32_t ndoubles = 0;
+    for (uint32_t f = 0; f < schema->nfeatures && (size_t)n < out_len; f++) {
+        const struct store_feature *feature = &schema->features[f];
+        const char *value =
+            feature->type == STORE_TYPE_DOUBLE
+                ? doubles[ndoubles++ % (sizeof doubles / sizeof *doubles)]
+            : feature->type == STORE_TYPE_INT64 ? "i * 7"
+            : feature->type == STORE_TYPE_STRING
+                ? "'lbl' || lpad((i % 10000000)::VARCHAR, 7 + (i % 7)::INTEGER, '0')"
+                : NULL;
+        if (value == NULL) {
+            fprintf(stderr, "materialize_bench: no values for feature %s of type %s\n",
+                    feature->name, store_type_name(feature->type));
+            return -1;
+        }
+        n += snprintf(out + n, out_len - (size_t)n, ", %s AS \"%s\"", value, feature->name);
+    }
+    if ((size_t)n >= out_len) {
+        fprintf(stderr, "materialize_bench: the select list does not fit\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* FNV-1a: names the cache directory after the columns, so a file of other columns (an older
+ * template or generator) is never read. */
+static uint32_t _fnv1a(const char *s) {
+    uint32_t h = 2166136261u;
+    for (; *s != '\0'; s++) {
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    }
+    return h;
+}
+
+static int _write_file(const char *path, const char *select_list, unsigned long long rows) {
     duckdb_database db;
     duckdb_connection conn;
     if (duckdb_open(NULL, &db) != DuckDBSuccess || duckdb_connect(db, &conn) != DuckDBSuccess) {
@@ -84,14 +143,10 @@ static int _write_file(const char *path, unsigned long long rows) {
     }
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    char sql[2048];
+    char sql[8192]; /* room for the select list's 4096 bytes and the path */
     snprintf(sql, sizeof sql,
-             "COPY (SELECT i AS id, TIMESTAMP '2024-05-01' + to_microseconds(i) AS ev,"
-             " i * 0.5 AS f0, i * 0.25 AS f1, i / 3.0 AS f2, hash(i) %% 1000 / 7.0 AS f3,"
-             " -i * 1.5 AS f4, i * 1e-3 AS f5, sqrt(i::DOUBLE) AS f6, ln(i + 1.0) AS f7,"
-             " i * 7 AS n, 'user-' || (i %% 100000)::VARCHAR AS s FROM range(%llu) t(i))"
-             " TO '%s' (FORMAT parquet, COMPRESSION snappy)",
-             rows, tmp);
+             "COPY (SELECT %s FROM range(%llu) t(i)) TO '%s' (FORMAT parquet, COMPRESSION snappy)",
+             select_list, rows, tmp);
     duckdb_result result;
     int rc = 0;
     if (duckdb_query(conn, sql, &result) != DuckDBSuccess) {
@@ -152,14 +207,27 @@ int main(int argc, char **argv) {
     }
     store_rcu_thread_online();
 
+    /* the view without its source first: the file's columns, hence its name, come from it */
+    static char err[CONFIG_ERR_LEN];
+    struct fsd_config *config = bench_view_parse(NULL, NULL, err, sizeof err);
+    char select_list[4096];
+    if (config == NULL) {
+        fprintf(stderr, "materialize_bench: %s\n", err);
+        return 1;
+    }
+    int listed = _select_list(config->views[0].schema, select_list, sizeof select_list);
+    config_destroy(config);
+    if (listed != 0) {
+        return 1;
+    }
     char dir[256], path[512];
-    snprintf(dir, sizeof dir, "/tmp/fsd-materialize-bench-%llu", rows);
+    snprintf(dir, sizeof dir, "/tmp/fsd-materialize-bench-%08x-%llu", _fnv1a(select_list), rows);
     snprintf(path, sizeof path, "%s/data.parquet", dir);
     struct stat st;
     if (stat(path, &st) != 0) {
         fprintf(stderr, "writing %s ...\n", path);
         mkdir(dir, 0755);
-        if (_write_file(path, rows) != 0) {
+        if (_write_file(path, select_list, rows) != 0) {
             return 1;
         }
         stat(path, &st);
@@ -186,29 +254,13 @@ int main(int argc, char **argv) {
     _purge();
     double base_rss = _status_bytes("VmRSS");
 
-    char yaml[2048];
-    snprintf(yaml, sizeof yaml,
-             "views:\n"
-             "  - name: bench\n"
-             "    join_keys: [{ name: id, type: int64 }]\n"
-             "    ttl: 0\n"
-             "    source: { type: parquet, path: \"%s\", event_timestamp_column: ev }\n"
-             "    features:\n"
-             "      - { name: f0, type: double }\n"
-             "      - { name: f1, type: double }\n"
-             "      - { name: f2, type: double }\n"
-             "      - { name: f3, type: double }\n"
-             "      - { name: f4, type: double }\n"
-             "      - { name: f5, type: double }\n"
-             "      - { name: f6, type: double }\n"
-             "      - { name: f7, type: double }\n"
-             "      - { name: n, type: int64 }\n"
-             "      - { name: s, type: string }\n",
+    char source[1024];
+    snprintf(source, sizeof source,
+             "source: { type: parquet, path: \"%s\", event_timestamp_column: " EVENT_TIME " }",
              path);
-    static char err[CONFIG_ERR_LEN];
-    struct fsd_config *config;
-    if (config_parse("bench.yaml", yaml, strlen(yaml), NULL, &config, err, sizeof err) != 0) {
-        fprintf(stderr, "%s\n", err);
+    config = bench_view_parse(source, NULL, err, sizeof err);
+    if (config == NULL) {
+        fprintf(stderr, "materialize_bench: %s\n", err);
         return 1;
     }
     struct store_catalog *catalog = store_catalog_create(STORE_DEFAULT_SHARDS);
@@ -218,7 +270,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "materialize_bench: cannot create the catalog\n");
         return 1;
     }
-    struct store_view *view = store_catalog_find(catalog, "bench");
+    struct store_view *view = store_catalog_find(catalog, BENCH_VIEW_NAME);
 
     printf("materialize_bench: %llu rows x 10 features (8 double, 1 int64, 1 string), %d shards, "
            "file %.0f MiB (snappy), DuckDB threads %s\n",

@@ -6,10 +6,11 @@
  *
  *   build/bin/pg_bench [--rows N] [--runs R]          (defaults: 10M rows, 3 runs)
  *
- * The table has the shape of the project's benchmark view: an int64 entity key, an event
- * time and 10 features (8 double precision, 1 bigint, 1 text of 10 bytes). For comparison it
- * also times a bare COPY drained with libpq and nothing decoded: the server's and the
- * protocol's share of the time, which no client-side work can beat.
+ * The table is the benchmark view's (loadtest/bench_view.yaml, whose schema the reads use):
+ * the int64 key entity_id, the event time ev and 10 features (d0..d7 double precision, count
+ * bigint, label text of 10 bytes). For comparison it also times a bare COPY drained with libpq
+ * and nothing decoded: the server's and the protocol's share of the time, which no client-side
+ * work can beat.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <jemalloc/jemalloc.h>
 #include <libpq-fe.h>
 
+#include "bench_view.h"
 #include "config/config.h"
 #include "materializer/snapshot/postgres.h"
 #include "materializer/snapshot/sink.h"
@@ -58,31 +60,52 @@ static uint64_t _allocated_bytes(void) {
     return allocated;
 }
 
-static struct store_schema *_schema(void) {
-    char err[256];
-    struct store_schema *s = store_schema_create("bench", 0);
-    if (s == NULL || store_schema_add_key(s, "id", STORE_KEY_INT64, err, sizeof err) != 0) {
-        return NULL;
+#define EVENT_TIME_COLUMN "ev"
+
+/*
+ * The table's SQL from the view's schema, so its columns are the template's whatever it
+ * lists: `generate`, the select list of the CREATE TABLE (key, event time, a value for each
+ * feature: random() for a double, a bigint, a text of 10 bytes), and `columns`, the same
+ * columns for the bare COPY. -1 for a feature type the generator has no values for.
+ */
+static int _table_sql(const struct store_schema *schema, char *generate, size_t generate_len,
+                      char *columns, size_t columns_len) {
+    if (schema->nkeys != 1 || schema->keys[0].type != STORE_KEY_INT64) {
+        fprintf(stderr, "pg_bench: the view's key is not one int64\n");
+        return -1;
     }
-    for (int i = 0; i < 8; i++) {
-        char name[8];
-        snprintf(name, sizeof name, "d%d", i);
-        if (store_schema_add_feature(s, name, STORE_TYPE_DOUBLE, err, sizeof err) < 0) {
-            return NULL;
+    const char *key = schema->keys[0].name;
+    int g = snprintf(generate, generate_len,
+                     "i::int8 AS \"%s\", '2024-01-01+00'::timestamptz + i * interval '1 ms'"
+                     " AS " EVENT_TIME_COLUMN,
+                     key);
+    int c = snprintf(columns, columns_len, EVENT_TIME_COLUMN ", \"%s\"", key);
+    for (uint32_t f = 0; f < schema->nfeatures; f++) {
+        const struct store_feature *feature = &schema->features[f];
+        const char *value = feature->type == STORE_TYPE_DOUBLE   ? "random()"
+                            : feature->type == STORE_TYPE_INT64  ? "(i * 7)::int8"
+                            : feature->type == STORE_TYPE_STRING ? "lpad(i::text, 10, '0')"
+                                                                 : NULL;
+        if (value == NULL) {
+            fprintf(stderr, "pg_bench: no values for feature %s of type %s\n", feature->name,
+                    store_type_name(feature->type));
+            return -1;
+        }
+        g += snprintf(generate + g, generate_len - (size_t)g, ", %s AS \"%s\"", value,
+                      feature->name);
+        c += snprintf(columns + c, columns_len - (size_t)c, ", \"%s\"", feature->name);
+        if ((size_t)g >= generate_len || (size_t)c >= columns_len) {
+            fprintf(stderr, "pg_bench: the view's SQL does not fit\n");
+            return -1;
         }
     }
-    if (store_schema_add_feature(s, "n", STORE_TYPE_INT64, err, sizeof err) < 0 ||
-        store_schema_add_feature(s, "label", STORE_TYPE_STRING, err, sizeof err) < 0 ||
-        store_schema_finalize(s, err, sizeof err) != 0) {
-        return NULL;
-    }
-    return s;
+    return 0;
 }
 
 /* Seconds to drain `COPY (SELECT the same columns) TO STDOUT (FORMAT binary)`, or -1. */
 static int g_server_version;
 
-static double _bare_copy(const char *dsn, uint64_t *bytes) {
+static double _bare_copy(const char *dsn, const char *columns, uint64_t *bytes) {
     PGconn *conn = PQconnectdb(dsn);
     if (PQstatus(conn) != CONNECTION_OK) {
         fprintf(stderr, "pg_bench: %s", PQerrorMessage(conn));
@@ -91,8 +114,9 @@ static double _bare_copy(const char *dsn, uint64_t *bytes) {
     }
     g_server_version = PQserverVersion(conn);
     double start = (clock_mono_us() / 1e6);
-    PGresult *res = PQexec(conn, "COPY (SELECT ts, id, d0, d1, d2, d3, d4, d5, d6, d7, n, label"
-                                 " FROM bench) TO STDOUT (FORMAT binary)");
+    char sql[4096];
+    snprintf(sql, sizeof sql, "COPY (SELECT %s FROM bench) TO STDOUT (FORMAT binary)", columns);
+    PGresult *res = PQexec(conn, sql);
     int ok = PQresultStatus(res) == PGRES_COPY_OUT;
     PQclear(res);
     char *buf;
@@ -146,6 +170,19 @@ int main(int argc, char **argv) {
     }
 
     store_rcu_thread_online();
+    /* the view's schema, from the template: the table generated below has its columns */
+    static char config_err[CONFIG_ERR_LEN];
+    struct fsd_config *config = bench_view_parse(NULL, NULL, config_err, sizeof config_err);
+    if (config == NULL) {
+        fprintf(stderr, "pg_bench: %s\n", config_err);
+        return 1;
+    }
+    const struct store_schema *schema = config->views[0].schema;
+    char generate[4096], columns[2048];
+    if (_table_sql(schema, generate, sizeof generate, columns, sizeof columns) != 0) {
+        config_destroy(config);
+        return 1;
+    }
     struct pg_server server;
     char err[4096];
     /* room for the whole table in shared buffers; no checkpoint during the generation */
@@ -154,42 +191,34 @@ int main(int argc, char **argv) {
     double t0 = (clock_mono_us() / 1e6);
     if (pg_server_start(&server, server_options, err, sizeof err) != 0) {
         fprintf(stderr, "pg_bench: cannot start PostgreSQL: %s\n", err);
+        config_destroy(config);
         return 1;
     }
-    char sql[1024];
+    char sql[8192];
     /* VACUUM FREEZE sets the hint bits now, so no run pays for writing them */
     snprintf(sql, sizeof sql,
-             "CREATE UNLOGGED TABLE bench AS SELECT i::int8 AS id,"
-             "  '2024-01-01+00'::timestamptz + i * interval '1 ms' AS ts,"
-             "  random() AS d0, random() AS d1, random() AS d2, random() AS d3, random() AS d4,"
-             "  random() AS d5, random() AS d6, random() AS d7, (i * 7)::int8 AS n,"
-             "  lpad(i::text, 10, '0') AS label FROM generate_series(1, %llu) i",
+             "CREATE UNLOGGED TABLE bench AS SELECT %s FROM generate_series(1, %llu) i", generate,
              (unsigned long long)o.rows);
     if (pg_server_exec(&server, sql, err, sizeof err) != 0 ||
         pg_server_exec(&server, "VACUUM (FREEZE, ANALYZE) bench", err, sizeof err) != 0) {
         fprintf(stderr, "pg_bench: generating the table: %s\n", err);
         pg_server_stop(&server);
+        config_destroy(config);
         return 1;
     }
     double generated_s = (clock_mono_us() / 1e6) - t0;
 
-    struct store_schema *schema = _schema();
-    if (schema == NULL) {
-        fprintf(stderr, "pg_bench: cannot build the schema\n");
-        pg_server_stop(&server);
-        return 1;
-    }
     struct mat_source source = {
         .type = MAT_SOURCE_POSTGRES,
         .dsn = server.dsn,
         .table = "bench",
-        .event_timestamp_column = "ts",
+        .event_timestamp_column = EVENT_TIME_COLUMN,
     };
     double rate[MAX_RUNS], bare_rate[MAX_RUNS], mem_mb[MAX_RUNS];
     uint64_t copy_bytes = 0;
     int rc = 0;
     for (int run = 0; run < o.runs && rc == 0; run++) {
-        double bare = _bare_copy(server.dsn, &copy_bytes);
+        double bare = _bare_copy(server.dsn, columns, &copy_bytes);
         if (bare < 0) {
             rc = 1;
             break;
@@ -230,7 +259,7 @@ int main(int argc, char **argv) {
         mat_sink_destroy(sink);
         store_table_destroy(table);
     }
-    store_schema_destroy(schema);
+    config_destroy(config);
     pg_server_stop(&server);
     if (rc != 0) {
         return rc;

@@ -16,13 +16,14 @@
 # that moves the work elsewhere can be compared with one that does not.
 #
 # The script starts build/bin/fsd with one worker (server.workers: 1, so the stream and the
-# lookups share it) and one view "bench" with no source (only pushes fill it): int64 key id,
-# f0..f7 double and n int64 with `default: mean`, s string, and a contract (min_rows,
-# max_row_drop_percent, range checks on f3 and f6), so the seal, the contract passes and the
-# live-merge preview all run. The rows are build/bin/materialize_bench's Parquet file (written
-# once, cached in /tmp); build/bin/fsd-materialize reads it through a second config (the same
-# view with the file as its source) and pushes every row as one PushSnapshot stream. After a
-# first push (so the view has a snapshot to merge with and replace), per run:
+# lookups share it) and the benchmark view "bench" (loadtest/bench_view.yaml) with no source
+# (only pushes fill it): int64 key entity_id, d0..d7 double and count int64 with
+# `default: mean`, label string, and a contract (min_rows, max_row_drop_percent, range checks
+# on d3 and d6), so the seal, the contract passes and the live-merge preview all run. The
+# rows are build/bin/materialize_bench's Parquet file (written once, cached in /tmp);
+# build/bin/fsd-materialize reads it through a second config (the same view with the file as
+# its source) and pushes every row as one PushSnapshot stream. After a first push (so the
+# view has a snapshot to merge with and replace), per run:
 #   - idle: build/bin/grpc_load looks up batches of 100 random entities, open loop at
 #     2,000 calls/s over 2 connections (latency from each call's intended send time), for
 #     --idle seconds;
@@ -141,34 +142,22 @@ PARQUET="$("${MAT_BENCH}" --rows "${ROWS}" --write-only)" || bench_die "cannot w
 
 now_us() { date +%s%6N; }
 
-# view_config SOURCE_LINE: the bench view, with SOURCE_LINE (a source, or a comment) in it.
-# fsd's copy has no source; fsd-materialize's reads the Parquet file. Keys, features and
-# contract are the same in both.
+# view_config [SOURCE_LINE]: the bench view (loadtest/bench_view.yaml), every numeric feature
+# with `default: mean`, a contract, and SOURCE_LINE if given. fsd's copy has no source;
+# fsd-materialize's reads the Parquet file. Keys, features and contract are the same in both.
+# The contract's ranges are those of materialize_bench's d3 and d6.
 view_config() {
-    cat <<EOF
-views:
-  - name: bench
-    join_keys: [{name: id, type: int64}]
-    ttl: 0
-    $1
-    contract:
-      min_rows: 1000
-      max_row_drop_percent: 50   # < 100 with a live snapshot: the live-merge preview runs
-      features:
-        f3: {max_null_rate: 0.01, range: [0, 1000]}
-        f6: {max_null_rate: 0.01, range: [0, 1000000]}
-    features:
-      - {name: f0, type: double, default: mean}
-      - {name: f1, type: double, default: mean}
-      - {name: f2, type: double, default: mean}
-      - {name: f3, type: double, default: mean}
-      - {name: f4, type: double, default: mean}
-      - {name: f5, type: double, default: mean}
-      - {name: f6, type: double, default: mean}
-      - {name: f7, type: double, default: mean}
-      - {name: n, type: int64, default: mean}
-      - {name: s, type: string}
+    bench_view_yaml --numeric-default mean "$(
+        cat <<EOF
+${1:-# no source: only PushSnapshot fills it}
+contract:
+  min_rows: 1000
+  max_row_drop_percent: 50   # < 100 with a live snapshot: the live-merge preview runs
+  features:
+    d3: {max_null_rate: 0.01, range: [0, 1000]}
+    d6: {max_null_rate: 0.01, range: [0, 1000000]}
 EOF
+    )"
 }
 
 {
@@ -181,10 +170,13 @@ server:
   max_message_bytes: ${MAX_MESSAGE}
   log_level: info
 EOF
-    view_config "# no source: only PushSnapshot fills it"
+    echo "views:"
+    view_config
 } >"${TMP}/fsd.yaml"
-view_config "source: {type: parquet, path: \"${PARQUET}\", event_timestamp_column: ev}" \
-    >"${TMP}/push.yaml"
+{
+    echo "views:"
+    view_config "source: {type: parquet, path: \"${PARQUET}\", event_timestamp_column: ev}"
+} >"${TMP}/push.yaml"
 
 # snapshot_version: the bench view's version, from fsctl views --json.
 snapshot_version() {
@@ -263,7 +255,7 @@ stop_lookups() {
 # stdout). A command, not a function, so `"${LOOKUP[@]}" &` makes $! grpc_load itself, the
 # process SIGUSR1 must reach.
 lookup_cmd() {
-    LOOKUP=("${GRPC_LOAD}" --addr "${FSD_ADDR}" --key-name id --entities "${ROWS}"
+    LOOKUP=("${GRPC_LOAD}" --addr "${FSD_ADDR}" --entities "${ROWS}"
         --batch "${BATCH}" --rate "${RATE}" --connections 2 --inflight 64
         --timeout "${TIMEOUT_MS}" --duration "$2" --latency-log "$1" --json)
 }

@@ -4,7 +4,8 @@
     /usr/bin/python3 loadtest/redis_compare.py            # 1M entities, ~4-6 minutes
     /usr/bin/python3 loadtest/redis_compare.py --quick    # 100k entities, under a minute
 
-Three servers hold the same entities x 10 features (d0..d7 double, count int64, label string):
+Three servers hold the same entities x 10 features (loadtest/bench_view.yaml: d0..d7 double,
+count int64, label string):
   fsd           build/bin/fsd, one worker, view "bench"; a batch is one GetFeatures call
   redis-hash    redis-server, one hash per entity (HSET e:<id>); a batch is B pipelined HMGETs
   redis-packed  redis-server, one protobuf row per entity (SET p:<id>); a batch is one MGET
@@ -49,6 +50,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from bench_view import bench_view_yaml  # noqa: E402
 from redis_compare_report import (  # noqa: E402
     CSV_FIELDS, FEATURES_PER_ENTITY, HEADLINE_BATCH, MEMORY_FIELDS, REDIS_TARGETS, TARGETS,
     RateSearch, Results, fmt_count, fmt_us, machine_busy_ticks, parse_load_output,
@@ -71,6 +73,7 @@ FULL = {"entities": 1000000, "duration": 2.0, "warmup": 0.5, "runs": 3, "other_r
 QUICK = {"entities": 100000, "duration": 0.5, "warmup": 0.2, "runs": 1, "other_runs": 1,
          "batches": (1, 100), "search_steps": 2, "budget_s": 90}
 
+# The benchmark view (loadtest/bench_view.yaml) with no source: grpc_load --fill pushes it.
 FSD_CONFIG = """server:
   grpc_bind: 127.0.0.1
   grpc_port: 0
@@ -81,21 +84,7 @@ FSD_CONFIG = """server:
   # closed-loop calls queue for a while at peak load: measure that, do not refuse them
   default_budget_us: 10000000
 views:
-  - name: bench
-    join_keys: [{name: entity_id, type: int64}]
-    ttl: 0
-    features:
-      - {name: d0, type: double}
-      - {name: d1, type: double}
-      - {name: d2, type: double}
-      - {name: d3, type: double}
-      - {name: d4, type: double}
-      - {name: d5, type: double}
-      - {name: d6, type: double}
-      - {name: d7, type: double}
-      - {name: count, type: int64}
-      - {name: label, type: string}
-"""
+""" + bench_view_yaml()
 
 
 class Failure(Exception):

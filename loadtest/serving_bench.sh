@@ -4,8 +4,9 @@
 #   bash loadtest/serving_bench.sh            # 1M entities, 3 runs of 8 s per figure (~4 min)
 #   bash loadtest/serving_bench.sh --quick    # 100k entities, 3 runs of 1 s (~30 s)
 #
-# Starts build/bin/fsd on a temporary config (one view "bench": int64 key entity_id, 10
-# features: d0..d7 double, count int64, label string of 10-16 bytes), fills it with
+# Starts build/bin/fsd on a temporary config (one view, loadtest/bench_view.yaml's "bench":
+# int64 key entity_id, 10 features: d0..d7 double, count int64, label string of 10-16 bytes),
+# fills it with
 # build/bin/grpc_load --fill, then measures with grpc_load:
 #   - closed loop (peak throughput) for batches of 1, 10, 100 and 1000 entities;
 #   - open loop at 5,000 requests/s for batches of 100 (latency from the intended send time);
@@ -108,7 +109,8 @@ fi
 bench_setup # fsd is stopped and the directory removed on exit, however the script exits
 TMP="${BENCH_TMP}"
 
-cat >"${TMP}/fsd.yaml" <<EOF
+{
+    cat <<EOF
 server:
   grpc_bind: 127.0.0.1
   grpc_port: 0
@@ -119,21 +121,9 @@ server:
   # tool's calls are refused for the default 1 ms budget while they queue at peak load
   default_budget_us: 1000000
 views:
-  - name: bench
-    join_keys: [{name: entity_id, type: int64}]
-    ttl: 0
-    features:
-      - {name: d0, type: double}
-      - {name: d1, type: double}
-      - {name: d2, type: double}
-      - {name: d3, type: double}
-      - {name: d4, type: double}
-      - {name: d5, type: double}
-      - {name: d6, type: double}
-      - {name: d7, type: double}
-      - {name: count, type: int64}
-      - {name: label, type: string}
 EOF
+    bench_view_yaml # no source: grpc_load --fill's pushes fill it
+} >"${TMP}/fsd.yaml"
 
 bench_start_fsd "${TMP}/fsd.yaml" "${FSD_CPU[@]}"
 ADDR="${FSD_ADDR}"

@@ -4,10 +4,10 @@
  *
  *   build/bin/store_bench [--rows N] [--runs R] [--threads T] [--lookups N] [--shards S]
  *
- * The table has the shape of the project's benchmark view: an int64 entity key and 10
- * features (8 double, 1 int64, 1 string of 10-16 bytes). A lookup is what a worker does for
- * a request: encode and hash each key, find the rows in one batch, and read every feature's
- * status and value.
+ * The table is the project's benchmark view (loadtest/bench_view.yaml): an int64 entity key
+ * and 10 features (8 double, 1 int64, 1 string of 10-16 bytes). A lookup is what a worker
+ * does for a request: encode and hash each key, find the rows in one batch, and read every
+ * feature's status and value.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -18,12 +18,14 @@
 
 #include <jemalloc/jemalloc.h>
 
+#include "bench_view.h"
+#include "config/config.h"
 #include "store/key.h"
 #include "store/rcu.h"
 #include "store/table.h"
 #include "common/clock.h"
 
-#define NFEATURES 10
+#define NFEATURES BENCH_FEATURES
 
 struct options {
     uint64_t rows;
@@ -62,22 +64,28 @@ static uint64_t _allocated_bytes(void) {
     return allocated;
 }
 
-static struct store_schema *_bench_schema(void) {
-    char err[256];
-    struct store_schema *s = store_schema_create("bench", 0);
-    store_schema_add_key(s, "entity_id", STORE_KEY_INT64, err, sizeof err);
-    for (int i = 0; i < 8; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "d%d", i);
-        store_schema_add_feature(s, name, STORE_TYPE_DOUBLE, err, sizeof err);
-    }
-    store_schema_add_feature(s, "count", STORE_TYPE_INT64, err, sizeof err);
-    store_schema_add_feature(s, "label", STORE_TYPE_STRING, err, sizeof err);
-    if (store_schema_finalize(s, err, sizeof err) != 0) {
+/* The benchmark view's schema, from loadtest/bench_view.yaml. The rows below are written by
+ * position, so the view must still be what they fill: 8 doubles, an int64, a string. */
+static struct fsd_config *_bench_config(void) {
+    static char err[CONFIG_ERR_LEN];
+    struct fsd_config *config = bench_view_parse(NULL, NULL, err, sizeof err);
+    if (config == NULL) {
         fprintf(stderr, "store_bench: %s\n", err);
         exit(1);
     }
-    return s;
+    const struct store_schema *s = config->views[0].schema;
+    bool as_written = s->nkeys == 1 && s->keys[0].type == STORE_KEY_INT64 &&
+                      s->nfeatures == NFEATURES && s->features[8].type == STORE_TYPE_INT64 &&
+                      s->features[9].type == STORE_TYPE_STRING;
+    for (uint32_t f = 0; as_written && f < 8; f++) {
+        as_written = s->features[f].type == STORE_TYPE_DOUBLE;
+    }
+    if (!as_written) {
+        fprintf(stderr, "store_bench: the benchmark view is no longer an int64 key, 8 doubles, "
+                        "an int64 and a string: update the rows store_bench writes\n");
+        exit(1);
+    }
+    return config;
 }
 
 static const struct store_schema *bench_schema;
@@ -258,7 +266,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     store_rcu_thread_online();
-    struct store_schema *schema = _bench_schema();
+    struct fsd_config *config = _bench_config();
+    const struct store_schema *schema = config->views[0].schema;
     bench_schema = schema;
     double build[100], mem_per_value[100], mem_per_numeric[100];
     double one_b1[100], one_b100[100], many_b1[100], many_b100[100];
@@ -293,7 +302,7 @@ int main(int argc, char **argv) {
            _median(many_b1, o.runs) / 1e6);
     printf("| key lookups/s per thread, %d threads, batch 100 | %.2fM |\n", o.threads,
            _median(many_b100, o.runs) / 1e6);
-    store_schema_destroy(schema);
+    config_destroy(config);
     store_rcu_thread_offline();
     return 0;
 }

@@ -5,8 +5,9 @@
  *   stream_bench [--redis HOST:PORT] [--key K] [--entities N] [--rate R] [--duration S]
  *                [--max-count N] [--chunk C] [--maxlen L]
  *
- * Each entry updates one entity of the benchmark view (the one grpc_load fills: int64 key
- * entity_id, d0..d7 double, count int64, label string) in the fields format:
+ * Each entry updates one entity of the benchmark view (loadtest/bench_view.yaml, the one
+ * grpc_load fills: int64 key entity_id, d0..d7 double, count int64, label string; the names
+ * from bench_view.h) in the fields format:
  *
  *   XADD K MAXLEN ~ L * entity_id <id> event_ts <now us> d0 <x> ... d7 <x> count <n> label <s>
  *
@@ -28,6 +29,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "bench_view.h"
 #include "common/clock.h"
 
 #define MAX_DURATION_S 600
@@ -58,8 +60,10 @@ static int _parse(int argc, char **argv, struct options *o);
 
 /* Appends one XADD for a random entity to the context's output buffer. */
 static void _append_entry(redisContext *c, const struct options *o, uint64_t *rng, uint64_t seq) {
-    enum { NARGS = 6 + 2 * 12 };
-    char bufs[14][32];
+    /* XADD K MAXLEN ~ L *, then key, event_ts and every feature, each a name and a value */
+    enum { NARGS = 6 + 2 * (2 + BENCH_FEATURES) };
+    char bufs[3 + BENCH_FEATURES][32];
+    static const struct bench_feature features[BENCH_FEATURES] = BENCH_FEATURE_LIST;
     const char *argv[NARGS];
     size_t lens[NARGS];
     int n = 0;
@@ -76,14 +80,13 @@ static void _append_entry(redisContext *c, const struct options *o, uint64_t *rn
     snprintf(bufs[0], sizeof bufs[0], "%" PRIu64, o->maxlen);
     ARG(bufs[0]);
     ARG("*");
-    ARG("entity_id");
+    ARG(BENCH_KEY_NAME);
     snprintf(bufs[1], sizeof bufs[1], "%" PRIu64, _next(rng) % o->entities);
     ARG(bufs[1]);
     ARG("event_ts");
     snprintf(bufs[2], sizeof bufs[2], "%" PRId64, clock_wall_us());
     ARG(bufs[2]);
-    static const char *const names[8] = {"d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7"};
-    for (int d = 0; d < 8; d++) {
+    for (int d = 0; d < BENCH_DOUBLE_FEATURES; d++) {
         /* "0.dddddd" by hand: snprintf's %f would cost the producer more than fsd's parse */
         uint64_t v = _next(rng) % 1000000;
         char *b = bufs[3 + d];
@@ -92,15 +95,16 @@ static void _append_entry(redisContext *c, const struct options *o, uint64_t *rn
             b[k] = (char)('0' + v % 10);
         }
         b[8] = '\0';
-        ARG(names[d]);
+        ARG(features[d].name);
         ARG(b);
     }
-    ARG("count");
-    snprintf(bufs[11], sizeof bufs[11], "%" PRIu64, seq);
-    ARG(bufs[11]);
-    ARG("label");
-    snprintf(bufs[12], sizeof bufs[12], "stream-%" PRIu64, seq % 100000);
-    ARG(bufs[12]);
+    char *count = bufs[3 + BENCH_DOUBLE_FEATURES], *label = bufs[4 + BENCH_DOUBLE_FEATURES];
+    ARG(features[BENCH_DOUBLE_FEATURES].name); /* count */
+    snprintf(count, sizeof bufs[0], "%" PRIu64, seq);
+    ARG(count);
+    ARG(features[BENCH_DOUBLE_FEATURES + 1].name); /* label */
+    snprintf(label, sizeof bufs[0], "stream-%" PRIu64, seq % 100000);
+    ARG(label);
 #undef ARG
     redisAppendCommandArgv(c, n, argv, lens);
 }

@@ -6,9 +6,9 @@
 #   bash loadtest/stream_bench.sh --quick    # 3 runs of 3 s, 100k entities (~30 s)
 #
 # Starts redis-server (no persistence) on a free loopback port and build/bin/fsd with one view
-# "bench" (int64 key entity_id; d0..d7 double, count int64, label string) that follows the
-# stream "bench_updates" (fields format), fills the view with build/bin/grpc_load --fill, then
-# per run, at the same time:
+# "bench" (loadtest/bench_view.yaml: int64 key entity_id; d0..d7 double, count int64, label
+# string) that follows the stream "bench_updates" (fields format), fills the view with
+# build/bin/grpc_load --fill, then per run, at the same time:
 #   - build/bin/stream_bench writes --rate updates/s for --duration s (pipelined XADD, each
 #     entry's event_ts taken as it is written) to random entities;
 #   - build/bin/grpc_load looks up batches of 100 random entities, open loop at --lookup-rate
@@ -98,7 +98,8 @@ REDIS_PORT="$(bench_free_port)"
 REDIS_PID=$!
 bench_track "${REDIS_PID}"
 
-cat >"${TMP}/fsd.yaml" <<EOF
+{
+    cat <<EOF
 server:
   grpc_bind: 127.0.0.1
   grpc_port: 0
@@ -107,27 +108,18 @@ server:
   log_level: info
   default_budget_us: 1000000
 views:
-  - name: bench
-    join_keys: [{name: entity_id, type: int64}]
-    ttl: 0
-    stream:
-      redis: "127.0.0.1:${REDIS_PORT}"
-      key: bench_updates
-      start: "\$"
-      batch: 1000
-      block_ms: 100
-    features:
-      - {name: d0, type: double}
-      - {name: d1, type: double}
-      - {name: d2, type: double}
-      - {name: d3, type: double}
-      - {name: d4, type: double}
-      - {name: d5, type: double}
-      - {name: d6, type: double}
-      - {name: d7, type: double}
-      - {name: count, type: int64}
-      - {name: label, type: string}
 EOF
+    bench_view_yaml "$(
+        cat <<EOF
+stream:
+  redis: "127.0.0.1:${REDIS_PORT}"
+  key: bench_updates
+  start: "\$"
+  batch: 1000
+  block_ms: 100
+EOF
+    )"
+} >"${TMP}/fsd.yaml"
 
 bench_start_fsd "${TMP}/fsd.yaml"
 STATS="${FSD_STATS_PORT}"

@@ -8,9 +8,10 @@
 #
 # The Parquet file is build/bin/materialize_bench's (written once, cached in /tmp). For each
 # DuckDB thread count asked for (--duckdb-threads, materializer.duckdb_threads; 0 = fsd's
-# default: the cores the workers leave, less one), the script starts build/bin/fsd with one worker and one view "bench" whose source is
-# that file (no refresh_interval: it loads at start and when asked), waits for the first load,
-# then per run:
+# default: the cores the workers leave, less one), the script starts build/bin/fsd with one
+# worker and the benchmark view "bench" (loadtest/bench_view.yaml) whose source is that file
+# (no refresh_interval: it loads at start and when asked), waits for the first load, then per
+# run:
 #   - idle: build/bin/grpc_load looks up batches of 100 random entities, open loop at
 #     2,000 calls/s (latency from each call's intended send time), for --idle seconds;
 #   - load: the same lookups start, build/bin/fsctl load triggers a full reload of the same
@@ -151,7 +152,7 @@ stop_lookups() {
 # stdout). A command, not a function, so `"${LOOKUP[@]}" &` makes $! grpc_load itself, the
 # process SIGUSR1 must reach.
 lookup_cmd() {
-    LOOKUP=("${GRPC_LOAD}" --addr "${FSD_ADDR}" --key-name id --entities "${ROWS}"
+    LOOKUP=("${GRPC_LOAD}" --addr "${FSD_ADDR}" --entities "${ROWS}"
         --batch "${BATCH}" --rate "${RATE}" --connections 2 --inflight 64
         --timeout "${TIMEOUT_MS}" --duration "$2" --latency-log "$1" --json)
 }
@@ -168,23 +169,13 @@ materializer:
   duckdb_threads: $1
   nice: ${NICE}
 views:
-  - name: bench
-    join_keys: [{name: id, type: int64}]
-    ttl: 0
-    # no refresh_interval: loaded at start and when asked (fsctl load)
-    source: {type: parquet, path: "${PARQUET}", event_timestamp_column: ev}
-    features:
-      - {name: f0, type: double}
-      - {name: f1, type: double}
-      - {name: f2, type: double}
-      - {name: f3, type: double}
-      - {name: f4, type: double}
-      - {name: f5, type: double}
-      - {name: f6, type: double}
-      - {name: f7, type: double}
-      - {name: n, type: int64}
-      - {name: s, type: string}
 EOF
+    bench_view_yaml "$(
+        cat <<EOF
+# no refresh_interval: loaded at start and when asked (fsctl load)
+source: {type: parquet, path: "${PARQUET}", event_timestamp_column: ev}
+EOF
+    )"
 }
 
 echo "fsd $("${FSD}" --version | cut -d' ' -f2): ${WORKERS} worker(s), $(nproc) CPUs;" \

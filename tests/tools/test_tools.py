@@ -19,7 +19,11 @@ import time
 import unittest
 
 sys.path.insert(0, os.environ["FSD_INTEGRATION_DIR"])
+# the benchmark view grpc_load fills, as every benchmark has it (loadtest/bench_view.yaml)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "loadtest"))
 
+from bench_view import bench_view_yaml  # noqa: E402
 import harness as h  # noqa: E402
 from redis_server import RedisServer, free_port  # noqa: E402
 from harness import pb  # noqa: E402
@@ -45,21 +49,7 @@ views:
     ttl: 1h
     features:
       - {name: clicks, type: int64, default: zero}
-  - name: bench
-    join_keys: [{name: entity_id, type: int64}]
-    ttl: 0
-    features:
-      - {name: d0, type: double}
-      - {name: d1, type: double}
-      - {name: d2, type: double}
-      - {name: d3, type: double}
-      - {name: d4, type: double}
-      - {name: d5, type: double}
-      - {name: d6, type: double}
-      - {name: d7, type: double}
-      - {name: count, type: int64}
-      - {name: label, type: string}
-feature_services:
+""" + bench_view_yaml() + """feature_services:
   - name: ranking
     features: ["users:age", "user_item:clicks"]
 """
