@@ -8,6 +8,7 @@
 #   bench_setup                        # BENCH_TMP, and a trap that stops what bench_* started
 #   bench_start_fsd CONFIG [PREFIX...] # FSD_PID, FSD_ADDR, FSD_STATS_PORT; PREFIX: taskset ...
 #   bench_view_yaml [--numeric-default KIND] [VIEW_KEYS] >>CONFIG  # the benchmark view
+#   bench_stop_lookups PID             # SIGUSR1 to a grpc_load, wait for its report
 #
 # The caller sets BENCH_NAME (for messages) and FSD (the binary) before bench_start_fsd. Every
 # wait is bounded; bench_die prints its message and exits 1, and the trap cleans up.
@@ -87,12 +88,26 @@ bench_machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/sta
 bench_pid_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 bench_children_ticks() { awk '{ print $16 + $17 }' "/proc/$$/stat"; }
 
+# bench_stop_lookups PID: ends a grpc_load run early (SIGUSR1) and waits for its report: at
+# most its drain (5 s) and a margin, then it is killed.
+bench_stop_lookups() {
+    local pid="$1"
+    kill -USR1 "${pid}" 2>/dev/null || true
+    for _ in $(seq 150); do
+        kill -0 "${pid}" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "${pid}" 2>/dev/null || true
+    wait "${pid}" || true
+}
+
 # bench_view_yaml [--numeric-default KIND] [VIEW_KEYS]: the benchmark view, one entry of a
 # config's views: list (the caller writes "views:" before it): loadtest/bench_view.py, which
 # fills loadtest/bench_view.yaml in. VIEW_KEYS: YAML of the view's other keys (a source: or
 # stream: block, a contract:) written from column 0; none: only pushes fill the view.
 # --numeric-default KIND: every numeric feature gets `default: KIND`.
 BENCH_VIEW_PY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bench_view.py"
+# shellcheck disable=SC2120  # both arguments are optional
 bench_view_yaml() {
     PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 "${BENCH_VIEW_PY}" "$@" ||
         bench_die "cannot fill in the benchmark view (${BENCH_VIEW_PY})"

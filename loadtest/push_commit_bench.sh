@@ -238,19 +238,6 @@ answered_calls() {
 # pushed_field ID KEY: a field of fsd-materialize's result line (view=V version=N ...).
 pushed_field() { tr ' ' '\n' <"${TMP}/push.$1.out" | sed -n "s/^$2=//p" | tail -n 1; }
 
-# Ends a grpc_load run early (SIGUSR1) and waits for its report: at most its drain (5 s) and
-# a margin, then it is killed.
-stop_lookups() {
-    local pid="$1"
-    kill -USR1 "${pid}" 2>/dev/null || true
-    for _ in $(seq 150); do
-        kill -0 "${pid}" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "${pid}" 2>/dev/null || true
-    wait "${pid}" || true
-}
-
 # lookup_cmd LOG DURATION: sets LOOKUP to the open-loop lookups' command (a JSON report on
 # stdout). A command, not a function, so `"${LOOKUP[@]}" &` makes $! grpc_load itself, the
 # process SIGUSR1 must reach.
@@ -325,7 +312,7 @@ for run in $(seq "${RUNS}"); do
         sleep 0.2
     done
     catch_up_us=$(($(now_us) - tail1_us))
-    stop_lookups "${lookup_pid}"
+    bench_stop_lookups "${lookup_pid}"
     t1="$(now_us)"
     ticks1="$(bench_machine_ticks) $(bench_pid_ticks "${FSD_PID}") $(bench_children_ticks)"
 

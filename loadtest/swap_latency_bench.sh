@@ -135,19 +135,6 @@ print(" ".join(str(v[f]).lower() if isinstance(v[f], bool) else str(v[f]) for f 
 
 status_kib() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/${FSD_PID}/status"; }
 
-# Ends a grpc_load run early (SIGUSR1) and waits for its report: at most its drain (5 s) and
-# a margin, then it is killed.
-stop_lookups() {
-    local pid="$1"
-    kill -USR1 "${pid}" 2>/dev/null || true
-    for _ in $(seq 150); do
-        kill -0 "${pid}" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "${pid}" 2>/dev/null || true
-    wait "${pid}" || true
-}
-
 # lookup_cmd LOG DURATION: sets LOOKUP to the open-loop lookups' command (a JSON report on
 # stdout). A command, not a function, so `"${LOOKUP[@]}" &` makes $! grpc_load itself, the
 # process SIGUSR1 must reach.
@@ -243,7 +230,7 @@ for threads in "${THREADS[@]}"; do
             >"${TMP}/fsctl.${id}" 2>&1 || load_rc=$?
         loaded_us="$(now_us)"
         sleep "${TAIL_S}"
-        stop_lookups "${lookup_pid}"
+        bench_stop_lookups "${lookup_pid}"
         wait "${sampler_pid}" 2>/dev/null || true
         hwm="$(status_kib VmHWM)"
         [[ ${hwm_reset} -eq 1 ]] || hwm=0
