@@ -169,6 +169,45 @@ static void _join(char *buf, size_t len, const char *const *words) {
     }
 }
 
+/* Edit distance (insertions, deletions, substitutions) of two short words, capped at 9. */
+static size_t _distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) {
+        return 9;
+    }
+    size_t row[64];
+    for (size_t j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t above = row[j];
+            size_t best = diagonal + (a[i - 1] != b[j - 1]);
+            best = above + 1 < best ? above + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            row[j] = best;
+            diagonal = above;
+        }
+    }
+    return row[lb] < 9 ? row[lb] : 9;
+}
+
+/* The allowed key a typo most likely meant (at most 2 edits away), or NULL. */
+static const char *_closest(const char *name, const char *const *allowed) {
+    const char *best = NULL;
+    size_t best_distance = 3;
+    for (size_t i = 0; allowed[i] != NULL; i++) {
+        size_t d = _distance(name, allowed[i]);
+        if (d < best_distance) {
+            best = allowed[i];
+            best_distance = d;
+        }
+    }
+    return best;
+}
+
 bool config_check_keys(struct config_ctx *ctx, const yaml_node_t *map, const char *const *allowed) {
     if (map->type != YAML_MAPPING_NODE) {
         config_error(ctx, map, NULL, "expected a mapping, found %s", _kind(map));
@@ -187,7 +226,12 @@ bool config_check_keys(struct config_ctx *ctx, const yaml_node_t *map, const cha
             known = known || strcmp(allowed[i], name) == 0;
         }
         if (!known) {
-            char expected[512];
+            const char *closest = _closest(name, allowed);
+            if (closest != NULL) {
+                config_error(ctx, key, name, "unknown key (did you mean %s?)", closest);
+                continue;
+            }
+            char expected[1024];
             _join(expected, sizeof expected, allowed);
             config_error(ctx, key, name, "unknown key (expected %s)", expected);
             continue;
