@@ -209,6 +209,8 @@ void grpc_call_reply_send(struct grpc_call *call) {
     }
     call->finished = true;
     _count(call, GRPC_OK);
+    call->reply_pending = true;
+    grpc_conn_pending_add(call->conn, (int64_t)call->out.len);
     nghttp2_nv nv[] = {
         _NV_STATIC(":status", "200"),
         _NV_STATIC("content-type", "application/grpc"),
@@ -244,6 +246,8 @@ ssize_t grpc_call_read_response(nghttp2_session *session, int32_t stream_id, uin
     size_t n = left < length ? left : length;
     memcpy(buf, call->out.data + call->out_sent, n);
     call->out_sent += n;
+    /* From the call to nghttp2, on its way to `out`, which counts it again when it gets there. */
+    grpc_conn_pending_add(call->conn, -(int64_t)n);
     if (call->out_sent == call->out.len) {
         /* The message is out; the status follows as trailers, which end the stream. */
         *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -502,6 +506,11 @@ void grpc_call_dispatch(struct grpc_call *call) {
 void grpc_call_release(struct grpc_call *call) {
     struct grpc_conn *conn = call->conn;
     _unbuffer(call);
+    if (call->reply_pending) {
+        /* Reset or cut before the whole response left: what is left of it leaves the budget. */
+        grpc_conn_pending_add(conn, -(int64_t)(call->out.len - call->out_sent));
+        call->reply_pending = false;
+    }
     TAILQ_REMOVE(&conn->calls, call, link);
     if (call->queued) {
         TAILQ_REMOVE(&conn->ready, call, ready_link);

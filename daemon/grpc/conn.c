@@ -2,6 +2,12 @@
  * One client connection: socket I/O, the nghttp2 server session, and the queue of calls
  * whose request is complete. Reads parse a whole batch before any handler runs, and writes
  * go out once per batch.
+ *
+ * The output budget: every response byte from grpc_call_reply_send() until it is written to
+ * the socket counts in `pending` (and in the worker's). A handler runs only while both are
+ * below their budgets; otherwise the connection is parked and its ready calls wait. The socket
+ * is still read while parked: the client's WINDOW_UPDATEs are what lets the output drain, and
+ * what it can send meanwhile is bounded by max_concurrent_streams and the reassembly budget.
  */
 #include "internal.h"
 #include "common/clock.h"
@@ -198,8 +204,25 @@ static int _write_out(struct grpc_conn *conn) {
             return -1;
         }
         evbuffer_drain(conn->out, (size_t)sent);
+        conn->bytes_written += (uint64_t)sent;
     }
     return 1;
+}
+
+void grpc_conn_pending_add(struct grpc_conn *conn, int64_t delta) {
+    struct grpc_worker *w = conn->worker;
+    conn->pending += (uint64_t)delta;
+    w->pending += (uint64_t)delta;
+    atomic_store_explicit(&w->stats.pending_bytes, w->pending, memory_order_relaxed);
+}
+
+/* `out` grew or shrank since it was last counted: bring `pending` up to date. */
+static void _count_out(struct grpc_conn *conn) {
+    size_t len = evbuffer_get_length(conn->out);
+    if (len != conn->out_counted) {
+        grpc_conn_pending_add(conn, (int64_t)len - (int64_t)conn->out_counted);
+        conn->out_counted = len;
+    }
 }
 
 /* Moves frames from nghttp2 to the socket until either runs dry. */
@@ -244,17 +267,86 @@ static void _flush(struct grpc_conn *conn) {
     }
 }
 
+static void _run_ready(struct grpc_conn *conn); /* input, below: kick runs what waited */
+
+/* Which budget the connection's next handler would pass, or GRPC_BUDGET_COUNT for none. */
+static enum grpc_budget _over_budget(const struct grpc_conn *conn) {
+    const struct grpc_server_options *o = &conn->worker->server->options;
+    if (conn->pending >= o->max_pending_bytes_per_connection) {
+        return GRPC_BUDGET_CONNECTION;
+    }
+    /* A connection whose output is all written always gets its next call: clients that
+     * read are served even while stalled ones fill the worker's budget (each of those holds
+     * one response at most beyond it, until write_timeout closes it). */
+    if (conn->pending > 0 && conn->worker->pending >= o->max_pending_bytes_per_worker) {
+        return GRPC_BUDGET_WORKER;
+    }
+    return GRPC_BUDGET_COUNT;
+}
+
+static void _park(struct grpc_conn *conn, enum grpc_budget budget) {
+    struct grpc_worker *w = conn->worker;
+    if (conn->parked) {
+        return;
+    }
+    conn->parked = true;
+    TAILQ_INSERT_TAIL(&w->parked, conn, parked_link);
+    w->nparked++;
+    grpc_stat_add(&w->stats.output_waits[budget], 1);
+}
+
+static void _unpark(struct grpc_conn *conn) {
+    struct grpc_worker *w = conn->worker;
+    if (!conn->parked) {
+        return;
+    }
+    conn->parked = false;
+    TAILQ_REMOVE(&w->parked, conn, parked_link);
+    w->nparked--;
+}
+
 void grpc_conn_kick(struct grpc_conn *conn) {
     if (!conn->dead) {
         _flush(conn);
+        _count_out(conn);
+        /* Output drained below the budget: the calls that waited for it run now, and again
+         * as long as the socket takes what they answer (no later event would wake them). */
+        while (!conn->dead && conn->parked && _over_budget(conn) == GRPC_BUDGET_COUNT) {
+            _run_ready(conn);
+            if (!conn->dead) {
+                _flush(conn);
+                _count_out(conn);
+            }
+        }
     }
     if (!conn->dead && !nghttp2_session_want_read(conn->session) &&
         !nghttp2_session_want_write(conn->session) && evbuffer_get_length(conn->out) == 0) {
         conn->dead = true; /* finished: GOAWAY exchanged and no stream left */
     }
+    struct grpc_worker *w = conn->worker;
     if (conn->dead) {
-        grpc_conn_destroy(conn);
+        grpc_conn_destroy(conn); /* wakes the parked itself */
+    } else if (w->nparked > 0) {
+        grpc_conn_wake_parked(w);
     }
+}
+
+void grpc_conn_wake_parked(struct grpc_worker *w) {
+    if (w->waking || w->stop_seen == GRPC_STOP_HARD) {
+        return;
+    }
+    w->waking = true;
+    /* Each parked connection once, oldest first; one still over its own budget goes to the
+     * back and stays parked. Kicking may close a connection, so the next is read after. */
+    size_t n = w->nparked;
+    struct grpc_conn *conn;
+    while (n-- > 0 && w->pending < w->server->options.max_pending_bytes_per_worker &&
+           (conn = TAILQ_FIRST(&w->parked)) != NULL) {
+        TAILQ_REMOVE(&w->parked, conn, parked_link);
+        TAILQ_INSERT_TAIL(&w->parked, conn, parked_link);
+        grpc_conn_kick(conn);
+    }
+    w->waking = false;
 }
 
 /* ---- input ------------------------------------------------------------------------------- */
@@ -264,13 +356,21 @@ void grpc_conn_enqueue(struct grpc_conn *conn, struct grpc_call *call) {
     call->queued = true;
 }
 
+/* Runs the ready calls in order while the output budgets allow; parks the connection when
+ * they do not. */
 static void _run_ready(struct grpc_conn *conn) {
     struct grpc_call *call;
     while (!conn->dead && (call = TAILQ_FIRST(&conn->ready)) != NULL) {
+        enum grpc_budget over = _over_budget(conn);
+        if (over != GRPC_BUDGET_COUNT) {
+            _park(conn, over);
+            return;
+        }
         TAILQ_REMOVE(&conn->ready, call, ready_link);
         call->queued = false;
         grpc_call_dispatch(call);
     }
+    _unpark(conn);
 }
 
 void grpc_conn_protocol_error(struct grpc_conn *conn) {
@@ -329,7 +429,7 @@ static void _on_writable(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
-int grpc_conn_create(struct grpc_worker *w, int fd) {
+int grpc_conn_create(struct grpc_worker *w, int fd, const char *peer) {
     struct grpc_server *s = w->server;
     struct grpc_conn *conn = calloc(1, sizeof *conn);
     if (conn == NULL) {
@@ -338,6 +438,8 @@ int grpc_conn_create(struct grpc_worker *w, int fd) {
     }
     conn->worker = w;
     conn->fd = fd;
+    snprintf(conn->peer, sizeof conn->peer, "%s", peer);
+    conn->stall_since_us = w->clock.mono_us;
     TAILQ_INIT(&conn->calls);
     TAILQ_INIT(&conn->ready);
     conn->out = evbuffer_new();
@@ -407,6 +509,7 @@ void grpc_conn_drain_final(struct grpc_conn *conn) {
 void grpc_conn_destroy(struct grpc_conn *conn) {
     struct grpc_worker *w = conn->worker;
     TAILQ_REMOVE(&w->conns, conn, link);
+    _unpark(conn);
     event_free(conn->read_ev);
     event_free(conn->write_ev);
     /* The session goes first so no nghttp2 callback can see a released call. */
@@ -415,9 +518,33 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     while ((call = TAILQ_FIRST(&conn->calls)) != NULL) {
         grpc_call_release(call);
     }
+    grpc_conn_pending_add(conn, -(int64_t)conn->pending); /* what `out` still held */
     evbuffer_free(conn->out);
     close(conn->fd);
     free(conn);
     grpc_stat_add(&w->stats.connections_closed, 1);
     grpc_worker_conn_gone(w);
+    if (w->nparked > 0) {
+        grpc_conn_wake_parked(w);
+    }
+}
+
+bool grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us) {
+    struct grpc_worker *w = conn->worker;
+    const struct grpc_server_options *o = &w->server->options;
+    if (conn->pending == 0 || conn->bytes_written != conn->stall_mark) {
+        conn->stall_mark = conn->bytes_written;
+        conn->stall_since_us = now_us;
+        return false;
+    }
+    if (now_us - conn->stall_since_us < o->write_timeout_us) {
+        return false;
+    }
+    grpc_stat_add(&w->stats.closed_by_server[GRPC_CLOSE_WRITE_TIMEOUT], 1);
+    log_info("grpc connection closed: the client read none of its responses for write_timeout",
+             "worker=%u peer=%s pending_bytes=%llu write_timeout_ms=%lld", w->index,
+             LOG_QUOTE(conn->peer), (unsigned long long)conn->pending,
+             (long long)(o->write_timeout_us / 1000));
+    grpc_conn_destroy(conn);
+    return true;
 }

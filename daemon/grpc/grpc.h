@@ -43,12 +43,23 @@
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-/* The first four are the config file's server.grpc_bind, grpc_port, workers, max_message_bytes. */
+/* All but the last two are options of the config file's server section (grpc_option_group). */
 struct grpc_server_options {
-    char bind[GRPC_BIND_LEN];        /* numeric IPv4/IPv6 address or host name */
-    uint32_t port;                   /* 0: the kernel picks one, see grpc_server_port() */
-    uint32_t workers;                /* 0: one per online core; at most GRPC_MAX_WORKERS */
-    uint64_t max_message_bytes;      /* larger request messages: RESOURCE_EXHAUSTED */
+    char bind[GRPC_BIND_LEN];   /* numeric IPv4/IPv6 address or host name */
+    uint32_t port;              /* 0: the kernel picks one, see grpc_server_port() */
+    uint32_t workers;           /* 0: one per online core; at most GRPC_MAX_WORKERS */
+    uint64_t max_message_bytes; /* larger request messages: RESOURCE_EXHAUSTED */
+    /*
+     * The output budget. A connection whose responses not yet written reach
+     * max_pending_bytes_per_connection, or a worker whose connections' together reach
+     * max_pending_bytes_per_worker, runs no further handler for it until the output drains
+     * below the budget; a connection whose output makes no progress for write_timeout_us is
+     * closed. A budget is checked before each handler, so it can be passed by one response;
+     * a connection with nothing pending always gets its next call, whatever the worker's.
+     */
+    uint64_t max_pending_bytes_per_connection;
+    uint64_t max_pending_bytes_per_worker;
+    int64_t write_timeout_us;
     uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
     uint32_t shutdown_timeout_ms;    /* grace for calls in flight before connections are cut */
 };
@@ -97,6 +108,9 @@ enum grpc_metric {
     GRPC_M_CONNECTIONS_OPEN,         /* fsd_grpc_connections_open */
     GRPC_M_PROTOCOL_ERRORS,          /* fsd_grpc_protocol_errors_total */
     GRPC_M_DEADLINE_BEFORE_DISPATCH, /* fsd_grpc_deadline_exceeded_before_dispatch_total */
+    GRPC_M_CLOSED_BY_SERVER,         /* fsd_grpc_connections_closed_total{reason} */
+    GRPC_M_OUTPUT_WAITS,             /* fsd_grpc_output_budget_waits_total{budget} */
+    GRPC_M_PENDING_OUTPUT,           /* fsd_grpc_pending_output_bytes */
     GRPC_M_COUNT,
 };
 extern const struct metric_def grpc_metric_defs[GRPC_M_COUNT];
@@ -105,6 +119,10 @@ struct grpc_server_stats {
     uint64_t connections_opened;
     uint64_t connections_open;
     uint64_t protocol_errors;
+    uint64_t closed_write_timeout;    /* closed: output stalled for write_timeout */
+    uint64_t output_waits_connection; /* a connection's calls waited: its output budget */
+    uint64_t output_waits_worker;     /* ... the worker's output budget */
+    uint64_t pending_output_bytes;    /* responses not yet written, every worker */
 };
 
 /*

@@ -36,6 +36,12 @@ struct evbuffer;
 #define GRPC_READS_PER_EVENT 16
 /* Above this much unsent output, stop asking nghttp2 for frames until the socket drains. */
 #define GRPC_OUT_HIGH_WATER (1024 * 1024)
+/*
+ * How often a worker looks over its connections for the timeouts (write stall, ...). Each
+ * timeout fires between its value and its value plus one tick: the options' minimum is a
+ * second, so a quarter second is close enough and costs one walk of the list.
+ */
+#define GRPC_TICK_MS 250
 /* Calls kept for reuse per worker; request/response buffers above this capacity are freed. */
 #define GRPC_CALL_FREELIST_MAX 4096
 #define GRPC_CALL_BUF_KEEP     (64 * 1024)
@@ -73,12 +79,28 @@ enum grpc_stop {
     GRPC_STOP_HARD = 2,  /* the shutdown timeout passed: close everything now */
 };
 
+/* Why the server closed a connection on its own; fsd_grpc_connections_closed_total{reason}. */
+enum grpc_close_reason {
+    GRPC_CLOSE_WRITE_TIMEOUT, /* unsent output and no progress for write_timeout */
+    GRPC_CLOSE_REASON_COUNT,
+};
+
+/* Why calls of a connection waited before their handler: its output budget or the worker's. */
+enum grpc_budget {
+    GRPC_BUDGET_CONNECTION,
+    GRPC_BUDGET_WORKER,
+    GRPC_BUDGET_COUNT,
+};
+
 struct grpc_worker_stats {
     _Atomic uint64_t connections_opened;
     _Atomic uint64_t connections_closed;
     _Atomic uint64_t protocol_errors;
-    _Atomic uint64_t *calls;             /* [(nmethods + 1) * GRPC_CODE_COUNT] */
-    _Atomic uint64_t *deadline_exceeded; /* [nmethods + 1] */
+    _Atomic uint64_t closed_by_server[GRPC_CLOSE_REASON_COUNT];
+    _Atomic uint64_t output_waits[GRPC_BUDGET_COUNT]; /* a connection parked over a budget */
+    _Atomic uint64_t pending_bytes;                   /* the worker's output budget in use */
+    _Atomic uint64_t *calls;                          /* [(nmethods + 1) * GRPC_CODE_COUNT] */
+    _Atomic uint64_t *deadline_exceeded;              /* [nmethods + 1] */
 };
 
 struct grpc_conn;
@@ -116,6 +138,16 @@ struct grpc_worker {
 
     struct grpc_conn_list conns;
     size_t nconns;
+    /*
+     * Output not yet on the wire, summed over the connections (struct grpc_conn's
+     * `pending`), and the connections whose calls wait because it or their own is over its
+     * budget, oldest first. waking: _wake_parked() is running (it is not re-entered).
+     */
+    uint64_t pending;
+    struct grpc_conn_list parked;
+    size_t nparked;
+    bool waking;
+    struct event *tick_ev; /* every GRPC_TICK_MS: the connections' timeouts */
     struct grpc_call *free_calls;
     size_t nfree_calls;
     uint8_t *read_buf;
@@ -146,6 +178,7 @@ struct grpc_server {
 
 struct grpc_conn {
     TAILQ_ENTRY(grpc_conn) link;
+    TAILQ_ENTRY(grpc_conn) parked_link; /* worker->parked while `parked` */
     struct grpc_worker *worker;
     int fd;
     nghttp2_session *session;
@@ -155,11 +188,25 @@ struct grpc_conn {
     struct grpc_call_list calls; /* every call with an open stream */
     struct grpc_call_list ready; /* requests complete, waiting for their handler */
     uint64_t buffered;           /* request bytes in reassembly, summed over calls */
-    bool dead;                   /* close at the end of the current event */
-    bool write_blocked;          /* write_ev is armed */
-    bool protocol_error;         /* counted once per connection */
-    bool notice_sent;            /* drain: shutdown notice and PING sent */
-    bool goaway_sent;            /* drain: final GOAWAY submitted */
+    /*
+     * The output budget: response bytes handed to the transport and not yet written to the
+     * socket, whether they wait in a call (for the client's flow-control window) or in `out`
+     * (for the socket). out_counted: the part of `pending` that is `out`'s length.
+     */
+    uint64_t pending;
+    size_t out_counted;
+    bool parked; /* over a budget: ready calls wait until the output drains */
+    /* Write-stall watch (the tick): bytes_written as last seen, and since when unchanged
+     * while output was pending. */
+    uint64_t bytes_written;
+    uint64_t stall_mark;
+    int64_t stall_since_us;
+    char peer[64];       /* "address:port" of the client, for logs */
+    bool dead;           /* close at the end of the current event */
+    bool write_blocked;  /* write_ev is armed */
+    bool protocol_error; /* counted once per connection */
+    bool notice_sent;    /* drain: shutdown notice and PING sent */
+    bool goaway_sent;    /* drain: final GOAWAY submitted */
 };
 
 enum grpc_call_reject {
@@ -189,6 +236,7 @@ struct grpc_call {
     bool finished;                 /* reply or fail submitted: no more handler callbacks */
     struct grpc_resume *suspended; /* grpc_call_suspend()ed and not resumed yet */
     bool handler_called;           /* streaming: a callback ran, so on_abort is owed */
+    bool reply_pending;            /* out's unsent bytes are in conn->pending */
 
     struct grpc_frame_reader reader;
     uint32_t nmessages;
@@ -245,8 +293,9 @@ void grpc_worker_close_resumes(struct grpc_worker *w);
 /* The nghttp2 callbacks every session of a worker shares; NULL when out of memory. */
 nghttp2_session_callbacks *grpc_conn_callbacks_new(void);
 
-/* Takes ownership of `fd` (non-blocking, accepted). Returns -1 when out of memory. */
-int grpc_conn_create(struct grpc_worker *w, int fd);
+/* Takes ownership of `fd` (non-blocking, accepted; `peer` its address, for logs). Returns -1
+ * when out of memory. */
+int grpc_conn_create(struct grpc_worker *w, int fd, const char *peer);
 /* Drain: shutdown notice + PING now; the final GOAWAY follows on the ack or the drain timer. */
 void grpc_conn_drain(struct grpc_conn *conn);
 void grpc_conn_drain_final(struct grpc_conn *conn);
@@ -257,6 +306,13 @@ void grpc_conn_destroy(struct grpc_conn *conn);
 void grpc_conn_protocol_error(struct grpc_conn *conn);
 /* Queues a call whose request is complete; conn runs the queue after the read batch. */
 void grpc_conn_enqueue(struct grpc_conn *conn, struct grpc_call *call);
+/* Output entered (delta > 0) or left (< 0) the connection's budget (and its worker's). */
+void grpc_conn_pending_add(struct grpc_conn *conn, int64_t delta);
+/* Output left the worker's budget: connections parked over it may go on (not re-entered). */
+void grpc_conn_wake_parked(struct grpc_worker *w);
+/* The tick: closes the connection if its output has made no progress for write_timeout.
+ * Returns true when it closed it. */
+bool grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us);
 
 /* ---- call.c ------------------------------------------------------------------------------ */
 

@@ -60,6 +60,37 @@ static const struct option_def grpc_option_defs[] = {
         OPTION_SIZE_AT(struct grpc_server_options, max_message_bytes),
         .description = "Largest gRPC message received or sent.",
     },
+    {
+        .name = "max_pending_bytes_per_connection",
+        .type = OPTION_SIZE,
+        .default_text = "4MiB",
+        .min = 64 * KIB,
+        .max = 64 * GIB,
+        OPTION_SIZE_AT(struct grpc_server_options, max_pending_bytes_per_connection),
+        .description = "Output budget of one gRPC connection: once responses not yet written "
+                       "to it reach this, its next requests wait until the client has read "
+                       "enough (one response may pass it).",
+    },
+    {
+        .name = "max_pending_bytes_per_worker",
+        .type = OPTION_SIZE,
+        .default_text = "64MiB",
+        .min = 64 * KIB,
+        .max = 1024 * GIB,
+        OPTION_SIZE_AT(struct grpc_server_options, max_pending_bytes_per_worker),
+        .description = "Output budget of one worker thread, its connections together: once "
+                       "reached, their next requests wait until clients have read enough.",
+    },
+    {
+        .name = "write_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "30s",
+        .min = 1000000,
+        .max = 3600 * 1000000ll,
+        OPTION_DURATION_AT(struct grpc_server_options, write_timeout_us),
+        .description = "A gRPC connection with responses waiting whose client has read none "
+                       "of them for this long is closed.",
+    },
 };
 
 /* What is not an option of the config file. */

@@ -1,6 +1,7 @@
 /* The transport's metrics: declared once here, kept per worker, summed when read. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 const struct metric_def grpc_metric_defs[GRPC_M_COUNT] = {
@@ -20,6 +21,27 @@ const struct metric_def grpc_metric_defs[GRPC_M_COUNT] = {
                                          "Calls answered DEADLINE_EXCEEDED without running their "
                                          "handler: the client's grpc-timeout passed while they "
                                          "waited for their turn on the worker."},
+    [GRPC_M_CLOSED_BY_SERVER] = {"fsd_grpc_connections_closed_total", METRIC_COUNTER, "reason",
+                                 "gRPC connections the server closed on its own, by reason: "
+                                 "write_timeout (responses waiting and none of them written "
+                                 "for server.write_timeout)."},
+    [GRPC_M_OUTPUT_WAITS] = {"fsd_grpc_output_budget_waits_total", METRIC_COUNTER, "budget",
+                             "Times a connection's requests had to wait for their handler "
+                             "because responses not yet written filled a budget: connection "
+                             "(server.max_pending_bytes_per_connection) or worker "
+                             "(server.max_pending_bytes_per_worker)."},
+    [GRPC_M_PENDING_OUTPUT] = {"fsd_grpc_pending_output_bytes", METRIC_GAUGE, "",
+                               "Response bytes handed to the transport and not yet written to "
+                               "a socket, every connection together."},
+};
+
+/* Label values of enum grpc_close_reason and enum grpc_budget. */
+static const char *const _close_reason_names[GRPC_CLOSE_REASON_COUNT] = {
+    [GRPC_CLOSE_WRITE_TIMEOUT] = "write_timeout",
+};
+static const char *const _budget_names[GRPC_BUDGET_COUNT] = {
+    [GRPC_BUDGET_CONNECTION] = "connection",
+    [GRPC_BUDGET_WORKER] = "worker",
 };
 
 static uint64_t _load(_Atomic uint64_t *counter) {
@@ -38,6 +60,10 @@ void grpc_server_stats(struct grpc_server_stats *out) {
         out->connections_opened += _load(&ws->connections_opened);
         closed += _load(&ws->connections_closed);
         out->protocol_errors += _load(&ws->protocol_errors);
+        out->closed_write_timeout += _load(&ws->closed_by_server[GRPC_CLOSE_WRITE_TIMEOUT]);
+        out->output_waits_connection += _load(&ws->output_waits[GRPC_BUDGET_CONNECTION]);
+        out->output_waits_worker += _load(&ws->output_waits[GRPC_BUDGET_WORKER]);
+        out->pending_output_bytes += _load(&ws->pending_bytes);
     }
     /* Read apart, so a connection may show as closed before it shows as opened. */
     out->connections_open = out->connections_opened > closed ? out->connections_opened - closed : 0;
@@ -93,6 +119,24 @@ static void _write_requests(struct metric_writer *w, size_t nmethods) {
     }
 }
 
+/* A family with one sample per label value: the array of counters at `offset` in each
+ * worker's stats, summed over the workers. */
+static void _write_labelled(struct metric_writer *w, const struct metric_def *def,
+                            struct grpc_server *s, size_t n, const char *const *names,
+                            size_t offset) {
+    metrics_write_family(w, def);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t sum = 0;
+        for (unsigned k = 0; k < s->nworkers; k++) {
+            _Atomic uint64_t *counters =
+                (_Atomic uint64_t *)((char *)&s->workers[k].stats + offset);
+            sum += _load(&counters[i]);
+        }
+        const char *labels[] = {names[i]};
+        metrics_write_count(w, def, labels, sum);
+    }
+}
+
 /* Registered by grpc_server_setup, unregistered before the server is freed. */
 void grpc_collect_metrics(struct metric_writer *w, void *ctx) {
     (void)ctx;
@@ -107,6 +151,11 @@ void grpc_collect_metrics(struct metric_writer *w, void *ctx) {
                         st.connections_opened);
     metrics_write_count(w, &grpc_metric_defs[GRPC_M_CONNECTIONS_OPEN], NULL, st.connections_open);
     metrics_write_count(w, &grpc_metric_defs[GRPC_M_PROTOCOL_ERRORS], NULL, st.protocol_errors);
+    _write_labelled(w, &grpc_metric_defs[GRPC_M_CLOSED_BY_SERVER], s, GRPC_CLOSE_REASON_COUNT,
+                    _close_reason_names, offsetof(struct grpc_worker_stats, closed_by_server));
+    _write_labelled(w, &grpc_metric_defs[GRPC_M_OUTPUT_WAITS], s, GRPC_BUDGET_COUNT, _budget_names,
+                    offsetof(struct grpc_worker_stats, output_waits));
+    metrics_write_count(w, &grpc_metric_defs[GRPC_M_PENDING_OUTPUT], NULL, st.pending_output_bytes);
     const struct metric_def *late = &grpc_metric_defs[GRPC_M_DEADLINE_BEFORE_DISPATCH];
     metrics_write_family(w, late);
     for (size_t m = 0; m <= s->nmethods; m++) {

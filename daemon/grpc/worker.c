@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -44,11 +45,46 @@ static void _on_accept_resume(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
+/* "127.0.0.1:40312" or "[::1]:40312". */
+static void _format_peer(const struct sockaddr_storage *ss, char *buf, size_t len) {
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(buf, len, "[%s]:%u", host, port);
+        return;
+    }
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    }
+    snprintf(buf, len, "%s:%u", host, port);
+}
+
+/* The connections' timeouts, every GRPC_TICK_MS. */
+static void _on_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    struct grpc_worker *w = arg;
+    int64_t now = clock_mono_us();
+    struct grpc_conn *conn = TAILQ_FIRST(&w->conns);
+    while (conn != NULL) {
+        struct grpc_conn *next = TAILQ_NEXT(conn, link);
+        grpc_conn_check_timeouts(conn, now); /* may close it: `next` was read before */
+        conn = next;
+    }
+}
+
 static void _on_accept(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     struct grpc_worker *w = arg;
     for (int i = 0; i < GRPC_ACCEPTS_PER_EVENT; i++) {
-        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage addr;
+        socklen_t addr_len = sizeof addr;
+        int c = accept4(fd, (struct sockaddr *)&addr, &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) {
             if (errno == EINTR || errno == ECONNABORTED) {
                 continue;
@@ -66,7 +102,9 @@ static void _on_accept(evutil_socket_t fd, short what, void *arg) {
         int one = 1;
         /* Replies are small and must leave at once, not wait for Nagle's ack. */
         setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (grpc_conn_create(w, c) != 0) {
+        char peer[64];
+        _format_peer(&addr, peer, sizeof peer);
+        if (grpc_conn_create(w, c, peer) != 0) {
             log_warn("grpc connection dropped: out of memory", "worker=%u", w->index);
         }
     }
@@ -172,6 +210,7 @@ int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len) {
     struct grpc_server *s = w->server;
     size_t slots = s->nmethods + 1;
     TAILQ_INIT(&w->conns);
+    TAILQ_INIT(&w->parked);
     w->stats.calls = calloc(slots * GRPC_CODE_COUNT, sizeof *w->stats.calls);
     w->stats.deadline_exceeded = calloc(slots, sizeof *w->stats.deadline_exceeded);
     w->read_buf = malloc(GRPC_READ_BUF_BYTES);
@@ -213,9 +252,12 @@ int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len) {
     w->accept_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, _on_accept, w);
     w->accept_pause_ev = evtimer_new(w->base, _on_accept_resume, w);
     w->drain_ev = evtimer_new(w->base, _on_drain_timer, w);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, _on_tick, w);
+    struct timeval tick = {GRPC_TICK_MS / 1000, (GRPC_TICK_MS % 1000) * 1000};
     if (w->wake_ev == NULL || w->resume_ev == NULL || w->accept_ev == NULL ||
-        w->accept_pause_ev == NULL || w->drain_ev == NULL || event_add(w->wake_ev, NULL) != 0 ||
-        event_add(w->resume_ev, NULL) != 0 || event_add(w->accept_ev, NULL) != 0) {
+        w->accept_pause_ev == NULL || w->drain_ev == NULL || w->tick_ev == NULL ||
+        event_add(w->wake_ev, NULL) != 0 || event_add(w->resume_ev, NULL) != 0 ||
+        event_add(w->accept_ev, NULL) != 0 || event_add(w->tick_ev, &tick) != 0) {
         snprintf(err, err_len, "libevent: cannot create events");
         return -1;
     }
@@ -244,6 +286,9 @@ void grpc_worker_deinit(struct grpc_worker *w) {
     }
     if (w->drain_ev != NULL) {
         event_free(w->drain_ev);
+    }
+    if (w->tick_ev != NULL) {
+        event_free(w->tick_ev);
     }
     if (w->base != NULL) {
         event_base_free(w->base);

@@ -16,6 +16,7 @@ import time
 sys.path.insert(0, os.environ.get("FSD_PYPROTO", ""))
 
 import grpc  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from fsd.v1 import feature_service_pb2 as pb  # noqa: E402
 import health_pb2  # noqa: E402
 
@@ -201,3 +202,31 @@ def http_request(port, path, method="GET", headers=None, timeout=10):
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
     finally:
         conn.close()
+
+
+class Metrics:
+    """One scrape: sample values by name and labels; absent series read as 0."""
+
+    def __init__(self, text):
+        self.text = text
+        self.families = {f.name: f for f in text_string_to_metric_families(text)}
+        self.samples = {}
+        for family in self.families.values():
+            for s in family.samples:
+                self.samples[(s.name, frozenset(s.labels.items()))] = s.value
+
+    def get(self, name, **labels):
+        return self.samples.get((name, frozenset(labels.items())), 0)
+
+    def has(self, name, **labels):
+        return (name, frozenset(labels.items())) in self.samples
+
+    def delta(self, before, name, **labels):
+        return self.get(name, **labels) - before.get(name, **labels)
+
+
+def scrape(port):
+    status, headers, body = http_request(port, "/metrics")
+    assert status == 200, (status, body)
+    assert headers["content-type"].startswith("text/plain; version=0.0.4"), headers
+    return Metrics(body.decode())

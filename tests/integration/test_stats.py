@@ -13,10 +13,9 @@ import time
 import unittest
 
 import grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 import harness as h
-from harness import pb
+from harness import pb, scrape
 
 HOUR_US = 3600 * 1000000
 EXTRA_USERS = 1231  # with users 1, 2 and 3: 1,234 rows, a figure easy to find on the page
@@ -62,34 +61,6 @@ views:
 """
 
 TOKEN = "s3cret-t0ken"
-
-
-class Metrics:
-    """One scrape: sample values by name and labels; absent series read as 0."""
-
-    def __init__(self, text):
-        self.text = text
-        self.families = {f.name: f for f in text_string_to_metric_families(text)}
-        self.samples = {}
-        for family in self.families.values():
-            for s in family.samples:
-                self.samples[(s.name, frozenset(s.labels.items()))] = s.value
-
-    def get(self, name, **labels):
-        return self.samples.get((name, frozenset(labels.items())), 0)
-
-    def has(self, name, **labels):
-        return (name, frozenset(labels.items())) in self.samples
-
-    def delta(self, before, name, **labels):
-        return self.get(name, **labels) - before.get(name, **labels)
-
-
-def scrape(port):
-    status, headers, body = h.http_request(port, "/metrics")
-    assert status == 200, (status, body)
-    assert headers["content-type"].startswith("text/plain; version=0.0.4"), headers
-    return Metrics(body.decode())
 
 
 def get(port, path, **kw):

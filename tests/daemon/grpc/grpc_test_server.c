@@ -5,9 +5,12 @@
  *
  *   grpc_test_server [--workers N] [--port P] [--max-message-bytes B]
  *                    [--shutdown-timeout-ms T] [--max-concurrent-streams S]
+ *                    [--max-pending-bytes B] [--max-pending-worker-bytes B]
+ *                    [--write-timeout-ms T]
  *
  * Methods (messages are raw bytes, no protobuf):
  *   /test.Echo/Echo        replies with the request
+ *   /test.Echo/Big         replies with the ASCII decimal number of bytes ('x' each)
  *   /test.Echo/Fail        fails with code = first byte, message = the remaining bytes
  *   /test.Echo/Sleep       busy-waits the ASCII decimal number of milliseconds, replies "slept"
  *   /test.Echo/NoReply     returns without finishing the call (the transport must answer)
@@ -39,6 +42,7 @@
 
 enum {
     M_ECHO,
+    M_BIG,
     M_FAIL,
     M_SLEEP,
     M_NOREPLY,
@@ -51,7 +55,7 @@ enum {
 };
 
 static const char *const _method_names[M_COUNT] = {
-    "Echo", "Fail", "Sleep", "NoReply", "WorkerInfo", "Stats", "Sum", "LaterSum", "Release",
+    "Echo", "Big", "Fail", "Sleep", "NoReply", "WorkerInfo", "Stats", "Sum", "LaterSum", "Release",
 };
 
 /* Per-worker context: proves worker_init/deinit ran on the worker and reach handlers. */
@@ -109,6 +113,27 @@ static void _echo(struct grpc_call *call, const uint8_t *msg, size_t len) {
     grpc_call_reply(call, msg, len);
 }
 
+/* The ASCII decimal number in `msg` (at most 31 digits read). */
+static unsigned long long _number(const uint8_t *msg, size_t len) {
+    char text[32];
+    size_t n = len < sizeof text - 1 ? len : sizeof text - 1;
+    memcpy(text, msg, n);
+    text[n] = '\0';
+    return strtoull(text, NULL, 10);
+}
+
+static void _big(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    _count_call(call);
+    size_t n = (size_t)_number(msg, len);
+    void *out = grpc_call_reply_reserve(call, n);
+    if (out == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "no memory for the reply");
+        return;
+    }
+    memset(out, 'x', n);
+    grpc_call_reply_send(call);
+}
+
 static void _fail(struct grpc_call *call, const uint8_t *msg, size_t len) {
     _count_call(call);
     if (len == 0) {
@@ -124,11 +149,7 @@ static void _fail(struct grpc_call *call, const uint8_t *msg, size_t len) {
 
 static void _sleep(struct grpc_call *call, const uint8_t *msg, size_t len) {
     _count_call(call);
-    char text[32];
-    size_t n = len < sizeof text - 1 ? len : sizeof text - 1;
-    memcpy(text, msg, n);
-    text[n] = '\0';
-    long ms = strtol(text, NULL, 10);
+    long ms = (long)_number(msg, len);
     /* Busy-wait: the worker is really occupied, as a slow handler would keep it. */
     int64_t until = clock_mono_us() + (int64_t)ms * 1000;
     while (clock_mono_us() < until) {
@@ -165,9 +186,12 @@ static size_t _format_stats(char *buf, size_t len) {
     o += (size_t)snprintf(
         buf + o, len - o,
         "connections_opened %" PRIu64 "\nconnections_open %" PRIu64 "\nprotocol_errors %" PRIu64
-        "\nsum_aborts %" PRIu64 "\nsum_live %" PRIu64 "\nlater_orphans %" PRIu64 "\n",
+        "\nsum_aborts %" PRIu64 "\nsum_live %" PRIu64 "\nlater_orphans %" PRIu64
+        "\nclosed_write_timeout %" PRIu64 "\noutput_waits_connection %" PRIu64
+        "\noutput_waits_worker %" PRIu64 "\npending_output_bytes %" PRIu64 "\n",
         st.connections_opened, st.connections_open, st.protocol_errors, atomic_load(&_sum_aborts),
-        atomic_load(&_sum_live), atomic_load(&_later_orphans));
+        atomic_load(&_sum_live), atomic_load(&_later_orphans), st.closed_write_timeout,
+        st.output_waits_connection, st.output_waits_worker, st.pending_output_bytes);
     pthread_mutex_lock(&_later.lock);
     o += (size_t)snprintf(buf + o, len - o, "later_waiting %" PRIu64 "\n", _later.nwaiting);
     pthread_mutex_unlock(&_later.lock);
@@ -347,6 +371,9 @@ int main(int argc, char **argv) {
         {"max-message-bytes", required_argument, NULL, 'm'},
         {"shutdown-timeout-ms", required_argument, NULL, 't'},
         {"max-concurrent-streams", required_argument, NULL, 's'},
+        {"max-pending-bytes", required_argument, NULL, 'b'},
+        {"max-pending-worker-bytes", required_argument, NULL, 'B'},
+        {"write-timeout-ms", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -367,10 +394,21 @@ int main(int argc, char **argv) {
         case 's':
             options.max_concurrent_streams = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'b':
+            options.max_pending_bytes_per_connection = strtoull(optarg, NULL, 10);
+            break;
+        case 'B':
+            options.max_pending_bytes_per_worker = strtoull(optarg, NULL, 10);
+            break;
+        case 'W':
+            options.write_timeout_us = (int64_t)strtoll(optarg, NULL, 10) * 1000;
+            break;
         default:
             fprintf(stderr,
                     "usage: %s [--workers N] [--port P] [--max-message-bytes B] "
-                    "[--shutdown-timeout-ms T] [--max-concurrent-streams S]\n",
+                    "[--shutdown-timeout-ms T] [--max-concurrent-streams S] "
+                    "[--max-pending-bytes B] [--max-pending-worker-bytes B] "
+                    "[--write-timeout-ms T]\n",
                     argv[0]);
             return 2;
         }
@@ -378,6 +416,7 @@ int main(int argc, char **argv) {
 
     static const struct grpc_method methods[M_COUNT] = {
         [M_ECHO] = {.path = "/test.Echo/Echo", .unary = _echo},
+        [M_BIG] = {.path = "/test.Echo/Big", .unary = _big},
         [M_FAIL] = {.path = "/test.Echo/Fail", .unary = _fail},
         [M_SLEEP] = {.path = "/test.Echo/Sleep", .unary = _sleep},
         [M_NOREPLY] = {.path = "/test.Echo/NoReply", .unary = _noreply},

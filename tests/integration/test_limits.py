@@ -1,0 +1,98 @@
+"""fsd's resource limits against misbehaving clients, with the real daemon.
+
+Each test asserts the bound, that a well-behaved client is served meanwhile, and the metric
+that shows the refusal. Raw HTTP/2 clients (tests/lib/h2raw.py) do what grpcio cannot be made
+to do; grpcio is the well-behaved client.
+"""
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+import harness as h  # noqa: E402
+from harness import pb, scrape  # noqa: E402
+from h2raw import StalledReader  # noqa: E402
+
+MIB = 1024 * 1024
+FEATURES = 10
+GET_FEATURES = h.SERVICE + "GetFeatures"
+
+CONFIG = """  write_timeout: 2s
+views:
+  - name: v
+    join_keys: [{name: id, type: int64}]
+    ttl: 0
+    features:
+""" + "".join(f"      - {{name: f{i}, type: double, default: zero}}\n" for i in range(FEATURES))
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+class StalledReadersTest(unittest.TestCase):
+    """Two connections that ask for ~1 MB responses and never read them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fsd = h.Fsd(CONFIG)
+        cls.port = h.stats_port(cls.fsd)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.fsd.stop()
+        if rc != 0:
+            raise AssertionError(f"fsd exited {rc}")
+
+    def test_their_memory_is_bounded_and_they_are_closed_after_write_timeout(self):
+        # 10,000 entities x 10 doubles, every one a default: a response of about 1 MB. The
+        # budget is asked for in the request, so the calls do not time out while they wait.
+        request = pb.GetFeaturesRequest(
+            features=["v:*"], keys=h.keys(id=list(range(10000))), budget_us=10_000_000)
+        response = self.fsd.get(request)
+        self.assertGreater(response.ByteSize(), 900_000)
+        before = scrape(self.port)
+        rss_before = rss_bytes(self.fsd.proc.pid)
+        readers = [StalledReader(self.fsd.port) for _ in range(2)]
+        try:
+            for r in readers:
+                r.send(GET_FEATURES, request.SerializeToString(), 300)  # ~300 MB each asked
+            deadline = time.monotonic() + 10
+            while scrape(self.port).delta(before, "fsd_grpc_output_budget_waits_total",
+                                          budget="connection") < 2:
+                self.assertLess(time.monotonic(), deadline, "the readers were never parked")
+                time.sleep(0.05)
+            peak = 0
+            for _ in range(20):
+                peak = max(peak, rss_bytes(self.fsd.proc.pid) - rss_before)
+                time.sleep(0.05)
+            # Each holds its 4 MiB budget, one response past it and its parked requests'
+            # 30 KB each: tens of MiB, where unbounded they would take 600 MB.
+            self.assertLess(peak, 128 * MIB, f"RSS grew by {peak / MIB:.0f} MiB")
+            # A client that reads is served at once.
+            small = self.fsd.get(pb.GetFeaturesRequest(features=["v:f0"], keys=h.keys(id=[1])))
+            self.assertEqual(small.entities, 1)
+            deadline = time.monotonic() + 15
+            while True:
+                m = scrape(self.port)
+                if m.delta(before, "fsd_grpc_connections_closed_total",
+                           reason="write_timeout") == 2:
+                    break
+                self.assertLess(time.monotonic(), deadline, "not closed after write_timeout")
+                time.sleep(0.1)
+            self.assertEqual(m.get("fsd_grpc_pending_output_bytes"), 0)
+            self.fsd.wait_for_log("grpc connection closed: the client read none of its "
+                                  "responses for write_timeout")
+        finally:
+            for r in readers:
+                r.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
