@@ -213,6 +213,7 @@ bool config_check_keys(struct config_ctx *ctx, const yaml_node_t *map, const cha
         config_error(ctx, map, NULL, "expected a mapping, found %s", _kind(map));
         return false;
     }
+    size_t listed_on = 0; /* the line whose error listed the allowed keys; 0: none yet */
     for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
          p++) {
         const yaml_node_t *key = config_node(ctx, p->key);
@@ -231,9 +232,15 @@ bool config_check_keys(struct config_ctx *ctx, const yaml_node_t *map, const cha
                 config_error(ctx, key, name, "unknown key (did you mean %s?)", closest);
                 continue;
             }
+            if (listed_on > 0) { /* the list once per mapping, not once per unknown key */
+                config_error(ctx, key, name, "unknown key (allowed keys: see line %zu)",
+                             listed_on);
+                continue;
+            }
             char expected[1024];
             _join(expected, sizeof expected, allowed);
             config_error(ctx, key, name, "unknown key (expected %s)", expected);
+            listed_on = key->start_mark.line + 1;
             continue;
         }
         for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {

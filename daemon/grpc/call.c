@@ -271,6 +271,8 @@ void grpc_call_begin(struct grpc_call *call, struct grpc_conn *conn, int32_t str
     call->timeout_us = -1;
     call->deadline_us = INT64_MAX;
     TAILQ_INSERT_TAIL(&conn->calls, call, link);
+    conn->ncalls++;
+    conn->calls_begun++;
 }
 
 static void _reject(struct grpc_call *call, enum grpc_call_reject reject) {
@@ -512,6 +514,7 @@ void grpc_call_release(struct grpc_call *call) {
         call->reply_pending = false;
     }
     TAILQ_REMOVE(&conn->calls, call, link);
+    conn->ncalls--;
     if (call->queued) {
         TAILQ_REMOVE(&conn->ready, call, ready_link);
         call->queued = false;

@@ -67,6 +67,7 @@ static int _on_header(nghttp2_session *session, const nghttp2_frame *frame, cons
 
 static int _on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
     struct grpc_conn *conn = user_data;
+    conn->got_preface = true; /* nghttp2 checked the magic; this is the first frame or later */
     bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     struct grpc_call *call;
     switch (frame->hd.type) {
@@ -439,7 +440,17 @@ int grpc_conn_create(struct grpc_worker *w, int fd, const char *peer) {
     conn->worker = w;
     conn->fd = fd;
     snprintf(conn->peer, sizeof conn->peer, "%s", peer);
-    conn->stall_since_us = w->clock.mono_us;
+    conn->created_us = w->clock.mono_us;
+    conn->stall_since_us = conn->created_us;
+    conn->idle_since_us = conn->created_us;
+    conn->age_limit_us = INT64_MAX;
+    if (s->options.max_connection_age_us > 0) {
+        /* 90 % to 110 % of the age: connections opened together do not all go together. */
+        int64_t age = s->options.max_connection_age_us;
+        int64_t spread = age / 5;
+        int64_t jitter = spread > 0 ? (int64_t)(grpc_worker_random(w) % (uint64_t)spread) : 0;
+        conn->age_limit_us = conn->created_us + age - spread / 2 + jitter;
+    }
     TAILQ_INIT(&conn->calls);
     TAILQ_INIT(&conn->ready);
     conn->out = evbuffer_new();
@@ -529,22 +540,70 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     }
 }
 
-bool grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us) {
+/* Closes the connection for `reason`, counted and logged with the client's address. */
+static void _close_for(struct grpc_conn *conn, enum grpc_close_reason reason, const char *why) {
     struct grpc_worker *w = conn->worker;
-    const struct grpc_server_options *o = &w->server->options;
+    grpc_stat_add(&w->stats.closed_by_server[reason], 1);
+    log_info("grpc connection closed", "worker=%u peer=%s reason=%s why=%s pending_bytes=%llu",
+             w->index, LOG_QUOTE(conn->peer), grpc_close_reason_name(reason), LOG_QUOTE(why),
+             (unsigned long long)conn->pending);
+    grpc_conn_destroy(conn);
+}
+
+void grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us) {
+    const struct grpc_server_options *o = &conn->worker->server->options;
+    /* Write stall: output waiting, and the byte count it has written unchanged. */
     if (conn->pending == 0 || conn->bytes_written != conn->stall_mark) {
         conn->stall_mark = conn->bytes_written;
         conn->stall_since_us = now_us;
-        return false;
+    } else if (now_us - conn->stall_since_us >= o->write_timeout_us) {
+        _close_for(conn, GRPC_CLOSE_WRITE_TIMEOUT,
+                   "the client read none of its responses for write_timeout");
+        return;
     }
-    if (now_us - conn->stall_since_us < o->write_timeout_us) {
-        return false;
+    if (!conn->got_preface) {
+        if (o->preface_timeout_us > 0 && now_us - conn->created_us >= o->preface_timeout_us) {
+            _close_for(conn, GRPC_CLOSE_PREFACE_TIMEOUT,
+                       "no HTTP/2 preface within preface_timeout");
+        }
+        return;
     }
-    grpc_stat_add(&w->stats.closed_by_server[GRPC_CLOSE_WRITE_TIMEOUT], 1);
-    log_info("grpc connection closed: the client read none of its responses for write_timeout",
-             "worker=%u peer=%s pending_bytes=%llu write_timeout_ms=%lld", w->index,
-             LOG_QUOTE(conn->peer), (unsigned long long)conn->pending,
-             (long long)(o->write_timeout_us / 1000));
-    grpc_conn_destroy(conn);
-    return true;
+    /* Idle: no call open, none begun since the last tick, nothing left to write. */
+    if (conn->ncalls > 0 || conn->calls_begun != conn->idle_mark || conn->pending > 0) {
+        conn->idle_mark = conn->calls_begun;
+        conn->idle_since_us = now_us;
+    } else if (o->idle_timeout_us > 0 && !conn->goaway_sent &&
+               now_us - conn->idle_since_us >= o->idle_timeout_us) {
+        struct grpc_worker *w = conn->worker;
+        grpc_stat_add(&w->stats.closed_by_server[GRPC_CLOSE_IDLE_TIMEOUT], 1);
+        log_debug("grpc connection idle: GOAWAY", "worker=%u peer=%s", w->index,
+                  LOG_QUOTE(conn->peer));
+        /* No stream is open, so nothing can be cut: GOAWAY, then close once it is out. */
+        conn->goaway_sent = true;
+        nghttp2_session_terminate_session(conn->session, NGHTTP2_NO_ERROR);
+        grpc_conn_kick(conn);
+        return;
+    }
+    /* Age: drained as at shutdown (notice, PING, final GOAWAY), closed after the grace. */
+    if (now_us >= conn->age_limit_us) {
+        if (!conn->notice_sent) {
+            struct grpc_worker *w = conn->worker;
+            grpc_stat_add(&w->stats.closed_by_server[GRPC_CLOSE_MAX_AGE], 1);
+            log_debug("grpc connection at max_connection_age: draining", "worker=%u peer=%s",
+                      w->index, LOG_QUOTE(conn->peer));
+            conn->drain_started_us = now_us;
+            grpc_conn_drain(conn); /* may close it */
+            return;
+        }
+        int64_t draining = now_us - conn->drain_started_us;
+        if (draining >= o->max_connection_age_grace_us) {
+            _close_for(conn, GRPC_CLOSE_MAX_AGE_GRACE,
+                       "calls still running at the end of max_connection_age_grace");
+            return;
+        }
+        if (!conn->goaway_sent && draining >= GRPC_DRAIN_GOAWAY_DELAY_MS * 1000ll) {
+            grpc_conn_drain_final(conn); /* the client never acked the PING */
+            grpc_conn_kick(conn);
+        }
+    }
 }

@@ -60,6 +60,17 @@ struct grpc_server_options {
     uint64_t max_pending_bytes_per_connection;
     uint64_t max_pending_bytes_per_worker;
     int64_t write_timeout_us;
+    /*
+     * Connection lifetimes (0: none). preface_timeout_us: the client's HTTP/2 preface must
+     * come within it. idle_timeout_us: a connection with no call for this long is sent
+     * GOAWAY and closed. max_connection_age_us: a connection this old (+-10 %, so they do
+     * not all go at once) is drained like a shutdown, and closed after
+     * max_connection_age_grace_us if calls are still running.
+     */
+    int64_t preface_timeout_us;
+    int64_t idle_timeout_us;
+    int64_t max_connection_age_us;
+    int64_t max_connection_age_grace_us;
     uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
     uint32_t shutdown_timeout_ms;    /* grace for calls in flight before connections are cut */
 };
@@ -115,11 +126,24 @@ enum grpc_metric {
 };
 extern const struct metric_def grpc_metric_defs[GRPC_M_COUNT];
 
+/* Why the server closed (or, for max_age, began to close) a connection on its own. */
+enum grpc_close_reason {
+    GRPC_CLOSE_WRITE_TIMEOUT,   /* output waiting and none of it written for write_timeout */
+    GRPC_CLOSE_PREFACE_TIMEOUT, /* no HTTP/2 preface within preface_timeout */
+    GRPC_CLOSE_IDLE_TIMEOUT,    /* no call for idle_timeout: GOAWAY, then closed */
+    GRPC_CLOSE_MAX_AGE,         /* max_connection_age reached: GOAWAY, calls finish */
+    GRPC_CLOSE_MAX_AGE_GRACE,   /* ... and still open max_connection_age_grace later */
+    GRPC_CLOSE_REASON_COUNT,
+};
+
+/* "write_timeout", "preface_timeout", ...: the label fsd_grpc_connections_closed_total uses. */
+const char *grpc_close_reason_name(enum grpc_close_reason reason);
+
 struct grpc_server_stats {
     uint64_t connections_opened;
     uint64_t connections_open;
     uint64_t protocol_errors;
-    uint64_t closed_write_timeout;    /* closed: output stalled for write_timeout */
+    uint64_t closed_by_server[GRPC_CLOSE_REASON_COUNT];
     uint64_t output_waits_connection; /* a connection's calls waited: its output budget */
     uint64_t output_waits_worker;     /* ... the worker's output budget */
     uint64_t pending_output_bytes;    /* responses not yet written, every worker */

@@ -79,12 +79,6 @@ enum grpc_stop {
     GRPC_STOP_HARD = 2,  /* the shutdown timeout passed: close everything now */
 };
 
-/* Why the server closed a connection on its own; fsd_grpc_connections_closed_total{reason}. */
-enum grpc_close_reason {
-    GRPC_CLOSE_WRITE_TIMEOUT, /* unsent output and no progress for write_timeout */
-    GRPC_CLOSE_REASON_COUNT,
-};
-
 /* Why calls of a connection waited before their handler: its output budget or the worker's. */
 enum grpc_budget {
     GRPC_BUDGET_CONNECTION,
@@ -152,6 +146,7 @@ struct grpc_worker {
     size_t nfree_calls;
     uint8_t *read_buf;
     struct clock_cache clock; /* read once per read batch (and per resume batch) */
+    uint64_t random_state;    /* grpc_worker_random() */
 
     struct grpc_worker_stats stats;
 };
@@ -201,6 +196,17 @@ struct grpc_conn {
     uint64_t bytes_written;
     uint64_t stall_mark;
     int64_t stall_since_us;
+    /* The other timeouts: when it was accepted; whether the client's preface came; calls
+     * begun (idle_mark: as the tick last saw it, idle_since: since when unchanged with no
+     * call open); when max_connection_age starts its drain, and when the drain began. */
+    int64_t created_us;
+    bool got_preface;
+    uint64_t calls_begun;
+    uint64_t idle_mark;
+    int64_t idle_since_us;
+    int64_t age_limit_us; /* INT64_MAX: no max_connection_age */
+    int64_t drain_started_us;
+    size_t ncalls;       /* open streams: `calls`' length, what max_concurrent_streams bounds */
     char peer[64];       /* "address:port" of the client, for logs */
     bool dead;           /* close at the end of the current event */
     bool write_blocked;  /* write_ev is armed */
@@ -266,6 +272,8 @@ struct grpc_call *grpc_worker_call_get(struct grpc_worker *w);
 void grpc_worker_call_put(struct grpc_worker *w, struct grpc_call *call);
 /* The connection has been destroyed; the worker may now be done draining. */
 void grpc_worker_conn_gone(struct grpc_worker *w);
+/* A pseudo-random number (xorshift; spreads timeouts, nothing secret). */
+uint64_t grpc_worker_random(struct grpc_worker *w);
 
 static inline void grpc_stat_add(_Atomic uint64_t *counter, uint64_t n) {
     /* One writer per counter: a relaxed load and store, no locked read-modify-write. */
@@ -310,9 +318,13 @@ void grpc_conn_enqueue(struct grpc_conn *conn, struct grpc_call *call);
 void grpc_conn_pending_add(struct grpc_conn *conn, int64_t delta);
 /* Output left the worker's budget: connections parked over it may go on (not re-entered). */
 void grpc_conn_wake_parked(struct grpc_worker *w);
-/* The tick: closes the connection if its output has made no progress for write_timeout.
- * Returns true when it closed it. */
-bool grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us);
+/*
+ * The tick's look at one connection: closes it when its output has made no progress for
+ * write_timeout, the client sent no preface within preface_timeout or it was idle for
+ * idle_timeout; drains it (GOAWAY) at max_connection_age and closes it at the grace's end.
+ * May close the connection: nothing of it may be used after.
+ */
+void grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us);
 
 /* ---- call.c ------------------------------------------------------------------------------ */
 

@@ -91,6 +91,47 @@ static const struct option_def grpc_option_defs[] = {
         .description = "A gRPC connection with responses waiting whose client has read none "
                        "of them for this long is closed.",
     },
+    {
+        .name = "preface_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "10s",
+        .min = 1000000,
+        .max = 3600 * 1000000ll,
+        OPTION_DURATION_AT(struct grpc_server_options, preface_timeout_us),
+        .description = "A gRPC connection whose client has not sent the HTTP/2 preface this "
+                       "long after it connected is closed.",
+    },
+    {
+        .name = "idle_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "5m",
+        .min = 0,
+        .max = 30 * 24 * 3600 * 1000000ll,
+        OPTION_DURATION_AT(struct grpc_server_options, idle_timeout_us),
+        .description = "A gRPC connection with no call for this long is sent GOAWAY and "
+                       "closed (clients reconnect on their next call); 0 keeps idle "
+                       "connections open.",
+    },
+    {
+        .name = "max_connection_age",
+        .type = OPTION_DURATION,
+        .default_text = "0",
+        .min = 0,
+        .max = 30 * 24 * 3600 * 1000000ll,
+        OPTION_DURATION_AT(struct grpc_server_options, max_connection_age_us),
+        .description = "A gRPC connection this old (+-10 %) is drained with GOAWAY, so that "
+                       "clients spread over new servers; calls in flight finish. 0: no limit.",
+    },
+    {
+        .name = "max_connection_age_grace",
+        .type = OPTION_DURATION,
+        .default_text = "30s",
+        .min = 0,
+        .max = 24 * 3600 * 1000000ll,
+        OPTION_DURATION_AT(struct grpc_server_options, max_connection_age_grace_us),
+        .description = "How long calls of a connection drained for max_connection_age may "
+                       "still run before it is closed.",
+    },
 };
 
 /* What is not an option of the config file. */

@@ -24,7 +24,11 @@ const struct metric_def grpc_metric_defs[GRPC_M_COUNT] = {
     [GRPC_M_CLOSED_BY_SERVER] = {"fsd_grpc_connections_closed_total", METRIC_COUNTER, "reason",
                                  "gRPC connections the server closed on its own, by reason: "
                                  "write_timeout (responses waiting and none of them written "
-                                 "for server.write_timeout)."},
+                                 "for server.write_timeout), preface_timeout (no HTTP/2 "
+                                 "preface within server.preface_timeout), idle_timeout (no "
+                                 "call for server.idle_timeout; sent GOAWAY), max_age "
+                                 "(server.max_connection_age reached; drained with GOAWAY), "
+                                 "max_age_grace (still open at the end of the drain's grace)."},
     [GRPC_M_OUTPUT_WAITS] = {"fsd_grpc_output_budget_waits_total", METRIC_COUNTER, "budget",
                              "Times a connection's requests had to wait for their handler "
                              "because responses not yet written filled a budget: connection "
@@ -37,8 +41,14 @@ const struct metric_def grpc_metric_defs[GRPC_M_COUNT] = {
 
 /* Label values of enum grpc_close_reason and enum grpc_budget. */
 static const char *const _close_reason_names[GRPC_CLOSE_REASON_COUNT] = {
-    [GRPC_CLOSE_WRITE_TIMEOUT] = "write_timeout",
+    [GRPC_CLOSE_WRITE_TIMEOUT] = "write_timeout", [GRPC_CLOSE_PREFACE_TIMEOUT] = "preface_timeout",
+    [GRPC_CLOSE_IDLE_TIMEOUT] = "idle_timeout",   [GRPC_CLOSE_MAX_AGE] = "max_age",
+    [GRPC_CLOSE_MAX_AGE_GRACE] = "max_age_grace",
 };
+
+const char *grpc_close_reason_name(enum grpc_close_reason reason) {
+    return (unsigned)reason < GRPC_CLOSE_REASON_COUNT ? _close_reason_names[reason] : "unknown";
+}
 static const char *const _budget_names[GRPC_BUDGET_COUNT] = {
     [GRPC_BUDGET_CONNECTION] = "connection",
     [GRPC_BUDGET_WORKER] = "worker",
@@ -60,7 +70,9 @@ void grpc_server_stats(struct grpc_server_stats *out) {
         out->connections_opened += _load(&ws->connections_opened);
         closed += _load(&ws->connections_closed);
         out->protocol_errors += _load(&ws->protocol_errors);
-        out->closed_write_timeout += _load(&ws->closed_by_server[GRPC_CLOSE_WRITE_TIMEOUT]);
+        for (int r = 0; r < GRPC_CLOSE_REASON_COUNT; r++) {
+            out->closed_by_server[r] += _load(&ws->closed_by_server[r]);
+        }
         out->output_waits_connection += _load(&ws->output_waits[GRPC_BUDGET_CONNECTION]);
         out->output_waits_worker += _load(&ws->output_waits[GRPC_BUDGET_WORKER]);
         out->pending_output_bytes += _load(&ws->pending_bytes);

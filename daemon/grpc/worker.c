@@ -81,6 +81,7 @@ static void _on_tick(evutil_socket_t fd, short what, void *arg) {
 static void _on_accept(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     struct grpc_worker *w = arg;
+    clock_cache_update(&w->clock); /* the connections' "accepted at" */
     for (int i = 0; i < GRPC_ACCEPTS_PER_EVENT; i++) {
         struct sockaddr_storage addr;
         socklen_t addr_len = sizeof addr;
@@ -199,6 +200,15 @@ void grpc_worker_close_resumes(struct grpc_worker *w) {
     grpc_worker_run_resumes(w); /* the calls are gone: each runs with call NULL */
 }
 
+uint64_t grpc_worker_random(struct grpc_worker *w) {
+    uint64_t x = w->random_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->random_state = x;
+    return x;
+}
+
 void grpc_worker_conn_gone(struct grpc_worker *w) {
     w->nconns--;
     if (w->stop_seen != GRPC_RUNNING && w->nconns == 0) {
@@ -211,6 +221,7 @@ int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len) {
     size_t slots = s->nmethods + 1;
     TAILQ_INIT(&w->conns);
     TAILQ_INIT(&w->parked);
+    w->random_state = ((uint64_t)clock_mono_us() * 2654435761u + w->index) | 1; /* never 0 */
     w->stats.calls = calloc(slots * GRPC_CODE_COUNT, sizeof *w->stats.calls);
     w->stats.deadline_exceeded = calloc(slots, sizeof *w->stats.deadline_exceeded);
     w->read_buf = malloc(GRPC_READ_BUF_BYTES);

@@ -678,6 +678,8 @@ static void test_errors_beyond_storage_are_only_counted(void **state) {
     expect_error(yaml, 2, "server.unknown_0: unknown key");
     assert_int_equal(count_lines(err), CONFIG_MAX_ERRORS + 1);
     assert_non_null(strstr(err, ": 250 more errors not shown"));
+    /* The allowed keys are listed once, with the first unknown key. */
+    assert_non_null(strstr(err, "server.unknown_1: unknown key (allowed keys: see line 2)"));
 }
 
 /* The same mapping key twice would otherwise let the second silently win. */

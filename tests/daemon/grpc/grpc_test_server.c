@@ -6,7 +6,8 @@
  *   grpc_test_server [--workers N] [--port P] [--max-message-bytes B]
  *                    [--shutdown-timeout-ms T] [--max-concurrent-streams S]
  *                    [--max-pending-bytes B] [--max-pending-worker-bytes B]
- *                    [--write-timeout-ms T]
+ *                    [--write-timeout-ms T] [--preface-timeout-ms T] [--idle-timeout-ms T]
+ *                    [--max-connection-age-ms T] [--max-connection-age-grace-ms T]
  *
  * Methods (messages are raw bytes, no protobuf):
  *   /test.Echo/Echo        replies with the request
@@ -183,15 +184,20 @@ static size_t _format_stats(char *buf, size_t len) {
     struct grpc_server_stats st;
     grpc_server_stats(&st);
     size_t o = 0;
-    o += (size_t)snprintf(
-        buf + o, len - o,
-        "connections_opened %" PRIu64 "\nconnections_open %" PRIu64 "\nprotocol_errors %" PRIu64
-        "\nsum_aborts %" PRIu64 "\nsum_live %" PRIu64 "\nlater_orphans %" PRIu64
-        "\nclosed_write_timeout %" PRIu64 "\noutput_waits_connection %" PRIu64
-        "\noutput_waits_worker %" PRIu64 "\npending_output_bytes %" PRIu64 "\n",
-        st.connections_opened, st.connections_open, st.protocol_errors, atomic_load(&_sum_aborts),
-        atomic_load(&_sum_live), atomic_load(&_later_orphans), st.closed_write_timeout,
-        st.output_waits_connection, st.output_waits_worker, st.pending_output_bytes);
+    o += (size_t)snprintf(buf + o, len - o,
+                          "connections_opened %" PRIu64 "\nconnections_open %" PRIu64
+                          "\nprotocol_errors %" PRIu64 "\nsum_aborts %" PRIu64 "\nsum_live %" PRIu64
+                          "\nlater_orphans %" PRIu64 "\noutput_waits_connection %" PRIu64
+                          "\noutput_waits_worker %" PRIu64 "\npending_output_bytes %" PRIu64 "\n",
+                          st.connections_opened, st.connections_open, st.protocol_errors,
+                          atomic_load(&_sum_aborts), atomic_load(&_sum_live),
+                          atomic_load(&_later_orphans), st.output_waits_connection,
+                          st.output_waits_worker, st.pending_output_bytes);
+    for (int r = 0; r < GRPC_CLOSE_REASON_COUNT && o < len; r++) {
+        o += (size_t)snprintf(buf + o, len - o, "closed_%s %" PRIu64 "\n",
+                              grpc_close_reason_name((enum grpc_close_reason)r),
+                              st.closed_by_server[r]);
+    }
     pthread_mutex_lock(&_later.lock);
     o += (size_t)snprintf(buf + o, len - o, "later_waiting %" PRIu64 "\n", _later.nwaiting);
     pthread_mutex_unlock(&_later.lock);
@@ -374,6 +380,10 @@ int main(int argc, char **argv) {
         {"max-pending-bytes", required_argument, NULL, 'b'},
         {"max-pending-worker-bytes", required_argument, NULL, 'B'},
         {"write-timeout-ms", required_argument, NULL, 'W'},
+        {"preface-timeout-ms", required_argument, NULL, 'P'},
+        {"idle-timeout-ms", required_argument, NULL, 'I'},
+        {"max-connection-age-ms", required_argument, NULL, 'A'},
+        {"max-connection-age-grace-ms", required_argument, NULL, 'G'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -403,12 +413,25 @@ int main(int argc, char **argv) {
         case 'W':
             options.write_timeout_us = (int64_t)strtoll(optarg, NULL, 10) * 1000;
             break;
+        case 'P':
+            options.preface_timeout_us = (int64_t)strtoll(optarg, NULL, 10) * 1000;
+            break;
+        case 'I':
+            options.idle_timeout_us = (int64_t)strtoll(optarg, NULL, 10) * 1000;
+            break;
+        case 'A':
+            options.max_connection_age_us = (int64_t)strtoll(optarg, NULL, 10) * 1000;
+            break;
+        case 'G':
+            options.max_connection_age_grace_us = (int64_t)strtoll(optarg, NULL, 10) * 1000;
+            break;
         default:
             fprintf(stderr,
                     "usage: %s [--workers N] [--port P] [--max-message-bytes B] "
                     "[--shutdown-timeout-ms T] [--max-concurrent-streams S] "
                     "[--max-pending-bytes B] [--max-pending-worker-bytes B] "
-                    "[--write-timeout-ms T]\n",
+                    "[--write-timeout-ms T] [--preface-timeout-ms T] [--idle-timeout-ms T] "
+                    "[--max-connection-age-ms T] [--max-connection-age-grace-ms T]\n",
                     argv[0]);
             return 2;
         }

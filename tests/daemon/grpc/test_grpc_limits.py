@@ -8,14 +8,19 @@ a well-behaved client on the same worker is still served, and the counter that s
     /usr/bin/python3 test_grpc_limits.py --server build/tests/grpc_test_server [Class ...]
 """
 import os
+import socket
 import sys
 import time
 import unittest
 
+import grpc
+from hyperframe.frame import GoAwayFrame, HeadersFrame
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 
-from grpc_harness import H2Client, ServerCase, delta, frame, grpc_status, main  # noqa: E402
-from h2raw import StalledReader  # noqa: E402
+from grpc_harness import (H2Client, RawH2, ServerCase, delta, frame, frame_types,  # noqa: E402
+                          grpc_status, main)
+from h2raw import PREFACE, StalledReader  # noqa: E402
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -109,6 +114,138 @@ class WorkerOutputBudgetTests(LimitCase):
         finally:
             first.close()
             second.close()
+
+
+def closed_by_server(sock, timeout):
+    """Reads until the server closes `sock`; returns (seconds it took, bytes received)."""
+    start = time.monotonic()
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return time.monotonic() - start, data
+
+
+class PrefaceTimeoutTests(LimitCase):
+    server_args = ("--workers", "1", "--preface-timeout-ms", "1000")
+
+    def test_a_client_that_never_speaks_http2_is_closed(self):
+        before = self.server.stats()
+        silent = socket.create_connection(("127.0.0.1", self.server.port))
+        half = socket.create_connection(("127.0.0.1", self.server.port))
+        try:
+            half.sendall(PREFACE[:10])  # a preface that never completes
+            took, data = closed_by_server(silent, timeout=10)
+            self.assertGreaterEqual(took, 0.9)
+            self.assertLess(took, 5)
+            self.assertEqual(frame_types(data)[:1], [4], "the server's SETTINGS came first")
+            closed_by_server(half, timeout=10)
+        finally:
+            silent.close()
+            half.close()
+        after = self.wait_stats(lambda st: delta(before, st, "closed_preface_timeout") == 2)
+        self.assertEqual(delta(before, after, "closed_idle_timeout"), 0)
+
+    def test_a_client_that_spoke_is_not_cut_by_it(self):
+        with self.server.channel() as ch:
+            self.assertEqual(self.call("/test.Echo/Echo", b"a", channel=ch), b"a")
+            before = self.server.stats()
+            time.sleep(1.6)
+            self.assertEqual(self.call("/test.Echo/Echo", b"b", channel=ch), b"b")
+            after = self.server.stats()
+        # the same connection served both (+1: the Stats call's own channel)
+        self.assertEqual(delta(before, after, "connections_opened"), 1)
+        self.assertEqual(delta(before, after, "closed_preface_timeout"), 0)
+
+
+class IdleTimeoutTests(LimitCase):
+    server_args = ("--workers", "1", "--idle-timeout-ms", "1000")
+
+    def test_an_idle_connection_gets_goaway_and_the_client_reconnects(self):
+        with self.server.channel() as ch:
+            self.assertEqual(self.call("/test.Echo/Echo", b"a", channel=ch), b"a")
+            before = self.server.stats()
+            self.wait_stats(lambda st: delta(before, st, "closed_idle_timeout") >= 1,
+                            timeout_s=10)
+            # grpcio saw the GOAWAY and connects again for the next call, which succeeds.
+            self.assertEqual(self.call("/test.Echo/Echo", b"b", channel=ch), b"b")
+
+    def test_goaway_names_no_error_and_the_last_stream(self):
+        raw = RawH2(self.server.port)
+        try:
+            raw.send_request(1, "/test.Echo/Echo", b"one")
+            start = time.monotonic()
+            goaway = None
+            while (f := raw.next_frame(timeout=10)) is not None:
+                if isinstance(f, GoAwayFrame):
+                    goaway = f
+            self.assertIsNotNone(goaway)
+            self.assertEqual((goaway.error_code, goaway.last_stream_id), (0, 1))
+            self.assertGreaterEqual(time.monotonic() - start, 0.9)
+        finally:
+            raw.sock.close()
+
+    def test_a_call_longer_than_the_timeout_keeps_its_connection(self):
+        before = self.server.stats()
+        with self.server.channel() as ch:
+            fut = ch.stream_unary("/test.Echo/LaterSum").future(iter([b"2"]), timeout=30)
+            self.wait_stats(lambda st: st.get("later_waiting", 0) >= 1)
+            time.sleep(1.8)
+            self.assertEqual(self.call("/test.Echo/Release", b"", channel=ch), b"released=1")
+            self.assertTrue(fut.result().startswith(b"sum=2 count=1"))
+        after = self.server.stats()
+        self.assertEqual(delta(before, after, "closed_idle_timeout"), 0, after)
+
+
+class MaxConnectionAgeTests(LimitCase):
+    server_args = ("--workers", "1", "--max-connection-age-ms", "1000",
+                   "--max-connection-age-grace-ms", "1500")
+
+    def test_an_old_connection_is_drained_and_its_call_finishes(self):
+        raw = RawH2(self.server.port)
+        try:
+            start = time.monotonic()
+            notice = None
+            while notice is None:
+                f = raw.next_frame(timeout=10)
+                self.assertIsNotNone(f, "closed before the drain")
+                if isinstance(f, GoAwayFrame):
+                    notice = f
+            took = time.monotonic() - start
+            # 1 s +-10 %, and the tick's quarter second
+            self.assertGreaterEqual(took, 0.85)
+            self.assertLess(took, 1.6)
+            self.assertEqual((notice.error_code, notice.last_stream_id), (0, 2**31 - 1))
+            # a request sent before the final GOAWAY is still served
+            raw.send_request(1, "/test.Echo/Echo", b"late")
+            status = final = None
+            while (f := raw.next_frame(timeout=10)) is not None:
+                if isinstance(f, HeadersFrame) and f.stream_id == 1 and "grpc-status" in f.headers:
+                    status = f.headers["grpc-status"]
+                elif isinstance(f, GoAwayFrame):
+                    final = f
+            self.assertEqual(status, "0")
+            self.assertIsNotNone(final)
+            self.assertEqual(final.last_stream_id, 1)
+        finally:
+            raw.sock.close()
+
+    def test_a_call_still_running_after_the_grace_is_cut(self):
+        before = self.server.stats()
+        with self.server.channel() as ch:
+            fut = ch.stream_unary("/test.Echo/LaterSum").future(iter([b"1"]), timeout=30)
+            with self.assertRaises(grpc.RpcError) as ctx:
+                fut.result(timeout=10)  # never released: cut at age + grace
+            self.assertEqual(ctx.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        after = self.server.stats()
+        self.assertGreaterEqual(delta(before, after, "closed_max_age"), 1)
+        self.assertEqual(delta(before, after, "closed_max_age_grace"), 1)
 
 
 if __name__ == "__main__":
