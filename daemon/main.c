@@ -110,6 +110,7 @@ static struct fsd_config *_serve(const sigset_t *signals, const char *path,
 }
 
 static int _start_server(const struct daemon_options *o) {
+    process_raise_fd_limit(); /* max_connections' default follows it */
     size_t nmethods;
     const struct grpc_method *methods = rpc_methods(&nmethods);
     char err[512];

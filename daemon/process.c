@@ -2,7 +2,11 @@
 #include "process.h"
 
 #include <jemalloc/jemalloc.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
 
+#include "common/log.h"
 #include "common/proc.h"
 
 #ifndef FSD_VERSION
@@ -62,4 +66,21 @@ void process_collect_metrics(struct metric_writer *w, void *ctx) {
                         _jemalloc_stat("stats.resident"));
     metrics_write_count(w, _def(PROCESS_M_JEMALLOC_METADATA), NULL,
                         _jemalloc_stat("stats.metadata"));
+}
+
+void process_raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max) {
+        return;
+    }
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("cannot raise the open-file limit", "soft=%llu hard=%llu error=%s",
+                 (unsigned long long)was, (unsigned long long)rl.rlim_max,
+                 LOG_QUOTE(strerror(errno)));
+        return;
+    }
+    log_info("raised the open-file limit", "from=%llu to=%llu", (unsigned long long)was,
+             (unsigned long long)rl.rlim_cur);
 }

@@ -24,3 +24,10 @@ extern const struct metric_def process_metric_defs[PROCESS_M_COUNT];
 
 /* The collector (ctx unused). Reads /proc and bumps jemalloc's statistics epoch. */
 void process_collect_metrics(struct metric_writer *w, void *ctx);
+
+/*
+ * Raises the open-file limit's soft value to its hard one (logged when it changes), as
+ * servers that hold many connections do: the gRPC transport derives max_connections from it.
+ * Call before the transport is set up.
+ */
+void process_raise_fd_limit(void);

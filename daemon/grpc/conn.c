@@ -534,6 +534,7 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     close(conn->fd);
     free(conn);
     grpc_stat_add(&w->stats.connections_closed, 1);
+    atomic_fetch_sub_explicit(&w->server->connections, 1, memory_order_relaxed);
     grpc_worker_conn_gone(w);
     if (w->nparked > 0) {
         grpc_conn_wake_parked(w);

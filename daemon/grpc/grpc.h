@@ -40,6 +40,12 @@
 #define GRPC_MAX_MESSAGE_BYTES_MIN (64u << 10)
 #define GRPC_MAX_MESSAGE_BYTES_MAX (1u << 30) /* keeps a stream's window below 2^31 */
 #define GRPC_BIND_LEN              256
+/*
+ * Descriptors left to the rest of the process when max_connections is derived from the
+ * open-file limit: the stats port's clients, snapshot files, PostgreSQL and Redis
+ * connections, logs. So a flood of gRPC connections never starves /healthz or a load.
+ */
+#define GRPC_FD_RESERVE 128
 
 /* ---- options ----------------------------------------------------------------------------- */
 
@@ -71,6 +77,10 @@ struct grpc_server_options {
     int64_t idle_timeout_us;
     int64_t max_connection_age_us;
     int64_t max_connection_age_grace_us;
+    /* gRPC connections open at once, every worker together; 0: the open-file limit less
+     * GRPC_FD_RESERVE. At the limit the workers stop accepting (connections wait in the
+     * listen backlog) until one closes. */
+    uint32_t max_connections;
     uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
     uint32_t shutdown_timeout_ms;    /* grace for calls in flight before connections are cut */
 };
@@ -122,6 +132,8 @@ enum grpc_metric {
     GRPC_M_CLOSED_BY_SERVER,         /* fsd_grpc_connections_closed_total{reason} */
     GRPC_M_OUTPUT_WAITS,             /* fsd_grpc_output_budget_waits_total{budget} */
     GRPC_M_PENDING_OUTPUT,           /* fsd_grpc_pending_output_bytes */
+    GRPC_M_ACCEPT_PAUSES,            /* fsd_grpc_accept_pauses_total{reason} */
+    GRPC_M_MAX_CONNECTIONS,          /* fsd_grpc_max_connections */
     GRPC_M_COUNT,
 };
 extern const struct metric_def grpc_metric_defs[GRPC_M_COUNT];
@@ -136,6 +148,13 @@ enum grpc_close_reason {
     GRPC_CLOSE_REASON_COUNT,
 };
 
+/* Why the workers stopped accepting for a moment. */
+enum grpc_accept_pause {
+    GRPC_PAUSE_MAX_CONNECTIONS, /* max_connections open */
+    GRPC_PAUSE_FD_LIMIT,        /* accept(2) failed: no descriptor or memory left */
+    GRPC_PAUSE_REASON_COUNT,
+};
+
 /* "write_timeout", "preface_timeout", ...: the label fsd_grpc_connections_closed_total uses. */
 const char *grpc_close_reason_name(enum grpc_close_reason reason);
 
@@ -144,6 +163,8 @@ struct grpc_server_stats {
     uint64_t connections_open;
     uint64_t protocol_errors;
     uint64_t closed_by_server[GRPC_CLOSE_REASON_COUNT];
+    uint64_t accept_pauses[GRPC_PAUSE_REASON_COUNT];
+    uint64_t max_connections;         /* the limit in force (derived when the option is 0) */
     uint64_t output_waits_connection; /* a connection's calls waited: its output budget */
     uint64_t output_waits_worker;     /* ... the worker's output budget */
     uint64_t pending_output_bytes;    /* responses not yet written, every worker */

@@ -91,6 +91,7 @@ struct grpc_worker_stats {
     _Atomic uint64_t connections_closed;
     _Atomic uint64_t protocol_errors;
     _Atomic uint64_t closed_by_server[GRPC_CLOSE_REASON_COUNT];
+    _Atomic uint64_t accept_pauses[GRPC_PAUSE_REASON_COUNT];
     _Atomic uint64_t output_waits[GRPC_BUDGET_COUNT]; /* a connection parked over a budget */
     _Atomic uint64_t pending_bytes;                   /* the worker's output budget in use */
     _Atomic uint64_t *calls;                          /* [(nmethods + 1) * GRPC_CODE_COUNT] */
@@ -111,8 +112,9 @@ struct grpc_worker {
     struct event_base *base;
     int listen_fd;
     struct event *accept_ev;
-    struct event *accept_pause_ev; /* timer re-enabling accept after EMFILE */
-    int wake_fd;                   /* eventfd: the main thread's stop request */
+    struct event *accept_pause_ev;  /* timer re-enabling accept after a pause */
+    int64_t accept_pause_logged_us; /* the last pause's log line (one a second at most) */
+    int wake_fd;                    /* eventfd: the main thread's stop request */
     struct event *wake_ev;
     struct event *drain_ev; /* timer: final GOAWAY for connections that never acked */
     _Atomic int stop;       /* enum grpc_stop, written by the main thread */
@@ -165,7 +167,9 @@ struct grpc_server {
     uint16_t port;
     uint32_t stream_window;
     uint32_t connection_window;
-    uint64_t conn_buffered_max; /* see GRPC_MIN_CONN_BUFFERED_BYTES */
+    uint64_t conn_buffered_max;   /* see GRPC_MIN_CONN_BUFFERED_BYTES */
+    uint32_t max_connections;     /* in force: the option, or derived from the fd limit */
+    _Atomic uint32_t connections; /* open (or being accepted), every worker */
     struct grpc_worker *workers;
     unsigned nworkers;
     bool shut_down;
@@ -309,7 +313,7 @@ void grpc_conn_drain(struct grpc_conn *conn);
 void grpc_conn_drain_final(struct grpc_conn *conn);
 /* Sends what nghttp2 has queued and closes the connection if it is finished. */
 void grpc_conn_kick(struct grpc_conn *conn);
-/* Closes now, aborting calls in flight. */
+/* Closes now, aborting calls in flight; gives its max_connections slot back. */
 void grpc_conn_destroy(struct grpc_conn *conn);
 void grpc_conn_protocol_error(struct grpc_conn *conn);
 /* Queues a call whose request is complete; conn runs the queue after the read batch. */

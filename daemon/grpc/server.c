@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +132,17 @@ static const struct option_def grpc_option_defs[] = {
         OPTION_DURATION_AT(struct grpc_server_options, max_connection_age_grace_us),
         .description = "How long calls of a connection drained for max_connection_age may "
                        "still run before it is closed.",
+    },
+    {
+        .name = "max_connections",
+        .type = OPTION_UINT,
+        .default_text = "0",
+        .min = 0,
+        .max = 10000000,
+        OPTION_UINT_AT(struct grpc_server_options, max_connections),
+        .description = "Most gRPC connections open at once; more wait in the listen backlog "
+                       "until one closes. 0: the open-file limit less 128 descriptors kept "
+                       "for the stats port, snapshot loads and streams.",
     },
 };
 
@@ -306,6 +318,32 @@ static int _copy_methods(struct grpc_server *s, const struct grpc_method *method
     return 0;
 }
 
+/*
+ * The limit in force. Derived: the open-file limit less GRPC_FD_RESERVE (half the limit when
+ * it is tiny). Asked for more than that: the derived one, with a warning, since past it
+ * accept(2) would fail with EMFILE and take the stats port's descriptors with it.
+ */
+static uint32_t _max_connections(uint32_t asked) {
+    struct rlimit rl;
+    uint64_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                       ? (uint64_t)rl.rlim_cur
+                       : UINT32_MAX;
+    uint64_t derived = fds > 2 * GRPC_FD_RESERVE ? fds - GRPC_FD_RESERVE : fds / 2;
+    if (derived > UINT32_MAX) {
+        derived = UINT32_MAX;
+    }
+    if (asked == 0) {
+        return (uint32_t)derived;
+    }
+    if (asked > derived) {
+        log_warn("grpc max_connections lowered to fit the open-file limit",
+                 "asked=%u limit=%llu open_file_limit=%llu reserve=%d", asked,
+                 (unsigned long long)derived, (unsigned long long)fds, GRPC_FD_RESERVE);
+        return (uint32_t)derived;
+    }
+    return asked;
+}
+
 static int _check_options(const struct grpc_server_options *o, char *err, size_t err_len) {
     if (o->bind[0] == '\0') {
         return errors_set(err, err_len, "bind address is empty");
@@ -411,6 +449,7 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
     if (s->conn_buffered_max < GRPC_MIN_CONN_BUFFERED_BYTES) {
         s->conn_buffered_max = GRPC_MIN_CONN_BUFFERED_BYTES;
     }
+    s->max_connections = _max_connections(options->max_connections);
     s->workers = calloc(nworkers, sizeof *s->workers);
     if (s->workers == NULL) {
         _free_server(s);
@@ -459,9 +498,10 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
-    log_info("grpc listening", "bind=%s port=%u workers=%u max_message_bytes=%llu",
+    log_info("grpc listening",
+             "bind=%s port=%u workers=%u max_message_bytes=%llu max_connections=%u",
              LOG_QUOTE(s->options.bind), s->port, s->nworkers,
-             (unsigned long long)s->options.max_message_bytes);
+             (unsigned long long)s->options.max_message_bytes, s->max_connections);
     return 0;
 }
 

@@ -37,6 +37,15 @@ const struct metric_def grpc_metric_defs[GRPC_M_COUNT] = {
     [GRPC_M_PENDING_OUTPUT] = {"fsd_grpc_pending_output_bytes", METRIC_GAUGE, "",
                                "Response bytes handed to the transport and not yet written to "
                                "a socket, every connection together."},
+    [GRPC_M_ACCEPT_PAUSES] = {"fsd_grpc_accept_pauses_total", METRIC_COUNTER, "reason",
+                              "Times a worker stopped accepting gRPC connections for 100 ms: "
+                              "max_connections (server.max_connections open) or fd_limit "
+                              "(accept failed: no file descriptor or memory left). Waiting "
+                              "clients stay in the listen backlog."},
+    [GRPC_M_MAX_CONNECTIONS] = {"fsd_grpc_max_connections", METRIC_GAUGE, "",
+                                "The limit on gRPC connections open at once "
+                                "(server.max_connections, or the open-file limit less a "
+                                "reserve)."},
 };
 
 /* Label values of enum grpc_close_reason and enum grpc_budget. */
@@ -44,6 +53,11 @@ static const char *const _close_reason_names[GRPC_CLOSE_REASON_COUNT] = {
     [GRPC_CLOSE_WRITE_TIMEOUT] = "write_timeout", [GRPC_CLOSE_PREFACE_TIMEOUT] = "preface_timeout",
     [GRPC_CLOSE_IDLE_TIMEOUT] = "idle_timeout",   [GRPC_CLOSE_MAX_AGE] = "max_age",
     [GRPC_CLOSE_MAX_AGE_GRACE] = "max_age_grace",
+};
+
+static const char *const _pause_names[GRPC_PAUSE_REASON_COUNT] = {
+    [GRPC_PAUSE_MAX_CONNECTIONS] = "max_connections",
+    [GRPC_PAUSE_FD_LIMIT] = "fd_limit",
 };
 
 const char *grpc_close_reason_name(enum grpc_close_reason reason) {
@@ -73,10 +87,14 @@ void grpc_server_stats(struct grpc_server_stats *out) {
         for (int r = 0; r < GRPC_CLOSE_REASON_COUNT; r++) {
             out->closed_by_server[r] += _load(&ws->closed_by_server[r]);
         }
+        for (int r = 0; r < GRPC_PAUSE_REASON_COUNT; r++) {
+            out->accept_pauses[r] += _load(&ws->accept_pauses[r]);
+        }
         out->output_waits_connection += _load(&ws->output_waits[GRPC_BUDGET_CONNECTION]);
         out->output_waits_worker += _load(&ws->output_waits[GRPC_BUDGET_WORKER]);
         out->pending_output_bytes += _load(&ws->pending_bytes);
     }
+    out->max_connections = s->max_connections;
     /* Read apart, so a connection may show as closed before it shows as opened. */
     out->connections_open = out->connections_opened > closed ? out->connections_opened - closed : 0;
 }
@@ -168,6 +186,9 @@ void grpc_collect_metrics(struct metric_writer *w, void *ctx) {
     _write_labelled(w, &grpc_metric_defs[GRPC_M_OUTPUT_WAITS], s, GRPC_BUDGET_COUNT, _budget_names,
                     offsetof(struct grpc_worker_stats, output_waits));
     metrics_write_count(w, &grpc_metric_defs[GRPC_M_PENDING_OUTPUT], NULL, st.pending_output_bytes);
+    _write_labelled(w, &grpc_metric_defs[GRPC_M_ACCEPT_PAUSES], s, GRPC_PAUSE_REASON_COUNT,
+                    _pause_names, offsetof(struct grpc_worker_stats, accept_pauses));
+    metrics_write_count(w, &grpc_metric_defs[GRPC_M_MAX_CONNECTIONS], NULL, st.max_connections);
     const struct metric_def *late = &grpc_metric_defs[GRPC_M_DEADLINE_BEFORE_DISPATCH];
     metrics_write_family(w, late);
     for (size_t m = 0; m <= s->nmethods; m++) {

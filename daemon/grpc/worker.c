@@ -78,25 +78,47 @@ static void _on_tick(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
+/* Stops accepting for GRPC_ACCEPT_PAUSE_MS: the listener is level-triggered and stays
+ * readable, so pause instead of spinning. Logged at most once a second per worker. */
+static void _pause_accept(struct grpc_worker *w, enum grpc_accept_pause reason, const char *why) {
+    grpc_stat_add(&w->stats.accept_pauses[reason], 1);
+    if (w->clock.mono_us - w->accept_pause_logged_us >= 1000000) {
+        w->accept_pause_logged_us = w->clock.mono_us;
+        log_warn("grpc accept paused", "worker=%u reason=%s why=%s pause_ms=%d open=%u limit=%u",
+                 w->index, reason == GRPC_PAUSE_MAX_CONNECTIONS ? "max_connections" : "fd_limit",
+                 LOG_QUOTE(why), GRPC_ACCEPT_PAUSE_MS,
+                 atomic_load_explicit(&w->server->connections, memory_order_relaxed),
+                 w->server->max_connections);
+    }
+    event_del(w->accept_ev);
+    struct timeval tv = {0, GRPC_ACCEPT_PAUSE_MS * 1000};
+    event_add(w->accept_pause_ev, &tv);
+}
+
 static void _on_accept(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     struct grpc_worker *w = arg;
+    struct grpc_server *s = w->server;
     clock_cache_update(&w->clock); /* the connections' "accepted at" */
     for (int i = 0; i < GRPC_ACCEPTS_PER_EVENT; i++) {
+        /* A slot first, so workers accepting at once cannot pass the limit together. */
+        if (atomic_fetch_add_explicit(&s->connections, 1, memory_order_relaxed) >=
+            s->max_connections) {
+            atomic_fetch_sub_explicit(&s->connections, 1, memory_order_relaxed);
+            _pause_accept(w, GRPC_PAUSE_MAX_CONNECTIONS, "max_connections open");
+            return;
+        }
         struct sockaddr_storage addr;
         socklen_t addr_len = sizeof addr;
         int c = accept4(fd, (struct sockaddr *)&addr, &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) {
+            int saved = errno;
+            atomic_fetch_sub_explicit(&s->connections, 1, memory_order_relaxed);
+            if (saved == EINTR || saved == ECONNABORTED) {
                 continue;
             }
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Level-triggered: the listener stays readable, so pause instead of spinning. */
-                log_warn("grpc accept failed; pausing", "worker=%u error=%s pause_ms=%d", w->index,
-                         LOG_QUOTE(strerror(errno)), GRPC_ACCEPT_PAUSE_MS);
-                event_del(w->accept_ev);
-                struct timeval tv = {0, GRPC_ACCEPT_PAUSE_MS * 1000};
-                event_add(w->accept_pause_ev, &tv);
+            if (saved == EMFILE || saved == ENFILE || saved == ENOBUFS || saved == ENOMEM) {
+                _pause_accept(w, GRPC_PAUSE_FD_LIMIT, strerror(saved));
             }
             return;
         }
@@ -106,6 +128,7 @@ static void _on_accept(evutil_socket_t fd, short what, void *arg) {
         char peer[64];
         _format_peer(&addr, peer, sizeof peer);
         if (grpc_conn_create(w, c, peer) != 0) {
+            atomic_fetch_sub_explicit(&s->connections, 1, memory_order_relaxed);
             log_warn("grpc connection dropped: out of memory", "worker=%u", w->index);
         }
     }

@@ -29,16 +29,21 @@ SERVICE = "/fsd.v1.FeatureService/"
 class Fsd:
     """One fsd process on a free loopback port, with its config in a temporary directory."""
 
-    def __init__(self, config_yaml, timeout_s=20):
+    def __init__(self, config_yaml, timeout_s=20, nofile=None):
+        """nofile: the open-file limit (soft and hard) fsd runs with; None: the test's."""
         self.dir = tempfile.TemporaryDirectory(prefix="fsd-it-")
         self.config_path = os.path.join(self.dir.name, "fsd.yaml")
         self.write_config(config_yaml)
         self.log_lines = []
         self._log_lock = threading.Lock()
+        def limit_files():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(
             [FSD_BIN, "--config", self.config_path],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
+            text=True, preexec_fn=limit_files if nofile else None)
         self.port = None
         ready = threading.Event()
 

@@ -5,15 +5,18 @@ that shows the refusal. Raw HTTP/2 clients (tests/lib/h2raw.py) do what grpcio c
 to do; grpcio is the well-behaved client.
 """
 import os
+import socket
 import sys
 import time
 import unittest
+
+from hyperframe.frame import SettingsFrame
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 import harness as h  # noqa: E402
 from harness import pb, scrape  # noqa: E402
-from h2raw import StalledReader  # noqa: E402
+from h2raw import PREFACE, StalledReader  # noqa: E402
 
 MIB = 1024 * 1024
 FEATURES = 10
@@ -91,6 +94,51 @@ class StalledReadersTest(unittest.TestCase):
         finally:
             for r in readers:
                 r.close()
+
+
+class ConnectionFloodTest(unittest.TestCase):
+    """fsd with 300 file descriptors, and more connections than that."""
+
+    NOFILE = 300
+    LIMIT = NOFILE - 128  # max_connections' default: the limit less the reserve
+
+    def test_the_stats_port_answers_and_waiting_clients_get_in_when_others_leave(self):
+        fsd = h.Fsd("views: []\n", nofile=self.NOFILE)
+        port = h.stats_port(fsd)
+        flood = []
+        try:
+            self.assertEqual(scrape(port).get("fsd_grpc_max_connections"), self.LIMIT)
+            before = scrape(port)
+            for _ in range(self.NOFILE + 100):  # past the descriptors fsd has at all
+                s = socket.create_connection(("127.0.0.1", fsd.port))
+                s.sendall(PREFACE + SettingsFrame(0).serialize())
+                flood.append(s)
+            deadline = time.monotonic() + 10
+            while (m := scrape(port)).get("fsd_grpc_connections_open") < self.LIMIT:
+                self.assertLess(time.monotonic(), deadline, m.text)
+                time.sleep(0.05)
+            # The descriptors kept in reserve: health and metrics still answer.
+            status, _, body = h.http_request(port, "/healthz")
+            self.assertEqual((status, body), (200, b"ok\n"))
+            m = scrape(port)
+            self.assertEqual(m.get("fsd_grpc_connections_open"), self.LIMIT)
+            self.assertGreaterEqual(m.delta(before, "fsd_grpc_accept_pauses_total",
+                                            reason="max_connections"), 1)
+            self.assertEqual(m.get("fsd_grpc_accept_pauses_total", reason="fd_limit"), 0)
+            # Most of the flood leaves: the rest is accepted, and a real client queued behind
+            # it gets in and is served.
+            for s in flood[:300]:
+                s.close()
+            del flood[:300]
+            resp = fsd.health()
+            self.assertEqual(resp.status, 1)  # SERVING
+        finally:
+            for s in flood:
+                s.close()
+            rc = fsd.stop()
+        self.assertEqual(rc, 0)
+        self.assertTrue(any("grpc accept paused" in line and "reason=max_connections" in line
+                            for line in fsd.log()))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
  *                    [--max-pending-bytes B] [--max-pending-worker-bytes B]
  *                    [--write-timeout-ms T] [--preface-timeout-ms T] [--idle-timeout-ms T]
  *                    [--max-connection-age-ms T] [--max-connection-age-grace-ms T]
+ *                    [--max-connections N]
  *
  * Methods (messages are raw bytes, no protobuf):
  *   /test.Echo/Echo        replies with the request
@@ -193,6 +194,10 @@ static size_t _format_stats(char *buf, size_t len) {
                           atomic_load(&_sum_aborts), atomic_load(&_sum_live),
                           atomic_load(&_later_orphans), st.output_waits_connection,
                           st.output_waits_worker, st.pending_output_bytes);
+    o +=
+        (size_t)snprintf(buf + o, len - o,
+                         "max_connections %" PRIu64 "\naccept_paused_max_connections %" PRIu64 "\n",
+                         st.max_connections, st.accept_pauses[GRPC_PAUSE_MAX_CONNECTIONS]);
     for (int r = 0; r < GRPC_CLOSE_REASON_COUNT && o < len; r++) {
         o += (size_t)snprintf(buf + o, len - o, "closed_%s %" PRIu64 "\n",
                               grpc_close_reason_name((enum grpc_close_reason)r),
@@ -384,6 +389,7 @@ int main(int argc, char **argv) {
         {"idle-timeout-ms", required_argument, NULL, 'I'},
         {"max-connection-age-ms", required_argument, NULL, 'A'},
         {"max-connection-age-grace-ms", required_argument, NULL, 'G'},
+        {"max-connections", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -425,13 +431,17 @@ int main(int argc, char **argv) {
         case 'G':
             options.max_connection_age_grace_us = (int64_t)strtoll(optarg, NULL, 10) * 1000;
             break;
+        case 'C':
+            options.max_connections = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr,
                     "usage: %s [--workers N] [--port P] [--max-message-bytes B] "
                     "[--shutdown-timeout-ms T] [--max-concurrent-streams S] "
                     "[--max-pending-bytes B] [--max-pending-worker-bytes B] "
                     "[--write-timeout-ms T] [--preface-timeout-ms T] [--idle-timeout-ms T] "
-                    "[--max-connection-age-ms T] [--max-connection-age-grace-ms T]\n",
+                    "[--max-connection-age-ms T] [--max-connection-age-grace-ms T] "
+                    "[--max-connections N]\n",
                     argv[0]);
             return 2;
         }

@@ -14,7 +14,7 @@ import time
 import unittest
 
 import grpc
-from hyperframe.frame import GoAwayFrame, HeadersFrame
+from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, SettingsFrame
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 
@@ -246,6 +246,34 @@ class MaxConnectionAgeTests(LimitCase):
         after = self.server.stats()
         self.assertGreaterEqual(delta(before, after, "closed_max_age"), 1)
         self.assertEqual(delta(before, after, "closed_max_age_grace"), 1)
+
+
+class MaxConnectionsTests(LimitCase):
+    server_args = ("--workers", "1", "--max-connections", "5")
+
+    def test_connections_past_the_limit_wait_until_one_closes(self):
+        before = self.server.stats()
+        self.assertEqual(before["max_connections"], 5)
+        held = [RawH2(self.server.port) for _ in range(5)]
+        waiting = None
+        try:
+            for raw in held:
+                self.assertIsInstance(raw.next_frame(timeout=5), SettingsFrame)
+            # The sixth connects (the kernel's backlog) but is not accepted: no SETTINGS.
+            waiting = RawH2(self.server.port)
+            with self.assertRaises(socket.timeout):
+                waiting.next_frame(timeout=0.6)
+            held.pop().sock.close()
+            self.assertIsInstance(waiting.next_frame(timeout=5), SettingsFrame)
+            waiting.send_request(1, "/test.Echo/Echo", b"served")
+            while not (isinstance(f := waiting.next_frame(timeout=5), DataFrame)):
+                self.assertIsNotNone(f)
+            self.assertEqual(bytes(f.data), frame(b"served"))
+        finally:
+            for raw in held + ([waiting] if waiting else []):
+                raw.sock.close()
+        after = self.wait_stats(lambda st: st["connections_open"] <= 1)
+        self.assertGreaterEqual(delta(before, after, "accept_paused_max_connections"), 1)
 
 
 if __name__ == "__main__":
