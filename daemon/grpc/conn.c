@@ -32,6 +32,81 @@ static struct grpc_call *_call_of(nghttp2_session *session, int32_t stream_id) {
     return nghttp2_session_get_stream_user_data(session, stream_id);
 }
 
+/* ---- abuse budgets ----------------------------------------------------------------------- */
+
+/* Per-field overhead RFC 9113 6.5.2 counts in SETTINGS_MAX_HEADER_LIST_SIZE. */
+#define _HEADER_FIELD_OVERHEAD 32
+
+/* Takes `cost` from a bucket refilled at `rate` a second up to `burst`. False when it has
+ * not that much left: the budget is spent. */
+static bool _bucket_take(struct grpc_bucket *b, int64_t now_us, uint64_t rate, uint64_t burst,
+                         uint64_t cost) {
+    int64_t elapsed = now_us - b->updated_us;
+    if (elapsed > 0) {
+        /* Past the time a refill from empty takes, it is full; the bound keeps the product
+         * below 2^63 for any rate the options allow. */
+        uint64_t add = elapsed >= 100000000 ? burst : (uint64_t)elapsed * rate / 1000000;
+        uint64_t tokens = (uint64_t)b->tokens + add;
+        b->tokens = (int64_t)(tokens < burst ? tokens : burst);
+        b->updated_us = now_us;
+    }
+    if ((uint64_t)b->tokens < cost) {
+        return false;
+    }
+    b->tokens -= (int64_t)cost;
+    return true;
+}
+
+/* One protocol fault (a refused stream, a reset header list, an empty DATA frame, a stream
+ * error). Returns 0, or NGHTTP2_ERR_CALLBACK_FAILURE when the budget is spent: the
+ * callback returns it, nghttp2 stops, and the read path sends GOAWAY(ENHANCE_YOUR_CALM). */
+static int _fault(struct grpc_conn *conn) {
+    const struct grpc_server_options *o = &conn->worker->server->options;
+    uint64_t rate = o->max_protocol_faults_per_second;
+    if (_bucket_take(&conn->faults, conn->worker->clock.mono_us, rate, 10 * rate, 1)) {
+        return 0;
+    }
+    conn->abused = true;
+    conn->abuse = GRPC_CLOSE_PROTOCOL_FAULTS;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+/*
+ * nghttp2 1.52 treats a stream past SETTINGS_MAX_CONCURRENT_STREAMS as a connection error,
+ * where RFC 9113 5.1.2 makes it a stream error: one client's mistake would cut every call
+ * of its connection. So nghttp2 is given no limit (it enforces none), the limit is written
+ * into the first SETTINGS frame it sends, and _on_begin_headers refuses each stream past it
+ * with REFUSED_STREAM. Returns false when `frame` is not that SETTINGS frame as expected;
+ * the limit is then still enforced, only not advertised.
+ */
+static bool _add_stream_limit(struct grpc_conn *conn, const uint8_t *frame, size_t n) {
+    enum { HEADER = 9, ENTRY = 6, MAX_ENTRIES = 16 };
+    if (n < HEADER) {
+        return false;
+    }
+    size_t len = (size_t)frame[0] << 16 | (size_t)frame[1] << 8 | frame[2];
+    bool settings = frame[3] == NGHTTP2_SETTINGS && frame[4] == 0 &&
+                    (frame[5] | frame[6] | frame[7] | frame[8]) == 0;
+    if (!settings || n != HEADER + len || len % ENTRY != 0 || len / ENTRY >= MAX_ENTRIES) {
+        return false;
+    }
+    uint8_t out[HEADER + MAX_ENTRIES * ENTRY];
+    memcpy(out, frame, n);
+    size_t new_len = len + ENTRY;
+    out[0] = (uint8_t)(new_len >> 16);
+    out[1] = (uint8_t)(new_len >> 8);
+    out[2] = (uint8_t)new_len;
+    uint32_t limit = conn->worker->server->options.max_concurrent_streams;
+    uint8_t *e = out + n;
+    e[0] = 0;
+    e[1] = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS;
+    e[2] = (uint8_t)(limit >> 24);
+    e[3] = (uint8_t)(limit >> 16);
+    e[4] = (uint8_t)(limit >> 8);
+    e[5] = (uint8_t)limit;
+    return evbuffer_add(conn->out, out, HEADER + new_len) == 0;
+}
+
 /* ---- nghttp2 callbacks ------------------------------------------------------------------- */
 
 static int _on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
@@ -39,6 +114,13 @@ static int _on_begin_headers(nghttp2_session *session, const nghttp2_frame *fram
     struct grpc_conn *conn = user_data;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0;
+    }
+    if (conn->ncalls >= conn->worker->server->options.max_concurrent_streams) {
+        /* Refused alone; its headers then find no call and are dropped. */
+        grpc_stat_add(&conn->worker->stats.streams_refused[GRPC_REFUSE_MAX_STREAMS], 1);
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return _fault(conn);
     }
     struct grpc_call *call = grpc_worker_call_get(conn->worker);
     if (call == NULL) {
@@ -54,15 +136,41 @@ static int _on_header(nghttp2_session *session, const nghttp2_frame *frame, cons
                       size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                       void *user_data) {
     (void)flags;
-    (void)user_data;
+    struct grpc_conn *conn = user_data;
+    const struct grpc_server_options *o = &conn->worker->server->options;
+    uint64_t size = namelen + valuelen + _HEADER_FIELD_OVERHEAD;
+    /* Every decoded header counts, trailers and refused streams' too: HPACK lets a byte on
+     * the wire stand for a 4 KiB table entry. */
+    if (!_bucket_take(&conn->header_bytes, conn->worker->clock.mono_us,
+                      o->max_header_bytes_per_second, o->max_header_bytes_per_second, size)) {
+        conn->abused = true;
+        conn->abuse = GRPC_CLOSE_HEADER_FLOOD;
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
         return 0; /* request trailers carry nothing gRPC defines */
     }
     struct grpc_call *call = _call_of(session, frame->hd.stream_id);
-    if (call != NULL) {
-        grpc_call_on_header(call, name, namelen, value, valuelen);
+    if (call == NULL) {
+        return 0;
     }
+    call->header_bytes += size;
+    if (call->header_bytes > o->max_header_list_bytes) {
+        /* nghttp2 resets the stream and decodes the rest of the block without callbacks. */
+        grpc_stat_add(&conn->worker->stats.streams_refused[GRPC_REFUSE_HEADER_LIST], 1);
+        int rv = _fault(conn);
+        return rv != 0 ? rv : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    grpc_call_on_header(call, name, namelen, value, valuelen);
     return 0;
+}
+
+static int _on_invalid_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                                  int lib_error_code, void *user_data) {
+    (void)session;
+    (void)frame;
+    (void)lib_error_code;
+    return _fault(user_data); /* nghttp2 has answered it (RST_STREAM or GOAWAY) */
 }
 
 static int _on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
@@ -86,6 +194,9 @@ static int _on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, 
     case NGHTTP2_DATA:
         if (end_stream && (call = _call_of(session, frame->hd.stream_id)) != NULL) {
             grpc_call_on_request_end(call);
+        }
+        if (!end_stream && frame->hd.length == 0) {
+            return _fault(conn); /* carries nothing: a flood of them is only work for us */
         }
         break;
     case NGHTTP2_PING:
@@ -139,6 +250,9 @@ static int _on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, 
         }
         break;
     case NGHTTP2_GOAWAY:
+        /* Ours (a drain, an idle close) or nghttp2's (a flood it caught): either way the
+         * client should get to read it before the socket closes. */
+        conn->linger = true;
         if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
             grpc_conn_protocol_error(conn);
         }
@@ -174,6 +288,7 @@ nghttp2_session_callbacks *grpc_conn_callbacks_new(void) {
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, _on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, _on_frame_send);
     nghttp2_session_callbacks_set_error_callback2(cb, _on_error);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, _on_invalid_frame_recv);
     return cb;
 }
 
@@ -240,6 +355,14 @@ static void _flush(struct grpc_conn *conn) {
             }
             if (n == 0) {
                 break;
+            }
+            if (conn->advertise_streams) {
+                conn->advertise_streams = false;
+                if (_add_stream_limit(conn, data, (size_t)n)) {
+                    continue;
+                }
+                log_warn("grpc max_concurrent_streams not advertised: unexpected first frame",
+                         "worker=%u", conn->worker->index);
             }
             if (evbuffer_add(conn->out, data, (size_t)n) != 0) {
                 conn->dead = true;
@@ -382,13 +505,47 @@ void grpc_conn_protocol_error(struct grpc_conn *conn) {
 }
 
 /* nghttp2 refused the input (not HTTP/2 at all, or a flood): GOAWAY if it can, then close. */
+/*
+ * "grpc connection closed" with the client's address and why. Ten lines a second per worker
+ * at most: a flood of bad connections must not become a flood of log lines; the next line
+ * says how many were left out.
+ */
+static void _log_close(struct grpc_conn *conn, enum grpc_close_reason reason, const char *why) {
+    struct grpc_worker *w = conn->worker;
+    int64_t now = clock_mono_us();
+    if (now - w->close_logged_us < 100000) {
+        w->close_log_suppressed++;
+        return;
+    }
+    w->close_logged_us = now;
+    log_info("grpc connection closed",
+             "worker=%u peer=%s reason=%s why=%s pending_bytes=%llu not_logged_before=%llu",
+             w->index, LOG_QUOTE(conn->peer), grpc_close_reason_name(reason), LOG_QUOTE(why),
+             (unsigned long long)conn->pending, (unsigned long long)w->close_log_suppressed);
+    w->close_log_suppressed = 0;
+}
+
 static void _fail_session(struct grpc_conn *conn, ssize_t rv) {
+    if (conn->abused) {
+        /* A budget spent (a callback said so): the client is told to calm down. */
+        grpc_stat_add(&conn->worker->stats.closed_by_server[conn->abuse], 1);
+        _log_close(conn, conn->abuse,
+                   conn->abuse == GRPC_CLOSE_HEADER_FLOOD
+                       ? "decoded headers past max_header_bytes_per_second"
+                       : "protocol faults past max_protocol_faults_per_second");
+        nghttp2_session_terminate_session(conn->session, NGHTTP2_ENHANCE_YOUR_CALM);
+        _flush(conn);
+        conn->dead = true;
+        conn->linger = true;
+        return;
+    }
     grpc_conn_protocol_error(conn);
     log_debug("grpc connection closed: protocol error", "worker=%u fd=%d error=%s",
               conn->worker->index, conn->fd, LOG_QUOTE(nghttp2_strerror((int)rv)));
     nghttp2_session_terminate_session(conn->session, NGHTTP2_PROTOCOL_ERROR);
     _flush(conn);
     conn->dead = true;
+    conn->linger = true;
 }
 
 static void _on_readable(evutil_socket_t fd, short what, void *arg) {
@@ -460,10 +617,16 @@ int grpc_conn_create(struct grpc_worker *w, int fd, const char *peer) {
         nghttp2_session_server_new2(&conn->session, w->callbacks, conn, w->h2_option) != 0) {
         goto fail;
     }
+    /* MAX_CONCURRENT_STREAMS is added to this frame on its way out: _add_stream_limit. */
     nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->options.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, s->stream_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)s->options.max_header_list_bytes},
     };
+    conn->advertise_streams = true;
+    uint64_t faults = s->options.max_protocol_faults_per_second;
+    conn->faults = (struct grpc_bucket){(int64_t)(10 * faults), conn->created_us};
+    conn->header_bytes =
+        (struct grpc_bucket){(int64_t)s->options.max_header_bytes_per_second, conn->created_us};
     if (nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, settings,
                                 sizeof settings / sizeof settings[0]) != 0 ||
         nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,
@@ -531,7 +694,11 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     }
     grpc_conn_pending_add(conn, -(int64_t)conn->pending); /* what `out` still held */
     evbuffer_free(conn->out);
-    close(conn->fd);
+    if (conn->linger) {
+        grpc_worker_linger(w, conn->fd);
+    } else {
+        close(conn->fd);
+    }
     free(conn);
     grpc_stat_add(&w->stats.connections_closed, 1);
     atomic_fetch_sub_explicit(&w->server->connections, 1, memory_order_relaxed);
@@ -541,13 +708,10 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     }
 }
 
-/* Closes the connection for `reason`, counted and logged with the client's address. */
+/* Closes the connection for `reason`, counted and logged. */
 static void _close_for(struct grpc_conn *conn, enum grpc_close_reason reason, const char *why) {
-    struct grpc_worker *w = conn->worker;
-    grpc_stat_add(&w->stats.closed_by_server[reason], 1);
-    log_info("grpc connection closed", "worker=%u peer=%s reason=%s why=%s pending_bytes=%llu",
-             w->index, LOG_QUOTE(conn->peer), grpc_close_reason_name(reason), LOG_QUOTE(why),
-             (unsigned long long)conn->pending);
+    grpc_stat_add(&conn->worker->stats.closed_by_server[reason], 1);
+    _log_close(conn, reason, why);
     grpc_conn_destroy(conn);
 }
 

@@ -32,8 +32,7 @@
 
 /* The bind address, port, workers and message limit are options of the config file: their
  * defaults are in grpc_option_group (server.c). */
-#define GRPC_DEFAULT_MAX_CONCURRENT_STREAMS 1000
-#define GRPC_DEFAULT_SHUTDOWN_TIMEOUT_MS    5000
+#define GRPC_DEFAULT_SHUTDOWN_TIMEOUT_MS 5000
 
 /* Bounds grpc_server_setup() enforces. */
 #define GRPC_MAX_WORKERS           256
@@ -49,7 +48,7 @@
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-/* All but the last two are options of the config file's server section (grpc_option_group). */
+/* All but the last are options of the config file's server section (grpc_option_group). */
 struct grpc_server_options {
     char bind[GRPC_BIND_LEN];   /* numeric IPv4/IPv6 address or host name */
     uint32_t port;              /* 0: the kernel picks one, see grpc_server_port() */
@@ -81,8 +80,24 @@ struct grpc_server_options {
      * GRPC_FD_RESERVE. At the limit the workers stop accepting (connections wait in the
      * listen backlog) until one closes. */
     uint32_t max_connections;
-    uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS per connection */
-    uint32_t shutdown_timeout_ms;    /* grace for calls in flight before connections are cut */
+    /*
+     * HTTP/2 abuse. max_concurrent_streams: SETTINGS_MAX_CONCURRENT_STREAMS; a stream past it
+     * is refused alone (RST_STREAM REFUSED_STREAM), not the whole connection.
+     * max_header_list_bytes: SETTINGS_MAX_HEADER_LIST_SIZE; a request whose decoded headers
+     * pass it is reset. max_header_bytes_per_second: decoded header bytes one connection may
+     * send per second (an HPACK bomb decodes to far more than it sends);
+     * max_protocol_faults_per_second: refused streams, reset header lists, empty DATA frames
+     * and stream errors one connection may cause per second; max_resets_per_second:
+     * RST_STREAMs it may send per second. The fault and reset budgets let 10 s worth pass in
+     * a burst, the header budget one second's. Past a budget the connection is sent
+     * GOAWAY(ENHANCE_YOUR_CALM) and closed.
+     */
+    uint32_t max_concurrent_streams;
+    uint64_t max_header_list_bytes;
+    uint64_t max_header_bytes_per_second;
+    uint32_t max_protocol_faults_per_second;
+    uint32_t max_resets_per_second;
+    uint32_t shutdown_timeout_ms; /* grace for calls in flight before connections are cut */
 };
 
 /* The config file's options of the transport (section server), declared in server.c. */
@@ -134,6 +149,7 @@ enum grpc_metric {
     GRPC_M_PENDING_OUTPUT,           /* fsd_grpc_pending_output_bytes */
     GRPC_M_ACCEPT_PAUSES,            /* fsd_grpc_accept_pauses_total{reason} */
     GRPC_M_MAX_CONNECTIONS,          /* fsd_grpc_max_connections */
+    GRPC_M_STREAMS_REFUSED,          /* fsd_grpc_streams_refused_total{reason} */
     GRPC_M_COUNT,
 };
 extern const struct metric_def grpc_metric_defs[GRPC_M_COUNT];
@@ -145,7 +161,16 @@ enum grpc_close_reason {
     GRPC_CLOSE_IDLE_TIMEOUT,    /* no call for idle_timeout: GOAWAY, then closed */
     GRPC_CLOSE_MAX_AGE,         /* max_connection_age reached: GOAWAY, calls finish */
     GRPC_CLOSE_MAX_AGE_GRACE,   /* ... and still open max_connection_age_grace later */
+    GRPC_CLOSE_PROTOCOL_FAULTS, /* past max_protocol_faults_per_second: GOAWAY, closed */
+    GRPC_CLOSE_HEADER_FLOOD,    /* past max_header_bytes_per_second: GOAWAY, closed */
     GRPC_CLOSE_REASON_COUNT,
+};
+
+/* Why a stream was refused on its own, its connection kept. */
+enum grpc_stream_refusal {
+    GRPC_REFUSE_MAX_STREAMS, /* past max_concurrent_streams: RST_STREAM(REFUSED_STREAM) */
+    GRPC_REFUSE_HEADER_LIST, /* headers past max_header_list_bytes: reset */
+    GRPC_REFUSE_REASON_COUNT,
 };
 
 /* Why the workers stopped accepting for a moment. */
@@ -164,6 +189,7 @@ struct grpc_server_stats {
     uint64_t protocol_errors;
     uint64_t closed_by_server[GRPC_CLOSE_REASON_COUNT];
     uint64_t accept_pauses[GRPC_PAUSE_REASON_COUNT];
+    uint64_t streams_refused[GRPC_REFUSE_REASON_COUNT];
     uint64_t max_connections;         /* the limit in force (derived when the option is 0) */
     uint64_t output_waits_connection; /* a connection's calls waited: its output budget */
     uint64_t output_waits_worker;     /* ... the worker's output budget */

@@ -47,6 +47,14 @@ struct evbuffer;
 #define GRPC_CALL_BUF_KEEP     (64 * 1024)
 /* Accepts per readiness event, so a connection storm cannot starve served connections. */
 #define GRPC_ACCEPTS_PER_EVENT 32
+/*
+ * A connection closed after a GOAWAY for an error lingers: its write side is shut and what
+ * the client still sends is read and dropped for up to GRPC_LINGER_MS, so the kernel does not
+ * answer that unread input with a RST that destroys the GOAWAY before the client reads it.
+ * At most GRPC_LINGER_MAX per worker; past that they close at once.
+ */
+#define GRPC_LINGER_MS  1000
+#define GRPC_LINGER_MAX 64
 /* On EMFILE/ENFILE, stop accepting for this long instead of spinning on the listener. */
 #define GRPC_ACCEPT_PAUSE_MS 100
 /*
@@ -65,6 +73,12 @@ struct evbuffer;
  * The budget is the larger of this and 4 x max_message_bytes.
  */
 #define GRPC_MIN_CONN_BUFFERED_BYTES (64ull * 1024 * 1024)
+
+/* A token bucket: `tokens` as of `updated_us`. */
+struct grpc_bucket {
+    int64_t tokens;
+    int64_t updated_us;
+};
 
 /* A growable byte buffer whose capacity is kept across reuse. */
 struct grpc_buf {
@@ -92,6 +106,7 @@ struct grpc_worker_stats {
     _Atomic uint64_t protocol_errors;
     _Atomic uint64_t closed_by_server[GRPC_CLOSE_REASON_COUNT];
     _Atomic uint64_t accept_pauses[GRPC_PAUSE_REASON_COUNT];
+    _Atomic uint64_t streams_refused[GRPC_REFUSE_REASON_COUNT];
     _Atomic uint64_t output_waits[GRPC_BUDGET_COUNT]; /* a connection parked over a budget */
     _Atomic uint64_t pending_bytes;                   /* the worker's output budget in use */
     _Atomic uint64_t *calls;                          /* [(nmethods + 1) * GRPC_CODE_COUNT] */
@@ -100,7 +115,9 @@ struct grpc_worker_stats {
 
 struct grpc_conn;
 struct grpc_call;
+struct grpc_linger;
 TAILQ_HEAD(grpc_conn_list, grpc_conn);
+TAILQ_HEAD(grpc_linger_list, grpc_linger);
 TAILQ_HEAD(grpc_call_list, grpc_call);
 
 struct grpc_worker {
@@ -114,6 +131,8 @@ struct grpc_worker {
     struct event *accept_ev;
     struct event *accept_pause_ev;  /* timer re-enabling accept after a pause */
     int64_t accept_pause_logged_us; /* the last pause's log line (one a second at most) */
+    int64_t close_logged_us;        /* the last "connection closed" line (ten a second at most) */
+    uint64_t close_log_suppressed;  /* lines not written since */
     int wake_fd;                    /* eventfd: the main thread's stop request */
     struct event *wake_ev;
     struct event *drain_ev; /* timer: final GOAWAY for connections that never acked */
@@ -143,7 +162,9 @@ struct grpc_worker {
     struct grpc_conn_list parked;
     size_t nparked;
     bool waking;
-    struct event *tick_ev; /* every GRPC_TICK_MS: the connections' timeouts */
+    struct event *tick_ev;             /* every GRPC_TICK_MS: the connections' timeouts */
+    struct grpc_linger_list lingering; /* closed sockets draining, oldest first */
+    size_t nlingering;
     struct grpc_call *free_calls;
     size_t nfree_calls;
     uint8_t *read_buf;
@@ -210,13 +231,20 @@ struct grpc_conn {
     int64_t idle_since_us;
     int64_t age_limit_us; /* INT64_MAX: no max_connection_age */
     int64_t drain_started_us;
-    size_t ncalls;       /* open streams: `calls`' length, what max_concurrent_streams bounds */
-    char peer[64];       /* "address:port" of the client, for logs */
-    bool dead;           /* close at the end of the current event */
-    bool write_blocked;  /* write_ev is armed */
-    bool protocol_error; /* counted once per connection */
-    bool notice_sent;    /* drain: shutdown notice and PING sent */
-    bool goaway_sent;    /* drain: final GOAWAY submitted */
+    size_t ncalls; /* open streams: `calls`' length, what max_concurrent_streams bounds */
+    /* HTTP/2 abuse budgets (token buckets, refilled by the read batch's clock). */
+    struct grpc_bucket faults;
+    struct grpc_bucket header_bytes;
+    enum grpc_close_reason abuse; /* set by the callback that found a budget spent */
+    bool abused;
+    bool advertise_streams; /* the first SETTINGS still to be given max_concurrent_streams */
+    bool linger;            /* closed after a GOAWAY for an error: see GRPC_LINGER_MS */
+    char peer[64];          /* "address:port" of the client, for logs */
+    bool dead;              /* close at the end of the current event */
+    bool write_blocked;     /* write_ev is armed */
+    bool protocol_error;    /* counted once per connection */
+    bool notice_sent;       /* drain: shutdown notice and PING sent */
+    bool goaway_sent;       /* drain: final GOAWAY submitted */
 };
 
 enum grpc_call_reject {
@@ -250,9 +278,10 @@ struct grpc_call {
 
     struct grpc_frame_reader reader;
     uint32_t nmessages;
-    uint32_t buffered;   /* this call's share of conn->buffered */
-    struct grpc_buf in;  /* the request message being reassembled; :path while rejected */
-    struct grpc_buf out; /* prefix + response message */
+    uint32_t buffered;     /* this call's share of conn->buffered */
+    uint64_t header_bytes; /* the request's decoded header list so far (RFC 9113 sizes) */
+    struct grpc_buf in;    /* the request message being reassembled; :path while rejected */
+    struct grpc_buf out;   /* prefix + response message */
     size_t out_sent;
     void *user;
 };
@@ -276,6 +305,9 @@ struct grpc_call *grpc_worker_call_get(struct grpc_worker *w);
 void grpc_worker_call_put(struct grpc_worker *w, struct grpc_call *call);
 /* The connection has been destroyed; the worker may now be done draining. */
 void grpc_worker_conn_gone(struct grpc_worker *w);
+/* Takes over `fd` of a closed connection: write side shut, input dropped until EOF or
+ * GRPC_LINGER_MS, then closed (at once when GRPC_LINGER_MAX are lingering already). */
+void grpc_worker_linger(struct grpc_worker *w, int fd);
 /* A pseudo-random number (xorshift; spreads timeouts, nothing secret). */
 uint64_t grpc_worker_random(struct grpc_worker *w);
 

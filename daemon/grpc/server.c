@@ -144,12 +144,66 @@ static const struct option_def grpc_option_defs[] = {
                        "until one closes. 0: the open-file limit less 128 descriptors kept "
                        "for the stats port, snapshot loads and streams.",
     },
+    {
+        .name = "max_concurrent_streams",
+        .type = OPTION_UINT,
+        .default_text = "128",
+        .min = 1,
+        .max = 100000,
+        OPTION_UINT_AT(struct grpc_server_options, max_concurrent_streams),
+        .description = "Calls one gRPC connection may have open at once (HTTP/2 "
+                       "SETTINGS_MAX_CONCURRENT_STREAMS); a stream past it is refused alone "
+                       "with RST_STREAM(REFUSED_STREAM), which clients retry.",
+    },
+    {
+        .name = "max_header_list_bytes",
+        .type = OPTION_SIZE,
+        .default_text = "16KiB",
+        .min = 1 * KIB,
+        .max = 1024 * KIB,
+        OPTION_SIZE_AT(struct grpc_server_options, max_header_list_bytes),
+        .description = "Largest decoded header list of a request (HTTP/2 "
+                       "SETTINGS_MAX_HEADER_LIST_SIZE: names, values and 32 bytes per field); "
+                       "a larger one is reset.",
+    },
+    {
+        .name = "max_header_bytes_per_second",
+        .type = OPTION_SIZE,
+        .default_text = "32MiB",
+        .min = 64 * KIB,
+        .max = 64 * GIB,
+        OPTION_SIZE_AT(struct grpc_server_options, max_header_bytes_per_second),
+        .description = "Decoded request-header bytes one gRPC connection may send per second "
+                       "(HPACK lets a few bytes on the wire decode to kilobytes); past it the "
+                       "connection is sent GOAWAY and closed.",
+    },
+    {
+        .name = "max_protocol_faults_per_second",
+        .type = OPTION_UINT,
+        .default_text = "100",
+        .min = 1,
+        .max = 1000000,
+        OPTION_UINT_AT(struct grpc_server_options, max_protocol_faults_per_second),
+        .description = "Refused streams, reset header lists, empty DATA frames and HTTP/2 "
+                       "stream errors one gRPC connection may cause per second (10 s worth may "
+                       "come at once); past it the connection is sent GOAWAY and closed.",
+    },
+    {
+        .name = "max_resets_per_second",
+        .type = OPTION_UINT,
+        .default_text = "1000",
+        .min = 1,
+        .max = 1000000,
+        OPTION_UINT_AT(struct grpc_server_options, max_resets_per_second),
+        .description = "RST_STREAM frames (cancelled calls) one gRPC connection may send per "
+                       "second (10 s worth may come at once); past it the connection is sent "
+                       "GOAWAY and closed, against rapid-reset floods.",
+    },
 };
 
 /* What is not an option of the config file. */
 static void _init_fixed(void *values) {
     struct grpc_server_options *options = values;
-    options->max_concurrent_streams = GRPC_DEFAULT_MAX_CONCURRENT_STREAMS;
     options->shutdown_timeout_ms = GRPC_DEFAULT_SHUTDOWN_TIMEOUT_MS;
 }
 

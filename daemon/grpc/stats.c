@@ -28,7 +28,9 @@ const struct metric_def grpc_metric_defs[GRPC_M_COUNT] = {
                                  "preface within server.preface_timeout), idle_timeout (no "
                                  "call for server.idle_timeout; sent GOAWAY), max_age "
                                  "(server.max_connection_age reached; drained with GOAWAY), "
-                                 "max_age_grace (still open at the end of the drain's grace)."},
+                                 "max_age_grace (still open at the end of the drain's grace), "
+                                 "protocol_faults (past server.max_protocol_faults_per_second), "
+                                 "header_flood (past server.max_header_bytes_per_second)."},
     [GRPC_M_OUTPUT_WAITS] = {"fsd_grpc_output_budget_waits_total", METRIC_COUNTER, "budget",
                              "Times a connection's requests had to wait for their handler "
                              "because responses not yet written filled a budget: connection "
@@ -42,6 +44,11 @@ const struct metric_def grpc_metric_defs[GRPC_M_COUNT] = {
                               "max_connections (server.max_connections open) or fd_limit "
                               "(accept failed: no file descriptor or memory left). Waiting "
                               "clients stay in the listen backlog."},
+    [GRPC_M_STREAMS_REFUSED] = {"fsd_grpc_streams_refused_total", METRIC_COUNTER, "reason",
+                                "Requests refused on their own, their connection kept: "
+                                "max_concurrent_streams (RST_STREAM REFUSED_STREAM, which "
+                                "clients retry) or header_list_too_large (headers past "
+                                "server.max_header_list_bytes)."},
     [GRPC_M_MAX_CONNECTIONS] = {"fsd_grpc_max_connections", METRIC_GAUGE, "",
                                 "The limit on gRPC connections open at once "
                                 "(server.max_connections, or the open-file limit less a "
@@ -52,7 +59,12 @@ const struct metric_def grpc_metric_defs[GRPC_M_COUNT] = {
 static const char *const _close_reason_names[GRPC_CLOSE_REASON_COUNT] = {
     [GRPC_CLOSE_WRITE_TIMEOUT] = "write_timeout", [GRPC_CLOSE_PREFACE_TIMEOUT] = "preface_timeout",
     [GRPC_CLOSE_IDLE_TIMEOUT] = "idle_timeout",   [GRPC_CLOSE_MAX_AGE] = "max_age",
-    [GRPC_CLOSE_MAX_AGE_GRACE] = "max_age_grace",
+    [GRPC_CLOSE_MAX_AGE_GRACE] = "max_age_grace", [GRPC_CLOSE_PROTOCOL_FAULTS] = "protocol_faults",
+    [GRPC_CLOSE_HEADER_FLOOD] = "header_flood",
+};
+static const char *const _refusal_names[GRPC_REFUSE_REASON_COUNT] = {
+    [GRPC_REFUSE_MAX_STREAMS] = "max_concurrent_streams",
+    [GRPC_REFUSE_HEADER_LIST] = "header_list_too_large",
 };
 
 static const char *const _pause_names[GRPC_PAUSE_REASON_COUNT] = {
@@ -89,6 +101,9 @@ void grpc_server_stats(struct grpc_server_stats *out) {
         }
         for (int r = 0; r < GRPC_PAUSE_REASON_COUNT; r++) {
             out->accept_pauses[r] += _load(&ws->accept_pauses[r]);
+        }
+        for (int r = 0; r < GRPC_REFUSE_REASON_COUNT; r++) {
+            out->streams_refused[r] += _load(&ws->streams_refused[r]);
         }
         out->output_waits_connection += _load(&ws->output_waits[GRPC_BUDGET_CONNECTION]);
         out->output_waits_worker += _load(&ws->output_waits[GRPC_BUDGET_WORKER]);
@@ -189,6 +204,8 @@ void grpc_collect_metrics(struct metric_writer *w, void *ctx) {
     _write_labelled(w, &grpc_metric_defs[GRPC_M_ACCEPT_PAUSES], s, GRPC_PAUSE_REASON_COUNT,
                     _pause_names, offsetof(struct grpc_worker_stats, accept_pauses));
     metrics_write_count(w, &grpc_metric_defs[GRPC_M_MAX_CONNECTIONS], NULL, st.max_connections);
+    _write_labelled(w, &grpc_metric_defs[GRPC_M_STREAMS_REFUSED], s, GRPC_REFUSE_REASON_COUNT,
+                    _refusal_names, offsetof(struct grpc_worker_stats, streams_refused));
     const struct metric_def *late = &grpc_metric_defs[GRPC_M_DEADLINE_BEFORE_DISPATCH];
     metrics_write_family(w, late);
     for (size_t m = 0; m <= s->nmethods; m++) {

@@ -64,12 +64,75 @@ static void _format_peer(const struct sockaddr_storage *ss, char *buf, size_t le
     snprintf(buf, len, "%s:%u", host, port);
 }
 
+/* ---- lingering close --------------------------------------------------------------------- */
+
+struct grpc_linger {
+    TAILQ_ENTRY(grpc_linger) link;
+    struct grpc_worker *worker;
+    int fd;
+    struct event *ev;
+    int64_t until_us;
+};
+
+static void _linger_end(struct grpc_linger *l) {
+    struct grpc_worker *w = l->worker;
+    TAILQ_REMOVE(&w->lingering, l, link);
+    w->nlingering--;
+    event_free(l->ev);
+    close(l->fd);
+    free(l);
+}
+
+static void _on_linger_readable(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    struct grpc_linger *l = arg;
+    for (int i = 0; i < GRPC_READS_PER_EVENT; i++) {
+        ssize_t n = read(fd, l->worker->read_buf, GRPC_READ_BUF_BYTES);
+        if (n > 0) {
+            continue; /* dropped */
+        }
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        break; /* EOF: the client closed too; or an error */
+    }
+    _linger_end(l);
+}
+
+void grpc_worker_linger(struct grpc_worker *w, int fd) {
+    struct grpc_linger *l = w->nlingering < GRPC_LINGER_MAX ? calloc(1, sizeof *l) : NULL;
+    if (l != NULL) {
+        l->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, _on_linger_readable, l);
+    }
+    if (l == NULL || l->ev == NULL || shutdown(fd, SHUT_WR) != 0 || event_add(l->ev, NULL) != 0) {
+        if (l != NULL && l->ev != NULL) {
+            event_free(l->ev);
+        }
+        free(l);
+        close(fd);
+        return;
+    }
+    l->worker = w;
+    l->fd = fd;
+    l->until_us = clock_mono_us() + GRPC_LINGER_MS * 1000ll;
+    TAILQ_INSERT_TAIL(&w->lingering, l, link);
+    w->nlingering++;
+}
+
+static void _end_lingering(struct grpc_worker *w, int64_t now_us) {
+    struct grpc_linger *l;
+    while ((l = TAILQ_FIRST(&w->lingering)) != NULL && l->until_us <= now_us) {
+        _linger_end(l);
+    }
+}
+
 /* The connections' timeouts, every GRPC_TICK_MS. */
 static void _on_tick(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
     struct grpc_worker *w = arg;
     int64_t now = clock_mono_us();
+    _end_lingering(w, now);
     struct grpc_conn *conn = TAILQ_FIRST(&w->conns);
     while (conn != NULL) {
         struct grpc_conn *next = TAILQ_NEXT(conn, link);
@@ -244,6 +307,7 @@ int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len) {
     size_t slots = s->nmethods + 1;
     TAILQ_INIT(&w->conns);
     TAILQ_INIT(&w->parked);
+    TAILQ_INIT(&w->lingering);
     w->random_state = ((uint64_t)clock_mono_us() * 2654435761u + w->index) | 1; /* never 0 */
     w->stats.calls = calloc(slots * GRPC_CODE_COUNT, sizeof *w->stats.calls);
     w->stats.deadline_exceeded = calloc(slots, sizeof *w->stats.deadline_exceeded);
@@ -256,6 +320,9 @@ int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len) {
     }
     /* Closed streams are kept only for priority bookkeeping, which gRPC does not use. */
     nghttp2_option_set_no_closed_streams(w->h2_option, 1);
+    /* nghttp2's own rapid-reset guard (GOAWAY past it), at the configured rate. */
+    uint64_t resets = s->options.max_resets_per_second;
+    nghttp2_option_set_stream_reset_rate_limit(w->h2_option, 10 * resets, resets);
 
     /* One thread per base, so no base lock: nothing else ever touches it. */
     struct event_config *cfg = event_config_new();
@@ -367,6 +434,7 @@ void *grpc_worker_main(void *arg) {
      * resumes posted for the calls it had (or posted later) only free their arguments. */
     _stop_listening(w);
     _close_all(w);
+    _end_lingering(w, INT64_MAX);
     grpc_worker_close_resumes(w);
     if (s->worker_deinit != NULL) {
         s->worker_deinit(w->ctx);

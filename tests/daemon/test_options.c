@@ -71,7 +71,7 @@ static void test_defaults_land_in_the_modules_structs(void **state) {
     assert_int_equal(o.grpc.port, 6566);
     assert_int_equal(o.grpc.workers, 0);
     assert_int_equal(o.grpc.max_message_bytes, 4 << 20);
-    assert_int_equal(o.grpc.max_concurrent_streams, GRPC_DEFAULT_MAX_CONCURRENT_STREAMS);
+    assert_int_equal(o.grpc.max_concurrent_streams, 128);
     assert_string_equal(o.stats.bind, "127.0.0.1");
     assert_int_equal(o.stats.port, 9466);
     assert_string_equal(o.stats.token, "");

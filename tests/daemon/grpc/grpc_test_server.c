@@ -8,7 +8,9 @@
  *                    [--max-pending-bytes B] [--max-pending-worker-bytes B]
  *                    [--write-timeout-ms T] [--preface-timeout-ms T] [--idle-timeout-ms T]
  *                    [--max-connection-age-ms T] [--max-connection-age-grace-ms T]
- *                    [--max-connections N]
+ *                    [--max-connections N] [--max-header-list-bytes B]
+ *                    [--max-header-bytes-per-second B] [--max-faults-per-second N]
+ *                    [--max-resets-per-second N]
  *
  * Methods (messages are raw bytes, no protobuf):
  *   /test.Echo/Echo        replies with the request
@@ -198,6 +200,9 @@ static size_t _format_stats(char *buf, size_t len) {
         (size_t)snprintf(buf + o, len - o,
                          "max_connections %" PRIu64 "\naccept_paused_max_connections %" PRIu64 "\n",
                          st.max_connections, st.accept_pauses[GRPC_PAUSE_MAX_CONNECTIONS]);
+    o += (size_t)snprintf(
+        buf + o, len - o, "refused_max_streams %" PRIu64 "\nrefused_header_list %" PRIu64 "\n",
+        st.streams_refused[GRPC_REFUSE_MAX_STREAMS], st.streams_refused[GRPC_REFUSE_HEADER_LIST]);
     for (int r = 0; r < GRPC_CLOSE_REASON_COUNT && o < len; r++) {
         o += (size_t)snprintf(buf + o, len - o, "closed_%s %" PRIu64 "\n",
                               grpc_close_reason_name((enum grpc_close_reason)r),
@@ -390,6 +395,10 @@ int main(int argc, char **argv) {
         {"max-connection-age-ms", required_argument, NULL, 'A'},
         {"max-connection-age-grace-ms", required_argument, NULL, 'G'},
         {"max-connections", required_argument, NULL, 'C'},
+        {"max-header-list-bytes", required_argument, NULL, 'L'},
+        {"max-header-bytes-per-second", required_argument, NULL, 'H'},
+        {"max-faults-per-second", required_argument, NULL, 'F'},
+        {"max-resets-per-second", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -434,6 +443,18 @@ int main(int argc, char **argv) {
         case 'C':
             options.max_connections = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'L':
+            options.max_header_list_bytes = strtoull(optarg, NULL, 10);
+            break;
+        case 'H':
+            options.max_header_bytes_per_second = strtoull(optarg, NULL, 10);
+            break;
+        case 'F':
+            options.max_protocol_faults_per_second = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'R':
+            options.max_resets_per_second = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr,
                     "usage: %s [--workers N] [--port P] [--max-message-bytes B] "
@@ -441,7 +462,9 @@ int main(int argc, char **argv) {
                     "[--max-pending-bytes B] [--max-pending-worker-bytes B] "
                     "[--write-timeout-ms T] [--preface-timeout-ms T] [--idle-timeout-ms T] "
                     "[--max-connection-age-ms T] [--max-connection-age-grace-ms T] "
-                    "[--max-connections N]\n",
+                    "[--max-connections N] [--max-header-list-bytes B] "
+                    "[--max-header-bytes-per-second B] [--max-faults-per-second N] "
+                    "[--max-resets-per-second N]\n",
                     argv[0]);
             return 2;
         }

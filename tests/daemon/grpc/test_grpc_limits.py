@@ -14,7 +14,8 @@ import time
 import unittest
 
 import grpc
-from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, SettingsFrame
+from hyperframe.frame import (DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame,
+                              SettingsFrame)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 
@@ -274,6 +275,157 @@ class MaxConnectionsTests(LimitCase):
                 raw.sock.close()
         after = self.wait_stats(lambda st: st["connections_open"] <= 1)
         self.assertGreaterEqual(delta(before, after, "accept_paused_max_connections"), 1)
+
+
+def grpc_headers(path):
+    """A gRPC request's header list: pseudo-headers first, as HTTP/2 requires."""
+    return [(":method", "POST"), (":scheme", "http"), (":authority", "localhost"),
+            (":path", path), ("te", "trailers"), ("content-type", "application/grpc")]
+
+
+REFUSED_STREAM = 0x7
+ENHANCE_YOUR_CALM = 0xb
+
+
+def send_headers(raw, sid, path, extra=(), end_stream=False):
+    """HEADERS of a request on a RawH2 connection (its HPACK encoder), nothing else."""
+    block = raw.encoder.encode(grpc_headers(path) + list(extra))
+    flags = ["END_HEADERS"] + (["END_STREAM"] if end_stream else [])
+    raw.sock.sendall(HeadersFrame(sid, data=block, flags=flags).serialize())
+
+
+def frames_until_closed(raw, timeout=10):
+    """Every frame the server sends until it closes the connection."""
+    out = []
+    while (f := raw.next_frame(timeout=timeout)) is not None:
+        out.append(f)
+    return out
+
+
+class RefusedStreamTests(LimitCase):
+    server_args = ("--workers", "1", "--max-concurrent-streams", "4")
+
+    def test_streams_past_the_limit_are_refused_alone(self):
+        before = self.server.stats()
+        raw = RawH2(self.server.port)
+        try:
+            settings = raw.next_frame()
+            self.assertIsInstance(settings, SettingsFrame)
+            self.assertEqual(settings.settings.get(SettingsFrame.MAX_CONCURRENT_STREAMS), 4)
+            for sid in (1, 3, 5, 7):  # four calls the server holds open (suspended)
+                raw.send_request(sid, "/test.Echo/LaterSum", b"1")
+            self.wait_stats(lambda st: st.get("later_waiting", 0) >= 4)
+            raw.send_request(9, "/test.Echo/Echo", b"nine")
+            raw.send_request(11, "/test.Echo/Echo", b"eleven")
+            refused = set()
+            while refused != {9, 11}:
+                f = raw.next_frame()
+                self.assertIsNotNone(f, "the connection was closed")
+                if isinstance(f, RstStreamFrame):
+                    self.assertEqual(f.error_code, REFUSED_STREAM)
+                    refused.add(f.stream_id)
+            self.assertEqual(self.call("/test.Echo/Release", b""), b"released=4")
+            answered = set()
+            while answered != {1, 3, 5, 7}:
+                f = raw.next_frame()
+                self.assertIsNotNone(f, "the connection was closed")
+                if isinstance(f, HeadersFrame) and f.headers.get("grpc-status") == "0":
+                    answered.add(f.stream_id)
+            raw.send_request(13, "/test.Echo/Echo", b"thirteen")
+            while not (isinstance(f := raw.next_frame(), DataFrame) and f.stream_id == 13):
+                self.assertIsNotNone(f)
+            self.assertEqual(bytes(f.data), frame(b"thirteen"))
+        finally:
+            raw.sock.close()
+        after = self.server.stats()
+        self.assertEqual(delta(before, after, "refused_max_streams"), 2)
+        self.assertEqual(delta(before, after, "closed_protocol_faults"), 0)
+
+
+class HeaderLimitTests(LimitCase):
+    server_args = ("--workers", "1", "--max-header-list-bytes", "4096",
+                   "--max-header-bytes-per-second", "65536")
+
+    def test_a_header_list_past_the_limit_resets_only_its_stream(self):
+        before = self.server.stats()
+        raw = RawH2(self.server.port)
+        try:
+            send_headers(raw, 1, "/test.Echo/Echo", [("x-pad", "p" * 5000)], end_stream=True)
+            raw.send_request(3, "/test.Echo/Echo", b"after")
+            reset = answer = None
+            while reset is None or answer is None:
+                f = raw.next_frame()
+                self.assertIsNotNone(f, "the connection was closed")
+                if isinstance(f, RstStreamFrame) and f.stream_id == 1:
+                    reset = f
+                elif isinstance(f, DataFrame) and f.stream_id == 3:
+                    answer = bytes(f.data)
+            self.assertEqual(answer, frame(b"after"))
+        finally:
+            raw.sock.close()
+        after = self.server.stats()
+        self.assertEqual(delta(before, after, "refused_header_list"), 1)
+
+    def test_an_hpack_bomb_gets_goaway_and_the_worker_serves_others(self):
+        before = self.server.stats()
+        raw = RawH2(self.server.port)
+        try:
+            # One 4000-byte header enters the HPACK table; after that each mention of it is a
+            # byte or two on the wire. 20 requests x 3 mentions decode to 240 KB: past the
+            # connection's 64 KiB a second, each still under the 4 KiB list limit... once.
+            bomb = [("x-bomb", "b" * 1000)]
+            for i in range(200):
+                send_headers(raw, 1 + 2 * i, "/test.Echo/Echo", bomb * 3, end_stream=True)
+            frames = frames_until_closed(raw)
+        finally:
+            raw.sock.close()
+        goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
+        self.assertEqual([g.error_code for g in goaways], [ENHANCE_YOUR_CALM])
+        self.assertEqual(self.call("/test.Echo/Echo", b"fine", timeout=5), b"fine")
+        after = self.server.stats()
+        self.assertEqual(delta(before, after, "closed_header_flood"), 1)
+
+
+class ProtocolFaultTests(LimitCase):
+    server_args = ("--workers", "1", "--max-faults-per-second", "10",
+                   "--max-resets-per-second", "10")
+
+    def test_an_empty_data_flood_gets_goaway(self):
+        before = self.server.stats()
+        raw = RawH2(self.server.port)
+        try:
+            send_headers(raw, 1, "/test.Echo/Sum")
+            raw.sock.sendall(DataFrame(1, data=frame(b"5")).serialize())
+            # 10 a second, 100 at once: 300 empty frames are past it
+            raw.sock.sendall(b"".join(DataFrame(1, data=b"").serialize() for _ in range(300)))
+            frames = frames_until_closed(raw)
+        finally:
+            raw.sock.close()
+        goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
+        self.assertEqual([g.error_code for g in goaways], [ENHANCE_YOUR_CALM])
+        after = self.wait_stats(lambda st: st["sum_live"] == 0)
+        self.assertEqual(delta(before, after, "closed_protocol_faults"), 1)
+        self.assertEqual(delta(before, after, "sum_aborts"), 1)  # the open call let go
+
+    def test_a_rapid_reset_flood_gets_goaway(self):
+        raw = RawH2(self.server.port)
+        try:
+            data = b""
+            for i in range(300):
+                sid = 1 + 2 * i
+                data += HeadersFrame(sid, data=raw.encoder.encode(grpc_headers("/test.Echo/Echo")),
+                                     flags=["END_HEADERS"]).serialize()
+                data += RstStreamFrame(sid, error_code=0x8).serialize()  # CANCEL
+            raw.sock.sendall(data)
+            frames = frames_until_closed(raw)
+        finally:
+            raw.sock.close()
+        goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
+        self.assertEqual(len(goaways), 1)
+        self.assertNotEqual(goaways[0].error_code, 0)
+        # Past 100 (ten seconds' worth at 10 a second) the rest were not served.
+        self.assertLess(goaways[0].last_stream_id, 2 * 150)
+        self.assertEqual(self.call("/test.Echo/Echo", b"fine", timeout=5), b"fine")
 
 
 if __name__ == "__main__":
