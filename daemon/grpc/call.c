@@ -86,6 +86,10 @@ int64_t grpc_call_start_us(const struct grpc_call *call) {
     return call->start_us;
 }
 
+int64_t grpc_call_ready_us(const struct grpc_call *call) {
+    return call->ready_us;
+}
+
 int64_t grpc_call_deadline_us(const struct grpc_call *call) {
     return call->deadline_us;
 }
@@ -469,6 +473,7 @@ void grpc_call_on_request_end(struct grpc_call *call) {
                         "unary request must carry exactly one message, got none");
         return;
     }
+    call->ready_us = _worker(call)->clock.mono_us;
     grpc_conn_enqueue(call->conn, call);
 }
 

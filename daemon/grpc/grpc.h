@@ -301,6 +301,9 @@ const struct clock_cache *grpc_call_clock(const struct grpc_call *call);
 
 /* When the call's HEADERS were read (clock_mono_us clock; the read batch's time). */
 int64_t grpc_call_start_us(const struct grpc_call *call);
+/* When the request arrived whole (END_STREAM; the read batch's time, clock_mono_us clock):
+ * where a latency budget starts, so a slow upload does not spend it. */
+int64_t grpc_call_ready_us(const struct grpc_call *call);
 /* start + grpc-timeout, or INT64_MAX when the client sent none. */
 int64_t grpc_call_deadline_us(const struct grpc_call *call);
 

@@ -264,6 +264,7 @@ struct grpc_call {
     size_t method_index;                    /* nmethods when unmatched */
     int32_t stream_id;
     int64_t start_us;
+    int64_t ready_us;   /* the request complete (END_STREAM) */
     int64_t timeout_us; /* -1: none */
     int64_t deadline_us;
 

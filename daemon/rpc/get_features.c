@@ -27,9 +27,14 @@
 /* The wire enum FeatureType is store_type + 1 (0 is UNSPECIFIED). */
 #define WIRE_TYPE(t) ((uint64_t)(t) + 1)
 
+/* Refs and key columns one request may name: a bound on the work before any lookup. */
+#define GET_FEATURES_MAX_REFS        4096
+#define GET_FEATURES_MAX_KEY_COLUMNS 64
+
 struct view_plan {
     struct store_view *view;
     const struct store_schema *schema;
+    uint8_t *planned; /* [nfeatures]: 1 once a column of the feature is in the plan */
     struct store_table *table;
     const Fsd__V1__KeyColumn *key_columns[STORE_MAX_JOIN_KEYS];
     struct store_key *keys;
@@ -95,7 +100,16 @@ static int _add_column(struct arena *a, struct plan *p, struct store_view *view,
         vp->view = view;
         vp->schema = store_view_schema(view);
         vp->table = store_view_table(view);
+        vp->planned = arena_alloc(a, vp->schema->nfeatures ? vp->schema->nfeatures : 1);
+        if (vp->planned == NULL) {
+            return _error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory planning the request");
+        }
+        memset(vp->planned, 0, vp->schema->nfeatures);
     }
+    if (p->views[v].planned[feature]) {
+        return 0; /* asked for twice (a ref and a view:*, a service and a ref): served once */
+    }
+    p->views[v].planned[feature] = 1;
     p->columns = _grow(a, p->columns, p->ncolumns, &p->columns_cap, sizeof(*p->columns));
     if (p->columns == NULL) {
         return _error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory planning the request");
@@ -166,6 +180,10 @@ static int _add_service(struct arena *a, struct plan *p, const struct fsd_config
 static int _count_entities(const Fsd__V1__GetFeaturesRequest *req, uint32_t max_batch,
                            struct plan *p, struct request_error *e) {
     p->n = 0;
+    if (req->n_keys > GET_FEATURES_MAX_KEY_COLUMNS) {
+        return _error(e, GRPC_INVALID_ARGUMENT, "%zu key columns; at most %d are taken",
+                      req->n_keys, GET_FEATURES_MAX_KEY_COLUMNS);
+    }
     for (size_t k = 0; k < req->n_keys; k++) {
         const Fsd__V1__KeyColumn *col = req->keys[k];
         if (col->n_int64_values > 0 && col->n_string_values > 0) {
@@ -510,10 +528,14 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
 
 /* ---- the handler --------------------------------------------------------------------------- */
 
-/* The request's deadline: its budget_us, else grpc-timeout, else the configured default. */
+/*
+ * The request's deadline: its budget_us, else grpc-timeout, else the configured default. A
+ * latency budget counts from when the request message arrived whole, so a slow upload does
+ * not spend it; grpc-timeout is the client's deadline and counts from the HEADERS.
+ */
 static int64_t _deadline_us(struct grpc_call *call, const Fsd__V1__GetFeaturesRequest *req,
                             const char **origin) {
-    int64_t start = grpc_call_start_us(call);
+    int64_t start = grpc_call_ready_us(call);
     int64_t deadline = grpc_call_deadline_us(call);
     *origin = "grpc-timeout";
     if (req->budget_us > 0) {
@@ -531,8 +553,32 @@ static int64_t _deadline_us(struct grpc_call *call, const Fsd__V1__GetFeaturesRe
     return deadline;
 }
 
-static int _plan(struct rpc_worker *wk, const Fsd__V1__GetFeaturesRequest *req,
-                 const struct fsd_config *config, struct plan *p, struct request_error *e) {
+/*
+ * The least the response can take: every column has a status and a value slot per entity
+ * (a string at least its tag and length, a list its length), and an event time when asked
+ * for. A request whose floor is past the message limit is refused before any lookup.
+ */
+static uint64_t _response_floor(const struct plan *p, bool timestamps) {
+    uint64_t per_entity = 0;
+    for (uint32_t c = 0; c < p->ncolumns; c++) {
+        const struct view_plan *vp = &p->views[p->columns[c].view];
+        enum store_type type = vp->schema->features[p->columns[c].feature].type;
+        uint64_t value = type == STORE_TYPE_DOUBLE                               ? 8
+                         : type == STORE_TYPE_FLOAT                              ? 4
+                         : type == STORE_TYPE_STRING || type == STORE_TYPE_BYTES ? 2
+                                                                                 : 1;
+        per_entity += 1 + value + (timestamps ? 1 : 0);
+    }
+    return per_entity * (uint64_t)p->n;
+}
+
+/* Resolves the refs and the entity count: what the checks before any lookup need. */
+static int _plan_columns(struct rpc_worker *wk, const Fsd__V1__GetFeaturesRequest *req,
+                         const struct fsd_config *config, struct plan *p, struct request_error *e) {
+    if (req->n_features > GET_FEATURES_MAX_REFS) {
+        return _error(e, GRPC_INVALID_ARGUMENT, "%zu feature refs; at most %d are taken",
+                      req->n_features, GET_FEATURES_MAX_REFS);
+    }
     for (size_t i = 0; i < req->n_features; i++) {
         if (_add_ref(&wk->arena, p, req->features[i], e) != 0) {
             return -1;
@@ -550,6 +596,21 @@ static int _plan(struct rpc_worker *wk, const Fsd__V1__GetFeaturesRequest *req,
     if (_count_entities(req, rpc_state.options.max_batch, p, e) != 0) {
         return -1;
     }
+    uint64_t floor = _response_floor(p, req->include_event_timestamps);
+    if (floor > rpc_state.options.max_response_bytes) {
+        return _error(e, GRPC_RESOURCE_EXHAUSTED,
+                      "response would take at least %llu bytes (%zu entities x %u features), "
+                      "which exceeds server.max_message_bytes (%llu); ask for fewer entities "
+                      "or features",
+                      (unsigned long long)floor, p->n, p->ncolumns,
+                      (unsigned long long)rpc_state.options.max_response_bytes);
+    }
+    return 0;
+}
+
+/* Encodes each view's keys: the last step before the lookups. */
+static int _plan_keys(struct rpc_worker *wk, const Fsd__V1__GetFeaturesRequest *req, struct plan *p,
+                      struct request_error *e) {
     for (uint32_t v = 0; v < p->nviews; v++) {
         if (_encode_keys(&wk->arena, req, &p->views[v], p->n, e) != 0) {
             return -1;
@@ -578,18 +639,23 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
     const char *budget_origin;
     int64_t deadline = _deadline_us(call, req, &budget_origin);
     int64_t start = grpc_call_start_us(call);
-    int64_t now_mono = clock_mono_us();
+    int64_t ready = grpc_call_ready_us(call);
     struct plan plan;
     memset(&plan, 0, sizeof(plan));
-    if (now_mono > deadline) {
+    /* What the request asks for is checked first (a bad request is refused whatever its
+     * budget), then the budget, then the keys are encoded and looked up. */
+    int64_t now_mono = 0;
+    if (_plan_columns(wk, req, config, &plan, &e) != 0) {
+        /* e is set */
+    } else if ((now_mono = clock_mono_us()) > deadline) {
         if (wk->counters != NULL) {
             rpc_counter_add(&wk->counters->budget_exceeded, 1);
         }
         _error(&e, GRPC_DEADLINE_EXCEEDED,
                "latency budget of %lld us (from %s) was spent before the lookup started "
-               "(waited %lld us)",
-               (long long)(deadline - start), budget_origin, (long long)(now_mono - start));
-    } else if (_plan(wk, req, config, &plan, &e) == 0) {
+               "(waited %lld us since the request arrived whole)",
+               (long long)(deadline - ready), budget_origin, (long long)(now_mono - ready));
+    } else if (_plan_keys(wk, req, &plan, &e) == 0) {
         if (wk->counters != NULL) {
             rpc_histogram_observe(&wk->counters->batch, rpc_batch_bounds, RPC_BATCH_BUCKETS,
                                   (double)plan.n);
@@ -599,7 +665,16 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
                                   plan.views[v].rows);
         }
         if (_write_response(wk, &plan, req, grpc_call_clock(call)->wall_us, start) != 0) {
-            _error(&e, GRPC_RESOURCE_EXHAUSTED, "out of memory encoding the response");
+            if (wk->out.over_limit) {
+                _error(&e, GRPC_RESOURCE_EXHAUSTED,
+                       "response exceeds server.max_message_bytes (%llu): stopped while "
+                       "writing it (%zu entities x %u features); ask for fewer entities or "
+                       "features",
+                       (unsigned long long)rpc_state.options.max_response_bytes, plan.n,
+                       plan.ncolumns);
+            } else {
+                _error(&e, GRPC_RESOURCE_EXHAUSTED, "out of memory encoding the response");
+            }
         } else if (wk->out.len > rpc_state.options.max_response_bytes) {
             _error(&e, GRPC_RESOURCE_EXHAUSTED,
                    "response of %zu bytes (%zu entities x %u features) exceeds "

@@ -17,12 +17,15 @@ void pbw_deinit(struct pbw *w) {
 void pbw_reset(struct pbw *w) {
     w->len = 0;
     w->failed = false;
+    w->over_limit = false;
     w->depth = 0;
 }
 
 void pbw_trim(struct pbw *w, size_t keep) {
     if (w->cap > keep) {
+        size_t limit = w->limit;
         pbw_deinit(w);
+        w->limit = limit;
     }
 }
 
@@ -31,6 +34,12 @@ uint8_t *pbw_reserve(struct pbw *w, size_t n) {
         return NULL;
     }
     if (w->cap - w->len < n) {
+        /* Checked only when growing: the buffer kept between calls is below the limit. */
+        if (w->limit > 0 && w->len + n > w->limit) {
+            w->failed = true;
+            w->over_limit = true;
+            return NULL;
+        }
         size_t cap = w->cap ? w->cap : 4096;
         while (cap - w->len < n) {
             cap *= 2;

@@ -29,14 +29,18 @@ struct pbw {
     uint8_t *buf;
     size_t len;
     size_t cap;
+    /* 0, or the most bytes the buffer may grow to: past it the writer fails with
+     * over_limit set, so a response too big to send stops being built early. */
+    size_t limit;
     bool failed;
+    bool over_limit;
     int depth;
     size_t open[PBW_MAX_DEPTH]; /* offsets of the reserved length bytes */
 };
 
 void pbw_init(struct pbw *w);
 void pbw_deinit(struct pbw *w);
-/* Empties the buffer (keeping its memory) and clears `failed`. */
+/* Empties the buffer (keeping its memory and limit) and clears `failed` and `over_limit`. */
 void pbw_reset(struct pbw *w);
 
 /* Frees the buffer when it grew past `keep` bytes, so one huge response does not pin it. */

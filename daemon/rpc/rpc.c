@@ -108,6 +108,9 @@ void *rpc_worker_create(unsigned index) {
         return NULL;
     }
     pbw_init(&wk->out);
+    /* A response past the message limit stops being written there (reserves ask for up to
+     * 10 bytes more than they use, hence the slack; the exact check is the handler's). */
+    wk->out.limit = rpc_state.options.max_response_bytes + 64;
     return wk;
 }
 

@@ -10,13 +10,14 @@ import sys
 import time
 import unittest
 
-from hyperframe.frame import SettingsFrame
+import grpc
+from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 import harness as h  # noqa: E402
 from harness import pb, scrape  # noqa: E402
-from h2raw import PREFACE, StalledReader  # noqa: E402
+from h2raw import PREFACE, RawH2, StalledReader, grpc_message  # noqa: E402
 
 MIB = 1024 * 1024
 FEATURES = 10
@@ -139,6 +140,88 @@ class ConnectionFloodTest(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertTrue(any("grpc accept paused" in line and "reason=max_connections" in line
                             for line in fsd.log()))
+
+
+class RequestCostTest(unittest.TestCase):
+    """What a request may make fsd do before it is refused."""
+
+    @classmethod
+    def setUpClass(cls):
+        features = "".join(f"      - {{name: d{i}, type: double}}\n" for i in range(100))
+        cls.fsd = h.Fsd("""views:
+  - name: wide
+    join_keys: [{name: id, type: int64}]
+    ttl: 0
+    features:
+""" + features)
+        cls.port = h.stats_port(cls.fsd)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.fsd.stop() != 0:
+            raise AssertionError("fsd did not exit cleanly")
+
+    def assertRefused(self, code, fragment, request):
+        with self.assertRaises(grpc.RpcError) as ctx:
+            self.fsd.get(request, timeout=30)
+        self.assertEqual(ctx.exception.code(), code, ctx.exception.details())
+        self.assertIn(fragment, ctx.exception.details())
+
+    def test_an_amplifying_request_is_refused_before_any_lookup(self):
+        # 32 KiB asking for 800 x 100 columns of 10,000 entities: the refs are served once
+        # each, and the least the response could take (10,000 x 100 x 9 bytes) is refused.
+        request = pb.GetFeaturesRequest(features=["wide:*"] * 800,
+                                        keys=h.keys(id=list(range(10000))),
+                                        budget_us=10_000_000)
+        self.assertLess(request.ByteSize(), 64 * 1024)
+        before = scrape(self.port)
+        rss_before = rss_bytes(self.fsd.proc.pid)
+        self.assertRefused(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           "would take at least 9000000 bytes (10000 entities x 100 features)",
+                           request)
+        self.assertLess(rss_bytes(self.fsd.proc.pid) - rss_before, 32 * MIB)
+        after = scrape(self.port)
+        self.assertEqual(after.delta(before, "fsd_view_lookups_total", view="wide"), 0)
+
+    def test_refs_asked_for_twice_are_served_once(self):
+        resp = self.fsd.get(pb.GetFeaturesRequest(features=["wide:d1", "wide:*", "wide:d1"],
+                                                  keys=h.keys(id=[1])))
+        names = [c.name for c in resp.columns]
+        self.assertEqual(names[0], "wide:d1")
+        self.assertEqual(sorted(names), sorted(f"wide:d{i}" for i in range(100)))
+
+    def test_too_large_a_batch_is_invalid_whatever_the_budget(self):
+        self.assertRefused(grpc.StatusCode.INVALID_ARGUMENT,
+                           "batch of 10001 entities exceeds the limit of 10000",
+                           pb.GetFeaturesRequest(features=["wide:d0"],
+                                                 keys=h.keys(id=list(range(10001))),
+                                                 budget_us=1))
+
+    def test_a_slow_upload_does_not_spend_the_latency_budget(self):
+        # The request's 50 ms budget counts from its last byte, not its HEADERS: the first
+        # half arrives, then the rest 300 ms later.
+        request = pb.GetFeaturesRequest(features=["wide:d0"], keys=h.keys(id=[1]),
+                                        budget_us=50_000).SerializeToString()
+        raw = RawH2(self.fsd.port)
+        try:
+            headers = [(":method", "POST"), (":scheme", "http"), (":authority", "x"),
+                       (":path", GET_FEATURES), ("te", "trailers"),
+                       ("content-type", "application/grpc")]
+            body = grpc_message(request)
+            raw.sock.sendall(HeadersFrame(1, data=raw.encoder.encode(headers),
+                                          flags=["END_HEADERS"]).serialize() +
+                             DataFrame(1, data=body[:4]).serialize())
+            time.sleep(0.3)
+            raw.sock.sendall(DataFrame(1, data=body[4:], flags=["END_STREAM"]).serialize())
+            status = None
+            while status is None:
+                f = raw.next_frame(timeout=10)
+                self.assertIsNotNone(f, "closed")
+                if isinstance(f, HeadersFrame) and "grpc-status" in f.headers:
+                    status = (f.headers["grpc-status"], f.headers.get("grpc-message", ""))
+            self.assertEqual(status, ("0", ""))
+        finally:
+            raw.sock.close()
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@
 Used by tests/daemon/grpc/ (against grpc_test_server) and tests/integration/ (against fsd).
 """
 import socket
+import time
 
 import hpack
-from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame, WindowUpdateFrame
+from hyperframe.frame import DataFrame, Frame, HeadersFrame, SettingsFrame, WindowUpdateFrame
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 MAX_WINDOW = 2**31 - 1
@@ -58,3 +59,43 @@ class StalledReader:
 
     def close(self):
         self.sock.close()
+
+
+class RawH2:
+    """HTTP/2 by hand (hyperframe + hpack), for the drain handshake h2 cannot do: h2 stops
+    sending anything, even a PING ack, once it has seen a GOAWAY."""
+
+    PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.encoder = hpack.Encoder()
+        self.decoder = hpack.Decoder()
+        self.buf = b""
+        self.sock.sendall(self.PREFACE + SettingsFrame(0).serialize())
+
+    def send_request(self, sid, path, msg):
+        headers = [(":method", "POST"), (":scheme", "http"), (":path", path),
+                   (":authority", "localhost"), ("te", "trailers"),
+                   ("content-type", "application/grpc")]
+        frames = HeadersFrame(sid, data=self.encoder.encode(headers), flags=["END_HEADERS"])
+        body = DataFrame(sid, data=grpc_message(msg), flags=["END_STREAM"])
+        self.sock.sendall(frames.serialize() + body.serialize())
+
+    def next_frame(self, timeout=10):
+        """The next frame from the server, or None once it closed the connection."""
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < 9 or len(self.buf) < 9 + int.from_bytes(self.buf[:3], "big"):
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        f, length = Frame.parse_frame_header(memoryview(self.buf[:9]))
+        f.parse_body(memoryview(self.buf[9:9 + length]))
+        self.buf = self.buf[9 + length:]
+        if isinstance(f, HeadersFrame):
+            f.headers = dict(self.decoder.decode(f.data))  # keeps the HPACK state in step
+        if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
+            self.sock.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
+        return f

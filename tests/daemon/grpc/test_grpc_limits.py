@@ -19,9 +19,9 @@ from hyperframe.frame import (DataFrame, GoAwayFrame, HeadersFrame, RstStreamFra
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lib"))
 
-from grpc_harness import (H2Client, RawH2, ServerCase, delta, frame, frame_types,  # noqa: E402
+from grpc_harness import (H2Client, ServerCase, delta, frame, frame_types,  # noqa: E402
                           grpc_status, main)
-from h2raw import PREFACE, StalledReader  # noqa: E402
+from h2raw import PREFACE, RawH2, StalledReader  # noqa: E402
 
 KIB = 1024
 MIB = 1024 * 1024

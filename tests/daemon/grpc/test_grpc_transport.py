@@ -24,9 +24,10 @@ import grpc
 import grpc_harness
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, PingFrame
 
-from grpc_harness import (LIMIT, START_TIMEOUT_S, H2Client, RawH2, Server, ServerCase, delta, frame,
+from grpc_harness import (LIMIT, START_TIMEOUT_S, H2Client, Server, ServerCase, delta, frame,
                           frame_types, grpc_status, main, parse_stats,
                           read_until_closed)
+from h2raw import RawH2  # tests/lib, on the path grpc_harness set
 
 
 class TransportTests(ServerCase):
