@@ -64,6 +64,18 @@ enum log_level log_get_level(void) {
     return (enum log_level)atomic_load_explicit(&log_level_current, memory_order_relaxed);
 }
 
+bool log_limit_allow(struct log_limit *limit, int64_t now_us, int64_t interval_us,
+                     uint64_t *left_out) {
+    if (limit->last_us != 0 && now_us - limit->last_us < interval_us) {
+        limit->left_out++;
+        return false;
+    }
+    limit->last_us = now_us;
+    *left_out = limit->left_out;
+    limit->left_out = 0;
+    return true;
+}
+
 void log_set_fd(int fd) {
     atomic_store_explicit(&log_fd, fd, memory_order_relaxed);
 }

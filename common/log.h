@@ -76,6 +76,24 @@ const char *log_quote(char *buf, size_t buf_len, const char *value);
  */
 #define LOG_QUOTE(value) log_quote((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, (value))
 
+/*
+ * A budget of one line per `interval_us` for events a client can cause at will (refused
+ * calls, closed connections): a flood of bad requests must not become a flood of log lines.
+ * One per writing thread (a worker's), not shared.
+ *
+ *   if (log_limit_allow(&w->refusal_log, now_us, 100000, &left_out))
+ *       log_warn("call refused", "... not_logged_before=%llu", (unsigned long long)left_out);
+ */
+struct log_limit {
+    int64_t last_us;
+    uint64_t left_out; /* lines not written since the last one */
+};
+
+/* True when a line may be written at `now_us`; *left_out then gets how many were left out
+ * since the last one written. False counts one more left out. */
+bool log_limit_allow(struct log_limit *limit, int64_t now_us, int64_t interval_us,
+                     uint64_t *left_out);
+
 /* ---- inline ------------------------------------------------------------------------------ */
 
 extern _Atomic int log_level_current;

@@ -471,29 +471,64 @@ static void _print_yaml_scalar(FILE *out, const char *text) {
     fputc('"', out);
 }
 
-void option_print_reference(const struct option_table *table, FILE *out) {
+/* The sections nested in `parent` ("server.auth" in "server"), or the top-level ones when
+ * `parent` is NULL: true when `name` is one. */
+static bool _is_child(const char *name, const char *parent) {
+    if (parent == NULL) {
+        return strchr(name, '.') == NULL;
+    }
+    size_t len = strlen(parent);
+    return strncmp(name, parent, len) == 0 && name[len] == '.' &&
+           strchr(name + len + 1, '.') == NULL;
+}
+
+const char *option_section_child(const char *section, const char *parent) {
+    return _is_child(section, parent) ? (parent ? section + strlen(parent) + 1 : section) : NULL;
+}
+
+/* One section's options at `indent`, then its nested sections one level deeper. */
+static void _print_reference_section(const struct option_table *table,
+                                     const struct option_section *section, int indent, FILE *out) {
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%*s# ", indent, "");
+    _print_wrapped(out, prefix, section->description, 96);
+    const char *dot = strrchr(section->name, '.');
+    fprintf(out, "%*s%s:\n", indent, "", dot ? dot + 1 : section->name);
+    snprintf(prefix, sizeof prefix, "%*s# ", indent + 2, "");
+    const struct option_def *defs[MAX_SECTION_OPTIONS];
+    size_t n = option_table_section_defs(table, section->name, defs, MAX_SECTION_OPTIONS);
+    for (size_t i = 0; i < n; i++) {
+        const struct option_def *def = defs[i];
+        char bounds[256];
+        _format_bounds(def, bounds, sizeof bounds);
+        if (i > 0) {
+            fputc('\n', out);
+        }
+        _print_wrapped(out, prefix, def->description, 96);
+        fprintf(out, "%s%s, %s; %s\n", prefix, _type_name(def->type), bounds,
+                (def->flags & OPTION_RELOADABLE) ? "reloadable (SIGHUP)" : "restart to change");
+        fprintf(out, "%*s%s: ", indent + 2, "", def->name);
+        _print_yaml_scalar(out, def->default_text);
+        fputc('\n', out);
+    }
     for (size_t s = 0; s < table->nsections; s++) {
-        const struct option_section *section = &table->sections[s];
-        if (s > 0) {
+        if (_is_child(table->sections[s].name, section->name)) {
+            fputc('\n', out);
+            _print_reference_section(table, &table->sections[s], indent + 2, out);
+        }
+    }
+}
+
+void option_print_reference(const struct option_table *table, FILE *out) {
+    bool first = true;
+    for (size_t s = 0; s < table->nsections; s++) {
+        if (!_is_child(table->sections[s].name, NULL)) {
+            continue;
+        }
+        if (!first) {
             fputc('\n', out);
         }
-        _print_wrapped(out, "# ", section->description, 96);
-        fprintf(out, "%s:\n", section->name);
-        const struct option_def *defs[MAX_SECTION_OPTIONS];
-        size_t n = option_table_section_defs(table, section->name, defs, MAX_SECTION_OPTIONS);
-        for (size_t i = 0; i < n; i++) {
-            const struct option_def *def = defs[i];
-            char bounds[256];
-            _format_bounds(def, bounds, sizeof bounds);
-            if (i > 0) {
-                fputc('\n', out);
-            }
-            _print_wrapped(out, "  # ", def->description, 96);
-            fprintf(out, "  # %s, %s; %s\n", _type_name(def->type), bounds,
-                    (def->flags & OPTION_RELOADABLE) ? "reloadable (SIGHUP)" : "restart to change");
-            fprintf(out, "  %s: ", def->name);
-            _print_yaml_scalar(out, def->default_text);
-            fputc('\n', out);
-        }
+        first = false;
+        _print_reference_section(table, &table->sections[s], 0, out);
     }
 }

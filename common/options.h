@@ -115,6 +115,13 @@ struct option_table {
     size_t block_size;
 };
 
+/*
+ * Sections nest: "server.auth" is the mapping under key `auth` of section "server", listed
+ * after its parent. Returns the key `section` has in `parent` ("auth"), or, with parent NULL,
+ * `section` itself when it is a top-level one; NULL when it is neither.
+ */
+const char *option_section_child(const char *section, const char *parent);
+
 /* The section named `name`, or NULL. */
 const struct option_section *option_table_section(const struct option_table *table,
                                                   const char *name);

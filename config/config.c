@@ -233,8 +233,7 @@ bool config_check_keys(struct config_ctx *ctx, const yaml_node_t *map, const cha
                 continue;
             }
             if (listed_on > 0) { /* the list once per mapping, not once per unknown key */
-                config_error(ctx, key, name, "unknown key (allowed keys: see line %zu)",
-                             listed_on);
+                config_error(ctx, key, name, "unknown key (allowed keys: see line %zu)", listed_on);
                 continue;
             }
             char expected[1024];
@@ -306,16 +305,24 @@ int config_duration(struct config_ctx *ctx, const yaml_node_t *node, const char 
 static void _parse_section(struct config_ctx *ctx, const struct option_section *section,
                            const yaml_node_t *map) {
     const struct option_table *table = ctx->options;
-    size_t mark = config_path_push(ctx, "%s", section->name);
+    const char *nested = strrchr(section->name, '.'); /* ".auth" within "server" */
+    size_t mark = config_path_push(ctx, "%s", nested ? nested : section->name);
     if (config_is_null(map)) {
         config_path_pop(ctx, mark); /* "server:" with every option commented out */
         return;
     }
     const struct option_def *defs[OPTION_SECTION_MAX];
     size_t n = option_table_section_defs(table, section->name, defs, OPTION_SECTION_MAX);
-    const char *allowed[OPTION_SECTION_MAX + 1];
+    const char *allowed[2 * OPTION_SECTION_MAX + 1];
     for (size_t i = 0; i < n; i++) {
         allowed[i] = defs[i]->name;
+    }
+    /* Nested sections ("server.auth") are keys of their parent, with a mapping each. */
+    for (size_t i = 0; i < table->nsections && n < 2 * OPTION_SECTION_MAX; i++) {
+        const char *key = option_section_child(table->sections[i].name, section->name);
+        if (key != NULL) {
+            allowed[n++] = key;
+        }
     }
     allowed[n] = NULL;
     if (config_check_keys(ctx, map, allowed)) {
@@ -326,7 +333,7 @@ static void _parse_section(struct config_ctx *ctx, const struct option_section *
             const struct option_def *def =
                 name ? option_table_find(table, section->name, name, &offset) : NULL;
             if (def == NULL) {
-                continue; /* reported by config_check_keys */
+                continue; /* a nested section, below, or reported by config_check_keys */
             }
             const yaml_node_t *value = config_node(ctx, p->value);
             const char *text = config_scalar(ctx, value, name);
@@ -334,6 +341,13 @@ static void _parse_section(struct config_ctx *ctx, const struct option_section *
             if (text != NULL && option_set(def, (char *)ctx->config->options + offset, text, why,
                                            sizeof why) != 0) {
                 config_error(ctx, value, name, "%s", why);
+            }
+        }
+        for (size_t i = 0; i < table->nsections; i++) {
+            const char *key = option_section_child(table->sections[i].name, section->name);
+            const yaml_node_t *child = key ? config_get(ctx, map, key, false) : NULL;
+            if (child != NULL) {
+                _parse_section(ctx, &table->sections[i], child);
             }
         }
     }
@@ -515,7 +529,9 @@ static void _parse_root(struct config_ctx *ctx, const yaml_node_t *root) {
     const char *allowed[16];
     size_t n = 0;
     for (size_t i = 0; table != NULL && i < table->nsections && n < 13; i++) {
-        allowed[n++] = table->sections[i].name;
+        if (option_section_child(table->sections[i].name, NULL) != NULL) {
+            allowed[n++] = table->sections[i].name;
+        }
     }
     allowed[n++] = "views";
     allowed[n++] = "feature_services";
@@ -532,6 +548,9 @@ static void _parse_root(struct config_ctx *ctx, const yaml_node_t *root) {
         config_check_keys(ctx, root, allowed);
     }
     for (size_t i = 0; table != NULL && i < table->nsections; i++) {
+        if (option_section_child(table->sections[i].name, NULL) == NULL) {
+            continue; /* nested: read with its parent */
+        }
         const yaml_node_t *section = config_get(ctx, root, table->sections[i].name, false);
         if (section != NULL) {
             _parse_section(ctx, &table->sections[i], section);

@@ -109,6 +109,30 @@ static struct fsd_config *_serve(const sigset_t *signals, const char *path,
     }
 }
 
+/*
+ * Tokens first, so no call is ever served unauthenticated; and no listener open to the
+ * network without authentication unless the config says so (server.allow_insecure).
+ */
+static int _start_auth(const struct daemon_options *o) {
+    char err[1024];
+    bool tokens = o->auth.tokens_file[0] != '\0';
+    if (auth_check_exposure(&o->exposure, "server.grpc_bind", o->grpc.bind, tokens, err,
+                            sizeof err) != 0 ||
+        auth_check_exposure(&o->exposure, "server.stats_bind", o->stats.bind,
+                            tokens || o->stats.token[0] != '\0', err, sizeof err) != 0) {
+        log_error("refusing to listen without authentication", "error=%s", LOG_QUOTE(err));
+        return -1;
+    }
+    if (o->exposure.allow_insecure && !tokens) {
+        log_warn("server.allow_insecure is set: every client may call every method", NULL);
+    }
+    if (auth_setup(&o->auth, err, sizeof err) != 0) {
+        log_error("cannot read the tokens file", "error=%s", LOG_QUOTE(err));
+        return -1;
+    }
+    return 0;
+}
+
 static int _start_server(const struct daemon_options *o) {
     process_raise_fd_limit(); /* max_connections' default follows it */
     size_t nmethods;
@@ -223,7 +247,8 @@ static int _run(const char *path) {
     } else {
         if (rpc_setup(&rpc, config, catalog) != 0) {
             log_error("cannot set up the RPC handlers", "error=\"out of memory\"");
-        } else if (_start_server(&options) == 0 && _start_materializer(config, catalog) == 0 &&
+        } else if (_start_auth(&options) == 0 && _start_server(&options) == 0 &&
+                   _start_materializer(config, catalog) == 0 &&
                    _start_streams(config, catalog) == 0) {
             _start_stats(config, catalog);
             char stats[300] = "off";
@@ -243,6 +268,7 @@ static int _run(const char *path) {
         mat_stream_teardown();
         mat_teardown();
         grpc_server_teardown();
+        auth_teardown();
         rpc_teardown();
     }
     sweeper_teardown();

@@ -10,6 +10,8 @@
 
 static const struct option_section sections[] = {
     {"server", "Network endpoints, worker threads and request limits."},
+    {"server.auth", "Who may call fsd: bearer tokens and their roles (see the README's "
+                    "Authentication section)."},
     {"store", "The in-memory store and its expiry sweeper."},
     {"materializer", "Snapshot loads: how much of the machine a load may use."},
 };
@@ -17,9 +19,14 @@ static const struct option_section sections[] = {
 #define BIND(group, member) OPTION_BIND(group, struct daemon_options, member)
 
 static const struct option_binding bindings[] = {
-    BIND(grpc_option_group, grpc),   BIND(stats_option_group, stats),
-    BIND(rpc_option_group, rpc),     BIND(log_option_group, log),
-    BIND(store_option_group, store), BIND(sweeper_option_group, sweeper),
+    BIND(grpc_option_group, grpc),
+    BIND(stats_option_group, stats),
+    BIND(rpc_option_group, rpc),
+    BIND(log_option_group, log),
+    BIND(auth_exposure_option_group, exposure),
+    BIND(auth_option_group, auth),
+    BIND(store_option_group, store),
+    BIND(sweeper_option_group, sweeper),
     BIND(mat_option_group, mat),
 };
 

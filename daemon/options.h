@@ -5,11 +5,14 @@
  * fills from the file's option sections. The table is what the loader, `fsd --help-config`
  * and `fsd --print-reference-config` (configs/reference.yaml) walk.
  *
- *   server:        grpc (grpc/grpc.h), stats (stats/stats.h), rpc (rpc/rpc.h), log (common/log.h)
+ *   server:        grpc (grpc/grpc.h), stats (stats/stats.h), rpc (rpc/rpc.h), log (common/log.h),
+ *                  exposure (auth/auth.h)
+ *   server.auth:   auth (auth/auth.h)
  *   store:         store (store/catalog.h), sweeper (sweeper.h)
  *   materializer:  mat (materializer/snapshot/snapshot.h)
  */
 #include "common/log.h"
+#include "daemon/auth/auth.h"
 #include "daemon/grpc/grpc.h"
 #include "materializer/snapshot/snapshot.h"
 #include "daemon/rpc/rpc.h"
@@ -24,6 +27,8 @@ struct daemon_options {
     struct stats_options stats;
     struct rpc_options rpc;
     struct log_options log;
+    struct auth_exposure_options exposure;
+    struct auth_options auth;
     struct store_options store;
     struct sweeper_options sweeper;
     struct mat_options mat;

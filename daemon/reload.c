@@ -162,6 +162,12 @@ static void _apply_views(const struct fsd_config *next, struct store_catalog *ca
 struct fsd_config *reload_config(const char *path, struct fsd_config *current,
                                  struct store_catalog *catalog) {
     static char err[CONFIG_ERR_LEN];
+    /* Tokens first, and whatever becomes of the config: revoking a token must not wait for a
+     * config file without mistakes. */
+    if (auth_reload(err, sizeof err) != 0) {
+        log_error("reload: cannot read the tokens file; the old tokens stay", "error=%s",
+                  LOG_QUOTE(err));
+    }
     struct fsd_config *next;
     if (config_load(path, &daemon_option_table, &next, err, sizeof err) != 0) {
         for (char *line = strtok(err, "\n"); line != NULL; line = strtok(NULL, "\n")) {

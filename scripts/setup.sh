@@ -34,6 +34,9 @@ FSD_APT_PACKAGES=(
     libhiredis-dev
     libpq-dev
     libyaml-dev
+    # authentication (SHA-256 of bearer tokens) and, later, TLS: OpenSSL 3
+    libssl-dev
+    openssl # the tests make throwaway keys and certificates with the command
     # unit tests
     libcmocka-dev
     # gRPC transport tests: a real gRPC client (Debian's /usr/bin/python3 module) and h2load

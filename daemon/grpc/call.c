@@ -90,6 +90,18 @@ int64_t grpc_call_ready_us(const struct grpc_call *call) {
     return call->ready_us;
 }
 
+const char *grpc_call_peer(const struct grpc_call *call) {
+    return call->conn->peer;
+}
+
+uint64_t grpc_call_auth(const struct grpc_call *call) {
+    return call->auth;
+}
+
+void grpc_call_set_auth(struct grpc_call *call, uint64_t auth) {
+    call->auth = auth;
+}
+
 int64_t grpc_call_deadline_us(const struct grpc_call *call) {
     return call->deadline_us;
 }
@@ -308,6 +320,33 @@ static void _on_path(struct grpc_call *call, const uint8_t *value, size_t len) {
     }
 }
 
+/*
+ * Runs the method's authorizer once per call. HTTP/2 puts :path before every regular header,
+ * so the method is known by the time `authorization` arrives; a second `authorization` header
+ * is refused, not judged by whichever came last.
+ */
+static void _authorize(struct grpc_call *call, const uint8_t *value, size_t len) {
+    if (call->method == NULL || call->method->method.authorize == NULL) {
+        return;
+    }
+    if (call->authorized) {
+        if (call->auth_code == GRPC_OK) {
+            call->auth_code = GRPC_UNAUTHENTICATED;
+            snprintf(call->auth_message, sizeof call->auth_message,
+                     "more than one authorization header");
+            _reject(call, GRPC_REJECT_UNAUTHORIZED);
+        }
+        return;
+    }
+    call->authorized = true;
+    call->auth_message[0] = '\0';
+    call->auth_code = call->method->method.authorize(call, value, len, call->auth_message,
+                                                     sizeof call->auth_message);
+    if (call->auth_code != GRPC_OK) {
+        _reject(call, GRPC_REJECT_UNAUTHORIZED);
+    }
+}
+
 void grpc_call_on_header(struct grpc_call *call, const uint8_t *name, size_t name_len,
                          const uint8_t *value, size_t value_len) {
     /* nghttp2 has already checked HTTP/2's rules (pseudo-headers, lower case, te). */
@@ -322,6 +361,8 @@ void grpc_call_on_header(struct grpc_call *call, const uint8_t *name, size_t nam
         if (!grpc_content_type_ok((const char *)value, value_len)) {
             _reject(call, GRPC_REJECT_CONTENT_TYPE);
         }
+    } else if (_name_is(name, name_len, "authorization")) {
+        _authorize(call, value, value_len);
     } else if (_name_is(name, name_len, "grpc-timeout")) {
         if (grpc_timeout_parse((const char *)value, value_len, &call->timeout_us) != 0) {
             call->timeout_us = -1;
@@ -333,6 +374,9 @@ void grpc_call_on_header(struct grpc_call *call, const uint8_t *name, size_t nam
 void grpc_call_on_headers_end(struct grpc_call *call, bool end_stream) {
     if (!call->saw_content_type) {
         _reject(call, GRPC_REJECT_CONTENT_TYPE);
+    }
+    if (!call->authorized && call->reject == GRPC_REJECT_NONE) {
+        _authorize(call, NULL, 0);
     }
     switch (call->reject) {
     case GRPC_REJECT_NONE:
@@ -351,6 +395,9 @@ void grpc_call_on_headers_end(struct grpc_call *call, bool end_stream) {
     case GRPC_REJECT_BAD_TIMEOUT:
         grpc_call_fail(call, GRPC_INTERNAL,
                        "malformed grpc-timeout header (want 1-8 digits and one of HMSmun)");
+        return;
+    case GRPC_REJECT_UNAUTHORIZED:
+        grpc_call_fail(call, call->auth_code, call->auth_message);
         return;
     }
     if (call->timeout_us >= 0) {

@@ -512,17 +512,14 @@ void grpc_conn_protocol_error(struct grpc_conn *conn) {
  */
 static void _log_close(struct grpc_conn *conn, enum grpc_close_reason reason, const char *why) {
     struct grpc_worker *w = conn->worker;
-    int64_t now = clock_mono_us();
-    if (now - w->close_logged_us < 100000) {
-        w->close_log_suppressed++;
+    uint64_t left_out;
+    if (!log_limit_allow(&w->close_log, clock_mono_us(), 100000, &left_out)) {
         return;
     }
-    w->close_logged_us = now;
     log_info("grpc connection closed",
              "worker=%u peer=%s reason=%s why=%s pending_bytes=%llu not_logged_before=%llu",
              w->index, LOG_QUOTE(conn->peer), grpc_close_reason_name(reason), LOG_QUOTE(why),
-             (unsigned long long)conn->pending, (unsigned long long)w->close_log_suppressed);
-    w->close_log_suppressed = 0;
+             (unsigned long long)conn->pending, (unsigned long long)left_out);
 }
 
 static void _fail_session(struct grpc_conn *conn, ssize_t rv) {

@@ -229,9 +229,22 @@ typedef void (*grpc_unary_fn)(struct grpc_call *call, const uint8_t *msg, size_t
 typedef void (*grpc_message_fn)(struct grpc_call *call, const uint8_t *msg, size_t len);
 typedef void (*grpc_call_fn)(struct grpc_call *call);
 
+/*
+ * Decides whether a call may go on, from its `authorization` header: `value` is the header's
+ * value, or NULL (len 0) when the request carries none. Runs on the worker as soon as the
+ * header is decoded (or when the headers end without one), before any request message is
+ * buffered, so a refused client costs no more than its headers. Returns GRPC_OK, or the code
+ * the call is failed with once its headers end, having written why into `message` (room for
+ * `message_len` bytes, NUL-terminated; sent as grpc-message). What it established about the
+ * client can be kept for the handler with grpc_call_set_auth().
+ */
+typedef enum grpc_code (*grpc_authorize_fn)(struct grpc_call *call, const uint8_t *value,
+                                            size_t len, char *message, size_t message_len);
+
 struct grpc_method {
-    const char *path;    /* "/package.Service/Method"; copied by setup */
-    grpc_unary_fn unary; /* set for unary methods, NULL for client streaming */
+    const char *path;            /* "/package.Service/Method"; copied by setup */
+    grpc_authorize_fn authorize; /* NULL: open to every client */
+    grpc_unary_fn unary;         /* set for unary methods, NULL for client streaming */
     grpc_message_fn on_message;
     grpc_call_fn on_end;
     grpc_call_fn on_abort;
@@ -306,6 +319,14 @@ int64_t grpc_call_start_us(const struct grpc_call *call);
 int64_t grpc_call_ready_us(const struct grpc_call *call);
 /* start + grpc-timeout, or INT64_MAX when the client sent none. */
 int64_t grpc_call_deadline_us(const struct grpc_call *call);
+
+/* "address:port" of the call's client, for logs. */
+const char *grpc_call_peer(const struct grpc_call *call);
+
+/* What the method's authorizer established about the client (opaque to the transport); 0
+ * until set. */
+uint64_t grpc_call_auth(const struct grpc_call *call);
+void grpc_call_set_auth(struct grpc_call *call, uint64_t auth);
 
 /* The handler's per-call pointer (streaming state); NULL until set. */
 void *grpc_call_user(const struct grpc_call *call);

@@ -131,8 +131,7 @@ struct grpc_worker {
     struct event *accept_ev;
     struct event *accept_pause_ev;  /* timer re-enabling accept after a pause */
     int64_t accept_pause_logged_us; /* the last pause's log line (one a second at most) */
-    int64_t close_logged_us;        /* the last "connection closed" line (ten a second at most) */
-    uint64_t close_log_suppressed;  /* lines not written since */
+    struct log_limit close_log;     /* "connection closed" lines: ten a second at most */
     int wake_fd;                    /* eventfd: the main thread's stop request */
     struct event *wake_ev;
     struct event *drain_ev; /* timer: final GOAWAY for connections that never acked */
@@ -253,7 +252,10 @@ enum grpc_call_reject {
     GRPC_REJECT_CONTENT_TYPE,
     GRPC_REJECT_UNKNOWN_PATH,
     GRPC_REJECT_BAD_TIMEOUT,
+    GRPC_REJECT_UNAUTHORIZED, /* the method's authorizer said no: auth_code, auth_message */
 };
+
+#define GRPC_AUTH_MESSAGE_MAX 192
 
 struct grpc_call {
     TAILQ_ENTRY(grpc_call) link;       /* conn->calls */
@@ -269,6 +271,10 @@ struct grpc_call {
     int64_t deadline_us;
 
     enum grpc_call_reject reject;
+    bool authorized; /* the method's authorizer has run (it runs once) */
+    enum grpc_code auth_code;
+    uint64_t auth; /* grpc_call_set_auth() */
+    char auth_message[GRPC_AUTH_MESSAGE_MAX];
     bool saw_method;
     bool saw_content_type;
     bool queued;

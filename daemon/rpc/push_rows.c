@@ -47,6 +47,15 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
         arena_reset(a);
         return;
     }
+    /* Before the view is looked up: a token limited to other views learns nothing of it. */
+    enum grpc_code allowed =
+        rpc_authorize_view(call, RPC_PUSH_ROWS, req->view, e.message, sizeof e.message);
+    if (allowed != GRPC_OK) {
+        grpc_call_fail(call, allowed, e.message);
+        rpc_observe_duration(wk, RPC_PUSH_ROWS, call);
+        arena_reset(a);
+        return;
+    }
     int64_t now_us = grpc_call_clock(call)->wall_us;
     store_read_lock();
     struct store_view *view = store_catalog_find(rpc_state.catalog, req->view);

@@ -190,6 +190,14 @@ void rpc_push_snapshot_message(struct grpc_call *call, const uint8_t *msg, size_
         _fail(call, wk, GRPC_INVALID_ARGUMENT, message);
         return;
     }
+    if (ps == NULL && req->view[0] != '\0') {
+        enum grpc_code allowed =
+            rpc_authorize_view(call, RPC_PUSH_SNAPSHOT, req->view, message, sizeof message);
+        if (allowed != GRPC_OK) {
+            _fail(call, wk, allowed, message);
+            return;
+        }
+    }
     if (ps == NULL) {
         ps = _begin(req->view, &e);
         if (ps == NULL) {

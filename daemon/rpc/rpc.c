@@ -13,13 +13,22 @@
 struct rpc_state rpc_state;
 
 static const struct grpc_method methods[RPC_METHOD_COUNT] = {
-    [RPC_GET_FEATURES] = {.path = "/fsd.v1.FeatureService/GetFeatures", .unary = rpc_get_features},
-    [RPC_LIST_VIEWS] = {.path = "/fsd.v1.FeatureService/ListViews", .unary = rpc_list_views},
-    [RPC_PUSH_ROWS] = {.path = "/fsd.v1.FeatureService/PushRows", .unary = rpc_push_rows},
+    [RPC_GET_FEATURES] = {.path = "/fsd.v1.FeatureService/GetFeatures",
+                          .authorize = rpc_authorize,
+                          .unary = rpc_get_features},
+    [RPC_LIST_VIEWS] = {.path = "/fsd.v1.FeatureService/ListViews",
+                        .authorize = rpc_authorize,
+                        .unary = rpc_list_views},
+    [RPC_PUSH_ROWS] = {.path = "/fsd.v1.FeatureService/PushRows",
+                       .authorize = rpc_authorize,
+                       .unary = rpc_push_rows},
     [RPC_LOAD_SNAPSHOT] = {.path = "/fsd.v1.FeatureService/LoadSnapshot",
+                           .authorize = rpc_authorize,
                            .unary = rpc_load_snapshot},
+    /* Open to every client, as load balancers and orchestrators probe without credentials. */
     [RPC_HEALTH_CHECK] = {.path = "/grpc.health.v1.Health/Check", .unary = rpc_health_check},
     [RPC_PUSH_SNAPSHOT] = {.path = "/fsd.v1.FeatureService/PushSnapshot",
+                           .authorize = rpc_authorize,
                            .on_message = rpc_push_snapshot_message,
                            .on_end = rpc_push_snapshot_end,
                            .on_abort = rpc_push_snapshot_abort},

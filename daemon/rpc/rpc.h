@@ -51,6 +51,7 @@ enum rpc_metric {
     RPC_M_VIEW_NOT_FOUND,   /* fsd_view_not_found_total{view} */
     RPC_M_STALENESS,        /* fsd_served_row_staleness_seconds{view} */
     RPC_M_FALLBACKS,        /* fsd_default_fallbacks_total{view,feature,reason} */
+    RPC_M_AUTH_FAILURES,    /* fsd_auth_failures_total{method,reason} */
     RPC_M_COUNT,
 };
 extern const struct metric_def rpc_metric_defs[RPC_M_COUNT];

@@ -5,6 +5,9 @@
 #include <stdint.h>
 
 #include "arena.h"
+#include "daemon/auth/auth.h"
+#include "daemon/grpc/grpc.h"
+#include "common/log.h"
 #include "pbwriter.h"
 #include "rpc.h"
 #include "rpc_stats.h"
@@ -32,6 +35,8 @@ struct rpc_worker {
     struct arena arena;                   /* the decoded request and per-request scratch */
     struct pbw out;                       /* the encoded response */
     struct rpc_worker_counters *counters; /* registered; outlives the worker (rpc_teardown) */
+    struct auth_cache auth_cache;         /* tokens this worker has recently seen */
+    struct log_limit auth_log;            /* "call refused" lines */
 };
 
 /* Registers a worker's counters for the scrapes; freed by rpc_counters_free_all(). */
@@ -43,6 +48,18 @@ void rpc_collect_metrics(struct metric_writer *w, void *ctx);
 
 /* Records how long a call of `method` took, from its HEADERS to now. */
 void rpc_observe_duration(struct rpc_worker *wk, enum rpc_method_id method, struct grpc_call *call);
+
+/*
+ * The transport's authorizer for every method but the health check (grpc_authorize_fn):
+ * GRPC_OK when authentication is off or the call's token has the role its method needs;
+ * UNAUTHENTICATED or PERMISSION_DENIED, counted and logged, otherwise.
+ */
+enum grpc_code rpc_authorize(struct grpc_call *call, const uint8_t *value, size_t len,
+                             char *message, size_t message_len);
+/* Whether the call's token may write `view` (PushRows, PushSnapshot): GRPC_OK, or the code
+ * to fail the call with and why in `message`. Counted and logged like rpc_authorize. */
+enum grpc_code rpc_authorize_view(struct grpc_call *call, enum rpc_method_id method,
+                                  const char *view, char *message, size_t message_len);
 
 void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_list_views(struct grpc_call *call, const uint8_t *msg, size_t len);

@@ -30,6 +30,10 @@ const struct metric_def rpc_metric_defs[RPC_M_COUNT] = {
                          "value, by reason: not_found (no row), null_value (the row's value is "
                          "null), outside_max_age (the row is older than the view's ttl). "
                          "Features without a default are not counted."},
+    [RPC_M_AUTH_FAILURES] = {"fsd_auth_failures_total", METRIC_COUNTER, "method,reason",
+                             "Calls refused by authentication (server.auth.tokens_file), by "
+                             "method and reason: missing, malformed or unknown_token "
+                             "(UNAUTHENTICATED), role or view (PERMISSION_DENIED)."},
 };
 
 const double rpc_duration_bounds_s[RPC_DURATION_BUCKETS] = {
@@ -170,6 +174,17 @@ uint64_t rpc_stats_budget_exceeded(void) {
     return total;
 }
 
+uint64_t rpc_stats_auth_failures(enum rpc_method_id method, enum auth_failure failure) {
+    uint64_t total = 0;
+    pthread_mutex_lock(&registry.lock);
+    for (size_t i = 0; i < registry.count; i++) {
+        total += atomic_load_explicit(&registry.workers[i]->auth_failures[method][failure],
+                                      memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&registry.lock);
+    return total;
+}
+
 int rpc_stats_view(uint32_t index, uint32_t nfeatures, uint64_t *lookups, uint64_t *not_found,
                    struct rpc_histogram_totals *staleness, uint64_t *fallbacks) {
     if (index >= RPC_MAX_VIEWS) {
@@ -231,6 +246,20 @@ void rpc_collect_metrics(struct metric_writer *w, void *ctx) {
                             RPC_BATCH_BUCKETS, batch.buckets, batch.sum);
     metrics_write_count(w, &rpc_metric_defs[RPC_M_BUDGET_EXCEEDED], NULL,
                         rpc_stats_budget_exceeded());
+    /* Only the methods that need a token, and only while authentication is on: the family
+     * is there (with zeros) exactly when refusals can happen. */
+    for (int m = 0; auth_enabled() && m < RPC_METHOD_COUNT; m++) {
+        if (m == RPC_HEALTH_CHECK) {
+            continue;
+        }
+        for (int f = 0; f < AUTH_FAIL_COUNT; f++) {
+            const char *labels[] = {rpc_method_name((enum rpc_method_id)m),
+                                    auth_failure_name((enum auth_failure)f)};
+            metrics_write_count(
+                w, &rpc_metric_defs[RPC_M_AUTH_FAILURES], labels,
+                rpc_stats_auth_failures((enum rpc_method_id)m, (enum auth_failure)f));
+        }
+    }
     if (catalog == NULL) {
         return;
     }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "rpc.h"
+#include "daemon/auth/auth.h"
 
 #define RPC_MAX_VIEWS 1024
 
@@ -55,6 +56,7 @@ struct rpc_worker_counters {
     struct rpc_histogram duration[RPC_METHOD_COUNT];
     struct rpc_histogram batch;
     rpc_counter budget_exceeded;
+    rpc_counter auth_failures[RPC_METHOD_COUNT][AUTH_FAIL_COUNT];
     _Atomic(struct rpc_view_counters *) views[RPC_MAX_VIEWS];
 };
 
@@ -83,6 +85,8 @@ struct rpc_histogram_totals {
 void rpc_stats_duration(enum rpc_method_id method, struct rpc_histogram_totals *out);
 void rpc_stats_batch(struct rpc_histogram_totals *out);
 uint64_t rpc_stats_budget_exceeded(void);
+/* Calls of `method` refused for `failure`, every worker. */
+uint64_t rpc_stats_auth_failures(enum rpc_method_id method, enum auth_failure failure);
 
 /*
  * One view's totals. `fallbacks` has room for nfeatures * RPC_FALLBACK_REASONS counters.

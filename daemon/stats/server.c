@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "daemon/auth/auth.h"
 #include "common/ports.h"
 #include "common/proc.h"
 #include "store/rcu.h"
@@ -229,12 +230,26 @@ static bool _token_matches(const char *given, size_t given_len, const char *toke
     return diff == 0;
 }
 
+/*
+ * server.stats_token, or any token of the tokens file (server.auth.tokens_file), whatever its
+ * role: the pages show what a read token's ListViews does, and more of the server's state.
+ */
 static bool _authorized(struct evhttp_request *req) {
-    if (stats_state.token == NULL) {
+    if (stats_state.token == NULL && !auth_enabled()) {
         return true;
     }
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+    if (auth == NULL) {
+        return false;
+    }
+    static struct auth_cache cache; /* the stats thread's own */
+    struct auth_grant grant;
+    enum auth_failure failure;
+    if (auth_enabled() &&
+        auth_authenticate(&cache, (const uint8_t *)auth, strlen(auth), &grant, &failure) == 0) {
+        return true;
+    }
+    if (stats_state.token == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
         return false;
     }
     const char *given = auth + 7;
@@ -273,8 +288,10 @@ static void _handle(struct evhttp_request *req, void *arg) {
     if (routes[route].needs_token && !_authorized(req)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"fsd\"");
-        _reply_text(req, route, 401, "Unauthorized",
-                    "unauthorized: send Authorization: Bearer <server.stats_token>\n");
+        _reply_text(
+            req, route, 401, "Unauthorized",
+            "unauthorized: send Authorization: Bearer <token> (server.stats_token, or a token "
+            "of server.auth.tokens_file)\n");
         return;
     }
     switch (route) {
@@ -484,7 +501,7 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
     }
     server.running = true;
     log_info("stats listening", "addr=%s port=%u auth=%s", options->bind,
-             (unsigned)stats_state.port, stats_state.token ? "bearer" : "none");
+             (unsigned)stats_state.port, stats_state.token || auth_enabled() ? "bearer" : "none");
     return 0;
 }
 

@@ -294,7 +294,12 @@ static void test_unknown_key(void **state) {
                  "server.grpc_prot: unknown key (did you mean grpc_port?)");
     expect_error("server:\n  bogus: 1\n", 2,
                  "server.bogus: unknown key (expected grpc_bind, grpc_port, workers, ");
-    assert_non_null(strstr(err, ", log_level)"));
+    /* ...the options, then the nested sections */
+    assert_non_null(strstr(err, ", log_level, allow_insecure, auth)"));
+    /* A nested section's keys are checked, and named by their whole path. */
+    expect_error("server:\n  auth:\n    tokens_fil: x\n", 3,
+                 "server.auth.tokens_fil: unknown key (did you mean tokens_file?)");
+    expect_error("auth:\n  tokens_file: x\n", 1, "auth: unknown key");
     expect_error(VIEW_HEAD "    refresh: 1h\n", 8, "views[0].refresh: unknown key");
     expect_error(VIEW_HEAD "      - { name: b, type: int32, dflt: 0 }\n", 8,
                  "views[0].features[1].dflt: unknown key (expected name, type, default)");

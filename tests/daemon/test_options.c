@@ -178,7 +178,12 @@ static void _in_docs(const struct option_section *section, const struct option_d
     snprintf(want, sizeof want, "%s.%s (", section->name, def->name);
     assert_non_null(strstr(d->help, want));
     /* an empty default is written as "" (a bare `key:` would read as null) */
-    snprintf(want, sizeof want, "\n  %s: %s\n", def->name,
+    /* nested sections ("server.auth") one level deeper each */
+    int indent = 2;
+    for (const char *p = section->name; *p; p++) {
+        indent += *p == '.' ? 2 : 0;
+    }
+    snprintf(want, sizeof want, "\n%*s%s: %s\n", indent, "", def->name,
              def->default_text[0] != '\0' ? def->default_text : "\"\"");
     assert_non_null(strstr(d->reference, want));
 }
