@@ -37,15 +37,28 @@
 
 /* ---- options ----------------------------------------------------------------------------- */
 
+#define CLIENT_AUTHORIZATION_MAX 1100 /* "Bearer " and the longest token fsd accepts */
+#define CLIENT_TOKEN_FILE_ENV    "FSD_TOKEN_FILE"
+
 struct client_options {
     uint32_t connect_timeout_ms;
     uint32_t stream_window_bytes;     /* SETTINGS_INITIAL_WINDOW_SIZE; < 2^31 */
     uint32_t connection_window_bytes; /* < 2^31 */
     uint64_t max_response_bytes;
+    char authorization[CLIENT_AUTHORIZATION_MAX]; /* sent with every call; "": none */
 };
 
 /* Fills `options` with the defaults above. */
 void client_options_init(struct client_options *options);
+
+/*
+ * The token every call should carry, from the file `path` names (its first line; surrounding
+ * blanks are not part of it), or when `path` is NULL or "" from the file the environment's
+ * FSD_TOKEN_FILE names; neither set: no token, 0. A token never comes from the command line,
+ * where every user of the machine can read it (ps). Returns 0, or -1 with `err` set.
+ */
+int client_options_token_file(struct client_options *options, const char *path, char *err,
+                              size_t err_len);
 
 /* ---- metrics ----------------------------------------------------------------------------- */
 
@@ -209,13 +222,15 @@ size_t client_percent_decode(const char *in, size_t in_len, char *out, size_t ou
 struct client_stream;
 
 /*
- * Connects to `addr` (HOST:PORT) and starts a call of `path` ("/pkg.Service/Method"); with
- * `timeout_us` > 0 the call has that deadline (grpc-timeout, and enforced here). Returns the
+ * Connects to `addr` (HOST:PORT; `options` as for client_conn_create, NULL for the defaults)
+ * and starts a call of `path` ("/pkg.Service/Method"); with `timeout_us` > 0 the call has that
+ * deadline (grpc-timeout, and enforced here). Returns the
  * stream, or NULL with `err` set ("cannot connect to 127.0.0.1:1: Connection refused").
  * Blocks for the connect.
  */
 struct client_stream *client_stream_open(const char *addr, const char *path, int64_t timeout_us,
-                                         char *err, size_t err_len);
+                                         const struct client_options *options, char *err,
+                                         size_t err_len);
 
 /*
  * Queues one request message (copied, framed); it goes out as the connection is driven

@@ -26,6 +26,41 @@ void client_options_init(struct client_options *options) {
     options->stream_window_bytes = CLIENT_DEFAULT_STREAM_WINDOW_BYTES;
     options->connection_window_bytes = CLIENT_DEFAULT_CONNECTION_WINDOW_BYTES;
     options->max_response_bytes = CLIENT_DEFAULT_MAX_RESPONSE_BYTES;
+    options->authorization[0] = '\0';
+}
+
+int client_options_token_file(struct client_options *options, const char *path, char *err,
+                              size_t err_len) {
+    const char *from = "--token-file";
+    if (path == NULL || path[0] == '\0') {
+        path = getenv(CLIENT_TOKEN_FILE_ENV);
+        from = CLIENT_TOKEN_FILE_ENV;
+        if (path == NULL || path[0] == '\0') {
+            return 0;
+        }
+    }
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(err, err_len, "%s %s: %s", from, path, strerror(errno));
+        return -1;
+    }
+    char line[CLIENT_AUTHORIZATION_MAX];
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    char *token = line + (got ? strspn(line, " \t") : 0);
+    size_t len = got ? strcspn(token, " \t\r\n") : 0;
+    token[len] = '\0';
+    if (len == 0) {
+        snprintf(err, err_len, "%s %s: no token on its first line", from, path);
+        return -1;
+    }
+    if (len + sizeof "Bearer " > sizeof options->authorization) {
+        snprintf(err, err_len, "%s %s: the token is longer than %zu bytes", from, path,
+                 sizeof options->authorization - sizeof "Bearer ");
+        return -1;
+    }
+    snprintf(options->authorization, sizeof options->authorization, "Bearer %s", token);
+    return 0;
 }
 
 /* ---- connection -------------------------------------------------------------------------- */

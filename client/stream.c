@@ -437,7 +437,7 @@ int client_submit(struct client_conn *conn, const struct client_request *req, cl
 
     const uint8_t nc = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
     char timeout[24];
-    nghttp2_nv nva[8] = {
+    nghttp2_nv nva[9] = {
         _NV(":method", "POST", nc),
         _NV(":scheme", "http", nc),
         _NV(":path", req->path, NGHTTP2_NV_FLAG_NO_COPY_NAME),
@@ -447,6 +447,9 @@ int client_submit(struct client_conn *conn, const struct client_request *req, cl
         _NV("user-agent", "fsd-client/1", nc),
     };
     size_t nnv = 7;
+    if (conn->options.authorization[0] != '\0') {
+        nva[nnv++] = (nghttp2_nv)_NV("authorization", conn->options.authorization, nc);
+    }
     if (req->timeout_us > 0) {
         _format_timeout(req->timeout_us, timeout, sizeof timeout);
         nva[nnv++] = (nghttp2_nv)_NV("grpc-timeout", timeout, NGHTTP2_NV_FLAG_NO_COPY_NAME);

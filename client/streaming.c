@@ -112,7 +112,8 @@ static void _format_timeout(int64_t timeout_us, char *out, size_t out_len) {
     }
 
 struct client_stream *client_stream_open(const char *addr, const char *path, int64_t timeout_us,
-                                         char *err, size_t err_len) {
+                                         const struct client_options *options, char *err,
+                                         size_t err_len) {
     char host[256];
     uint16_t port;
     if (client_parse_addr(addr, host, sizeof host, &port, err, err_len) != 0) {
@@ -126,7 +127,7 @@ struct client_stream *client_stream_open(const char *addr, const char *path, int
         free(call);
         return NULL;
     }
-    s->conn = client_conn_create(host, port, NULL, err, err_len);
+    s->conn = client_conn_create(host, port, options, err, err_len);
     if (s->conn == NULL) {
         free(s);
         free(call);
@@ -148,7 +149,7 @@ struct client_stream *client_stream_open(const char *addr, const char *path, int
     conn->live = call;
 
     char timeout[24];
-    nghttp2_nv nva[8] = {
+    nghttp2_nv nva[9] = {
         _NV(":method", "POST"),
         _NV(":scheme", "http"),
         _NV(":path", path),
@@ -158,6 +159,9 @@ struct client_stream *client_stream_open(const char *addr, const char *path, int
         _NV("user-agent", "fsd-materialize/1"),
     };
     size_t nnv = 7;
+    if (conn->options.authorization[0] != '\0') {
+        nva[nnv++] = (nghttp2_nv)_NV("authorization", conn->options.authorization);
+    }
     if (timeout_us > 0) {
         _format_timeout(timeout_us, timeout, sizeof timeout);
         nva[nnv++] = (nghttp2_nv)_NV("grpc-timeout", timeout);

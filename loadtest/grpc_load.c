@@ -279,6 +279,8 @@ static void _usage(FILE *out) {
             "                     (all runs) to F as CSV: percentile,latency_us\n"
             "  --latency-log FILE also write every measured call to FILE, one a line:\n"
             "                     start_wall_us latency_us send_lag_us ok (one run only)\n"
+            "  --token-file FILE  fsd: send the token on FILE's first line with every call\n"
+            "                     (default: the file $FSD_TOKEN_FILE names, if set)\n"
             "  --dump-request FILE  write one framed GetFeaturesRequest (batch B) for\n"
             "                     h2load -d FILE, and exit\n\n"
             "SIGUSR1 ends the measurement early; the report covers the time measured.\n"
@@ -344,6 +346,7 @@ int main(int argc, char **argv) {
         O_DUMP,
         O_HISTOGRAM,
         O_LATENCY_LOG,
+        O_TOKEN_FILE,
         O_HELP,
     };
     static const struct option long_options[] = {
@@ -372,6 +375,7 @@ int main(int argc, char **argv) {
         {"dump-request", required_argument, NULL, O_DUMP},
         {"histogram-out", required_argument, NULL, O_HISTOGRAM},
         {"latency-log", required_argument, NULL, O_LATENCY_LOG},
+        {"token-file", required_argument, NULL, O_TOKEN_FILE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -487,6 +491,9 @@ int main(int argc, char **argv) {
         case O_LATENCY_LOG:
             o.latency_log = optarg;
             break;
+        case O_TOKEN_FILE:
+            o.token_file = optarg;
+            break;
         case 'h':
         case O_HELP:
             _usage(stdout);
@@ -526,6 +533,12 @@ int main(int argc, char **argv) {
     }
     char err[512];
     if (client_parse_addr(o.addr, o.host, sizeof o.host, &o.port, err, sizeof err) != 0) {
+        fprintf(stderr, "grpc_load: %s\n", err);
+        return 2;
+    }
+    client_options_init(&o.client);
+    if (o.target == TARGET_FSD &&
+        client_options_token_file(&o.client, o.token_file, err, sizeof err) != 0) {
         fprintf(stderr, "grpc_load: %s\n", err);
         return 2;
     }

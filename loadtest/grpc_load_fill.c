@@ -133,7 +133,7 @@ static size_t _encode_fill(struct fill_batch *b, const struct options *o, uint64
 
 int load_fill_fsd(const struct options *o) {
     char err[512];
-    struct client_conn *conn = client_conn_create(o->host, o->port, NULL, err, sizeof err);
+    struct client_conn *conn = client_conn_create(o->host, o->port, &o->client, err, sizeof err);
     if (conn == NULL) {
         fprintf(stderr, "grpc_load: %s\n", err);
         return 1;

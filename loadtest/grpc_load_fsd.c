@@ -164,7 +164,7 @@ static void *_connect(const struct options *o, uint32_t columns, load_done_fn do
     c->columns = columns;
     c->done = done;
     c->user = user;
-    c->conn = client_conn_create(o->host, o->port, NULL, err, err_len);
+    c->conn = client_conn_create(o->host, o->port, &o->client, err, err_len);
     if (c->conn == NULL) {
         load_encoder_deinit(&c->enc);
         free(c);
@@ -217,7 +217,7 @@ static void _disconnect(void *conn) {
  * many columns a response has. */
 static int _probe(const struct options *o, uint32_t *columns) {
     char err[512];
-    struct client_conn *conn = client_conn_create(o->host, o->port, NULL, err, sizeof err);
+    struct client_conn *conn = client_conn_create(o->host, o->port, &o->client, err, sizeof err);
     if (conn == NULL) {
         fprintf(stderr, "grpc_load: %s\n", err);
         return -1;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "bench_view.h"
+#include "client/client.h"
 
 #define MAX_DURATION_S       600
 #define MAX_CONNECTIONS      256
@@ -60,8 +61,10 @@ struct options {
     bool header;
     bool verbose;
     const char *dump_request;
-    const char *histogram_out; /* the percentile curve of every measured call, as CSV */
-    const char *latency_log;   /* every measured call, one a line; NULL: none */
+    const char *histogram_out;    /* the percentile curve of every measured call, as CSV */
+    const char *latency_log;      /* every measured call, one a line; NULL: none */
+    const char *token_file;       /* --token-file; NULL: $FSD_TOKEN_FILE, if set */
+    struct client_options client; /* fsd's connections (the token each call carries) */
 };
 
 struct result {

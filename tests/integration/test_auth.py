@@ -83,6 +83,7 @@ class RolesTest(unittest.TestCase):
 
     def test_no_bad_or_unknown_token_is_unauthenticated(self):
         before = scrape(self.port)
+        time.sleep(0.2)  # past the log's ten lines a second, so this refusal is logged
         details = self.assertRefused(grpc.StatusCode.UNAUTHENTICATED, self.fsd.get, GET)
         self.assertIn("Bearer <token>", details)
         self.assertRefused(grpc.StatusCode.UNAUTHENTICATED, self.fsd.get, GET,
@@ -173,6 +174,30 @@ class RolesTest(unittest.TestCase):
         self.assertEqual(status, 200)
         status, _, _ = h.http_request(self.port, "/healthz")
         self.assertEqual(status, 200)
+
+
+    def test_fsctl_sends_the_token_of_its_token_file(self):
+        fsctl = os.environ.get("FSCTL_BIN", "build/bin/fsctl")
+        token_path = os.path.join(self.tmp.name, "my-token")
+        with open(token_path, "w") as f:
+            f.write(READ_TOKEN + "\n")
+        os.chmod(token_path, 0o600)
+        base = [fsctl, "--addr", self.fsd.address]
+        env = {k: v for k, v in os.environ.items() if k != "FSD_TOKEN_FILE"}
+        out = subprocess.run(base + ["views"], capture_output=True, text=True, env=env)
+        self.assertEqual(out.returncode, 1, out)
+        self.assertIn("UNAUTHENTICATED", out.stderr)
+        out = subprocess.run(base + ["--token-file", token_path, "views"], capture_output=True,
+                             text=True, env=env)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("v", out.stdout)
+        out = subprocess.run(base + ["views"], capture_output=True, text=True,
+                             env=dict(env, FSD_TOKEN_FILE=token_path))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        out = subprocess.run(base + ["--token-file", token_path + ".missing", "views"],
+                             capture_output=True, text=True, env=env)
+        self.assertNotEqual(out.returncode, 0, out)
+        self.assertIn("--token-file " + token_path + ".missing: No such file", out.stderr)
 
 
 class ReloadTest(unittest.TestCase):

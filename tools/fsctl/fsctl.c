@@ -1,7 +1,7 @@
 /*
  * fsctl: fsd's command-line client for people (and scripts, with --json).
  *
- *   fsctl [--addr HOST:PORT] [--timeout MS] COMMAND [ARGS]
+ *   fsctl [--addr HOST:PORT] [--timeout MS] [--token-file FILE] COMMAND [ARGS]
  *
  * Commands are rows of one table: name, synopsis, what it does, and its function. Each
  * command parses its own options. Exit status: 0 done, 1 failed (cannot connect, the RPC
@@ -44,10 +44,12 @@ static const struct command _commands[] = {
 
 static void _usage(FILE *out) {
     fprintf(out,
-            "usage: fsctl [--addr HOST:PORT] [--timeout MS] COMMAND [ARGS]\n\n"
+            "usage: fsctl [--addr HOST:PORT] [--timeout MS] [--token-file FILE] COMMAND [ARGS]\n\n"
             "options:\n"
             "  --addr HOST:PORT  fsd's gRPC address (default " FSCTL_DEFAULT_ADDR ")\n"
             "  --timeout MS      deadline of each call in milliseconds (default %d)\n"
+            "  --token-file FILE send the token on FILE's first line with every call\n"
+            "                    (default: the file $FSD_TOKEN_FILE names, if set)\n"
             "  --help            this text; COMMAND --help for one command\n\n"
             "commands:\n",
             FSCTL_DEFAULT_TIMEOUT_MS);
@@ -92,6 +94,10 @@ int fsctl_call(struct fsctl *ctx, const char *method, const uint8_t *msg, size_t
         struct client_options options;
         client_options_init(&options);
         options.connect_timeout_ms = ctx->timeout_ms;
+        if (client_options_token_file(&options, ctx->token_file, err, sizeof err) != 0) {
+            fprintf(stderr, "fsctl: %s\n", err);
+            return FSCTL_USAGE;
+        }
         ctx->conn = client_conn_create(host, port, &options, err, sizeof err);
         if (ctx->conn == NULL) {
             fprintf(stderr, "fsctl: %s\n", err);
@@ -389,16 +395,20 @@ int main(int argc, char **argv) {
     static const struct option options[] = {
         {"addr", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct fsctl ctx = {FSCTL_DEFAULT_ADDR, FSCTL_DEFAULT_TIMEOUT_MS, NULL};
+    struct fsctl ctx = {FSCTL_DEFAULT_ADDR, FSCTL_DEFAULT_TIMEOUT_MS, NULL, NULL};
     int opt;
     /* "+": stop at the command name; what follows is the command's to parse. */
     while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
         switch (opt) {
         case 'a':
             ctx.addr = optarg;
+            break;
+        case 'k':
+            ctx.token_file = optarg;
             break;
         case 't':
             if (_parse_timeout(optarg, &ctx.timeout_ms) != 0) {

@@ -29,6 +29,7 @@ struct fsctl {
     const char *addr; /* HOST:PORT as given */
     uint32_t timeout_ms;
     struct client_conn *conn; /* connected on the first call */
+    const char *token_file;   /* --token-file; NULL: $FSD_TOKEN_FILE, if set */
 };
 
 /*

@@ -44,6 +44,8 @@ static void _usage(FILE *out) {
             "  --timeout SECONDS        give up on the push after this long (default: never)\n"
             "  --stream-position ID     the stream entry ID (<ms>-<seq> or <ms>) the data covers,\n"
             "                           recorded with the snapshot (stream.start: snapshot)\n"
+            "  --token-file FILE        send the token on FILE's first line with every call\n"
+            "                           (default: the file $FSD_TOKEN_FILE names, if set)\n"
             "  --help                   this text\n"
             "\n"
             "Progress goes to stderr: a bar on a terminal, else a line every 2 s. The result\n"
@@ -80,7 +82,7 @@ static int _parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *o
 }
 
 static int _parse_args(int argc, char **argv, struct fm_options *o) {
-    enum { OPT_MAX_MESSAGE_BYTES = 256, OPT_TIMEOUT, OPT_STREAM_POSITION };
+    enum { OPT_MAX_MESSAGE_BYTES = 256, OPT_TIMEOUT, OPT_STREAM_POSITION, OPT_TOKEN_FILE };
     static const struct option longopts[] = {
         {"addr", required_argument, NULL, 'a'},
         {"config", required_argument, NULL, 'c'},
@@ -90,6 +92,7 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
         {"max-message-bytes", required_argument, NULL, OPT_MAX_MESSAGE_BYTES},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"stream-position", required_argument, NULL, OPT_STREAM_POSITION},
+        {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -102,6 +105,8 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
         _usage(stderr);
         return FM_EXIT_USAGE;
     }
+    client_options_init(&o->client);
+    const char *token_file = NULL;
     opterr = 0;
     int c;
     uint64_t n;
@@ -109,6 +114,9 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
         switch (c) {
         case 'a':
             o->addr = optarg;
+            break;
+        case OPT_TOKEN_FILE:
+            token_file = optarg;
             break;
         case 'c':
             o->config_path = optarg;
@@ -164,6 +172,10 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
     }
     if (o->view == NULL) {
         return _usage_error("--view is required");
+    }
+    char err[512];
+    if (client_options_token_file(&o->client, token_file, err, sizeof err) != 0) {
+        return _usage_error("%s", err);
     }
     return FM_EXIT_OK;
 }

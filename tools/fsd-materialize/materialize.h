@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client/client.h"
 #include "common/ports.h"
 
 struct config_view;
@@ -52,11 +53,12 @@ struct fm_options {
     const char *addr;        /* HOST:PORT of fsd's gRPC port */
     const char *config_path; /* the config describing the view and its source */
     const char *view;
-    const char *path;            /* Parquet file, glob or directory instead of the source */
-    const char *stream_position; /* the stream entry ID the snapshot covers; NULL = none */
-    uint32_t batch_rows;         /* rows per PushSnapshot message, at most */
-    uint64_t max_message_bytes;  /* a message never exceeds it (fsd's server.max_message_bytes) */
-    int64_t timeout_ms;          /* whole push; 0 = none */
+    const char *path;             /* Parquet file, glob or directory instead of the source */
+    const char *stream_position;  /* the stream entry ID the snapshot covers; NULL = none */
+    uint32_t batch_rows;          /* rows per PushSnapshot message, at most */
+    uint64_t max_message_bytes;   /* a message never exceeds it (fsd's server.max_message_bytes) */
+    int64_t timeout_ms;           /* whole push; 0 = none */
+    struct client_options client; /* the connections' (the token every call carries) */
 };
 
 /* ---- preflight.c: fsd is there and serves the view as the config describes it -------------- */

@@ -87,7 +87,7 @@ int fm_preflight(const struct fm_options *options, const struct store_schema *sc
     if (client_parse_addr(options->addr, host, sizeof host, &port, err, err_len) != 0) {
         return -1;
     }
-    struct client_conn *conn = client_conn_create(host, port, NULL, err, err_len);
+    struct client_conn *conn = client_conn_create(host, port, &options->client, err, err_len);
     if (conn == NULL) {
         return -1;
     }

@@ -107,8 +107,8 @@ int fm_push(const struct fm_options *options, const struct store_schema *schema,
     if (options->stream_position != NULL) {
         fm_encoder_set_stream_position(p.enc, options->stream_position);
     }
-    p.stream =
-        client_stream_open(options->addr, FM_PUSH_PATH, options->timeout_ms * 1000, err, err_len);
+    p.stream = client_stream_open(options->addr, FM_PUSH_PATH, options->timeout_ms * 1000,
+                                  &options->client, err, err_len);
     if (p.stream == NULL) {
         fm_encoder_destroy(p.enc);
         return -1;
