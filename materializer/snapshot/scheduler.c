@@ -401,12 +401,6 @@ int mat_setup(struct store_catalog *catalog, const struct mat_view_config *const
         mat_teardown();
         return -1;
     }
-    if (metrics_register(mat_collect_metrics, NULL) != 0) {
-        pthread_mutex_unlock(&mat.lock);
-        snprintf(err, err_len, "materializer: out of memory");
-        mat_teardown();
-        return -1;
-    }
     int rc = pthread_create(&mat.thread, NULL, _thread, NULL);
     if (rc != 0) {
         pthread_mutex_unlock(&mat.lock);
@@ -416,6 +410,12 @@ int mat_setup(struct store_catalog *catalog, const struct mat_view_config *const
     }
     mat.running = true;
     pthread_mutex_unlock(&mat.lock);
+    /* Outside mat.lock: a scrape holds the registry's lock and then takes mat.lock. */
+    if (metrics_register(mat_collect_metrics, NULL) != 0) {
+        snprintf(err, err_len, "materializer: out of memory");
+        mat_teardown();
+        return -1;
+    }
     return 0;
 }
 
