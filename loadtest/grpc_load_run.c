@@ -154,10 +154,13 @@ static void _on_done(void *user, const struct load_outcome *r) {
             _log_call(w, r);
         }
     }
-    /* closed loop: the next call leaves as this one completes */
-    if (w->submitting && w->o->rate == 0 && clock_mono_us() < w->measure_to_us &&
+    /* closed loop: the next call leaves as this one completes. It starts at the time the
+     * window was checked against, so a call sent is always a call counted (a clock read
+     * after the check could fall past the window's end). */
+    int64_t now = clock_mono_us();
+    if (w->submitting && w->o->rate == 0 && now < w->measure_to_us &&
         w->sent < w->max_requests) {
-        _submit(cs, 0);
+        _submit(cs, now);
     }
 }
 
