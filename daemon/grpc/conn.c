@@ -707,9 +707,12 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
 
 /* Closes the connection for `reason`, counted and logged. */
 static void _close_for(struct grpc_conn *conn, enum grpc_close_reason reason, const char *why) {
-    grpc_stat_add(&conn->worker->stats.closed_by_server[reason], 1);
+    struct grpc_worker *w = conn->worker;
     _log_close(conn, reason, why);
     grpc_conn_destroy(conn);
+    /* Counted once the connection's memory is given back: a scrape that sees the close also
+     * sees the pending output it held gone. */
+    grpc_stat_add(&w->stats.closed_by_server[reason], 1);
 }
 
 void grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us) {
