@@ -40,6 +40,32 @@ static void _forbid(struct config_ctx *ctx, const yaml_node_t *map, const char *
     }
 }
 
+/*
+ * A bound of the source, `key`, that overrides the materializer's option `option`: parsed
+ * and bounded as that option is (its row in mat_option_group), into *us.
+ */
+static void _timeout_field(struct config_ctx *ctx, const yaml_node_t *map, const char *key,
+                           const char *option, int64_t *us) {
+    const yaml_node_t *node = config_get(ctx, map, key, false);
+    const char *text = node != NULL ? config_scalar(ctx, node, key) : NULL;
+    if (text == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < mat_option_group.ndefs; i++) {
+        const struct option_def *def = &mat_option_group.defs[i];
+        if (strcmp(def->name, option) == 0) {
+            struct mat_options scratch;
+            char why[256];
+            if (option_set(def, &scratch, text, why, sizeof why) != 0) {
+                config_error(ctx, node, key, "%s", why);
+            } else {
+                memcpy(us, (const char *)&scratch + def->offset, sizeof *us);
+            }
+            return;
+        }
+    }
+}
+
 static void _parse_source(struct config_ctx *ctx, struct mat_source *source,
                           const yaml_node_t *map) {
     static const char *const keys[] = {"type",
@@ -49,7 +75,15 @@ static void _parse_source(struct config_ctx *ctx, struct mat_source *source,
                                        "query",
                                        "event_timestamp_column",
                                        "created_timestamp_column",
+                                       "load_timeout",
+                                       "connect_timeout",
+                                       "statement_timeout",
+                                       "read_timeout",
+                                       "tcp_user_timeout",
                                        NULL};
+    source->timeouts =
+        (struct mat_source_timeouts){MAT_TIMEOUT_UNSET, MAT_TIMEOUT_UNSET, MAT_TIMEOUT_UNSET,
+                                     MAT_TIMEOUT_UNSET, MAT_TIMEOUT_UNSET};
     size_t mark = config_path_push(ctx, ".source");
     if (!config_check_keys(ctx, map, keys)) {
         config_path_pop(ctx, mark);
@@ -69,13 +103,25 @@ static void _parse_source(struct config_ctx *ctx, struct mat_source *source,
     }
     _string_field(ctx, map, "event_timestamp_column", true, &source->event_timestamp_column);
     _string_field(ctx, map, "created_timestamp_column", false, &source->created_timestamp_column);
+    _timeout_field(ctx, map, "load_timeout", "load_timeout", &source->timeouts.load_us);
     if (source->type == MAT_SOURCE_PARQUET) {
         _string_field(ctx, map, "path", true, &source->path);
         _forbid(ctx, map, "dsn", "postgres");
         _forbid(ctx, map, "table", "postgres");
         _forbid(ctx, map, "query", "postgres");
+        static const char *const pg_only[] = {"connect_timeout", "statement_timeout",
+                                              "read_timeout", "tcp_user_timeout", NULL};
+        for (const char *const *k = pg_only; *k != NULL; k++) {
+            _forbid(ctx, map, *k, "postgres");
+        }
     } else if (source->type == MAT_SOURCE_POSTGRES) {
         _forbid(ctx, map, "path", "parquet");
+        struct mat_source_timeouts *t = &source->timeouts;
+        _timeout_field(ctx, map, "connect_timeout", "postgres_connect_timeout", &t->connect_us);
+        _timeout_field(ctx, map, "statement_timeout", "postgres_statement_timeout",
+                       &t->statement_us);
+        _timeout_field(ctx, map, "read_timeout", "postgres_read_timeout", &t->read_us);
+        _timeout_field(ctx, map, "tcp_user_timeout", "postgres_tcp_user_timeout", &t->tcp_user_us);
         _string_field(ctx, map, "dsn", false, &source->dsn);
         _string_field(ctx, map, "table", false, &source->table);
         _string_field(ctx, map, "query", false, &source->query);
@@ -596,9 +642,9 @@ static void _parse_stream(struct config_ctx *ctx, struct config_view *view,
 
 /* Fills `view` from mapping `map`; errors are reported, `view` keeps what could be read. */
 static void _parse_view(struct config_ctx *ctx, struct config_view *view, const yaml_node_t *map) {
-    static const char *const keys[] = {"name",   "join_keys",   "ttl",      "refresh_interval",
-                                       "source", "incremental", "contract", "features",
-                                       "stream", NULL};
+    static const char *const keys[] = {
+        "name",     "join_keys", "ttl",    "refresh_interval",   "source", "incremental",
+        "contract", "features",  "stream", "serve_before_ready", NULL};
     view->line = (uint32_t)map->start_mark.line + 1;
     if (!config_check_keys(ctx, map, keys)) {
         return;
@@ -644,6 +690,15 @@ static void _parse_view(struct config_ctx *ctx, struct config_view *view, const 
             config_error(ctx, incremental, "incremental",
                          "a view without a source has nothing "
                          "to load incrementally");
+        }
+    }
+    const yaml_node_t *early = config_get(ctx, map, "serve_before_ready", false);
+    if (early != NULL) {
+        _parse_bool(ctx, early, "serve_before_ready", &view->snapshot.serve_before_ready);
+        if (source == NULL) {
+            config_error(ctx, early, "serve_before_ready",
+                         "a view without a source is served from the start; this is for views "
+                         "with one");
         }
     }
 

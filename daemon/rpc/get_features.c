@@ -572,6 +572,31 @@ static uint64_t _response_floor(const struct plan *p, bool timestamps) {
     return per_entity * (uint64_t)p->n;
 }
 
+/*
+ * A view with a source serves nothing until its first snapshot: answering NOT_FOUND (or the
+ * defaults) for every entity meanwhile would pass for data. So a request touching one is
+ * refused with UNAVAILABLE, which clients retry, unless the view has serve_before_ready.
+ * The config is searched only while a view's version is 0.
+ */
+static int _check_ready(const struct plan *p, const struct fsd_config *config,
+                        struct request_error *e) {
+    for (uint32_t v = 0; v < p->nviews; v++) {
+        if (store_view_version(p->views[v].view) > 0) {
+            continue;
+        }
+        const struct config_view *cv = config_find_view(config, p->views[v].schema->view);
+        if (cv != NULL && cv->snapshot.source.type != MAT_SOURCE_NONE &&
+            !cv->snapshot.serve_before_ready) {
+            return _error(e, GRPC_UNAVAILABLE,
+                          "view %s is loading its first snapshot (from its %s source); retry "
+                          "later, or set serve_before_ready: true on the view to be answered "
+                          "before it",
+                          cv->schema->view, mat_source_type_name(cv->snapshot.source.type));
+        }
+    }
+    return 0;
+}
+
 /* Resolves the refs and the entity count: what the checks before any lookup need. */
 static int _plan_columns(struct rpc_worker *wk, const Fsd__V1__GetFeaturesRequest *req,
                          const struct fsd_config *config, struct plan *p, struct request_error *e) {
@@ -605,7 +630,7 @@ static int _plan_columns(struct rpc_worker *wk, const Fsd__V1__GetFeaturesReques
                       (unsigned long long)floor, p->n, p->ncolumns,
                       (unsigned long long)rpc_state.options.max_response_bytes);
     }
-    return 0;
+    return _check_ready(p, config, e);
 }
 
 /* Encodes each view's keys: the last step before the lookups. */

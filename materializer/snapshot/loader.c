@@ -45,6 +45,80 @@ static const struct option_def mat_option_defs[] = {
                        "priority. A pushed snapshot (PushSnapshot) is received on the worker "
                        "threads and committed on this thread, at this priority too.",
     },
+    {
+        .name = "load_threads",
+        .type = OPTION_UINT,
+        .default_text = "2",
+        .min = 1,
+        .max = 64,
+        OPTION_UINT_AT(struct mat_options, load_threads),
+        .description = "Threads that run snapshot loads and commit pushed snapshots: loads of "
+                       "different views run on them at once, so a view whose source hangs "
+                       "holds one thread (until its timeouts end the load) and the others keep "
+                       "loading; a view's own loads never overlap. Each load builds a whole "
+                       "new table beside the live one: N threads may hold N such tables at "
+                       "once.",
+    },
+    {
+        .name = "load_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "1h",
+        .min = 0,
+        .max = 30LL * 24 * 3600 * 1000000,
+        OPTION_DURATION_AT(struct mat_options, timeouts.load_us),
+        .description = "The longest one read of a source may take, Parquet (DuckDB is "
+                       "interrupted) or PostgreSQL (the connection is closed); past it the "
+                       "load fails and the live snapshot keeps serving. 0: no limit. A view's "
+                       "source may set its own (load_timeout).",
+    },
+    {
+        .name = "postgres_connect_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "10s",
+        .min = 2LL * 1000000,
+        .max = 3600LL * 1000000,
+        OPTION_DURATION_AT(struct mat_options, timeouts.connect_us),
+        .description = "libpq's connect_timeout: how long connecting to PostgreSQL (TCP, TLS, "
+                       "start-up, authentication) may take, in whole seconds. A source's "
+                       "connect_timeout, then connect_timeout in its dsn, win over it.",
+    },
+    {
+        .name = "postgres_statement_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "0",
+        .min = 0,
+        .max = 30LL * 24 * 3600 * 1000000,
+        OPTION_DURATION_AT(struct mat_options, timeouts.statement_us),
+        .description = "The server's statement_timeout for a load's queries and COPY, so "
+                       "that the server itself cancels a read that runs too long (SQLSTATE "
+                       "57014). 0: the load's load_timeout (none when that is 0 too). An "
+                       "`options` keyword in the source's dsn replaces it.",
+    },
+    {
+        .name = "postgres_read_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "5m",
+        .min = 0,
+        .max = 30LL * 24 * 3600 * 1000000,
+        OPTION_DURATION_AT(struct mat_options, timeouts.read_us),
+        .description = "The longest fsd waits for PostgreSQL's next bytes once connected: a "
+                       "query's answer, the COPY's next rows. A server that stopped (frozen, "
+                       "SIGSTOP, a wedged backend) still acknowledges TCP, so keepalives "
+                       "cannot tell; this fails the load. Raise it for queries that take "
+                       "longer than this to produce their first row. 0: no limit.",
+    },
+    {
+        .name = "postgres_tcp_user_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "1m",
+        .min = 0,
+        .max = 3600LL * 1000000,
+        OPTION_DURATION_AT(struct mat_options, timeouts.tcp_user_us),
+        .description = "libpq's tcp_user_timeout: a connection whose sent data or keepalive "
+                       "probes stay unacknowledged this long is closed by the kernel (a "
+                       "server or network that vanished). 0: the kernel's default. "
+                       "tcp_user_timeout in the dsn wins over it.",
+    },
 };
 
 /* What is not an option of the config file. */
@@ -53,6 +127,19 @@ static void _init_fixed(void *values) {
     options->retry_first_us = MAT_RETRY_FIRST_US;
     options->retry_max_us = MAT_RETRY_MAX_US;
     options->load_at_start = true;
+}
+
+/* The bounds a reader takes for what neither the source nor the options set. */
+static const struct mat_source_timeouts _builtin_timeouts = {
+    .load_us = MAT_LOAD_TIMEOUT_US,
+    .connect_us = MAT_PG_CONNECT_TIMEOUT_US,
+    .statement_us = MAT_PG_STATEMENT_TIMEOUT_US,
+    .read_us = MAT_PG_READ_TIMEOUT_US,
+    .tcp_user_us = MAT_PG_TCP_USER_TIMEOUT_US,
+};
+
+const struct mat_source_timeouts *mat_default_timeouts(void) {
+    return &_builtin_timeouts;
 }
 
 const struct option_group mat_option_group = {"materializer", mat_option_defs,
@@ -91,12 +178,15 @@ static int _source_open(struct source *s, const struct store_schema *schema,
                         const struct mat_load_params *params, int64_t watermark_us, char *err,
                         size_t err_len) {
     if (s->config->type == MAT_SOURCE_PARQUET || params->path_override != NULL) {
+        struct mat_source_timeouts timeouts = s->config->timeouts;
+        mat_source_timeouts_resolve(&timeouts, NULL);
         struct mat_parquet_options options = {
             .path = s->path,
             .event_timestamp_column = s->config->event_timestamp_column,
             .created_timestamp_column = s->config->created_timestamp_column,
             .watermark_us = watermark_us,
             .threads = params->duckdb_threads,
+            .timeout_us = timeouts.load_us,
         };
         return mat_parquet_open(schema, &options, &s->parquet, err, err_len);
     }

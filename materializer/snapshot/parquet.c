@@ -4,18 +4,24 @@
 #include <duckdb.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "parquet_internal.h"
 #include "sink.h"
+#include "snapshot_internal.h"
 #include "store/row.h"
 #include "store/schema.h"
+#include "common/clock.h"
 #include "common/errors.h"
+#include "common/options.h"
 
 /* How one result column becomes one value of the view. */
 enum conv {
@@ -45,10 +51,36 @@ struct column {
     uint8_t decimal_scale;
 };
 
+/* Why the watchdog interrupted DuckDB. */
+enum watch_cause { WATCH_NONE, WATCH_TIMEOUT, WATCH_STOPPING };
+
+/*
+ * The watchdog: a thread beside the one reading, from open to close, that interrupts DuckDB
+ * (duckdb_interrupt) once the read's time is up or the materializer stops. DuckDB clears an
+ * interrupt when the next query starts, so it interrupts again every WATCH_TICK_US until the
+ * reader, which checks `cause` between queries and chunks, gives up.
+ */
+#define WATCH_TICK_US (100 * 1000)
+struct watchdog {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC */
+    bool started;
+    bool done;           /* under lock: the reader closes */
+    int64_t deadline_us; /* monotonic; INT64_MAX: none */
+    int64_t timeout_us;  /* as configured, for messages; 0: none */
+    _Atomic int cause;   /* enum watch_cause */
+    duckdb_connection conn;
+};
+
 struct mat_parquet {
     const struct store_schema *schema;
     char *path;    /* as configured, for messages */
     char *pattern; /* what read_parquet() reads */
+    char **files;  /* what the pattern matched, in glob order */
+    size_t nfiles;
+    uint64_t rows_read; /* rows of the result read so far, for messages */
+    struct watchdog watch;
     bool hive;
     char *created_name;
     int64_t watermark_us;
@@ -331,6 +363,94 @@ static int _open_db(struct mat_parquet *p, uint32_t threads, char *err, size_t e
     return 0;
 }
 
+/* ---- the watchdog ------------------------------------------------------------------------- */
+
+static void *_watch_thread(void *arg) {
+    struct watchdog *w = arg;
+    pthread_mutex_lock(&w->lock);
+    while (!w->done) {
+        int64_t now = clock_mono_us();
+        if (atomic_load(&w->cause) == WATCH_NONE) {
+            if (now >= w->deadline_us) {
+                atomic_store(&w->cause, WATCH_TIMEOUT);
+            } else if (mat_stopping()) {
+                atomic_store(&w->cause, WATCH_STOPPING);
+            }
+        }
+        if (atomic_load(&w->cause) != WATCH_NONE) {
+            duckdb_interrupt(w->conn);
+        }
+        int64_t until = now + WATCH_TICK_US;
+        if (atomic_load(&w->cause) == WATCH_NONE && w->deadline_us < until) {
+            until = w->deadline_us;
+        }
+        struct timespec ts = {.tv_sec = until / 1000000, .tv_nsec = (long)(until % 1000000) * 1000};
+        pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* Starts the watchdog on the open connection; `timeout_us` 0: only the materializer's stop. */
+static int _watch_start(struct mat_parquet *p, int64_t timeout_us, char *err, size_t err_len) {
+    struct watchdog *w = &p->watch;
+    w->timeout_us = timeout_us > 0 ? timeout_us : 0;
+    w->deadline_us = timeout_us > 0 ? clock_mono_us() + timeout_us : INT64_MAX;
+    w->conn = p->conn;
+    atomic_init(&w->cause, WATCH_NONE);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&w->lock, NULL);
+    /* Started from the loads thread, it inherits its name and nice value. */
+    int rc = pthread_create(&w->thread, NULL, _watch_thread, w);
+    if (rc != 0) {
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        return errors_set(err, err_len, "view %s: cannot start the read's watchdog: %s",
+                          p->schema->view, strerror(rc));
+    }
+    w->started = true;
+    return 0;
+}
+
+static void _watch_stop(struct mat_parquet *p) {
+    struct watchdog *w = &p->watch;
+    if (!w->started) {
+        return;
+    }
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+    w->started = false;
+}
+
+static bool _interrupted(const struct mat_parquet *p) {
+    return p->watch.started && atomic_load(&p->watch.cause) != WATCH_NONE;
+}
+
+/* Replaces whatever DuckDB said with why the watchdog stopped it. Returns -1. */
+static int _interrupted_error(const struct mat_parquet *p, char *err, size_t err_len) {
+    if (atomic_load(&p->watch.cause) == WATCH_STOPPING) {
+        return errors_set(err, err_len,
+                          "view %s: %s: the materializer is shutting down; the read was "
+                          "interrupted after %llu rows",
+                          p->schema->view, p->path, (unsigned long long)p->rows_read);
+    }
+    char limit[32];
+    option_format_duration(p->watch.timeout_us, limit, sizeof limit);
+    return errors_set(err, err_len,
+                      "view %s: %s: the read took longer than its load_timeout (%s) and was "
+                      "interrupted after %llu rows",
+                      p->schema->view, p->path, limit, (unsigned long long)p->rows_read);
+}
+
 /* Runs `sql` (a statement or a query whose result is small). */
 static int _query(struct mat_parquet *p, const char *sql, duckdb_result *result, char *err,
                   size_t err_len) {
@@ -377,14 +497,25 @@ static int _find_files(struct mat_parquet *p, char *err, size_t err_len) {
         return -1;
     }
     idx_t files = duckdb_row_count(&result);
+    p->files = calloc(files + 1, sizeof(*p->files));
+    if (p->files == NULL) {
+        duckdb_destroy_result(&result);
+        return errors_set(err, err_len, "view %s: out of memory", p->schema->view);
+    }
     /* Hive partitioning when any folder on the way to a file is named k=v. */
-    for (idx_t i = 0; i < files && !p->hive; i++) {
+    for (idx_t i = 0; i < files; i++) {
         char *file = duckdb_value_varchar(&result, 0, i);
-        const char *slash = file != NULL ? strrchr(file, '/') : NULL;
-        for (const char *c = file; slash != NULL && c < slash; c++) {
+        p->files[p->nfiles] = file != NULL ? strdup(file) : NULL;
+        duckdb_free(file);
+        if (p->files[p->nfiles] == NULL) {
+            duckdb_destroy_result(&result);
+            return errors_set(err, err_len, "view %s: out of memory", p->schema->view);
+        }
+        const char *slash = strrchr(p->files[p->nfiles], '/');
+        for (const char *c = p->files[p->nfiles]; slash != NULL && c < slash; c++) {
             p->hive |= *c == '=';
         }
-        duckdb_free(file);
+        p->nfiles++;
     }
     duckdb_destroy_result(&result);
     if (files == 0) {
@@ -408,6 +539,95 @@ static int _add_column(struct mat_parquet *p, enum role role, uint32_t index, co
                        enum store_type target) {
     struct column *c = &p->columns[p->ncolumns++];
     *c = (struct column){.role = role, .index = index, .name = name, .target = target};
+    return 0;
+}
+
+/* What the view wants of column `c`, for messages. */
+static const char *_wants(const struct column *c) {
+    return c->role == ROLE_EVENT || c->role == ROLE_CREATED ? "a timestamp"
+                                                            : store_type_name(c->target);
+}
+
+/* Whether a folder on the way to `file` is the hive partition `name=...`. */
+static bool _hive_key(const char *file, const char *name) {
+    size_t len = strlen(name);
+    const char *slash = strrchr(file, '/');
+    const char *c = file;
+    while (slash != NULL && c < slash) {
+        if (strncasecmp(c, name, len) == 0 && c[len] == '=') {
+            return true;
+        }
+        c = strchr(c, '/') + 1; /* c < slash: a '/' follows */
+    }
+    return false;
+}
+
+/*
+ * Checks each file of a glob or directory alone. DuckDB reads several files as the union of
+ * their columns (union_by_name): a column one file lacks would read as null in every row of
+ * that file, and one it has with another type would be cast to the union's. So every file must
+ * have each needed column (a hive partition key may come from its path instead) with a type
+ * that maps to the view's. Returns 0, or -1 with the file and the column in `err`. Reads each
+ * file's footer once more.
+ */
+static int _check_each_file(struct mat_parquet *p, char *err, size_t err_len) {
+    const struct store_schema *schema = p->schema;
+    for (size_t i = 0; i < p->nfiles; i++) {
+        if (_interrupted(p)) {
+            return _interrupted_error(p, err, err_len);
+        }
+        const char *file = p->files[i];
+        char sql[8192];
+        size_t n = 0;
+        if (_append(sql, sizeof sql, &n, "SELECT * FROM read_parquet(") != 0 ||
+            _append_quoted(sql, sizeof sql, &n, file, '\'') != 0 ||
+            _append(sql, sizeof sql, &n, ") LIMIT 0") != 0) {
+            return errors_set(err, err_len, "view %s: path too long: %s", schema->view, file);
+        }
+        duckdb_prepared_statement stmt;
+        if (duckdb_prepare(p->conn, sql, &stmt) != DuckDBSuccess) {
+            errors_set(err, err_len, "view %s: file %s: %s", schema->view, file,
+                       duckdb_prepare_error(stmt));
+            duckdb_destroy_prepare(&stmt);
+            return -1;
+        }
+        idx_t ncols = duckdb_prepared_statement_column_count(stmt);
+        int rc = 0;
+        for (uint32_t c = 0; c < p->ncolumns && rc == 0; c++) {
+            struct column probe = p->columns[c];
+            idx_t found = ncols;
+            for (idx_t j = 0; j < ncols && found == ncols; j++) {
+                char *name = (char *)duckdb_prepared_statement_column_name(stmt, j);
+                if (name != NULL && strcasecmp(name, probe.name) == 0) {
+                    found = j;
+                }
+                duckdb_free(name);
+            }
+            if (found == ncols) {
+                if (!p->hive || !_hive_key(file, probe.name)) {
+                    rc = errors_set(err, err_len,
+                                    "view %s: file %s has no column %s (other files of %s have "
+                                    "it; it would read as null in every row of this file)",
+                                    schema->view, file, probe.name, p->path);
+                }
+                continue;
+            }
+            duckdb_logical_type type = duckdb_prepared_statement_column_logical_type(stmt, found);
+            if (!_plan_conversion(&probe, type)) {
+                char have[96];
+                mat_parquet_type_name(type, have, sizeof have);
+                const char *wants = _wants(&probe);
+                rc = errors_set(err, err_len,
+                                "view %s: column %s is %s in file %s; the view wants %s",
+                                schema->view, probe.name, have, file, wants);
+            }
+            duckdb_destroy_logical_type(&type);
+        }
+        duckdb_destroy_prepare(&stmt);
+        if (rc != 0) {
+            return _interrupted(p) ? _interrupted_error(p, err, err_len) : -1;
+        }
+    }
     return 0;
 }
 
@@ -449,6 +669,7 @@ static int _check_columns(struct mat_parquet *p, const struct mat_parquet_option
     /* The files' column names (each a copy the caller frees with duckdb_free). */
     char **names = calloc(ncols + 1, sizeof(*names));
     int rc = 0;
+    bool mismatch = false; /* a column's type in the union does not map */
     if (names == NULL) {
         rc = errors_set(err, err_len, "view %s: out of memory", schema->view);
     }
@@ -481,11 +702,10 @@ static int _check_columns(struct mat_parquet *p, const struct mat_parquet_option
         } else if (!_plan_conversion(c, type)) {
             char have[96];
             mat_parquet_type_name(type, have, sizeof have);
-            const char *wants = c->role == ROLE_EVENT || c->role == ROLE_CREATED
-                                    ? "a timestamp"
-                                    : store_type_name(c->target);
+            const char *wants = _wants(c);
             rc = errors_set(err, err_len, "view %s: column %s is %s in %s; the view wants %s",
                             schema->view, c->name, have, p->path, wants);
+            mismatch = true;
         }
         duckdb_destroy_logical_type(&type);
     }
@@ -494,6 +714,14 @@ static int _check_columns(struct mat_parquet *p, const struct mat_parquet_option
     }
     free(names);
     duckdb_destroy_prepare(&stmt);
+    /* The union of several files can hide a file that lacks a column or has it with another
+     * type; when the union's type is already wrong, a file is to blame: name it. */
+    if (p->nfiles > 1 && (rc == 0 || mismatch)) {
+        char why[MAT_ERROR_LEN];
+        if (_check_each_file(p, why, sizeof why) != 0) {
+            rc = errors_set(err, err_len, "%s", why);
+        }
+    }
     return rc;
 }
 
@@ -531,12 +759,21 @@ int mat_parquet_open(const struct store_schema *schema, const struct mat_parquet
     }
     p->schema = schema;
     p->watermark_us = options->watermark_us;
-    if (_open_db(p, options->threads, err, err_len) != 0 || _find_files(p, err, err_len) != 0 ||
-        _check_columns(p, options, err, err_len) != 0) {
+    if (_open_db(p, options->threads, err, err_len) != 0 ||
+        _watch_start(p, options->timeout_us, err, err_len) != 0 ||
+        _find_files(p, err, err_len) != 0 || _check_columns(p, options, err, err_len) != 0) {
+        if (_interrupted(p)) {
+            _interrupted_error(p, err, err_len);
+        }
         mat_parquet_close(p);
         return -1;
     }
     _count_rows(p);
+    if (_interrupted(p)) {
+        _interrupted_error(p, err, err_len);
+        mat_parquet_close(p);
+        return -1;
+    }
     *out = p;
     return 0;
 }
@@ -549,6 +786,7 @@ void mat_parquet_close(struct mat_parquet *p) {
     if (p == NULL) {
         return;
     }
+    _watch_stop(p); /* before the connection it interrupts goes */
     if (p->connected) {
         duckdb_disconnect(&p->conn);
         duckdb_close(&p->db);
@@ -556,6 +794,10 @@ void mat_parquet_close(struct mat_parquet *p) {
     for (uint32_t i = 0; i < p->ncolumns; i++) {
         free(p->columns[i].file_name);
     }
+    for (size_t i = 0; i < p->nfiles; i++) {
+        free(p->files[i]);
+    }
+    free(p->files);
     free(p->columns);
     free(p->path);
     free(p->pattern);
@@ -890,7 +1132,7 @@ int mat_parquet_read(struct mat_parquet *p, struct mat_sink *sink, char *err, si
     if (_query(p, "SET TimeZone = 'UTC'", &setup, err, err_len) != 0) {
         free(sql);
         free(vecs);
-        return -1;
+        return _interrupted(p) ? _interrupted_error(p, err, err_len) : -1;
     }
     duckdb_destroy_result(&setup);
 
@@ -898,6 +1140,7 @@ int mat_parquet_read(struct mat_parquet *p, struct mat_sink *sink, char *err, si
     duckdb_pending_result pending = NULL;
     duckdb_result result;
     bool have_result = false;
+    bool stopped = false;
     rc = -1;
     if (duckdb_prepare(p->conn, sql, &stmt) != DuckDBSuccess) {
         errors_set(err, err_len, "view %s: %s: %s", schema->view, p->path,
@@ -913,14 +1156,26 @@ int mat_parquet_read(struct mat_parquet *p, struct mat_sink *sink, char *err, si
         have_result = true;
         rc = 0;
         duckdb_data_chunk chunk;
-        while (rc == 0 && (chunk = duckdb_fetch_chunk(result)) != NULL) {
+        while (rc == 0) {
+            if (_interrupted(p)) {
+                stopped = true; /* also when the time ran out in the sink, not in DuckDB */
+                break;
+            }
+            if ((chunk = duckdb_fetch_chunk(result)) == NULL) {
+                break;
+            }
             rc = _chunk(p, chunk, sink, vecs, err, err_len);
+            p->rows_read += duckdb_data_chunk_get_size(chunk);
             duckdb_destroy_data_chunk(&chunk);
         }
         const char *why = duckdb_result_error(&result);
         if (rc == 0 && why != NULL) {
             rc = errors_set(err, err_len, "view %s: %s: %s", schema->view, p->path, why);
         }
+    }
+    /* Interrupted: whatever DuckDB or the chunk loop said, the watchdog's reason is the one. */
+    if (stopped || (rc != 0 && _interrupted(p))) {
+        rc = _interrupted_error(p, err, err_len);
     }
     if (have_result) {
         duckdb_destroy_result(&result);

@@ -13,6 +13,15 @@
  *
  * Only the needed columns are read, and only one chunk of the result is held at a time.
  * A directory reads every `*.parquet` below it; a glob is DuckDB's (`*`, `?`, `[...]`, `**`).
+ * DuckDB reads several files as the union of their columns, so open also checks each file
+ * alone: a file that lacks a needed column (other than a hive key its path gives) or has one
+ * with a type that does not map fails the open, naming the file and the column, instead of
+ * reading as nulls or casts.
+ *
+ * Bounded: from open to close a watchdog thread interrupts DuckDB (duckdb_interrupt) once
+ * `timeout_us` has passed or the materializer stops (mat_stopping), and the read fails with
+ * the reason. DuckDB checks for an interrupt between its tasks; a read stuck in the kernel
+ * (a hung network filesystem) ends only when the kernel call returns.
  *
  * Type mapping (DuckDB type of the column -> view type); anything else is an error that names
  * the column, its type, the path and the view's type, before any row is read:
@@ -62,14 +71,16 @@ struct mat_parquet_options {
     const char *created_timestamp_column; /* NULL: none */
     int64_t watermark_us;                 /* only rows with event time after it; INT64_MIN: all */
     uint32_t threads;                     /* DuckDB worker threads; 0: one per core */
+    int64_t timeout_us; /* from open to close, at most this long (DuckDB interrupted); 0: none */
 };
 
 /*
- * Finds the files, reads their footers and checks that every column the view needs is there
- * with a type that maps to the view's (see above). Returns 0 and an open source in *out, or
- * -1 with a message naming the view and the path in `err` (missing path, no files, a missing
- * column, a column that cannot map, a corrupt footer). `schema` must outlive the source.
- * Blocks on file I/O.
+ * Finds the files, reads their footers and checks that every column the view needs is there,
+ * in every file, with a type that maps to the view's (see above). Returns 0 and an open
+ * source in *out, or -1 with a message naming the view and the path (and the file when one
+ * file is to blame) in `err` (missing path, no files, a missing column, a column that cannot
+ * map, a corrupt footer, the timeout). `schema` must outlive the source. Blocks on file I/O;
+ * starts the watchdog thread, which close stops.
  */
 int mat_parquet_open(const struct store_schema *schema, const struct mat_parquet_options *options,
                      struct mat_parquet **out, char *err, size_t err_len);

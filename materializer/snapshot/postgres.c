@@ -6,7 +6,9 @@
 #include "postgres.h"
 #include "postgres_internal.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,7 +19,13 @@
 #include <libpq-fe.h>
 
 #include "snapshot.h"
+#include "snapshot_internal.h"
 #include "store/schema.h"
+#include "common/clock.h"
+#include "common/options.h"
+
+/* How often a wait looks at mat_stopping(): teardown never waits longer for a load. */
+#define PG_WAIT_SLICE_US (100 * 1000)
 
 /* ---- messages ------------------------------------------------------------------------- */
 
@@ -60,8 +68,8 @@ static void _one_line(char *msg) {
 }
 
 int mat_pg_fail(struct mat_pg_reader *r, const char *fmt, ...) {
-    if (r->err_len == 0) {
-        return -1;
+    if (r->err_len == 0 || r->gave_up) {
+        return -1; /* a read that gave up keeps the reason it gave up for */
     }
     int n = snprintf(r->err, r->err_len, "view %s: ", r->schema->view);
     if (n >= 0 && (size_t)n < r->err_len) {
@@ -173,12 +181,130 @@ static const char *_accepted(enum store_type want) {
     return "?";
 }
 
+/* ---- waiting, bounded ------------------------------------------------------------------- */
+
+/* Fails the read for good: the connection is left mid-exchange, so nothing more is asked of
+ * it and this message is the one the load reports. Returns -1. */
+__attribute__((format(printf, 3, 4))) static int _give_up(struct mat_pg_reader *r, const char *what,
+                                                          const char *fmt, ...) {
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    mat_pg_fail(r, "postgres: %s: %s", what, why);
+    r->gave_up = true;
+    return -1;
+}
+
+/*
+ * Waits until the socket is readable (or writable too, when `write`), for at most the read
+ * timeout and not past the load's deadline or `until_us` (monotonic; INT64_MAX: none, else a
+ * connect deadline, reported with `until_what`), looking at mat_stopping() every
+ * PG_WAIT_SLICE_US. Returns 0 when the socket is ready, or -1 having given up.
+ */
+static int _wait(struct mat_pg_reader *r, const char *what, bool write, int64_t until_us,
+                 const char *until_what) {
+    int64_t now = clock_mono_us();
+    int64_t silent_until = r->read_timeout_us > 0 ? now + r->read_timeout_us : INT64_MAX;
+    char limit[32];
+    for (;;) {
+        int fd = PQsocket(r->conn);
+        if (fd < 0) {
+            return _give_up(r, what, "the connection is gone");
+        }
+        if (mat_stopping()) {
+            return _give_up(r, what, "the materializer is shutting down; the read was abandoned");
+        }
+        if (now >= r->deadline_us) {
+            option_format_duration(r->load_timeout_us, limit, sizeof limit);
+            return _give_up(r, what,
+                            "the load took longer than its load_timeout (%s); the read was "
+                            "abandoned",
+                            limit);
+        }
+        if (now >= until_us) {
+            return _give_up(r, what, "%s", until_what);
+        }
+        if (now >= silent_until) {
+            option_format_duration(r->read_timeout_us, limit, sizeof limit);
+            return _give_up(r, what,
+                            "no answer from the server for %s (read_timeout); the read was "
+                            "abandoned",
+                            limit);
+        }
+        int64_t wake = now + PG_WAIT_SLICE_US;
+        wake = silent_until < wake ? silent_until : wake;
+        wake = r->deadline_us < wake ? r->deadline_us : wake;
+        wake = until_us < wake ? until_us : wake;
+        struct pollfd pfd = {.fd = fd, .events = (short)(POLLIN | (write ? POLLOUT : 0))};
+        int n = poll(&pfd, 1, (int)((wake - now + 999) / 1000));
+        if (n > 0) {
+            return 0;
+        }
+        if (n < 0 && errno != EINTR) {
+            return _give_up(r, what, "poll: %s", strerror(errno));
+        }
+        now = clock_mono_us();
+    }
+}
+
+/* Sends what libpq holds and reads until PQgetResult() would not block; then *out is its
+ * next result (NULL: no more). Returns 0, or -1 having given up. */
+static int _next_result(struct mat_pg_reader *r, const char *what, PGresult **out) {
+    *out = NULL;
+    for (;;) {
+        int pending = PQflush(r->conn);
+        if (pending < 0) {
+            return _give_up(r, what, "%s", PQerrorMessage(r->conn));
+        }
+        if (pending == 0 && !PQisBusy(r->conn)) {
+            *out = PQgetResult(r->conn);
+            return 0;
+        }
+        if (_wait(r, what, pending > 0, INT64_MAX, NULL) != 0) {
+            return -1;
+        }
+        if (PQconsumeInput(r->conn) == 0) {
+            return _give_up(r, what, "%s", PQerrorMessage(r->conn));
+        }
+    }
+}
+
+/*
+ * PQexecParams() with its waits bounded: sends `sql` (one parameter at most) and returns the
+ * last of its results, as PQexec does (the caller clears it), or NULL having given up.
+ */
+static PGresult *_query(struct mat_pg_reader *r, const char *what, const char *sql,
+                        const char *param) {
+    if (r->gave_up) {
+        return NULL;
+    }
+    if (PQsendQueryParams(r->conn, sql, param != NULL ? 1 : 0, NULL, &param, NULL, NULL, 0) == 0) {
+        _give_up(r, what, "%s", PQerrorMessage(r->conn));
+        return NULL;
+    }
+    PGresult *last = NULL;
+    for (;;) {
+        PGresult *res;
+        if (_next_result(r, what, &res) != 0) {
+            PQclear(last);
+            return NULL;
+        }
+        if (res == NULL) {
+            return last;
+        }
+        PQclear(last);
+        last = res;
+    }
+}
+
 /* ---- SQL helpers ---------------------------------------------------------------------- */
 
 /* Runs `sql` (one parameter at most) and returns its result if it has `want` status. */
 static PGresult *_exec(struct mat_pg_reader *r, const char *what, const char *sql,
                        const char *param, ExecStatusType want) {
-    PGresult *res = PQexecParams(r->conn, sql, param != NULL ? 1 : 0, NULL, &param, NULL, NULL, 0);
+    PGresult *res = _query(r, what, sql, param);
     if (PQresultStatus(res) != want) {
         _fail_result(r, what, res);
         PQclear(res);
@@ -191,8 +317,8 @@ static PGresult *_exec(struct mat_pg_reader *r, const char *what, const char *sq
 static void _type_name(struct mat_pg_reader *r, Oid oid, char *out, size_t out_len) {
     char param[16];
     snprintf(param, sizeof param, "%u", oid);
-    PGresult *res = PQexecParams(r->conn, "SELECT pg_catalog.format_type($1::pg_catalog.oid, NULL)",
-                                 1, NULL, (const char *const[]){param}, NULL, NULL, 0);
+    PGresult *res = _query(r, "naming a type",
+                           "SELECT pg_catalog.format_type($1::pg_catalog.oid, NULL)", param);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         snprintf(out, out_len, "%s", PQgetvalue(res, 0, 0));
     } else {
@@ -208,10 +334,9 @@ static Oid _resolve_oid(struct mat_pg_reader *r, Oid oid) {
     }
     char param[16];
     snprintf(param, sizeof param, "%u", oid);
-    PGresult *res = PQexecParams(r->conn,
-                                 "SELECT typtype FROM pg_catalog.pg_type WHERE oid = "
-                                 "$1::pg_catalog.oid",
-                                 1, NULL, (const char *const[]){param}, NULL, NULL, 0);
+    PGresult *res =
+        _query(r, "looking up a type",
+               "SELECT typtype FROM pg_catalog.pg_type WHERE oid = $1::pg_catalog.oid", param);
     bool is_enum = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
                    PQgetvalue(res, 0, 0)[0] == 'e';
     PQclear(res);
@@ -219,6 +344,22 @@ static Oid _resolve_oid(struct mat_pg_reader *r, Oid oid) {
 }
 
 /* ---- connecting ----------------------------------------------------------------------- */
+
+/* The connect_timeout in force: the dsn's, else the source's (libpq resolved which); whole
+ * seconds, at least 2, as libpq counts it. */
+static int64_t _connect_timeout_us(struct mat_pg_reader *r) {
+    int64_t us = MAT_PG_CONNECT_TIMEOUT_US;
+    PQconninfoOption *opts = PQconninfo(r->conn);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL && o->val[0] != '\0') {
+            long s = strtol(o->val, NULL, 10);
+            us = s > 0 ? (int64_t)s * 1000000 : INT64_MAX / 2; /* 0: libpq waits forever */
+        }
+    }
+    PQconninfoFree(opts);
+    int64_t seconds = (us + 999999) / 1000000;
+    return (seconds < 2 ? 2 : seconds) * 1000000;
+}
 
 static int _connect(struct mat_pg_reader *r) {
     const char *dsn = r->source->dsn;
@@ -247,24 +388,35 @@ static int _connect(struct mat_pg_reader *r) {
      * it wins. Explicit keywords also beat PG* variables, so defaults that have a variable
      * are only set when the variable is not.
      */
-    char timeout[16], idle[16], interval[16], count[16];
-    snprintf(timeout, sizeof timeout, "%d", MAT_PG_CONNECT_TIMEOUT_S);
+    const struct mat_source_timeouts *t = &r->timeouts;
+    char connect[24], idle[16], interval[16], count[16], user_timeout[24], options[64];
+    int64_t connect_s =
+        ((t->connect_us > 0 ? t->connect_us : MAT_PG_CONNECT_TIMEOUT_US) + 999999) / 1000000;
+    snprintf(connect, sizeof connect, "%" PRId64, connect_s);
     snprintf(idle, sizeof idle, "%d", MAT_PG_KEEPALIVES_IDLE_S);
     snprintf(interval, sizeof interval, "%d", MAT_PG_KEEPALIVES_INTERVAL_S);
     snprintf(count, sizeof count, "%d", MAT_PG_KEEPALIVES_COUNT);
-    const char *keys[10];
-    const char *vals[10];
+    /* libpq counts milliseconds; round up so that 250us is not 0, which means "none" */
+    snprintf(user_timeout, sizeof user_timeout, "%" PRId64, (t->tcp_user_us + 999) / 1000);
+    int64_t statement_us = t->statement_us > 0 ? t->statement_us : t->load_us;
+    snprintf(options, sizeof options, "-c statement_timeout=%" PRId64, (statement_us + 999) / 1000);
+    const char *keys[14];
+    const char *vals[14];
     int n = 0;
-    if (getenv("PGCONNECT_TIMEOUT") == NULL) {
-        keys[n] = "connect_timeout", vals[n++] = timeout;
-    }
+    keys[n] = "connect_timeout", vals[n++] = connect; /* beats PGCONNECT_TIMEOUT: the config's */
     if (getenv("PGAPPNAME") == NULL) {
         keys[n] = "application_name", vals[n++] = MAT_PG_APPLICATION_NAME;
+    }
+    if (statement_us > 0 && getenv("PGOPTIONS") == NULL) {
+        keys[n] = "options", vals[n++] = options;
     }
     keys[n] = "keepalives", vals[n++] = "1";
     keys[n] = "keepalives_idle", vals[n++] = idle;
     keys[n] = "keepalives_interval", vals[n++] = interval;
     keys[n] = "keepalives_count", vals[n++] = count;
+    if (t->tcp_user_us > 0) {
+        keys[n] = "tcp_user_timeout", vals[n++] = user_timeout;
+    }
     if (dsn != NULL) {
         keys[n] = "dbname", vals[n++] = dsn;
     }
@@ -272,11 +424,31 @@ static int _connect(struct mat_pg_reader *r) {
     keys[n] = "client_encoding", vals[n++] = "UTF8";
     keys[n] = NULL, vals[n] = NULL;
 
-    r->conn = PQconnectdbParams(keys, vals, 1);
+    /* Connecting without blocking, so that the same waits apply (the load's deadline, the
+     * materializer's stop); connect_timeout is enforced here, for the whole attempt. */
+    r->conn = PQconnectStartParams(keys, vals, 1);
     if (r->conn == NULL) {
         return mat_pg_fail(r, "postgres: connecting: out of memory");
     }
-    if (PQstatus(r->conn) != CONNECTION_OK) {
+    if (PQstatus(r->conn) == CONNECTION_BAD) {
+        return mat_pg_fail(r, "postgres: connecting: %s", PQerrorMessage(r->conn));
+    }
+    int64_t connect_us = _connect_timeout_us(r);
+    char limit[32], what[96];
+    option_format_duration(connect_us, limit, sizeof limit);
+    snprintf(what, sizeof what, "no connection within connect_timeout (%s)", limit);
+    int64_t until = clock_mono_us() + connect_us;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK) {
+        if (st == PGRES_POLLING_FAILED) {
+            return mat_pg_fail(r, "postgres: connecting: %s", PQerrorMessage(r->conn));
+        }
+        if (_wait(r, "connecting", st == PGRES_POLLING_WRITING, until, what) != 0) {
+            return -1;
+        }
+        st = PQconnectPoll(r->conn);
+    }
+    if (PQsetnonblocking(r->conn, 1) != 0) {
         return mat_pg_fail(r, "postgres: connecting: %s", PQerrorMessage(r->conn));
     }
     return 0;
@@ -501,7 +673,7 @@ static uint64_t _estimate_rows(struct mat_pg_reader *r, const char *select) {
     if (asprintf(&sql, "EXPLAIN (FORMAT JSON) %s", select) < 0) {
         return 0;
     }
-    PGresult *res = PQexec(r->conn, sql);
+    PGresult *res = _query(r, "estimating the rows", sql, NULL);
     free(sql);
     uint64_t rows = 0;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) >= 1) {
@@ -519,8 +691,16 @@ static int _copy(struct mat_pg_reader *r, const char *select) {
     if (asprintf(&sql, "COPY (%s) TO STDOUT (FORMAT binary)", select) < 0) {
         return mat_pg_fail(r, "out of memory");
     }
-    PGresult *res = PQexec(r->conn, sql);
+    /* Not _query(): its first result (COPY_OUT) opens the stream, read below. */
+    PGresult *res = NULL;
+    int sent = PQsendQuery(r->conn, sql);
     free(sql);
+    if (sent == 0) {
+        return _give_up(r, "starting the COPY", "%s", PQerrorMessage(r->conn));
+    }
+    if (_next_result(r, "starting the COPY", &res) != 0) {
+        return -1;
+    }
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         _fail_result(r, "starting the COPY", res);
         PQclear(res);
@@ -528,9 +708,10 @@ static int _copy(struct mat_pg_reader *r, const char *select) {
     }
     PQclear(res);
 
+    char what[64];
     for (;;) {
         char *buf = NULL;
-        int n = PQgetCopyData(r->conn, &buf, 0);
+        int n = PQgetCopyData(r->conn, &buf, 1);
         if (n > 0) {
             int rc = mat_pg_feed(r, (const uint8_t *)buf, (size_t)n);
             PQfreemem(buf);
@@ -539,17 +720,32 @@ static int _copy(struct mat_pg_reader *r, const char *select) {
             }
             continue;
         }
+        snprintf(what, sizeof what, "reading the COPY after %" PRIu64 " rows", r->row);
+        if (n == 0) {
+            /* nothing whole yet: wait (bounded) for more */
+            if (_wait(r, what, false, INT64_MAX, NULL) != 0) {
+                return -1;
+            }
+            if (PQconsumeInput(r->conn) == 0) {
+                return mat_pg_fail(r, "postgres: %s: %s", what, PQerrorMessage(r->conn));
+            }
+            continue;
+        }
         if (n == -2) {
-            return mat_pg_fail(r, "postgres: reading the COPY after %" PRIu64 " rows: %s", r->row,
-                               PQerrorMessage(r->conn));
+            return mat_pg_fail(r, "postgres: %s: %s", what, PQerrorMessage(r->conn));
         }
         break; /* -1: the COPY is over; its result says how it went */
     }
     int rc = 0;
-    while ((res = PQgetResult(r->conn)) != NULL) {
+    snprintf(what, sizeof what, "the COPY after %" PRIu64 " rows", r->row);
+    for (;;) {
+        if (_next_result(r, what, &res) != 0) {
+            return -1;
+        }
+        if (res == NULL) {
+            break;
+        }
         if (rc == 0 && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            char what[64];
-            snprintf(what, sizeof what, "the COPY after %" PRIu64 " rows", r->row);
             rc = _fail_result(r, what, res);
         }
         PQclear(res);
@@ -668,9 +864,17 @@ int mat_pg_read(const struct mat_source *source, const struct store_schema *sche
         .source = source,
         .schema = schema,
         .sink = sink,
+        .timeouts = source->timeouts,
+        .deadline_us = INT64_MAX,
         .err = err,
         .err_len = err_len,
     };
+    mat_source_timeouts_resolve(&r.timeouts, NULL);
+    r.load_timeout_us = r.timeouts.load_us;
+    r.read_timeout_us = r.timeouts.read_us;
+    if (r.timeouts.load_us > 0) {
+        r.deadline_us = clock_mono_us() + r.timeouts.load_us;
+    }
     if (err_len > 0) {
         err[0] = '\0';
     }

@@ -41,18 +41,32 @@
  * the query when that is what you want.
  *
  * Connection: the view's dsn (a libpq key=value string or a postgresql:// URI), or the PG*
- * environment variables when it is NULL. Unless the dsn or PGCONNECT_TIMEOUT says otherwise,
- * connecting gives up after MAT_PG_CONNECT_TIMEOUT_S; TCP keepalives (overridable in the
- * dsn) turn a server that vanished mid-COPY into an error instead of a hang. No
- * statement_timeout is set: a 10M-row COPY is legitimately long. Set one in the dsn
- * (options='-c statement_timeout=15min') to bound a load. client_encoding is always UTF8.
- * The dsn never appears in messages, and a password is scrubbed from any libpq text.
+ * environment variables when it is NULL. client_encoding is always UTF8. The dsn never
+ * appears in messages, and a password is scrubbed from any libpq text.
+ *
+ * Bounded (source->timeouts; unset ones take mat_default_timeouts(), 0 means none). Every
+ * wait, connecting included, is a poll() on the socket (libpq in non-blocking mode), so:
+ *
+ *   connect_us    connecting (TCP, TLS, start-up, authentication) as a whole; a listener that
+ *                 accepts and never answers fails here. The dsn's connect_timeout wins.
+ *   read_us       the longest wait for the server's next bytes: a frozen server (SIGSTOP, a
+ *                 wedged backend) still acknowledges TCP, so only this notices it.
+ *   load_us       the whole read, from connect to COMMIT.
+ *   statement_us  sent as the session's statement_timeout (0: load_us), so that the server
+ *                 also cancels a query that runs too long; an `options` keyword in the dsn, or
+ *                 PGOPTIONS, replaces it.
+ *   tcp_user_us   tcp_user_timeout, with TCP keepalives (30 s idle, 10 s interval, 6 probes):
+ *                 the kernel closes a connection to a server or network that vanished. The
+ *                 same keywords in the dsn win.
+ *
+ * A read that ran out of time, or that mat_stopping() ended (checked every 100 ms), closes
+ * the connection (the server's backend notices at its next write, or at its statement
+ * timeout) and fails with the bound's name in the message.
  */
 #include <stddef.h>
 #include <stdint.h>
 
 /* Defaults, each overridden by the same keyword in the dsn. */
-#define MAT_PG_CONNECT_TIMEOUT_S     10    /* connect_timeout, when PGCONNECT_TIMEOUT is unset */
 #define MAT_PG_KEEPALIVES_IDLE_S     30    /* keepalives_idle */
 #define MAT_PG_KEEPALIVES_INTERVAL_S 10    /* keepalives_interval */
 #define MAT_PG_KEEPALIVES_COUNT      6     /* keepalives_count */
@@ -81,8 +95,8 @@ struct mat_sink;
  * Returns 0 when every row reached the sink, or -1 with a message in `err` (at most `err_len`
  * bytes, always terminated) that names the view and, for a bad value, the column and the row.
  * After -1 the sink holds part of the snapshot and must be discarded. Blocks on the network
- * for as long as the COPY runs; allocates per connection, not per row (libpq's per-message
- * buffer aside). Thread-safe for different sinks.
+ * for as long as the COPY runs, within the bounds above; allocates per connection, not per
+ * row (libpq's per-message buffer aside). Thread-safe for different sinks.
  */
 int mat_pg_read(const struct mat_source *source, const struct store_schema *schema,
                 struct mat_sink *sink, int64_t watermark_us, uint64_t *expected_rows_out, char *err,

@@ -10,6 +10,8 @@
 
 #include <libpq-fe.h>
 
+#include "snapshot.h"
+
 struct mat_source;
 struct store_schema;
 struct mat_sink;
@@ -92,6 +94,14 @@ struct mat_pg_reader {
     size_t list_cap;
     char *digits;
     size_t digits_cap;
+
+    /* bounds (postgres.h): the load's deadline, the longest silence, for messages the
+     * configured values; gave_up once one ended the read (the first error then stands) */
+    struct mat_source_timeouts timeouts; /* the source's, resolved */
+    int64_t deadline_us;                 /* monotonic; INT64_MAX: none */
+    int64_t load_timeout_us;
+    int64_t read_timeout_us; /* 0: none */
+    bool gave_up;
 
     char *err;
     size_t err_len;

@@ -1,17 +1,23 @@
 /*
- * The scheduler thread (snapshot.h): loads every view with a source at start-up, again on
- * its refresh interval, retries failures with backoff, and runs on-demand loads first.
+ * The load threads (snapshot.h): load every view with a source at start-up, again on its
+ * refresh interval, retry failures with backoff, run on-demand loads and commit pushed
+ * snapshots first.
  *
- *   requests (tickets, FIFO) ──┐
- *   per view: next_due_us ─────┴──> one load at a time, on this thread ──> status, log line
+ *   pushed snapshots' commits (FIFO) ──┐
+ *   requests (tickets, FIFO) ──────────┼──> options.load_threads threads, each taking the first
+ *   per view: next_due_us ─────────────┘    job whose view is not busy ──> status, log line
  *
- * Everything shared lives under one mutex; loads run without it, each with a private copy of
- * its view's config, so status reads and requests never wait for a load.
+ * Jobs of different views run at once, on different threads, so a view whose source hangs
+ * holds one thread (until its timeouts end the load) and the other views keep loading; a view
+ * is busy while a job of its runs, so its own loads and commits never overlap. Everything
+ * shared lives under one mutex; loads run without it, each with a private copy of its view's
+ * config, so status reads and requests never wait for a load.
  */
 #include "snapshot.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,13 +58,16 @@ struct entry {
     struct mat_view_status status;
     int64_t next_due_us; /* monotonic; INT64_MAX: nothing scheduled */
     int64_t watermark_us;
+    bool busy; /* a load or a commit of the view runs on a load thread */
 };
 
 static struct {
     bool running;
-    pthread_t thread;
+    pthread_t *threads;
+    uint32_t nthreads; /* started */
+    uint32_t alive;    /* still in their loop; the last one out ends what is queued */
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* the scheduler: a request, a reconfigure, or stop */
+    pthread_cond_t wake; /* the load threads: a request, a job done, a reconfigure, or stop */
     pthread_cond_t done; /* waiters on tickets */
     bool stop;
     struct store_catalog *catalog;
@@ -69,6 +78,13 @@ static struct {
     struct commit_job *commits_head, *commits_tail; /* before any ticket or scheduled load */
     size_t queued;
 } mat = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Set by mat_teardown() before it waits for the threads: the sources give up (mat_stopping). */
+static atomic_bool stopping;
+
+bool mat_stopping(void) {
+    return atomic_load_explicit(&stopping, memory_order_relaxed);
+}
 
 /* ---- config copies -------------------------------------------------------------------------- */
 
@@ -175,6 +191,9 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
     struct mat_view_config config;
     struct mat_load_result *result = malloc(sizeof(*result));
     int copied = _copy_view(&config, &e->config);
+    if (copied == 0) {
+        mat_source_timeouts_resolve(&config.source.timeouts, &mat.options.timeouts);
+    }
     struct mat_load_params params = {
         .shards = store_catalog_shards(mat.catalog),
         .path_override = ticket != NULL ? ticket->path_override : NULL,
@@ -184,6 +203,7 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
         .duckdb_threads = mat.options.duckdb_threads,
     };
     e->status.loading = true;
+    e->busy = true;
     pthread_mutex_unlock(&mat.lock);
 
     struct store_view *sv = store_catalog_find(mat.catalog, view);
@@ -213,6 +233,9 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
     e = _find(view);
     int64_t now_mono = clock_mono_us();
     int64_t now_wall = clock_wall_us();
+    if (e != NULL) {
+        e->busy = false;
+    }
     if (e != NULL && result != NULL) {
         bool ok = result->outcome == MAT_LOADED || result->outcome == MAT_LOADED_INCREMENTAL;
         e->status.loading = false;
@@ -249,6 +272,7 @@ static void _run_load(struct entry *e, struct mat_ticket *ticket) {
         pthread_cond_broadcast(&mat.done);
     }
     free(result);
+    pthread_cond_broadcast(&mat.wake); /* the view is free: its queued jobs may run */
 }
 
 /* Commits a pushed snapshot with the view's contract (lock held on entry and exit; released
@@ -259,14 +283,56 @@ static void _run_commit(struct commit_job *job) {
     bool have_contract = e != NULL;
     if (have_contract) {
         contract = e->config.contract; /* a copy: a reconfigure may replace it meanwhile */
+        e->busy = true;
     }
     pthread_mutex_unlock(&mat.lock);
     struct mat_commit_result result;
     mat_commit_snapshot(job->view, job->table, have_contract ? &contract : NULL, 0,
                         job->stream_position, clock_wall_us(), &result);
     job->done(&result, job->ctx);
-    free(job);
     pthread_mutex_lock(&mat.lock);
+    if (have_contract && (e = _find(store_view_name(job->view))) != NULL) {
+        e->busy = false;
+    }
+    free(job);
+    pthread_cond_broadcast(&mat.wake);
+}
+
+/* Whether a job for view `name` may start now: none of the view's runs (lock held). */
+static bool _view_idle(const char *name) {
+    const struct entry *e = _find(name);
+    return e == NULL || !e->busy;
+}
+
+/* Unlinks and returns the first queued commit whose view is free, or NULL (lock held). */
+static struct commit_job *_take_commit(void) {
+    struct commit_job *prev = NULL;
+    for (struct commit_job *job = mat.commits_head; job != NULL; prev = job, job = job->next) {
+        if (_view_idle(store_view_name(job->view))) {
+            *(prev != NULL ? &prev->next : &mat.commits_head) = job->next;
+            if (mat.commits_tail == job) {
+                mat.commits_tail = prev;
+            }
+            return job;
+        }
+    }
+    return NULL;
+}
+
+/* Unlinks and returns the first queued ticket whose view is free (or unknown), or NULL. */
+static struct mat_ticket *_take_ticket(void) {
+    struct mat_ticket *prev = NULL;
+    for (struct mat_ticket *t = mat.queue_head; t != NULL; prev = t, t = t->next) {
+        if (_view_idle(t->view)) {
+            *(prev != NULL ? &prev->next : &mat.queue_head) = t->next;
+            if (mat.queue_tail == t) {
+                mat.queue_tail = prev;
+            }
+            mat.queued--;
+            return t;
+        }
+    }
+    return NULL;
 }
 
 static void _ticket_put(struct mat_ticket *t) {
@@ -277,71 +343,8 @@ static void _ticket_put(struct mat_ticket *t) {
     }
 }
 
-static void *_thread(void *arg) {
-    (void)arg;
-    /* Linux gives each thread its own name and nice value; the threads DuckDB creates from
-     * here inherit both, so `top -H` shows them as the loads they are. */
-    pthread_setname_np(pthread_self(), "fsd-loads");
-    if (mat.options.nice > 0 &&
-        setpriority(PRIO_PROCESS, (id_t)gettid(), (int)mat.options.nice) != 0) {
-        log_warn("materializer cannot lower its priority", "nice=%u error=%s", mat.options.nice,
-                 LOG_QUOTE(strerror(errno)));
-    }
-    store_rcu_thread_online();
-    pthread_mutex_lock(&mat.lock);
-    while (!mat.stop) {
-        struct commit_job *job = mat.commits_head;
-        if (job != NULL) {
-            mat.commits_head = job->next;
-            if (mat.commits_head == NULL) {
-                mat.commits_tail = NULL;
-            }
-            _run_commit(job);
-            continue;
-        }
-        struct mat_ticket *ticket = mat.queue_head;
-        if (ticket != NULL) {
-            mat.queue_head = ticket->next;
-            if (mat.queue_head == NULL) {
-                mat.queue_tail = NULL;
-            }
-            mat.queued--;
-            struct entry *e = _find(ticket->view);
-            if (e != NULL) {
-                _run_load(e, ticket);
-            } else {
-                ticket->result.outcome = MAT_SOURCE_FAILED;
-                snprintf(ticket->result.error, sizeof ticket->result.error, "view %s: unknown view",
-                         ticket->view);
-                ticket->done = true;
-                pthread_cond_broadcast(&mat.done);
-            }
-            _ticket_put(ticket);
-            continue;
-        }
-        int64_t now = clock_mono_us();
-        struct entry *due = NULL;
-        int64_t earliest = INT64_MAX;
-        for (size_t i = 0; i < mat.nentries; i++) {
-            if (mat.entries[i].next_due_us < earliest) {
-                earliest = mat.entries[i].next_due_us;
-                due = &mat.entries[i];
-            }
-        }
-        if (due != NULL && earliest <= now) {
-            _run_load(due, NULL);
-            continue;
-        }
-        /* Sleep until the next due load or a signal; CLOCK_MONOTONIC as the cond is set up. */
-        if (earliest == INT64_MAX) {
-            pthread_cond_wait(&mat.wake, &mat.lock);
-        } else {
-            struct timespec ts = {.tv_sec = earliest / 1000000,
-                                  .tv_nsec = (long)(earliest % 1000000) * 1000};
-            pthread_cond_timedwait(&mat.wake, &mat.lock, &ts);
-        }
-    }
-    /* End what is still queued: commits unswapped, tickets failed. */
+/* Ends what is still queued at teardown: commits unswapped, tickets failed (lock held). */
+static void _drain(void) {
     while (mat.commits_head != NULL) {
         struct commit_job *job = mat.commits_head;
         mat.commits_head = job->next;
@@ -367,6 +370,66 @@ static void *_thread(void *arg) {
     mat.queue_tail = NULL;
     mat.queued = 0;
     pthread_cond_broadcast(&mat.done);
+}
+
+static void *_thread(void *arg) {
+    (void)arg;
+    /* Linux gives each thread its own name and nice value; the threads DuckDB creates from
+     * here inherit both, so `top -H` shows them as the loads they are. */
+    pthread_setname_np(pthread_self(), "fsd-loads");
+    if (mat.options.nice > 0 &&
+        setpriority(PRIO_PROCESS, (id_t)gettid(), (int)mat.options.nice) != 0) {
+        log_warn("materializer cannot lower its priority", "nice=%u error=%s", mat.options.nice,
+                 LOG_QUOTE(strerror(errno)));
+    }
+    store_rcu_thread_online();
+    pthread_mutex_lock(&mat.lock);
+    while (!mat.stop) {
+        struct commit_job *job = _take_commit();
+        if (job != NULL) {
+            _run_commit(job);
+            continue;
+        }
+        struct mat_ticket *ticket = _take_ticket();
+        if (ticket != NULL) {
+            struct entry *e = _find(ticket->view);
+            if (e != NULL) {
+                _run_load(e, ticket);
+            } else {
+                ticket->result.outcome = MAT_SOURCE_FAILED;
+                snprintf(ticket->result.error, sizeof ticket->result.error, "view %s: unknown view",
+                         ticket->view);
+                ticket->done = true;
+                pthread_cond_broadcast(&mat.done);
+            }
+            _ticket_put(ticket);
+            continue;
+        }
+        int64_t now = clock_mono_us();
+        struct entry *due = NULL;
+        int64_t earliest = INT64_MAX;
+        for (size_t i = 0; i < mat.nentries; i++) {
+            if (!mat.entries[i].busy && mat.entries[i].next_due_us < earliest) {
+                earliest = mat.entries[i].next_due_us;
+                due = &mat.entries[i];
+            }
+        }
+        if (due != NULL && earliest <= now) {
+            _run_load(due, NULL);
+            continue;
+        }
+        /* Sleep until the next due load or a signal; CLOCK_MONOTONIC as the cond is set up. */
+        if (earliest == INT64_MAX) {
+            pthread_cond_wait(&mat.wake, &mat.lock);
+        } else {
+            struct timespec ts = {.tv_sec = earliest / 1000000,
+                                  .tv_nsec = (long)(earliest % 1000000) * 1000};
+            pthread_cond_timedwait(&mat.wake, &mat.lock, &ts);
+        }
+    }
+    if (--mat.alive == 0) {
+        _drain();
+    }
     pthread_mutex_unlock(&mat.lock);
     store_rcu_thread_offline();
     return NULL;
@@ -401,14 +464,28 @@ int mat_setup(struct store_catalog *catalog, const struct mat_view_config *const
         mat_teardown();
         return -1;
     }
-    int rc = pthread_create(&mat.thread, NULL, _thread, NULL);
-    if (rc != 0) {
+    uint32_t want = mat.options.load_threads > 0 ? mat.options.load_threads : 1;
+    mat.threads = calloc(want, sizeof(*mat.threads));
+    if (mat.threads == NULL) {
         pthread_mutex_unlock(&mat.lock);
-        snprintf(err, err_len, "materializer: cannot start its thread: %s", strerror(rc));
+        snprintf(err, err_len, "materializer: out of memory");
         mat_teardown();
         return -1;
     }
-    mat.running = true;
+    atomic_store(&stopping, false);
+    mat.running = true; /* from the first thread on: teardown joins what started */
+    for (uint32_t i = 0; i < want; i++) {
+        int rc = pthread_create(&mat.threads[i], NULL, _thread, NULL);
+        if (rc != 0) {
+            pthread_mutex_unlock(&mat.lock);
+            snprintf(err, err_len, "materializer: cannot start load thread %u of %u: %s", i + 1,
+                     want, strerror(rc));
+            mat_teardown();
+            return -1;
+        }
+        mat.nthreads++;
+        mat.alive++;
+    }
     pthread_mutex_unlock(&mat.lock);
     /* Outside mat.lock: a scrape holds the registry's lock and then takes mat.lock. */
     if (metrics_register(mat_collect_metrics, NULL) != 0) {
@@ -421,15 +498,24 @@ int mat_setup(struct store_catalog *catalog, const struct mat_view_config *const
 
 void mat_teardown(void) {
     metrics_unregister(mat_collect_metrics, NULL); /* before the entries it reads are freed */
+    atomic_store(&stopping, true);                 /* the loads running give up their reads */
     pthread_mutex_lock(&mat.lock);
-    bool running = mat.running;
     mat.stop = true;
     pthread_cond_broadcast(&mat.wake);
+    uint32_t nthreads = mat.nthreads;
     pthread_mutex_unlock(&mat.lock);
-    if (running) {
-        pthread_join(mat.thread, NULL);
+    for (uint32_t i = 0; i < nthreads; i++) {
+        pthread_join(mat.threads[i], NULL);
     }
+    atomic_store(&stopping, false); /* sources read outside the scheduler read on */
     pthread_mutex_lock(&mat.lock);
+    if (mat.catalog != NULL) {
+        _drain(); /* the last thread out did; not when none started (a failed setup) */
+    }
+    free(mat.threads);
+    mat.threads = NULL;
+    mat.nthreads = 0;
+    mat.alive = 0;
     for (size_t i = 0; i < mat.nentries; i++) {
         mat_source_deinit(&mat.entries[i].config.source);
     }

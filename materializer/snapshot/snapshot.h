@@ -31,8 +31,10 @@
  * they get the source's checks and skip null keys, but the snapshot-wide rules (row counts, null
  * rates, ranges) apply to full loads only.
  *
- * Threads: mat_load_view() runs on the calling thread (the scheduler's, or a test's); the
- * status and ticket calls may come from any thread and take one mutex (control path only).
+ * Threads: mat_load_view() runs on the calling thread (a load thread of the scheduler's, or a
+ * test's); the status and ticket calls may come from any thread and take one mutex (control
+ * path only). The scheduler runs loads of different views at once, each view's one at a time.
+ * Every read of a source is bounded (struct mat_source_timeouts).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +56,15 @@ struct store_view;
 #define MAT_SOURCE_LEN        512
 #define MAT_VIEW_NAME_LEN     (STORE_MAX_NAME + 1)
 #define MAT_REQUEST_QUEUE_MAX 64 /* on-demand loads waiting; more are refused */
+#define MAT_LOAD_THREADS      2  /* loads of different views that may run at once */
+
+/* Bounds on one read of a source (struct mat_source_timeouts), as the materializer's options
+ * default them; a view's source may override each. */
+#define MAT_LOAD_TIMEOUT_US         (3600LL * 1000 * 1000) /* the whole read: 1 h */
+#define MAT_PG_CONNECT_TIMEOUT_US   (10LL * 1000 * 1000)   /* connect_timeout */
+#define MAT_PG_STATEMENT_TIMEOUT_US 0                      /* 0: the load's timeout */
+#define MAT_PG_READ_TIMEOUT_US      (300LL * 1000 * 1000)  /* silence from the server: 5 min */
+#define MAT_PG_TCP_USER_TIMEOUT_US  (60LL * 1000 * 1000)   /* tcp_user_timeout */
 
 /* ---- what a view's loads are made of (the config file's source:, contract:) ------------- */
 
@@ -65,6 +76,30 @@ enum mat_source_type {
 
 const char *mat_source_type_name(enum mat_source_type type); /* "none", "parquet", ... */
 
+/*
+ * How long one read of a source may take (durations in microseconds). A view's source holds
+ * MAT_TIMEOUT_UNSET for those it does not set: the scheduler gives them the materializer's
+ * (mat_options.timeouts), and a reader given one unset takes the default above.
+ *
+ *   connect ──connect_us──> queries, COPY ──read_us: longest silence from the server──> done
+ *   └───────────────── load_us: the whole read (Parquet too); statement_us on the server ─┘
+ */
+#define MAT_TIMEOUT_UNSET (-1)
+struct mat_source_timeouts {
+    int64_t load_us;      /* the whole read, Parquet or PostgreSQL; 0: none */
+    int64_t connect_us;   /* postgres: libpq connect_timeout (whole seconds, at least 2) */
+    int64_t statement_us; /* postgres: the server's statement_timeout; 0: load_us */
+    int64_t read_us;      /* postgres: the longest wait for the server's next bytes; 0: none */
+    int64_t tcp_user_us;  /* postgres: tcp_user_timeout, unacknowledged sends; 0: the kernel's */
+};
+
+/* Sets every unset bound of `t` to the one in `defaults` (NULL: mat_default_timeouts()). */
+void mat_source_timeouts_resolve(struct mat_source_timeouts *t,
+                                 const struct mat_source_timeouts *defaults);
+
+/* The built-in bounds: the MAT_*_TIMEOUT_US defaults above, as the options default to. */
+const struct mat_source_timeouts *mat_default_timeouts(void);
+
 /* Where a view's snapshots come from. Strings are owned (mat_source_deinit); absent ones NULL. */
 struct mat_source {
     enum mat_source_type type;
@@ -74,6 +109,7 @@ struct mat_source {
     char *query;
     char *event_timestamp_column;   /* required when there is a source */
     char *created_timestamp_column; /* optional tie-breaker between equal event timestamps */
+    struct mat_source_timeouts timeouts;
 };
 
 /* Frees the strings and zeroes the struct. */
@@ -113,19 +149,28 @@ struct mat_view_config {
     struct mat_source source;
     int64_t refresh_interval_us; /* 0 = materialize only on demand */
     bool incremental;            /* load only rows newer than the watermark into the live table */
+    /* Lookups touching the view before its first snapshot: answered from the empty table
+     * (NOT_FOUND, defaults) when true, refused with UNAVAILABLE when false. Views without a
+     * source are never refused. */
+    bool serve_before_ready;
     struct mat_contract contract;
 };
 
 /* ---- options ------------------------------------------------------------------------------- */
 
-/* duckdb_threads and nice are the config file's materializer section (mat_option_group). */
+/* duckdb_threads, nice, load_threads and the timeouts are the config file's materializer
+ * section (mat_option_group). */
 struct mat_options {
     int64_t retry_first_us; /* backoff after the first failure; doubles per failure */
     int64_t retry_max_us;   /* backoff ceiling (also never beyond the view's refresh interval) */
     uint32_t duckdb_threads;
-    /* Nice value of the scheduler thread and of the threads DuckDB starts from it (they
+    /* Nice value of the load threads and of the threads DuckDB starts from them (they
      * inherit it): loads yield the CPU to the workers answering lookups. 0: as the process. */
     uint32_t nice;
+    /* Load threads: loads (and pushed snapshots' commits) of different views run on them at
+     * once; one view's never do. */
+    uint32_t load_threads;
+    struct mat_source_timeouts timeouts; /* for sources that do not set their own */
     bool load_at_start; /* load every view with a source when the scheduler starts */
 };
 
@@ -200,16 +245,17 @@ extern const struct metric_def mat_metric_defs[MAT_M_COUNT];
 /* ---- setup / teardown ---------------------------------------------------------------------- */
 
 /*
- * Starts the scheduler thread for `views` (each in `catalog`, which must outlive the
- * scheduler) and registers the metrics above. Copies what it needs from the views. `options`
- * NULL: defaults. Returns 0, or -1 with `err` set. Control thread.
+ * Starts the load threads (options->load_threads) for `views` (each in `catalog`, which must
+ * outlive the scheduler) and registers the metrics above. Copies what it needs from the views.
+ * `options` NULL: defaults. Returns 0, or -1 with `err` set. Control thread.
  */
 int mat_setup(struct store_catalog *catalog, const struct mat_view_config *const *views,
               size_t nviews, const struct mat_options *options, char *err, size_t err_len);
 
 /*
- * Stops the scheduler: the load in progress finishes (DuckDB and libpq reads are not
- * interrupted), queued requests fail with "shutting down". Blocks until the thread is gone.
+ * Stops the load threads: the loads in progress give up their reads (mat_stopping: DuckDB is
+ * interrupted, the PostgreSQL reader stops waiting, within about 100 ms; a commit in progress
+ * finishes), queued requests fail with "shutting down". Blocks until the threads are gone.
  */
 void mat_teardown(void);
 
@@ -266,22 +312,23 @@ struct mat_commit_result {
  * `loaded_at_us` (wall clock). Returns 0 with the table now the view's, or -1 with
  * out->error set and the table destroyed. Either way the view's load has ended. Passes over
  * every row (the seal, the contract); blocks for them. Control threads only (the calling
- * thread must be RCU-online): loads and PushSnapshot both commit on the loads thread.
+ * thread must be RCU-online): loads and PushSnapshot both commit on a load thread.
  */
 int mat_commit_snapshot(struct store_view *view, struct store_table *table,
                         const struct mat_contract *contract, uint64_t null_keys,
                         const char *stream_position, int64_t loaded_at_us,
                         struct mat_commit_result *out);
 
-/* Told, on the loads thread, how a requested commit ended; must not block. */
+/* Told, on the load thread that committed, how a requested commit ended; must not block. */
 typedef void (*mat_commit_done_fn)(const struct mat_commit_result *result, void *ctx);
 
 /*
- * Hands a pushed snapshot to the loads thread to commit (mat_commit_snapshot with the view's
+ * Hands a pushed snapshot to a load thread to commit (mat_commit_snapshot with the view's
  * contract as the scheduler has it), ahead of every queued or scheduled load: `table` was
  * built for `view`, whose load the caller holds and hands over with it; `stream_position`
- * (may be NULL) is copied. `done(result, ctx)` runs on the loads thread once the commit
- * ended; at teardown, a commit still queued ends unswapped ("shutting down"). Returns 0, or
+ * (may be NULL) is copied. The commit waits only for a load or commit of the same view and
+ * for a free load thread. `done(result, ctx)` runs on that thread once the commit ended; at
+ * teardown, a commit still queued ends unswapped ("shutting down"). Returns 0, or
  * -1 with `err` set (the scheduler does not run, out of memory): nothing was handed over, the
  * caller still holds the load and the table. Never blocks.
  */

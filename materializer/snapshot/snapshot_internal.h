@@ -41,3 +41,7 @@ void mat_collect_metrics(struct metric_writer *w, void *ctx);
 
 /* The catalog the scheduler loads into; NULL when it does not run. */
 struct store_catalog *mat_catalog(void);
+
+/* Whether mat_teardown() has begun: the sources give up their reads (a watchdog interrupts
+ * DuckDB, the PostgreSQL reader stops waiting). Any thread; an atomic load. */
+bool mat_stopping(void);

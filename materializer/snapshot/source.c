@@ -35,10 +35,29 @@ static char *_dup(const char *s, bool *ok) {
     return copy;
 }
 
+static void _resolve(int64_t *value, int64_t fallback) {
+    if (*value == MAT_TIMEOUT_UNSET) {
+        *value = fallback;
+    }
+}
+
+void mat_source_timeouts_resolve(struct mat_source_timeouts *t,
+                                 const struct mat_source_timeouts *defaults) {
+    if (defaults == NULL) {
+        defaults = mat_default_timeouts();
+    }
+    _resolve(&t->load_us, defaults->load_us);
+    _resolve(&t->connect_us, defaults->connect_us);
+    _resolve(&t->statement_us, defaults->statement_us);
+    _resolve(&t->read_us, defaults->read_us);
+    _resolve(&t->tcp_user_us, defaults->tcp_user_us);
+}
+
 int mat_source_copy(struct mat_source *dst, const struct mat_source *src) {
     bool ok = true;
     *dst = (struct mat_source){
         .type = src->type,
+        .timeouts = src->timeouts,
         .path = _dup(src->path, &ok),
         .dsn = _dup(src->dsn, &ok),
         .table = _dup(src->table, &ok),

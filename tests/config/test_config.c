@@ -525,6 +525,54 @@ static void test_contract_and_incremental(void **state) {
                  "incrementally");
 }
 
+/* A source's own bounds on its reads, and serve_before_ready (read by the materializer). */
+static void test_source_timeouts_and_serve_before_ready(void **state) {
+    (void)state;
+    struct fsd_config *config =
+        load_ok("materializer:\n  load_timeout: 2h\n  postgres_read_timeout: 0\n" VIEW_HEAD
+                "    serve_before_ready: true\n"
+                "    source: { type: postgres, table: t, event_timestamp_column: ts,\n"
+                "              load_timeout: 0, connect_timeout: 3s, statement_timeout: 90s,\n"
+                "              read_timeout: 250ms, tcp_user_timeout: 20s }\n");
+    const struct mat_view_config *v = &config->views[0].snapshot;
+    assert_true(v->serve_before_ready);
+    const struct mat_source_timeouts *t = &v->source.timeouts;
+    assert_true(t->load_us == 0 && t->connect_us == 3000000 && t->statement_us == 90000000 &&
+                t->read_us == 250000 && t->tcp_user_us == 20000000);
+    const struct mat_options *m = &daemon_options(config)->mat;
+    assert_true(m->timeouts.load_us == 7200LL * 1000000 && m->timeouts.read_us == 0);
+    config_destroy(config);
+
+    /* Unset: the materializer's, whose defaults are the built-in ones. */
+    config =
+        load_ok(VIEW_HEAD "    source: { type: parquet, path: p, event_timestamp_column: ts }\n");
+    v = &config->views[0].snapshot;
+    assert_false(v->serve_before_ready);
+    struct mat_source_timeouts resolved = v->source.timeouts;
+    assert_true(resolved.load_us == MAT_TIMEOUT_UNSET && resolved.read_us == MAT_TIMEOUT_UNSET);
+    m = &daemon_options(config)->mat;
+    assert_memory_equal(&m->timeouts, mat_default_timeouts(), sizeof m->timeouts);
+    assert_int_equal(m->load_threads, MAT_LOAD_THREADS);
+    mat_source_timeouts_resolve(&resolved, &m->timeouts);
+    assert_memory_equal(&resolved, mat_default_timeouts(), sizeof resolved);
+    config_destroy(config);
+
+    expect_error(VIEW_HEAD "    source: { type: parquet, path: p, event_timestamp_column: ts,"
+                           " read_timeout: 1s }\n",
+                 8, "views[0].source.read_timeout: only for postgres sources");
+    expect_error(VIEW_HEAD "    source: { type: postgres, table: t, event_timestamp_column: ts,"
+                           " connect_timeout: 1s }\n",
+                 8, "views[0].source.connect_timeout: 1s is out of bounds (2s..1h)");
+    expect_error(VIEW_HEAD "    source: { type: parquet, path: p, event_timestamp_column: ts,"
+                           " load_timeout: soon }\n",
+                 8, "views[0].source.load_timeout: invalid duration \"soon\"");
+    expect_error(VIEW_HEAD "    serve_before_ready: true\n", 8,
+                 "views[0].serve_before_ready: a view without a source is served from the "
+                 "start; this is for views with one");
+    expect_error("materializer:\n  load_threads: 0\n", 2,
+                 "materializer.load_threads: 0 is out of bounds (1..64)");
+}
+
 static void test_bad_service_ref(void **state) {
     (void)state;
     expect_error(VIEW_HEAD "feature_services:\n"
@@ -583,7 +631,8 @@ static void test_materializer_duckdb_threads(void **state) {
     expect_error("materializer:\n  duckdb_threads: two\n", 2,
                  "materializer.duckdb_threads: invalid uint \"two\" (expected decimal digits)");
     expect_error("materializer:\n  threads: 2\n", 2,
-                 "materializer.threads: unknown key (expected duckdb_threads, nice)");
+                 "materializer.threads: unknown key (expected duckdb_threads, nice, "
+                 "load_threads, load_timeout, postgres_connect_timeout,");
 }
 
 static void test_materializer_nice(void **state) {
@@ -833,6 +882,7 @@ int main(void) {
         cmocka_unit_test(test_bad_duration),
         cmocka_unit_test(test_sources),
         cmocka_unit_test(test_contract_and_incremental),
+        cmocka_unit_test(test_source_timeouts_and_serve_before_ready),
         cmocka_unit_test(test_bad_service_ref),
         cmocka_unit_test(test_unknown_enum_value),
         cmocka_unit_test(test_port_out_of_bounds),

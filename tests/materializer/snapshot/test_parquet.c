@@ -6,6 +6,8 @@
  */
 #include "mat_test.h"
 
+#include "common/clock.h"
+
 #include <math.h>
 #include <time.h>
 
@@ -406,6 +408,107 @@ static void test_wrong_and_missing_columns(void **state) {
     mt_load_fails("h", NULL, "column score is DOUBLE[]");
 }
 
+/*
+ * Several files are read as the union of their columns: one file without a needed column, or
+ * with it as another type, would read as nulls or casts. Each such load fails, naming the
+ * file and the column, and the live snapshot stays as it was.
+ */
+static void test_one_file_missing_or_mistyping_a_column(void **state) {
+    (void)state;
+    mt_config(HIVE_YAML);
+    mt_write("h/a.parquet", NULL,
+             "SELECT 1::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, 'x' AS region,"
+             " 0.5::DOUBLE AS score");
+    mt_write("h/b.parquet", NULL,
+             "SELECT 2::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, 'y' AS region,"
+             " 1.5::DOUBLE AS score");
+    struct mat_load_result r;
+    mt_load_ok("h", &r);
+    assert_int_equal(r.table_rows, 2);
+
+    char expected[PATH_MAX + 256];
+    /* missing: DuckDB alone would fill it with nulls */
+    mt_write("h/b.parquet", NULL,
+             "SELECT 2::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, 'y' AS region");
+    snprintf(expected, sizeof expected,
+             "view h: file %s/h/b.parquet has no column score (other "
+             "files of %s/h have it; it would read as null in every row of this file)",
+             mt.dir, mt.dir);
+    mt_load_fails("h", NULL, expected);
+    /* a type the union casts silently (BIGINT and DOUBLE make DOUBLE), which alone is refused */
+    mt_write("h/b.parquet", NULL,
+             "SELECT 2::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, 'y' AS region,"
+             " 9007199254740993::BIGINT AS score");
+    snprintf(expected, sizeof expected,
+             "view h: column score is BIGINT in file %s/h/b.parquet; the view wants double",
+             mt.dir);
+    mt_load_fails("h", NULL, expected);
+    /* a type that makes the union's wrong: the file to blame is named, not only the path */
+    mt_write("h/b.parquet", NULL,
+             "SELECT 2::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, 'y' AS region,"
+             " '1.5' AS score");
+    snprintf(expected, sizeof expected,
+             "view h: column score is VARCHAR in file %s/h/b.parquet; the view wants double",
+             mt.dir);
+    mt_load_fails("h", NULL, expected);
+    /* the event time and the keys too */
+    mt_write("h/b.parquet", NULL, "SELECT 2::BIGINT AS id, 'y' AS region, 1.5::DOUBLE AS score");
+    mt_load_fails("h", NULL, "/h/b.parquet has no column ts");
+    mt_write("h/b.parquet", NULL,
+             "SELECT 2::INTEGER AS id, TIMESTAMP '2024-05-01' AS ts, 'y' AS region,"
+             " 1.5::FLOAT AS score");
+    mt_load_ok("h", &r); /* narrower types that map exactly are fine */
+    assert_int_equal(r.version, 2);
+    mt_write("h/b.parquet", NULL,
+             "SELECT 'two' AS id, TIMESTAMP '2024-05-01' AS ts, 'y' AS region,"
+             " 1.5::DOUBLE AS score");
+    mt_load_fails("h", NULL, "view h: column id is VARCHAR in file ");
+    assert_int_equal(store_view_version(mt_view("h")), 2);
+    assert_int_equal(mt_rows("h"), 2);
+
+    /* a hive key comes from each file's path: absent from the files themselves, it is fine */
+    mt_write("h2/region=eu/a.parquet", NULL,
+             "SELECT 1::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, 0.5::DOUBLE AS score");
+    mt_write("h2/region=us/b.parquet", NULL,
+             "SELECT 2::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, 1.5::DOUBLE AS score");
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/h2", mt.dir);
+    assert_int_equal(mt_load_ex("h", dir, false, INT64_MIN, &r), 0);
+    assert_int_equal(r.table_rows, 2);
+    /* (a file beside the partitions is DuckDB's own error, which names both files) */
+    mt_write("h2/b.parquet", NULL,
+             "SELECT 3::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, 1.5::DOUBLE AS score");
+    mt_load_fails("h", dir, "Hive partition mismatch between file");
+}
+
+/* A read that takes longer than its load_timeout is interrupted (DuckDB's interrupt, from
+ * the watchdog) and fails soon after, whatever step it was in. */
+static void test_load_timeout_interrupts_the_read(void **state) {
+    (void)state;
+    mt_config("views:\n"
+              "  - name: big\n"
+              "    join_keys: [{ name: id, type: int64 }]\n"
+              "    ttl: 0\n"
+              "    source: { type: parquet, path: \"@DIR@/big.parquet\", "
+              "event_timestamp_column: ts, load_timeout: 200ms }\n"
+              "    features:\n"
+              "      - { name: x, type: double }\n");
+    mt_write("big.parquet", NULL,
+             "SELECT i AS id, TIMESTAMP '2024-05-01' + INTERVAL (i) MICROSECOND AS ts,"
+             " i::DOUBLE AS x FROM range(6000000) t(i)");
+    struct mat_load_result r;
+    int64_t start = clock_mono_us();
+    assert_int_not_equal(mt_load_ex("big", NULL, false, INT64_MIN, &r), 0);
+    double took = (double)(clock_mono_us() - start) / 1e6;
+    print_message("    failed after %.2f s: %s\n", took, r.error);
+    assert_non_null(strstr(r.error, "view big: "));
+    assert_non_null(strstr(r.error, "the read took longer than its load_timeout (200ms) and was "
+                                    "interrupted after "));
+    assert_true(took < 1.5);
+    assert_int_equal(r.outcome, MAT_SOURCE_FAILED);
+    assert_int_equal(store_view_version(mt_view("big")), 0);
+}
+
 /* A value that does not fit its view type fails the load, naming column, file and row. */
 static void test_value_out_of_range(void **state) {
     (void)state;
@@ -478,6 +581,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_hive_directory_and_glob, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_missing_path_and_no_files, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_and_missing_columns, mt_setup, mt_teardown),
+        cmocka_unit_test_setup_teardown(test_one_file_missing_or_mistyping_a_column, mt_setup,
+                                        mt_teardown),
+        cmocka_unit_test_setup_teardown(test_load_timeout_interrupts_the_read, mt_setup,
+                                        mt_teardown),
         cmocka_unit_test_setup_teardown(test_value_out_of_range, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_quoting, mt_setup, mt_teardown),
     };

@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <libpq-fe.h>
@@ -41,6 +46,8 @@
 #define KILL_ROWS        2000000
 #define KILL_AFTER_ROWS  200000
 #define READ_DEADLINE_S  120 /* a read that hangs after the server died fails the test */
+#define STR_(x)          #x
+#define STR(x)           STR_(x)
 
 static struct pg_server g_server;
 
@@ -817,7 +824,11 @@ static void test_password_never_in_errors(void **state) {
 
 struct killer {
     bool whole_server; /* kill the postmaster and everything, else only the COPY's backend */
+    bool freeze;       /* SIGSTOP the COPY's backend instead of killing it */
     bool killed;
+    _Atomic bool ready; /* connected, watching: the read may start */
+    pid_t backend;
+    int64_t at_us; /* monotonic, when it struck */
     char err[512];
 };
 
@@ -831,18 +842,24 @@ static void *_killer(void *arg) {
     if (PQstatus(conn) != CONNECTION_OK) {
         snprintf(k->err, sizeof k->err, "killer: %s", PQerrorMessage(conn));
         PQfinish(conn);
+        k->ready = true;
         return NULL;
     }
+    k->ready = true;
     for (int i = 0; i < 6000 && !k->killed; i++) {
-        PGresult *res = PQexec(conn, "SELECT pid, tuples_processed FROM pg_stat_progress_copy"
-                                     " WHERE command = 'COPY TO'");
-        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
-            atoll(PQgetvalue(res, 0, 1)) >= KILL_AFTER_ROWS) {
+        /* the COPY of `big`: the one past KILL_AFTER_ROWS (a COPY an earlier test abandoned
+         * may still be running its pg_sleep) */
+        PGresult *res = PQexec(
+            conn, "SELECT pid, tuples_processed FROM pg_stat_progress_copy"
+                  " WHERE command = 'COPY TO' AND tuples_processed >= " STR(KILL_AFTER_ROWS));
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
             pid_t backend = (pid_t)atoi(PQgetvalue(res, 0, 0));
+            k->backend = backend;
+            k->at_us = clock_mono_us();
             if (k->whole_server) {
                 pg_server_kill(&g_server);
             } else {
-                kill(backend, SIGKILL);
+                kill(backend, k->freeze ? SIGSTOP : SIGKILL);
             }
             k->killed = true;
         }
@@ -873,6 +890,9 @@ static void _read_while_killed(bool whole_server) {
     struct killer k = {.whole_server = whole_server};
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, _killer, &k), 0);
+    while (!k.ready) {
+        usleep(1000);
+    }
     alarm(READ_DEADLINE_S); /* a hang fails the test instead of wedging CI */
     double start = (double)clock_wall_us();
     struct load l;
@@ -926,6 +946,127 @@ static void test_server_killed_mid_load(void **state) {
     if (pg_server_restart(&g_server, err, sizeof err) != 0) {
         fail_msg("%s", err);
     }
+}
+
+/* ---- bounds: a server that does not answer fails the read in time --------------------- */
+
+static double _seconds_since(int64_t start_us) {
+    return (double)(clock_mono_us() - start_us) / 1e6;
+}
+
+/* A load of `src` that must fail with `want` within [min_s, max_s] seconds. */
+static void _fails_in(struct mat_source *src, const char *want, double min_s, double max_s) {
+    static const struct spec specs[] = {{"id", KEY_INT}, {"v", STORE_TYPE_INT64}};
+    struct load l;
+    int64_t start = clock_mono_us();
+    alarm(READ_DEADLINE_S);
+    _load_fails(&l, _schema("slow", 0, specs, 2), src, (const char *const[]){want, NULL});
+    alarm(0);
+    double took = _seconds_since(start);
+    print_message("    failed after %.2f s\n", took);
+    if (took < min_s || took > max_s) {
+        fail_msg("failed after %.2f s, not within %.1f..%.1f s: %s", took, min_s, max_s, l.err);
+    }
+    _unload(&l);
+}
+
+static const char SLOW_QUERY[] = "SELECT 1::int8 AS id, now() AS ts, 1::int8 AS v FROM pg_sleep(3)";
+
+static void test_listener_that_never_answers_fails_at_connect_timeout(void **state) {
+    (void)state;
+    /* the kernel completes the handshake for the backlog; nobody ever speaks */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    socklen_t len = sizeof addr;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    char dsn[128];
+    snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%d dbname=x user=fsd", ntohs(addr.sin_port));
+    struct mat_source src = _table_source("t", "ts");
+    src.dsn = dsn;
+    src.timeouts.connect_us = 2 * SEC;
+    _fails_in(&src, "view slow: postgres: connecting: no connection within connect_timeout (2s)",
+              1.9, 4.0);
+    /* the dsn's connect_timeout wins over the source's */
+    snprintf(dsn, sizeof dsn, "host=127.0.0.1 port=%d dbname=x user=fsd connect_timeout=3",
+             ntohs(addr.sin_port));
+    _fails_in(&src, "no connection within connect_timeout (3s)", 2.9, 5.0);
+    close(fd);
+}
+
+static void test_server_silent_fails_at_read_timeout(void **state) {
+    (void)state;
+    struct mat_source src = _query_source(SLOW_QUERY, "ts");
+    src.timeouts.read_us = 500 * 1000;
+    _fails_in(&src, "no answer from the server for 500ms (read_timeout); the read was abandoned",
+              0.45, 2.5);
+}
+
+static void test_statement_timeout_is_the_servers(void **state) {
+    (void)state;
+    struct mat_source src = _query_source(SLOW_QUERY, "ts");
+    src.timeouts.statement_us = 300 * 1000;
+    _fails_in(&src, "canceling statement due to statement timeout (SQLSTATE 57014)", 0.25, 2.5);
+    /* 0: the load's timeout, which the server then enforces too */
+    src.timeouts.statement_us = 0;
+    src.timeouts.load_us = 800 * 1000;
+    src.timeouts.read_us = 0;
+    _fails_in(&src, "", 0.75, 2.5);
+}
+
+static void test_load_timeout_bounds_the_whole_read(void **state) {
+    (void)state;
+    struct mat_source src = _query_source(SLOW_QUERY, "ts");
+    src.dsn = g_server.dsn;
+    src.timeouts.load_us = 700 * 1000;
+    /* the server's statement_timeout would say so too: make the client's the first to fire */
+    src.timeouts.statement_us = 60 * SEC;
+    _fails_in(&src, "the load took longer than its load_timeout (700ms); the read was abandoned",
+              0.65, 2.5);
+}
+
+/* A backend stopped mid-COPY still has its TCP acknowledged by the kernel: only the read
+ * timeout notices. Its connection is closed; the server serves the next load as ever. */
+static void test_frozen_backend_fails_at_read_timeout(void **state) {
+    (void)state;
+    _big_table();
+    static const struct spec specs[] = {{"id", KEY_INT}, {"f", STORE_TYPE_DOUBLE}};
+    struct mat_source src = _table_source("big", "ts");
+    src.timeouts.read_us = 1 * SEC;
+    struct killer k = {.freeze = true};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, _killer, &k), 0);
+    while (!k.ready) {
+        usleep(1000);
+    }
+    alarm(READ_DEADLINE_S);
+    struct load l;
+    int64_t started = clock_mono_us();
+    _load(&l, _schema("big", 0, specs, 2), &src, INT64_MIN);
+    int64_t failed_at = clock_mono_us();
+    alarm(0);
+    pthread_join(thread, NULL);
+    if (k.backend > 0) {
+        kill(k.backend, SIGCONT);
+    }
+    if (!k.killed) {
+        fail_msg("%s (read rc %d after %.1f s, %llu rows: %s)", k.err, l.rc,
+                 (double)(failed_at - started) / 1e6,
+                 (unsigned long long)mat_sink_stats(l.sink)->rows_read, l.err);
+    }
+    print_message("    %s\n", l.err);
+    assert_int_equal(l.rc, -1);
+    assert_non_null(strstr(l.err, "view big: postgres: reading the COPY after "));
+    assert_non_null(strstr(l.err, "no answer from the server for 1s (read_timeout)"));
+    assert_true(mat_sink_stats(l.sink)->rows_read < KILL_ROWS);
+    double after = (double)(failed_at - k.at_us) / 1e6;
+    print_message("    failed %.2f s after the backend froze\n", after);
+    assert_true(after >= 0.9 && after < 4.0);
+    _unload(&l);
+    _load_ok(&l, _schema("big", 0, specs, 2), &src, INT64_MIN);
+    assert_int_equal(mat_sink_stats(l.sink)->rows_kept, KILL_ROWS);
+    _unload(&l);
 }
 
 /* ---- the COPY stream in arbitrary pieces ---------------------------------------------- */
@@ -1086,6 +1227,11 @@ int main(void) {
         cmocka_unit_test(test_connection_refused),
         cmocka_unit_test(test_password_never_in_errors),
         cmocka_unit_test(test_copy_stream_in_pieces),
+        cmocka_unit_test(test_listener_that_never_answers_fails_at_connect_timeout),
+        cmocka_unit_test(test_server_silent_fails_at_read_timeout),
+        cmocka_unit_test(test_statement_timeout_is_the_servers),
+        cmocka_unit_test(test_load_timeout_bounds_the_whole_read),
+        cmocka_unit_test(test_frozen_backend_fails_at_read_timeout),
         cmocka_unit_test(test_backend_killed_mid_load),
         cmocka_unit_test(test_server_killed_mid_load),
     };

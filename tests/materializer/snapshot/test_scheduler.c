@@ -6,6 +6,8 @@
 
 #include <time.h>
 
+#include "common/clock.h"
+
 static const char YAML[] = "views:\n"
                            "  - name: good\n"
                            "    join_keys: [{ name: id, type: int64 }]\n"
@@ -206,12 +208,113 @@ static void test_load_while_a_push_holds_the_view(void **state) {
     mat_teardown();
 }
 
+static bool _loading(const struct mat_view_status *s) {
+    return s->loading;
+}
+
+/* A 5M-row snapshot: a load of over a second (more under the sanitizers). */
+static void _write_big(const char *file) {
+    mt_write(file, NULL,
+             "SELECT i AS id, TIMESTAMP '2024-05-01' AS ev, i::DOUBLE AS x FROM range(5000000) "
+             "t(i)");
+}
+
+/*
+ * A view whose load takes long (a big snapshot here; a source that hangs until its timeouts
+ * end the load, in the integration tests) holds one load thread; the other views' loads,
+ * refreshes and requests go on on the other. Its own queued request waits for it: one view's
+ * loads never overlap.
+ */
+static void test_a_long_load_does_not_hold_back_the_other_views(void **state) {
+    (void)state;
+    mt_config("views:\n"
+              "  - name: slow\n"
+              "    join_keys: [{ name: id, type: int64 }]\n"
+              "    ttl: 0\n"
+              "    source: { type: parquet, path: \"@DIR@/slow.parquet\", "
+              "event_timestamp_column: ev }\n"
+              "    features:\n"
+              "      - { name: x, type: double }\n"
+              "  - name: fine\n"
+              "    join_keys: [{ name: id, type: int64 }]\n"
+              "    ttl: 0\n"
+              "    refresh_interval: 200ms\n"
+              "    source: { type: parquet, path: \"@DIR@/fine\", event_timestamp_column: ev }\n"
+              "    features:\n"
+              "      - { name: x, type: double }\n");
+    _write("fine/a.parquet", 1.5);
+    _write_big("slow.parquet");
+    struct mat_options options;
+    mat_options_init(&options);
+    assert_int_equal(options.load_threads, 2);
+    options.duckdb_threads = 1;
+    char err[256];
+    assert_int_equal(
+        mat_setup(mt.catalog, mt.config->snapshots, mt.config->nviews, &options, err, sizeof err),
+        0);
+    _wait_for("slow", _loading);
+    struct mat_view_status s = _wait_for("fine", _loaded_twice); /* its refresh landed */
+    assert_int_equal(s.last.outcome, MAT_LOADED);
+    struct mat_ticket *fine = mat_request_load("fine", NULL, NULL, err, sizeof err);
+    struct mat_ticket *slow = mat_request_load("slow", NULL, NULL, err, sizeof err);
+    assert_non_null(fine);
+    assert_non_null(slow);
+    struct mat_load_result r;
+    assert_true(mat_ticket_wait(fine, 20 * 1000 * 1000, &r));
+    assert_int_equal(r.outcome, MAT_LOADED);
+    assert_true(mat_view_status("slow", &s));
+    if (!s.loading) {
+        fail_msg("the slow load ended before the other view loaded twice: a faster machine "
+                 "than this test expects?");
+    }
+    assert_int_equal(s.loads_completed + s.loads_failed, 0);
+    assert_false(mat_ticket_wait(slow, 0, &r)); /* queued behind the view's own load */
+    assert_true(mat_ticket_wait(slow, 120 * 1000 * 1000, &r));
+    assert_int_equal(r.outcome, MAT_LOADED);
+    assert_int_equal(r.version, 2); /* after the first: never beside it */
+    mat_ticket_release(fine);
+    mat_ticket_release(slow);
+    mat_teardown();
+}
+
+/* Teardown does not wait for a long load to finish: it interrupts it. */
+static void test_teardown_interrupts_a_load(void **state) {
+    (void)state;
+    mt_config("views:\n"
+              "  - name: big\n"
+              "    join_keys: [{ name: id, type: int64 }]\n"
+              "    ttl: 0\n"
+              "    source: { type: parquet, path: \"@DIR@/big.parquet\", "
+              "event_timestamp_column: ev }\n"
+              "    features:\n"
+              "      - { name: x, type: double }\n");
+    _write_big("big.parquet");
+    struct mat_options options;
+    mat_options_init(&options);
+    options.duckdb_threads = 1;
+    char err[256];
+    assert_int_equal(
+        mat_setup(mt.catalog, mt.config->snapshots, mt.config->nviews, &options, err, sizeof err),
+        0);
+    _wait_for("big", _loading);
+    nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    int64_t start = clock_mono_us();
+    mat_teardown();
+    double took = (double)(clock_mono_us() - start) / 1e6;
+    print_message("    teardown took %.2f s\n", took);
+    assert_true(took < 1.5);
+    assert_int_equal(store_view_version(mt_view("big")), 0);
+}
+
 int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_scheduler, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_load_while_a_push_holds_the_view, mt_setup,
                                         mt_teardown),
+        cmocka_unit_test_setup_teardown(test_a_long_load_does_not_hold_back_the_other_views,
+                                        mt_setup, mt_teardown),
+        cmocka_unit_test_setup_teardown(test_teardown_interrupts_a_load, mt_setup, mt_teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     store_rcu_thread_offline();
