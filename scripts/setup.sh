@@ -59,6 +59,9 @@ FSD_APT_PACKAGES=(
     python3-redis
     # loadtest/redis_compare.py draws its plots with gnuplot (PNG, no X11)
     gnuplot-nox
+    # fuzz targets of the parsers of outside bytes (tests/fuzz/run.sh): clang and libFuzzer
+    clang
+    libfuzzer-14-dev
 )
 
 # DuckDB's C library is not packaged by Debian. The npm registry ships the same build inside

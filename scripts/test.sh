@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The test command: every test in three builds.
+# The test command: every test in three builds, and a short fuzzing run.
 #
-#   bash scripts/test.sh              # stages default, asan, tsan
+#   bash scripts/test.sh              # stages default, asan, tsan, fuzz
 #   bash scripts/test.sh asan tsan    # only the named stages
 #
 #   default  build/       RelWithDebInfo, all tests
 #   asan     build-asan/  -DFSD_SANITIZE=address,undefined (leak checks on), all tests
 #   tsan     build-tsan/  -DFSD_SANITIZE=thread, the tests labelled "concurrency"
+#   fuzz     build-fuzz/  clang, ASan+UBSan: every libFuzzer target for its share of
+#                         FSD_FUZZ_SECONDS (default 120; tests/fuzz/run.sh runs longer ones)
 #
 # Build directories are reused, so a second run only recompiles what changed. Every stage
 # runs even when an earlier one failed, so one run shows all that is broken; the exit status
@@ -18,7 +20,10 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JOBS="$(nproc)"
-ALL_STAGES=(default asan tsan)
+ALL_STAGES=(default asan tsan fuzz)
+# The fuzz stage's bound in CI: enough to catch what a change breaks near the corpora, and
+# little enough to keep the suite short. Hours of fuzzing are tests/fuzz/run.sh's job.
+DEFAULT_FUZZ_SECONDS=120
 # Applies to tests that set no TIMEOUT of their own; CTest's default (1500 s) would let one
 # hung test eat most of CI's budget.
 DEFAULT_TEST_TIMEOUT_S=300
@@ -158,12 +163,32 @@ run_tsan() {
     run_stage tsan build-tsan "${launcher}" "-L concurrency" -DFSD_SANITIZE=thread
 }
 
+run_fuzz() {
+    local log="${REPO_ROOT}/build-fuzz/fuzz.log" seconds="${FSD_FUZZ_SECONDS:-${DEFAULT_FUZZ_SECONDS}}"
+    local targets found
+    # A fresh scratch folder: findings of an earlier run must not fail this one.
+    rm -rf "${REPO_ROOT}/build-fuzz/work"
+    mkdir -p "${REPO_ROOT}/build-fuzz"
+    say "== fuzz: tests/fuzz/run.sh ${seconds}"
+    if FUZZ_BUILD="${REPO_ROOT}/build-fuzz" FUZZ_WORK="${REPO_ROOT}/build-fuzz/work" \
+        bash "${REPO_ROOT}/tests/fuzz/run.sh" "${seconds}" 2>&1 | tee "${log}"; then
+        targets="$(grep -cE '^  [a-z0-9_]+ .* ok$' "${log}")" || true
+        TOTAL_PASSED=$((TOTAL_PASSED + targets))
+        STAGE_REPORTS+=("fuzz: ok (${targets} targets, nothing found)")
+    else
+        found="$(grep -cE '^  [a-z0-9_]+ .* FOUND' "${log}")" || true
+        ((found > 0)) || found=1 # the build or the script failed: count the stage once
+        TOTAL_FAILED=$((TOTAL_FAILED + found))
+        STAGE_REPORTS+=("fuzz: FAILED (${found}; see build-fuzz/fuzz.log)")
+    fi
+}
+
 main() {
     local stages=("$@") stage
     [[ ${#stages[@]} -gt 0 ]] || stages=("${ALL_STAGES[@]}")
     for stage in "${stages[@]}"; do
         case "${stage}" in
-        default | asan | tsan) ;;
+        default | asan | tsan | fuzz) ;;
         *) usage ;;
         esac
     done

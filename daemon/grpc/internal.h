@@ -300,6 +300,19 @@ extern struct grpc_server *grpc_server_current;
 /* The transport's metrics collector (stats.c), registered while the server is set up. */
 void grpc_collect_metrics(struct metric_writer *w, void *ctx);
 
+/*
+ * The server grpc_server_setup() builds, with no listener and no thread: each worker's base
+ * and events are made (grpc_worker_init), and the caller runs a worker's loop on its own
+ * thread and hands it connections (grpc_conn_create, after taking a slot in `connections` as
+ * an accept does). For tests that drive the transport step by step (fuzz_h2_conn); not
+ * grpc_server_current, no worker_init/deinit, no metrics. Returns NULL with `err` set.
+ * grpc_server_destroy_unbound() closes what the workers still have and frees it all.
+ */
+struct grpc_server *grpc_server_create_unbound(const struct grpc_server_options *options,
+                                               const struct grpc_method *methods, size_t nmethods,
+                                               char *err, size_t err_len);
+void grpc_server_destroy_unbound(struct grpc_server *s);
+
 /* ---- worker.c ---------------------------------------------------------------------------- */
 
 /* Creates the worker's base and events (main thread, before its thread starts). */
@@ -307,6 +320,9 @@ int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len);
 /* Frees what grpc_worker_init made and is still there (main thread, after the join). */
 void grpc_worker_deinit(struct grpc_worker *w);
 void *grpc_worker_main(void *arg);
+/* The worker's loop has stopped: closes its listener, its connections (calls aborted) and the
+ * sockets lingering, and runs the resumes still queued with call NULL (later posts at once). */
+void grpc_worker_finish(struct grpc_worker *w);
 /* A call from the freelist, or a new one; NULL when out of memory. */
 struct grpc_call *grpc_worker_call_get(struct grpc_worker *w);
 void grpc_worker_call_put(struct grpc_worker *w, struct grpc_call *call);

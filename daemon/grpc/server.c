@@ -458,33 +458,23 @@ static void _stop_started(struct grpc_server *s) {
     }
 }
 
-int grpc_server_setup(const struct grpc_server_options *options, const struct grpc_method *methods,
-                      size_t nmethods, grpc_worker_init_fn worker_init,
-                      grpc_worker_deinit_fn worker_deinit, char *err, size_t err_len) {
-    if (grpc_server_current != NULL) {
-        return errors_set(err, err_len, "the gRPC server is already set up");
-    }
-    if (_check_options(options, err, err_len) != 0) {
-        return -1;
-    }
-    /*
-     * Process-wide libevent thread support, before any base exists, for whoever shares a base
-     * across threads. Our bases are each used by one thread only (stop requests come through
-     * an eventfd), so they are created without a lock below.
-     */
-    if (evthread_use_pthreads() != 0) {
-        return errors_set(err, err_len, "libevent: cannot enable pthreads support");
-    }
+/* The server as setup builds it before binding: options, methods, windows and limits, and the
+ * workers with no listener yet. Returns NULL with `err` set. */
+static struct grpc_server *_create(const struct grpc_server_options *options,
+                                   const struct grpc_method *methods, size_t nmethods,
+                                   grpc_worker_init_fn worker_init,
+                                   grpc_worker_deinit_fn worker_deinit, char *err, size_t err_len) {
     struct grpc_server *s = calloc(1, sizeof *s);
     if (s == NULL) {
-        return errors_set(err, err_len, "out of memory");
+        errors_set(err, err_len, "out of memory");
+        return NULL;
     }
     s->options = *options;
     s->worker_init = worker_init;
     s->worker_deinit = worker_deinit;
     if (_copy_methods(s, methods, nmethods, err, err_len) != 0) {
         _free_server(s);
-        return -1;
+        return NULL;
     }
     unsigned nworkers = options->workers;
     if (nworkers == 0) {
@@ -507,7 +497,8 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
     s->workers = calloc(nworkers, sizeof *s->workers);
     if (s->workers == NULL) {
         _free_server(s);
-        return errors_set(err, err_len, "out of memory");
+        errors_set(err, err_len, "out of memory");
+        return NULL;
     }
     s->nworkers = nworkers;
     for (unsigned i = 0; i < nworkers; i++) {
@@ -517,6 +508,32 @@ int grpc_server_setup(const struct grpc_server_options *options, const struct gr
         s->workers[i].wake_fd = -1;
         s->workers[i].resume_fd = -1;
     }
+    return s;
+}
+
+int grpc_server_setup(const struct grpc_server_options *options, const struct grpc_method *methods,
+                      size_t nmethods, grpc_worker_init_fn worker_init,
+                      grpc_worker_deinit_fn worker_deinit, char *err, size_t err_len) {
+    if (grpc_server_current != NULL) {
+        return errors_set(err, err_len, "the gRPC server is already set up");
+    }
+    if (_check_options(options, err, err_len) != 0) {
+        return -1;
+    }
+    /*
+     * Process-wide libevent thread support, before any base exists, for whoever shares a base
+     * across threads. Our bases are each used by one thread only (stop requests come through
+     * an eventfd), so they are created without a lock below.
+     */
+    if (evthread_use_pthreads() != 0) {
+        return errors_set(err, err_len, "libevent: cannot enable pthreads support");
+    }
+    struct grpc_server *s =
+        _create(options, methods, nmethods, worker_init, worker_deinit, err, err_len);
+    if (s == NULL) {
+        return -1;
+    }
+    unsigned nworkers = s->nworkers;
     if (_bind_all(s, err, err_len) != 0) {
         _free_server(s);
         return -1;
@@ -600,5 +617,31 @@ void grpc_server_teardown(void) {
     grpc_server_shutdown();
     metrics_unregister(grpc_collect_metrics, NULL); /* no scrape reads the server after this */
     grpc_server_current = NULL;
+    _free_server(s);
+}
+
+struct grpc_server *grpc_server_create_unbound(const struct grpc_server_options *options,
+                                               const struct grpc_method *methods, size_t nmethods,
+                                               char *err, size_t err_len) {
+    if (_check_options(options, err, err_len) != 0) {
+        return NULL;
+    }
+    struct grpc_server *s = _create(options, methods, nmethods, NULL, NULL, err, err_len);
+    for (unsigned i = 0; s != NULL && i < s->nworkers; i++) {
+        if (grpc_worker_init(&s->workers[i], err, err_len) != 0) {
+            _free_server(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+void grpc_server_destroy_unbound(struct grpc_server *s) {
+    if (s == NULL) {
+        return;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        grpc_worker_finish(&s->workers[i]);
+    }
     _free_server(s);
 }

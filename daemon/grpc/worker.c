@@ -350,15 +350,19 @@ int grpc_worker_init(struct grpc_worker *w, char *err, size_t err_len) {
     w->resume_lock_ready = true;
     w->resume_ev = event_new(w->base, w->resume_fd, EV_READ | EV_PERSIST, _on_resume, w);
     w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, _on_wake, w);
-    w->accept_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, _on_accept, w);
+    /* No listener: a server made by grpc_server_create_unbound(), given its connections. */
+    bool listens = w->listen_fd >= 0;
+    if (listens) {
+        w->accept_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, _on_accept, w);
+    }
     w->accept_pause_ev = evtimer_new(w->base, _on_accept_resume, w);
     w->drain_ev = evtimer_new(w->base, _on_drain_timer, w);
     w->tick_ev = event_new(w->base, -1, EV_PERSIST, _on_tick, w);
     struct timeval tick = {GRPC_TICK_MS / 1000, (GRPC_TICK_MS % 1000) * 1000};
-    if (w->wake_ev == NULL || w->resume_ev == NULL || w->accept_ev == NULL ||
+    if (w->wake_ev == NULL || w->resume_ev == NULL || (listens && w->accept_ev == NULL) ||
         w->accept_pause_ev == NULL || w->drain_ev == NULL || w->tick_ev == NULL ||
         event_add(w->wake_ev, NULL) != 0 || event_add(w->resume_ev, NULL) != 0 ||
-        event_add(w->accept_ev, NULL) != 0 || event_add(w->tick_ev, &tick) != 0) {
+        (listens && event_add(w->accept_ev, NULL) != 0) || event_add(w->tick_ev, &tick) != 0) {
         snprintf(err, err_len, "libevent: cannot create events");
         return -1;
     }
@@ -420,6 +424,15 @@ void grpc_worker_deinit(struct grpc_worker *w) {
     w->resume_fd = -1;
 }
 
+void grpc_worker_finish(struct grpc_worker *w) {
+    /* Whatever is still open closes now, and resumes posted for the calls it had (or posted
+     * later) only free their arguments. */
+    _stop_listening(w);
+    _close_all(w);
+    _end_lingering(w, INT64_MAX);
+    grpc_worker_close_resumes(w);
+}
+
 void *grpc_worker_main(void *arg) {
     struct grpc_worker *w = arg;
     struct grpc_server *s = w->server;
@@ -430,12 +443,8 @@ void *grpc_worker_main(void *arg) {
     }
     clock_cache_update(&w->clock);
     event_base_dispatch(w->base);
-    /* The loop ends on a stop: drained, or hard. Whatever is still open closes now, and
-     * resumes posted for the calls it had (or posted later) only free their arguments. */
-    _stop_listening(w);
-    _close_all(w);
-    _end_lingering(w, INT64_MAX);
-    grpc_worker_close_resumes(w);
+    /* The loop ends on a stop: drained, or hard. */
+    grpc_worker_finish(w);
     if (s->worker_deinit != NULL) {
         s->worker_deinit(w->ctx);
     }
