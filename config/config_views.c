@@ -31,6 +31,39 @@ static void _string_field(struct config_ctx *ctx, const yaml_node_t *map, const 
     }
 }
 
+/* source.allowed_paths: a sequence of directories ([] allowed: no path override at all). */
+static void _allowed_paths(struct config_ctx *ctx, const yaml_node_t *map,
+                           struct mat_source *source) {
+    const yaml_node_t *seq = config_get(ctx, map, "allowed_paths", false);
+    if (seq == NULL) {
+        return;
+    }
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        config_error(ctx, seq, "allowed_paths",
+                     "expected a sequence of directories (e.g. [/data/snapshots])");
+        return;
+    }
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    source->allowed_paths = calloc(n + 1, sizeof(*source->allowed_paths));
+    if (source->allowed_paths == NULL) {
+        config_error(ctx, seq, "allowed_paths", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = config_node(ctx, seq->data.sequence.items.start[i]);
+        const char *text = item != NULL ? config_scalar(ctx, item, "allowed_paths") : NULL;
+        if (text == NULL) {
+            continue; /* config_scalar said why */
+        }
+        if (text[0] == '\0') {
+            config_error(ctx, item, "allowed_paths", "an empty path (give a directory)");
+        } else if ((source->allowed_paths[i] = strdup(text)) == NULL) {
+            config_error(ctx, item, "allowed_paths", "out of memory");
+            return;
+        }
+    }
+}
+
 /* A field that only one source type may have. */
 static void _forbid(struct config_ctx *ctx, const yaml_node_t *map, const char *key,
                     const char *only_for) {
@@ -80,6 +113,7 @@ static void _parse_source(struct config_ctx *ctx, struct mat_source *source,
                                        "statement_timeout",
                                        "read_timeout",
                                        "tcp_user_timeout",
+                                       "allowed_paths",
                                        NULL};
     source->timeouts =
         (struct mat_source_timeouts){MAT_TIMEOUT_UNSET, MAT_TIMEOUT_UNSET, MAT_TIMEOUT_UNSET,
@@ -104,6 +138,7 @@ static void _parse_source(struct config_ctx *ctx, struct mat_source *source,
     _string_field(ctx, map, "event_timestamp_column", true, &source->event_timestamp_column);
     _string_field(ctx, map, "created_timestamp_column", false, &source->created_timestamp_column);
     _timeout_field(ctx, map, "load_timeout", "load_timeout", &source->timeouts.load_us);
+    _allowed_paths(ctx, map, source);
     if (source->type == MAT_SOURCE_PARQUET) {
         _string_field(ctx, map, "path", true, &source->path);
         _forbid(ctx, map, "dsn", "postgres");

@@ -37,6 +37,7 @@ struct rpc_worker {
     struct rpc_worker_counters *counters; /* registered; outlives the worker (rpc_teardown) */
     struct auth_cache auth_cache;         /* tokens this worker has recently seen */
     struct log_limit auth_log;            /* "call refused" lines */
+    struct log_limit load_log;            /* "load refused" lines */
 };
 
 /* Registers a worker's counters for the scrapes; freed by rpc_counters_free_all(). */

@@ -48,7 +48,7 @@ struct mat_ticket {
     char view[MAT_VIEW_NAME_LEN];
     char *path_override;
     char *stream_position;
-    int refs; /* the caller's and the queue's */
+    int refs; /* one per caller holding it (requests joined to it too), one for the queue */
     bool done;
     struct mat_load_result result;
 };
@@ -543,15 +543,60 @@ void mat_reconfigure(const struct mat_view_config *const *views, size_t nviews) 
 
 /* ---- API ----------------------------------------------------------------------------------- */
 
+/* Whether two optional strings are the same (both NULL, or equal). */
+static bool _same(const char *a, const char *b) {
+    return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/* The queued request of view `name`, or NULL (lock held). */
+static struct mat_ticket *_queued_for(const char *name) {
+    for (struct mat_ticket *t = mat.queue_head; t != NULL; t = t->next) {
+        if (strcmp(t->view, name) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
 struct mat_ticket *mat_request_load(const char *view, const char *path_override,
-                                    const char *stream_position, char *err, size_t err_len) {
+                                    const char *stream_position, bool *joined,
+                                    enum mat_refusal *refusal, char *err, size_t err_len) {
+    enum mat_refusal unused;
+    refusal = refusal != NULL ? refusal : &unused;
+    if (joined != NULL) {
+        *joined = false;
+    }
     pthread_mutex_lock(&mat.lock);
     struct mat_ticket *t = NULL;
+    struct entry *e = NULL;
+    char why[400];
     if (!mat.running || mat.stop) {
+        *refusal = MAT_REFUSED_NOT_RUNNING;
         snprintf(err, err_len, "the materializer is not running");
-    } else if (_find(view) == NULL) {
+    } else if ((e = _find(view)) == NULL) {
+        *refusal = MAT_REFUSED_UNKNOWN_VIEW;
         snprintf(err, err_len, "view %s: unknown view", view);
+    } else if (path_override != NULL &&
+               !mat_source_path_allowed(&e->config.source, path_override, why, sizeof why)) {
+        *refusal = MAT_REFUSED_PATH;
+        snprintf(err, err_len, "view %s: %s", view, why);
+    } else if ((t = _queued_for(view)) != NULL) {
+        /* One request per view in the queue: a flood of them cannot fill it. */
+        if (_same(t->path_override, path_override) && _same(t->stream_position, stream_position)) {
+            t->refs++;
+            if (joined != NULL) {
+                *joined = true;
+            }
+        } else {
+            t = NULL;
+            *refusal = MAT_REFUSED_BUSY;
+            snprintf(err, err_len,
+                     "view %s: a load with another path or stream_position is already queued; "
+                     "ask again once it has started (ListViews: loading)",
+                     view);
+        }
     } else if (mat.queued >= MAT_REQUEST_QUEUE_MAX) {
+        *refusal = MAT_REFUSED_BUSY;
         snprintf(err, err_len, "view %s: too many loads queued (%d); try again later", view,
                  MAT_REQUEST_QUEUE_MAX);
     } else if ((t = calloc(1, sizeof(*t))) == NULL ||
@@ -563,6 +608,7 @@ struct mat_ticket *mat_request_load(const char *view, const char *path_override,
         }
         free(t);
         t = NULL;
+        *refusal = MAT_REFUSED_NO_MEMORY;
         snprintf(err, err_len, "out of memory");
     } else {
         snprintf(t->view, sizeof t->view, "%s", view);

@@ -110,12 +110,27 @@ struct mat_source {
     char *event_timestamp_column;   /* required when there is a source */
     char *created_timestamp_column; /* optional tie-breaker between equal event timestamps */
     struct mat_source_timeouts timeouts;
+    /* The directories a LoadSnapshot path override must lie under, NULL-terminated (an empty
+     * list: no override at all). NULL: the default, the directory holding `path` (for a glob,
+     * the folder before its first wildcard); a postgres source has none by default. */
+    char **allowed_paths;
 };
 
 /* Frees the strings and zeroes the struct. */
 void mat_source_deinit(struct mat_source *source);
 /* A deep copy into `dst`; -1 when out of memory (then `dst` holds nothing). */
 int mat_source_copy(struct mat_source *dst, const struct mat_source *src);
+
+/*
+ * Whether `path`, a LoadSnapshot path override, lies under one of the source's allowed paths.
+ * Decided on the strings alone (relative paths taken from the working directory, "." and
+ * repeated slashes dropped; a ".." anywhere refuses the path), so nothing is looked up for a
+ * refused path and a refusal says nothing of what exists. Symbolic links under an allowed
+ * directory are followed when the load reads: whoever owns the directory decides where they
+ * point. Returns true, or false with `err` saying why (without the view's name).
+ */
+bool mat_source_path_allowed(const struct mat_source *source, const char *path, char *err,
+                             size_t err_len);
 
 /* A feature's contract checks: `contract.features.<name>: { max_null_rate, range }`. */
 struct mat_feature_check {
@@ -339,12 +354,22 @@ int mat_request_commit(struct store_view *view, struct store_table *table,
 /*
  * An on-demand load (LoadSnapshot): queues a full load of `view` (from `path_override`, a
  * Parquet file, glob or directory, when not NULL) ahead of scheduled ones; `stream_position`
- * (a checked stream entry ID, or NULL) is recorded with the snapshot if it swaps in. Returns a
- * ticket to wait on, or NULL with `err` set (unknown view, no scheduler, queue full). Never blocks.
+ * (a checked stream entry ID, or NULL) is recorded with the snapshot if it swaps in. A view has
+ * one request queued at most: asked again with the same path and position, the queued one's
+ * ticket is returned (*joined set true; `joined` may be NULL), with others it is refused.
+ * Returns a ticket to wait on, or NULL with `err` set and *refusal saying why. Never blocks.
  */
+enum mat_refusal {
+    MAT_REFUSED_NOT_RUNNING,  /* no scheduler, or it is stopping */
+    MAT_REFUSED_UNKNOWN_VIEW, /* no such view, or it has no source */
+    MAT_REFUSED_PATH,         /* path_override not under the source's allowed_paths */
+    MAT_REFUSED_BUSY,         /* another request of the view is queued, or the queue is full */
+    MAT_REFUSED_NO_MEMORY,
+};
 struct mat_ticket;
 struct mat_ticket *mat_request_load(const char *view, const char *path_override,
-                                    const char *stream_position, char *err, size_t err_len);
+                                    const char *stream_position, bool *joined,
+                                    enum mat_refusal *refusal, char *err, size_t err_len);
 
 /*
  * Waits up to `timeout_us` (0: do not wait; <0: forever) for the load. Returns true and fills

@@ -573,6 +573,40 @@ static void test_source_timeouts_and_serve_before_ready(void **state) {
                  "materializer.load_threads: 0 is out of bounds (1..64)");
 }
 
+/* source.allowed_paths: where LoadSnapshot's path may point (judged by the materializer). */
+static void test_source_allowed_paths(void **state) {
+    (void)state;
+    struct fsd_config *config =
+        load_ok(VIEW_HEAD "    source: { type: postgres, table: t, event_timestamp_column: ts,\n"
+                          "              allowed_paths: [/srv/a, \"/srv/b\"] }\n");
+    char *const *paths = config->views[0].snapshot.source.allowed_paths;
+    assert_non_null(paths);
+    assert_string_equal(paths[0], "/srv/a");
+    assert_string_equal(paths[1], "/srv/b");
+    assert_null(paths[2]);
+    config_destroy(config);
+    /* [] is a list too: no override at all; absent, the default (NULL) */
+    config = load_ok(VIEW_HEAD "    source: { type: parquet, path: p, event_timestamp_column: ts,"
+                               " allowed_paths: [] }\n");
+    paths = config->views[0].snapshot.source.allowed_paths;
+    assert_non_null(paths);
+    assert_null(paths[0]);
+    config_destroy(config);
+    config =
+        load_ok(VIEW_HEAD "    source: { type: parquet, path: p, event_timestamp_column: ts }\n");
+    assert_null(config->views[0].snapshot.source.allowed_paths);
+    config_destroy(config);
+
+    expect_error(VIEW_HEAD "    source: { type: parquet, path: p, event_timestamp_column: ts,"
+                           " allowed_paths: /srv }\n",
+                 8,
+                 "views[0].source.allowed_paths: expected a sequence of directories (e.g. "
+                 "[/data/snapshots])");
+    expect_error(VIEW_HEAD "    source: { type: parquet, path: p, event_timestamp_column: ts,"
+                           " allowed_paths: [\"\"] }\n",
+                 8, "views[0].source.allowed_paths: an empty path (give a directory)");
+}
+
 static void test_bad_service_ref(void **state) {
     (void)state;
     expect_error(VIEW_HEAD "feature_services:\n"
@@ -883,6 +917,7 @@ int main(void) {
         cmocka_unit_test(test_sources),
         cmocka_unit_test(test_contract_and_incremental),
         cmocka_unit_test(test_source_timeouts_and_serve_before_ready),
+        cmocka_unit_test(test_source_allowed_paths),
         cmocka_unit_test(test_bad_service_ref),
         cmocka_unit_test(test_unknown_enum_value),
         cmocka_unit_test(test_port_out_of_bounds),

@@ -246,6 +246,7 @@ class ReadinessTest(LoadTestCase):
       table: feats
       event_timestamp_column: ts
       connect_timeout: 2s
+      allowed_paths: ["{self.tmp}"]
 """
         self.fsd = h.Fsd(f"""
 views:

@@ -97,7 +97,7 @@ class MaterializerTest(unittest.TestCase):
         before = self.fsd.get(pb.GetFeaturesRequest(features=["item_features:*"],
                                                     keys=h.keys(item_id=list(range(50)))))
         # on demand, from another path: a directory with nothing in it fails
-        empty = os.path.join(self.tmp, "empty")
+        empty = os.path.join(self.data, "item_features", "empty")  # under its allowed path
         os.mkdir(empty)
         resp = self.fsd.unary("LoadSnapshot", pb.LoadSnapshotRequest(view="item_features",
                                                                      path=empty),
@@ -197,7 +197,7 @@ class MaterializerTest(unittest.TestCase):
                              text=True, timeout=120)
         self.assertEqual(out.returncode, 1)
         self.assertIn('stream_position "nope" is not a stream entry ID', out.stderr)
-        missing = os.path.join(self.tmp, "missing.parquet")
+        missing = os.path.join(self.data, "item_features", "missing.parquet")
         out = subprocess.run(fsctl + ["--path", missing], capture_output=True, text=True,
                              timeout=120)
         self.assertEqual(out.returncode, 1)

@@ -414,7 +414,7 @@ class NotReadyTest(unittest.TestCase):
     def test_status_stays_valid_json_when_an_error_holds_bytes_that_are_not_utf8(self):
         """Regression: a LoadSnapshot path with a 0xff byte made /status invalid JSON (the
         failed load's error quotes the path, and the escaper copied the byte as it was)."""
-        req = pb.LoadSnapshotRequest(view="items", path="/nonexistent/XX.parquet")
+        req = pb.LoadSnapshotRequest(view="items", path="/nonexistent/fsd-stats-test/XX.parquet")
         raw = req.SerializeToString().replace(b"XX", b"\xff\xfe")
         self.fsd.raw(h.SERVICE + "LoadSnapshot", raw)
         deadline = time.monotonic() + 20

@@ -87,8 +87,9 @@ int fsctl_cmd_load(struct fsctl *ctx, int argc, char **argv) {
             break;
         case 'h':
             printf("usage: fsctl load --view V [--path P] [--stream-position ID] [--wait S]\n"
-                   "  loads the view's snapshot now, from its configured source or from P,\n"
-                   "  and waits up to S seconds (default %d; 0 = do not wait) for the result;\n"
+                   "  loads the view's snapshot now, from its configured source or from P\n"
+                   "  (under the view's source.allowed_paths), and waits up to S seconds\n"
+                   "  (default %d; 0 = do not wait) for the result;\n"
                    "  ID: the stream entry ID the data covers, recorded with the snapshot\n",
                    LOAD_DEFAULT_WAIT_S);
             return FSCTL_OK;
@@ -118,11 +119,18 @@ int fsctl_cmd_load(struct fsctl *ctx, int argc, char **argv) {
     uint8_t *resp = NULL;
     size_t resp_len = 0;
     int rc = fsctl_call(ctx, "/fsd.v1.FeatureService/LoadSnapshot", buf, len, &resp, &resp_len);
-    free(resp);
     if (rc != FSCTL_OK) {
+        free(resp);
         return rc;
     }
-    printf("load of %s queued (serving version %llu)\n", view, (unsigned long long)before.version);
+    Fsd__V1__LoadSnapshotResponse *answer =
+        fsd__v1__load_snapshot_response__unpack(NULL, resp_len, resp);
+    free(resp);
+    bool joined = answer != NULL && answer->already_queued;
+    fsd__v1__load_snapshot_response__free_unpacked(answer, NULL);
+    printf("load of %s %s (serving version %llu)\n", view,
+           joined ? "already queued: waiting for it" : "queued",
+           (unsigned long long)before.version);
     for (long waited_ms = 0; waited_ms < wait_s * 1000; waited_ms += LOAD_POLL_MS) {
         nanosleep(&(struct timespec){0, LOAD_POLL_MS * 1000000L}, NULL);
         Fsd__V1__ViewInfo info = FSD__V1__VIEW_INFO__INIT;

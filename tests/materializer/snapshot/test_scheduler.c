@@ -108,7 +108,7 @@ static void test_scheduler(void **state) {
     _write("other/b.parquet", 7.25);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/other", mt.dir);
-    struct mat_ticket *t = mat_request_load("good", path, NULL, err, sizeof err);
+    struct mat_ticket *t = mat_request_load("good", path, NULL, NULL, NULL, err, sizeof err);
     assert_non_null(t);
     struct mat_load_result r;
     assert_true(mat_ticket_wait(t, 20 * 1000 * 1000, &r));
@@ -125,7 +125,7 @@ static void test_scheduler(void **state) {
 
     /* A failing on-demand load reports its error and leaves the snapshot as it was. */
     snprintf(path, sizeof path, "%s/nowhere", mt.dir);
-    t = mat_request_load("good", path, NULL, err, sizeof err);
+    t = mat_request_load("good", path, NULL, NULL, NULL, err, sizeof err);
     assert_non_null(t);
     assert_true(mat_ticket_wait(t, -1, &r));
     mat_ticket_release(t);
@@ -133,11 +133,11 @@ static void test_scheduler(void **state) {
     assert_non_null(strstr(r.error, "nowhere"));
     assert_int_equal(store_view_version(mt_view("good")), 2);
 
-    assert_null(mat_request_load("no_such_view", NULL, NULL, err, sizeof err));
+    assert_null(mat_request_load("no_such_view", NULL, NULL, NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "unknown view"));
 
     mat_teardown();
-    assert_null(mat_request_load("good", NULL, NULL, err, sizeof err));
+    assert_null(mat_request_load("good", NULL, NULL, NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "not running"));
 }
 
@@ -181,7 +181,7 @@ static void test_load_while_a_push_holds_the_view(void **state) {
     }
 
     /* On demand (LoadSnapshot): */
-    struct mat_ticket *t = mat_request_load("refreshed", NULL, NULL, err, sizeof err);
+    struct mat_ticket *t = mat_request_load("refreshed", NULL, NULL, NULL, NULL, err, sizeof err);
     assert_non_null(t);
     struct mat_load_result r;
     assert_true(mat_ticket_wait(t, 20 * 1000 * 1000, &r));
@@ -255,8 +255,8 @@ static void test_a_long_load_does_not_hold_back_the_other_views(void **state) {
     _wait_for("slow", _loading);
     struct mat_view_status s = _wait_for("fine", _loaded_twice); /* its refresh landed */
     assert_int_equal(s.last.outcome, MAT_LOADED);
-    struct mat_ticket *fine = mat_request_load("fine", NULL, NULL, err, sizeof err);
-    struct mat_ticket *slow = mat_request_load("slow", NULL, NULL, err, sizeof err);
+    struct mat_ticket *fine = mat_request_load("fine", NULL, NULL, NULL, NULL, err, sizeof err);
+    struct mat_ticket *slow = mat_request_load("slow", NULL, NULL, NULL, NULL, err, sizeof err);
     assert_non_null(fine);
     assert_non_null(slow);
     struct mat_load_result r;
@@ -306,9 +306,65 @@ static void test_teardown_interrupts_a_load(void **state) {
     assert_int_equal(store_view_version(mt_view("big")), 0);
 }
 
+/* A path override is judged on its string: under an allowed directory, or refused. */
+static bool _allowed(const struct mat_source *source, const char *path) {
+    char err[512] = "";
+    bool ok = mat_source_path_allowed(source, path, err, sizeof err);
+    if (!ok) {
+        assert_true(strstr(err, "allowed_paths") != NULL || strstr(err, "\"..\"") != NULL);
+    }
+    return ok;
+}
+
+static void test_allowed_paths(void **state) {
+    (void)state;
+    /* the default: the folder before the glob's first wildcard */
+    struct mat_source glob = {.type = MAT_SOURCE_PARQUET, .path = "/data/users/*/x.parquet"};
+    assert_true(_allowed(&glob, "/data/users"));
+    assert_true(_allowed(&glob, "/data/users/v2/*.parquet"));
+    assert_true(_allowed(&glob, "//data/./users//v2/"));
+    assert_false(_allowed(&glob, "/data/users/../secrets/x.parquet"));
+    assert_false(_allowed(&glob, "/data/users/v2/.."));
+    assert_false(_allowed(&glob, "/data/usersX/a.parquet"));
+    assert_false(_allowed(&glob, "/data/user*/a.parquet")); /* could match outside */
+    assert_false(_allowed(&glob, "/data"));
+    assert_false(_allowed(&glob, "/etc/passwd"));
+    assert_false(_allowed(&glob, ""));
+    /* a file or a directory: the folder holding it */
+    struct mat_source file = {.type = MAT_SOURCE_PARQUET, .path = "/data/users.parquet"};
+    assert_true(_allowed(&file, "/data/users_v2.parquet"));
+    assert_false(_allowed(&file, "/srv/users.parquet"));
+    /* listed: each may say ".." itself (the config is trusted), and [] allows nothing */
+    char *listed[] = {"/a", "/b/../c", NULL};
+    struct mat_source list = {
+        .type = MAT_SOURCE_PARQUET, .path = "/data/x", .allowed_paths = listed};
+    assert_true(_allowed(&list, "/a/x.parquet"));
+    assert_true(_allowed(&list, "/c/y/*.parquet"));
+    assert_false(_allowed(&list, "/b/x.parquet"));
+    assert_false(_allowed(&list, "/data/x2")); /* the default no longer applies */
+    char *none[] = {NULL};
+    struct mat_source nothing = {
+        .type = MAT_SOURCE_PARQUET, .path = "/data/x", .allowed_paths = none};
+    assert_false(_allowed(&nothing, "/data/x"));
+    /* postgres: nothing unless listed */
+    struct mat_source pg = {.type = MAT_SOURCE_POSTGRES, .table = "t"};
+    assert_false(_allowed(&pg, "/data/x"));
+    pg.allowed_paths = listed;
+    assert_true(_allowed(&pg, "/a/b"));
+    /* relative paths are taken from the working directory, on both sides */
+    char cwd[PATH_MAX], inside[PATH_MAX + 16];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    struct mat_source rel = {.type = MAT_SOURCE_PARQUET, .path = "snaps/users/*.parquet"};
+    snprintf(inside, sizeof inside, "%s/snaps/users/v2", cwd);
+    assert_true(_allowed(&rel, inside));
+    assert_true(_allowed(&rel, "snaps/users/v3"));
+    assert_false(_allowed(&rel, "snaps/other"));
+}
+
 int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_allowed_paths),
         cmocka_unit_test_setup_teardown(test_scheduler, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_load_while_a_push_holds_the_view, mt_setup,
                                         mt_teardown),
