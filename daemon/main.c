@@ -137,7 +137,16 @@ static int _start_server(const struct daemon_options *o) {
     process_raise_fd_limit(); /* max_connections' default follows it */
     size_t nmethods;
     const struct grpc_method *methods = rpc_methods(&nmethods);
-    char err[512];
+    char err[1200];
+    /* The certificate before the port: a port that should be TLS never opens as cleartext. */
+    if (tls_setup(&o->tls, err, sizeof err) != 0) {
+        log_error("cannot set up TLS", "error=%s", LOG_QUOTE(err));
+        return -1;
+    }
+    if (tls_enabled()) {
+        log_info("tls on the grpc port", "cert_file=%s mutual=%s", LOG_QUOTE(o->tls.cert_file),
+                 o->tls.client_ca_file[0] != '\0' ? "true" : "false");
+    }
     if (grpc_server_setup(&o->grpc, methods, nmethods, rpc_worker_create, rpc_worker_destroy, err,
                           sizeof err) != 0) {
         log_error("cannot start the gRPC server", "error=%s", LOG_QUOTE(err));
@@ -268,6 +277,7 @@ static int _run(const char *path) {
         mat_stream_teardown();
         mat_teardown();
         grpc_server_teardown();
+        tls_teardown();
         auth_teardown();
         rpc_teardown();
     }

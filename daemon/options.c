@@ -12,6 +12,8 @@ static const struct option_section sections[] = {
     {"server", "Network endpoints, worker threads and request limits."},
     {"server.auth", "Who may call fsd: bearer tokens and their roles (see the README's "
                     "Authentication section)."},
+    {"server.tls", "TLS on the gRPC port: its certificate and, for mutual TLS, the CAs of "
+                   "the clients' (see the README's TLS section)."},
     {"store", "The in-memory store and its expiry sweeper."},
     {"materializer", "Snapshot loads: how much of the machine a load may use."},
 };
@@ -25,6 +27,7 @@ static const struct option_binding bindings[] = {
     BIND(log_option_group, log),
     BIND(auth_exposure_option_group, exposure),
     BIND(auth_option_group, auth),
+    BIND(tls_option_group, tls),
     BIND(store_option_group, store),
     BIND(sweeper_option_group, sweeper),
     BIND(mat_option_group, mat),

@@ -8,12 +8,14 @@
  *   server:        grpc (grpc/grpc.h), stats (stats/stats.h), rpc (rpc/rpc.h), log (common/log.h),
  *                  exposure (auth/auth.h)
  *   server.auth:   auth (auth/auth.h)
+ *   server.tls:    tls (tls/tls.h)
  *   store:         store (store/catalog.h), sweeper (sweeper.h)
  *   materializer:  mat (materializer/snapshot/snapshot.h)
  */
 #include "common/log.h"
 #include "daemon/auth/auth.h"
 #include "daemon/grpc/grpc.h"
+#include "daemon/tls/tls.h"
 #include "materializer/snapshot/snapshot.h"
 #include "daemon/rpc/rpc.h"
 #include "daemon/stats/stats.h"
@@ -29,6 +31,7 @@ struct daemon_options {
     struct log_options log;
     struct auth_exposure_options exposure;
     struct auth_options auth;
+    struct tls_options tls;
     struct store_options store;
     struct sweeper_options sweeper;
     struct mat_options mat;

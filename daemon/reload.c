@@ -168,6 +168,13 @@ struct fsd_config *reload_config(const char *path, struct fsd_config *current,
         log_error("reload: cannot read the tokens file; the old tokens stay", "error=%s",
                   LOG_QUOTE(err));
     }
+    /* Certificates likewise: a rotated one is picked up for new connections at once. */
+    if (tls_reload(err, sizeof err) != 0) {
+        log_error("reload: cannot read the TLS files; the old certificate stays", "error=%s",
+                  LOG_QUOTE(err));
+    } else if (tls_enabled()) {
+        log_info("reload: TLS certificate re-read", NULL);
+    }
     struct fsd_config *next;
     if (config_load(path, &daemon_option_table, &next, err, sizeof err) != 0) {
         for (char *line = strtok(err, "\n"); line != NULL; line = strtok(NULL, "\n")) {

@@ -34,7 +34,7 @@ FSD_APT_PACKAGES=(
     libhiredis-dev
     libpq-dev
     libyaml-dev
-    # authentication (SHA-256 of bearer tokens) and, later, TLS: OpenSSL 3
+    # authentication (SHA-256 of bearer tokens) and TLS: OpenSSL 3
     libssl-dev
     openssl # the tests make throwaway keys and certificates with the command
     # unit tests

@@ -11,11 +11,13 @@
  */
 #include "internal.h"
 #include "common/clock.h"
+#include "daemon/tls/tls.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -294,9 +296,135 @@ nghttp2_session_callbacks *grpc_conn_callbacks_new(void) {
 
 /* ---- output ------------------------------------------------------------------------------ */
 
-/* Writes what `out` holds. Returns 1 when all of it went, 0 when the socket is full, -1 on
- * error. sendmsg with MSG_NOSIGNAL: a library must not depend on SIGPIPE being ignored. */
+/* ---- TLS --------------------------------------------------------------------------------- */
+
+/* One TLS record's worth: what a write hands OpenSSL at a time. */
+#define GRPC_TLS_WRITE_BYTES (16 * 1024)
+
+/* The handshake just ended, if it had not: counted, and the client's name noted. */
+static void _tls_check_ready(struct grpc_conn *conn) {
+    if (conn->tls_ready || !SSL_is_init_finished(conn->ssl)) {
+        return;
+    }
+    conn->tls_ready = true;
+    tls_count_handshake(true);
+    if (log_enabled(LOG_DEBUG)) {
+        char subject[256];
+        tls_peer_subject(conn->ssl, subject, sizeof subject);
+        log_debug("tls handshake done", "worker=%u peer=%s version=%s client=%s",
+                  conn->worker->index, LOG_QUOTE(conn->peer), SSL_get_version(conn->ssl),
+                  LOG_QUOTE(subject));
+    }
+}
+
+/* A TLS read or write failed for good (`ssl_error` from SSL_get_error): the connection ends;
+ * a handshake that fails is counted and logged with OpenSSL's reason. */
+static void _tls_failed(struct grpc_conn *conn, int ssl_error) {
+    struct grpc_worker *w = conn->worker;
+    char why[320];
+    tls_error_reason(conn->ssl, ssl_error, why, sizeof why);
+    conn->dead = true;
+    if (conn->tls_ready) {
+        log_debug("grpc connection closed: tls error", "worker=%u peer=%s error=%s", w->index,
+                  LOG_QUOTE(conn->peer), LOG_QUOTE(why));
+        return;
+    }
+    tls_count_handshake(false);
+    uint64_t left_out;
+    if (log_limit_allow(&w->tls_log, clock_mono_us(), 100000, &left_out)) {
+        log_warn("tls handshake failed", "worker=%u peer=%s error=%s not_logged_before=%llu",
+                 w->index, LOG_QUOTE(conn->peer), LOG_QUOTE(why), (unsigned long long)left_out);
+    }
+}
+
+/* As _write_out(), through TLS; 2: the handshake waits for the client's bytes first (the read
+ * event continues it), so the socket's writability does not matter yet. */
+static int _write_out_tls(struct grpc_conn *conn) {
+    while (evbuffer_get_length(conn->out) > 0) {
+        size_t len = evbuffer_get_length(conn->out);
+        len = len < GRPC_TLS_WRITE_BYTES ? len : GRPC_TLS_WRITE_BYTES;
+        unsigned char *data = evbuffer_pullup(conn->out, (ssize_t)len);
+        if (data == NULL) {
+            return -1;
+        }
+        ERR_clear_error();
+        int n = SSL_write(conn->ssl, data, (int)len);
+        if (n > 0) {
+            _tls_check_ready(conn);
+            evbuffer_drain(conn->out, (size_t)n);
+            conn->bytes_written += (uint64_t)n;
+            continue;
+        }
+        int e = SSL_get_error(conn->ssl, n);
+        if (e == SSL_ERROR_WANT_WRITE) {
+            return 0;
+        }
+        if (e == SSL_ERROR_WANT_READ) {
+            return 2;
+        }
+        _tls_failed(conn, e);
+        return -1;
+    }
+    return 1;
+}
+
+/*
+ * Reads what the client sent into `buf`: > 0 bytes, 0 when the connection ended (conn->dead
+ * set: closed, reset, a TLS failure), -1 when nothing is there now.
+ */
+static ssize_t _read_in(struct grpc_conn *conn, uint8_t *buf, size_t len) {
+    if (conn->ssl != NULL) {
+        ERR_clear_error();
+        int n = SSL_read(conn->ssl, buf, (int)len);
+        if (n > 0) {
+            _tls_check_ready(conn);
+            return n;
+        }
+        int e = SSL_get_error(conn->ssl, n);
+        if (e == SSL_ERROR_WANT_READ) {
+            return -1;
+        }
+        if (e == SSL_ERROR_WANT_WRITE) {
+            /* the handshake's reply did not fit the socket: read again once it is writable */
+            conn->tls_read_wants_write = true;
+            if (!conn->write_blocked) {
+                event_add(conn->write_ev, NULL);
+                conn->write_blocked = true;
+            }
+            return -1;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            conn->dead = true; /* close_notify: the client is done */
+            return 0;
+        }
+        _tls_failed(conn, e);
+        return 0;
+    }
+    for (;;) {
+        ssize_t n = read(conn->fd, buf, len);
+        if (n > 0) {
+            return n;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return -1;
+        }
+        conn->dead = true; /* closed or reset by the client */
+        return 0;
+    }
+}
+
+/* ---- output (cont.) ---------------------------------------------------------------------- */
+
+/* Writes what `out` holds. Returns 1 when all of it went, 0 when the socket is full, 2 when a
+ * TLS handshake waits for input, -1 on error. sendmsg with MSG_NOSIGNAL: a library must not
+ * depend on SIGPIPE being ignored. */
 static int _write_out(struct grpc_conn *conn) {
+    if (conn->ssl != NULL) {
+        return _write_out_tls(conn);
+    }
     while (evbuffer_get_length(conn->out) > 0) {
         struct evbuffer_iovec vec[_MAX_IOV];
         int n = evbuffer_peek(conn->out, -1, NULL, vec, _MAX_IOV);
@@ -377,6 +505,9 @@ static void _flush(struct grpc_conn *conn) {
             conn->dead = true;
             return;
         }
+        if (rv == 2) {
+            break; /* the next read continues the handshake, and kicks */
+        }
         if (rv == 0) {
             if (!conn->write_blocked) {
                 event_add(conn->write_ev, NULL);
@@ -385,7 +516,7 @@ static void _flush(struct grpc_conn *conn) {
             return;
         }
     }
-    if (conn->write_blocked) {
+    if (conn->write_blocked && !conn->tls_read_wants_write) {
         event_del(conn->write_ev);
         conn->write_blocked = false;
     }
@@ -551,35 +682,39 @@ static void _on_readable(evutil_socket_t fd, short what, void *arg) {
     struct grpc_worker *w = conn->worker;
     /* The batch's one clock read: every HEADERS in it arrived "now". */
     clock_cache_update(&w->clock);
+    (void)fd;
     for (int i = 0; i < GRPC_READS_PER_EVENT && !conn->dead; i++) {
-        ssize_t n = read(fd, w->read_buf, GRPC_READ_BUF_BYTES);
-        if (n > 0) {
-            ssize_t rv = nghttp2_session_mem_recv(conn->session, w->read_buf, (size_t)n);
-            if (rv < 0) {
-                _fail_session(conn, rv);
-                break;
-            }
-            if (n < GRPC_READ_BUF_BYTES) {
-                break; /* most likely drained; level-triggered polling says if not */
-            }
-            continue;
+        ssize_t n = _read_in(conn, w->read_buf, GRPC_READ_BUF_BYTES);
+        if (n <= 0) {
+            break;
         }
-        if (n < 0 && errno == EINTR) {
-            continue;
+        ssize_t rv = nghttp2_session_mem_recv(conn->session, w->read_buf, (size_t)n);
+        if (rv < 0) {
+            _fail_session(conn, rv);
+            break;
         }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-            conn->dead = true; /* closed or reset by the client */
+        /* Cleartext: a short read most likely drained the socket, and level-triggered polling
+         * says if not. TLS hands out a record at a time, and what OpenSSL holds decrypted
+         * polling cannot see: read on until it says there is nothing. */
+        if (conn->ssl == NULL && n < GRPC_READ_BUF_BYTES) {
+            break;
         }
-        break;
+    }
+    if (!conn->dead && conn->ssl != NULL && SSL_pending(conn->ssl) > 0) {
+        event_active(conn->read_ev, EV_READ, 0); /* the batch ended with bytes decrypted */
     }
     _run_ready(conn);
     grpc_conn_kick(conn);
 }
 
 static void _on_writable(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
-    (void)what;
-    grpc_conn_kick(arg);
+    struct grpc_conn *conn = arg;
+    if (conn->tls_read_wants_write) {
+        conn->tls_read_wants_write = false;
+        _on_readable(fd, what, conn); /* reads, then kicks */
+        return;
+    }
+    grpc_conn_kick(conn);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
@@ -607,6 +742,9 @@ int grpc_conn_create(struct grpc_worker *w, int fd, const char *peer) {
     }
     TAILQ_INIT(&conn->calls);
     TAILQ_INIT(&conn->ready);
+    if (tls_enabled() && (conn->ssl = tls_session_new(fd)) == NULL) {
+        goto fail;
+    }
     conn->out = evbuffer_new();
     conn->read_ev = event_new(w->base, fd, EV_READ | EV_PERSIST, _on_readable, conn);
     conn->write_ev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, _on_writable, conn);
@@ -650,6 +788,7 @@ fail:
     if (conn->out != NULL) {
         evbuffer_free(conn->out);
     }
+    SSL_free(conn->ssl);
     close(fd);
     free(conn);
     return -1;
@@ -691,6 +830,7 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     }
     grpc_conn_pending_add(conn, -(int64_t)conn->pending); /* what `out` still held */
     evbuffer_free(conn->out);
+    SSL_free(conn->ssl); /* not the socket: SSL_set_fd leaves it to us */
     if (conn->linger) {
         grpc_worker_linger(w, conn->fd);
     } else {

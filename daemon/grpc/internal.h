@@ -20,6 +20,7 @@
 #include "common/log.h"
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -132,6 +133,7 @@ struct grpc_worker {
     struct event *accept_pause_ev;  /* timer re-enabling accept after a pause */
     int64_t accept_pause_logged_us; /* the last pause's log line (one a second at most) */
     struct log_limit close_log;     /* "connection closed" lines: ten a second at most */
+    struct log_limit tls_log;       /* "tls handshake failed" lines, likewise */
     int wake_fd;                    /* eventfd: the main thread's stop request */
     struct event *wake_ev;
     struct event *drain_ev; /* timer: final GOAWAY for connections that never acked */
@@ -244,6 +246,11 @@ struct grpc_conn {
     bool protocol_error;    /* counted once per connection */
     bool notice_sent;       /* drain: shutdown notice and PING sent */
     bool goaway_sent;       /* drain: final GOAWAY submitted */
+    /* TLS (daemon/tls): the session, NULL on a cleartext port; whether its handshake ended;
+     * whether a read waits for the socket to take the handshake's (or an alert's) bytes. */
+    SSL *ssl;
+    bool tls_ready;
+    bool tls_read_wants_write;
 };
 
 enum grpc_call_reject {

@@ -295,7 +295,7 @@ static void test_unknown_key(void **state) {
     expect_error("server:\n  bogus: 1\n", 2,
                  "server.bogus: unknown key (expected grpc_bind, grpc_port, workers, ");
     /* ...the options, then the nested sections */
-    assert_non_null(strstr(err, ", log_level, allow_insecure, auth)"));
+    assert_non_null(strstr(err, ", log_level, allow_insecure, auth, tls)"));
     /* A nested section's keys are checked, and named by their whole path. */
     expect_error("server:\n  auth:\n    tokens_fil: x\n", 3,
                  "server.auth.tokens_fil: unknown key (did you mean tokens_file?)");
