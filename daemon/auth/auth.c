@@ -27,8 +27,9 @@
 struct auth_token {
     char name[AUTH_NAME_MAX];
     enum auth_role role;
-    uint8_t digest[DIGEST_LEN];
-    char **views; /* NULL: every view */
+    uint8_t digest[DIGEST_LEN]; /* unused for a client certificate's entry */
+    char *subject;              /* cert: entries, the certificate's subject; else NULL */
+    char **views;               /* NULL: every view */
     size_t nviews;
 };
 
@@ -63,7 +64,8 @@ static const struct option_def auth_option_defs[] = {
         OPTION_STRING_AT(struct auth_options, tokens_file),
         .description = "File of bearer tokens that may call fsd, one `name role views "
                        "sha256:<hex>` a line (role read, write or admin; views `*` or a comma "
-                       "list limiting a write token); re-read on SIGHUP. Empty: no "
+                       "list limiting a write token), or `cert:<subject>` for a client "
+                       "certificate under mutual TLS; re-read on SIGHUP. Empty: no "
                        "authentication, every client may call every method.",
     },
 };
@@ -145,6 +147,7 @@ static void _set_free(struct auth_set *set) {
             free(set->tokens[i].views[v]);
         }
         free(set->tokens[i].views);
+        free(set->tokens[i].subject);
     }
     free(set);
 }
@@ -223,12 +226,37 @@ static int _parse_views(char *text, struct auth_token *token, char *why, size_t 
     return 0;
 }
 
-/* One line's fields into `token`; -1 with `why` set. */
+/* One line's fields into `token`; -1 with `why` set. The fourth field is a token's digest, or
+ * "cert:" and a client certificate's subject, which may hold spaces: the rest of the line. */
 static int _parse_line(char *line, struct auth_token *token, char *why, size_t why_len) {
     char *fields[5] = {0};
     size_t n = 0;
     char *save = NULL;
-    for (char *f = strtok_r(line, " \t", &save); f != NULL; f = strtok_r(NULL, " \t", &save)) {
+    for (char *f = strtok_r(line, " \t", &save); f != NULL;
+         f = n < 3 ? strtok_r(NULL, " \t", &save) : NULL) {
+        fields[n++] = f;
+    }
+    char *rest = save != NULL ? save + strspn(save, " \t") : NULL;
+    if (n == 3 && rest != NULL && strncmp(rest, "cert:", 5) == 0) {
+        char *subject = rest + 5;
+        size_t len = strlen(subject);
+        while (len > 0 && (subject[len - 1] == ' ' || subject[len - 1] == '\t')) {
+            subject[--len] = '\0';
+        }
+        if (len == 0 || len >= AUTH_SUBJECT_MAX) {
+            return errors_set(why, why_len,
+                              "cert: needs the client certificate's subject as the server logs "
+                              "it (RFC 2253, e.g. cert:CN=ranker,O=acme), shorter than %d bytes",
+                              AUTH_SUBJECT_MAX);
+        }
+        if ((token->subject = strdup(subject)) == NULL) {
+            return errors_set(why, why_len, "out of memory");
+        }
+        fields[n++] = subject;
+        rest = NULL;
+    }
+    for (char *f = rest != NULL ? strtok_r(NULL, " \t", &save) : NULL; f != NULL;
+         f = strtok_r(NULL, " \t", &save)) {
         if (n == 4) {
             return errors_set(why, why_len,
                               "more than 4 fields (want: name role views "
@@ -256,10 +284,11 @@ static int _parse_line(char *line, struct auth_token *token, char *why, size_t w
         return errors_set(why, why_len, "unknown role '%.32s' (want read, write or admin)",
                           fields[1]);
     }
-    if (_parse_digest(fields[3], token->digest) != 0) {
+    if (token->subject == NULL && _parse_digest(fields[3], token->digest) != 0) {
         return errors_set(why, why_len,
                           "the fourth field must be sha256: and the token's SHA-256 in 64 hex "
-                          "digits (printf %%s \"$TOKEN\" | sha256sum), not the token itself");
+                          "digits (printf %%s \"$TOKEN\" | sha256sum), not the token itself, "
+                          "or cert: and a client certificate's subject");
     }
     return _parse_views(fields[2], token, why, why_len);
 }
@@ -328,6 +357,17 @@ static struct auth_set *_read_file(const char *path, char *err, size_t err_len) 
                 errors_set(err, err_len, "tokens file %s line %u: a second token named %s", path,
                            lineno, token->name);
                 goto fail;
+            }
+            const struct auth_token *other = &set->tokens[i];
+            if (token->subject != NULL || other->subject != NULL) {
+                if (token->subject != NULL && other->subject != NULL &&
+                    strcmp(token->subject, other->subject) == 0) {
+                    errors_set(err, err_len,
+                               "tokens file %s line %u: %s names the certificate of %s again", path,
+                               lineno, token->name, other->name);
+                    goto fail;
+                }
+                continue;
             }
             if (memcmp(set->tokens[i].digest, token->digest, DIGEST_LEN) == 0) {
                 errors_set(err, err_len, "tokens file %s line %u: token %s is token %s again", path,
@@ -521,7 +561,8 @@ static const uint8_t *_bearer_token(const uint8_t *value, size_t len, size_t *to
 static long _find_digest(const struct auth_set *set, const uint8_t digest[DIGEST_LEN]) {
     long found = -1;
     for (size_t i = 0; i < set->ntokens; i++) {
-        bool match = CRYPTO_memcmp(set->tokens[i].digest, digest, DIGEST_LEN) == 0;
+        bool match = set->tokens[i].subject == NULL &&
+                     CRYPTO_memcmp(set->tokens[i].digest, digest, DIGEST_LEN) == 0;
         found = match ? (long)i : found;
     }
     return found;
@@ -562,6 +603,29 @@ int auth_authenticate(struct auth_cache *cache, const uint8_t *value, size_t len
             cache->slots[slot].index = (uint16_t)index;
             cache->slots[slot].len = (uint16_t)token_len;
             memcpy(cache->slots[slot].token, token, token_len);
+        }
+    }
+    if (index >= 0) {
+        *grant = (struct auth_grant){.role = set->tokens[index].role,
+                                     .index = (uint16_t)index,
+                                     .generation = set->generation};
+    }
+    store_read_unlock();
+    if (index < 0) {
+        *failure = AUTH_FAIL_UNKNOWN;
+        return -1;
+    }
+    return 0;
+}
+
+int auth_authenticate_subject(const char *subject, struct auth_grant *grant,
+                              enum auth_failure *failure) {
+    store_read_lock();
+    const struct auth_set *set = atomic_load_explicit(&state.current, memory_order_acquire);
+    long index = -1;
+    for (size_t i = 0; set != NULL && i < set->ntokens && index < 0; i++) {
+        if (set->tokens[i].subject != NULL && strcmp(set->tokens[i].subject, subject) == 0) {
+            index = (long)i;
         }
     }
     if (index >= 0) {

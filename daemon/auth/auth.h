@@ -17,7 +17,14 @@
  *   ranker   read   * sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
  *   loader   write  users,items   sha256:...
  *
- * so the file is no secret worth stealing (the tokens are: random, at least 128 bits). A file
+ * so the file is no secret worth stealing (the tokens are: random, at least 128 bits). With
+ * mutual TLS (daemon/tls) a line may name a client certificate instead of a token, by its
+ * subject as fsd logs it (RFC 2253, the rest of the line):
+ *
+ *   batch    write  items         cert:CN=batch-loader,O=acme
+ *
+ * A call that sends no token on a connection whose client certificate is listed gets that
+ * line's role (auth_authenticate_subject); a token, when sent, decides. A file
  * that group or others may write is refused: whoever can write it can grant themselves admin.
  *
  * Threads: the set of tokens is published with RCU (store/rcu.h). Workers read it without
@@ -33,10 +40,11 @@
 #include "common/metrics.h"
 #include "common/options.h"
 
-#define AUTH_PATH_LEN   1024
-#define AUTH_NAME_MAX   64   /* a token's name, NUL included */
-#define AUTH_TOKEN_MAX  1024 /* longest token accepted in a header */
-#define AUTH_MAX_TOKENS 4096
+#define AUTH_PATH_LEN    1024
+#define AUTH_NAME_MAX    64   /* a token's name, NUL included */
+#define AUTH_TOKEN_MAX   1024 /* longest token accepted in a header */
+#define AUTH_MAX_TOKENS  4096
+#define AUTH_SUBJECT_MAX 256 /* a client certificate's subject, NUL included */
 
 /* ---- options ----------------------------------------------------------------------------- */
 
@@ -159,6 +167,11 @@ struct auth_cache {
  */
 int auth_authenticate(struct auth_cache *cache, const uint8_t *value, size_t len,
                       struct auth_grant *grant, enum auth_failure *failure);
+
+/* Which line names the client certificate with `subject` (verified by the TLS handshake).
+ * Returns 0 with *grant set, or -1 with *failure UNKNOWN. Any thread; never blocks. */
+int auth_authenticate_subject(const char *subject, struct auth_grant *grant,
+                              enum auth_failure *failure);
 
 /* The name of the grant's token into `out` (room for AUTH_NAME_MAX), or "-" when the grant
  * has none or its set has been retired. Returns `out`. */

@@ -94,6 +94,10 @@ const char *grpc_call_peer(const struct grpc_call *call) {
     return call->conn->peer;
 }
 
+const char *grpc_call_tls_subject(const struct grpc_call *call) {
+    return call->conn->tls_subject;
+}
+
 uint64_t grpc_call_auth(const struct grpc_call *call) {
     return call->auth;
 }

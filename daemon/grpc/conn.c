@@ -308,13 +308,9 @@ static void _tls_check_ready(struct grpc_conn *conn) {
     }
     conn->tls_ready = true;
     tls_count_handshake(true);
-    if (log_enabled(LOG_DEBUG)) {
-        char subject[256];
-        tls_peer_subject(conn->ssl, subject, sizeof subject);
-        log_debug("tls handshake done", "worker=%u peer=%s version=%s client=%s",
-                  conn->worker->index, LOG_QUOTE(conn->peer), SSL_get_version(conn->ssl),
-                  LOG_QUOTE(subject));
-    }
+    tls_peer_subject(conn->ssl, conn->tls_subject, sizeof conn->tls_subject);
+    log_debug("tls handshake done", "worker=%u peer=%s version=%s client=%s", conn->worker->index,
+              LOG_QUOTE(conn->peer), SSL_get_version(conn->ssl), LOG_QUOTE(conn->tls_subject));
 }
 
 /* A TLS read or write failed for good (`ssl_error` from SSL_get_error): the connection ends;

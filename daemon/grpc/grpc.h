@@ -322,6 +322,9 @@ int64_t grpc_call_deadline_us(const struct grpc_call *call);
 
 /* "address:port" of the call's client, for logs. */
 const char *grpc_call_peer(const struct grpc_call *call);
+/* The subject of the client certificate the TLS handshake verified (mutual TLS), RFC 2253
+ * ("CN=ranker,O=acme"); "" on a cleartext port or without one. */
+const char *grpc_call_tls_subject(const struct grpc_call *call);
 
 /* What the method's authorizer established about the client (opaque to the transport); 0
  * until set. */

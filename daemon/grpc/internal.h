@@ -251,6 +251,7 @@ struct grpc_conn {
     SSL *ssl;
     bool tls_ready;
     bool tls_read_wants_write;
+    char tls_subject[256]; /* the verified client certificate's subject; "" without one */
 };
 
 enum grpc_call_reject {

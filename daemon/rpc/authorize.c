@@ -55,14 +55,28 @@ enum grpc_code rpc_authorize(struct grpc_call *call, const uint8_t *value, size_
     struct auth_cache scratch = {0}; /* a worker without memory still checks, uncached */
     struct auth_grant grant = {0};
     enum auth_failure failure;
-    if (auth_authenticate(wk ? &wk->auth_cache : &scratch, value, len, &grant, &failure) != 0) {
+    /* No token, but a client certificate the handshake verified: the line naming it decides. */
+    const char *subject = grpc_call_tls_subject(call);
+    bool by_certificate = value == NULL && subject[0] != '\0';
+    int rc = by_certificate
+                 ? auth_authenticate_subject(subject, &grant, &failure)
+                 : auth_authenticate(wk ? &wk->auth_cache : &scratch, value, len, &grant, &failure);
+    if (rc != 0) {
         _refused(call, method, failure, grant, NULL);
-        snprintf(message, message_len, "%s",
-                 failure == AUTH_FAIL_MISSING
-                     ? "this server needs a token: send the header authorization: Bearer <token>"
-                 : failure == AUTH_FAIL_MALFORMED
-                     ? "the authorization header is not \"Bearer <token>\""
-                     : "unknown token");
+        if (by_certificate) {
+            snprintf(message, message_len,
+                     "client certificate %.120s is not in the tokens file: send a token, or "
+                     "add a cert: line for it",
+                     subject);
+        } else {
+            snprintf(message, message_len, "%s",
+                     failure == AUTH_FAIL_MISSING
+                         ? "this server needs a token: send the header authorization: Bearer "
+                           "<token>"
+                     : failure == AUTH_FAIL_MALFORMED
+                         ? "the authorization header is not \"Bearer <token>\""
+                         : "unknown token");
+        }
         return GRPC_UNAUTHENTICATED;
     }
     grpc_call_set_auth(call, auth_grant_pack(grant));

@@ -11,6 +11,7 @@ see the handshake itself).
   working; a reload with a broken file keeps the old certificate.
 - A missing or mismatched file stops fsd at start with the file named.
 """
+import hashlib
 import os
 import shutil
 import signal
@@ -116,11 +117,11 @@ class TlsTestCase(unittest.TestCase):
             self.assertEqual(self.fsd.stop(), 0)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def start(self, client_ca=None):
+    def start(self, client_ca=None, extra=""):
         tls = f"  tls:\n    cert_file: {self.cert}\n    key_file: {self.key}\n"
         if client_ca:
             tls += f"    client_ca_file: {client_ca}\n"
-        self.fsd = h.Fsd(tls + VIEWS)
+        self.fsd = h.Fsd(tls + extra + VIEWS)
         self.stats = h.stats_port(self.fsd)
         self.fsd.wait_for_log(r'msg="tls on the grpc port"')
 
@@ -212,6 +213,56 @@ class MutualTlsTest(TlsTestCase):
         self.fsd.wait_for_log(r'msg="tls handshake failed" .*unable to get local issuer '
                               r'certificate')
         self.assertGreaterEqual(self.handshakes()[1], 3)
+
+
+def call(channel, method, request, response_type, token=None):
+    rpc = channel.unary_unary(h.SERVICE + method,
+                              request_serializer=lambda m: m.SerializeToString(),
+                              response_deserializer=response_type.FromString)
+    metadata = (("authorization", "Bearer " + token),) if token else None
+    return rpc(request, timeout=5, metadata=metadata)
+
+
+def push(channel, token=None):
+    row = h.row({"id": 1}, h.now_us(), {"f": (5, "int64_value")})
+    return call(channel, "PushRows", pb.PushRowsRequest(view="v", rows=[row]),
+                pb.PushRowsResponse, token)
+
+
+class CertificateRolesTest(TlsTestCase):
+    ADMIN_TOKEN = "a-token-of-at-least-128-bits-9f2c1e7a"
+
+    def test_a_client_certificate_stands_for_a_token(self):
+        tokens = os.path.join(self.tmp, "tokens")
+        digest = hashlib.sha256(self.ADMIN_TOKEN.encode()).hexdigest()
+        with open(tokens, "w") as f:
+            f.write("ranker read * cert:CN=ranker\n"
+                    "loader write v cert:CN=batch loader\n"  # a subject with a space
+                    f"ops admin * sha256:{digest}\n")
+        os.chmod(tokens, 0o600)
+        self.start(client_ca=self.pki.ca, extra=f"  auth:\n    tokens_file: {tokens}\n")
+        ranker = self.channel(*(None,) + self.pki.issue("ranker"))
+        loader = self.channel(*(None,) + self.pki.issue("batch loader"))
+        unlisted = self.channel(*(None,) + self.pki.issue("someone"))
+        # the certificate's line gives the role
+        self.assertEqual(get(ranker).entities, 1)
+        with self.assertRaises(grpc.RpcError) as cm:
+            push(ranker)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.PERMISSION_DENIED)
+        self.assertIn("token ranker has role read", cm.exception.details())
+        r = push(loader)
+        self.assertEqual(r.inserted + r.replaced, 1)
+        # a valid certificate no line names is not enough
+        time.sleep(0.2)  # the log's rate limit: ten refusals a second are written
+        with self.assertRaises(grpc.RpcError) as cm:
+            get(unlisted)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        self.assertIn("client certificate CN=someone is not in the tokens file",
+                      cm.exception.details())
+        self.fsd.wait_for_log(r'msg="call refused" method=GetFeatures reason=unknown_token')
+        # a token, when sent, decides
+        r = push(ranker, token=self.ADMIN_TOKEN)
+        self.assertEqual(r.inserted + r.replaced, 1)
 
 
 class BadFilesTest(TlsTestCase):
