@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -26,6 +27,7 @@
 
 #include "common/log.h"
 #include "daemon/auth/auth.h"
+#include "daemon/tls/tls.h"
 #include "common/ports.h"
 #include "common/proc.h"
 #include "store/rcu.h"
@@ -332,6 +334,22 @@ void stats_collect_http(struct metric_writer *w, void *ctx) {
 
 /* ---- the thread ---------------------------------------------------------------------------- */
 
+/* With TLS on, each connection's bufferevent is an OpenSSL one, accepting; evhttp gives it
+ * the socket. NULL (no session: out of memory) makes evhttp drop the connection. */
+static struct bufferevent *_tls_bufferevent(struct event_base *base, void *arg) {
+    (void)arg;
+    SSL *ssl = tls_http_session_new();
+    if (ssl == NULL) {
+        return NULL;
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+    }
+    return bev;
+}
+
 static void _on_stop(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     (void)arg;
@@ -484,6 +502,9 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
     evhttp_set_max_body_size(server.http, MAX_BODY_BYTES);
     evhttp_set_timeout(server.http, STATS_TIMEOUT_S);
     evhttp_set_gencb(server.http, _handle, NULL);
+    if (tls_enabled()) {
+        evhttp_set_bevcb(server.http, _tls_bufferevent, NULL);
+    }
 
     if (metrics_register(stats_collect_http, NULL) != 0) {
         snprintf(err, err_len, "out of memory");

@@ -16,9 +16,10 @@ static struct {
     struct tls_options options;
     bool enabled;
     bool registered;
-    pthread_mutex_t lock; /* guards `current` against a reload replacing it */
-    SSL_CTX *current;
-    int64_t not_after_s; /* of the current certificate, Unix seconds */
+    pthread_mutex_t lock; /* guards the contexts against a reload replacing them */
+    SSL_CTX *current;     /* the gRPC port's: ALPN h2, client certificates if configured */
+    SSL_CTX *http;        /* the stats port's: HTTP/1.1, no client certificate asked */
+    int64_t not_after_s;  /* of the current certificate, Unix seconds */
     _Atomic uint64_t handshakes_ok;
     _Atomic uint64_t handshakes_failed;
     _Atomic uint64_t loads_ok;
@@ -35,9 +36,9 @@ static const struct option_def tls_option_defs[] = {
         .min = 0,
         .max = TLS_PATH_LEN - 1,
         OPTION_STRING_AT(struct tls_options, cert_file),
-        .description = "PEM file of the gRPC port's certificate (then its chain). Set: the "
-                       "port speaks TLS only (ALPN h2). Re-read on SIGHUP, open connections "
-                       "kept. Empty: cleartext HTTP/2.",
+        .description = "PEM file of the certificate (then its chain). Set: the gRPC port "
+                       "speaks TLS only (ALPN h2), and the stats port HTTPS only. Re-read on "
+                       "SIGHUP, open connections kept. Empty: cleartext.",
     },
     {
         .name = "key_file",
@@ -137,8 +138,10 @@ static int64_t _not_after(const X509 *cert) {
     return (int64_t)timegm(&tm);
 }
 
-/* A new server context from the option's files, or NULL with `err` naming the file. */
-static SSL_CTX *_build(const struct tls_options *o, int64_t *not_after, char *err, size_t err_len) {
+/* A new server context from the option's files, or NULL with `err` naming the file. `grpc`:
+ * the gRPC port's (ALPN h2, mutual TLS when client_ca_file is set); else the stats port's. */
+static SSL_CTX *_build(const struct tls_options *o, bool grpc, int64_t *not_after, char *err,
+                       size_t err_len) {
     char why[256];
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -156,7 +159,9 @@ static SSL_CTX *_build(const struct tls_options *o, int64_t *not_after, char *er
     /* The transport writes from a buffer that moves and may take part of it. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_alpn_select_cb(ctx, _select_alpn, NULL);
+    if (grpc) {
+        SSL_CTX_set_alpn_select_cb(ctx, _select_alpn, NULL);
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
         errors_set(err, err_len, "TLS: server.tls.cert_file %s: %s", o->cert_file,
                    _openssl_reason(why, sizeof why, "cannot read it"));
@@ -173,7 +178,7 @@ static SSL_CTX *_build(const struct tls_options *o, int64_t *not_after, char *er
                    _openssl_reason(why, sizeof why, "they do not match"));
         goto fail;
     }
-    if (o->client_ca_file[0] != '\0') {
+    if (grpc && o->client_ca_file[0] != '\0') {
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca_file);
         if (names == NULL || SSL_CTX_load_verify_locations(ctx, o->client_ca_file, NULL) != 1) {
             sk_X509_NAME_pop_free(names, X509_NAME_free);
@@ -195,17 +200,21 @@ fail:
 /* Builds a context and makes it current; counts the load either way. */
 static int _load_files(char *err, size_t err_len) {
     int64_t not_after = 0;
-    SSL_CTX *ctx = _build(&state.options, &not_after, err, err_len);
-    if (ctx == NULL) {
+    SSL_CTX *ctx = _build(&state.options, true, &not_after, err, err_len);
+    SSL_CTX *http = ctx != NULL ? _build(&state.options, false, &not_after, err, err_len) : NULL;
+    if (http == NULL) {
+        SSL_CTX_free(ctx);
         atomic_fetch_add_explicit(&state.loads_failed, 1, memory_order_relaxed);
         return -1;
     }
     pthread_mutex_lock(&state.lock);
-    SSL_CTX *old = state.current;
+    SSL_CTX *old = state.current, *old_http = state.http;
     state.current = ctx;
+    state.http = http;
     state.not_after_s = not_after;
     pthread_mutex_unlock(&state.lock);
-    SSL_CTX_free(old); /* sessions made from it hold their own references */
+    SSL_CTX_free(old); /* sessions made from them hold their own references */
+    SSL_CTX_free(old_http);
     atomic_fetch_add_explicit(&state.loads_ok, 1, memory_order_relaxed);
     return 0;
 }
@@ -244,7 +253,9 @@ void tls_teardown(void) {
     }
     pthread_mutex_lock(&state.lock);
     SSL_CTX_free(state.current);
+    SSL_CTX_free(state.http);
     state.current = NULL;
+    state.http = NULL;
     pthread_mutex_unlock(&state.lock);
     state.enabled = false;
 }
@@ -268,6 +279,13 @@ SSL *tls_session_new(int fd) {
     if (ssl != NULL) {
         SSL_set_accept_state(ssl);
     }
+    return ssl;
+}
+
+SSL *tls_http_session_new(void) {
+    pthread_mutex_lock(&state.lock);
+    SSL *ssl = state.http != NULL ? SSL_new(state.http) : NULL;
+    pthread_mutex_unlock(&state.lock);
     return ssl;
 }
 

@@ -1,9 +1,10 @@
 #pragma once
 /*
- * TLS on the gRPC port, with OpenSSL 3: the server's certificate and key from the files
- * server.tls names, ALPN "h2" (what gRPC clients ask for), and optionally mutual TLS, where
- * every client must present a certificate signed by client_ca_file. A port is either TLS or
- * cleartext, never both: with cert_file set, every connection starts with a handshake.
+ * TLS on the gRPC port and the stats port, with OpenSSL 3: the server's certificate and key
+ * from the files server.tls names; on the gRPC port ALPN "h2" (what gRPC clients ask for) and
+ * optionally mutual TLS, where every client must present a certificate signed by
+ * client_ca_file; on the stats port HTTP/1.1. A port is either TLS or cleartext, never both:
+ * with cert_file set, every connection to either starts with a handshake.
  *
  * One server context is current at a time. tls_reload() (SIGHUP) reads the files again into
  * a new one and makes it current; connections accepted before keep the session they began
@@ -59,6 +60,11 @@ int tls_reload(char *err, size_t err_len);
 /* A server session on accepted socket `fd`, from the current context (its handshake begins
  * with the first read or write). NULL when TLS is off or out of memory. Any thread. */
 SSL *tls_session_new(int fd);
+
+/* A session for the stats port (HTTP/1.1: no ALPN, no client certificate asked; the stats
+ * port has its own token), for libevent's OpenSSL bufferevent to accept with. NULL when TLS is
+ * off or out of memory. Any thread. */
+SSL *tls_http_session_new(void);
 
 /* Counts a handshake's end, for the metrics. Any thread. */
 void tls_count_handshake(bool ok);

@@ -7,11 +7,13 @@ see the handshake itself).
   server. Each refused handshake is logged with its reason and counted.
 - With client_ca_file (mutual TLS) a client must present a valid certificate of that CA: none,
   an expired one or one of another CA is refused, with the reason in the log.
+- The stats port speaks HTTPS (HTTP/1.1) with the same certificate, and nothing else.
 - SIGHUP re-reads the certificate: new connections get the new one, an open connection keeps
   working; a reload with a broken file keeps the old certificate.
 - A missing or mismatched file stops fsd at start with the file named.
 """
 import hashlib
+import http.client
 import os
 import shutil
 import signal
@@ -135,8 +137,25 @@ class TlsTestCase(unittest.TestCase):
             get(channel, timeout=3)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
 
+    def https(self, path):
+        """GET `path` from the stats port, over TLS (it speaks nothing else now)."""
+        conn = http.client.HTTPSConnection(
+            "127.0.0.1", self.stats, timeout=5,
+            context=ssl.create_default_context(cafile=self.pki.ca))
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return r.status, r.read()
+        finally:
+            conn.close()
+
+    def scrape(self):
+        status, body = self.https("/metrics")
+        self.assertEqual(status, 200)
+        return h.Metrics(body.decode())
+
     def handshakes(self):
-        m = h.scrape(self.stats)
+        m = self.scrape()
         return (m.get("fsd_tls_handshakes_total", result="ok"),
                 m.get("fsd_tls_handshakes_total", result="failed"))
 
@@ -159,12 +178,21 @@ class TlsTest(TlsTestCase):
         # ALPN: gRPC clients ask for h2, and get it
         self.assertTrue(server_certificate_serial(self.fsd.port, self.pki.ca))
 
+    def test_the_stats_port_speaks_https_only(self):
+        self.start()
+        status, body = self.https("/healthz")
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"fsd_tls_certificate_not_after_seconds", self.https("/metrics")[1])
+        # plain HTTP gets no answer: the bytes are not a TLS ClientHello
+        with self.assertRaises((http.client.HTTPException, ConnectionError, OSError)):
+            h.http_request(self.stats, "/healthz", timeout=3)
+
     def test_sighup_rotates_the_certificate_and_keeps_open_connections(self):
         self.start()
         before = server_certificate_serial(self.fsd.port, self.pki.ca)
         open_channel = self.channel()
         self.assertEqual(get(open_channel).entities, 1)
-        loads = h.scrape(self.stats).get("fsd_tls_certificate_loads_total", result="ok")
+        loads = self.scrape().get("fsd_tls_certificate_loads_total", result="ok")
         # a new certificate at the same paths
         cert, key = self.pki.issue("localhost-rotated", server=True)
         shutil.copy(cert, self.cert)
@@ -173,7 +201,7 @@ class TlsTest(TlsTestCase):
         self.fsd.wait_for_log(r'msg="reload: TLS certificate re-read"')
         after = server_certificate_serial(self.fsd.port, self.pki.ca)
         self.assertNotEqual(before, after)
-        self.assertEqual(h.scrape(self.stats).get("fsd_tls_certificate_loads_total",
+        self.assertEqual(self.scrape().get("fsd_tls_certificate_loads_total",
                                                   result="ok"), loads + 1)
         # the connection opened before the rotation is still served
         self.assertEqual(get(open_channel).entities, 1)
@@ -185,9 +213,9 @@ class TlsTest(TlsTestCase):
                               r'stays" error="TLS: server.tls.key_file ')
         self.assertEqual(server_certificate_serial(self.fsd.port, self.pki.ca), after)
         self.assertEqual(get(self.channel()).entities, 1)
-        self.assertEqual(h.scrape(self.stats).get("fsd_tls_certificate_loads_total",
+        self.assertEqual(self.scrape().get("fsd_tls_certificate_loads_total",
                                                   result="error"), 1)
-        not_after = h.scrape(self.stats).get("fsd_tls_certificate_not_after_seconds")
+        not_after = self.scrape().get("fsd_tls_certificate_not_after_seconds")
         self.assertGreater(not_after, time.time() + 86400)
         self.assertLess(not_after, time.time() + 3 * 86400)
 
