@@ -38,6 +38,7 @@
 /* ---- options ----------------------------------------------------------------------------- */
 
 #define CLIENT_AUTHORIZATION_MAX 1100 /* "Bearer " and the longest token fsd accepts */
+#define CLIENT_PATH_MAX          1024
 #define CLIENT_TOKEN_FILE_ENV    "FSD_TOKEN_FILE"
 
 struct client_options {
@@ -46,6 +47,12 @@ struct client_options {
     uint32_t connection_window_bytes; /* < 2^31 */
     uint64_t max_response_bytes;
     char authorization[CLIENT_AUTHORIZATION_MAX]; /* sent with every call; "": none */
+    /* TLS: set tls_ca_file (PEM of the CAs that sign the server's certificate, which must
+     * name the host connected to) and the connection is TLS with ALPN h2; a client
+     * certificate and its key too for mutual TLS. "": cleartext. */
+    char tls_ca_file[CLIENT_PATH_MAX];
+    char tls_cert_file[CLIENT_PATH_MAX];
+    char tls_key_file[CLIENT_PATH_MAX];
 };
 
 /* Fills `options` with the defaults above. */
@@ -59,6 +66,14 @@ void client_options_init(struct client_options *options);
  */
 int client_options_token_file(struct client_options *options, const char *path, char *err,
                               size_t err_len);
+
+/*
+ * TLS from a tool's --tls-ca, --tls-cert and --tls-key (each may be NULL): a CA turns TLS on; a
+ * certificate needs its key and a CA. Returns 0 (also when all are NULL), or -1 with `err`
+ * saying which is missing or too long.
+ */
+int client_options_tls(struct client_options *options, const char *ca_file, const char *cert_file,
+                       const char *key_file, char *err, size_t err_len);
 
 /* ---- metrics ----------------------------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
 #include "client.h"
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 
 #define CLIENT_READ_BYTES        (256 * 1024)
@@ -48,7 +49,8 @@ struct client_call {
 };
 
 struct client_conn {
-    int fd; /* -1 once broken */
+    int fd;   /* -1 once broken */
+    SSL *ssl; /* TLS (options.tls_ca_file set); NULL: cleartext */
     nghttp2_session *session;
     struct client_options options;
     char authority[300];

@@ -6,6 +6,10 @@
  *   done queue ─▶ completion callbacks (after mem_recv returns, so they may submit freely)
  */
 #include "client_internal.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 #include "common/clock.h"
 
 #include <errno.h>
@@ -22,11 +26,12 @@
 #include <unistd.h>
 
 void client_options_init(struct client_options *options) {
-    options->connect_timeout_ms = CLIENT_DEFAULT_CONNECT_TIMEOUT_MS;
-    options->stream_window_bytes = CLIENT_DEFAULT_STREAM_WINDOW_BYTES;
-    options->connection_window_bytes = CLIENT_DEFAULT_CONNECTION_WINDOW_BYTES;
-    options->max_response_bytes = CLIENT_DEFAULT_MAX_RESPONSE_BYTES;
-    options->authorization[0] = '\0';
+    *options = (struct client_options){
+        .connect_timeout_ms = CLIENT_DEFAULT_CONNECT_TIMEOUT_MS,
+        .stream_window_bytes = CLIENT_DEFAULT_STREAM_WINDOW_BYTES,
+        .connection_window_bytes = CLIENT_DEFAULT_CONNECTION_WINDOW_BYTES,
+        .max_response_bytes = CLIENT_DEFAULT_MAX_RESPONSE_BYTES,
+    }; /* no token, cleartext */
 }
 
 int client_options_token_file(struct client_options *options, const char *path, char *err,
@@ -147,6 +152,96 @@ static int _connect_one(const struct addrinfo *ai, int64_t deadline_us) {
     }
 }
 
+/* ---- TLS --------------------------------------------------------------------------------- */
+
+/* OpenSSL's reason for the oldest queued error (the queue cleared), or `fallback`. */
+static const char *_tls_reason(char *out, size_t out_len, const char *fallback) {
+    unsigned long e = ERR_get_error();
+    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    snprintf(out, out_len, "%s", reason != NULL ? reason : fallback);
+    ERR_clear_error();
+    return out;
+}
+
+/*
+ * The TLS handshake on connected socket `fd`, waiting at most until `deadline_us`: the server's
+ * certificate must chain to tls_ca_file and name `host`, and the server must speak h2. Returns
+ * the session, or NULL with `err` set.
+ */
+static SSL *_tls_handshake(int fd, const char *host, const struct client_options *o,
+                           int64_t deadline_us, char *err, size_t err_len) {
+    char why[256];
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    static const unsigned char h2[] = {2, 'h', '2'};
+    if (ctx == NULL) {
+        _set_error(err, err_len, "TLS: out of memory");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_load_verify_locations(ctx, o->tls_ca_file, NULL) != 1) {
+        _set_error(err, err_len, "TLS: CA file %s: %s", o->tls_ca_file,
+                   _tls_reason(why, sizeof why, "cannot read it"));
+        goto fail;
+    }
+    if (o->tls_cert_file[0] != '\0' &&
+        (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert_file) != 1 ||
+         SSL_CTX_use_PrivateKey_file(ctx, o->tls_key_file, SSL_FILETYPE_PEM) != 1)) {
+        _set_error(err, err_len, "TLS: client certificate %s / key %s: %s", o->tls_cert_file,
+                   o->tls_key_file, _tls_reason(why, sizeof why, "cannot read them"));
+        goto fail;
+    }
+    SSL_CTX_set_alpn_protos(ctx, h2, sizeof h2);
+    ssl = SSL_new(ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+        _set_error(err, err_len, "TLS: out of memory");
+        goto fail;
+    }
+    /* The name the certificate must carry: an address as an IP, else a DNS name (and SNI). */
+    struct in6_addr ip;
+    bool is_ip = inet_pton(AF_INET, host, &ip) == 1 || inet_pton(AF_INET6, host, &ip) == 1;
+    if (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) != 1
+              : (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1)) {
+        _set_error(err, err_len, "TLS: cannot check the server's name %s", host);
+        goto fail;
+    }
+    for (;;) {
+        int rc = SSL_connect(ssl);
+        if (rc == 1) {
+            break;
+        }
+        int e = SSL_get_error(ssl, rc);
+        int64_t left_us = deadline_us - clock_mono_us();
+        if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) || left_us <= 0) {
+            long verify = SSL_get_verify_result(ssl);
+            _set_error(err, err_len, "TLS handshake with %s failed: %s%s%s", host,
+                       left_us <= 0 ? "timed out" : _tls_reason(why, sizeof why, "TLS error"),
+                       verify != X509_V_OK ? ": " : "",
+                       verify != X509_V_OK ? X509_verify_cert_error_string(verify) : "");
+            goto fail;
+        }
+        struct pollfd pfd = {fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, 0};
+        poll(&pfd, 1, (int)((left_us + 999) / 1000));
+    }
+    const unsigned char *proto = NULL;
+    unsigned proto_len = 0;
+    SSL_get0_alpn_selected(ssl, &proto, &proto_len);
+    if (proto_len != 2 || memcmp(proto, "h2", 2) != 0) {
+        _set_error(err, err_len, "TLS: the server at %s did not agree to HTTP/2 (ALPN h2)", host);
+        goto fail;
+    }
+    SSL_CTX_free(ctx); /* the session holds its own reference */
+    return ssl;
+
+fail:
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
 struct client_conn *client_conn_create(const char *host, uint16_t port,
                                        const struct client_options *options, char *err,
                                        size_t err_len) {
@@ -201,6 +296,11 @@ struct client_conn *client_conn_create(const char *host, uint16_t port,
         return NULL;
     }
     conn->fd = fd;
+    if (options->tls_ca_file[0] != '\0' &&
+        (conn->ssl = _tls_handshake(fd, host, options, deadline_us, err, err_len)) == NULL) {
+        client_conn_destroy(conn);
+        return NULL;
+    }
     conn->options = *options;
     conn->next_deadline_us = INT64_MAX;
     snprintf(conn->authority, sizeof conn->authority, "%s%s%s:%u", v6 ? "[" : "", host,
@@ -221,6 +321,7 @@ void client_conn_destroy(struct client_conn *conn) {
     if (conn->session != NULL) {
         nghttp2_session_del(conn->session);
     }
+    SSL_free(conn->ssl);
     if (conn->fd >= 0) {
         close(conn->fd);
     }
@@ -262,8 +363,21 @@ static int _flush(struct client_conn *conn) {
         if (conn->out_off < conn->out_len) {
             /* MSG_NOSIGNAL: a server that hung up gives EPIPE, not a SIGPIPE that would kill
              * a program that never asked for one */
-            ssize_t n = send(conn->fd, conn->out + conn->out_off, conn->out_len - conn->out_off,
-                             MSG_NOSIGNAL);
+            ssize_t n;
+            if (conn->ssl != NULL) {
+                ERR_clear_error();
+                int w = SSL_write(conn->ssl, conn->out + conn->out_off,
+                                  (int)(conn->out_len - conn->out_off));
+                int e = w > 0 ? SSL_ERROR_NONE : SSL_get_error(conn->ssl, w);
+                if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+                    return 0;
+                }
+                n = w > 0 ? w : -1;
+                errno = w > 0 ? 0 : EPIPE;
+            } else {
+                n = send(conn->fd, conn->out + conn->out_off, conn->out_len - conn->out_off,
+                         MSG_NOSIGNAL);
+            }
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -324,8 +438,22 @@ static int _flush(struct client_conn *conn) {
 /* Reads what the socket has (a bounded number of times, so one busy connection cannot starve
  * the others) and feeds it to nghttp2. Returns -1 if the connection broke. */
 static int _read(struct client_conn *conn) {
-    for (int i = 0; i < 8 && conn->fd >= 0; i++) {
-        ssize_t n = recv(conn->fd, conn->in, CLIENT_READ_BYTES, 0);
+    /* TLS: what OpenSSL holds decrypted, poll(2) cannot see: read it all before returning. */
+    for (int i = 0; conn->fd >= 0 && (i < 8 || (conn->ssl != NULL && SSL_pending(conn->ssl) > 0));
+         i++) {
+        ssize_t n;
+        if (conn->ssl != NULL) {
+            ERR_clear_error();
+            int r = SSL_read(conn->ssl, conn->in, CLIENT_READ_BYTES);
+            int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(conn->ssl, r);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                return 0;
+            }
+            n = r > 0 ? r : e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+            errno = n < 0 ? ECONNRESET : 0;
+        } else {
+            n = recv(conn->fd, conn->in, CLIENT_READ_BYTES, 0);
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

@@ -103,3 +103,31 @@ int client_parse_addr(const char *addr, char *host, size_t host_len, uint16_t *p
     *port = (uint16_t)p;
     return 0;
 }
+
+/* Copies `path` into `dst` (CLIENT_PATH_MAX bytes); -1 when it does not fit. */
+static int _copy_path(char *dst, const char *path) {
+    if (path == NULL) {
+        return 0;
+    }
+    int n = snprintf(dst, CLIENT_PATH_MAX, "%s", path);
+    return n >= 0 && n < CLIENT_PATH_MAX ? 0 : -1;
+}
+
+int client_options_tls(struct client_options *options, const char *ca_file, const char *cert_file,
+                       const char *key_file, char *err, size_t err_len) {
+    if ((cert_file != NULL) != (key_file != NULL)) {
+        snprintf(err, err_len, "--tls-cert and --tls-key go together");
+        return -1;
+    }
+    if (cert_file != NULL && ca_file == NULL) {
+        snprintf(err, err_len, "--tls-cert needs --tls-ca (the CA of the server's certificate)");
+        return -1;
+    }
+    if (_copy_path(options->tls_ca_file, ca_file) != 0 ||
+        _copy_path(options->tls_cert_file, cert_file) != 0 ||
+        _copy_path(options->tls_key_file, key_file) != 0) {
+        snprintf(err, err_len, "a --tls-* path is longer than %d bytes", CLIENT_PATH_MAX - 1);
+        return -1;
+    }
+    return 0;
+}

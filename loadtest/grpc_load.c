@@ -281,6 +281,8 @@ static void _usage(FILE *out) {
             "                     start_wall_us latency_us send_lag_us ok (one run only)\n"
             "  --token-file FILE  fsd: send the token on FILE's first line with every call\n"
             "                     (default: the file $FSD_TOKEN_FILE names, if set)\n"
+            "  --tls-ca FILE      fsd: connect with TLS; FILE: the CAs of fsd's certificate\n"
+            "  --tls-cert FILE, --tls-key FILE  fsd: a client certificate and key (mutual TLS)\n"
             "  --dump-request FILE  write one framed GetFeaturesRequest (batch B) for\n"
             "                     h2load -d FILE, and exit\n\n"
             "SIGUSR1 ends the measurement early; the report covers the time measured.\n"
@@ -347,6 +349,9 @@ int main(int argc, char **argv) {
         O_HISTOGRAM,
         O_LATENCY_LOG,
         O_TOKEN_FILE,
+        O_TLS_CA,
+        O_TLS_CERT,
+        O_TLS_KEY,
         O_HELP,
     };
     static const struct option long_options[] = {
@@ -376,6 +381,9 @@ int main(int argc, char **argv) {
         {"histogram-out", required_argument, NULL, O_HISTOGRAM},
         {"latency-log", required_argument, NULL, O_LATENCY_LOG},
         {"token-file", required_argument, NULL, O_TOKEN_FILE},
+        {"tls-ca", required_argument, NULL, O_TLS_CA},
+        {"tls-cert", required_argument, NULL, O_TLS_CERT},
+        {"tls-key", required_argument, NULL, O_TLS_KEY},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -494,6 +502,15 @@ int main(int argc, char **argv) {
         case O_TOKEN_FILE:
             o.token_file = optarg;
             break;
+        case O_TLS_CA:
+            o.tls_ca = optarg;
+            break;
+        case O_TLS_CERT:
+            o.tls_cert = optarg;
+            break;
+        case O_TLS_KEY:
+            o.tls_key = optarg;
+            break;
         case 'h':
         case O_HELP:
             _usage(stdout);
@@ -538,7 +555,8 @@ int main(int argc, char **argv) {
     }
     client_options_init(&o.client);
     if (o.target == TARGET_FSD &&
-        client_options_token_file(&o.client, o.token_file, err, sizeof err) != 0) {
+        (client_options_token_file(&o.client, o.token_file, err, sizeof err) != 0 ||
+         client_options_tls(&o.client, o.tls_ca, o.tls_cert, o.tls_key, err, sizeof err) != 0)) {
         fprintf(stderr, "grpc_load: %s\n", err);
         return 2;
     }

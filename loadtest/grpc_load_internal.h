@@ -61,10 +61,11 @@ struct options {
     bool header;
     bool verbose;
     const char *dump_request;
-    const char *histogram_out;    /* the percentile curve of every measured call, as CSV */
-    const char *latency_log;      /* every measured call, one a line; NULL: none */
-    const char *token_file;       /* --token-file; NULL: $FSD_TOKEN_FILE, if set */
-    struct client_options client; /* fsd's connections (the token each call carries) */
+    const char *histogram_out; /* the percentile curve of every measured call, as CSV */
+    const char *latency_log;   /* every measured call, one a line; NULL: none */
+    const char *token_file;    /* --token-file; NULL: $FSD_TOKEN_FILE, if set */
+    const char *tls_ca, *tls_cert, *tls_key; /* --tls-*; NULL: not given (cleartext) */
+    struct client_options client;            /* fsd's connections (the token each call carries) */
 };
 
 struct result {

@@ -221,6 +221,29 @@ class TlsTest(TlsTestCase):
 
 
 class MutualTlsTest(TlsTestCase):
+    def test_fsctl_speaks_tls_with_a_client_certificate(self):
+        self.start(client_ca=self.pki.ca)
+        cert, key = self.pki.issue("operator")
+        fsctl = os.environ.get("FSCTL_BIN", "build/bin/fsctl")
+
+        def run(*args):
+            return subprocess.run([fsctl, "--addr", f"localhost:{self.fsd.port}", *args,
+                                   "health"], capture_output=True, text=True, timeout=30)
+
+        r = run("--tls-ca", self.pki.ca, "--tls-cert", cert, "--tls-key", key)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("SERVING", r.stdout)
+        # the server's certificate checked against the CA given
+        r = run("--tls-ca", self.other.ca, "--tls-cert", cert, "--tls-key", key)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("TLS handshake with localhost failed", r.stderr)
+        self.assertIn("certificate verify failed", r.stderr)
+        # cleartext to a TLS port fails, and half the flags are a usage error
+        self.assertEqual(run().returncode, 1)
+        r = run("--tls-ca", self.pki.ca, "--tls-cert", cert)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--tls-cert and --tls-key go together", r.stderr)
+
     def test_clients_need_a_valid_certificate_of_the_client_ca(self):
         self.start(client_ca=self.pki.ca)
         cert, key = self.pki.issue("ranker")

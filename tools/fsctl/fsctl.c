@@ -1,7 +1,8 @@
 /*
  * fsctl: fsd's command-line client for people (and scripts, with --json).
  *
- *   fsctl [--addr HOST:PORT] [--timeout MS] [--token-file FILE] COMMAND [ARGS]
+ *   fsctl [--addr HOST:PORT] [--timeout MS] [--token-file FILE] [--tls-ca FILE ...]
+ *         COMMAND [ARGS]
  *
  * Commands are rows of one table: name, synopsis, what it does, and its function. Each
  * command parses its own options. Exit status: 0 done, 1 failed (cannot connect, the RPC
@@ -44,12 +45,16 @@ static const struct command _commands[] = {
 
 static void _usage(FILE *out) {
     fprintf(out,
-            "usage: fsctl [--addr HOST:PORT] [--timeout MS] [--token-file FILE] COMMAND [ARGS]\n\n"
+            "usage: fsctl [--addr HOST:PORT] [--timeout MS] [--token-file FILE]\n"
+            "             [--tls-ca FILE [--tls-cert FILE --tls-key FILE]] COMMAND [ARGS]\n\n"
             "options:\n"
             "  --addr HOST:PORT  fsd's gRPC address (default " FSCTL_DEFAULT_ADDR ")\n"
             "  --timeout MS      deadline of each call in milliseconds (default %d)\n"
             "  --token-file FILE send the token on FILE's first line with every call\n"
             "                    (default: the file $FSD_TOKEN_FILE names, if set)\n"
+            "  --tls-ca FILE     connect with TLS; FILE: the CAs of fsd's certificate (PEM),\n"
+            "                    which must name HOST\n"
+            "  --tls-cert FILE, --tls-key FILE  a client certificate and its key (mutual TLS)\n"
             "  --help            this text; COMMAND --help for one command\n\n"
             "commands:\n",
             FSCTL_DEFAULT_TIMEOUT_MS);
@@ -94,7 +99,9 @@ int fsctl_call(struct fsctl *ctx, const char *method, const uint8_t *msg, size_t
         struct client_options options;
         client_options_init(&options);
         options.connect_timeout_ms = ctx->timeout_ms;
-        if (client_options_token_file(&options, ctx->token_file, err, sizeof err) != 0) {
+        if (client_options_token_file(&options, ctx->token_file, err, sizeof err) != 0 ||
+            client_options_tls(&options, ctx->tls_ca, ctx->tls_cert, ctx->tls_key, err,
+                               sizeof err) != 0) {
             fprintf(stderr, "fsctl: %s\n", err);
             return FSCTL_USAGE;
         }
@@ -396,10 +403,13 @@ int main(int argc, char **argv) {
         {"addr", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
         {"token-file", required_argument, NULL, 'k'},
+        {"tls-ca", required_argument, NULL, 'C'},
+        {"tls-cert", required_argument, NULL, 'E'},
+        {"tls-key", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct fsctl ctx = {FSCTL_DEFAULT_ADDR, FSCTL_DEFAULT_TIMEOUT_MS, NULL, NULL};
+    struct fsctl ctx = {.addr = FSCTL_DEFAULT_ADDR, .timeout_ms = FSCTL_DEFAULT_TIMEOUT_MS};
     int opt;
     /* "+": stop at the command name; what follows is the command's to parse. */
     while ((opt = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
@@ -409,6 +419,15 @@ int main(int argc, char **argv) {
             break;
         case 'k':
             ctx.token_file = optarg;
+            break;
+        case 'C':
+            ctx.tls_ca = optarg;
+            break;
+        case 'E':
+            ctx.tls_cert = optarg;
+            break;
+        case 'K':
+            ctx.tls_key = optarg;
             break;
         case 't':
             if (_parse_timeout(optarg, &ctx.timeout_ms) != 0) {

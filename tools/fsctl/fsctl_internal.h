@@ -28,8 +28,9 @@ struct client_conn;
 struct fsctl {
     const char *addr; /* HOST:PORT as given */
     uint32_t timeout_ms;
-    struct client_conn *conn; /* connected on the first call */
-    const char *token_file;   /* --token-file; NULL: $FSD_TOKEN_FILE, if set */
+    struct client_conn *conn;                /* connected on the first call */
+    const char *token_file;                  /* --token-file; NULL: $FSD_TOKEN_FILE, if set */
+    const char *tls_ca, *tls_cert, *tls_key; /* --tls-ca, --tls-cert, --tls-key; NULL: not given */
 };
 
 /*

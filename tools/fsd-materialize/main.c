@@ -46,6 +46,9 @@ static void _usage(FILE *out) {
             "                           recorded with the snapshot (stream.start: snapshot)\n"
             "  --token-file FILE        send the token on FILE's first line with every call\n"
             "                           (default: the file $FSD_TOKEN_FILE names, if set)\n"
+            "  --tls-ca FILE            connect with TLS; FILE: the CAs of fsd's certificate\n"
+            "  --tls-cert FILE, --tls-key FILE\n"
+            "                           a client certificate and its key (mutual TLS)\n"
             "  --help                   this text\n"
             "\n"
             "Progress goes to stderr: a bar on a terminal, else a line every 2 s. The result\n"
@@ -82,7 +85,15 @@ static int _parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *o
 }
 
 static int _parse_args(int argc, char **argv, struct fm_options *o) {
-    enum { OPT_MAX_MESSAGE_BYTES = 256, OPT_TIMEOUT, OPT_STREAM_POSITION, OPT_TOKEN_FILE };
+    enum {
+        OPT_MAX_MESSAGE_BYTES = 256,
+        OPT_TIMEOUT,
+        OPT_STREAM_POSITION,
+        OPT_TOKEN_FILE,
+        OPT_TLS_CA,
+        OPT_TLS_CERT,
+        OPT_TLS_KEY,
+    };
     static const struct option longopts[] = {
         {"addr", required_argument, NULL, 'a'},
         {"config", required_argument, NULL, 'c'},
@@ -93,6 +104,9 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"stream-position", required_argument, NULL, OPT_STREAM_POSITION},
         {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -107,6 +121,7 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
     }
     client_options_init(&o->client);
     const char *token_file = NULL;
+    const char *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
     opterr = 0;
     int c;
     uint64_t n;
@@ -117,6 +132,15 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
             break;
         case OPT_TOKEN_FILE:
             token_file = optarg;
+            break;
+        case OPT_TLS_CA:
+            tls_ca = optarg;
+            break;
+        case OPT_TLS_CERT:
+            tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            tls_key = optarg;
             break;
         case 'c':
             o->config_path = optarg;
@@ -174,7 +198,8 @@ static int _parse_args(int argc, char **argv, struct fm_options *o) {
         return _usage_error("--view is required");
     }
     char err[512];
-    if (client_options_token_file(&o->client, token_file, err, sizeof err) != 0) {
+    if (client_options_token_file(&o->client, token_file, err, sizeof err) != 0 ||
+        client_options_tls(&o->client, tls_ca, tls_cert, tls_key, err, sizeof err) != 0) {
         return _usage_error("%s", err);
     }
     return FM_EXIT_OK;
