@@ -158,8 +158,7 @@ static void _on_done(void *user, const struct load_outcome *r) {
      * window was checked against, so a call sent is always a call counted (a clock read
      * after the check could fall past the window's end). */
     int64_t now = clock_mono_us();
-    if (w->submitting && w->o->rate == 0 && now < w->measure_to_us &&
-        w->sent < w->max_requests) {
+    if (w->submitting && w->o->rate == 0 && now < w->measure_to_us && w->sent < w->max_requests) {
         _submit(cs, now);
     }
 }
