@@ -6,7 +6,8 @@
  *
  *   main ── stats_setup: bind, listen ──▶ stats thread: event loop ◀── eventfd ── teardown
  *                                           ├─ evhttp: /metrics /healthz /readyz /status /
- *                                           └─ timer every STATS_TICK_MS: window sample
+ *                                           ├─ timer every STATS_TICK_MS: window sample
+ *                                           └─ timer every STATS_SWEEP_MS: request deadlines
  */
 #include "internal.h"
 
@@ -35,6 +36,10 @@
 
 #define MAX_HEADERS_BYTES 8192
 #define MAX_BODY_BYTES    4096 /* no route takes a body */
+/* A connection's unparsed input stops being read past this: evhttp refuses a request above
+ * the two limits anyway, and a connection evhttp has let go of may still receive bytes until
+ * the next sweep (see struct stats_conn). */
+#define MAX_INPUT_BYTES (2 * (MAX_HEADERS_BYTES + MAX_BODY_BYTES))
 
 enum route {
     ROUTE_METRICS,
@@ -61,6 +66,21 @@ static const struct {
 static const int codes[] = {200, 401, 404, 405, 500, 503};
 #define NCODES (sizeof codes / sizeof codes[0])
 
+/*
+ * Every open connection, for its request deadline. libevent 2.1's evhttp offers no hook when
+ * a request starts or a connection closes, so the server creates each connection's
+ * bufferevent itself (evhttp_set_bevcb) and holds a reference on it: evhttp's free then only
+ * clears the callbacks, and the socket (BEV_OPT_CLOSE_ON_FREE) stays open until the sweep
+ * sees that and drops the reference. A file descriptor therefore cannot be reused under a
+ * record, and the sweep can shut down a late connection's socket, which evhttp then sees as
+ * the client going away and frees the connection through its own path.
+ */
+struct stats_conn {
+    struct bufferevent *bev;
+    int64_t deadline_us; /* the whole next request must have arrived by then */
+    struct stats_conn *next;
+};
+
 static struct {
     bool running;
     pthread_t thread;
@@ -68,7 +88,12 @@ static struct {
     struct evhttp *http;
     struct event *stop;
     struct event *tick;
+    struct event *sweep;
     int stop_fd;
+    int64_t request_timeout_us;
+    struct stats_conn *conns;
+    uint64_t timeouts;
+    struct log_limit timeout_log;
     struct buf reply; /* reused across requests */
     uint64_t requests[ROUTE_COUNT][NCODES];
 } server = {.stop_fd = -1};
@@ -104,6 +129,18 @@ static const struct option_def stats_option_defs[] = {
                        "(Authorization: Bearer <token>); empty means no token. /metrics, "
                        "/healthz and /readyz stay open.",
     },
+    {
+        .name = "stats_request_timeout",
+        .type = OPTION_DURATION,
+        .default_text = "30s",
+        .min = 100000,
+        .max = 3600 * 1000000ll,
+        OPTION_DURATION_AT(struct stats_options, request_timeout_us),
+        .description = "A stats-port connection must send its whole next request within this "
+                       "(from accept, or from the previous reply), however slowly its bytes "
+                       "trickle in; otherwise it is closed. Idle keep-alive connections are "
+                       "closed after it too.",
+    },
 };
 
 const struct option_group stats_option_group = {
@@ -117,6 +154,9 @@ const struct metric_def stats_metric_defs[STATS_M_COUNT] = {
     [STATS_M_HTTP_REQUESTS] = {"fsd_stats_http_requests_total", METRIC_COUNTER, "path,code",
                                "Requests to the stats port, by route (\"other\" for unknown "
                                "paths) and HTTP status."},
+    [STATS_M_HTTP_TIMEOUTS] = {"fsd_stats_http_timeouts_total", METRIC_COUNTER, "",
+                               "Stats-port connections closed because their whole next request "
+                               "had not arrived within server.stats_request_timeout."},
 };
 
 uint16_t stats_port(void) {
@@ -263,8 +303,23 @@ static bool _authorized(struct evhttp_request *req) {
     return _token_matches(given, len, stats_state.token);
 }
 
+static struct stats_conn *_conn_of(struct evhttp_request *req) {
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    for (struct stats_conn *c = server.conns; c != NULL && bev != NULL; c = c->next) {
+        if (c->bev == bev) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
 static void _handle(struct evhttp_request *req, void *arg) {
     (void)arg;
+    struct stats_conn *conn = _conn_of(req);
+    if (conn != NULL) { /* this request arrived in time; the clock starts for the next one */
+        conn->deadline_us = clock_mono_us() + server.request_timeout_us;
+    }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
     if (path == NULL || path[0] == '\0') {
@@ -330,24 +385,88 @@ void stats_collect_http(struct metric_writer *w, void *ctx) {
             metrics_write_count(w, def, labels, server.requests[r][c]);
         }
     }
+    def = &stats_metric_defs[STATS_M_HTTP_TIMEOUTS];
+    metrics_write_family(w, def);
+    metrics_write_count(w, def, NULL, server.timeouts);
 }
 
 /* ---- the thread ---------------------------------------------------------------------------- */
 
-/* With TLS on, each connection's bufferevent is an OpenSSL one, accepting; evhttp gives it
- * the socket. NULL (no session: out of memory) makes evhttp drop the connection. */
-static struct bufferevent *_tls_bufferevent(struct event_base *base, void *arg) {
+/*
+ * A new connection's bufferevent, before evhttp gives it the socket: an OpenSSL one,
+ * accepting, with TLS on, else a plain one; recorded with its first deadline (struct
+ * stats_conn). NULL (out of memory) makes evhttp drop the connection.
+ */
+static struct bufferevent *_new_bufferevent(struct event_base *base, void *arg) {
     (void)arg;
-    SSL *ssl = tls_http_session_new();
-    if (ssl == NULL) {
+    struct stats_conn *conn = calloc(1, sizeof *conn);
+    if (conn == NULL) {
         return NULL;
     }
-    struct bufferevent *bev = bufferevent_openssl_socket_new(
-        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        SSL_free(ssl);
+    struct bufferevent *bev = NULL;
+    if (tls_enabled()) {
+        SSL *ssl = tls_http_session_new();
+        if (ssl != NULL) {
+            bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                 BEV_OPT_CLOSE_ON_FREE);
+            if (bev == NULL) {
+                SSL_free(ssl);
+            }
+        }
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     }
+    if (bev == NULL) {
+        free(conn);
+        return NULL;
+    }
+    bufferevent_setwatermark(bev, EV_READ, 0, MAX_INPUT_BYTES);
+    bufferevent_incref(bev);
+    conn->bev = bev;
+    conn->deadline_us = clock_mono_us() + server.request_timeout_us;
+    conn->next = server.conns;
+    server.conns = conn;
     return bev;
+}
+
+/* Whether evhttp has freed the connection: bufferevent_free clears every callback, and evhttp
+ * keeps an event callback on an incoming connection for as long as it uses it. */
+static bool _conn_released(const struct stats_conn *conn) {
+    bufferevent_event_cb event_cb;
+    bufferevent_getcb(conn->bev, NULL, NULL, &event_cb, NULL);
+    return event_cb == NULL;
+}
+
+/* Drops the records of connections evhttp has let go of (closing their sockets) and shuts down
+ * the socket of every connection past its deadline. */
+static void _on_sweep(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    int64_t now = clock_mono_us();
+    for (struct stats_conn **at = &server.conns; *at != NULL;) {
+        struct stats_conn *conn = *at;
+        if (_conn_released(conn)) {
+            *at = conn->next;
+            bufferevent_decref(conn->bev);
+            free(conn);
+            continue;
+        }
+        if (now >= conn->deadline_us) {
+            evutil_socket_t sock = bufferevent_getfd(conn->bev);
+            if (sock >= 0 && shutdown(sock, SHUT_RDWR) == 0) {
+                server.timeouts++;
+                uint64_t left_out;
+                if (log_limit_allow(&server.timeout_log, now, 100000, &left_out))
+                    log_warn("stats: connection closed, its request did not arrive in time",
+                             "timeout_ms=%llu not_logged_before=%llu",
+                             (unsigned long long)(server.request_timeout_us / 1000),
+                             (unsigned long long)left_out);
+            }
+            conn->deadline_us = INT64_MAX; /* evhttp frees it once it sees the shutdown */
+        }
+        at = &conn->next;
+    }
 }
 
 static void _on_stop(evutil_socket_t fd, short what, void *arg) {
@@ -426,11 +545,20 @@ static void _free_server(void) {
     if (server.tick != NULL) {
         event_free(server.tick);
     }
+    if (server.sweep != NULL) {
+        event_free(server.sweep);
+    }
     if (server.stop != NULL) {
         event_free(server.stop);
     }
     if (server.http != NULL) {
         evhttp_free(server.http); /* closes the listener and open connections */
+    }
+    while (server.conns != NULL) { /* evhttp let go of them all: their sockets close now */
+        struct stats_conn *conn = server.conns;
+        server.conns = conn->next;
+        bufferevent_decref(conn->bev);
+        free(conn);
     }
     if (server.base != NULL) {
         event_base_free(server.base);
@@ -479,13 +607,18 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
     }
     server.stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     server.http = server.base ? evhttp_new(server.base) : NULL;
+    server.request_timeout_us = options->request_timeout_us;
     struct timeval every = {.tv_sec = STATS_TICK_MS / 1000,
                             .tv_usec = (STATS_TICK_MS % 1000) * 1000};
+    struct timeval sweep_every = {.tv_sec = STATS_SWEEP_MS / 1000,
+                                  .tv_usec = (STATS_SWEEP_MS % 1000) * 1000};
     if (server.base == NULL || server.http == NULL || server.stop_fd < 0 ||
         (server.stop = event_new(server.base, server.stop_fd, EV_READ | EV_PERSIST, _on_stop,
                                  NULL)) == NULL ||
         (server.tick = event_new(server.base, -1, EV_PERSIST, _on_tick, NULL)) == NULL ||
+        (server.sweep = event_new(server.base, -1, EV_PERSIST, _on_sweep, NULL)) == NULL ||
         event_add(server.stop, NULL) != 0 || event_add(server.tick, &every) != 0 ||
+        event_add(server.sweep, &sweep_every) != 0 ||
         evhttp_accept_socket_with_handle(server.http, fd) == NULL) {
         close(fd); /* evhttp did not take it */
         snprintf(err, err_len, "libevent: cannot set up the HTTP server");
@@ -500,11 +633,11 @@ int stats_setup(const struct stats_options *options, struct store_catalog *catal
                                                 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_max_headers_size(server.http, MAX_HEADERS_BYTES);
     evhttp_set_max_body_size(server.http, MAX_BODY_BYTES);
-    evhttp_set_timeout(server.http, STATS_TIMEOUT_S);
+    struct timeval idle = {.tv_sec = (time_t)(options->request_timeout_us / 1000000),
+                           .tv_usec = (suseconds_t)(options->request_timeout_us % 1000000)};
+    evhttp_set_timeout_tv(server.http, &idle); /* reading or writing nothing for this long */
     evhttp_set_gencb(server.http, _handle, NULL);
-    if (tls_enabled()) {
-        evhttp_set_bevcb(server.http, _tls_bufferevent, NULL);
-    }
+    evhttp_set_bevcb(server.http, _new_bufferevent, NULL);
 
     if (metrics_register(stats_collect_http, NULL) != 0) {
         snprintf(err, err_len, "out of memory");

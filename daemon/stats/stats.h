@@ -19,6 +19,10 @@
  * "Authorization: Bearer <token>"; /metrics, /healthz and /readyz stay open so that
  * Prometheus and orchestrators' probes need no secret. The last errors come from
  * common/errors.h, where any module records them.
+ *
+ * Each connection has server.stats_request_timeout to deliver its whole next request, counted
+ * from accept or from the previous reply: a client that trickles a byte at a time (which
+ * libevent's own timeout, reset by every byte, would let stay forever) is closed and counted.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,15 +40,16 @@ struct store_catalog;
 #define STATS_TICK_MS        5000 /* how often the status page's 1-minute window is sampled */
 #define STATS_WINDOW_S       60   /* the window /status and the page report recent rates over */
 #define STATS_PAGE_REFRESH_S 5    /* the HTML page reloads itself this often */
-#define STATS_TIMEOUT_S      30   /* an idle or slow HTTP connection is closed after this */
+#define STATS_SWEEP_MS       1000 /* how often connections are checked against their deadline */
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-/* The config file's server.stats_bind, server.stats_port and server.stats_token. */
+/* The config file's server.stats_bind, stats_port, stats_token and stats_request_timeout. */
 struct stats_options {
     char bind[STATS_BIND_LEN];   /* numeric IPv4/IPv6 address or host name */
     uint32_t port;               /* 0: the kernel picks one, see stats_port() */
     char token[STATS_TOKEN_LEN]; /* bearer token for /status and /; "" = no authentication */
+    int64_t request_timeout_us;  /* a connection's whole next request must arrive within this */
 };
 extern const struct option_group stats_option_group;
 
@@ -55,6 +60,7 @@ void stats_options_init(struct stats_options *options);
 
 enum stats_metric {
     STATS_M_HTTP_REQUESTS, /* fsd_stats_http_requests_total{path,code} */
+    STATS_M_HTTP_TIMEOUTS, /* fsd_stats_http_timeouts_total */
     STATS_M_COUNT,
 };
 extern const struct metric_def stats_metric_defs[STATS_M_COUNT];

@@ -224,5 +224,81 @@ class RequestCostTest(unittest.TestCase):
             raw.sock.close()
 
 
+class StatsPortDeadlineTest(unittest.TestCase):
+    """The stats port with a 1 s request deadline: a client trickling its request one byte at
+    a time (each byte resetting libevent's own idle timer) is closed; others are served."""
+
+    TIMEOUT_S = 1
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fsd = h.Fsd(f"  stats_request_timeout: {cls.TIMEOUT_S}s\nviews: []\n")
+        cls.port = h.stats_port(cls.fsd)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.fsd.stop()
+        if rc != 0:
+            raise AssertionError(f"fsd exited {rc}")
+
+    def test_a_trickling_request_is_closed_and_counted(self):
+        before = scrape(self.port)
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.settimeout(0.3)
+        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 200
+        started = time.monotonic()
+        closed_after = None
+        try:
+            for byte in request:  # 200+ bytes at 0.3 s each: a minute if never closed
+                try:
+                    s.sendall(bytes([byte]))
+                    if s.recv(1) == b"":
+                        closed_after = time.monotonic() - started
+                        break
+                except socket.timeout:
+                    continue  # nothing to read yet: send the next byte
+                except (BrokenPipeError, ConnectionResetError):
+                    closed_after = time.monotonic() - started
+                    break
+                self.assertLess(time.monotonic() - started, 10, "still open after 10 s")
+        finally:
+            s.close()
+        self.assertIsNotNone(closed_after, "the whole trickled request was read")
+        # The deadline, plus at most one sweep period and scheduling slack.
+        self.assertGreaterEqual(closed_after, self.TIMEOUT_S * 0.9)
+        self.assertLess(closed_after, self.TIMEOUT_S + 2.5)
+        m = scrape(self.port)
+        self.assertEqual(m.delta(before, "fsd_stats_http_timeouts_total"), 1)
+        self.fsd.wait_for_log('msg="stats: connection closed, its request did not arrive in time"')
+
+    def test_a_keep_alive_client_asking_within_the_deadline_is_served(self):
+        before = scrape(self.port)
+        conn = socket.create_connection(("127.0.0.1", self.port))
+        conn.settimeout(5)
+        try:
+            for _ in range(6):  # 6 x 0.5 s: three times the deadline, on one connection
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                reply = b""
+                while b"\r\n\r\n" not in reply or not reply.endswith(b"ok\n"):
+                    chunk = conn.recv(4096)
+                    self.assertNotEqual(chunk, b"", f"closed after {reply!r}")
+                    reply += chunk
+                self.assertTrue(reply.startswith(b"HTTP/1.1 200"), reply)
+                time.sleep(0.5)
+        finally:
+            conn.close()
+        self.assertEqual(scrape(self.port).delta(before, "fsd_stats_http_timeouts_total"), 0)
+
+    def test_an_idle_connection_is_closed_after_the_deadline(self):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.settimeout(self.TIMEOUT_S + 5)
+        started = time.monotonic()
+        try:
+            self.assertEqual(s.recv(1), b"")
+        finally:
+            s.close()
+        self.assertLess(time.monotonic() - started, self.TIMEOUT_S + 2.5)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
