@@ -576,6 +576,11 @@ struct mat_ticket *mat_request_load(const char *view, const char *path_override,
     } else if ((e = _find(view)) == NULL) {
         *refusal = MAT_REFUSED_UNKNOWN_VIEW;
         snprintf(err, err_len, "view %s: unknown view", view);
+    } else if (e->config.source.type == MAT_SOURCE_NONE) {
+        /* Refused here rather than queued to fail: the caller learns it from the call. */
+        *refusal = MAT_REFUSED_NO_SOURCE;
+        snprintf(err, err_len,
+                 "view %s has no source to load from; its snapshots come from PushSnapshot", view);
     } else if (path_override != NULL &&
                !mat_source_path_allowed(&e->config.source, path_override, why, sizeof why)) {
         *refusal = MAT_REFUSED_PATH;

@@ -361,7 +361,8 @@ int mat_request_commit(struct store_view *view, struct store_table *table,
  */
 enum mat_refusal {
     MAT_REFUSED_NOT_RUNNING,  /* no scheduler, or it is stopping */
-    MAT_REFUSED_UNKNOWN_VIEW, /* no such view, or it has no source */
+    MAT_REFUSED_UNKNOWN_VIEW, /* no such view */
+    MAT_REFUSED_NO_SOURCE,    /* the view has no source: its snapshots come from PushSnapshot */
     MAT_REFUSED_PATH,         /* path_override not under the source's allowed_paths */
     MAT_REFUSED_BUSY,         /* another request of the view is queued, or the queue is full */
     MAT_REFUSED_NO_MEMORY,

@@ -91,6 +91,10 @@ views:
       dsn: "{cls.pg.dsn}"
       query: "{PG_QUERY}"
       event_timestamp_column: ts
+{feature}
+  - name: pushed
+    join_keys: [{{ name: id, type: int64 }}]
+    ttl: 0
 {feature}""")
         cls.stats = h.stats_port(cls.fsd)
 
@@ -103,8 +107,8 @@ views:
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def setUp(self):
-        self.assertTrue(wait_until(lambda: all(v.snapshot_version >= 1 and not v.loading
-                                               for v in self.fsd.list_views().views)),
+        self.assertTrue(wait_until(lambda: all((v.snapshot_version >= 1 or not v.source) and
+                                               not v.loading for v in self.fsd.list_views().views)),
                         "\n".join(self.fsd.log()))
 
     def view(self, name):
@@ -167,6 +171,17 @@ views:
         self.fsd.wait_for_log(r'msg="load refused" view=users .*error="view users: path ')
         self.assertGreaterEqual(after.delta(before, "fsd_requests_total", method="LoadSnapshot",
                                             code="PERMISSION_DENIED"), 7)
+
+    def test_a_view_without_a_source_is_refused_at_the_call(self):
+        before = h.scrape(self.stats)
+        for path in ("", f"{self.snapshots}/users/a.parquet"):
+            message = self.refused("pushed", path, grpc.StatusCode.FAILED_PRECONDITION)
+            self.assertIn("view pushed has no source to load from", message)
+            self.assertIn("PushSnapshot", message)
+        after = h.scrape(self.stats)
+        self.assertEqual(after.delta(before, "fsd_requests_total", method="LoadSnapshot",
+                                     code="FAILED_PRECONDITION"), 2)
+        self.assertEqual(self.view("pushed").loads_failed, 0)  # nothing was queued to fail
 
     def test_paths_under_the_allowed_ones_load(self):
         # users: under the directory of its glob

@@ -135,6 +135,11 @@ static void test_scheduler(void **state) {
 
     assert_null(mat_request_load("no_such_view", NULL, NULL, NULL, NULL, err, sizeof err));
     assert_non_null(strstr(err, "unknown view"));
+    /* A view without a source is refused at once, not queued to fail. */
+    enum mat_refusal refusal = MAT_REFUSED_NOT_RUNNING;
+    assert_null(mat_request_load("pushed_only", NULL, NULL, NULL, &refusal, err, sizeof err));
+    assert_int_equal(refusal, MAT_REFUSED_NO_SOURCE);
+    assert_non_null(strstr(err, "view pushed_only has no source to load from"));
 
     mat_teardown();
     assert_null(mat_request_load("good", NULL, NULL, NULL, NULL, err, sizeof err));
