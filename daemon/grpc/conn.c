@@ -827,7 +827,9 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     grpc_conn_pending_add(conn, -(int64_t)conn->pending); /* what `out` still held */
     evbuffer_free(conn->out);
     SSL_free(conn->ssl); /* not the socket: SSL_set_fd leaves it to us */
-    if (conn->linger) {
+    if (conn->reset_on_close) {
+        grpc_socket_abort(conn->fd);
+    } else if (conn->linger) {
         grpc_worker_linger(w, conn->fd);
     } else {
         close(conn->fd);
@@ -858,6 +860,7 @@ void grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us) {
         conn->stall_mark = conn->bytes_written;
         conn->stall_since_us = now_us;
     } else if (now_us - conn->stall_since_us >= o->write_timeout_us) {
+        conn->reset_on_close = true;
         _close_for(conn, GRPC_CLOSE_WRITE_TIMEOUT,
                    "the client read none of its responses for write_timeout");
         return;

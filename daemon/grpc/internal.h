@@ -240,6 +240,7 @@ struct grpc_conn {
     bool abused;
     bool advertise_streams; /* the first SETTINGS still to be given max_concurrent_streams */
     bool linger;            /* closed after a GOAWAY for an error: see GRPC_LINGER_MS */
+    bool reset_on_close;    /* closed with a reset: the client reads nothing (write_timeout) */
     char peer[64];          /* "address:port" of the client, for logs */
     bool dead;              /* close at the end of the current event */
     bool write_blocked;     /* write_ev is armed */
@@ -339,6 +340,13 @@ void grpc_worker_conn_gone(struct grpc_worker *w);
 /* Takes over `fd` of a closed connection: write side shut, input dropped until EOF or
  * GRPC_LINGER_MS, then closed (at once when GRPC_LINGER_MAX are lingering already). */
 void grpc_worker_linger(struct grpc_worker *w, int fd);
+/*
+ * Closes `fd` with a reset (SO_LINGER 0): what the kernel still holds for the client is
+ * dropped at once. For a client that stopped reading: a plain close() would leave the socket
+ * in FIN-WAIT-1 behind its unsent bytes (megabytes per connection), probing a zero window
+ * for minutes after fsd let go of it, and the client would never see the close.
+ */
+void grpc_socket_abort(int fd);
 /* A pseudo-random number (xorshift; spreads timeouts, nothing secret). */
 uint64_t grpc_worker_random(struct grpc_worker *w);
 

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,12 +76,26 @@ struct grpc_linger {
     int64_t until_us;
 };
 
-static void _linger_end(struct grpc_linger *l) {
+void grpc_socket_abort(int fd) {
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset); /* else a plain close */
+    close(fd);
+}
+
+/* `timed_out`: the linger ran out rather than the client closing. */
+static void _linger_end(struct grpc_linger *l, bool timed_out) {
     struct grpc_worker *w = l->worker;
     TAILQ_REMOVE(&w->lingering, l, link);
     w->nlingering--;
     event_free(l->ev);
-    close(l->fd);
+    /* Bytes still unsent after the linger: the client is not reading them (its window is
+     * shut), and will not. */
+    int unsent = 0;
+    if (timed_out && ioctl(l->fd, SIOCOUTQNSD, &unsent) == 0 && unsent > 0) {
+        grpc_socket_abort(l->fd);
+    } else {
+        close(l->fd);
+    }
     free(l);
 }
 
@@ -96,7 +112,7 @@ static void _on_linger_readable(evutil_socket_t fd, short what, void *arg) {
         }
         break; /* EOF: the client closed too; or an error */
     }
-    _linger_end(l);
+    _linger_end(l, false);
 }
 
 void grpc_worker_linger(struct grpc_worker *w, int fd) {
@@ -122,7 +138,7 @@ void grpc_worker_linger(struct grpc_worker *w, int fd) {
 static void _end_lingering(struct grpc_worker *w, int64_t now_us) {
     struct grpc_linger *l;
     while ((l = TAILQ_FIRST(&w->lingering)) != NULL && l->until_us <= now_us) {
-        _linger_end(l);
+        _linger_end(l, true);
     }
 }
 

@@ -5,7 +5,9 @@ that shows the refusal. Raw HTTP/2 clients (tests/lib/h2raw.py) do what grpcio c
 to do; grpcio is the well-behaved client.
 """
 import os
+import select
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -92,9 +94,66 @@ class StalledReadersTest(unittest.TestCase):
                 time.sleep(0.1)
             self.assertEqual(m.get("fsd_grpc_pending_output_bytes"), 0)
             self.fsd.wait_for_log('msg="grpc connection closed" .*reason=write_timeout')
+            # Closed with a reset: the readers see it without reading a byte, and the kernel
+            # keeps nothing of them (a plain close would leave each socket in FIN-WAIT-1 behind
+            # megabytes of unsent responses, the FIN never reaching the client).
+            for r in readers:
+                poller = select.poll()
+                poller.register(r.sock, select.POLLHUP | select.POLLERR | select.POLLRDHUP)
+                self.assertTrue(poller.poll(2000), "the client never saw the close")
+                local = r.sock.getsockname()[1]
+                left = subprocess.run(
+                    ["ss", "-Htn", "state", "all", f"( sport = :{self.fsd.port} and "
+                     f"dport = :{local} )"], capture_output=True, text=True, check=True).stdout
+                self.assertEqual(left.strip(), "", "fsd's side of the socket is still there")
         finally:
             for r in readers:
                 r.close()
+
+
+class StalledProtocolBreakerTest(unittest.TestCase):
+    """A stalled reader that then breaks the protocol, with a write timeout too long to
+    matter."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.fsd = h.Fsd(CONFIG.replace("write_timeout: 2s", "write_timeout: 60s"))
+        cls.port = h.stats_port(cls.fsd)
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.fsd.stop()
+        if rc != 0:
+            raise AssertionError(f"fsd exited {rc}")
+
+    def test_a_reader_that_breaks_the_protocol_is_reset_after_the_linger(self):
+        # A connection closed for a protocol error lingers (GRPC_LINGER_MS, 1 s) so the client
+        # can read the GOAWAY. This client has read nothing: two responses of ~100 KB sit in
+        # fsd's socket behind its closed receive window (fsd itself holds nothing unwritten,
+        # so no write timeout applies). After the linger the socket is reset; a plain close
+        # would leave it in FIN-WAIT-1 behind those bytes and the client would never know.
+        request = pb.GetFeaturesRequest(features=["v:*"], keys=h.keys(id=list(range(1000))))
+        before = scrape(self.port)
+        r = StalledReader(self.fsd.port)
+        try:
+            r.send(GET_FEATURES, request.SerializeToString(), 2)
+            deadline = time.monotonic() + 10
+            while scrape(self.port).delta(before, "fsd_requests_total",
+                                          method="GetFeatures", code="OK") < 2:
+                self.assertLess(time.monotonic(), deadline, "the calls were never answered")
+                time.sleep(0.05)
+            r.sock.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x03")  # SETTINGS on stream 3
+            started = time.monotonic()
+            poller = select.poll()
+            poller.register(r.sock, select.POLLHUP | select.POLLERR | select.POLLRDHUP)
+            self.assertTrue(poller.poll(5000), "the client never saw the close")
+            self.assertLess(time.monotonic() - started, 3)
+            m = scrape(self.port)
+            self.assertEqual(m.delta(before, "fsd_grpc_protocol_errors_total"), 1)
+            self.assertEqual(m.delta(before, "fsd_grpc_connections_closed_total",
+                                     reason="write_timeout"), 0)
+        finally:
+            r.close()
 
 
 class ConnectionFloodTest(unittest.TestCase):
