@@ -132,7 +132,8 @@ class StalledProtocolBreakerTest(unittest.TestCase):
         # fsd's socket behind its closed receive window (fsd itself holds nothing unwritten,
         # so no write timeout applies). After the linger the socket is reset; a plain close
         # would leave it in FIN-WAIT-1 behind those bytes and the client would never know.
-        request = pb.GetFeaturesRequest(features=["v:*"], keys=h.keys(id=list(range(1000))))
+        request = pb.GetFeaturesRequest(features=["v:*"], keys=h.keys(id=list(range(1000))),
+                                        budget_us=10_000_000)  # ASan builds are slow
         before = scrape(self.port)
         r = StalledReader(self.fsd.port)
         try:
