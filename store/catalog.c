@@ -310,6 +310,40 @@ static void _log_append(struct store_view *view, const struct store_key *key,
     view->log[view->nlog++] = image;
 }
 
+/* Keeps a copy of a row image for the load in progress (see _log_append). */
+static void _log_append_image(struct store_view *view, const struct store_row *row) {
+    if (view->nlog == view->log_cap) {
+        size_t cap = view->log_cap ? view->log_cap * 2 : 1024;
+        struct store_row **grown = realloc(view->log, cap * sizeof(*grown));
+        if (grown == NULL) {
+            view->log_failed = true;
+            return;
+        }
+        view->log = grown;
+        view->log_cap = cap;
+    }
+    size_t bytes = store_row_total_size(store_view_schema(view), row);
+    struct store_row *image = malloc(bytes);
+    if (image == NULL) {
+        view->log_failed = true;
+        return;
+    }
+    memcpy(image, row, bytes);
+    view->log[view->nlog++] = image;
+}
+
+enum store_upsert_result store_view_upsert_image(struct store_view *view,
+                                                 const struct store_row *row) {
+    pthread_mutex_lock(&view->write_lock);
+    struct store_table *table = atomic_load_explicit(&view->table, memory_order_acquire);
+    enum store_upsert_result result = store_table_upsert_row(table, row);
+    if (view->loading && result != STORE_UPSERT_ERROR) {
+        _log_append_image(view, row);
+    }
+    pthread_mutex_unlock(&view->write_lock);
+    return result;
+}
+
 enum store_upsert_result store_view_upsert(struct store_view *view, const struct store_key *key,
                                            const struct store_row_builder *row) {
     pthread_mutex_lock(&view->write_lock);

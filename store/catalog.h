@@ -106,6 +106,15 @@ enum store_upsert_result store_view_delete(struct store_view *view, const struct
                                            int64_t event_ts_us, int64_t created_ts_us);
 
 /*
+ * store_view_upsert() or store_view_delete() of a whole row image built for this view's layout
+ * (store_row_image; a tombstone when STORE_ROW_TOMBSTONE is set), stored with the flags it
+ * carries: a write made durable in the log (durability/wal.h) and applied from there, or
+ * replayed from it at start. Same locking and load logging as store_view_upsert().
+ */
+enum store_upsert_result store_view_upsert_image(struct store_view *view,
+                                                 const struct store_row *row);
+
+/*
  * Upsert-if-newer of a row read from the view's own source (an incremental load) into the
  * live table, not marked live: the next full load reads the same source, so its snapshot
  * supersedes the row (an entity the source no longer has goes away, as with any full load).

@@ -140,6 +140,13 @@ int store_schema_feature_index(const struct store_schema *schema, const char *na
  */
 bool store_schema_same_layout(const struct store_schema *a, const struct store_schema *b);
 
+/*
+ * A 64-bit hash of what store_schema_same_layout() compares (join keys and features: names,
+ * types, order): rows written to disk for one schema are read back only under a schema with
+ * the same fingerprint. Stable across versions of fsd as long as the row layout is.
+ */
+uint64_t store_schema_layout_fingerprint(const struct store_schema *schema);
+
 /* Returns a deep copy (finalized if the original was), or NULL when out of memory. */
 struct store_schema *store_schema_clone(const struct store_schema *schema);
 

@@ -169,6 +169,49 @@ static enum store_upsert_result _live_put(struct store_view *v, int64_t id, int6
     return r;
 }
 
+static void test_row_images_are_stored_with_their_flags_and_kept_by_a_load(void **state) {
+    (void)state;
+    struct store_catalog *c = store_catalog_create(8);
+    assert_int_equal(store_catalog_add_view(c, _schema("users"), err, sizeof err), 0);
+    struct store_view *v = store_catalog_find(c, "users");
+    const struct store_schema *s = store_view_schema(v);
+    struct store_row_builder b;
+    store_row_builder_init(&b, s);
+    store_row_builder_reset(&b, 10, 0);
+    store_row_set_int64(&b, 0, 77);
+    uint8_t kb[8];
+    struct store_key key = fixture_int_key(1, kb);
+    struct store_row *image = store_row_image(s, &key, &b, 10, 0);
+    image->flags |= STORE_ROW_LIVE;
+    store_read_lock();
+    assert_int_equal(store_view_upsert_image(v, image), STORE_UPSERT_INSERTED);
+    assert_int_equal(store_view_upsert_image(v, image), STORE_UPSERT_NOT_NEWER);
+    store_read_unlock();
+    assert_int_equal(_x_of(v, 1), 77);
+    /* During a load it is logged, and the live mark carries it past the swap. */
+    assert_int_equal(store_view_load_begin(v), 0);
+    struct store_row *tomb = store_row_image(s, &key, NULL, 20, 0);
+    tomb->flags |= STORE_ROW_LIVE;
+    struct store_key key2 = fixture_int_key(2, (uint8_t[8]){0});
+    struct store_row *other = store_row_image(s, &key2, &b, 10, 0);
+    other->flags |= STORE_ROW_LIVE;
+    store_read_lock();
+    assert_int_equal(store_view_upsert_image(v, other), STORE_UPSERT_INSERTED);
+    assert_int_equal(store_view_upsert_image(v, tomb), STORE_UPSERT_REPLACED);
+    store_read_unlock();
+    assert_int_equal(store_view_load_logged(v), 2);
+    assert_int_equal(store_view_load_commit(v, _table_with(s, 3, 33), 1), 1);
+    assert_int_equal(_x_of(v, 1), INT64_MIN); /* the tombstone */
+    assert_int_equal(_x_of(v, 2), 77);
+    assert_int_equal(_x_of(v, 3), 33);
+    free(image);
+    free(tomb);
+    free(other);
+    store_row_builder_deinit(&b);
+    store_rcu_barrier();
+    store_catalog_destroy(c);
+}
+
 static void test_updates_during_a_load_survive_the_swap(void **state) {
     (void)state;
     struct store_catalog *c = store_catalog_create(8);
@@ -361,6 +404,7 @@ int main(void) {
         cmocka_unit_test(test_swap_publishes_whole_snapshots_with_versions),
         cmocka_unit_test(test_replace_schema_keeps_rows_and_applies_new_ttl),
         cmocka_unit_test(test_updates_during_a_load_survive_the_swap),
+        cmocka_unit_test(test_row_images_are_stored_with_their_flags_and_kept_by_a_load),
         cmocka_unit_test(test_live_updates_before_a_load_survive_the_swap),
         cmocka_unit_test(test_commit_records_the_loads_stream_position),
     };

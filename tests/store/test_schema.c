@@ -95,12 +95,58 @@ static void test_clone_is_deep(void **state) {
     store_schema_destroy(c);
 }
 
+static struct store_schema *_fp_schema(const char *view, int64_t ttl_us, const char *feature,
+                                       enum store_type type, bool extra) {
+    struct store_schema *s = store_schema_create(view, ttl_us);
+    store_schema_add_key(s, "id", STORE_KEY_INT64, err, sizeof err);
+    store_schema_add_feature(s, feature, type, err, sizeof err);
+    if (extra) {
+        store_schema_add_feature(s, "extra", STORE_TYPE_INT64, err, sizeof err);
+    }
+    assert_int_equal(store_schema_finalize(s, err, sizeof err), 0);
+    return s;
+}
+
+static void test_the_layout_fingerprint_changes_exactly_when_the_layout_does(void **state) {
+    (void)state;
+    struct store_schema *a = _fp_schema("v", 0, "x", STORE_TYPE_INT64, false);
+    struct store_schema *same[] = {
+        _fp_schema("v", 3600, "x", STORE_TYPE_INT64, false), /* another TTL */
+        _fp_schema("w", 0, "x", STORE_TYPE_INT64, false),    /* another view name */
+    };
+    struct store_schema *other[] = {
+        _fp_schema("v", 0, "y", STORE_TYPE_INT64, false),  /* a renamed feature */
+        _fp_schema("v", 0, "x", STORE_TYPE_DOUBLE, false), /* a changed type */
+        _fp_schema("v", 0, "x", STORE_TYPE_INT64, true),   /* a feature added */
+    };
+    uint64_t fp = store_schema_layout_fingerprint(a);
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(store_schema_same_layout(a, same[i]));
+        assert_int_equal(store_schema_layout_fingerprint(same[i]), fp);
+        store_schema_destroy(same[i]);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        assert_false(store_schema_same_layout(a, other[i]));
+        assert_int_not_equal(store_schema_layout_fingerprint(other[i]), fp);
+        store_schema_destroy(other[i]);
+    }
+    /* A key of another type. */
+    struct store_schema *k = store_schema_create("v", 0);
+    store_schema_add_key(k, "id", STORE_KEY_STRING, err, sizeof err);
+    store_schema_add_feature(k, "x", STORE_TYPE_INT64, err, sizeof err);
+    assert_int_equal(store_schema_finalize(k, err, sizeof err), 0);
+    assert_int_not_equal(store_schema_layout_fingerprint(k), fp);
+    store_schema_destroy(k);
+    store_schema_destroy(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_type_names_round_trip),
         cmocka_unit_test(test_layout_packs_widest_first),
         cmocka_unit_test(test_rejects_bad_schemas),
         cmocka_unit_test(test_clone_is_deep),
+        cmocka_unit_test(test_the_layout_fingerprint_changes_exactly_when_the_layout_does),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
