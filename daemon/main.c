@@ -9,6 +9,7 @@
 #include "reload.h"
 #include "daemon/rpc/rpc.h"
 #include "daemon/stats/stats.h"
+#include "durability/wal.h"
 #include "sweeper.h"
 #include "store/catalog.h"
 #include "store/metrics.h"
@@ -174,6 +175,21 @@ static uint32_t _duckdb_threads(const struct daemon_options *o) {
 }
 
 /* Loads every view with a source now and on its refresh interval, on a thread of its own. */
+/* Opens store.data_dir's log and applies what it holds, before anything is served. */
+static int _replay_log(const struct daemon_options *o, struct store_catalog *catalog) {
+    char err[512];
+    if (wal_setup(&o->wal, err, sizeof err) != 0 ||
+        wal_replay_into_catalog(catalog, err, sizeof err) < 0) {
+        log_error("cannot open the log of live writes", "error=%s", LOG_QUOTE(err));
+        return -1;
+    }
+    if (o->wal.data_dir[0] != '\0' && !wal_enabled()) {
+        log_warn("store.durability is none: live writes are not logged in store.data_dir",
+                 "data_dir=%s", LOG_QUOTE(o->wal.data_dir));
+    }
+    return 0;
+}
+
 static int _start_materializer(const struct fsd_config *config, struct store_catalog *catalog) {
     const struct daemon_options *o = daemon_options(config);
     struct mat_options options = o->mat;
@@ -219,6 +235,7 @@ static int _run(const char *path) {
     sigaddset(&signals, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client that goes away must not kill the daemon */
+    signal(SIGXFSZ, SIG_IGN); /* past the file-size limit a log write fails (EFBIG), no more */
 
     static char err[CONFIG_ERR_LEN];
     struct fsd_config *config;
@@ -251,6 +268,8 @@ static int _run(const char *path) {
         log_error("cannot register the metrics", "error=\"out of memory\"");
     } else if (_add_views(catalog, config) != 0) {
         /* logged */
+    } else if (_replay_log(&options, catalog) != 0) {
+        /* logged */
     } else if (sweeper_setup(catalog, &options.sweeper) != 0) {
         log_error("cannot start the expiry sweeper thread", NULL);
     } else {
@@ -282,6 +301,7 @@ static int _run(const char *path) {
         rpc_teardown();
     }
     sweeper_teardown();
+    wal_teardown(); /* after the server: every write it acknowledged is on disk */
     metrics_unregister(store_collect_metrics, catalog);
     metrics_unregister(process_collect_metrics, NULL);
     store_catalog_destroy(catalog);

@@ -14,7 +14,7 @@ static const struct option_section sections[] = {
                     "Authentication section)."},
     {"server.tls", "TLS on the gRPC port: its certificate and, for mutual TLS, the CAs of "
                    "the clients' (see the README's TLS section)."},
-    {"store", "The in-memory store and its expiry sweeper."},
+    {"store", "The in-memory store, its expiry sweeper, and what it keeps on disk."},
     {"materializer", "Snapshot loads: how much of the machine a load may use."},
 };
 
@@ -30,6 +30,7 @@ static const struct option_binding bindings[] = {
     BIND(tls_option_group, tls),
     BIND(store_option_group, store),
     BIND(sweeper_option_group, sweeper),
+    BIND(wal_option_group, wal),
     BIND(mat_option_group, mat),
 };
 

@@ -9,13 +9,14 @@
  *                  exposure (auth/auth.h)
  *   server.auth:   auth (auth/auth.h)
  *   server.tls:    tls (tls/tls.h)
- *   store:         store (store/catalog.h), sweeper (sweeper.h)
+ *   store:         store (store/catalog.h), sweeper (sweeper.h), wal (durability/wal.h)
  *   materializer:  mat (materializer/snapshot/snapshot.h)
  */
 #include "common/log.h"
 #include "daemon/auth/auth.h"
 #include "daemon/grpc/grpc.h"
 #include "daemon/tls/tls.h"
+#include "durability/wal.h"
 #include "materializer/snapshot/snapshot.h"
 #include "daemon/rpc/rpc.h"
 #include "daemon/stats/stats.h"
@@ -34,6 +35,7 @@ struct daemon_options {
     struct tls_options tls;
     struct store_options store;
     struct sweeper_options sweeper;
+    struct wal_options wal;
     struct mat_options mat;
 };
 

@@ -6,6 +6,15 @@
  * has to work out which half of its batch landed. Valid batches are applied row by row through
  * store_view_upsert (so a snapshot load in progress keeps them); each row is visible to
  * lookups before the reply is sent. The row checks are shared with PushSnapshot (row_check.c).
+ *
+ * With a log (store.data_dir, durability/wal.h) a valid batch is not applied by the worker:
+ *
+ *   worker:      checked ─▶ row images ─▶ wal_append ─▶ call suspended
+ *   log writer:  written, fsynced ─▶ _on_durable: applied in log order ─▶ resume posted
+ *   worker:      _on_resume: the counts, or UNAVAILABLE when the log could not take it
+ *
+ * so a row is served only once it would survive a crash, and a batch the disk refused is not
+ * applied at all.
  */
 #include "fsd/v1/feature_service.pb-c.h"
 #include "daemon/grpc/grpc.h"
@@ -18,6 +27,10 @@
 #include "store/row.h"
 #include "store/table.h"
 #include "common/clock.h"
+#include "durability/wal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 
 /* counts[] in the order of the response's fields: inserted, replaced, not newer, deleted. */
 static void _write_response(struct pbw *w, const uint64_t counts[4]) {
@@ -29,6 +42,116 @@ static void _write_response(struct pbw *w, const uint64_t counts[4]) {
             pbw_uint_field(w, fields[i], counts[i]);
         }
     }
+}
+
+/* counts[] for one row's result. */
+static void _count(uint64_t counts[4], enum store_upsert_result result, bool deleted) {
+    if (result == STORE_UPSERT_NOT_NEWER) {
+        counts[2]++;
+    } else if (deleted) {
+        counts[3]++;
+    } else {
+        counts[result == STORE_UPSERT_INSERTED ? 0 : 1]++;
+    }
+}
+
+/* A batch on its way through the log: what its call is resumed with. */
+struct push_wait {
+    struct grpc_resume *resume;
+    struct store_view *view;
+    uint64_t counts[4];
+    enum grpc_code code;
+    char message[300];
+};
+
+/* On the log writer, in log order, inside a read section: apply the batch, or not at all. */
+static void _on_durable(struct wal_batch *batch, const char *error, void *arg) {
+    struct push_wait *w = arg;
+    if (error != NULL) {
+        w->code = GRPC_UNAVAILABLE;
+        snprintf(w->message, sizeof w->message,
+                 "the rows could not be made durable, none was applied: %s", error);
+    }
+    for (size_t r = 0; error == NULL && r < wal_batch_rows(batch); r++) {
+        const struct store_row *row = wal_batch_row(batch, r);
+        enum store_upsert_result result = store_view_upsert_image(w->view, row);
+        if (result == STORE_UPSERT_ERROR) {
+            w->code = GRPC_RESOURCE_EXHAUSTED;
+            snprintf(w->message, sizeof w->message,
+                     "row %zu: could not be stored (out of memory); rows before it were applied",
+                     r);
+            break;
+        }
+        _count(w->counts, result, row->flags & STORE_ROW_TOMBSTONE);
+    }
+    grpc_resume_post(w->resume);
+}
+
+/* On the call's worker. */
+static void _on_resume(struct grpc_call *call, void *arg) {
+    struct push_wait *w = arg;
+    if (call != NULL) {
+        struct rpc_worker *wk = grpc_call_worker_context(call);
+        if (w->code == GRPC_OK) {
+            _write_response(&wk->out, w->counts);
+            grpc_call_reply(call, wk->out.buf, wk->out.len);
+        } else {
+            grpc_call_fail(call, w->code, w->message);
+        }
+        rpc_observe_duration(wk, RPC_PUSH_ROWS, call);
+    }
+    free(w);
+}
+
+/*
+ * Hands the checked rows to the log as one batch and suspends the call. Returns 0, or -1 with
+ * `e` set when nothing was handed over (the call is then failed by the caller).
+ */
+static int _log_rows(struct grpc_call *call, struct store_view *view,
+                     const Fsd__V1__PushRowsRequest *req, const struct store_key *keys,
+                     struct store_row_builder *b, struct arena *a, struct rpc_row_error *e) {
+    const struct store_schema *schema = store_view_schema(view);
+    struct wal_batch *batch =
+        wal_batch_create(store_view_name(view), store_schema_layout_fingerprint(schema));
+    struct push_wait *w = calloc(1, sizeof(*w));
+    if (batch == NULL || w == NULL) {
+        wal_batch_destroy(batch);
+        free(w);
+        rpc_row_reject(e, GRPC_RESOURCE_EXHAUSTED, "out of memory for the log");
+        return -1;
+    }
+    for (size_t r = 0; r < req->n_rows; r++) {
+        const Fsd__V1__Row *row = req->rows[r];
+        struct store_row *image = NULL;
+        if (row->delete_) {
+            image = store_row_image(schema, &keys[r], NULL, row->event_timestamp_us,
+                                    row->created_timestamp_us);
+        } else if (rpc_row_build(b, a, row) == 0) {
+            image = store_row_image(schema, &keys[r], b, b->event_ts_us, b->created_ts_us);
+        }
+        int added = -1;
+        if (image != NULL) {
+            image->flags |= STORE_ROW_LIVE;
+            added = wal_batch_add(batch, image, store_row_total_size(schema, image));
+            free(image);
+        }
+        if (added != 0) {
+            wal_batch_destroy(batch);
+            free(w);
+            rpc_row_reject(e, GRPC_RESOURCE_EXHAUSTED, "row %zu: out of memory", r);
+            return -1;
+        }
+    }
+    w->view = view;
+    w->resume = grpc_call_suspend(call, _on_resume, w);
+    if (w->resume == NULL) {
+        wal_batch_destroy(batch);
+        free(w);
+        rpc_row_reject(e, GRPC_RESOURCE_EXHAUSTED, "out of memory suspending the call");
+        return -1;
+    }
+    wal_append(batch, _on_durable, w); /* on failure `done` has run: the resume is posted */
+    return 0;
 }
 
 void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
@@ -76,6 +199,17 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
         }
         have_builder = e.code == GRPC_OK;
     }
+    if (e.code == GRPC_OK && wal_enabled()) {
+        bool logged = _log_rows(call, view, req, keys, &b, a, &e) == 0;
+        store_read_unlock();
+        store_row_builder_deinit(&b);
+        if (!logged) {
+            grpc_call_fail(call, e.code, e.message);
+            rpc_observe_duration(wk, RPC_PUSH_ROWS, call);
+        }
+        arena_reset(a);
+        return; /* answered by _on_resume */
+    }
     for (size_t r = 0; e.code == GRPC_OK && r < req->n_rows; r++) {
         const Fsd__V1__Row *row = req->rows[r];
         enum store_upsert_result result;
@@ -95,12 +229,8 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
                                "applied",
                                r);
             }
-        } else if (result == STORE_UPSERT_NOT_NEWER) {
-            counts[2]++;
-        } else if (row->delete_) {
-            counts[3]++;
         } else {
-            counts[result == STORE_UPSERT_INSERTED ? 0 : 1]++;
+            _count(counts, result, row->delete_);
         }
     }
     store_read_unlock();
