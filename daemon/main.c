@@ -295,13 +295,16 @@ static int _run(const char *path) {
         stats_teardown();
         mat_stream_teardown();
         mat_teardown();
+        /* The log writer resumes calls on the workers: it finishes before they are freed. */
+        grpc_server_shutdown();
+        wal_teardown();
         grpc_server_teardown();
         tls_teardown();
         auth_teardown();
         rpc_teardown();
     }
     sweeper_teardown();
-    wal_teardown(); /* after the server: every write it acknowledged is on disk */
+    wal_teardown(); /* again, for the paths that never started the server */
     metrics_unregister(store_collect_metrics, catalog);
     metrics_unregister(process_collect_metrics, NULL);
     store_catalog_destroy(catalog);

@@ -127,7 +127,7 @@ static struct {
     bool running;
     pthread_t thread;
 
-    /* Metrics: written by one thread at a time (replay, then the log writer). */
+    /* Metrics: relaxed atomics, read by the stats thread. */
     _Atomic uint64_t records, bytes_written, fsyncs, write_errors, segments, disk_bytes;
     _Atomic uint64_t replayed, skipped[WAL_REPLAY_OUTCOMES], torn_tail_bytes, corrupt;
     _Atomic uint64_t fsync_buckets[FSYNC_BUCKETS + 1];
@@ -136,8 +136,7 @@ static struct {
 } wal = {.dir_fd = -1, .lock_fd = -1, .seg_fd = -1};
 
 static void _add(_Atomic uint64_t *counter, uint64_t n) {
-    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
 static void _collect(struct metric_writer *w, void *ctx);
@@ -181,9 +180,11 @@ int wal_setup(const struct wal_options *options, char *err, size_t err_len) {
     }
     const char *dir = options->data_dir;
     struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        return errors_set(err, err_len, "store.data_dir \"%s\": %s", dir,
-                          errno ? strerror(errno) : "not a directory");
+    if (stat(dir, &st) != 0) {
+        return errors_set(err, err_len, "store.data_dir \"%s\": %s", dir, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return errors_set(err, err_len, "store.data_dir \"%s\": not a directory", dir);
     }
     char path[WAL_DATA_DIR_LEN + 16];
     snprintf(path, sizeof path, "%s/LOCK", dir);
@@ -195,11 +196,13 @@ int wal_setup(const struct wal_options *options, char *err, size_t err_len) {
         int e = errno;
         close(wal.lock_fd);
         wal.lock_fd = -1;
-        return errors_set(err, err_len,
-                          e == EWOULDBLOCK
-                              ? "store.data_dir \"%s\" is in use by another fsd (%s is locked)"
-                              : "store.data_dir \"%s\": locking %s failed",
-                          dir, path);
+        if (e == EWOULDBLOCK) {
+            return errors_set(err, err_len,
+                              "store.data_dir \"%s\" is in use by another fsd (%s is locked)", dir,
+                              path);
+        }
+        return errors_set(err, err_len, "store.data_dir \"%s\": locking %s: %s", dir, path,
+                          strerror(e));
     }
     snprintf(path, sizeof path, "%s/wal", dir);
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
@@ -297,6 +300,7 @@ static int _open_segment(char *err, size_t err_len) {
 static int _commit(struct wal_batch *list, size_t n, char *err, size_t err_len) {
     if (wal.seg_fd < 0 || (wal.seg_records > 0 && wal.seg_bytes >= wal.options.segment_bytes)) {
         if (_open_segment(err, err_len) != 0) {
+            _add(&wal.write_errors, 1);
             return -1;
         }
     }
@@ -327,10 +331,7 @@ static int _commit(struct wal_batch *list, size_t n, char *err, size_t err_len) 
     if (rc != 0) {
         _add(&wal.write_errors, 1);
         errors_set(err, err_len, "wal write: %s", strerror(e));
-        if (ftruncate(wal.seg_fd, (off_t)wal.seg_bytes) != 0 || fdatasync(wal.seg_fd) != 0) {
-            log_error("wal: could not cut a failed write back", "error=%s",
-                      LOG_QUOTE(strerror(errno)));
-        }
+        bool cut = ftruncate(wal.seg_fd, (off_t)wal.seg_bytes) == 0 && fdatasync(wal.seg_fd) == 0;
         close(wal.seg_fd);
         wal.seg_fd = -1; /* the next commit opens a new segment */
         if (wal.seg_records == 0) {
@@ -339,6 +340,16 @@ static int _commit(struct wal_batch *list, size_t n, char *err, size_t err_len) 
             unlinkat(wal.dir_fd, name, 0); /* it held nothing: its name is the next one's */
             _add(&wal.segments, (uint64_t)-1);
             _add(&wal.disk_bytes, (uint64_t)-WAL_SEGMENT_HEADER_BYTES);
+        } else if (!cut) {
+            /* The refused records may still be in the file: a segment after it, starting at
+             * their numbers, is what tells a replay they were never acknowledged. */
+            log_error("wal: could not cut a failed write back", "error=%s",
+                      LOG_QUOTE(strerror(errno)));
+            char again[256];
+            if (_open_segment(again, sizeof again) != 0) {
+                log_error("wal: could not start the next segment either", "error=%s",
+                          LOG_QUOTE(again));
+            }
         }
         return -1;
     }

@@ -25,8 +25,17 @@ struct into_catalog {
     char unknown_view[STORE_MAX_NAME + 1]; /* the last unknown view logged, to log it once */
 };
 
+/* A read section per batch, not per replay: rows replaced meanwhile are freed as it goes. */
+static enum wal_replay_outcome _apply_batch(const struct wal_batch *batch, struct into_catalog *c);
+
 static enum wal_replay_outcome _apply(const struct wal_batch *batch, void *arg) {
-    struct into_catalog *c = arg;
+    store_read_lock();
+    enum wal_replay_outcome outcome = _apply_batch(batch, arg);
+    store_read_unlock();
+    return outcome;
+}
+
+static enum wal_replay_outcome _apply_batch(const struct wal_batch *batch, struct into_catalog *c) {
     struct store_view *view = store_catalog_find(c->catalog, wal_batch_view(batch));
     if (view == NULL) {
         if (strcmp(c->unknown_view, wal_batch_view(batch)) != 0) {
@@ -46,8 +55,18 @@ static enum wal_replay_outcome _apply(const struct wal_batch *batch, void *arg) 
         }
         return WAL_REPLAY_LAYOUT_CHANGED;
     }
+    const struct store_schema *schema = store_view_schema(view);
     for (size_t i = 0; i < wal_batch_rows(batch); i++) {
-        if (store_view_upsert_image(view, wal_batch_row(batch, i)) == STORE_UPSERT_ERROR) {
+        const struct store_row *row = wal_batch_row(batch, i);
+        /* Its record's hash checked, but a row whose own lengths disagree with the bytes it
+         * came in would be read past its end: refused, as a record fsd cannot apply. */
+        if (row->key_len == 0 || row->key_len > STORE_MAX_KEY_BYTES ||
+            store_row_total_size(schema, row) != wal_batch_row_bytes(batch, i)) {
+            log_error("wal: a logged row does not agree with its length", "view=%s row=%zu",
+                      LOG_QUOTE(store_view_name(view)), i);
+            return WAL_REPLAY_FAILED;
+        }
+        if (store_view_upsert_image(view, row) == STORE_UPSERT_ERROR) {
             return WAL_REPLAY_FAILED;
         }
     }
@@ -70,9 +89,9 @@ int64_t wal_replay_into_catalog(struct store_catalog *catalog, char *err, size_t
         c.fingerprints[i] =
             store_schema_layout_fingerprint(store_view_schema(store_catalog_at(catalog, i)));
     }
+    store_read_unlock(); /* views live as long as the catalog; schemas do not change yet */
     int64_t started = clock_mono_us();
     int64_t batches = wal_replay(_apply, &c, err, err_len);
-    store_read_unlock();
     if (batches >= 0 && wal_enabled()) {
         log_info("wal: replayed", "batches=%" PRId64 " rows=%" PRIu64 " ms=%" PRId64, batches,
                  c.rows, (clock_mono_us() - started) / 1000);

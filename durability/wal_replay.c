@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,9 @@ static int _list_segments(int dir_fd, uint64_t **out, size_t *n, char *err, size
         seqs[count++] = strtoull(name, NULL, 16);
     }
     closedir(d);
-    qsort(seqs, count, sizeof(*seqs), _cmp_seq);
+    if (count > 1) {
+        qsort(seqs, count, sizeof(*seqs), _cmp_seq);
+    }
     *out = seqs;
     *n = count;
     return 0;
@@ -95,7 +98,7 @@ static bool _header_ok(const uint8_t *p, size_t size, uint64_t first_seq) {
  */
 static size_t _replay_segment(const uint8_t *p, size_t size, uint64_t *seq, uint64_t limit,
                               wal_apply_fn apply, void *arg, struct wal_scan *scan,
-                              const char *name) {
+                              const char *name, bool *failed) {
     struct wal_batch batch = {0};
     size_t off = WAL_SEGMENT_HEADER_BYTES;
     while (*seq < limit && size - off >= WAL_RECORD_HEADER_BYTES) {
@@ -117,6 +120,10 @@ static size_t _replay_segment(const uint8_t *p, size_t size, uint64_t *seq, uint
             break;
         }
         enum wal_replay_outcome outcome = apply(&batch, arg);
+        if (outcome == WAL_REPLAY_FAILED) {
+            *failed = true; /* the caller refuses to start: serving part of it would be wrong */
+            break;
+        }
         if (outcome == WAL_REPLAY_APPLIED) {
             scan->applied++;
         } else {
@@ -127,6 +134,65 @@ static size_t _replay_segment(const uint8_t *p, size_t size, uint64_t *seq, uint
     }
     free(batch.row_offsets);
     return off;
+}
+
+/* Whether a whole, checked record numbered `seq` or later starts anywhere in [from, size):
+ * then what stopped the replay at `from` is damage, not a write a crash interrupted. */
+static bool _later_record(const uint8_t *p, size_t size, size_t from, uint64_t seq) {
+    for (size_t off = (from + 7) & ~(size_t)7; off + WAL_RECORD_HEADER_BYTES <= size; off += 8) {
+        const uint8_t *r = p + off;
+        uint64_t rseq = wal_get_u64(r + 8);
+        size_t payload = wal_get_u32(r);
+        if (rseq >= seq && rseq - seq < (1ull << 32) && payload % 8 == 0 &&
+            payload <= size - off - WAL_RECORD_HEADER_BYTES &&
+            wal_get_u64(r + 16) == wal_record_hash(r, WAL_RECORD_HEADER_BYTES + payload)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Writes `len` bytes to a new file `name` in the directory, fsync'd. */
+static int _write_file(int dir_fd, const char *name, const uint8_t *data, size_t len) {
+    int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return -1;
+    }
+    while (len > 0) {
+        ssize_t w = write(fd, data, len);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        data += w;
+        len -= (size_t)w;
+    }
+    int rc = fdatasync(fd);
+    close(fd);
+    return rc;
+}
+
+/*
+ * A damaged segment: the whole file goes aside as NAME.corrupt, and its valid first `end`
+ * bytes (header and records before the damage, if any) stay under its name, so the next
+ * start replays them again and new segments never take its name.
+ */
+static int _keep_prefix(int dir_fd, const char *name, const uint8_t *p, size_t end) {
+    char aside[48], tmp[48];
+    snprintf(aside, sizeof aside, "%s.corrupt", name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", name);
+    bool prefix = end > WAL_SEGMENT_HEADER_BYTES;
+    if (prefix && _write_file(dir_fd, tmp, p, end) != 0) {
+        return -1;
+    }
+    if (renameat(dir_fd, name, dir_fd, aside) != 0 ||
+        (prefix && renameat(dir_fd, tmp, dir_fd, name) != 0) || fsync(dir_fd) != 0) {
+        return -1;
+    }
+    return 0;
 }
 
 int wal_scan_dir(int dir_fd, wal_apply_fn apply, void *arg, struct wal_scan *scan, char *err,
@@ -176,59 +242,67 @@ int wal_scan_dir(int dir_fd, wal_apply_fn apply, void *arg, struct wal_scan *sca
             p = m;
         }
         size_t end = 0;
-        if (p != NULL && _header_ok(p, size, firsts[i])) {
+        bool header_ok = p != NULL && _header_ok(p, size, firsts[i]), failed = false;
+        if (header_ok) {
             uint64_t limit = last ? UINT64_MAX : firsts[i + 1];
-            end = _replay_segment(p, size, &seq, limit, apply, arg, scan, name);
+            end = _replay_segment(p, size, &seq, limit, apply, arg, scan, name, &failed);
+        }
+        int rc = 0;
+        if (failed) {
+            rc = errors_set(err, err_len,
+                            "wal: %s: a record could not be applied (out of memory, or rows that "
+                            "do not agree with their view's layout); fsd does not start on part "
+                            "of its log",
+                            name);
+        } else if (end == size) {
+            scan->segments++;
+            scan->disk_bytes += size;
+        } else if (last ? (header_ok ? _later_record(p, size, end, seq)
+                                     : size > WAL_SEGMENT_HEADER_BYTES)
+                        : (!header_ok || seq != firsts[i + 1])) {
+            /* Records are missing: what follows the damage is not replayed, by this start or
+             * any later one. */
+            log_error("wal: damaged segment: replay stops in it; the file is kept as *.corrupt",
+                      "segment=%s offset=%zu seq=%" PRIu64, name, end, seq);
+            scan->corrupt_segments++;
+            damaged = true;
+            if (_keep_prefix(dir_fd, name, p, end) != 0) {
+                rc = errors_set(err, err_len, "wal: setting %s aside: %s", name, strerror(errno));
+            } else if (end > WAL_SEGMENT_HEADER_BYTES) {
+                scan->segments++;
+                scan->disk_bytes += end;
+            }
+        } else {
+            /* A write a crash interrupted, or one that failed and was given up on: never
+             * acknowledged, so never replayed. Its bytes are kept in NAME.torn for a look. */
+            char torn[48];
+            snprintf(torn, sizeof torn, "%s.torn", name);
+            if (p != NULL && _write_file(dir_fd, torn, p + end, size - end) != 0) {
+                log_warn("wal: could not keep a torn tail's bytes", "file=%s error=%s", torn,
+                         LOG_QUOTE(strerror(errno)));
+            }
+            scan->torn_tail_bytes += size - end;
+            log_warn("wal: torn tail cut", "segment=%s bytes=%zu", name, size - end);
+            if (last && end <= WAL_SEGMENT_HEADER_BYTES) {
+                /* No record left: the next segment takes its name. */
+                if (unlinkat(dir_fd, name, 0) != 0 || fsync(dir_fd) != 0) {
+                    rc = errors_set(err, err_len, "wal: remove %s: %s", name, strerror(errno));
+                }
+            } else if (ftruncate(fd, (off_t)end) != 0 || fdatasync(fd) != 0) {
+                rc = errors_set(err, err_len, "wal: cut %s: %s", name, strerror(errno));
+            } else {
+                scan->segments++;
+                scan->disk_bytes += end;
+            }
         }
         if (p != NULL) {
             munmap((void *)p, size);
         }
-        bool cut = end < size;
-        if (cut && !last && seq != firsts[i + 1]) {
-            log_error("wal: damaged segment: replay stops in it",
-                      "segment=%s offset=%zu seq=%" PRIu64, name, end, seq);
-            scan->corrupt_segments++;
-            damaged = true; /* the next segments are set aside above */
-            scan->segments++;
-            scan->disk_bytes += size;
-            close(fd);
-            continue;
-        }
-        if (end == 0 && size > WAL_SEGMENT_HEADER_BYTES) {
-            /* A whole header that does not check: damage, not an interrupted creation. */
-            log_error("wal: damaged segment header: not replayed", "segment=%s", name);
-            scan->corrupt_segments++;
-            damaged = true;
-            close(fd);
-            _set_aside(dir_fd, firsts[i]);
-            continue;
-        }
-        if (end <= WAL_SEGMENT_HEADER_BYTES && last) {
-            /* No record, or a header a crash interrupted: the next segment takes its name. */
-            scan->torn_tail_bytes += end == 0 ? size : size - end;
-            close(fd);
-            if (unlinkat(dir_fd, name, 0) != 0 || fsync(dir_fd) != 0) {
-                int e = errno;
-                free(firsts);
-                return errors_set(err, err_len, "wal: remove %s: %s", name, strerror(e));
-            }
-            continue;
-        }
-        if (cut) {
-            /* A write the crash interrupted (or that failed and was given up): never
-             * acknowledged, so never replayed. */
-            if (ftruncate(fd, (off_t)end) != 0 || fdatasync(fd) != 0) {
-                int e = errno;
-                close(fd);
-                free(firsts);
-                return errors_set(err, err_len, "wal: cut %s: %s", name, strerror(e));
-            }
-            scan->torn_tail_bytes += size - end;
-            log_warn("wal: torn tail cut", "segment=%s bytes=%zu", name, size - end);
-        }
         close(fd);
-        scan->segments++;
-        scan->disk_bytes += end;
+        if (rc != 0) {
+            free(firsts);
+            return -1;
+        }
     }
     free(firsts);
     scan->next_seq = seq;

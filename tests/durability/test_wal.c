@@ -316,6 +316,77 @@ static void test_a_flipped_byte_stops_the_replay_and_later_segments_are_set_asid
     wal_teardown();
 }
 
+/* Offset of record `index` (0-based) of a segment holding records of `record_bytes` each. */
+static off_t _record_at(size_t index, size_t record_bytes) {
+    return (off_t)(32 + index * record_bytes);
+}
+
+static void _flip(const char *path, off_t at) {
+    int fd = open(path, O_RDWR);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x20;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+}
+
+static void test_damage_in_the_last_segment_is_kept_not_cut_as_a_torn_tail(void **state) {
+    (void)state;
+    struct replayed r;
+    _open(&r, WAL_DURABILITY_GROUP, 64 << 20);
+    struct outcomes o = {0};
+    for (int i = 0; i < 5; i++) {
+        wal_append(_batch(i * 10, 10, i, 20), _done, &o);
+        _wait_done(&o, (size_t)i + 1); /* one record per batch, all the same size */
+    }
+    wal_teardown();
+    char path[128];
+    _segment_path(path, sizeof path, 1);
+    size_t record_bytes = (size_t)(_size(path) - 32) / 5;
+    _flip(path, _record_at(1, record_bytes) + 100); /* inside the second record */
+    assert_int_equal(_open(&r, WAL_DURABILITY_GROUP, 64 << 20), 1);
+    assert_int_equal(_metric("fsd_wal_corrupt_segments_total"), 1);
+    assert_int_equal(_metric("fsd_wal_torn_tail_bytes_total"), 0);
+    assert_int_equal(_files_ending(".corrupt"), 1);          /* the whole file, kept */
+    assert_int_equal(_size(path), 32 + (off_t)record_bytes); /* its valid part replays again */
+    /* Writes go on, in a segment of their own. */
+    memset(&o, 0, sizeof o);
+    struct wal_batch *more[1] = {_batch(900, 1, 9, 0)};
+    _append_and_close(more, 1, &o);
+    assert_string_equal(o.error[0], "");
+    assert_int_equal(_open(&r, WAL_DURABILITY_GROUP, 64 << 20), 2);
+    assert_int_equal(r.first_x[0], 0);
+    assert_int_equal(r.first_x[1], 900 * 10 + 9);
+    assert_int_equal(_metric("fsd_wal_corrupt_segments_total"), 0); /* nothing new */
+    wal_teardown();
+}
+
+static void test_damage_at_the_start_of_a_segment_does_not_block_later_writes(void **state) {
+    (void)state;
+    struct replayed r;
+    _open(&r, WAL_DURABILITY_GROUP, 1 << 20);
+    struct outcomes o = {0};
+    for (int i = 0; i < 12; i++) {
+        wal_append(_batch(i * 1000, 100, i, 2000), _done, &o); /* ~210 KB: 5 per segment */
+        _wait_done(&o, (size_t)i + 1);
+    }
+    wal_teardown();
+    assert_true(_files_ending(".log") >= 2);
+    char path[128];
+    _segment_path(path, sizeof path, 1);
+    _flip(path, 32 + 24 + 100); /* the first record of the first segment */
+    assert_int_equal(_open(&r, WAL_DURABILITY_GROUP, 1 << 20), 0);
+    assert_int_equal(_metric("fsd_wal_corrupt_segments_total"), 1);
+    assert_int_equal(_files_ending(".log"), 0); /* nothing valid left under a segment's name */
+    memset(&o, 0, sizeof o);
+    struct wal_batch *more[1] = {_batch(5, 1, 5, 0)};
+    _append_and_close(more, 1, &o);
+    assert_string_equal(o.error[0], ""); /* its name is free: a new segment */
+    assert_int_equal(_open(&r, WAL_DURABILITY_GROUP, 1 << 20), 1);
+    assert_int_equal(r.first_x[0], 5 * 10 + 5);
+    wal_teardown();
+}
+
 static void test_a_failed_write_refuses_its_batch_and_the_log_goes_on(void **state) {
     (void)state;
     struct replayed r;
@@ -397,6 +468,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(
             test_a_flipped_byte_stops_the_replay_and_later_segments_are_set_aside, _setup,
             _teardown),
+        cmocka_unit_test_setup_teardown(
+            test_damage_in_the_last_segment_is_kept_not_cut_as_a_torn_tail, _setup, _teardown),
+        cmocka_unit_test_setup_teardown(
+            test_damage_at_the_start_of_a_segment_does_not_block_later_writes, _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_refuses_its_batch_and_the_log_goes_on,
                                         _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_a_second_fsd_cannot_use_the_same_data_dir, _setup,
