@@ -62,6 +62,9 @@ struct store_table {
     uint32_t nshards;
     uint32_t shard_mask;
     atomic_bool published;
+    /* References: the view's (dropped a grace period after retire) and pins (checkpoints
+     * reading a table that may be replaced meanwhile). The last one frees it. */
+    _Atomic uint32_t refs;
     _Atomic uint64_t rows;
     _Atomic uint64_t tombstones;
     _Atomic uint64_t memory_bytes;
@@ -320,6 +323,7 @@ struct store_table *store_table_create(const struct store_schema *schema,
         bytes += _index_bytes(capacity);
     }
     atomic_init(&table->memory_bytes, bytes);
+    atomic_init(&table->refs, 1);
     _compute_literal_defaults(table);
     return table;
 oom:
@@ -413,8 +417,42 @@ struct store_table *store_table_copy(const struct store_table *source,
     return copy;
 }
 
+static void _table_unref(struct store_table *table) {
+    if (atomic_fetch_sub_explicit(&table->refs, 1, memory_order_acq_rel) == 1) {
+        store_table_destroy(table);
+    }
+}
+
 static void _table_destroy_deferred(struct store_rcu_head *head) {
-    store_table_destroy(caa_container_of(head, struct store_table, rcu));
+    _table_unref(caa_container_of(head, struct store_table, rcu));
+}
+
+void store_table_pin(struct store_table *table) {
+    /* Inside a read section the view's reference is still held: refs >= 1 here. */
+    atomic_fetch_add_explicit(&table->refs, 1, memory_order_relaxed);
+}
+
+void store_table_unpin(struct store_table *table) {
+    _table_unref(table);
+}
+
+int store_table_scan_shard(const struct store_table *table, uint32_t shard,
+                           int (*fn)(const struct store_row *row, void *arg), void *arg) {
+    if (shard >= table->nshards) {
+        return 0;
+    }
+    const struct store_index *index =
+        atomic_load_explicit(&table->shards[shard].index, memory_order_acquire);
+    for (uint32_t i = 0; i < index->capacity; i++) {
+        uint64_t slot = atomic_load_explicit(&index->slots[i], memory_order_acquire);
+        if (slot > SLOT_DELETED) {
+            int rc = fn(_slot_row(slot), arg);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
 }
 
 void store_table_retire(struct store_table *table) {

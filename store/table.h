@@ -78,8 +78,28 @@ struct store_table *store_table_copy(const struct store_table *source,
 /* Frees the table and all its rows at once. No reader or writer may still use it. */
 void store_table_destroy(struct store_table *table);
 
-/* Frees the table after a grace period (for a table readers may still see). Never blocks. */
+/* Frees the table after a grace period (for a table readers may still see), or when the last
+ * pin is dropped if later. Never blocks. */
 void store_table_retire(struct store_table *table);
+
+/*
+ * Keeps a published table from being freed when it is retired, until store_table_unpin(), so
+ * a long reader (a checkpoint) can read it shard by shard in short read sections while the
+ * view swaps in another table. Pin inside store_read_lock(), while the table is reachable
+ * (store_view_table()); unpin from any thread. The table's schema is not pinned: a pinned
+ * reader that outlives its read section keeps its own copy (store_schema_clone).
+ */
+void store_table_pin(struct store_table *table);
+void store_table_unpin(struct store_table *table);
+
+/*
+ * Calls `fn` for every row and tombstone of shard `shard` (0..store_table_shards()-1), as a
+ * lookup reads them: inside store_read_lock(), while writers go on (a row replaced meanwhile
+ * is seen in one of its versions); rows are valid until the read section ends. Stops at the
+ * first non-zero return of `fn` and returns it; 0 otherwise.
+ */
+int store_table_scan_shard(const struct store_table *table, uint32_t shard,
+                           int (*fn)(const struct store_row *row, void *arg), void *arg);
 
 const struct store_schema *store_table_schema(const struct store_table *table);
 uint32_t store_table_shards(const struct store_table *table);
