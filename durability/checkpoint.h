@@ -1,0 +1,77 @@
+#pragma once
+/*
+ * Checkpoints: a view's whole table (snapshot rows, live rows and tombstones with their flags)
+ * written to store.data_dir, so a restart serves the view from its own file in seconds instead
+ * of waiting for its source, and a view fed only by PushSnapshot comes back at all.
+ *
+ *   data_dir/checkpoints/VIEW.ckpt   written as VIEW.ckpt.tmp, fdatasync, rename, fsync of the
+ *                                    directory: a reader sees the old file or the new, whole
+ *
+ *   header, 128 bytes ┌─────────────────────────────────────────────────────────────────┐
+ *     0  "FSDCKPT1"   │  8 u32 version, u32 0  │ 16 u64 layout fingerprint               │
+ *    24  u64 log sequence: every logged batch up to it is in the table                   │
+ *    32  u64 snapshot version │ 40 i64 snapshot loaded at (µs) │ 48 i64 written at (µs)  │
+ *    56  u32 shards, u32 0    │ 64 stream position, 48 bytes NUL-padded │ 112 u64 0      │
+ *   120  u64 XXH3-64 of bytes 0..119                                                     │
+ *                     └─────────────────────────────────────────────────────────────────┘
+ *   chunk             u32 payload bytes (<= CKPT_CHUNK_BYTES, but for a chunk of one row
+ *   (one or more)     larger than that) │ u32 rows │ u64 XXH3-64 of
+ *                     the payload │ payload: per row u32 image bytes │ u32 0 │ the row image
+ *                     (struct store_row), zero-padded to 8
+ *   trailer, 32 bytes "FSDCKEND" │ u64 rows │ u64 chunks │ u64 XXH3-64 of its first 24 bytes
+ *                     seeded with the header's hash
+ *
+ * The file is read sequentially (mmap) and every row goes through the table's upsert into an
+ * unpublished table, as a snapshot load builds one; nothing in it is trusted before its
+ * chunk's hash checked and its own lengths agree.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/catalog.h"
+
+struct store_schema;
+struct store_table;
+struct store_view;
+
+#define CKPT_CHUNK_BYTES (1u << 20)
+
+/* What a checkpoint says about the table it holds. */
+struct ckpt_info {
+    uint64_t fingerprint;
+    uint64_t log_seq; /* the log's batches up to this one are in it */
+    uint64_t snapshot_version;
+    int64_t loaded_at_us;
+    int64_t written_at_us;
+    uint64_t rows; /* rows and tombstones */
+    uint64_t bytes;
+    char stream_position[STORE_STREAM_POSITION_LEN];
+};
+
+/*
+ * Writes `view`'s current table into dir/VIEW.ckpt (dir must exist), replacing the previous
+ * one atomically. `log_seq` must be read (wal_applied_seq) before this is called, so every
+ * batch up to it is in the table it reads. Reads the table shard by shard in short read
+ * sections, pinned, while lookups and writes go on; a row replaced meanwhile is written in
+ * one of its versions (replaying the log after log_seq makes it right). Returns 0 with *info
+ * filled, or -1 with `err` set (the previous checkpoint is then left as it was). The calling
+ * thread must be RCU-online; blocks on the disk.
+ */
+int ckpt_write(const char *dir, struct store_view *view, uint64_t log_seq, struct ckpt_info *info,
+               char *err, size_t err_len);
+
+enum ckpt_load_result {
+    CKPT_LOADED,
+    CKPT_NONE,           /* no checkpoint of that view */
+    CKPT_LAYOUT_CHANGED, /* written for other keys or features */
+    CKPT_DAMAGED,        /* short, a bad hash, lengths that do not agree: `err` says where */
+};
+
+/*
+ * Reads dir/VIEW.ckpt for `schema` into a new sealed, unpublished table (*table) with
+ * `shards` shards, and *info. Anything but CKPT_LOADED leaves *table NULL, with `err` saying
+ * why. Blocks on the disk.
+ */
+enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *schema, uint32_t shards,
+                                struct store_table **table, struct ckpt_info *info, char *err,
+                                size_t err_len);
