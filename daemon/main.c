@@ -9,6 +9,7 @@
 #include "reload.h"
 #include "daemon/rpc/rpc.h"
 #include "daemon/stats/stats.h"
+#include "durability/checkpoint.h"
 #include "durability/wal.h"
 #include "sweeper.h"
 #include "store/catalog.h"
@@ -175,12 +176,24 @@ static uint32_t _duckdb_threads(const struct daemon_options *o) {
 }
 
 /* Loads every view with a source now and on its refresh interval, on a thread of its own. */
-/* Opens store.data_dir's log and applies what it holds, before anything is served. */
+/* Restores what store.data_dir holds (each view's checkpoint, then the log after it) before
+ * anything is served, and starts keeping it. */
 static int _replay_log(const struct daemon_options *o, struct store_catalog *catalog) {
     char err[512];
-    if (wal_setup(&o->wal, err, sizeof err) != 0 ||
-        wal_replay_into_catalog(catalog, err, sizeof err) < 0) {
-        log_error("cannot open the log of live writes", "error=%s", LOG_QUOTE(err));
+    uint64_t *skip_through = NULL;
+    int rc = wal_setup(&o->wal, err, sizeof err);
+    if (rc == 0) {
+        rc = ckpt_setup(&o->ckpt, o->wal.data_dir, catalog, &skip_through, err, sizeof err);
+    }
+    if (rc == 0 && wal_replay_into_catalog(catalog, skip_through, err, sizeof err) < 0) {
+        rc = -1;
+    }
+    free(skip_through);
+    if (rc == 0) {
+        rc = ckpt_start(err, sizeof err);
+    }
+    if (rc != 0) {
+        log_error("cannot restore or keep store.data_dir", "error=%s", LOG_QUOTE(err));
         return -1;
     }
     if (o->wal.data_dir[0] != '\0' && !wal_enabled()) {
@@ -297,6 +310,7 @@ static int _run(const char *path) {
         mat_teardown();
         /* The log writer resumes calls on the workers: it finishes before they are freed. */
         grpc_server_shutdown();
+        ckpt_teardown();
         wal_teardown();
         grpc_server_teardown();
         tls_teardown();
@@ -304,7 +318,8 @@ static int _run(const char *path) {
         rpc_teardown();
     }
     sweeper_teardown();
-    wal_teardown(); /* again, for the paths that never started the server */
+    ckpt_teardown(); /* again, for the paths that never started the server */
+    wal_teardown();
     metrics_unregister(store_collect_metrics, catalog);
     metrics_unregister(process_collect_metrics, NULL);
     store_catalog_destroy(catalog);

@@ -31,6 +31,7 @@ static const struct option_binding bindings[] = {
     BIND(store_option_group, store),
     BIND(sweeper_option_group, sweeper),
     BIND(wal_option_group, wal),
+    BIND(ckpt_option_group, ckpt),
     BIND(mat_option_group, mat),
 };
 

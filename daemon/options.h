@@ -9,13 +9,15 @@
  *                  exposure (auth/auth.h)
  *   server.auth:   auth (auth/auth.h)
  *   server.tls:    tls (tls/tls.h)
- *   store:         store (store/catalog.h), sweeper (sweeper.h), wal (durability/wal.h)
+ *   store:         store (store/catalog.h), sweeper (sweeper.h), wal (durability/wal.h),
+ *                  ckpt (durability/checkpoint.h)
  *   materializer:  mat (materializer/snapshot/snapshot.h)
  */
 #include "common/log.h"
 #include "daemon/auth/auth.h"
 #include "daemon/grpc/grpc.h"
 #include "daemon/tls/tls.h"
+#include "durability/checkpoint.h"
 #include "durability/wal.h"
 #include "materializer/snapshot/snapshot.h"
 #include "daemon/rpc/rpc.h"
@@ -36,6 +38,7 @@ struct daemon_options {
     struct store_options store;
     struct sweeper_options sweeper;
     struct wal_options wal;
+    struct ckpt_options ckpt;
     struct mat_options mat;
 };
 

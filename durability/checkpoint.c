@@ -191,8 +191,13 @@ int ckpt_write(const char *dir, struct store_view *view, uint64_t log_seq, struc
     }
     close(w.fd);
     w.fd = -1;
+    char prev[1200];
+    _path(prev, sizeof prev, dir, name, ".prev");
     int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rename(tmp, final) != 0 || dir_fd < 0 || fsync(dir_fd) != 0) {
+    /* The generation it replaces stays as .prev, so a damaged newest one is not the end. A
+     * crash between the renames leaves .prev and .tmp: the loader takes .prev. */
+    if ((rename(final, prev) != 0 && errno != ENOENT) || rename(tmp, final) != 0 || dir_fd < 0 ||
+        fsync(dir_fd) != 0) {
         errors_set(err, err_len, "checkpoint of %s: rename to %s: %s", name, final,
                    strerror(errno));
         if (dir_fd >= 0) {
@@ -221,11 +226,11 @@ fail:
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *schema, uint32_t shards,
-                                struct store_table **table, struct ckpt_info *info, char *err,
-                                size_t err_len) {
+enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *schema, bool prev,
+                                uint32_t shards, struct store_table **table, struct ckpt_info *info,
+                                char *err, size_t err_len) {
     char path[1200];
-    _path(path, sizeof path, dir, schema->view, "");
+    _path(path, sizeof path, dir, schema->view, prev ? ".prev" : "");
     *table = NULL;
     memset(info, 0, sizeof *info);
     int fd = open(path, O_RDONLY | O_CLOEXEC);

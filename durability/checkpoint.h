@@ -25,9 +25,12 @@
  * unpublished table, as a snapshot load builds one; nothing in it is trusted before its
  * chunk's hash checked and its own lengths agree.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/metrics.h"
+#include "common/options.h"
 #include "store/catalog.h"
 
 struct store_schema;
@@ -35,6 +38,54 @@ struct store_table;
 struct store_view;
 
 #define CKPT_CHUNK_BYTES (1u << 20)
+#define CKPT_POLL_MS     1000 /* how often the checkpointer looks for views that are due */
+
+/* ---- options: the config file's store section ---------------------------------------------- */
+
+struct ckpt_options {
+    int64_t interval_us; /* a view with live writes since its checkpoint gets one this often */
+};
+extern const struct option_group ckpt_option_group;
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+enum ckpt_metric {
+    CKPT_M_WRITES,          /* fsd_checkpoints_total{view,result} */
+    CKPT_M_LAST_SUCCESS,    /* fsd_checkpoint_last_success_timestamp_seconds{view} */
+    CKPT_M_DURATION,        /* fsd_checkpoint_last_duration_seconds{view} */
+    CKPT_M_BYTES,           /* fsd_checkpoint_bytes{view} */
+    CKPT_M_ROWS,            /* fsd_checkpoint_rows{view} */
+    CKPT_M_RESTORED_ROWS,   /* fsd_checkpoint_restored_rows{view} */
+    CKPT_M_RESTORE_SECONDS, /* fsd_checkpoint_restore_seconds{view} */
+    CKPT_M_COUNT,
+};
+extern const struct metric_def ckpt_metric_defs[CKPT_M_COUNT];
+
+/* ---- setup / teardown: the checkpointer ----------------------------------------------------- */
+
+/*
+ * With the log enabled (wal_enabled(); call after wal_setup), creates data_dir/checkpoints and
+ * restores each view of `catalog` from its newest checkpoint that loads (VIEW.ckpt, else the
+ * generation before it, VIEW.ckpt.prev), logging what it found; a view without one, with a
+ * changed layout or with only damaged ones starts empty (and loads from its source). Sets
+ * *skip_through (malloc'd, one per view: the log sequence its checkpoint holds, 0 for none;
+ * NULL when the log is off) for wal_replay_into_catalog(). Registers the metrics. Returns 0,
+ * or -1 with `err` set when the directory cannot be made. Control thread, RCU-online, before
+ * anything is served.
+ */
+int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
+               struct store_catalog *catalog, uint64_t **skip_through, char *err, size_t err_len);
+
+/*
+ * Starts the checkpointer thread (after the log's replay): every CKPT_POLL_MS it writes the
+ * checkpoint of each view that is due (none yet, a new snapshot since, or live writes since
+ * and interval_us passed), then deletes the log segments every view's previous checkpoint
+ * holds. Returns 0, or -1 with `err` set.
+ */
+int ckpt_start(char *err, size_t err_len);
+
+/* Stops the checkpointer (a checkpoint being written is finished first). */
+void ckpt_teardown(void);
 
 /* What a checkpoint says about the table it holds. */
 struct ckpt_info {
@@ -48,14 +99,16 @@ struct ckpt_info {
     char stream_position[STORE_STREAM_POSITION_LEN];
 };
 
+/* ---- API --------------------------------------------------------------------------------- */
+
 /*
  * Writes `view`'s current table into dir/VIEW.ckpt (dir must exist), replacing the previous
- * one atomically. `log_seq` must be read (wal_applied_seq) before this is called, so every
- * batch up to it is in the table it reads. Reads the table shard by shard in short read
- * sections, pinned, while lookups and writes go on; a row replaced meanwhile is written in
- * one of its versions (replaying the log after log_seq makes it right). Returns 0 with *info
- * filled, or -1 with `err` set (the previous checkpoint is then left as it was). The calling
- * thread must be RCU-online; blocks on the disk.
+ * one atomically; the one it replaces is kept as VIEW.ckpt.prev. `log_seq` must be read
+ * (wal_applied_seq) before this is called, so every batch up to it is in the table it reads. Reads
+ * the table shard by shard in short read sections, pinned, while lookups and writes go on; a row
+ * replaced meanwhile is written in one of its versions (replaying the log after log_seq makes it
+ * right). Returns 0 with *info filled, or -1 with `err` set (the previous checkpoint is then left
+ * as it was). The calling thread must be RCU-online; blocks on the disk.
  */
 int ckpt_write(const char *dir, struct store_view *view, uint64_t log_seq, struct ckpt_info *info,
                char *err, size_t err_len);
@@ -68,10 +121,10 @@ enum ckpt_load_result {
 };
 
 /*
- * Reads dir/VIEW.ckpt for `schema` into a new sealed, unpublished table (*table) with
- * `shards` shards, and *info. Anything but CKPT_LOADED leaves *table NULL, with `err` saying
- * why. Blocks on the disk.
+ * Reads dir/VIEW.ckpt (`prev`: VIEW.ckpt.prev) for `schema` into a new sealed, unpublished table
+ * (*table) with `shards` shards, and *info. Anything but CKPT_LOADED leaves *table NULL, with `err`
+ * saying why. Blocks on the disk.
  */
-enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *schema, uint32_t shards,
-                                struct store_table **table, struct ckpt_info *info, char *err,
-                                size_t err_len);
+enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *schema, bool prev,
+                                uint32_t shards, struct store_table **table, struct ckpt_info *info,
+                                char *err, size_t err_len);

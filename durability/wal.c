@@ -89,7 +89,7 @@ const struct metric_def wal_metric_defs[WAL_M_COUNT] = {
     [WAL_M_REPLAY_SKIPPED] = {"fsd_wal_replay_skipped_records_total", METRIC_COUNTER, "reason",
                               "Batches of the log not applied at start: unknown_view (no longer "
                               "configured), layout_changed (its features or keys changed), "
-                              "failed (out of memory)."},
+                              "in_checkpoint (the view's checkpoint already holds them)."},
     [WAL_M_TORN_TAIL_BYTES] = {"fsd_wal_torn_tail_bytes_total", METRIC_COUNTER, "",
                                "Bytes cut from the end of the log at start: a write a crash "
                                "interrupted, never acknowledged."},
@@ -117,6 +117,9 @@ static struct {
     uint64_t seg_bytes;   /* durable bytes of the open segment */
     uint64_t seg_records; /* records in it */
     uint64_t next_seq;
+    /* The last sequence number whose batch was applied (or refused): a checkpoint that reads
+     * this first holds every batch up to it. */
+    _Atomic uint64_t applied_seq;
 
     /* The queue, under `lock`. */
     pthread_mutex_t lock;
@@ -427,6 +430,9 @@ static void *_writer(void *arg) {
             list = next;
         }
         store_read_unlock();
+        if (ok) {
+            atomic_store_explicit(&wal.applied_seq, wal.next_seq - 1, memory_order_release);
+        }
         pthread_mutex_lock(&wal.lock);
     }
     pthread_mutex_unlock(&wal.lock);
@@ -511,6 +517,7 @@ int64_t wal_replay(wal_apply_fn apply, void *arg, char *err, size_t err_len) {
         return -1;
     }
     wal.next_seq = scan.next_seq;
+    atomic_store_explicit(&wal.applied_seq, scan.next_seq - 1, memory_order_release);
     _add(&wal.replayed, scan.applied);
     for (int i = 0; i < WAL_REPLAY_OUTCOMES; i++) {
         _add(&wal.skipped[i], scan.skipped[i]);
@@ -524,6 +531,43 @@ int64_t wal_replay(wal_apply_fn apply, void *arg, char *err, size_t err_len) {
         return -1;
     }
     return (int64_t)scan.applied;
+}
+
+uint64_t wal_applied_seq(void) {
+    return atomic_load_explicit(&wal.applied_seq, memory_order_acquire);
+}
+
+int wal_drop_through(uint64_t seq, char *err, size_t err_len) {
+    if (!wal.enabled) {
+        return 0;
+    }
+    uint64_t *firsts = NULL;
+    size_t n = 0;
+    if (wal_list_segments(wal.dir_fd, &firsts, &n, err, err_len) != 0) {
+        return -1;
+    }
+    /* Segment i holds records firsts[i] .. firsts[i+1]-1: gone when all are <= seq. The last
+     * one listed is kept whatever it holds (the writer may be appending to it). */
+    int dropped = 0;
+    for (size_t i = 0; i + 1 < n && firsts[i + 1] <= seq + 1; i++) {
+        char name[32];
+        wal_segment_name(name, sizeof name, firsts[i]);
+        struct stat st;
+        off_t size = fstatat(wal.dir_fd, name, &st, 0) == 0 ? st.st_size : 0;
+        if (unlinkat(wal.dir_fd, name, 0) != 0) {
+            int e = errno;
+            free(firsts);
+            return errors_set(err, err_len, "wal: remove %s: %s", name, strerror(e));
+        }
+        _add(&wal.segments, (uint64_t)-1);
+        _add(&wal.disk_bytes, (uint64_t)-size);
+        dropped++;
+    }
+    free(firsts);
+    if (dropped > 0 && fsync(wal.dir_fd) != 0) {
+        return errors_set(err, err_len, "wal: fsync of the directory: %s", strerror(errno));
+    }
+    return dropped;
 }
 
 /* ---- metrics ------------------------------------------------------------------------------- */
@@ -554,6 +598,7 @@ static void _collect(struct metric_writer *w, void *ctx) {
         [WAL_REPLAY_UNKNOWN_VIEW] = "unknown_view",
         [WAL_REPLAY_LAYOUT_CHANGED] = "layout_changed",
         [WAL_REPLAY_FAILED] = "failed",
+        [WAL_REPLAY_IN_CHECKPOINT] = "in_checkpoint",
     };
     for (int i = 0; i < WAL_REPLAY_OUTCOMES; i++) {
         if (reasons[i] != NULL) {

@@ -134,27 +134,42 @@ enum wal_replay_outcome {
     WAL_REPLAY_APPLIED,
     WAL_REPLAY_UNKNOWN_VIEW,   /* no view of that name is configured any more */
     WAL_REPLAY_LAYOUT_CHANGED, /* the view's keys or features changed since */
-    WAL_REPLAY_FAILED,         /* out of memory */
+    WAL_REPLAY_FAILED,         /* cannot be applied: the start fails */
+    WAL_REPLAY_IN_CHECKPOINT,  /* the view's checkpoint already holds it */
 };
-#define WAL_REPLAY_OUTCOMES 4
+#define WAL_REPLAY_OUTCOMES 5
 typedef enum wal_replay_outcome (*wal_apply_fn)(const struct wal_batch *batch, void *arg);
 int64_t wal_replay(wal_apply_fn apply, void *arg, char *err, size_t err_len);
 
 /*
  * wal_replay() into the catalog's views: each batch is applied with store_view_upsert_image()
- * to the view of its name if that view's layout fingerprint is the batch's; batches of views
+ * to the view of its name if that view's layout fingerprint is the batch's and its sequence
+ * number is past skip_through[view index] (what the view's checkpoint holds; NULL: none);
+ * batches of views
  * no longer configured or whose keys or features changed are skipped (logged once per view,
  * counted). Returns the batches applied, or -1 with `err` set. The calling thread must be
  * RCU-online.
  */
 struct store_catalog;
-int64_t wal_replay_into_catalog(struct store_catalog *catalog, char *err, size_t err_len);
+int64_t wal_replay_into_catalog(struct store_catalog *catalog, const uint64_t *skip_through,
+                                char *err, size_t err_len);
 
 /* Stops the log writer after what is queued (every `done` has run), closes the log.
  * Control thread. */
 void wal_teardown(void);
 
 /* ---- API --------------------------------------------------------------------------------- */
+
+/* The last sequence number whose batch has been applied: read it before reading a table for a
+ * checkpoint, and the table holds every batch up to it. 0 before the first. Any thread. */
+uint64_t wal_applied_seq(void);
+
+/*
+ * Deletes the log's segments that hold only batches numbered `seq` or lower (every view's
+ * checkpoint holds them). Never the newest segment. Returns how many went, or -1 with `err`
+ * set. Any thread but the log writer.
+ */
+int wal_drop_through(uint64_t seq, char *err, size_t err_len);
 
 /* True when live writes are logged: a data_dir is set and durability is not none. */
 bool wal_enabled(void);

@@ -19,8 +19,9 @@
 
 struct into_catalog {
     struct store_catalog *catalog;
-    uint64_t *fingerprints; /* per view index */
-    bool *warned;           /* per view index: its "layout changed" line was logged */
+    uint64_t *fingerprints;       /* per view index */
+    const uint64_t *skip_through; /* per view index, or NULL */
+    bool *warned;                 /* per view index: its "layout changed" line was logged */
     uint64_t rows;
     char unknown_view[STORE_MAX_NAME + 1]; /* the last unknown view logged, to log it once */
 };
@@ -46,6 +47,9 @@ static enum wal_replay_outcome _apply_batch(const struct wal_batch *batch, struc
         return WAL_REPLAY_UNKNOWN_VIEW;
     }
     uint32_t index = store_view_index(view);
+    if (c->skip_through != NULL && wal_batch_seq(batch) <= c->skip_through[index]) {
+        return WAL_REPLAY_IN_CHECKPOINT;
+    }
     if (wal_batch_fingerprint(batch) != c->fingerprints[index]) {
         if (!c->warned[index]) {
             log_warn("wal: the view's keys or features changed since its rows were logged; they "
@@ -74,9 +78,11 @@ static enum wal_replay_outcome _apply_batch(const struct wal_batch *batch, struc
     return WAL_REPLAY_APPLIED;
 }
 
-int64_t wal_replay_into_catalog(struct store_catalog *catalog, char *err, size_t err_len) {
+int64_t wal_replay_into_catalog(struct store_catalog *catalog, const uint64_t *skip_through,
+                                char *err, size_t err_len) {
     size_t n = store_catalog_count(catalog);
     struct into_catalog c = {.catalog = catalog,
+                             .skip_through = skip_through,
                              .fingerprints = calloc(n ? n : 1, sizeof(uint64_t)),
                              .warned = calloc(n ? n : 1, sizeof(bool))};
     if (c.fingerprints == NULL || c.warned == NULL) {

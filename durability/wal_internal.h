@@ -95,3 +95,7 @@ struct wal_scan {
  */
 int wal_scan_dir(int dir_fd, wal_apply_fn apply, void *arg, struct wal_scan *scan, char *err,
                  size_t err_len);
+
+/* The first sequence numbers of the segments in `dir_fd`, sorted (*out malloc'd, *n of them).
+ * Returns 0, or -1 with `err` set. */
+int wal_list_segments(int dir_fd, uint64_t **out, size_t *n, char *err, size_t err_len);

@@ -32,8 +32,7 @@ static int _cmp_seq(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* The first sequence numbers of the segments in the directory, sorted; *n of them. */
-static int _list_segments(int dir_fd, uint64_t **out, size_t *n, char *err, size_t err_len) {
+int wal_list_segments(int dir_fd, uint64_t **out, size_t *n, char *err, size_t err_len) {
     int fd = dup(dir_fd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (d == NULL) {
@@ -199,7 +198,7 @@ int wal_scan_dir(int dir_fd, wal_apply_fn apply, void *arg, struct wal_scan *sca
                  size_t err_len) {
     uint64_t *firsts = NULL;
     size_t n = 0;
-    if (_list_segments(dir_fd, &firsts, &n, err, err_len) != 0) {
+    if (wal_list_segments(dir_fd, &firsts, &n, err, err_len) != 0) {
         return -1;
     }
     uint64_t seq = n > 0 ? firsts[0] : 1;

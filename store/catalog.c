@@ -277,6 +277,21 @@ uint64_t store_view_swap_table(struct store_view *view, struct store_table *tabl
     return version;
 }
 
+void store_view_restore(struct store_view *view, struct store_table *table, uint64_t version,
+                        int64_t loaded_at_us, const char *stream_position) {
+    pthread_mutex_lock(&view->write_lock);
+    store_table_mark_published(table);
+    atomic_store_explicit(&view->loaded_at_us, loaded_at_us, memory_order_relaxed);
+    struct store_table *old = atomic_exchange_explicit(&view->table, table, memory_order_acq_rel);
+    atomic_store_explicit(&view->version, version, memory_order_relaxed);
+    pthread_mutex_lock(&view->position_lock);
+    snprintf(view->stream_position, sizeof view->stream_position, "%s",
+             stream_position != NULL ? stream_position : "");
+    pthread_mutex_unlock(&view->position_lock);
+    pthread_mutex_unlock(&view->write_lock);
+    store_table_retire(old);
+}
+
 uint64_t store_view_version(const struct store_view *view) {
     return atomic_load_explicit(&((struct store_view *)view)->version, memory_order_relaxed);
 }

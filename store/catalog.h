@@ -80,6 +80,15 @@ uint64_t store_view_swap_table(struct store_view *view, struct store_table *tabl
                                int64_t loaded_at_us);
 
 /*
+ * Installs `table` (sealed, built for this view's schema) as the view's current table with the
+ * version, load time and stream position a checkpoint recorded, as if that snapshot had just
+ * been swapped in (version 0 stays "not loaded yet"). For start-up, before the view is served
+ * or written; retires the table it replaces. Control thread.
+ */
+void store_view_restore(struct store_view *view, struct store_table *table, uint64_t version,
+                        int64_t loaded_at_us, const char *stream_position);
+
+/*
  * Replaces the view's schema with `schema` (same name and layout, e.g. a new TTL or new defaults
  * from a reload): copies the current table under it (store_table_copy) and swaps both in, holding
  * the view's writer mutex so no live write is lost. Refused while a snapshot load is in

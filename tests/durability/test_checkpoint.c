@@ -161,7 +161,7 @@ static void test_a_table_comes_back_exactly(void **state) {
     assert_int_equal(info.log_seq, 77);
     struct store_table *t;
     struct ckpt_info got;
-    assert_int_equal(ckpt_load(dir, store_view_schema(v), 16, &t, &got, err, sizeof err),
+    assert_int_equal(ckpt_load(dir, store_view_schema(v), false, 16, &t, &got, err, sizeof err),
                      CKPT_LOADED);
     assert_int_equal(got.log_seq, 77);
     assert_int_equal(got.snapshot_version, 1);
@@ -181,13 +181,14 @@ static void test_a_table_comes_back_exactly(void **state) {
     store_table_destroy(t);
     /* No file: none; another layout: refused. */
     struct store_schema *other = _schema(true);
-    assert_int_equal(ckpt_load(dir, other, 16, &t, &got, err, sizeof err), CKPT_LAYOUT_CHANGED);
+    assert_int_equal(ckpt_load(dir, other, false, 16, &t, &got, err, sizeof err),
+                     CKPT_LAYOUT_CHANGED);
     assert_null(t);
     store_schema_destroy(other);
     char path[128];
     _file(path, sizeof path);
     unlink(path);
-    assert_int_equal(ckpt_load(dir, store_view_schema(v), 16, &t, &got, err, sizeof err),
+    assert_int_equal(ckpt_load(dir, store_view_schema(v), false, 16, &t, &got, err, sizeof err),
                      CKPT_NONE);
     store_rcu_barrier();
     store_catalog_destroy(c);
@@ -198,7 +199,8 @@ static void test_a_table_comes_back_exactly(void **state) {
 static void _expect_damaged(struct store_view *v, const char *what, size_t at) {
     struct store_table *t;
     struct ckpt_info got;
-    enum ckpt_load_result r = ckpt_load(dir, store_view_schema(v), 8, &t, &got, err, sizeof err);
+    enum ckpt_load_result r =
+        ckpt_load(dir, store_view_schema(v), false, 8, &t, &got, err, sizeof err);
     if (r != CKPT_DAMAGED) {
         fail_msg("%s at %zu: loaded as %d (%s)", what, at, (int)r, err);
     }
@@ -239,7 +241,7 @@ static void test_every_flipped_byte_and_every_cut_is_found(void **state) {
     }
     struct store_table *t;
     struct ckpt_info got;
-    assert_int_equal(ckpt_load(dir, store_view_schema(v), 8, &t, &got, err, sizeof err),
+    assert_int_equal(ckpt_load(dir, store_view_schema(v), false, 8, &t, &got, err, sizeof err),
                      CKPT_LOADED);
     store_table_destroy(t);
     free(good);
@@ -315,7 +317,7 @@ static void test_writes_and_a_swap_during_the_write_are_safe(void **state) {
     assert_true(store_view_version(v) > 2);
     struct store_table *t;
     struct ckpt_info got;
-    assert_int_equal(ckpt_load(dir, store_view_schema(v), 8, &t, &got, err, sizeof err),
+    assert_int_equal(ckpt_load(dir, store_view_schema(v), false, 8, &t, &got, err, sizeof err),
                      CKPT_LOADED);
     assert_true(got.log_seq >= 9);
     store_table_destroy(t);

@@ -1,6 +1,9 @@
 """Durability with a real fsd: PushRows acknowledged with store.data_dir set survive kill -9
-and restarts, in durability group and always; the log's damage and a changed view are
-handled as the README says; a full disk refuses writes with UNAVAILABLE and recovers."""
+and restarts, in durability group and always, while checkpoints are written and the log is
+cut behind them; a PushSnapshot-only view and a Parquet view come back from their checkpoints
+(the Parquet one even with its file gone); damage to the log or the newest checkpoint and a
+changed view are handled as the README says; a full disk refuses writes with UNAVAILABLE and
+recovers."""
 import os
 import random
 import shutil
@@ -17,6 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 import grpc  # noqa: E402
 
+import duckdb_sql  # noqa: E402
 import harness as h  # noqa: E402
 from harness import pb, scrape  # noqa: E402
 
@@ -24,13 +28,15 @@ ENTITIES = 500
 KILLS = 20  # per mode
 
 
-def config(data_dir, durability="group", extra_feature=False):
+def config(data_dir, durability="group", extra_feature=False, more_views=""):
     extra = "      - {name: extra, type: int64}\n" if extra_feature else ""
-    # The smallest segments, so the kills also land around a segment's start.
+    # The smallest segments and the shortest checkpoint interval, so the kills also land
+    # around a segment's start, a checkpoint being written and the log being cut.
     return f"""store:
   data_dir: {data_dir}
   durability: {durability}
   wal_segment_size: 1MiB
+  checkpoint_interval: 1s
 views:
   - name: live
     join_keys: [{{name: id, type: int64}}]
@@ -38,7 +44,7 @@ views:
     features:
       - {{name: seq, type: int64}}
       - {{name: tag, type: string}}
-{extra}"""
+{extra}{more_views}"""
 
 
 def rows(ids, seq_of):
@@ -137,6 +143,146 @@ class KillNineTest(unittest.TestCase):
 
     def test_always(self):
         self.run_mode("always", 2)
+
+
+SNAP_VIEW = """  - name: snap
+    join_keys: [{name: id, type: int64}]
+    ttl: 0
+    features:
+      - {name: gen, type: int64}
+"""
+
+
+def pq_view(path):
+    return f"""  - name: pq
+    join_keys: [{{name: id, type: int64}}]
+    ttl: 0
+    source: {{type: parquet, path: "{path}", event_timestamp_column: ts}}
+    features:
+      - {{name: a, type: int64}}
+"""
+
+
+def wait_until(predicate, timeout_s=20):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+class CheckpointTest(unittest.TestCase):
+    def setUp(self):
+        self.data_dir = tempfile.mkdtemp(prefix="fsd-durability-")
+
+    def tearDown(self):
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def metric(self, fsd, name, **labels):
+        return scrape(h.stats_port(fsd)).get(name, **labels)
+
+    def checkpointed(self, fsd, view, at_least=1):
+        wait_until(lambda: self.metric(fsd, "fsd_checkpoints_total", view=view,
+                                       result="ok") >= at_least)
+
+    def push_snapshot(self, fsd, n, gen):
+        call = fsd.channel.stream_unary(
+            h.SERVICE + "PushSnapshot", request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.PushSnapshotResponse.FromString)
+        rows = [h.row({"id": i}, 1_700_000_000_000_000 + gen, {"gen": (i * 1000 + gen, "int64_value")})
+                for i in range(n)]
+        resp = call(iter([pb.PushSnapshotRequest(view="snap", rows=rows)]), timeout=20)
+        self.assertEqual(resp.rows_kept, n)
+
+    def test_a_pushed_snapshot_comes_back_from_its_checkpoint_after_kill_9(self):
+        fsd = h.Fsd(config(self.data_dir, more_views=SNAP_VIEW))
+        self.push_snapshot(fsd, 2000, 7)
+        before = self.metric(fsd, "fsd_checkpoints_total", view="snap", result="ok")
+        self.checkpointed(fsd, "snap", before + 1)  # the one after the snapshot's swap
+        kill9(fsd)
+        fsd = h.Fsd(config(self.data_dir, more_views=SNAP_VIEW))
+        try:
+            resp = fsd.get(pb.GetFeaturesRequest(features=["snap:gen"],
+                                                 keys=h.keys(id=list(range(2000)))))
+            col = resp.columns[0]
+            self.assertEqual(list(col.int64_values), [i * 1000 + 7 for i in range(2000)])
+            self.assertEqual(self.metric(fsd, "fsd_checkpoint_restored_rows", view="snap"), 2000)
+            views = {v.name: v for v in fsd.list_views().views}
+            self.assertEqual(views["snap"].snapshot_version, 1)
+            fsd.wait_for_log('msg="restored from its checkpoint" view=snap rows=2000')
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+
+    def test_the_log_is_cut_behind_checkpoints_and_nothing_acknowledged_is_lost(self):
+        fsd = h.Fsd(config(self.data_dir))
+        seq_of = {}
+        seq = 0
+        # ~4 MB of rows in 1 MiB segments.
+        for _ in range(120):
+            ids = list(range(500))
+            for i in ids:
+                seq += 1
+                seq_of[i] = seq
+            fsd.push(pb.PushRowsRequest(view="live", rows=rows(ids, seq_of)))
+        self.assertGreater(self.metric(fsd, "fsd_wal_written_bytes_total"), 3 * 2**20)
+        # Two checkpoint generations after the last write: the log before the older one goes.
+        wait_until(lambda: self.metric(fsd, "fsd_wal_segments") <= 2, timeout_s=30)
+        on_disk = [f for f in os.listdir(os.path.join(self.data_dir, "wal")) if f.endswith(".log")]
+        self.assertLessEqual(len(on_disk), 2)
+        kill9(fsd)
+        fsd = h.Fsd(config(self.data_dir))
+        try:
+            got = served(fsd, list(range(500)))
+            self.assertEqual({i: s for i, (s, _) in got.items()}, seq_of)
+            m = scrape(h.stats_port(fsd))
+            self.assertEqual(m.get("fsd_checkpoint_restored_rows", view="live"), 500)
+            self.assertLess(m.get("fsd_wal_replayed_records_total"), 120)
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+
+    def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before_and_the_log(self):
+        fsd = h.Fsd(config(self.data_dir))
+        seq_of = {i: i + 1 for i in range(300)}
+        fsd.push(pb.PushRowsRequest(view="live", rows=rows(range(300), seq_of)))
+        self.checkpointed(fsd, "live", 1)
+        n = self.metric(fsd, "fsd_checkpoints_total", view="live", result="ok")
+        seq_of = {i: 1000 + i for i in range(300)}
+        fsd.push(pb.PushRowsRequest(view="live", rows=rows(range(300), seq_of)))
+        self.checkpointed(fsd, "live", n + 1)  # the interval passed with writes: a new one
+        kill9(fsd)
+        path = os.path.join(self.data_dir, "checkpoints", "live.ckpt")
+        self.assertTrue(os.path.exists(path + ".prev"))
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            b = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([b[0] ^ 0x40]))
+        fsd = h.Fsd(config(self.data_dir))
+        try:
+            got = served(fsd, list(range(300)))
+            self.assertEqual({i: s for i, (s, _) in got.items()}, seq_of)
+            fsd.wait_for_log('msg="checkpoint damaged: not used" view=live generation=newest')
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+
+    def test_a_parquet_view_serves_its_checkpoint_when_its_file_is_gone(self):
+        path = os.path.join(self.data_dir, "pq.parquet")
+        duckdb_sql.write_parquet(path, "SELECT range::BIGINT AS id, range::BIGINT * 3 AS a, "
+                                       "TIMESTAMP '2026-01-01' AS ts FROM range(1000)")
+        cfg = config(self.data_dir, more_views=pq_view(path))
+        fsd = h.Fsd(cfg)
+        wait_until(lambda: any(v.name == "pq" and v.snapshot_version >= 1
+                               for v in fsd.list_views().views))
+        self.checkpointed(fsd, "pq", 1)
+        wait_until(lambda: self.metric(fsd, "fsd_checkpoint_rows", view="pq") == 1000)
+        self.assertEqual(fsd.stop(), 0)
+        os.unlink(path)
+        fsd = h.Fsd(cfg)
+        try:
+            resp = fsd.get(pb.GetFeaturesRequest(features=["pq:a"], keys=h.keys(id=[0, 10, 999])))
+            self.assertEqual(list(resp.columns[0].int64_values), [0, 30, 2997])
+        finally:
+            self.assertEqual(fsd.stop(), 0)
 
 
 class LogTest(unittest.TestCase):
