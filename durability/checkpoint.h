@@ -39,6 +39,7 @@ struct store_view;
 
 #define CKPT_CHUNK_BYTES (1u << 20)
 #define CKPT_POLL_MS     1000 /* how often the checkpointer looks for views that are due */
+#define CKPT_NICE        10   /* the checkpointer's nice value: lookups first */
 
 /* ---- options: the config file's store section ---------------------------------------------- */
 

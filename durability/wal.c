@@ -82,6 +82,8 @@ const struct metric_def wal_metric_defs[WAL_M_COUNT] = {
     [WAL_M_WRITE_ERRORS] = {"fsd_wal_write_errors_total", METRIC_COUNTER, "",
                             "Log writes or fsyncs that failed: their batches were refused "
                             "(UNAVAILABLE) and not applied."},
+    [WAL_M_FAILING] = {"fsd_wal_write_failing", METRIC_GAUGE, "",
+                       "1 while the log's last write failed (PushRows refused), else 0."},
     [WAL_M_SEGMENTS] = {"fsd_wal_segments", METRIC_GAUGE, "", "Files of the log on disk."},
     [WAL_M_DISK_BYTES] = {"fsd_wal_disk_bytes", METRIC_GAUGE, "", "Bytes of the log on disk."},
     [WAL_M_REPLAYED] = {"fsd_wal_replayed_records_total", METRIC_COUNTER, "",
@@ -130,13 +132,18 @@ static struct {
     bool running;
     pthread_t thread;
 
+    /* Whether the last commit failed, and why: /readyz says so until a write succeeds. */
+    pthread_mutex_t error_lock;
+    bool failing;
+    char last_error[256];
+
     /* Metrics: relaxed atomics, read by the stats thread. */
     _Atomic uint64_t records, bytes_written, fsyncs, write_errors, segments, disk_bytes;
     _Atomic uint64_t replayed, skipped[WAL_REPLAY_OUTCOMES], torn_tail_bytes, corrupt;
     _Atomic uint64_t fsync_buckets[FSYNC_BUCKETS + 1];
     _Atomic uint64_t fsync_sum_ns;
     _Atomic int64_t replay_us;
-} wal = {.dir_fd = -1, .lock_fd = -1, .seg_fd = -1};
+} wal = {.dir_fd = -1, .lock_fd = -1, .seg_fd = -1, .error_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void _add(_Atomic uint64_t *counter, uint64_t n) {
     atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
@@ -418,6 +425,16 @@ static void *_writer(void *arg) {
 
         char err[256] = "";
         bool ok = _commit(list, n, err, sizeof err) == 0;
+        pthread_mutex_lock(&wal.error_lock);
+        if (ok != !wal.failing) {
+            log_info(ok ? "wal: writes succeed again" : "wal: writes fail", "error=%s",
+                     LOG_QUOTE(ok ? "" : err));
+        }
+        wal.failing = !ok;
+        if (!ok) {
+            snprintf(wal.last_error, sizeof wal.last_error, "%s", err);
+        }
+        pthread_mutex_unlock(&wal.error_lock);
         if (!ok) {
             log_error("wal: batches refused, their write failed", "batches=%zu error=%s", n,
                       LOG_QUOTE(err));
@@ -502,6 +519,7 @@ void wal_teardown(void) {
     }
     wal.seg_fd = wal.dir_fd = wal.lock_fd = -1;
     wal.enabled = false;
+    wal.failing = false;
     wal.stopping = false;
 }
 
@@ -531,6 +549,16 @@ int64_t wal_replay(wal_apply_fn apply, void *arg, char *err, size_t err_len) {
         return -1;
     }
     return (int64_t)scan.applied;
+}
+
+bool wal_write_failing(char *why, size_t len) {
+    pthread_mutex_lock(&wal.error_lock);
+    bool failing = wal.failing;
+    if (failing && why != NULL) {
+        snprintf(why, len, "%s", wal.last_error);
+    }
+    pthread_mutex_unlock(&wal.error_lock);
+    return failing;
 }
 
 uint64_t wal_applied_seq(void) {
@@ -590,6 +618,7 @@ static void _collect(struct metric_writer *w, void *ctx) {
     metrics_write_histogram(w, &d[WAL_M_FSYNC_SECONDS], NULL, _fsync_bounds_s, FSYNC_BUCKETS,
                             cumulative, (double)_get(&wal.fsync_sum_ns) / 1e9);
     metrics_write_count(w, &d[WAL_M_WRITE_ERRORS], NULL, _get(&wal.write_errors));
+    metrics_write_count(w, &d[WAL_M_FAILING], NULL, wal_write_failing(NULL, 0) ? 1 : 0);
     metrics_write_count(w, &d[WAL_M_SEGMENTS], NULL, _get(&wal.segments));
     metrics_write_count(w, &d[WAL_M_DISK_BYTES], NULL, _get(&wal.disk_bytes));
     metrics_write_count(w, &d[WAL_M_REPLAYED], NULL, _get(&wal.replayed));

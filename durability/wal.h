@@ -79,6 +79,7 @@ enum wal_metric {
     WAL_M_FSYNCS,          /* fsd_wal_fsyncs_total */
     WAL_M_FSYNC_SECONDS,   /* fsd_wal_fsync_seconds (histogram) */
     WAL_M_WRITE_ERRORS,    /* fsd_wal_write_errors_total */
+    WAL_M_FAILING,         /* fsd_wal_write_failing */
     WAL_M_SEGMENTS,        /* fsd_wal_segments */
     WAL_M_DISK_BYTES,      /* fsd_wal_disk_bytes */
     WAL_M_REPLAYED,        /* fsd_wal_replayed_records_total */
@@ -170,6 +171,10 @@ uint64_t wal_applied_seq(void);
  * set. Any thread but the log writer.
  */
 int wal_drop_through(uint64_t seq, char *err, size_t err_len);
+
+/* True while the log's last write failed (until one succeeds), with why in `why` (may be
+ * NULL). Any thread. */
+bool wal_write_failing(char *why, size_t len);
 
 /* True when live writes are logged: a data_dir is set and durability is not none. */
 bool wal_enabled(void);

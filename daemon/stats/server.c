@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "daemon/auth/auth.h"
 #include "daemon/tls/tls.h"
+#include "durability/wal.h"
 #include "common/ports.h"
 #include "common/proc.h"
 #include "store/rcu.h"
@@ -234,8 +235,18 @@ static void _readyz(struct evhttp_request *req) {
                    views[i].source_type);
     }
     free(views);
+    char why[256];
+    if (wal_write_failing(why, sizeof why)) {
+        /* Lookups go on, so still ready; the writes that are refused are said here. */
+        buf_printf(b, "%swrites refused: the log of live writes cannot be written (%s)\n",
+                   waiting == 0 ? "ready\n" : "", why);
+    }
     if (waiting == 0) {
-        _reply_text(req, ROUTE_READYZ, 200, "OK", "ready\n");
+        if (b->len > 0) {
+            _reply_buffer(req, ROUTE_READYZ, 200, "OK", "text/plain; charset=utf-8");
+        } else {
+            _reply_text(req, ROUTE_READYZ, 200, "OK", "ready\n");
+        }
         return;
     }
     _reply_buffer(req, ROUTE_READYZ, 503, "Service Unavailable", "text/plain; charset=utf-8");

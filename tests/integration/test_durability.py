@@ -385,9 +385,18 @@ class LogTest(unittest.TestCase):
             self.assertEqual({s for s, _ in got.values()}, set(seq_of.values()))
             m = scrape(h.stats_port(fsd))
             self.assertEqual(m.delta(before, "fsd_wal_write_errors_total"), 1)
+            self.assertEqual(m.get("fsd_wal_write_failing"), 1)
+            status, _, body = h.http_request(h.stats_port(fsd), "/readyz")
+            self.assertEqual(status, 200)  # lookups go on
+            self.assertIn(b"writes refused: the log of live writes cannot be written", body)
+            self.assertIn(b"File too large", body)
             # Space again: the next batch goes through, without a restart.
-            subprocess.run(["prlimit", f"--pid={fsd.proc.pid}", "--fsize=unlimited:unlimited"], check=True)
+            subprocess.run(["prlimit", f"--pid={fsd.proc.pid}", "--fsize=unlimited:unlimited"],
+                           check=True)
             self.fill(fsd, 50, 9000)
+            status, _, body = h.http_request(h.stats_port(fsd), "/readyz")
+            self.assertEqual((status, body), (200, b"ready\n"))
+            self.assertEqual(scrape(h.stats_port(fsd)).get("fsd_wal_write_failing"), 0)
         finally:
             self.assertEqual(fsd.stop(), 0)
         fsd = h.Fsd(config(self.data_dir))
