@@ -105,6 +105,10 @@ struct wal_batch *wal_batch_create(const char *view, uint64_t fingerprint);
 /* Adds one row image (store_row_total_size bytes). Returns 0, or -1 when out of memory or the
  * record would pass WAL_MAX_RECORD_BYTES. */
 int wal_batch_add(struct wal_batch *batch, const struct store_row *image, size_t bytes);
+/* Room for one row image of `bytes` bytes (zeroed, 8-byte aligned) at the batch's end, to be
+ * written in place (store_row_image_write); valid until the next add. NULL like
+ * wal_batch_add(). */
+struct store_row *wal_batch_add_space(struct wal_batch *batch, size_t bytes);
 /* Frees a batch that was not appended. */
 void wal_batch_destroy(struct wal_batch *batch);
 

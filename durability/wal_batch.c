@@ -80,20 +80,28 @@ struct wal_batch *wal_batch_create(const char *view, uint64_t fingerprint) {
     return b;
 }
 
-int wal_batch_add(struct wal_batch *b, const struct store_row *image, size_t bytes) {
+struct store_row *wal_batch_add_space(struct wal_batch *b, size_t bytes) {
     if (bytes > UINT32_MAX || _reserve(b, 8 + _pad8(bytes)) != 0) {
-        return -1;
+        return NULL;
     }
     size_t at = b->len;
     if (_note_row(b, at + 8) != 0) {
-        return -1;
+        return NULL;
     }
     wal_put_u32(b->buf + at, (uint32_t)bytes);
     wal_put_u32(b->buf + at + 4, 0);
-    memcpy(b->buf + at + 8, image, bytes);
-    memset(b->buf + at + 8 + bytes, 0, _pad8(bytes) - bytes);
+    memset(b->buf + at + 8, 0, _pad8(bytes)); /* the padding too: it is hashed */
     b->len = at + 8 + _pad8(bytes);
     wal_put_u32(b->buf + WAL_RECORD_HEADER_BYTES + 12, (uint32_t)b->nrows);
+    return (struct store_row *)(void *)(b->buf + at + 8);
+}
+
+int wal_batch_add(struct wal_batch *b, const struct store_row *image, size_t bytes) {
+    struct store_row *dst = wal_batch_add_space(b, bytes);
+    if (dst == NULL) {
+        return -1;
+    }
+    memcpy(dst, image, bytes);
     return 0;
 }
 

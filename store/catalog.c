@@ -302,49 +302,46 @@ int64_t store_view_loaded_at_us(const struct store_view *view) {
 
 /* ---- live writes and loads ------------------------------------------------------------- */
 
-static void _log_append(struct store_view *view, const struct store_key *key,
-                        const struct store_row_builder *row, int64_t event_ts_us,
-                        int64_t created_ts_us) {
-    if (view->nlog == view->log_cap) {
+/* Keeps `image` (malloc'd, taken also on failure) for the load in progress: replayed into
+ * its table at commit. Out of memory marks the log failed, and the commit fails the load. */
+static void _log_keep(struct store_view *view, struct store_row *image) {
+    if (image != NULL && view->nlog == view->log_cap) {
         size_t cap = view->log_cap ? view->log_cap * 2 : 1024;
         struct store_row **grown = realloc(view->log, cap * sizeof(*grown));
         if (grown == NULL) {
-            view->log_failed = true;
-            return;
+            free(image);
+            image = NULL;
+        } else {
+            view->log = grown;
+            view->log_cap = cap;
         }
-        view->log = grown;
-        view->log_cap = cap;
     }
-    struct store_row *image =
-        store_row_image(store_view_schema(view), key, row, event_ts_us, created_ts_us);
     if (image == NULL) {
         view->log_failed = true;
         return;
     }
-    image->flags |= STORE_ROW_LIVE; /* replayed as what it is: a live row */
     view->log[view->nlog++] = image;
 }
 
-/* Keeps a copy of a row image for the load in progress (see _log_append). */
-static void _log_append_image(struct store_view *view, const struct store_row *row) {
-    if (view->nlog == view->log_cap) {
-        size_t cap = view->log_cap ? view->log_cap * 2 : 1024;
-        struct store_row **grown = realloc(view->log, cap * sizeof(*grown));
-        if (grown == NULL) {
-            view->log_failed = true;
-            return;
-        }
-        view->log = grown;
-        view->log_cap = cap;
+static void _log_append(struct store_view *view, const struct store_key *key,
+                        const struct store_row_builder *row, int64_t event_ts_us,
+                        int64_t created_ts_us) {
+    struct store_row *image =
+        store_row_image(store_view_schema(view), key, row, event_ts_us, created_ts_us);
+    if (image != NULL) {
+        image->flags |= STORE_ROW_LIVE; /* replayed as what it is: a live row */
     }
+    _log_keep(view, image);
+}
+
+/* A copy of a whole row image, its flags as they are. */
+static void _log_append_image(struct store_view *view, const struct store_row *row) {
     size_t bytes = store_row_total_size(store_view_schema(view), row);
     struct store_row *image = malloc(bytes);
-    if (image == NULL) {
-        view->log_failed = true;
-        return;
+    if (image != NULL) {
+        memcpy(image, row, bytes);
     }
-    memcpy(image, row, bytes);
-    view->log[view->nlog++] = image;
+    _log_keep(view, image);
 }
 
 enum store_upsert_result store_view_upsert_image(struct store_view *view,

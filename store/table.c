@@ -653,21 +653,30 @@ enum store_upsert_result store_table_upsert_row(struct store_table *table,
                    _copy_image, &image, 0);
 }
 
+size_t store_row_image_size(const struct store_key *key, const struct store_row_builder *builder,
+                            int64_t created_ts_us) {
+    return builder != NULL ? store_row_size(builder, key->len)
+                           : store_row_size_tombstone(key->len, created_ts_us);
+}
+
+void store_row_image_write(struct store_row *dst, const struct store_key *key,
+                           const struct store_row_builder *builder, int64_t event_ts_us,
+                           int64_t created_ts_us) {
+    if (builder != NULL) {
+        store_row_write(builder, key->data, key->len, dst);
+    } else {
+        store_row_write_tombstone(dst, key->data, key->len, event_ts_us, created_ts_us);
+    }
+}
+
 struct store_row *store_row_image(const struct store_schema *schema, const struct store_key *key,
                                   const struct store_row_builder *builder, int64_t event_ts_us,
                                   int64_t created_ts_us) {
-    size_t size = builder != NULL ? store_row_size(builder, key->len)
-                                  : store_row_size_tombstone(key->len, created_ts_us);
-    struct store_row *row = aligned_alloc(8, size);
-    if (row == NULL) {
-        return NULL;
-    }
-    if (builder != NULL) {
-        store_row_write(builder, key->data, key->len, row);
-    } else {
-        store_row_write_tombstone(row, key->data, key->len, event_ts_us, created_ts_us);
-    }
     (void)schema;
+    struct store_row *row = aligned_alloc(8, store_row_image_size(key, builder, created_ts_us));
+    if (row != NULL) {
+        store_row_image_write(row, key, builder, event_ts_us, created_ts_us);
+    }
     return row;
 }
 

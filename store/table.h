@@ -174,6 +174,14 @@ struct store_row *store_row_image(const struct store_schema *schema, const struc
                                   const struct store_row_builder *builder, int64_t event_ts_us,
                                   int64_t created_ts_us);
 
+/* store_row_image() in memory the caller owns: the bytes it takes (a multiple of 8), and the
+ * image written into `dst` (8-byte aligned, that many bytes). */
+size_t store_row_image_size(const struct store_key *key, const struct store_row_builder *builder,
+                            int64_t created_ts_us);
+void store_row_image_write(struct store_row *dst, const struct store_key *key,
+                           const struct store_row_builder *builder, int64_t event_ts_us,
+                           int64_t created_ts_us);
+
 /*
  * Finds `key`. Returns its row, or NULL when absent or deleted. Call inside store_read_lock();
  * the row stays valid until store_read_unlock(). Never blocks, never allocates.

@@ -122,25 +122,25 @@ static int _log_rows(struct grpc_call *call, struct store_view *view,
     }
     for (size_t r = 0; r < req->n_rows; r++) {
         const Fsd__V1__Row *row = req->rows[r];
-        struct store_row *image = NULL;
-        if (row->delete_) {
-            image = store_row_image(schema, &keys[r], NULL, row->event_timestamp_us,
-                                    row->created_timestamp_us);
-        } else if (rpc_row_build(b, a, row) == 0) {
-            image = store_row_image(schema, &keys[r], b, b->event_ts_us, b->created_ts_us);
+        /* Each row is written straight into the batch: the log's bytes are the store's. */
+        const struct store_row_builder *built = NULL;
+        if (!row->delete_) {
+            built = rpc_row_build(b, a, row) == 0 ? b : NULL;
         }
-        int added = -1;
-        if (image != NULL) {
-            image->flags |= STORE_ROW_LIVE;
-            added = wal_batch_add(batch, image, store_row_total_size(schema, image));
-            free(image);
-        }
-        if (added != 0) {
+        int64_t event_ts_us = built ? built->event_ts_us : row->event_timestamp_us;
+        int64_t created_ts_us = built ? built->created_ts_us : row->created_timestamp_us;
+        struct store_row *dst =
+            row->delete_ || built != NULL
+                ? wal_batch_add_space(batch, store_row_image_size(&keys[r], built, created_ts_us))
+                : NULL;
+        if (dst == NULL) {
             wal_batch_destroy(batch);
             free(w);
             rpc_row_reject(e, GRPC_RESOURCE_EXHAUSTED, "row %zu: out of memory", r);
             return -1;
         }
+        store_row_image_write(dst, &keys[r], built, event_ts_us, created_ts_us);
+        dst->flags |= STORE_ROW_LIVE;
     }
     w->view = view;
     w->resume = grpc_call_suspend(call, _on_resume, w);
