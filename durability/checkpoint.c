@@ -117,7 +117,13 @@ static int _add_row(const struct store_row *row, void *arg) {
 
 int ckpt_write(const char *dir, struct store_view *view, uint64_t log_seq, struct ckpt_info *info,
                char *err, size_t err_len) {
-    const char *name = store_view_name(view);
+    struct store_view_capture now;
+    store_view_capture(view, &now);
+    return ckpt_write_captured(dir, store_view_name(view), &now, log_seq, info, err, err_len);
+}
+
+int ckpt_write_captured(const char *dir, const char *name, struct store_view_capture *now,
+                        uint64_t log_seq, struct ckpt_info *info, char *err, size_t err_len) {
     char tmp[1200], final[1200];
     _path(tmp, sizeof tmp, dir, name, ".tmp");
     _path(final, sizeof final, dir, name, "");
@@ -125,16 +131,12 @@ int ckpt_write(const char *dir, struct store_view *view, uint64_t log_seq, struc
     w.chunk = malloc(CKPT_CHUNK_HEADER + CKPT_CHUNK_BYTES);
     memset(info, 0, sizeof *info);
 
-    /* The table and what describes it, as of now; the table pinned so a swap cannot free it
-     * while it is read. */
-    store_read_lock();
-    struct store_table *table = store_view_table(view);
-    store_table_pin(table);
-    struct store_schema *schema = store_schema_clone(store_table_schema(table));
-    info->snapshot_version = store_view_version(view);
-    info->loaded_at_us = store_view_loaded_at_us(view);
-    store_read_unlock();
-    store_view_stream_position(view, info->stream_position, sizeof info->stream_position);
+    /* The table is pinned, so a swap cannot free it while it is read. */
+    struct store_table *table = now->table;
+    struct store_schema *schema = now->schema;
+    info->snapshot_version = now->version;
+    info->loaded_at_us = now->loaded_at_us;
+    memcpy(info->stream_position, now->stream_position, sizeof info->stream_position);
     info->fingerprint = schema ? store_schema_layout_fingerprint(schema) : 0;
     info->log_seq = log_seq;
     info->written_at_us = clock_wall_us();
@@ -243,7 +245,12 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
         return CKPT_DAMAGED;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || (size_t)st.st_size < CKPT_HEADER_BYTES + CKPT_TRAILER_BYTES) {
+    if (fstat(fd, &st) != 0) {
+        errors_set(err, err_len, "stat %s: %s", path, strerror(errno));
+        close(fd);
+        return CKPT_DAMAGED;
+    }
+    if ((size_t)st.st_size < CKPT_HEADER_BYTES + CKPT_TRAILER_BYTES) {
         close(fd);
         errors_set(err, err_len, "%s: %lld bytes, shorter than a checkpoint", path,
                    (long long)st.st_size);
@@ -311,6 +318,7 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
             const struct store_row *row =
                 (const struct store_row *)(const void *)(payload + at + 8);
             if (bytes < sizeof(struct store_row) || _pad8(bytes) > len - at - 8 ||
+                row->key_len == 0 || row->key_len > STORE_MAX_KEY_BYTES ||
                 store_row_total_size(schema, row) != bytes) {
                 errors_set(err, err_len, "%s: offset %zu: row %u does not agree with its length",
                            path, off, r);

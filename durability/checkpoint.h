@@ -37,9 +37,10 @@ struct store_schema;
 struct store_table;
 struct store_view;
 
-#define CKPT_CHUNK_BYTES (1u << 20)
-#define CKPT_POLL_MS     1000 /* how often the checkpointer looks for views that are due */
-#define CKPT_NICE        10   /* the checkpointer's nice value: lookups first */
+#define CKPT_CHUNK_BYTES    (1u << 20)
+#define CKPT_POLL_MS        1000    /* how often the checkpointer looks for views that are due */
+#define CKPT_NICE           10      /* the checkpointer's nice value: lookups first */
+#define CKPT_RETRY_FIRST_US 1000000 /* a failed write is retried after this, doubling */
 
 /* ---- options: the config file's store section ---------------------------------------------- */
 
@@ -58,6 +59,7 @@ enum ckpt_metric {
     CKPT_M_ROWS,            /* fsd_checkpoint_rows{view} */
     CKPT_M_RESTORED_ROWS,   /* fsd_checkpoint_restored_rows{view} */
     CKPT_M_RESTORE_SECONDS, /* fsd_checkpoint_restore_seconds{view} */
+    CKPT_M_DAMAGED,         /* fsd_checkpoint_damaged_total{view} */
     CKPT_M_COUNT,
 };
 extern const struct metric_def ckpt_metric_defs[CKPT_M_COUNT];
@@ -113,6 +115,11 @@ struct ckpt_info {
  */
 int ckpt_write(const char *dir, struct store_view *view, uint64_t log_seq, struct ckpt_info *info,
                char *err, size_t err_len);
+
+/* ckpt_write() of a view captured before (store_view_capture), named `name`: unpins its table
+ * and frees its schema copy, whatever the outcome. */
+int ckpt_write_captured(const char *dir, const char *name, struct store_view_capture *now,
+                        uint64_t log_seq, struct ckpt_info *info, char *err, size_t err_len);
 
 enum ckpt_load_result {
     CKPT_LOADED,

@@ -8,7 +8,15 @@
  *           ─▶ wal_drop_through(the oldest log sequence a kept checkpoint still needs)
  *
  * Two generations are kept per view and the log is kept back to the older one, so a newest
- * checkpoint found damaged at start falls back to the one before it with the log after it.
+ * checkpoint found damaged at start falls back to the one before it with the log after it
+ * (the damaged one is renamed VIEW.ckpt.damaged, so the next write does not make it the
+ * previous generation).
+ *
+ * A view is due when it has no checkpoint, has a new snapshot, or had rows changed by live
+ * writes and interval_us passed. A view without changes of its own is still rewritten, once
+ * per interval, while its older generation holds back log segments that could otherwise go.
+ * A failed write is retried after a backoff (1 s, doubling up to interval_us). Views added by
+ * a reload are picked up at the next poll; until one has a checkpoint, no log is deleted.
  */
 #include "checkpoint.h"
 
@@ -66,6 +74,9 @@ const struct metric_def ckpt_metric_defs[CKPT_M_COUNT] = {
     [CKPT_M_RESTORED_ROWS] = {"fsd_checkpoint_restored_rows", METRIC_GAUGE, "view",
                               "Rows and tombstones the view was restored with at start (0: it "
                               "had no usable checkpoint)."},
+    [CKPT_M_DAMAGED] = {"fsd_checkpoint_damaged_total", METRIC_COUNTER, "view",
+                        "Checkpoints of the view found damaged at start and not used (the "
+                        "previous generation, or the source, served instead)."},
     [CKPT_M_RESTORE_SECONDS] = {"fsd_checkpoint_restore_seconds", METRIC_GAUGE, "view",
                                 "How long restoring the view from its checkpoint took at start."},
 };
@@ -76,10 +87,12 @@ struct view_state {
     struct store_view *view;
     bool have;             /* a checkpoint of it exists (restored or written) */
     uint64_t version;      /* the snapshot version it holds */
+    uint64_t changes;      /* the view's change count it holds (store_view_capture) */
     uint64_t log_seq;      /* the log sequence it holds */
     uint64_t prev_log_seq; /* the generation before it: what the log must still hold */
     int64_t written_mono_us;
-    _Atomic uint64_t ok, failed, bytes, rows, restored_rows;
+    int64_t retry_at_mono_us, backoff_us; /* after a failed write */
+    _Atomic uint64_t ok, failed, damaged, bytes, rows, restored_rows;
     _Atomic int64_t last_success_wall_us, duration_us, restore_us;
     bool failing; /* logged once per run of failures */
 };
@@ -89,7 +102,7 @@ static struct {
     struct ckpt_options options;
     char dir[1100];
     struct store_catalog *catalog;
-    struct view_state *views;
+    struct view_state *views; /* grown by the checkpointer under `lock`, read by _collect */
     size_t nviews;
     uint64_t dropped_through;
     pthread_t thread;
@@ -100,6 +113,18 @@ static struct {
 } ck;
 
 static void _collect(struct metric_writer *w, void *ctx);
+
+/* Renames a damaged VIEW.ckpt to VIEW.ckpt.damaged (replacing an older one), kept for a look:
+ * the next write would otherwise rename it to VIEW.ckpt.prev over the good generation. */
+static void _set_aside(const char *view) {
+    char from[1200], to[1300];
+    snprintf(from, sizeof from, "%s/%s.ckpt", ck.dir, view);
+    snprintf(to, sizeof to, "%s.damaged", from);
+    if (rename(from, to) != 0 && errno != ENOENT) {
+        log_error("could not set a damaged checkpoint aside", "file=%s error=%s", LOG_QUOTE(from),
+                  LOG_QUOTE(strerror(errno)));
+    }
+}
 
 int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
                struct store_catalog *catalog, uint64_t **skip_through, char *err, size_t err_len) {
@@ -141,6 +166,10 @@ int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
                 log_error("checkpoint damaged: not used", "view=%s generation=%s error=%s",
                           LOG_QUOTE(name), generation == 0 ? "newest" : "previous", LOG_QUOTE(why));
                 errors_record("checkpoint", name, why);
+                atomic_fetch_add(&v->damaged, 1);
+                if (generation == 0) {
+                    _set_aside(name);
+                }
             } else if (r == CKPT_LAYOUT_CHANGED) {
                 log_warn("checkpoint written for other keys or features: not used; the view "
                          "loads from its source",
@@ -170,12 +199,15 @@ int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
                  "view=%s rows=%" PRIu64 " version=%" PRIu64 " log_seq=%" PRIu64 " ms=%" PRId64,
                  LOG_QUOTE(name), info.rows, info.snapshot_version, info.log_seq, took / 1000);
     }
+    pthread_mutex_init(&ck.lock, NULL);
     if (metrics_register(_collect, NULL) != 0) {
+        pthread_mutex_destroy(&ck.lock);
         free(ck.views);
+        ck.views = NULL;
+        ck.nviews = 0;
         free(skip);
         return errors_set(err, err_len, "out of memory");
     }
-    pthread_mutex_init(&ck.lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -188,27 +220,41 @@ int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
 
 /* Writes one view's checkpoint if it is due. */
 static void _maybe_write(struct view_state *v, int64_t now_us) {
-    uint64_t version = store_view_version(v->view);
+    if (now_us < v->retry_at_mono_us) {
+        return;
+    }
     uint64_t seq = wal_applied_seq(); /* before the table is read: it holds all up to seq */
-    bool due = !v->have || version != v->version ||
-               (seq > v->log_seq && now_us - v->written_mono_us >= ck.options.interval_us);
+    struct store_view_capture now;
+    store_view_capture(v->view, &now);
+    bool interval_passed = now_us - v->written_mono_us >= ck.options.interval_us;
+    bool own_changes = now.changes != v->changes;
+    /* Rewriting moves its older generation up to its newer one's place in the log. */
+    bool holds_log_back = v->prev_log_seq < v->log_seq && v->prev_log_seq < wal_segment_first_seq();
+    bool due = !v->have || now.version != v->version ||
+               (interval_passed && (own_changes || holds_log_back));
     if (!due) {
+        store_table_unpin(now.table);
+        store_schema_destroy(now.schema);
         return;
     }
     const char *name = store_view_name(v->view);
+    uint64_t changes = now.changes;
     struct ckpt_info info;
     char err[512];
     int64_t started = clock_mono_us();
-    if (ckpt_write(ck.dir, v->view, seq, &info, err, sizeof err) != 0) {
+    if (ckpt_write_captured(ck.dir, name, &now, seq, &info, err, sizeof err) != 0) {
         atomic_fetch_add(&v->failed, 1);
+        v->backoff_us = v->backoff_us == 0 ? CKPT_RETRY_FIRST_US : v->backoff_us * 2;
+        if (v->backoff_us > ck.options.interval_us) {
+            v->backoff_us = ck.options.interval_us;
+        }
+        v->retry_at_mono_us = now_us + v->backoff_us;
         if (!v->failing) {
-            log_error("checkpoint failed; the log keeps everything it holds", "view=%s error=%s",
-                      LOG_QUOTE(name), LOG_QUOTE(err));
+            log_error("checkpoint failed; the log keeps everything it holds; retrying",
+                      "view=%s error=%s", LOG_QUOTE(name), LOG_QUOTE(err));
             errors_record("checkpoint", name, err);
             v->failing = true;
         }
-        v->written_mono_us = now_us; /* retried after an interval, or at the next snapshot */
-        v->version = version;
         return;
     }
     int64_t took = clock_mono_us() - started;
@@ -216,9 +262,12 @@ static void _maybe_write(struct view_state *v, int64_t now_us) {
         log_info("checkpoint written again", "view=%s", LOG_QUOTE(name));
         v->failing = false;
     }
+    v->backoff_us = 0;
+    v->retry_at_mono_us = 0;
     v->prev_log_seq = v->have ? v->log_seq : 0;
     v->have = true;
     v->version = info.snapshot_version;
+    v->changes = changes;
     v->log_seq = seq;
     v->written_mono_us = now_us;
     atomic_fetch_add(&v->ok, 1);
@@ -228,6 +277,33 @@ static void _maybe_write(struct view_state *v, int64_t now_us) {
     atomic_store(&v->last_success_wall_us, info.written_at_us);
     log_debug("checkpoint written", "view=%s rows=%" PRIu64 " bytes=%" PRIu64 " ms=%" PRId64,
               LOG_QUOTE(name), info.rows, info.bytes, took / 1000);
+}
+
+/* Takes in views a reload added since the last poll. Returns -1 when out of memory (they are
+ * then taken in at a later poll, and no log is deleted meanwhile). */
+static int _take_in_new_views(void) {
+    store_read_lock(); /* the catalog's list of views is freed through RCU */
+    size_t n = store_catalog_count(ck.catalog);
+    store_read_unlock();
+    if (n <= ck.nviews) {
+        return 0;
+    }
+    pthread_mutex_lock(&ck.lock);
+    struct view_state *grown = realloc(ck.views, n * sizeof(*grown));
+    if (grown == NULL) {
+        pthread_mutex_unlock(&ck.lock);
+        return -1;
+    }
+    memset(grown + ck.nviews, 0, (n - ck.nviews) * sizeof(*grown));
+    store_read_lock();
+    for (size_t i = ck.nviews; i < n; i++) {
+        grown[i].view = store_catalog_at(ck.catalog, i);
+    }
+    store_read_unlock();
+    ck.views = grown;
+    ck.nviews = n;
+    pthread_mutex_unlock(&ck.lock);
+    return 0;
 }
 
 static void *_run(void *arg) {
@@ -244,12 +320,20 @@ static void *_run(void *arg) {
         pthread_mutex_unlock(&ck.lock);
         int64_t now = clock_mono_us();
         uint64_t keep_from = UINT64_MAX; /* the oldest log sequence a kept checkpoint needs */
+        if (_take_in_new_views() != 0) {
+            keep_from = 0;
+        }
         for (size_t i = 0; i < ck.nviews; i++) {
             _maybe_write(&ck.views[i], now);
             uint64_t needs = ck.views[i].have ? ck.views[i].prev_log_seq : 0;
             keep_from = needs < keep_from ? needs : keep_from;
         }
-        if (keep_from != UINT64_MAX && keep_from > ck.dropped_through) {
+        /* A view added while the views were written may already have rows in the log. Rows
+         * logged after this count are numbered past keep_from: only those before matter. */
+        store_read_lock();
+        bool added = store_catalog_count(ck.catalog) != ck.nviews;
+        store_read_unlock();
+        if (!added && keep_from != UINT64_MAX && keep_from > ck.dropped_through) {
             char err[256];
             if (wal_drop_through(keep_from, err, sizeof err) >= 0) {
                 ck.dropped_through = keep_from;
@@ -302,6 +386,7 @@ void ckpt_teardown(void) {
 
 static void _collect(struct metric_writer *w, void *ctx) {
     (void)ctx;
+    pthread_mutex_lock(&ck.lock); /* the checkpointer may grow ck.views */
     const struct metric_def *d = ckpt_metric_defs;
     for (int id = 0; id < CKPT_M_COUNT; id++) {
         metrics_write_family(w, &d[id]);
@@ -338,9 +423,13 @@ static void _collect(struct metric_writer *w, void *ctx) {
                 metrics_write_value(w, &d[id], (const char *[]){name},
                                     (double)atomic_load(&v->restore_us) / 1e6);
                 break;
+            case CKPT_M_DAMAGED:
+                metrics_write_count(w, &d[id], (const char *[]){name}, atomic_load(&v->damaged));
+                break;
             case CKPT_M_COUNT:
                 break;
             }
         }
     }
+    pthread_mutex_unlock(&ck.lock);
 }

@@ -116,9 +116,15 @@ static struct {
 
     /* The log writer's own (no lock): the open segment and where it stands. */
     int seg_fd;
-    uint64_t seg_bytes;   /* durable bytes of the open segment */
-    uint64_t seg_records; /* records in it */
+    uint64_t seg_bytes;             /* durable bytes of the open segment */
+    uint64_t seg_records;           /* records in it */
+    _Atomic uint64_t seg_first_seq; /* its first record's number, for the checkpointer */
     uint64_t next_seq;
+    /* Set at start when the checkpoints hold later records than the log (it was damaged or
+     * removed): the next commit first writes a jump record to it, so new records are numbered
+     * past what the checkpoints hold and a replay still finds an unbroken sequence. */
+    uint64_t jump_to;
+    uint8_t jump[WAL_RECORD_HEADER_BYTES + 8];
     /* The last sequence number whose batch was applied (or refused): a checkpoint that reads
      * this first holds every batch up to it. */
     _Atomic uint64_t applied_seq;
@@ -182,6 +188,7 @@ static void _reset_counters(void) {
 int wal_setup(const struct wal_options *options, char *err, size_t err_len) {
     wal.options = *options;
     wal.next_seq = 1;
+    atomic_store_explicit(&wal.seg_first_seq, 0, memory_order_relaxed);
     wal.head = wal.tail = NULL;
     _reset_counters(); /* one log per process; tests open many in turn */
     wal.enabled = options->data_dir[0] != '\0' && options->durability != WAL_DURABILITY_NONE;
@@ -293,6 +300,7 @@ static int _open_segment(char *err, size_t err_len) {
         close(wal.seg_fd);
     }
     wal.seg_fd = fd;
+    atomic_store_explicit(&wal.seg_first_seq, wal.next_seq, memory_order_relaxed);
     wal.seg_bytes = WAL_SEGMENT_HEADER_BYTES;
     wal.seg_records = 0;
     _add(&wal.segments, 1);
@@ -315,22 +323,32 @@ static int _commit(struct wal_batch *list, size_t n, char *err, size_t err_len) 
         }
     }
     struct iovec stack_iov[64];
-    struct iovec *iov = n <= 64 ? stack_iov : calloc(n, sizeof(*iov));
+    struct iovec *iov = n < 64 ? stack_iov : calloc(n + 1, sizeof(*iov)); /* + a jump */
     if (iov == NULL) {
         return errors_set(err, err_len, "wal: out of memory");
     }
     uint64_t seq = wal.next_seq, bytes = 0;
     size_t i = 0;
+    if (wal.jump_to != 0) {
+        wal_put_u32(wal.jump, 8);
+        wal_put_u32(wal.jump + 4, WAL_RECORD_JUMP);
+        wal_put_u64(wal.jump + 8, seq);
+        wal_put_u64(wal.jump + WAL_RECORD_HEADER_BYTES, wal.jump_to);
+        wal_put_u64(wal.jump + 16, wal_record_hash(wal.jump, sizeof wal.jump));
+        iov[i++] = (struct iovec){wal.jump, sizeof wal.jump};
+        bytes += sizeof wal.jump;
+        seq = wal.jump_to;
+    }
     for (struct wal_batch *b = list; b != NULL; b = b->next, i++) {
         wal_put_u32(b->buf, (uint32_t)(b->len - WAL_RECORD_HEADER_BYTES));
-        wal_put_u32(b->buf + 4, WAL_RECORD_ROWS);
+        wal_put_u32(b->buf + 4, b->type);
         wal_put_u64(b->buf + 8, seq++);
         wal_put_u64(b->buf + 16, wal_record_hash(b->buf, b->len));
         iov[i] = (struct iovec){b->buf, b->len};
         bytes += b->len;
     }
     int64_t started = clock_mono_us();
-    int rc = _write_all(wal.seg_fd, iov, (int)n);
+    int rc = _write_all(wal.seg_fd, iov, (int)i);
     if (rc == 0) {
         rc = fdatasync(wal.seg_fd);
     }
@@ -371,12 +389,13 @@ static int _commit(struct wal_batch *list, size_t n, char *err, size_t err_len) 
     _add(&wal.fsync_buckets[bucket], 1);
     _add(&wal.fsync_sum_ns, (uint64_t)(seconds * 1e9));
     _add(&wal.fsyncs, 1);
-    _add(&wal.records, n);
+    _add(&wal.records, i);
     _add(&wal.bytes_written, bytes);
     _add(&wal.disk_bytes, bytes);
     wal.seg_bytes += bytes;
-    wal.seg_records += n;
+    wal.seg_records += i;
     wal.next_seq = seq;
+    wal.jump_to = 0;
     return 0;
 }
 
@@ -525,7 +544,8 @@ void wal_teardown(void) {
 
 /* ---- replay: the reading is wal_replay.c's ------------------------------------------------ */
 
-int64_t wal_replay(wal_apply_fn apply, void *arg, char *err, size_t err_len) {
+int64_t wal_replay(wal_apply_fn apply, void *arg, uint64_t held_through, char *err,
+                   size_t err_len) {
     if (!wal.enabled) {
         return 0;
     }
@@ -535,7 +555,16 @@ int64_t wal_replay(wal_apply_fn apply, void *arg, char *err, size_t err_len) {
         return -1;
     }
     wal.next_seq = scan.next_seq;
-    atomic_store_explicit(&wal.applied_seq, scan.next_seq - 1, memory_order_release);
+    wal.jump_to = 0;
+    if (held_through >= scan.next_seq) {
+        log_warn("wal: the checkpoints hold later records than the log has; new records are "
+                 "numbered after theirs",
+                 "log_next_seq=%" PRIu64 " checkpoints_through=%" PRIu64, scan.next_seq,
+                 held_through);
+        wal.jump_to = held_through + 1;
+    }
+    atomic_store_explicit(&wal.applied_seq, wal.jump_to != 0 ? wal.jump_to - 1 : scan.next_seq - 1,
+                          memory_order_release);
     _add(&wal.replayed, scan.applied);
     for (int i = 0; i < WAL_REPLAY_OUTCOMES; i++) {
         _add(&wal.skipped[i], scan.skipped[i]);
@@ -559,6 +588,10 @@ bool wal_write_failing(char *why, size_t len) {
     }
     pthread_mutex_unlock(&wal.error_lock);
     return failing;
+}
+
+uint64_t wal_segment_first_seq(void) {
+    return atomic_load_explicit(&wal.seg_first_seq, memory_order_relaxed);
 }
 
 uint64_t wal_applied_seq(void) {

@@ -29,16 +29,20 @@
  *             hash: XXH3-64 of the payload (padding included), seeded with the XXH3-64
  *             of the record's first 16 bytes
  *
- *   rows      u64 layout fingerprint (store_schema_layout_fingerprint of the view's schema)
- *   payload   u16 view name bytes │ u16 0 │ u32 rows │ view name, zero-padded to 8
+ *   type 1    u64 layout fingerprint (store_schema_layout_fingerprint of the view's schema)
+ *   rows      u16 view name bytes │ u16 0 │ u32 rows │ view name, zero-padded to 8
  *             per row: u32 image bytes │ u32 0 │ the row image (struct store_row, its
  *             STORE_ROW_LIVE mark set), zero-padded to 8
  *
- * Sequence numbers rise by one per record across segments. Replay reads the segments in
- * order and stops at the first record that is short, fails its hash or breaks the sequence:
- * in the last segment that is a torn tail (a write the crash interrupted, never acknowledged)
- * and is cut off; anywhere else it is corruption, logged and counted, and nothing after it
- * is replayed (the later segments are renamed *.corrupt and kept for inspection).
+ *   type 2    u64 the next record's sequence number. Written first after a start whose
+ *   jump      checkpoints hold records the log no longer has (it was damaged or removed), so
+ *             new records are numbered after everything a checkpoint holds.
+ *
+ * Sequence numbers rise by one per record across segments, but for jumps. Replay reads the segments
+ * in order and stops at the first record that is short, fails its hash or breaks the sequence: in
+ * the last segment that is a torn tail (a write the crash interrupted, never acknowledged) and is
+ * cut off; anywhere else it is corruption, logged and counted, and nothing after it is replayed
+ * (the later segments are renamed *.corrupt and kept for inspection).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -131,8 +135,9 @@ int wal_setup(const struct wal_options *options, char *err, size_t err_len);
 /*
  * Calls `apply` for every record of the log, in order, with the batch (valid during the call
  * only), then starts the log writer: new records follow the last one replayed, in a new
- * segment. A torn tail is cut; corruption is logged and counted. Returns the records
- * replayed, or -1 with `err` set when the directory cannot be read or written. Once, after
+ * segment, and are numbered past `held_through` (the highest sequence number a restored
+ * checkpoint holds; 0: none). A torn tail is cut; corruption is logged and counted. Returns the
+ * records replayed, or -1 with `err` set when the directory cannot be read or written. Once, after
  * wal_setup(), before the first wal_append().
  */
 enum wal_replay_outcome {
@@ -144,7 +149,7 @@ enum wal_replay_outcome {
 };
 #define WAL_REPLAY_OUTCOMES 5
 typedef enum wal_replay_outcome (*wal_apply_fn)(const struct wal_batch *batch, void *arg);
-int64_t wal_replay(wal_apply_fn apply, void *arg, char *err, size_t err_len);
+int64_t wal_replay(wal_apply_fn apply, void *arg, uint64_t held_through, char *err, size_t err_len);
 
 /*
  * wal_replay() into the catalog's views: each batch is applied with store_view_upsert_image()
@@ -168,6 +173,10 @@ void wal_teardown(void);
 /* The last sequence number whose batch has been applied: read it before reading a table for a
  * checkpoint, and the table holds every batch up to it. 0 before the first. Any thread. */
 uint64_t wal_applied_seq(void);
+
+/* The sequence number the segment being written began with (0 before the first): the log
+ * cannot shrink below it, whatever the checkpoints hold. Any thread. */
+uint64_t wal_segment_first_seq(void);
 
 /*
  * Deletes the log's segments that hold only batches numbered `seq` or lower (every view's

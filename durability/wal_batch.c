@@ -77,6 +77,7 @@ struct wal_batch *wal_batch_create(const char *view, uint64_t fingerprint) {
     memcpy(b->view, view, name_len);
     b->view[name_len] = '\0';
     b->fingerprint = fingerprint;
+    b->type = WAL_RECORD_ROWS;
     return b;
 }
 

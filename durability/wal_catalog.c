@@ -97,7 +97,11 @@ int64_t wal_replay_into_catalog(struct store_catalog *catalog, const uint64_t *s
     }
     store_read_unlock(); /* views live as long as the catalog; schemas do not change yet */
     int64_t started = clock_mono_us();
-    int64_t batches = wal_replay(_apply, &c, err, err_len);
+    uint64_t held_through = 0;
+    for (size_t i = 0; skip_through != NULL && i < n; i++) {
+        held_through = skip_through[i] > held_through ? skip_through[i] : held_through;
+    }
+    int64_t batches = wal_replay(_apply, &c, held_through, err, err_len);
     if (batches >= 0 && wal_enabled()) {
         log_info("wal: replayed", "batches=%" PRId64 " rows=%" PRIu64 " ms=%" PRId64, batches,
                  c.rows, (clock_mono_us() - started) / 1000);

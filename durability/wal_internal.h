@@ -15,6 +15,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the log's format is l
 #define WAL_RECORD_HEADER_BYTES  24
 #define WAL_ROWS_HEADER_BYTES    16 /* fingerprint, name length, 0, rows */
 #define WAL_RECORD_ROWS          1
+#define WAL_RECORD_JUMP          2 /* payload: u64 the next record's sequence number */
 
 /*
  * A record being built, queued or replayed. `buf` holds the whole record as wal.h draws it
@@ -29,6 +30,7 @@ struct wal_batch {
     size_t len, cap;
     size_t *row_offsets;
     size_t nrows, rows_cap;
+    uint32_t type; /* WAL_RECORD_* */
     uint64_t fingerprint;
     char view[STORE_MAX_NAME + 1];
 };

@@ -108,6 +108,17 @@ static size_t _replay_segment(const uint8_t *p, size_t size, uint64_t *seq, uint
             wal_get_u64(r + 16) != wal_record_hash(r, WAL_RECORD_HEADER_BYTES + payload)) {
             break;
         }
+        if (wal_get_u32(r + 4) == WAL_RECORD_JUMP) {
+            uint64_t to = payload == 8 ? wal_get_u64(r + WAL_RECORD_HEADER_BYTES) : 0;
+            if (to <= *seq) {
+                log_error("wal: a jump record goes backwards, replay stops",
+                          "segment=%s seq=%" PRIu64, name, *seq);
+                break;
+            }
+            *seq = to; /* written when checkpoints held records the log had lost */
+            off += WAL_RECORD_HEADER_BYTES + payload;
+            continue;
+        }
         batch.buf = (uint8_t *)r; /* read only: the mapping is private and read-only */
         batch.len = WAL_RECORD_HEADER_BYTES + payload;
         batch.nrows = 0;

@@ -20,6 +20,7 @@ struct store_view {
     _Atomic int64_t loaded_at_us;
     /* Writers of live rows and the loader's commit serialize here; readers never do. */
     pthread_mutex_t write_lock;
+    uint64_t changes; /* rows live and sourced writes changed, ever; under write_lock */
     bool loading;
     struct store_row **log; /* row images applied while loading, in order */
     size_t nlog;
@@ -344,6 +345,10 @@ static void _log_append_image(struct store_view *view, const struct store_row *r
     _log_keep(view, image);
 }
 
+static uint64_t _changed(enum store_upsert_result result) {
+    return result == STORE_UPSERT_INSERTED || result == STORE_UPSERT_REPLACED;
+}
+
 enum store_upsert_result store_view_upsert_image(struct store_view *view,
                                                  const struct store_row *row) {
     pthread_mutex_lock(&view->write_lock);
@@ -352,6 +357,7 @@ enum store_upsert_result store_view_upsert_image(struct store_view *view,
     if (view->loading && result != STORE_UPSERT_ERROR) {
         _log_append_image(view, row);
     }
+    view->changes += _changed(result);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -365,6 +371,7 @@ enum store_upsert_result store_view_upsert(struct store_view *view, const struct
     if (view->loading && result != STORE_UPSERT_ERROR) {
         _log_append(view, key, row, row->event_ts_us, row->created_ts_us);
     }
+    view->changes += _changed(result);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -378,6 +385,7 @@ enum store_upsert_result store_view_delete(struct store_view *view, const struct
     if (view->loading && result != STORE_UPSERT_ERROR) {
         _log_append(view, key, NULL, event_ts_us, created_ts_us);
     }
+    view->changes += _changed(result);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -388,6 +396,7 @@ enum store_upsert_result store_view_upsert_sourced(struct store_view *view,
     pthread_mutex_lock(&view->write_lock);
     struct store_table *table = atomic_load_explicit(&view->table, memory_order_acquire);
     enum store_upsert_result result = store_table_upsert(table, key, row);
+    view->changes += _changed(result);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -423,6 +432,22 @@ bool store_view_stream_position(const struct store_view *view, char *buf, size_t
     bool have = v->stream_position[0] != '\0';
     pthread_mutex_unlock(&v->position_lock);
     return have;
+}
+
+void store_view_capture(struct store_view *view, struct store_view_capture *out) {
+    pthread_mutex_lock(&view->write_lock);
+    store_read_lock();
+    out->table = store_view_table(view);
+    store_table_pin(out->table);
+    out->schema = store_schema_clone(store_table_schema(out->table));
+    store_read_unlock();
+    out->version = store_view_version(view);
+    out->loaded_at_us = store_view_loaded_at_us(view);
+    out->changes = view->changes;
+    pthread_mutex_lock(&view->position_lock);
+    memcpy(out->stream_position, view->stream_position, sizeof out->stream_position);
+    pthread_mutex_unlock(&view->position_lock);
+    pthread_mutex_unlock(&view->write_lock);
 }
 
 uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,

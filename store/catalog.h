@@ -171,6 +171,23 @@ int store_view_load_set_stream_position(struct store_view *view, const char *pos
  */
 bool store_view_stream_position(const struct store_view *view, char *buf, size_t len);
 
+/*
+ * The view as a checkpoint records it, taken at one instant: the current table (pinned:
+ * store_table_unpin() when done with it), its snapshot version, load time and stream position,
+ * all of the same snapshot (taken under the view's writer mutex, which a snapshot's commit
+ * holds across its swap). Any thread, RCU-online, outside a read section.
+ */
+struct store_view_capture {
+    struct store_table *table;
+    struct store_schema *schema; /* a copy of the table's (pins do not keep it): the caller's to
+                                  * destroy; NULL when out of memory */
+    uint64_t version;
+    int64_t loaded_at_us;
+    uint64_t changes; /* rows live writes and incremental loads have changed, ever */
+    char stream_position[STORE_STREAM_POSITION_LEN];
+};
+void store_view_capture(struct store_view *view, struct store_view_capture *out);
+
 /* Updates logged during the load in progress (for logs and tests). */
 size_t store_view_load_logged(const struct store_view *view);
 

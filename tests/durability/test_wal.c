@@ -115,7 +115,7 @@ static int64_t _open(struct replayed *r, int durability, uint64_t segment_bytes)
     memset(r, 0, sizeof *r);
     struct wal_options o = _options(durability, segment_bytes);
     assert_int_equal(wal_setup(&o, err, sizeof err), 0);
-    int64_t n = wal_replay(_apply, r, err, sizeof err);
+    int64_t n = wal_replay(_apply, r, 0, err, sizeof err);
     assert_true(n >= 0);
     return n;
 }
@@ -219,6 +219,55 @@ static void test_what_was_appended_is_replayed_in_order_after_a_restart(void **s
     wal_teardown();
 }
 
+/* Starts the log as a start whose checkpoints hold records through `held_through` does. */
+static int64_t _open_held(struct replayed *r, uint64_t held_through) {
+    memset(r, 0, sizeof *r);
+    struct wal_options o = _options(WAL_DURABILITY_GROUP, 64 << 20);
+    assert_int_equal(wal_setup(&o, err, sizeof err), 0);
+    int64_t n = wal_replay(_apply, r, held_through, err, sizeof err);
+    assert_true(n >= 0);
+    return n;
+}
+
+static void test_records_are_numbered_past_what_checkpoints_hold(void **state) {
+    (void)state;
+    /* Checkpoints can hold records the log has lost (damage, a removed wal directory); new
+     * records numbered below them would be taken for records those checkpoints hold and
+     * skipped at the next start. */
+    struct replayed r;
+    struct outcomes o = {0};
+    assert_int_equal(_open_held(&r, 0), 0);
+    struct wal_batch *first[3] = {_batch(1, 1, 1, 0), _batch(2, 1, 2, 0), _batch(3, 1, 3, 0)};
+    _append_and_close(first, 3, &o);
+    assert_int_equal(wal_applied_seq(), 3);
+
+    assert_int_equal(_open_held(&r, 10), 3);
+    assert_int_equal(wal_applied_seq(), 10);
+    struct wal_batch *after[2] = {_batch(4, 1, 4, 0), _batch(5, 1, 5, 0)};
+    _append_and_close(after, 2, &o);
+    assert_int_equal(wal_applied_seq(), 12);
+
+    /* The jump is in the log: the next start replays all five and numbers on from 12. */
+    assert_int_equal(_open_held(&r, 0), 5);
+    assert_int_equal(r.first_x[3], 4 * 10 + 4);
+    assert_int_equal(r.first_x[4], 5 * 10 + 5);
+    assert_int_equal(wal_applied_seq(), 12);
+    assert_int_equal(_metric("fsd_wal_corrupt_segments_total"), 0);
+    wal_teardown();
+
+    /* The log gone entirely. */
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -f %s/wal/*.log", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(_open_held(&r, 20), 0);
+    struct wal_batch *alone[1] = {_batch(6, 1, 6, 0)};
+    _append_and_close(alone, 1, &o);
+    assert_int_equal(_open_held(&r, 0), 1);
+    assert_int_equal(r.first_x[0], 6 * 10 + 6);
+    assert_int_equal(wal_applied_seq(), 21);
+    wal_teardown();
+}
+
 /* Waits (up to 10 s) until `done` ran for n batches. */
 static void _wait_done(const struct outcomes *o, size_t n) {
     for (int i = 0; i < 10000 && __atomic_load_n(&o->n, __ATOMIC_ACQUIRE) < n; i++) {
@@ -233,7 +282,7 @@ static double _fsyncs_for_8(int durability) {
     opt.group_commit_interval_us = 50000; /* the 8 appends surely fall in one interval */
     assert_int_equal(wal_setup(&opt, err, sizeof err), 0);
     struct replayed r = {0};
-    assert_true(wal_replay(_apply, &r, err, sizeof err) >= 0);
+    assert_true(wal_replay(_apply, &r, 0, err, sizeof err) >= 0);
     struct wal_batch *b[8];
     for (int i = 0; i < 8; i++) {
         b[i] = _batch(i, 1, i, 0);
@@ -460,6 +509,8 @@ int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_what_was_appended_is_replayed_in_order_after_a_restart,
+                                        _setup, _teardown),
+        cmocka_unit_test_setup_teardown(test_records_are_numbered_past_what_checkpoints_hold,
                                         _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_always_fsyncs_each_batch_and_group_shares_fsyncs,
                                         _setup, _teardown),

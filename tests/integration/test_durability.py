@@ -265,6 +265,105 @@ class CheckpointTest(unittest.TestCase):
         finally:
             self.assertEqual(fsd.stop(), 0)
 
+    def test_a_view_added_by_a_reload_keeps_its_rows_when_the_log_is_cut(self):
+        fsd = h.Fsd(config(self.data_dir))
+        try:
+            fsd.write_config(config(self.data_dir, more_views=SNAP_VIEW))
+            fsd.signal(signal.SIGHUP)
+            fsd.wait_for_log('msg="config reloaded"')
+            added = [h.row({"id": i}, 1_700_000_000_000_000, {"gen": (i * 7, "int64_value")})
+                     for i in range(200)]
+            fsd.push(pb.PushRowsRequest(view="snap", rows=added))
+            # The view's rows are in the log's first segment: enough writes to the other view
+            # rotate it, and its checkpoints move on, so the log is cut.
+            seq_of = {}
+            for n in range(120):
+                seq_of.update({i: n for i in range(500)})
+                fsd.push(pb.PushRowsRequest(view="live", rows=rows(range(500), seq_of)))
+            wait_until(lambda: self.metric(fsd, "fsd_wal_segments") <= 2, timeout_s=30)
+            self.assertFalse(os.path.exists(
+                os.path.join(self.data_dir, "wal", "0000000000000001.log")))
+            self.checkpointed(fsd, "snap", 1)
+        finally:
+            kill9(fsd)
+        fsd = h.Fsd(config(self.data_dir, more_views=SNAP_VIEW))
+        try:
+            resp = fsd.get(pb.GetFeaturesRequest(features=["snap:gen"],
+                                                 keys=h.keys(id=list(range(200)))))
+            self.assertEqual(list(resp.columns[0].int64_values), [i * 7 for i in range(200)])
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+
+    def damage(self, path):
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            b = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([b[0] ^ 0x40]))
+
+    def test_a_damaged_checkpoint_set_aside_never_becomes_the_previous_one(self):
+        fsd = h.Fsd(config(self.data_dir))
+        seq_of = {i: i + 1 for i in range(300)}
+        fsd.push(pb.PushRowsRequest(view="live", rows=rows(range(300), seq_of)))
+        self.checkpointed(fsd, "live", 1)
+        n = self.metric(fsd, "fsd_checkpoints_total", view="live", result="ok")
+        fsd.push(pb.PushRowsRequest(view="live", rows=rows(range(300), seq_of)))
+        seq_of = {i: 1000 + i for i in range(300)}
+        fsd.push(pb.PushRowsRequest(view="live", rows=rows(range(300), seq_of)))
+        self.checkpointed(fsd, "live", n + 1)
+        kill9(fsd)
+        path = os.path.join(self.data_dir, "checkpoints", "live.ckpt")
+        self.damage(path)
+        fsd = h.Fsd(config(self.data_dir))
+        try:
+            fsd.wait_for_log('msg="checkpoint damaged: not used" view=live generation=newest')
+            self.assertTrue(os.path.exists(path + ".damaged"))
+            self.assertFalse(os.path.exists(path))
+            # The next checkpoint keeps the good older one as its previous generation.
+            seq_of = {i: 2000 + i for i in range(300)}
+            fsd.push(pb.PushRowsRequest(view="live", rows=rows(range(300), seq_of)))
+            self.checkpointed(fsd, "live", 1)
+        finally:
+            kill9(fsd)
+        self.damage(path)
+        fsd = h.Fsd(config(self.data_dir))
+        try:
+            got = served(fsd, list(range(300)))
+            self.assertEqual({i: s for i, (s, _) in got.items()}, seq_of)
+            m = scrape(h.stats_port(fsd))
+            # Only the newest was damaged: the previous generation restored, the log after it.
+            self.assertEqual(m.get("fsd_checkpoint_damaged_total", view="live"), 1)
+            fsd.wait_for_log('msg="restored from its checkpoint" view=live')
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+
+    def test_a_failed_checkpoint_is_retried_without_new_writes(self):
+        fsd = h.Fsd(config(self.data_dir, more_views=SNAP_VIEW))
+        try:
+            self.checkpointed(fsd, "snap", 1)  # of its empty table
+            # As far as fsd can tell the disk is full: a checkpoint's file cannot grow.
+            subprocess.run(["prlimit", f"--pid={fsd.proc.pid}", "--fsize=4096:unlimited"],
+                           check=True)
+            self.push_snapshot(fsd, 2000, 3)
+            wait_until(lambda: self.metric(fsd, "fsd_checkpoints_total", view="snap",
+                                           result="failed") >= 1)
+            fsd.wait_for_log('msg="checkpoint failed; the log keeps everything it holds; '
+                             'retrying" view=snap')
+            subprocess.run(["prlimit", f"--pid={fsd.proc.pid}", "--fsize=unlimited:unlimited"],
+                           check=True)
+            # No write since: the retry alone brings the snapshot to disk.
+            self.checkpointed(fsd, "snap", 2)
+            self.assertEqual(self.metric(fsd, "fsd_checkpoint_rows", view="snap"), 2000)
+            fsd.wait_for_log('msg="checkpoint written again" view=snap')
+        finally:
+            kill9(fsd)
+        fsd = h.Fsd(config(self.data_dir, more_views=SNAP_VIEW))
+        try:
+            resp = fsd.get(pb.GetFeaturesRequest(features=["snap:gen"], keys=h.keys(id=[0, 1999])))
+            self.assertEqual(list(resp.columns[0].int64_values), [3, 1999003])
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+
     def test_a_parquet_view_serves_its_checkpoint_when_its_file_is_gone(self):
         path = os.path.join(self.data_dir, "pq.parquet")
         duckdb_sql.write_parquet(path, "SELECT range::BIGINT AS id, range::BIGINT * 3 AS a, "
