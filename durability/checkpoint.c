@@ -22,8 +22,9 @@
 
 #define CKPT_MAGIC         "FSDCKPT1"
 #define CKPT_END_MAGIC     "FSDCKEND"
-#define CKPT_VERSION       1
-#define CKPT_HEADER_BYTES  128
+#define CKPT_VERSION       2
+#define CKPT_HEADER_BYTES  192
+#define CKPT_HEADER_HASHED 184 /* the header's hash covers the bytes before it */
 #define CKPT_CHUNK_HEADER  16
 #define CKPT_TRAILER_BYTES 32
 
@@ -137,6 +138,7 @@ int ckpt_write_captured(const char *dir, const char *name, struct store_view_cap
     info->snapshot_version = now->version;
     info->loaded_at_us = now->loaded_at_us;
     memcpy(info->stream_position, now->stream_position, sizeof info->stream_position);
+    memcpy(info->stream_applied, now->stream_applied, sizeof info->stream_applied);
     info->fingerprint = schema ? store_schema_layout_fingerprint(schema) : 0;
     info->log_seq = log_seq;
     info->written_at_us = clock_wall_us();
@@ -160,8 +162,9 @@ int ckpt_write_captured(const char *dir, const char *name, struct store_view_cap
     wal_put_u64(header + 48, (uint64_t)info->written_at_us);
     wal_put_u32(header + 56, store_table_shards(table));
     memcpy(header + 64, info->stream_position, STORE_STREAM_POSITION_LEN);
-    uint64_t header_hash = XXH3_64bits(header, 120);
-    wal_put_u64(header + 120, header_hash);
+    memcpy(header + 112, info->stream_applied, STORE_STREAM_POSITION_LEN);
+    uint64_t header_hash = XXH3_64bits(header, CKPT_HEADER_HASHED);
+    wal_put_u64(header + CKPT_HEADER_HASHED, header_hash);
     if (_write_all(w.fd, header, sizeof header) != 0) {
         w.error = errno;
     }
@@ -265,9 +268,9 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
     }
     madvise((void *)p, size, MADV_SEQUENTIAL);
     enum ckpt_load_result result = CKPT_DAMAGED;
-    uint64_t header_hash = wal_get_u64(p + 120);
+    uint64_t header_hash = wal_get_u64(p + CKPT_HEADER_HASHED);
     if (memcmp(p, CKPT_MAGIC, 8) != 0 || wal_get_u32(p + 8) != CKPT_VERSION ||
-        header_hash != XXH3_64bits(p, 120)) {
+        header_hash != XXH3_64bits(p, CKPT_HEADER_HASHED)) {
         errors_set(err, err_len, "%s: the header does not check", path);
         goto out;
     }
@@ -278,6 +281,8 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
     info->written_at_us = (int64_t)wal_get_u64(p + 48);
     memcpy(info->stream_position, p + 64, STORE_STREAM_POSITION_LEN);
     info->stream_position[STORE_STREAM_POSITION_LEN - 1] = '\0';
+    memcpy(info->stream_applied, p + 112, STORE_STREAM_POSITION_LEN);
+    info->stream_applied[STORE_STREAM_POSITION_LEN - 1] = '\0';
     if (info->fingerprint != store_schema_layout_fingerprint(schema)) {
         errors_set(err, err_len, "written for other keys or features");
         result = CKPT_LAYOUT_CHANGED;

@@ -7,12 +7,13 @@
  *   data_dir/checkpoints/VIEW.ckpt   written as VIEW.ckpt.tmp, fdatasync, rename, fsync of the
  *                                    directory: a reader sees the old file or the new, whole
  *
- *   header, 128 bytes ┌─────────────────────────────────────────────────────────────────┐
- *     0  "FSDCKPT1"   │  8 u32 version, u32 0  │ 16 u64 layout fingerprint               │
+ *   header, 192 bytes ┌─────────────────────────────────────────────────────────────────┐
+ *     0  "FSDCKPT1"   │  8 u32 version (2), u32 0  │ 16 u64 layout fingerprint           │
  *    24  u64 log sequence: every logged batch up to it is in the table                   │
  *    32  u64 snapshot version │ 40 i64 snapshot loaded at (µs) │ 48 i64 written at (µs)  │
- *    56  u32 shards, u32 0    │ 64 stream position, 48 bytes NUL-padded │ 112 u64 0      │
- *   120  u64 XXH3-64 of bytes 0..119                                                     │
+ *    56  u32 shards, u32 0    │ 64 the snapshot's stream position, 48 bytes NUL-padded   │
+ *   112  the last stream entry applied through the log (store_view_stream_applied), 48   │
+ *        bytes NUL-padded     │ 160 3 x u64 0 │ 184 u64 XXH3-64 of bytes 0..183            │
  *                     └─────────────────────────────────────────────────────────────────┘
  *   chunk             u32 payload bytes (<= CKPT_CHUNK_BYTES, but for a chunk of one row
  *   (one or more)     larger than that) │ u32 rows │ u64 XXH3-64 of
@@ -100,6 +101,7 @@ struct ckpt_info {
     uint64_t rows; /* rows and tombstones */
     uint64_t bytes;
     char stream_position[STORE_STREAM_POSITION_LEN];
+    char stream_applied[STORE_STREAM_POSITION_LEN];
 };
 
 /* ---- API --------------------------------------------------------------------------------- */

@@ -184,6 +184,7 @@ int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
         }
         store_view_restore(v->view, table, info.snapshot_version, info.loaded_at_us,
                            info.stream_position);
+        store_view_set_stream_applied(v->view, info.stream_applied);
         int64_t took = clock_mono_us() - started;
         v->have = true;
         v->version = info.snapshot_version;

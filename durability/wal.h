@@ -30,9 +30,11 @@
  *             of the record's first 16 bytes
  *
  *   type 1    u64 layout fingerprint (store_schema_layout_fingerprint of the view's schema)
- *   rows      u16 view name bytes │ u16 0 │ u32 rows │ view name, zero-padded to 8
+ *   rows      u16 view name bytes │ u16 flags │ u32 rows │ view name, zero-padded to 8
  *             per row: u32 image bytes │ u32 0 │ the row image (struct store_row, its
  *             STORE_ROW_LIVE mark set), zero-padded to 8
+ *             flags bit 0: rows read from the view's stream, followed by the position of the
+ *             batch's last entry (STORE_STREAM_POSITION_LEN bytes, NUL-padded)
  *
  *   type 2    u64 the next record's sequence number. Written first after a start whose
  *   jump      checkpoints hold records the log no longer has (it was damaged or removed), so
@@ -113,6 +115,12 @@ int wal_batch_add(struct wal_batch *batch, const struct store_row *image, size_t
  * written in place (store_row_image_write); valid until the next add. NULL like
  * wal_batch_add(). */
 struct store_row *wal_batch_add_space(struct wal_batch *batch, size_t bytes);
+/* Ends a batch of rows read from the view's stream with the position of its last entry
+ * (opaque: what store_view_set_stream_applied() is given when it is applied or replayed). No
+ * row may be added after. Returns 0, or -1 when out of memory or the position is too long. */
+int wal_batch_end_at_stream_position(struct wal_batch *batch, const char *position);
+/* The position a batch was ended with, or NULL. */
+const char *wal_batch_stream_position(const struct wal_batch *batch);
 /* Frees a batch that was not appended. */
 void wal_batch_destroy(struct wal_batch *batch);
 

@@ -82,7 +82,7 @@ struct wal_batch *wal_batch_create(const char *view, uint64_t fingerprint) {
 }
 
 struct store_row *wal_batch_add_space(struct wal_batch *b, size_t bytes) {
-    if (bytes > UINT32_MAX || _reserve(b, 8 + _pad8(bytes)) != 0) {
+    if (b->ended || bytes > UINT32_MAX || _reserve(b, 8 + _pad8(bytes)) != 0) {
         return NULL;
     }
     size_t at = b->len;
@@ -104,6 +104,25 @@ int wal_batch_add(struct wal_batch *b, const struct store_row *image, size_t byt
     }
     memcpy(dst, image, bytes);
     return 0;
+}
+
+int wal_batch_end_at_stream_position(struct wal_batch *b, const char *position) {
+    size_t len = strlen(position);
+    if (b->ended || len >= STORE_STREAM_POSITION_LEN ||
+        _reserve(b, STORE_STREAM_POSITION_LEN) != 0) {
+        return -1;
+    }
+    memset(b->buf + b->len, 0, STORE_STREAM_POSITION_LEN);
+    memcpy(b->buf + b->len, position, len);
+    b->len += STORE_STREAM_POSITION_LEN;
+    wal_put_u16(b->buf + WAL_RECORD_HEADER_BYTES + 10, WAL_ROWS_STREAM_POSITION);
+    memcpy(b->stream_position, position, len + 1);
+    b->ended = true;
+    return 0;
+}
+
+const char *wal_batch_stream_position(const struct wal_batch *b) {
+    return b->stream_position[0] != '\0' ? b->stream_position : NULL;
 }
 
 void wal_batch_destroy(struct wal_batch *b) {
@@ -150,7 +169,13 @@ int wal_batch_parse(struct wal_batch *b, char *err, size_t err_len) {
     }
     b->fingerprint = wal_get_u64(p);
     size_t name_len = wal_get_u16(p + 8);
+    uint16_t flags = wal_get_u16(p + 10);
     uint32_t nrows = wal_get_u32(p + 12);
+    b->stream_position[0] = '\0';
+    if ((flags & ~WAL_ROWS_STREAM_POSITION) != 0) {
+        errors_set(err, err_len, "rows flags %#x not understood", flags);
+        return -1;
+    }
     size_t at = WAL_ROWS_HEADER_BYTES + _pad8(name_len);
     if (name_len == 0 || name_len > STORE_MAX_NAME || at > payload) {
         errors_set(err, err_len, "view name of %zu bytes", name_len);
@@ -173,6 +198,16 @@ int wal_batch_parse(struct wal_batch *b, char *err, size_t err_len) {
             return -1;
         }
         at += 8 + _pad8(bytes);
+    }
+    if (flags & WAL_ROWS_STREAM_POSITION) {
+        const uint8_t *position = p + at;
+        if (payload - at != STORE_STREAM_POSITION_LEN ||
+            memchr(position, '\0', STORE_STREAM_POSITION_LEN) == NULL || position[0] == '\0') {
+            errors_set(err, err_len, "a stream position that does not end the record");
+            return -1;
+        }
+        memcpy(b->stream_position, position, STORE_STREAM_POSITION_LEN);
+        at += STORE_STREAM_POSITION_LEN;
     }
     if (at != payload) {
         errors_set(err, err_len, "%zu bytes after the last row", payload - at);

@@ -74,6 +74,10 @@ static enum wal_replay_outcome _apply_batch(const struct wal_batch *batch, struc
             return WAL_REPLAY_FAILED;
         }
     }
+    const char *position = wal_batch_stream_position(batch);
+    if (position != NULL) {
+        store_view_set_stream_applied(view, position); /* fits: parsed from the record */
+    }
     c->rows += wal_batch_rows(batch);
     return WAL_REPLAY_APPLIED;
 }

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "store/catalog.h"
 #include "store/schema.h"
 #include "wal.h"
 
@@ -15,7 +16,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the log's format is l
 #define WAL_RECORD_HEADER_BYTES  24
 #define WAL_ROWS_HEADER_BYTES    16 /* fingerprint, name length, 0, rows */
 #define WAL_RECORD_ROWS          1
-#define WAL_RECORD_JUMP          2 /* payload: u64 the next record's sequence number */
+#define WAL_RECORD_JUMP          2   /* payload: u64 the next record's sequence number */
+#define WAL_ROWS_STREAM_POSITION 0x1 /* rows flag: a stream position follows the rows */
 
 /*
  * A record being built, queued or replayed. `buf` holds the whole record as wal.h draws it
@@ -30,7 +32,9 @@ struct wal_batch {
     size_t len, cap;
     size_t *row_offsets;
     size_t nrows, rows_cap;
-    uint32_t type; /* WAL_RECORD_* */
+    uint32_t type;                                   /* WAL_RECORD_* */
+    bool ended;                                      /* a stream position was added: no more rows */
+    char stream_position[STORE_STREAM_POSITION_LEN]; /* "" for none */
     uint64_t fingerprint;
     char view[STORE_MAX_NAME + 1];
 };

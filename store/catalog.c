@@ -30,6 +30,9 @@ struct store_view {
     /* The current snapshot's stream position: written at a commit, read by any thread. */
     pthread_mutex_t position_lock;
     char stream_position[STORE_STREAM_POSITION_LEN];
+    /* The last stream entry applied to the view through the log: written by the log writer,
+     * read by the stream consumer at start and by checkpoints. Under position_lock. */
+    char stream_applied[STORE_STREAM_POSITION_LEN];
 };
 
 /* The list of views is copied on every add and published whole, so readers never lock. */
@@ -446,8 +449,28 @@ void store_view_capture(struct store_view *view, struct store_view_capture *out)
     out->changes = view->changes;
     pthread_mutex_lock(&view->position_lock);
     memcpy(out->stream_position, view->stream_position, sizeof out->stream_position);
+    memcpy(out->stream_applied, view->stream_applied, sizeof out->stream_applied);
     pthread_mutex_unlock(&view->position_lock);
     pthread_mutex_unlock(&view->write_lock);
+}
+
+int store_view_set_stream_applied(struct store_view *view, const char *position) {
+    if (strlen(position) >= STORE_STREAM_POSITION_LEN) {
+        return -1;
+    }
+    pthread_mutex_lock(&view->position_lock);
+    snprintf(view->stream_applied, sizeof view->stream_applied, "%s", position);
+    pthread_mutex_unlock(&view->position_lock);
+    return 0;
+}
+
+bool store_view_stream_applied(const struct store_view *view, char *buf, size_t len) {
+    struct store_view *v = (struct store_view *)view;
+    pthread_mutex_lock(&v->position_lock);
+    snprintf(buf, len, "%s", v->stream_applied);
+    bool have = v->stream_applied[0] != '\0';
+    pthread_mutex_unlock(&v->position_lock);
+    return have;
 }
 
 uint64_t store_view_load_commit(struct store_view *view, struct store_table *table,

@@ -185,8 +185,18 @@ struct store_view_capture {
     int64_t loaded_at_us;
     uint64_t changes; /* rows live writes and incremental loads have changed, ever */
     char stream_position[STORE_STREAM_POSITION_LEN];
+    char stream_applied[STORE_STREAM_POSITION_LEN]; /* store_view_stream_applied() */
 };
 void store_view_capture(struct store_view *view, struct store_view_capture *out);
+
+/*
+ * The position (opaque here) of the last stream entry applied to the view through the log of
+ * live writes, "" for none: a restart resumes the view's stream after it. Set by whoever applies
+ * a logged stream batch (the log writer, the log's replay, a restored checkpoint); -1 when
+ * `position` does not fit STORE_STREAM_POSITION_LEN. Any thread; a mutex held for a copy.
+ */
+int store_view_set_stream_applied(struct store_view *view, const char *position);
+bool store_view_stream_applied(const struct store_view *view, char *buf, size_t len);
 
 /* Updates logged during the load in progress (for logs and tests). */
 size_t store_view_load_logged(const struct store_view *view);

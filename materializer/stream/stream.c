@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 /* The adapter's functions are static: this is the one file that includes it. */
@@ -47,6 +48,7 @@
 #include "common/log.h"
 #include "common/errors.h"
 #include "common/metrics.h"
+#include "durability/wal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/row.h"
@@ -57,6 +59,7 @@ enum consumer_state {
     C_WAITING,    /* for the retry timer */
     C_CONNECTING, /* connected or not yet, the position not yet known */
     C_READING,    /* an XREAD is in flight */
+    C_LOGGING,    /* connected; the last batch is on its way through the log, no XREAD yet */
 };
 
 /* What XINFO STREAM said. */
@@ -96,6 +99,15 @@ struct consumer {
     size_t fields_cap;
     struct mat_stream_entry entry; /* 4 KiB of key buffer: not on the stack per entry */
     struct mat_stream_metrics metrics;
+    /* With a log (durability/wal.h): the batch on its way through it. The log writer applies
+     * it, then activates logged_ev; until then no XREAD is sent. */
+    struct event *logged_ev;
+    bool logging;
+    struct mat_stream_id pending_from, pending_last;
+    size_t pending_read;    /* entries the XREAD reply held */
+    size_t pending_counted; /* of them, those past `last` that count towards entries_read */
+    _Atomic int log_result; /* set by the log writer: 1 applied, -1 not */
+    char logged_error[256]; /* why not; written before `logged` */
 };
 
 static struct {
@@ -110,6 +122,7 @@ static struct {
     struct mat_stream_metrics **metric_views;
     struct mat_stream_metrics_set set;
     bool collector_registered;
+    _Atomic size_t in_log; /* batches the log writer has not finished with: teardown waits */
 } streams = {.wake_fd = -1};
 
 void mat_stream_options_init(struct mat_stream_options *o) {
@@ -345,6 +358,10 @@ static void _on_xread(redisAsyncContext *ac, void *r, void *privdata);
 static void _on_info_sample(redisAsyncContext *ac, void *r, void *privdata);
 
 static void _send_xread(struct consumer *c) {
+    if (c->logging) {
+        c->state = C_LOGGING; /* reconnected meanwhile: _on_logged_event sends it */
+        return;
+    }
     int64_t now = clock_mono_us();
     if (now >= c->next_sample_us) {
         c->next_sample_us = now + streams.options.lag_sample_us;
@@ -486,6 +503,166 @@ static int _apply(struct consumer *c, const redisReply *entries) {
     return 0;
 }
 
+/*
+ * With a log: the batch's rows go to it as one record that ends with the position of its last
+ * entry, and the log writer applies them once they are durable (_on_logged). So a restart
+ * replays exactly the entries that were applied and resumes the stream after the last of them.
+ * Returns 1 when a batch went to the log (the consumer waits for it), 0 when there was nothing
+ * to log (only bad entries: `last` moves past them), -1 after dropping the connection when out
+ * of memory (the entries are read again).
+ */
+static void _on_logged(struct wal_batch *batch, const char *error, void *arg);
+
+static int _log_entries(struct consumer *c, const redisReply *entries) {
+    struct mat_stream_metrics *m = &c->metrics;
+    struct mat_stream_entry *entry = &c->entry;
+    struct store_row_builder b;
+    int64_t now_us = clock_wall_us();
+    store_read_lock();
+    const struct store_schema *schema = store_view_schema(c->view);
+    struct wal_batch *batch =
+        wal_batch_create(c->view_name, store_schema_layout_fingerprint(schema));
+    if (batch == NULL || store_row_builder_init(&b, schema) != 0) {
+        store_read_unlock();
+        wal_batch_destroy(batch);
+        log_error("out of memory logging stream entries; retrying", "view=%s", c->view_name);
+        _drop(c);
+        return -1;
+    }
+    struct mat_stream_id last = c->last;
+    size_t counted = 0;
+    bool oom = false;
+    for (size_t i = 0; i < entries->elements && !oom; i++) {
+        const redisReply *e = entries->element[i];
+        struct mat_stream_id id;
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[0]->type != REDIS_REPLY_STRING ||
+            !mat_stream_id_parse(e->element[0]->str, e->element[0]->len, &id)) {
+            atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
+            _log_bad(c, "?", "not an entry ([id, [field, value, ...]])");
+            continue;
+        }
+        char why[512] = "";
+        size_t nfields = 0;
+        int rc = _fields(c, e->element[1], &nfields, why, sizeof why);
+        if (rc == MAT_STREAM_ENTRY_OK) {
+            rc = mat_stream_parse_entry(c->parser, c->fields, nfields, now_us, &b, entry, why,
+                                        sizeof why);
+        }
+        if (rc == MAT_STREAM_ENTRY_OK) {
+            const struct store_row_builder *built = entry->is_delete ? NULL : &b;
+            int64_t event_ts_us = built ? b.event_ts_us : entry->event_ts_us;
+            int64_t created_ts_us = built ? b.created_ts_us : entry->created_ts_us;
+            struct store_row *dst =
+                wal_batch_add_space(batch, store_row_image_size(&entry->key, built, created_ts_us));
+            if (dst == NULL) {
+                oom = true;
+                break;
+            }
+            store_row_image_write(dst, &entry->key, built, event_ts_us, created_ts_us);
+            dst->flags |= STORE_ROW_LIVE;
+        } else if (rc == MAT_STREAM_ENTRY_BAD) {
+            atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
+            _log_bad(c, e->element[0]->str, why);
+        } else {
+            oom = true;
+            break;
+        }
+        last = id;
+        counted++;
+    }
+    store_read_unlock();
+    store_row_builder_deinit(&b);
+    char position[MAT_STREAM_ID_LEN];
+    _id_text(last, position, sizeof position);
+    if (!oom && wal_batch_rows(batch) > 0 &&
+        wal_batch_end_at_stream_position(batch, position) != 0) {
+        oom = true;
+    }
+    if (oom) {
+        wal_batch_destroy(batch);
+        log_error("out of memory logging stream entries; retrying", "view=%s", c->view_name);
+        _drop(c);
+        return -1;
+    }
+    if (wal_batch_rows(batch) == 0) { /* only bad entries: nothing to log */
+        wal_batch_destroy(batch);
+        c->last = last;
+        c->entries_read += c->count_known ? counted : 0;
+        mat_stream_metrics_set_last_id(m, c->last);
+        return 0;
+    }
+    c->logging = true;
+    c->state = C_LOGGING;
+    event_del(c->watchdog); /* the reply came; the disk, not redis, is what is awaited */
+    c->pending_from = c->last;
+    c->pending_last = last;
+    c->pending_read = entries->elements;
+    c->pending_counted = counted;
+    atomic_store_explicit(&c->log_result, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&streams.in_log, 1, memory_order_relaxed);
+    wal_append(batch, _on_logged, c); /* on failure `done` has run already */
+    return 1;
+}
+
+/* On the log writer, in log order, inside a read section: the batch is durable (apply it) or
+ * not (apply nothing; the consumer reads the entries again). */
+static void _on_logged(struct wal_batch *batch, const char *error, void *arg) {
+    struct consumer *c = arg;
+    struct mat_stream_metrics *m = &c->metrics;
+    int result = 1;
+    if (error != NULL) {
+        snprintf(c->logged_error, sizeof c->logged_error, "%s", error);
+        result = -1;
+    }
+    for (size_t r = 0; result > 0 && r < wal_batch_rows(batch); r++) {
+        const struct store_row *row = wal_batch_row(batch, r);
+        enum store_upsert_result applied = store_view_upsert_image(c->view, row);
+        if (applied == STORE_UPSERT_ERROR) {
+            snprintf(c->logged_error, sizeof c->logged_error,
+                     "out of memory applying entry %zu of the batch", r);
+            result = -1;
+            break;
+        }
+        atomic_fetch_add_explicit(&m->applied, 1, memory_order_relaxed);
+        if (applied == STORE_UPSERT_NOT_NEWER) {
+            atomic_fetch_add_explicit(&m->not_newer, 1, memory_order_relaxed);
+        }
+        mat_stream_metrics_observe_lag(m, clock_wall_us() - row->event_ts_us);
+    }
+    if (result > 0) {
+        store_view_set_stream_applied(c->view, wal_batch_stream_position(batch));
+    }
+    atomic_store_explicit(&c->log_result, result, memory_order_release);
+    event_active(c->logged_ev, EV_READ, 0);
+    atomic_fetch_sub_explicit(&streams.in_log, 1, memory_order_release);
+}
+
+/* On the consumer thread, once the log writer is done with the batch. */
+static void _on_logged_event(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    struct consumer *c = arg;
+    c->logging = false;
+    if (atomic_load_explicit(&c->log_result, memory_order_acquire) < 0) {
+        log_error("stream entries could not be made durable, none applied; reading them again",
+                  "view=%s error=%s", c->view_name, LOG_QUOTE(c->logged_error));
+        errors_record("streams", c->view_name, c->logged_error);
+        if (c->ac != NULL) {
+            _drop(c);
+        }
+        return;
+    }
+    if (mat_stream_id_cmp(c->last, c->pending_from) == 0) { /* not moved by a recreation */
+        c->last = c->pending_last;
+        c->entries_read += c->count_known ? c->pending_counted : 0;
+    }
+    mat_stream_metrics_set_last_id(&c->metrics, c->last);
+    if (c->ac != NULL && c->state == C_LOGGING) {
+        _lag_after_batch(c, c->pending_read);
+        _send_xread(c);
+    }
+}
+
 static void _on_xread(redisAsyncContext *ac, void *r, void *privdata) {
     struct consumer *c = privdata;
     const redisReply *reply = r;
@@ -504,8 +681,9 @@ static void _on_xread(redisAsyncContext *ac, void *r, void *privdata) {
             const redisReply *s = reply->element[i];
             if (s->type == REDIS_REPLY_ARRAY && s->elements == 2 &&
                 s->element[1]->type == REDIS_REPLY_ARRAY) {
-                if (_apply(c, s->element[1]) != 0) {
-                    return;
+                int rc = wal_enabled() ? _log_entries(c, s->element[1]) : _apply(c, s->element[1]);
+                if (rc != 0) {
+                    return; /* dropped, or in the log: _on_logged_event goes on */
                 }
                 _lag_after_batch(c, s->element[1]->elements);
             }
@@ -652,6 +830,17 @@ static void _on_snapshot_poll(evutil_socket_t fd, short what, void *arg) {
 
 /* The first step of a consumer: connect, or (start: snapshot) wait for a position first. */
 static void _start(struct consumer *c) {
+    char applied[STORE_STREAM_POSITION_LEN];
+    struct mat_stream_id id;
+    if (store_view_stream_applied(c->view, applied, sizeof applied) &&
+        mat_stream_id_parse(applied, strlen(applied), &id)) {
+        /* Restored from store.data_dir: every entry up to it is in the view already. */
+        log_info("stream resumes after the last entry store.data_dir holds", "view=%s after_id=%s",
+                 c->view_name, applied);
+        c->cfg.start = MAT_STREAM_START_AFTER;
+        c->cfg.start_ms = id.ms;
+        c->cfg.start_seq = id.seq;
+    }
     if (c->cfg.start != MAT_STREAM_START_SNAPSHOT) {
         _connect(c);
         return;
@@ -716,6 +905,9 @@ static void _cleanup(void) {
         if (c->snapshot_timer != NULL) {
             event_free(c->snapshot_timer);
         }
+        if (c->logged_ev != NULL) {
+            event_free(c->logged_ev);
+        }
         free(c->fields);
         mat_stream_metrics_deinit(&c->metrics);
     }
@@ -753,8 +945,9 @@ static int _setup_consumer(struct consumer *c, struct store_catalog *catalog,
     c->retry_timer = evtimer_new(streams.base, _on_retry, c);
     c->watchdog = evtimer_new(streams.base, _on_watchdog, c);
     c->snapshot_timer = evtimer_new(streams.base, _on_snapshot_poll, c);
+    c->logged_ev = event_new(streams.base, -1, 0, _on_logged_event, c);
     if (c->parser == NULL || c->retry_timer == NULL || c->watchdog == NULL ||
-        c->snapshot_timer == NULL) {
+        c->snapshot_timer == NULL || c->logged_ev == NULL) {
         snprintf(err, err_len, "out of memory for the stream of view %s", c->view_name);
         return -1;
     }
@@ -782,6 +975,11 @@ int mat_stream_setup(struct store_catalog *catalog,
     }
     streams.consumers = calloc(n, sizeof(*streams.consumers));
     streams.metric_views = calloc(n, sizeof(*streams.metric_views));
+    /* The log writer activates a consumer's event from its own thread (_on_logged). */
+    if (evthread_use_pthreads() != 0) {
+        snprintf(err, err_len, "cannot set up libevent for threads");
+        return -1;
+    }
     streams.base = event_base_new();
     streams.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (streams.consumers == NULL || streams.metric_views == NULL || streams.base == NULL ||
@@ -838,6 +1036,11 @@ void mat_stream_teardown(void) {
                       LOG_QUOTE(strerror(errno)));
         }
         pthread_join(streams.thread, NULL);
+    }
+    /* The log writer may still apply a batch and activate its consumer's event: both must
+     * outlive it. It gets there without this thread (wal_teardown comes after). */
+    while (atomic_load_explicit(&streams.in_log, memory_order_acquire) > 0) {
+        usleep(1000);
     }
     _cleanup();
 }

@@ -25,6 +25,7 @@
 #include "common/buf.h"
 #include "common/metrics.h"
 #include "durability/wal.h"
+#include "store/catalog.h"
 #include "store/rcu.h"
 #include "store/row.h"
 #include "store/table.h"
@@ -89,6 +90,7 @@ static struct wal_options _options(int durability, uint64_t segment_bytes) {
 struct replayed {
     size_t batches, rows;
     int64_t first_x[64];
+    char position[64][64]; /* each batch's stream position, "" for none */
 };
 
 static enum wal_replay_outcome _apply(const struct wal_batch *b, void *arg) {
@@ -104,6 +106,8 @@ static enum wal_replay_outcome _apply(const struct wal_batch *b, void *arg) {
     }
     if (r->batches < 64) {
         r->first_x[r->batches] = x;
+        const char *position = wal_batch_stream_position(b);
+        snprintf(r->position[r->batches], sizeof r->position[0], "%s", position ? position : "");
     }
     r->batches++;
     r->rows += wal_batch_rows(b);
@@ -216,6 +220,26 @@ static void test_what_was_appended_is_replayed_in_order_after_a_restart(void **s
     assert_int_equal(r.first_x[10], 5000 * 10 + 7);
     assert_int_equal(_files_ending(".log"), 2); /* one segment per run that wrote */
     assert_int_equal(_metric("fsd_wal_replayed_records_total"), 11);
+    wal_teardown();
+}
+
+static void test_a_stream_batch_comes_back_with_its_position(void **state) {
+    (void)state;
+    struct replayed r;
+    struct outcomes o = {0};
+    assert_int_equal(_open(&r, WAL_DURABILITY_GROUP, 64 << 20), 0);
+    struct wal_batch *b[2] = {_batch(1, 3, 1, 0), _batch(10, 2, 2, 0)};
+    assert_int_equal(wal_batch_end_at_stream_position(b[0], "1700000000000-7"), 0);
+    assert_null(wal_batch_add_space(b[0], 64)); /* the position ends the batch */
+    char too_long[STORE_STREAM_POSITION_LEN + 1];
+    memset(too_long, '9', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0';
+    assert_int_equal(wal_batch_end_at_stream_position(b[1], too_long), -1);
+    _append_and_close(b, 2, &o);
+    assert_int_equal(_open(&r, WAL_DURABILITY_GROUP, 64 << 20), 2);
+    assert_int_equal(r.rows, 5);
+    assert_string_equal(r.position[0], "1700000000000-7");
+    assert_string_equal(r.position[1], "");
     wal_teardown();
 }
 
@@ -512,6 +536,8 @@ int main(void) {
                                         _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_records_are_numbered_past_what_checkpoints_hold,
                                         _setup, _teardown),
+        cmocka_unit_test_setup_teardown(test_a_stream_batch_comes_back_with_its_position, _setup,
+                                        _teardown),
         cmocka_unit_test_setup_teardown(test_always_fsyncs_each_batch_and_group_shares_fsyncs,
                                         _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_a_torn_tail_is_cut_and_never_replayed, _setup,

@@ -123,7 +123,9 @@ def values(fsd, view, ids, feature):
     return [(pb.ValueStatus.Name(s), v) for s, v in zip(col.statuses, arr)]
 
 
-class StreamTest(unittest.TestCase):
+class StreamCase(unittest.TestCase):
+    """What the stream tests share: Redis and fsd processes stopped after each test."""
+
     def setUp(self):
         self.redis = []
         self.fsds = []
@@ -152,6 +154,26 @@ class StreamTest(unittest.TestCase):
             counter(fsd.stats, "fsd_stream_updates_applied_total", view), target, view,
             "\n".join(fsd.log()[-30:])))
 
+    def produce(self, r, n, key="users_stream", stop_after_s=60, first=0, on_progress=None):
+        """Writes entries user_id=i, age=i for i in first..first+n-1, one at a time, retrying
+        each until Redis acknowledges it (Redis may be down meanwhile). Returns when done."""
+        deadline = time.monotonic() + stop_after_s
+        c = r.client()
+        i = first
+        while i < first + n and time.monotonic() < deadline:
+            try:
+                c.xadd(key, {"user_id": i, "event_ts": h.now_us(), "age": i})
+                i += 1
+                if on_progress:
+                    on_progress(i)
+            except redis.exceptions.RedisError:
+                time.sleep(0.01)
+                c = r.client()
+            time.sleep(0.0005)
+        return i - first
+
+
+class StreamTest(StreamCase):
     # ---- entries in both formats appear in lookups -----------------------------------------
 
     def test_updates_appear_in_lookups(self):
@@ -373,24 +395,6 @@ class StreamTest(unittest.TestCase):
         self.assertEqual(len([line for line in fsd.log() if "level=warn" in line]), warnings)
 
     # ---- Redis goes away -----------------------------------------------------------------------
-
-    def produce(self, r, n, key="users_stream", stop_after_s=60, first=0, on_progress=None):
-        """Writes entries user_id=i, age=i for i in first..first+n-1, one at a time, retrying
-        each until Redis acknowledges it (Redis may be down meanwhile). Returns when done."""
-        deadline = time.monotonic() + stop_after_s
-        c = r.client()
-        i = first
-        while i < first + n and time.monotonic() < deadline:
-            try:
-                c.xadd(key, {"user_id": i, "event_ts": h.now_us(), "age": i})
-                i += 1
-                if on_progress:
-                    on_progress(i)
-            except redis.exceptions.RedisError:
-                time.sleep(0.01)
-                c = r.client()
-            time.sleep(0.0005)
-        return i - first
 
     def test_redis_killed_and_restarted_loses_no_entry(self):
         """With appendfsync always, every acknowledged entry survives kill -9; fsd reconnects
@@ -742,6 +746,79 @@ class StreamTest(unittest.TestCase):
         ages = values(fsd, "user_features", [1, 2], "age")
         self.assertNotEqual(ages[0][1], 1001)  # e1 is in the snapshot's range: not read
         self.assertEqual(ages[1], ("PRESENT", 1002))
+
+
+class StreamDurabilityTest(StreamCase):
+    """With store.data_dir, stream rows go through the log of live writes with the position of
+    their batch's last entry: after kill -9 fsd serves every entry it applied, even ones Redis
+    has trimmed since, and resumes the stream after the last of them, applying none twice."""
+
+    def durable_config(self, port):
+        data_dir = tempfile.mkdtemp(prefix="fsd-stream-durable-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        return (f"store:\n  data_dir: {data_dir}\n  checkpoint_interval: 1s\n" +
+                config(users_view(port, start="$")))
+
+    def kill9(self, fsd):
+        self.fsds.remove(fsd)
+        fsd.proc.send_signal(signal.SIGKILL)
+        fsd.proc.wait(10)
+        fsd.channel.close()
+        fsd.proc.stderr.close()
+
+    def resumed_after(self, fsd):
+        line = fsd.wait_for_log(r'msg="stream resumes after the last entry store.data_dir '
+                                r'holds" view=users')
+        return re.search(r"after_id=(\S+)", line).group(1)
+
+    def test_a_restart_serves_trimmed_entries_and_resumes_after_the_last_applied(self):
+        r = self.start_redis()
+        yaml = self.durable_config(r.port)
+        fsd = self.start_fsd(yaml)
+        fsd.wait_for_log(r'msg="stream consumer reading" view=users')
+        self.assertEqual(self.produce(r, 300), 300)
+        self.wait_applied(fsd, "users", 300)
+        self.assertGreater(metrics(fsd.stats)["fsd_wal_records_total"], 0)
+        last_id = r.client().xrevrange("users_stream", count=1)[0][0].decode()
+        self.kill9(fsd)
+        # Redis no longer has them; entries come while fsd is down.
+        r.client().xtrim("users_stream", maxlen=0)
+        self.assertEqual(self.produce(r, 200, first=300), 200)
+        fsd = self.start_fsd(yaml)  # start "$" would skip the 200: the log's position wins
+        self.assertEqual(self.resumed_after(fsd), last_id)
+        self.wait_applied(fsd, "users", 200)
+        got = values(fsd, "users", range(500), "age")
+        self.assertEqual([i for i, (st, v) in enumerate(got) if st != "PRESENT" or v != i], [])
+        time.sleep(0.5)  # more XREADs: still nothing applied twice
+        self.assertEqual(counter(fsd.stats, "fsd_stream_updates_applied_total", "users"), 200)
+
+    def test_kill_9_while_entries_arrive_loses_none_and_applies_none_twice(self):
+        r = self.start_redis()
+        yaml = self.durable_config(r.port)
+        fsd = self.start_fsd(yaml)
+        fsd.wait_for_log(r'msg="stream consumer reading" view=users')
+        n = 3000
+        written = []
+        progress = threading.Event()
+        t = threading.Thread(target=lambda: written.append(self.produce(
+            r, n, on_progress=lambda i: i == n // 3 and progress.set())))
+        t.start()
+        try:
+            self.assertTrue(progress.wait(30))
+            self.kill9(fsd)
+            fsd = self.start_fsd(yaml)
+        finally:
+            t.join(90)
+        self.assertEqual(written, [n])
+        after = self.resumed_after(fsd)
+        expected = len(r.client().xrange("users_stream", min="(" + after))
+        self.assertGreater(expected, 0)
+        self.wait_applied(fsd, "users", expected, timeout_s=60)
+        got = values(fsd, "users", range(n), "age")
+        self.assertEqual([i for i, (st, v) in enumerate(got) if st != "PRESENT" or v != i], [])
+        time.sleep(0.5)
+        self.assertEqual(counter(fsd.stats, "fsd_stream_updates_applied_total", "users"),
+                         expected)
 
 
 if __name__ == "__main__":

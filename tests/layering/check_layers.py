@@ -19,14 +19,14 @@ import re
 import sys
 
 # Who may include whom: a layer, and the layers below it it may use. Nothing below may use
-# anything above: common < store < durability, materializer < config < daemon,
+# anything above: common < store < durability < materializer < config < daemon,
 # common < client < tools.
 ALLOWED = {
     "common": set(),
     "store": {"common"},
     "durability": {"store", "common"},
     "proto": set(),
-    "materializer": {"store", "common", "proto"},
+    "materializer": {"durability", "store", "common", "proto"},
     "config": {"materializer", "store", "common"},
     "daemon": {"config", "materializer", "durability", "store", "common", "proto"},
     "client": {"common", "proto"},
