@@ -16,7 +16,9 @@
  * writes and interval_us passed. A view without changes of its own is still rewritten, once
  * per interval, while its older generation holds back log segments that could otherwise go.
  * A failed write is retried after a backoff (1 s, doubling up to interval_us). Views added by
- * a reload are picked up at the next poll; until one has a checkpoint, no log is deleted.
+ * a reload are picked up at the next poll; until one has a checkpoint, no log is deleted. When
+ * fsd stops, every view changed since its checkpoint gets a last one, so a clean restart
+ * replays no log.
  */
 #include "checkpoint.h"
 
@@ -219,24 +221,25 @@ int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
     return 0;
 }
 
-/* Writes one view's checkpoint if it is due. */
-static void _maybe_write(struct view_state *v, int64_t now_us) {
-    if (now_us < v->retry_at_mono_us) {
-        return;
+/* Writes one view's checkpoint if it is due (`stopping`: if it changed at all since its
+ * last one, so the next start replays no log). Returns whether it wrote one. */
+static bool _maybe_write(struct view_state *v, int64_t now_us, bool stopping) {
+    if (now_us < v->retry_at_mono_us && !stopping) {
+        return false;
     }
     uint64_t seq = wal_applied_seq(); /* before the table is read: it holds all up to seq */
     struct store_view_capture now;
     store_view_capture(v->view, &now);
-    bool interval_passed = now_us - v->written_mono_us >= ck.options.interval_us;
+    bool interval_passed = stopping || now_us - v->written_mono_us >= ck.options.interval_us;
     bool own_changes = now.changes != v->changes;
     /* Rewriting moves its older generation up to its newer one's place in the log. */
     bool holds_log_back = v->prev_log_seq < v->log_seq && v->prev_log_seq < wal_segment_first_seq();
     bool due = !v->have || now.version != v->version ||
-               (interval_passed && (own_changes || holds_log_back));
+               (interval_passed && (own_changes || (holds_log_back && !stopping)));
     if (!due) {
         store_table_unpin(now.table);
         store_schema_destroy(now.schema);
-        return;
+        return false;
     }
     const char *name = store_view_name(v->view);
     uint64_t changes = now.changes;
@@ -256,7 +259,7 @@ static void _maybe_write(struct view_state *v, int64_t now_us) {
             errors_record("checkpoint", name, err);
             v->failing = true;
         }
-        return;
+        return false;
     }
     int64_t took = clock_mono_us() - started;
     if (v->failing) {
@@ -278,6 +281,7 @@ static void _maybe_write(struct view_state *v, int64_t now_us) {
     atomic_store(&v->last_success_wall_us, info.written_at_us);
     log_debug("checkpoint written", "view=%s rows=%" PRIu64 " bytes=%" PRIu64 " ms=%" PRId64,
               LOG_QUOTE(name), info.rows, info.bytes, took / 1000);
+    return true;
 }
 
 /* Takes in views a reload added since the last poll. Returns -1 when out of memory (they are
@@ -325,7 +329,7 @@ static void *_run(void *arg) {
             keep_from = 0;
         }
         for (size_t i = 0; i < ck.nviews; i++) {
-            _maybe_write(&ck.views[i], now);
+            _maybe_write(&ck.views[i], now, false);
             uint64_t needs = ck.views[i].have ? ck.views[i].prev_log_seq : 0;
             keep_from = needs < keep_from ? needs : keep_from;
         }
@@ -351,6 +355,18 @@ static void *_run(void *arg) {
         }
     }
     pthread_mutex_unlock(&ck.lock);
+    /* Stopping: what changed since each view's checkpoint is written now, so a clean restart
+     * replays no log (live writes have stopped; the log holds anything applied later). */
+    int64_t started = clock_mono_us();
+    size_t written = 0;
+    _take_in_new_views();
+    for (size_t i = 0; i < ck.nviews; i++) {
+        written += _maybe_write(&ck.views[i], clock_mono_us(), true);
+    }
+    if (written > 0) {
+        log_info("checkpoints written before stopping", "views=%zu ms=%" PRId64, written,
+                 (clock_mono_us() - started) / 1000);
+    }
     store_rcu_thread_offline();
     return NULL;
 }

@@ -410,7 +410,11 @@ class LogTest(unittest.TestCase):
         m = scrape(h.stats_port(fsd))
         self.assertEqual(m.get("fsd_wal_records_total"), 2)
         self.assertGreaterEqual(m.get("fsd_wal_fsyncs_total"), 1)
+        stopping = fsd
         self.assertEqual(fsd.stop(), 0)
+        # The stop wrote the view's checkpoint: the restart replays none of the log.
+        self.assertTrue(any('msg="checkpoints written before stopping" views=1' in line
+                            for line in stopping.log()))
         fsd = h.Fsd(config(self.data_dir))
         try:
             got = served(fsd, list(range(50)))
@@ -418,8 +422,23 @@ class LogTest(unittest.TestCase):
             self.assertEqual(len(got), 49)
             for i, (s, tag) in got.items():
                 self.assertEqual((s, tag), (seq_of[i], f"{i}:{seq_of[i]}"))
-            self.assertEqual(scrape(h.stats_port(fsd)).get("fsd_wal_replayed_records_total"), 2)
-            fsd.wait_for_log(r'msg="wal: replayed" batches=2 rows=51')
+            m = scrape(h.stats_port(fsd))
+            self.assertEqual(m.get("fsd_wal_replayed_records_total"), 0)
+            self.assertEqual(m.get("fsd_wal_replay_skipped_records_total",
+                                   reason="in_checkpoint"), 2)
+            self.assertEqual(m.get("fsd_checkpoint_restored_rows", view="live"), 50)
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+
+    def test_rows_applied_after_a_kill_come_back_from_the_log(self):
+        fsd = h.Fsd(config(self.data_dir))
+        seq_of = self.fill(fsd)
+        kill9(fsd)  # no checkpoint at the stop: the log has them
+        fsd = h.Fsd(config(self.data_dir))
+        try:
+            got = served(fsd, list(range(50)))
+            self.assertEqual({i: s for i, (s, _) in got.items()}, seq_of)
+            fsd.wait_for_log(r'msg="wal: replayed" batches=1 rows=50')
         finally:
             self.assertEqual(fsd.stop(), 0)
 
