@@ -39,7 +39,7 @@ struct store_table;
 struct store_view;
 
 #define CKPT_CHUNK_BYTES    (1u << 20)
-#define CKPT_POLL_MS        1000    /* how often the checkpointer looks for views that are due */
+#define CKPT_POLL_MS        100     /* how often the checkpointer looks for views that are due */
 #define CKPT_NICE           10      /* the checkpointer's nice value: lookups first */
 #define CKPT_RETRY_FIRST_US 1000000 /* a failed write is retried after this, doubling */
 

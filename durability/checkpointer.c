@@ -228,19 +228,17 @@ static bool _maybe_write(struct view_state *v, int64_t now_us, bool stopping) {
         return false;
     }
     uint64_t seq = wal_applied_seq(); /* before the table is read: it holds all up to seq */
-    struct store_view_capture now;
-    store_view_capture(v->view, &now);
     bool interval_passed = stopping || now_us - v->written_mono_us >= ck.options.interval_us;
-    bool own_changes = now.changes != v->changes;
+    bool own_changes = store_view_changes(v->view) != v->changes;
     /* Rewriting moves its older generation up to its newer one's place in the log. */
     bool holds_log_back = v->prev_log_seq < v->log_seq && v->prev_log_seq < wal_segment_first_seq();
-    bool due = !v->have || now.version != v->version ||
+    bool due = !v->have || store_view_version(v->view) != v->version ||
                (interval_passed && (own_changes || (holds_log_back && !stopping)));
     if (!due) {
-        store_table_unpin(now.table);
-        store_schema_destroy(now.schema);
         return false;
     }
+    struct store_view_capture now;
+    store_view_capture(v->view, &now);
     const char *name = store_view_name(v->view);
     uint64_t changes = now.changes;
     struct ckpt_info info;

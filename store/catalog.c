@@ -20,7 +20,8 @@ struct store_view {
     _Atomic int64_t loaded_at_us;
     /* Writers of live rows and the loader's commit serialize here; readers never do. */
     pthread_mutex_t write_lock;
-    uint64_t changes; /* rows live and sourced writes changed, ever; under write_lock */
+    _Atomic uint64_t changes; /* rows live and sourced writes changed, ever; written under
+                               * write_lock, read by anyone */
     bool loading;
     struct store_row **log; /* row images applied while loading, in order */
     size_t nlog;
@@ -360,7 +361,7 @@ enum store_upsert_result store_view_upsert_image(struct store_view *view,
     if (view->loading && result != STORE_UPSERT_ERROR) {
         _log_append_image(view, row);
     }
-    view->changes += _changed(result);
+    atomic_fetch_add_explicit(&view->changes, _changed(result), memory_order_relaxed);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -374,7 +375,7 @@ enum store_upsert_result store_view_upsert(struct store_view *view, const struct
     if (view->loading && result != STORE_UPSERT_ERROR) {
         _log_append(view, key, row, row->event_ts_us, row->created_ts_us);
     }
-    view->changes += _changed(result);
+    atomic_fetch_add_explicit(&view->changes, _changed(result), memory_order_relaxed);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -388,7 +389,7 @@ enum store_upsert_result store_view_delete(struct store_view *view, const struct
     if (view->loading && result != STORE_UPSERT_ERROR) {
         _log_append(view, key, NULL, event_ts_us, created_ts_us);
     }
-    view->changes += _changed(result);
+    atomic_fetch_add_explicit(&view->changes, _changed(result), memory_order_relaxed);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -399,7 +400,7 @@ enum store_upsert_result store_view_upsert_sourced(struct store_view *view,
     pthread_mutex_lock(&view->write_lock);
     struct store_table *table = atomic_load_explicit(&view->table, memory_order_acquire);
     enum store_upsert_result result = store_table_upsert(table, key, row);
-    view->changes += _changed(result);
+    atomic_fetch_add_explicit(&view->changes, _changed(result), memory_order_relaxed);
     pthread_mutex_unlock(&view->write_lock);
     return result;
 }
@@ -446,12 +447,16 @@ void store_view_capture(struct store_view *view, struct store_view_capture *out)
     store_read_unlock();
     out->version = store_view_version(view);
     out->loaded_at_us = store_view_loaded_at_us(view);
-    out->changes = view->changes;
+    out->changes = atomic_load_explicit(&view->changes, memory_order_relaxed);
     pthread_mutex_lock(&view->position_lock);
     memcpy(out->stream_position, view->stream_position, sizeof out->stream_position);
     memcpy(out->stream_applied, view->stream_applied, sizeof out->stream_applied);
     pthread_mutex_unlock(&view->position_lock);
     pthread_mutex_unlock(&view->write_lock);
+}
+
+uint64_t store_view_changes(const struct store_view *view) {
+    return atomic_load_explicit(&((struct store_view *)view)->changes, memory_order_relaxed);
 }
 
 int store_view_set_stream_applied(struct store_view *view, const char *position) {

@@ -189,6 +189,9 @@ struct store_view_capture {
 };
 void store_view_capture(struct store_view *view, struct store_view_capture *out);
 
+/* The view's change count (store_view_capture's `changes`) as of now: cheap, any thread. */
+uint64_t store_view_changes(const struct store_view *view);
+
 /*
  * The position (opaque here) of the last stream entry applied to the view through the log of
  * live writes, "" for none: a restart resumes the view's stream after it. Set by whoever applies

@@ -71,21 +71,50 @@ def served(fsd, ids):
     return out
 
 
+def push_snapshot_gen(fsd, n, gen, timeout=5):
+    """PushSnapshot of view snap: id i gets gen * 1_000_000 + i."""
+    call = fsd.channel.stream_unary(
+        h.SERVICE + "PushSnapshot", request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=pb.PushSnapshotResponse.FromString)
+    rows_ = [h.row({"id": i}, 1_700_000_000_000_000 + gen, {"gen": (gen * 1_000_000 + i,
+                                                                    "int64_value")})
+             for i in range(n)]
+    return call(iter([pb.PushSnapshotRequest(view="snap", rows=rows_)]), timeout=timeout)
+
+
+KILLED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN,
+          grpc.StatusCode.INTERNAL)  # what a call cut by SIGKILL can end with
+
+
 class KillNineTest(unittest.TestCase):
-    """A writer pushes batches and records each acknowledgement; fsd is killed with SIGKILL at
-    random moments; after each restart every acknowledged row is served exactly, or a newer
-    row of a batch that was in flight, and nothing that was never sent."""
+    """A writer pushes batches and records each acknowledgement, another pushes whole
+    snapshots, and a Parquet view reloads every second; fsd is killed with SIGKILL at random
+    moments (during pushes, snapshot loads, checkpoint writes, log rotation); after each
+    restart every acknowledged row is served exactly, or a newer row of a batch that was in
+    flight, and nothing that was never sent; a snapshot view serves one whole snapshot that
+    was pushed, never older than the one served before; the Parquet view serves its whole
+    file or nothing yet."""
+
+    SNAPSHOT_ROWS = 300
+    PQ_ROWS = 1000
 
     def run_mode(self, durability, seed):
         rng = random.Random(seed)
         writer_rng = random.Random(seed + 100)
         data_dir = tempfile.mkdtemp(prefix="fsd-durability-")
+        pq = os.path.join(data_dir, "pq.parquet")
+        duckdb_sql.write_parquet(pq, "SELECT range::BIGINT AS id, range::BIGINT * 3 AS a, "
+                                     f"TIMESTAMP '2026-01-01' AS ts FROM range({self.PQ_ROWS})")
+        cfg = config(data_dir, durability, more_views=SNAP_VIEW + pq_view(pq, refresh="1s"))
         acked = {}  # id -> seq acknowledged last
         sent = {}   # id -> seq sent last (acknowledged or in flight)
         seq = 0
+        gen = 0
+        sent_gens = set()
+        served_gen = 0  # the snapshot served after the last restart
         total_acked = 0
         try:
-            fsd = h.Fsd(config(data_dir, durability))
+            fsd = h.Fsd(cfg)
             for kill in range(KILLS):
                 stop = threading.Event()
                 errors = []
@@ -102,22 +131,40 @@ class KillNineTest(unittest.TestCase):
                             fsd.push(pb.PushRowsRequest(view="live", rows=rows(ids, batch)),
                                      timeout=5)
                         except grpc.RpcError as e:
-                            if e.code() not in (grpc.StatusCode.UNAVAILABLE,
-                                                grpc.StatusCode.CANCELLED):
-                                errors.append(f"{e.code()} {e.details()}")
+                            if e.code() not in KILLED:
+                                errors.append(f"PushRows: {e.code()} {e.details()}")
                             return  # killed under it
+                        except ValueError:
+                            return  # the channel closed by kill9 before the call
                         acked.update(batch)
                         total_acked += 1
 
-                t = threading.Thread(target=writer)
-                t.start()
-                time.sleep(rng.uniform(0.05, 0.4))
+                def snapshotter():
+                    nonlocal gen
+                    while not stop.is_set():
+                        gen += 1
+                        sent_gens.add(gen)
+                        try:
+                            push_snapshot_gen(fsd, self.SNAPSHOT_ROWS, gen)
+                        except grpc.RpcError as e:
+                            if e.code() not in KILLED:
+                                errors.append(f"PushSnapshot: {e.code()} {e.details()}")
+                            return
+                        except ValueError:
+                            return
+                        time.sleep(rng.uniform(0, 0.05))
+
+                threads = [threading.Thread(target=writer), threading.Thread(target=snapshotter)]
+                for t in threads:
+                    t.start()
+                time.sleep(rng.uniform(0.05, 0.6))
                 kill9(fsd)
                 stop.set()
-                t.join(10)
-                self.assertFalse(t.is_alive())
+                for t in threads:
+                    t.join(10)
+                    self.assertFalse(t.is_alive())
                 self.assertEqual(errors, [])
-                fsd = h.Fsd(config(data_dir, durability))
+                fsd = h.Fsd(cfg)
                 got = served(fsd, list(range(ENTITIES)))
                 for i, a in acked.items():
                     self.assertIn(i, got, f"kill {kill}: acknowledged id {i} (seq {a}) lost")
@@ -130,13 +177,41 @@ class KillNineTest(unittest.TestCase):
                 # What came back is now what the log holds: later checks start from it.
                 for i, (s, _) in got.items():
                     acked[i] = s
+                served_gen = self.check_snapshot(fsd, kill, sent_gens, served_gen)
+                self.check_parquet(fsd, kill)
             m = scrape(h.stats_port(fsd))
             self.assertGreater(m.get("fsd_wal_replayed_records_total"), 0)
             self.assertEqual(m.get("fsd_wal_corrupt_segments_total"), 0)
             self.assertEqual(fsd.stop(), 0)
             self.assertGreater(total_acked, KILLS)
+            self.assertGreater(served_gen, 0)
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+    def check_snapshot(self, fsd, kill, sent_gens, served_before):
+        ids = list(range(self.SNAPSHOT_ROWS))
+        col = fsd.get(pb.GetFeaturesRequest(features=["snap:gen"], keys=h.keys(id=ids))).columns[0]
+        present = [v for st, v in zip(col.statuses, col.int64_values) if st == pb.PRESENT]
+        if not present:
+            self.assertEqual(served_before, 0, f"kill {kill}: the snapshot view came back empty")
+            return 0
+        gens = {v // 1_000_000 for v in present}
+        self.assertEqual(len(gens), 1, f"kill {kill}: rows of snapshots {gens} mixed")
+        g = gens.pop()
+        self.assertEqual(present, [g * 1_000_000 + i for i in ids], f"kill {kill}")
+        self.assertIn(g, sent_gens, f"kill {kill}: snapshot {g} never pushed")
+        self.assertGreaterEqual(g, served_before, f"kill {kill}: an older snapshot came back")
+        return g
+
+    def check_parquet(self, fsd, kill):
+        ids = list(range(self.PQ_ROWS))
+        try:
+            col = fsd.get(pb.GetFeaturesRequest(features=["pq:a"], keys=h.keys(id=ids))).columns[0]
+        except grpc.RpcError as e:  # not loaded yet, and no checkpoint of it yet
+            self.assertEqual(e.code(), grpc.StatusCode.UNAVAILABLE, f"kill {kill}")
+            return
+        self.assertEqual(list(col.statuses), [pb.PRESENT] * self.PQ_ROWS, f"kill {kill}")
+        self.assertEqual(list(col.int64_values), [3 * i for i in ids], f"kill {kill}")
 
     def test_group(self):
         self.run_mode("group", 1)
@@ -153,11 +228,12 @@ SNAP_VIEW = """  - name: snap
 """
 
 
-def pq_view(path):
+def pq_view(path, refresh=None):
+    every = f"    refresh_interval: {refresh}\n" if refresh else ""
     return f"""  - name: pq
     join_keys: [{{name: id, type: int64}}]
     ttl: 0
-    source: {{type: parquet, path: "{path}", event_timestamp_column: ts}}
+{every}    source: {{type: parquet, path: "{path}", event_timestamp_column: ts}}
     features:
       - {{name: a, type: int64}}
 """
