@@ -91,6 +91,24 @@ int ckpt_start(char *err, size_t err_len);
 /* Stops the checkpointer (a checkpoint being written is finished first). */
 void ckpt_teardown(void);
 
+/* One view's checkpoints as /status shows them. */
+struct ckpt_view_status {
+    bool have; /* a checkpoint of it is on disk (restored or written) */
+    uint64_t ok, failed, damaged;
+    uint64_t bytes, rows;   /* of the newest */
+    int64_t written_at_us;  /* wall time the newest was written; 0: none */
+    int64_t duration_us;    /* how long writing it took */
+    uint64_t restored_rows; /* what the start restored */
+    int64_t restore_us;
+    bool failing; /* the last write failed, with why */
+    char error[512];
+};
+/* Fills *out for the view named `view`; false when checkpoints are off or it has no state
+ * yet (a view a reload just added). Any thread. */
+bool ckpt_view_status(const char *view, struct ckpt_view_status *out);
+/* How long restoring every view from its checkpoint took at start. */
+int64_t ckpt_restore_us(void);
+
 /* What a checkpoint says about the table it holds. */
 struct ckpt_info {
     uint64_t fingerprint;

@@ -96,7 +96,8 @@ struct view_state {
     int64_t retry_at_mono_us, backoff_us; /* after a failed write */
     _Atomic uint64_t ok, failed, damaged, bytes, rows, restored_rows;
     _Atomic int64_t last_success_wall_us, duration_us, restore_us;
-    bool failing; /* logged once per run of failures */
+    bool failing;         /* logged once per run of failures; under ck.lock */
+    char last_error[512]; /* under ck.lock */
 };
 
 static struct {
@@ -107,6 +108,7 @@ static struct {
     struct view_state *views; /* grown by the checkpointer under `lock`, read by _collect */
     size_t nviews;
     uint64_t dropped_through;
+    int64_t restore_us; /* every view's, at start */
     pthread_t thread;
     bool running;
     pthread_mutex_t lock;
@@ -141,6 +143,7 @@ int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
     if (mkdir(ck.dir, 0755) != 0 && errno != EEXIST) {
         return errors_set(err, err_len, "store.data_dir: mkdir %s: %s", ck.dir, strerror(errno));
     }
+    int64_t restore_started = clock_mono_us();
     ck.nviews = store_catalog_count(catalog);
     ck.views = calloc(ck.nviews ? ck.nviews : 1, sizeof(*ck.views));
     uint64_t *skip = calloc(ck.nviews ? ck.nviews : 1, sizeof(*skip));
@@ -202,6 +205,7 @@ int ckpt_setup(const struct ckpt_options *options, const char *data_dir,
                  "view=%s rows=%" PRIu64 " version=%" PRIu64 " log_seq=%" PRIu64 " ms=%" PRId64,
                  LOG_QUOTE(name), info.rows, info.snapshot_version, info.log_seq, took / 1000);
     }
+    ck.restore_us = clock_mono_us() - restore_started;
     pthread_mutex_init(&ck.lock, NULL);
     if (metrics_register(_collect, NULL) != 0) {
         pthread_mutex_destroy(&ck.lock);
@@ -255,14 +259,19 @@ static bool _maybe_write(struct view_state *v, int64_t now_us, bool stopping) {
             log_error("checkpoint failed; the log keeps everything it holds; retrying",
                       "view=%s error=%s", LOG_QUOTE(name), LOG_QUOTE(err));
             errors_record("checkpoint", name, err);
-            v->failing = true;
         }
+        pthread_mutex_lock(&ck.lock);
+        v->failing = true;
+        snprintf(v->last_error, sizeof v->last_error, "%s", err);
+        pthread_mutex_unlock(&ck.lock);
         return false;
     }
     int64_t took = clock_mono_us() - started;
     if (v->failing) {
         log_info("checkpoint written again", "view=%s", LOG_QUOTE(name));
+        pthread_mutex_lock(&ck.lock);
         v->failing = false;
+        pthread_mutex_unlock(&ck.lock);
     }
     v->backoff_us = 0;
     v->retry_at_mono_us = 0;
@@ -397,6 +406,40 @@ void ckpt_teardown(void) {
     free(ck.views);
     ck.views = NULL;
     ck.enabled = false;
+}
+
+bool ckpt_view_status(const char *view, struct ckpt_view_status *out) {
+    memset(out, 0, sizeof *out);
+    if (!ck.enabled) {
+        return false;
+    }
+    bool found = false;
+    pthread_mutex_lock(&ck.lock);
+    for (size_t i = 0; i < ck.nviews && !found; i++) {
+        struct view_state *v = &ck.views[i];
+        if (strcmp(store_view_name(v->view), view) != 0) {
+            continue;
+        }
+        found = true;
+        out->ok = atomic_load(&v->ok);
+        out->failed = atomic_load(&v->failed);
+        out->damaged = atomic_load(&v->damaged);
+        out->bytes = atomic_load(&v->bytes);
+        out->rows = atomic_load(&v->rows);
+        out->written_at_us = atomic_load(&v->last_success_wall_us);
+        out->have = out->written_at_us > 0;
+        out->duration_us = atomic_load(&v->duration_us);
+        out->restored_rows = atomic_load(&v->restored_rows);
+        out->restore_us = atomic_load(&v->restore_us);
+        out->failing = v->failing;
+        snprintf(out->error, sizeof out->error, "%s", v->failing ? v->last_error : "");
+    }
+    pthread_mutex_unlock(&ck.lock);
+    return found;
+}
+
+int64_t ckpt_restore_us(void) {
+    return ck.restore_us;
 }
 
 static void _collect(struct metric_writer *w, void *ctx) {

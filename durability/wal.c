@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -588,6 +589,34 @@ bool wal_write_failing(char *why, size_t len) {
     }
     pthread_mutex_unlock(&wal.error_lock);
     return failing;
+}
+
+void wal_status(struct wal_status *out) {
+    memset(out, 0, sizeof *out);
+    if (!wal.enabled) {
+        return;
+    }
+    out->durability = wal.options.durability;
+    out->segments = atomic_load_explicit(&wal.segments, memory_order_relaxed);
+    out->disk_bytes = atomic_load_explicit(&wal.disk_bytes, memory_order_relaxed);
+    out->records = atomic_load_explicit(&wal.records, memory_order_relaxed);
+    out->fsyncs = atomic_load_explicit(&wal.fsyncs, memory_order_relaxed);
+    out->replayed = atomic_load_explicit(&wal.replayed, memory_order_relaxed);
+    out->replay_us = atomic_load_explicit(&wal.replay_us, memory_order_relaxed);
+    uint64_t counts[FSYNC_BUCKETS + 1], total = 0;
+    for (size_t b = 0; b <= FSYNC_BUCKETS; b++) {
+        counts[b] = atomic_load_explicit(&wal.fsync_buckets[b], memory_order_relaxed);
+        total += counts[b];
+    }
+    uint64_t below = 0;
+    for (size_t b = 0; total > 0 && b <= FSYNC_BUCKETS; b++) {
+        below += counts[b];
+        if (below * 100 >= total * 99) {
+            out->fsync_p99_s = b < FSYNC_BUCKETS ? _fsync_bounds_s[b] : INFINITY;
+            break;
+        }
+    }
+    out->failing = wal_write_failing(out->error, sizeof out->error);
 }
 
 uint64_t wal_segment_first_seq(void) {

@@ -200,6 +200,20 @@ bool wal_write_failing(char *why, size_t len);
 /* True when live writes are logged: a data_dir is set and durability is not none. */
 bool wal_enabled(void);
 
+/* The log as /status shows it. */
+struct wal_status {
+    int durability; /* enum wal_durability */
+    uint64_t segments, disk_bytes, records, fsyncs;
+    double fsync_p99_s; /* upper bound of the bucket holding the 99th percentile; 0
+                         * before the first fsync, +Inf above the last bound */
+    uint64_t replayed;  /* batches applied again at start */
+    int64_t replay_us;  /* how long that took */
+    bool failing;       /* wal_write_failing() */
+    char error[256];    /* why, when failing */
+};
+/* Fills *out (zeroes when the log is off). Any thread. */
+void wal_status(struct wal_status *out);
+
 /*
  * Called on the log writer thread for each appended batch, in log order: `error` is NULL
  * once the batch is on disk (the callee applies it then), else why it is not ("wal write:

@@ -22,6 +22,8 @@
 #include "daemon/grpc/grpc.h"
 #include "daemon/rpc/rpc.h"
 #include "common/clock.h"
+#include "durability/checkpoint.h"
+#include "durability/wal.h"
 #include "common/errors.h"
 #include "common/utf8.h"
 
@@ -155,6 +157,23 @@ static void _header(struct buf *b, const struct stats_view_summary *views, size_
     buf_puts(b, " ok, ");
     _count(b, failed);
     buf_printf(b, " failed · %s · refreshes every %d s</p>", now, STATS_PAGE_REFRESH_S);
+    if (wal_enabled()) {
+        struct wal_status w;
+        wal_status(&w);
+        char size[32];
+        text_bytes(size, sizeof size, w.disk_bytes);
+        buf_printf(b,
+                   "<p class=\"meta\" id=\"data_dir\">log %llu segment%s, %s · started from "
+                   "store.data_dir: checkpoints %.2f s, log %.2f s (%llu batches)",
+                   (unsigned long long)w.segments, w.segments == 1 ? "" : "s", size,
+                   (double)ckpt_restore_us() / 1e6, (double)w.replay_us / 1e6,
+                   (unsigned long long)w.replayed);
+        if (w.failing) {
+            buf_puts(b, " · <span class=\"badge bad\">writes refused</span> ");
+            stats_html(b, w.error);
+        }
+        buf_puts(b, "</p>");
+    }
 }
 
 static void _state_cell(struct buf *b, const struct stats_view_summary *v) {
@@ -167,15 +186,38 @@ static void _state_cell(struct buf *b, const struct stats_view_summary *v) {
     }
 }
 
+/* Under the snapshot: the view's newest checkpoint (with a data_dir). */
+static void _checkpoint_line(struct buf *b, const char *view, int64_t now_us) {
+    struct ckpt_view_status c;
+    if (!ckpt_view_status(view, &c)) {
+        return;
+    }
+    if (c.failing) {
+        buf_puts(b, "<br><span class=\"badge bad\">checkpoint failing</span> <small>");
+        stats_html(b, c.error);
+        buf_puts(b, "</small>");
+    } else if (c.have) {
+        char age[32], size[32];
+        stats_format_duration((double)(now_us - c.written_at_us) / 1e6, age, sizeof age);
+        text_bytes(size, sizeof size, c.bytes);
+        buf_printf(b, "<br><small class=\"ckpt\">on disk %s ago · %s</small>", age, size);
+    } else {
+        buf_puts(b, "<br><small class=\"ckpt\">not on disk yet</small>");
+    }
+}
+
 static void _snapshot_cell(struct buf *b, const struct stats_view_summary *v, int64_t now_us) {
     if (v->version == 0) {
-        buf_puts(b, v->has_source ? "<td>none yet</td>"
-                                  : "<td><small>no source (pushes)</small></td>");
+        buf_puts(b, v->has_source ? "<td>none yet" : "<td><small>no source (pushes)</small>");
+        _checkpoint_line(b, v->name, now_us);
+        buf_puts(b, "</td>");
         return;
     }
     char age[32];
     stats_format_duration((double)(now_us - v->loaded_at_us) / 1e6, age, sizeof age);
-    buf_printf(b, "<td>v%llu · %s ago</td>", (unsigned long long)v->version, age);
+    buf_printf(b, "<td>v%llu · %s ago", (unsigned long long)v->version, age);
+    _checkpoint_line(b, v->name, now_us);
+    buf_puts(b, "</td>");
 }
 
 static void _share_cell(struct buf *b, uint64_t part, uint64_t whole, const char *unit) {

@@ -20,6 +20,8 @@
 #include "daemon/rpc/rpc.h"
 #include "common/clock.h"
 #include "common/errors.h"
+#include "durability/checkpoint.h"
+#include "durability/wal.h"
 
 #ifndef FSD_VERSION
 #define FSD_VERSION "unknown"
@@ -140,6 +142,64 @@ static void _staleness_json(struct buf *b, const uint64_t *cumulative) {
     buf_puts(b, "}");
 }
 
+/* The view's checkpoints, or null without a data_dir. */
+static void _checkpoint_json(struct buf *b, const char *view, int64_t now_us) {
+    struct ckpt_view_status c;
+    if (!ckpt_view_status(view, &c)) {
+        buf_puts(b, "null");
+        return;
+    }
+    buf_printf(b, "{\"on_disk\":%s,\"written_at\":", c.have ? "true" : "false");
+    if (c.have) {
+        char at[40];
+        text_time_utc(at, sizeof at, c.written_at_us);
+        json_cstring(b, at);
+        buf_puts(b, ",\"age_seconds\":");
+        _json_number(b, (double)(now_us - c.written_at_us) / 1e6);
+    } else {
+        buf_puts(b, "null,\"age_seconds\":null");
+    }
+    buf_printf(b,
+               ",\"bytes\":%llu,\"rows\":%llu,\"duration_seconds\":", (unsigned long long)c.bytes,
+               (unsigned long long)c.rows);
+    _json_number(b, (double)c.duration_us / 1e6);
+    buf_printf(b,
+               ",\"written\":%llu,\"failed\":%llu,\"damaged_at_start\":%llu,"
+               "\"restored_rows\":%llu,\"restore_seconds\":",
+               (unsigned long long)c.ok, (unsigned long long)c.failed,
+               (unsigned long long)c.damaged, (unsigned long long)c.restored_rows);
+    _json_number(b, (double)c.restore_us / 1e6);
+    buf_printf(b, ",\"failing\":%s,\"error\":", c.failing ? "true" : "false");
+    json_cstring(b, c.failing ? c.error : NULL);
+    buf_puts(b, "}");
+}
+
+/* The log and the start from store.data_dir, or null without one. */
+static void _durability_json(struct buf *b) {
+    if (!wal_enabled()) {
+        buf_puts(b, "null");
+        return;
+    }
+    static const char *const modes[] = {"none", "group", "always"};
+    struct wal_status w;
+    wal_status(&w);
+    buf_puts(b, "{\"durability\":");
+    json_cstring(b, modes[w.durability]);
+    buf_printf(b,
+               ",\"log\":{\"segments\":%llu,\"disk_bytes\":%llu,\"records\":%llu,"
+               "\"fsyncs\":%llu,\"fsync_p99_seconds_at_most\":",
+               (unsigned long long)w.segments, (unsigned long long)w.disk_bytes,
+               (unsigned long long)w.records, (unsigned long long)w.fsyncs);
+    _json_number(b, w.fsyncs > 0 ? w.fsync_p99_s : NAN);
+    buf_printf(b, ",\"writes_failing\":%s,\"error\":", w.failing ? "true" : "false");
+    json_cstring(b, w.failing ? w.error : NULL);
+    buf_puts(b, "},\"start\":{\"restore_checkpoints_seconds\":");
+    _json_number(b, (double)ckpt_restore_us() / 1e6);
+    buf_puts(b, ",\"replay_log_seconds\":");
+    _json_number(b, (double)w.replay_us / 1e6);
+    buf_printf(b, ",\"replayed_batches\":%llu}}", (unsigned long long)w.replayed);
+}
+
 static void _view_json(struct buf *b, const struct stats_view_summary *v, int64_t now_us) {
     buf_puts(b, "{\"name\":");
     json_cstring(b, v->name);
@@ -194,7 +254,9 @@ static void _view_json(struct buf *b, const struct stats_view_summary *v, int64_
                (unsigned long long)w.lookups, (unsigned long long)w.not_found,
                (unsigned long long)w.fallbacks);
     _staleness_json(b, w.staleness);
-    buf_puts(b, "}}");
+    buf_puts(b, "},\"checkpoint\":");
+    _checkpoint_json(b, v->name, now_us);
+    buf_puts(b, "}");
 }
 
 static void _requests_json(struct buf *b) {
@@ -277,6 +339,8 @@ void stats_render_status(struct buf *b, const struct stats_view_summary *views, 
     pthread_mutex_lock(&stats_state.lock);
     buf_puts(b, stats_state.config_json ? stats_state.config_json : "null");
     pthread_mutex_unlock(&stats_state.lock);
+    buf_puts(b, ",\"data_dir\":");
+    _durability_json(b);
     buf_puts(b, ",\"requests\":");
     _requests_json(b);
     buf_puts(b, ",\"views\":[");

@@ -4,6 +4,7 @@ cut behind them; a PushSnapshot-only view and a Parquet view come back from thei
 (the Parquet one even with its file gone); damage to the log or the newest checkpoint and a
 changed view are handled as the README says; a full disk refuses writes with UNAVAILABLE and
 recovers."""
+import json
 import os
 import random
 import shutil
@@ -286,6 +287,22 @@ class CheckpointTest(unittest.TestCase):
             views = {v.name: v for v in fsd.list_views().views}
             self.assertEqual(views["snap"].snapshot_version, 1)
             fsd.wait_for_log('msg="restored from its checkpoint" view=snap rows=2000')
+            # /status and the page say what the start restored.
+            _, _, body = h.http_request(h.stats_port(fsd), "/status")
+            status = json.loads(body)
+            dd = status["data_dir"]
+            self.assertEqual(dd["durability"], "group")
+            self.assertGreater(dd["start"]["restore_checkpoints_seconds"], 0)
+            self.assertGreaterEqual(dd["log"]["segments"], 0)
+            self.assertFalse(dd["log"]["writes_failing"])
+            snap = next(v for v in status["views"] if v["name"] == "snap")["checkpoint"]
+            self.assertEqual(snap["restored_rows"], 2000)
+            self.assertTrue(snap["on_disk"])
+            self.assertEqual(snap["rows"], 2000)
+            self.assertFalse(snap["failing"])
+            _, _, page = h.http_request(h.stats_port(fsd), "/")
+            self.assertIn(b'id="data_dir"', page)
+            self.assertIn(b'class="ckpt">on disk', page)
         finally:
             self.assertEqual(fsd.stop(), 0)
 
@@ -425,6 +442,10 @@ class CheckpointTest(unittest.TestCase):
                                            result="failed") >= 1)
             fsd.wait_for_log('msg="checkpoint failed; the log keeps everything it holds; '
                              'retrying" view=snap')
+            _, _, body = h.http_request(h.stats_port(fsd), "/status")
+            snap = next(v for v in json.loads(body)["views"] if v["name"] == "snap")
+            self.assertTrue(snap["checkpoint"]["failing"])
+            self.assertIn("File too large", snap["checkpoint"]["error"])
             subprocess.run(["prlimit", f"--pid={fsd.proc.pid}", "--fsize=unlimited:unlimited"],
                            check=True)
             # No write since: the retry alone brings the snapshot to disk.
