@@ -580,6 +580,57 @@ class LogTest(unittest.TestCase):
         finally:
             self.assertEqual(fsd.stop(), 0)
 
+    def test_a_real_full_filesystem_refuses_writes_and_recovers_when_it_grows(self):
+        mnt = tempfile.mkdtemp(prefix="fsd-small-fs-")
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt],
+                                 capture_output=True)
+        if mounted.returncode != 0:
+            os.rmdir(mnt)
+            self.skipTest("cannot mount a tmpfs here: " + mounted.stderr.decode().strip())
+        self.addCleanup(os.rmdir, mnt)
+        self.addCleanup(subprocess.run, ["umount", "-l", mnt])
+        cfg = config(mnt)
+        fsd = h.Fsd(cfg)
+        acked = {}
+        try:
+            # Batches of ~100 KB until the 2 MiB filesystem is full.
+            refused = None
+            for n in range(100):
+                batch = {i: n * 1000 + i for i in range(400)}
+                ids = list(range(400))
+                req = pb.PushRowsRequest(view="live", rows=[
+                    h.row({"id": i}, 1_700_000_000_000_000 + batch[i],
+                          {"seq": (batch[i], "int64_value"),
+                           "tag": (f"{i}:{batch[i]}" + "x" * 200, "string_value")})
+                    for i in ids])
+                try:
+                    fsd.push(req)
+                    acked.update(batch)
+                except grpc.RpcError as e:
+                    refused = e
+                    break
+            self.assertIsNotNone(refused, "the filesystem never filled")
+            self.assertEqual(refused.code(), grpc.StatusCode.UNAVAILABLE)
+            self.assertIn("No space left on device", refused.details())
+            got = served(fsd, list(range(400)))
+            self.assertEqual({i: s for i, (s, _) in got.items()}, acked)  # lookups go on
+            status, _, body = h.http_request(h.stats_port(fsd), "/readyz")
+            self.assertEqual(status, 200)
+            self.assertIn(b"writes refused", body)
+            self.assertIn(b"No space left on device", body)
+            # The filesystem grows: writes go through again, without a restart.
+            subprocess.run(["mount", "-o", "remount,size=64m", mnt], check=True)
+            acked.update(self.fill(fsd, 400, 500_000))
+            wait_until(lambda: h.http_request(h.stats_port(fsd), "/readyz")[2] == b"ready\n")
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+        fsd = h.Fsd(cfg)
+        try:
+            got = served(fsd, list(range(400)))
+            self.assertEqual({i: s for i, (s, _) in got.items()}, acked)
+        finally:
+            self.assertEqual(fsd.stop(), 0)
+
     def test_a_full_disk_refuses_writes_serves_reads_and_recovers(self):
         fsd = h.Fsd(config(self.data_dir))
         try:
