@@ -10,10 +10,11 @@
 # folder: the tree's corpora only get the inputs someone adds on purpose. Prints each target's
 # executions (libFuzzer's final stats) and exits non-zero when a target found something (a
 # crash, a sanitizer report, a leak, a timeout, running out of memory), after printing the path
-# of the input that caused it. Nothing is sent anywhere but within the process (socketpairs).
+# of the input that caused it. Nothing is sent anywhere but within the process (socketpairs);
+# the durability targets write their files in a scratch folder of their own (/dev/shm or /tmp).
 #
 # Environment:
-#   FUZZ_TARGETS     targets to run (default: all six; names without the fuzz_ prefix)
+#   FUZZ_TARGETS     targets to run (default: all eight; names without the fuzz_ prefix)
 #   FUZZ_BUILD       the Clang build folder (default: build-fuzz/ in the tree)
 #   FUZZ_WORK        scratch folder for corpora, logs and findings (default: a new mktemp -d;
 #                    kept afterwards, so new inputs can be merged into the tree's corpora)
@@ -28,7 +29,7 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-ALL_TARGETS=(config pg_copy stream_entry grpc_wire rpc h2_conn)
+ALL_TARGETS=(config pg_copy stream_entry grpc_wire rpc h2_conn wal_replay checkpoint_load)
 MIN_SECONDS=10
 
 usage() {
@@ -59,6 +60,8 @@ corpus_files() {
     grpc_wire) echo "${REPO_ROOT}"/tests/daemon/grpc/corpus/* ;;
     rpc) echo "${REPO_ROOT}"/tests/daemon/rpc/corpus/* ;;
     h2_conn) echo "${REPO_ROOT}"/tests/daemon/grpc/h2_corpus/* ;;
+    wal_replay) echo "${REPO_ROOT}"/tests/durability/wal_corpus/* ;;
+    checkpoint_load) echo "${REPO_ROOT}"/tests/durability/checkpoint_corpus/* ;;
     *)
         echo "fuzz: unknown target \"$1\" (known: ${ALL_TARGETS[*]})" >&2
         exit 2
@@ -132,7 +135,7 @@ for t in "${TARGETS[@]}"; do
     findings=$(find "${dir}/findings" -type f | sort)
     if [[ ${rc} -ne 0 || -n "${findings}" ]]; then
         failed=1
-        summary+=("$(printf '%-13s %12s executions  %5s corpus files  FOUND (exit %s)' \
+        summary+=("$(printf '%-15s %12s executions  %5s corpus files  FOUND (exit %s)' \
             "${t}" "${execs:-?}" "${corpus}" "${rc}")")
         grep -m 1 -E '^==[0-9]+==ERROR|runtime error|^fuzz_|deadly signal|Timeout|out-of-memory' \
             "${tlog}" | sed "s/^/fuzz: ${t}: /" || true
@@ -141,7 +144,7 @@ for t in "${TARGETS[@]}"; do
         done
         [[ -n "${findings}" ]] || say "${t}: no input saved; see ${tlog}"
     else
-        summary+=("$(printf '%-13s %12s executions  %5s corpus files  ok' \
+        summary+=("$(printf '%-15s %12s executions  %5s corpus files  ok' \
             "${t}" "${execs:-?}" "${corpus}")")
     fi
 done
