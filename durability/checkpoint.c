@@ -295,6 +295,15 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
         goto out;
     }
     uint64_t rows_expected = wal_get_u64(trailer + 8), chunks_expected = wal_get_u64(trailer + 16);
+    /* The table is sized from the count: not from more rows than the file can hold (each
+     * takes its length, a row header and a key). */
+    uint64_t room =
+        (size - CKPT_HEADER_BYTES - CKPT_TRAILER_BYTES) / (8 + sizeof(struct store_row) + 8);
+    if (rows_expected > room) {
+        errors_set(err, err_len, "%s: the end counts %llu rows, more than its %zu bytes hold", path,
+                   (unsigned long long)rows_expected, size);
+        goto out;
+    }
     struct store_table_options options = {.shards = shards, .expected_rows = rows_expected};
     char why[256];
     struct store_table *t = store_table_create(schema, &options, why, sizeof why);
@@ -322,11 +331,13 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
             size_t bytes = len - at >= 8 ? wal_get_u32(payload + at) : 0;
             const struct store_row *row =
                 (const struct store_row *)(const void *)(payload + at + 8);
+            char why[200];
             if (bytes < sizeof(struct store_row) || _pad8(bytes) > len - at - 8 ||
-                row->key_len == 0 || row->key_len > STORE_MAX_KEY_BYTES ||
-                store_row_total_size(schema, row) != bytes) {
-                errors_set(err, err_len, "%s: offset %zu: row %u does not agree with its length",
-                           path, off, r);
+                store_row_check(schema, row, bytes, why, sizeof why) != 0) {
+                errors_set(err, err_len, "%s: offset %zu: row %u: %s", path, off, r,
+                           bytes < sizeof(struct store_row) || _pad8(bytes) > len - at - 8
+                               ? "its length is past its chunk"
+                               : why);
                 goto damaged;
             }
             if (store_table_upsert_row(t, row) == STORE_UPSERT_ERROR) {

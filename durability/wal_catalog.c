@@ -64,10 +64,10 @@ static enum wal_replay_outcome _apply_batch(const struct wal_batch *batch, struc
         const struct store_row *row = wal_batch_row(batch, i);
         /* Its record's hash checked, but a row whose own lengths disagree with the bytes it
          * came in would be read past its end: refused, as a record fsd cannot apply. */
-        if (row->key_len == 0 || row->key_len > STORE_MAX_KEY_BYTES ||
-            store_row_total_size(schema, row) != wal_batch_row_bytes(batch, i)) {
-            log_error("wal: a logged row does not agree with its length", "view=%s row=%zu",
-                      LOG_QUOTE(store_view_name(view)), i);
+        char why[200];
+        if (store_row_check(schema, row, wal_batch_row_bytes(batch, i), why, sizeof why) != 0) {
+            log_error("wal: a logged row does not check", "view=%s row=%zu error=%s",
+                      LOG_QUOTE(store_view_name(view)), i, LOG_QUOTE(why));
             return WAL_REPLAY_FAILED;
         }
         if (store_view_upsert_image(view, row) == STORE_UPSERT_ERROR) {

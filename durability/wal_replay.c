@@ -264,6 +264,14 @@ int wal_scan_dir(int dir_fd, wal_apply_fn apply, void *arg, struct wal_scan *sca
                             "do not agree with their view's layout); fsd does not start on part "
                             "of its log",
                             name);
+        } else if (size <= WAL_SEGMENT_HEADER_BYTES) {
+            /* Opened and never written (a crash before or while its header was written): it
+             * holds no record, and the next segment takes its name. (Not the last only: a
+             * segment after it cannot run on from it, so it goes aside as damage, and this one
+             * would then be the last.) */
+            if (unlinkat(dir_fd, name, 0) != 0 || fsync(dir_fd) != 0) {
+                rc = errors_set(err, err_len, "wal: remove %s: %s", name, strerror(errno));
+            }
         } else if (end == size) {
             scan->segments++;
             scan->disk_bytes += size;

@@ -1,6 +1,7 @@
 #include "row.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -335,6 +336,64 @@ size_t store_row_total_size(const struct store_schema *schema, const struct stor
     }
     /* Lists may have been padded inside the var section; var_bytes counts that padding. */
     return ALIGN8(_var_start(schema, row->key_len, created_bytes) + row->var_bytes);
+}
+
+int store_row_check(const struct store_schema *schema, const struct store_row *row, size_t bytes,
+                    char *why, size_t why_len) {
+    const uint8_t known = STORE_ROW_TOMBSTONE | STORE_ROW_LIVE | STORE_ROW_CREATED |
+                          STORE_ROW_CREATED_NONE | STORE_ROW_TABLE_PRIVATE;
+    if (bytes < sizeof(struct store_row) || (row->flags & ~known) != 0 || row->key_len == 0 ||
+        row->key_len > STORE_MAX_KEY_BYTES) {
+        snprintf(why, why_len, "a row header that does not check (flags %#x, key of %u bytes)",
+                 bytes < sizeof(struct store_row) ? 0u : row->flags,
+                 bytes < sizeof(struct store_row) ? 0u : row->key_len);
+        return -1;
+    }
+    if (store_row_total_size(schema, row) != bytes) {
+        snprintf(why, why_len, "a row of %zu bytes whose lengths say %zu", bytes,
+                 store_row_total_size(schema, row));
+        return -1;
+    }
+    if (row->flags & STORE_ROW_TOMBSTONE) {
+        return 0;
+    }
+    size_t var_start = _var_start(schema, row->key_len, store_row_created_bytes(row));
+    size_t var_end = var_start + row->var_bytes;
+    for (uint32_t i = 0; i < schema->nfeatures; i++) {
+        const struct store_feature *f = &schema->features[i];
+        if (!store_type_is_var(f->type) || store_row_is_null(schema, row, i)) {
+            continue;
+        }
+        uint32_t ref[2];
+        memcpy(ref, store_row_fixed(row) + f->fixed_offset, sizeof ref);
+        size_t off = ref[0], len = ref[1];
+        bool inside = off >= var_start && off <= var_end && len <= var_end - off;
+        bool aligned = f->type == STORE_TYPE_INT64_LIST   ? off % 8 == 0 && len % 8 == 0
+                       : f->type == STORE_TYPE_FLOAT_LIST ? off % 4 == 0 && len % 4 == 0
+                                                          : true;
+        if (inside && aligned && f->type == STORE_TYPE_STRING_LIST) {
+            const uint8_t *block = (const uint8_t *)row + off;
+            uint32_t n = 0;
+            size_t total = 0;
+            inside = len >= 4;
+            if (inside) {
+                memcpy(&n, block, 4);
+                inside = n <= (len - 4) / 4;
+            }
+            for (uint32_t j = 0; inside && j < n; j++) {
+                uint32_t l;
+                memcpy(&l, block + 4 + 4 * (size_t)j, 4);
+                total += l;
+            }
+            inside = inside && total == len - 4 - 4 * (size_t)n;
+        }
+        if (!inside || !aligned) {
+            snprintf(why, why_len, "feature %s: a value outside its row (offset %zu, %zu bytes)",
+                     f->name, off, len);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void store_row_get(const struct store_schema *schema, const struct store_row *row, uint32_t index,

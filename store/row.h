@@ -37,6 +37,9 @@
 #define STORE_ROW_LIVE         0x02
 #define STORE_ROW_CREATED      0x04 /* created_ts_us is stored, in the 8 bytes before the key */
 #define STORE_ROW_CREATED_NONE 0x08 /* not stored, and STORE_CREATED_NONE rather than 0 */
+/* A table's own mark (where it allocated the row): copies out of a table may carry it, and a
+ * table sets or clears it on every row it takes. */
+#define STORE_ROW_TABLE_PRIVATE 0x80
 
 /* The created time of a row read from a source without a created column: older than any. */
 #define STORE_CREATED_NONE INT64_MIN
@@ -117,6 +120,15 @@ void store_row_write(const struct store_row_builder *b, const uint8_t *key, uint
 size_t store_row_size_tombstone(uint32_t key_len, int64_t created_ts_us);
 void store_row_write_tombstone(struct store_row *dst, const uint8_t *key, uint32_t key_len,
                                int64_t event_ts_us, int64_t created_ts_us);
+
+/*
+ * Whether `bytes` bytes at `row` (8-byte aligned) are a row image of `schema`'s layout that
+ * can be read safely: known flags, a key of 1..STORE_MAX_KEY_BYTES bytes, a total size of
+ * `bytes`, and every variable-width value inside the row (lists aligned, a string list's
+ * lengths within its block). For rows read back from disk; 0, or -1 with `why` set.
+ */
+int store_row_check(const struct store_schema *schema, const struct store_row *row, size_t bytes,
+                    char *why, size_t why_len);
 
 /* The row's total size in bytes, as store_row_size() gave it when it was written. */
 size_t store_row_total_size(const struct store_schema *schema, const struct store_row *row);

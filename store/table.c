@@ -15,7 +15,7 @@
 #define SLOT_PTR     UINT64_C(0x0000ffffffffffff)
 #define SLOT_TAG     UINT64_C(0xffff000000000000)
 
-#define ROW_FROM_ARENA 0x80 /* row flag: lives in a shard arena, freed with the table */
+#define ROW_FROM_ARENA STORE_ROW_TABLE_PRIVATE /* lives in a shard arena, freed with it */
 
 #define MIN_CAPACITY        8
 #define MAX_LOAD_PERCENT    80 /* occupied + deleted slots, before the index is rebuilt */

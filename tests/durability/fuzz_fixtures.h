@@ -105,19 +105,6 @@ static inline uint64_t fuzz_hash_bytes(const void *data, size_t len) {
 }
 
 /*
- * Whether the harnesses should run into the bugs their TODOs name instead of stepping around
- * them: FSD_FUZZ_KNOWN_BUGS=1 in the environment, to reproduce one or to check its fix.
- */
-static inline bool fuzz_known_bugs(void) {
-    static int known = -1;
-    if (known < 0) {
-        const char *env = getenv("FSD_FUZZ_KNOWN_BUGS");
-        known = env != NULL && strcmp(env, "1") == 0;
-    }
-    return known;
-}
-
-/*
  * Whether the bytes of value `index` of `row` lie inside the row (store_row_total_size), as
  * they do in every row fsd builds.
  */
@@ -132,18 +119,15 @@ static inline bool fuzz_value_inside_row(const struct store_schema *schema,
     return (uint64_t)ref[0] + ref[1] <= store_row_total_size(schema, row);
 }
 
-/* Values found pointing outside their rows, and not read (see fuzz_read_row). */
+/* Values found pointing outside their rows: must stay 0 (the readers refuse such rows). */
 static uint64_t fuzz_values_outside;
 
 /*
  * Reads every value of `row` as a lookup's reply would (the bytes of strings too) and returns
  * a hash of them, so nothing is optimised away and ASan sees every read.
  *
- * TODO: read every value once ckpt_load() and wal_replay_into_catalog() refuse a row whose
- * variable-width values point outside it: both check a row's key length and total size, not
- * its values' {offset, bytes}, so a lookup of such a row reads memory past it (ASan: a heap
- * overflow; else a crash). Until then such values are counted and skipped, or, with
- * FSD_FUZZ_KNOWN_BUGS=1 in the environment (fuzz_known_bugs), reported as a crash.
+ * A value pointing outside its row is a finding: ckpt_load() and wal_replay_into_catalog()
+ * refuse such rows (store_row_check).
  */
 static inline uint64_t fuzz_read_row(const struct store_table *table, const struct store_row *row) {
     const struct store_schema *schema = store_table_schema(table);
@@ -160,10 +144,7 @@ static inline uint64_t fuzz_read_row(const struct store_table *table, const stru
             continue;
         }
         if (status == STORE_PRESENT && !fuzz_value_inside_row(schema, row, i)) {
-            if (!fuzz_known_bugs()) {
-                fuzz_values_outside++;
-                continue;
-            }
+            fuzz_values_outside++;
             /* As a lookup would: ASan may see the read first. */
             fuzz_sink = fuzz_hash_bytes(v.var.data, v.var.bytes);
             fuzz_die("value %s of a row stored points outside the row", schema->features[i].name);
