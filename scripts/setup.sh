@@ -26,6 +26,7 @@ FSD_APT_PACKAGES=(
     # protobuf messages (generator + runtime)
     protobuf-c-compiler
     libprotobuf-c-dev
+    libprotobuf-dev # google/protobuf/timestamp.proto, which Feast's messages import
     # allocator, RCU, hashing
     libjemalloc-dev
     liburcu-dev
