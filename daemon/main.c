@@ -275,6 +275,7 @@ static int _run(const char *path) {
     int rc = EXIT_FAILED;
     struct rpc_options rpc = options.rpc;
     rpc.max_response_bytes = options.grpc.max_message_bytes;
+    rpc.feast_defaults = options.feast.defaults;
     /* The process's and the store's metrics: neither module has a setup to register them. */
     if (metrics_register(process_collect_metrics, NULL) != 0 ||
         metrics_register(store_collect_metrics, catalog) != 0) {

@@ -16,22 +16,19 @@ static const struct option_section sections[] = {
                    "the clients' (see the README's TLS section)."},
     {"store", "The in-memory store, its expiry sweeper, and what it keeps on disk."},
     {"materializer", "Snapshot loads: how much of the machine a load may use."},
+    {"feast", "Feast's serving API (feast.serving.ServingService) on the gRPC port (see the "
+              "README's Coming from Feast)."},
 };
 
 #define BIND(group, member) OPTION_BIND(group, struct daemon_options, member)
 
 static const struct option_binding bindings[] = {
-    BIND(grpc_option_group, grpc),
-    BIND(stats_option_group, stats),
-    BIND(rpc_option_group, rpc),
-    BIND(log_option_group, log),
-    BIND(auth_exposure_option_group, exposure),
-    BIND(auth_option_group, auth),
-    BIND(tls_option_group, tls),
-    BIND(store_option_group, store),
-    BIND(sweeper_option_group, sweeper),
-    BIND(wal_option_group, wal),
-    BIND(ckpt_option_group, ckpt),
+    BIND(grpc_option_group, grpc),   BIND(stats_option_group, stats),
+    BIND(rpc_option_group, rpc),     BIND(rpc_feast_option_group, feast),
+    BIND(log_option_group, log),     BIND(auth_exposure_option_group, exposure),
+    BIND(auth_option_group, auth),   BIND(tls_option_group, tls),
+    BIND(store_option_group, store), BIND(sweeper_option_group, sweeper),
+    BIND(wal_option_group, wal),     BIND(ckpt_option_group, ckpt),
     BIND(mat_option_group, mat),
 };
 

@@ -31,6 +31,7 @@ struct daemon_options {
     struct grpc_server_options grpc;
     struct stats_options stats;
     struct rpc_options rpc;
+    struct rpc_feast_options feast;
     struct log_options log;
     struct auth_exposure_options exposure;
     struct auth_options auth;

@@ -16,9 +16,14 @@
 
 /* The role each method needs; the health check needs none (it has no authorizer at all). */
 static const enum auth_role method_roles[RPC_METHOD_COUNT] = {
-    [RPC_GET_FEATURES] = AUTH_ROLE_READ, [RPC_LIST_VIEWS] = AUTH_ROLE_READ,
-    [RPC_PUSH_ROWS] = AUTH_ROLE_WRITE,   [RPC_LOAD_SNAPSHOT] = AUTH_ROLE_ADMIN,
-    [RPC_HEALTH_CHECK] = AUTH_ROLE_NONE, [RPC_PUSH_SNAPSHOT] = AUTH_ROLE_WRITE,
+    [RPC_GET_FEATURES] = AUTH_ROLE_READ,
+    [RPC_LIST_VIEWS] = AUTH_ROLE_READ,
+    [RPC_PUSH_ROWS] = AUTH_ROLE_WRITE,
+    [RPC_LOAD_SNAPSHOT] = AUTH_ROLE_ADMIN,
+    [RPC_HEALTH_CHECK] = AUTH_ROLE_NONE,
+    [RPC_PUSH_SNAPSHOT] = AUTH_ROLE_WRITE,
+    [RPC_FEAST_GET_ONLINE_FEATURES] = AUTH_ROLE_READ,
+    [RPC_FEAST_SERVING_INFO] = AUTH_ROLE_READ,
 };
 
 static void _refused(struct grpc_call *call, enum rpc_method_id method, enum auth_failure failure,

@@ -57,3 +57,41 @@ enum {
     PUSH_SNAPSHOT_RESPONSE_ROWS_KEPT = 3,
     PUSH_SNAPSHOT_RESPONSE_UPDATES_REPLAYED = 4,
 };
+
+/* Feast's messages (proto/feast/): feast.serving.GetOnlineFeaturesResponse and its parts */
+enum {
+    FEAST_RESPONSE_METADATA = 1,
+    FEAST_RESPONSE_RESULTS = 2,
+    FEAST_METADATA_FEATURE_NAMES = 1,
+    FEAST_FEATURE_LIST_VAL = 1,
+    FEAST_VECTOR_VALUES = 1,
+    FEAST_VECTOR_STATUSES = 2,
+    FEAST_VECTOR_EVENT_TIMESTAMPS = 3,
+    FEAST_TIMESTAMP_SECONDS = 1, /* google.protobuf.Timestamp */
+    FEAST_TIMESTAMP_NANOS = 2,
+    FEAST_SERVING_INFO_VERSION = 1,
+};
+
+/* feast.types.Value's oneof, and the list messages' one field */
+enum {
+    FEAST_VALUE_BYTES = 1,
+    FEAST_VALUE_STRING = 2,
+    FEAST_VALUE_INT32 = 3,
+    FEAST_VALUE_INT64 = 4,
+    FEAST_VALUE_DOUBLE = 5,
+    FEAST_VALUE_FLOAT = 6,
+    FEAST_VALUE_BOOL = 7,
+    FEAST_VALUE_UNIX_TIMESTAMP = 8,
+    FEAST_VALUE_STRING_LIST = 12,
+    FEAST_VALUE_INT64_LIST = 14,
+    FEAST_VALUE_FLOAT_LIST = 16,
+    FEAST_LIST_VAL = 1,
+};
+
+/* Feast's FieldStatus */
+enum {
+    FEAST_STATUS_PRESENT = 1,
+    FEAST_STATUS_NULL_VALUE = 2,
+    FEAST_STATUS_NOT_FOUND = 3,
+    FEAST_STATUS_OUTSIDE_MAX_AGE = 4,
+};

@@ -32,6 +32,12 @@ static const struct grpc_method methods[RPC_METHOD_COUNT] = {
                            .on_message = rpc_push_snapshot_message,
                            .on_end = rpc_push_snapshot_end,
                            .on_abort = rpc_push_snapshot_abort},
+    [RPC_FEAST_GET_ONLINE_FEATURES] = {.path = "/feast.serving.ServingService/GetOnlineFeatures",
+                                       .authorize = rpc_authorize,
+                                       .unary = rpc_feast_get_online_features},
+    [RPC_FEAST_SERVING_INFO] = {.path = "/feast.serving.ServingService/GetFeastServingInfo",
+                                .authorize = rpc_authorize,
+                                .unary = rpc_feast_serving_info},
 };
 
 static const struct option_def rpc_option_defs[] = {

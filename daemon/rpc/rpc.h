@@ -1,6 +1,6 @@
 #pragma once
 /*
- * The RPC handlers: GetFeatures, ListViews and the gRPC health check, run by the gRPC
+ * The RPC handlers: fsd's API, Feast's serving API and the gRPC health check, run by the gRPC
  * transport (daemon/grpc) on its worker threads. They read the store without locks and keep
  * their scratch memory and counters per worker.
  *
@@ -28,18 +28,33 @@ enum rpc_method_id {
     RPC_LOAD_SNAPSHOT,
     RPC_HEALTH_CHECK,
     RPC_PUSH_SNAPSHOT,
+    RPC_FEAST_GET_ONLINE_FEATURES, /* feast.serving.ServingService */
+    RPC_FEAST_SERVING_INFO,
     RPC_METHOD_COUNT,
 };
 
 /* ---- options ----------------------------------------------------------------------------- */
 
-/* The config file's server.max_batch and server.default_budget_us, and one set by the daemon. */
+enum rpc_feast_defaults {
+    RPC_FEAST_DEFAULTS_NONE, /* a missing value is a null Value, as Feast's servers send it */
+    RPC_FEAST_DEFAULTS_FSD,  /* the feature's fsd default */
+};
+
+/* The config file's server.max_batch, server.default_budget_us and feast.defaults, and one
+ * set by the daemon. */
 struct rpc_options {
     uint32_t max_batch;          /* entities per GetFeatures request */
     uint32_t default_budget_us;  /* a request's time budget when it sets none */
     uint64_t max_response_bytes; /* not in the file: the transport's max_message_bytes */
+    int feast_defaults;          /* not in this group: rpc_feast_options.defaults */
 };
 extern const struct option_group rpc_option_group;
+
+/* The config file's feast section. */
+struct rpc_feast_options {
+    int defaults; /* enum rpc_feast_defaults */
+};
+extern const struct option_group rpc_feast_option_group;
 
 /* ---- metrics: per-worker counters summed at scrape time (rpc_stats.h) ---------------------- */
 

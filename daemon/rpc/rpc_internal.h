@@ -64,6 +64,8 @@ enum grpc_code rpc_authorize_view(struct grpc_call *call, enum rpc_method_id met
 
 void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_list_views(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_feast_serving_info(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_load_snapshot(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_health_check(struct grpc_call *call, const uint8_t *msg, size_t len);

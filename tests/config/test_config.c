@@ -306,7 +306,7 @@ static void test_unknown_key(void **state) {
     expect_error("vews: []\n", 1, "vews: unknown key (did you mean views?)");
     expect_error("servers: []\n", 1, "servers: unknown key (did you mean server?)");
     expect_error("options: []\n", 1,
-                 "options: unknown key (expected server, store, materializer, views, "
+                 "options: unknown key (expected server, store, materializer, feast, views, "
                  "feature_services)");
 }
 

@@ -8,7 +8,8 @@ or of a layer the table allows; a header that says it is internal (`internal.h`,
 `*_internal.h`) may only be included from its own folder. Each include is resolved the way
 the build resolves it: next to the including file first, then from the root of the tree
 (every module includes another's header by its path from the root, "store/catalog.h"), and
-the generated protobuf headers ("fsd/v1/...", "grpc/health/v1/...") belong to proto/.
+the generated protobuf headers ("fsd/v1/...", "grpc/health/v1/...", "feast/...",
+"google/protobuf/...") belong to proto/.
 
 Prints one line per broken rule, `file:line: rule`, and exits 1 when there is any; tests/
 is not checked (a test may use whatever it tests).
@@ -35,7 +36,7 @@ ALLOWED = {
     # PostgreSQL starter.
     "loadtest": {"client", "config", "materializer", "store", "common", "proto", "tests"},
 }
-GENERATED = {"fsd/": "proto", "grpc/health/": "proto"}
+GENERATED = {"fsd/": "proto", "grpc/health/": "proto", "feast/": "proto", "google/protobuf/": "proto"}
 SOURCES = (".c", ".h")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

@@ -17,7 +17,9 @@
 
 #include "daemon/rpc/fields.h"
 #include "daemon/rpc/pbwriter.h"
+#include "feast/serving/ServingService.pb-c.h"
 #include "fsd/v1/feature_service.pb-c.h"
+#include "google/protobuf/timestamp.pb-c.h"
 
 struct expected_field {
     const ProtobufCMessageDescriptor *message;
@@ -106,6 +108,63 @@ static void test_field_numbers_match_the_proto(void **state) {
         fields += messages[m]->n_fields;
     }
     assert_int_equal(fields, n);
+}
+
+/* The same for the Feast messages feast_serving.c writes (proto/feast/). */
+static void test_feast_field_numbers_match_the_proto(void **state) {
+    (void)state;
+    const ProtobufCMessageDescriptor
+        *resp = &feast__serving__get_online_features_response__descriptor,
+        *meta = &feast__serving__get_online_features_response_metadata__descriptor,
+        *list = &feast__serving__feature_list__descriptor,
+        *vec = &feast__serving__get_online_features_response__feature_vector__descriptor,
+        *ts = &google__protobuf__timestamp__descriptor, *val = &feast__types__value__descriptor,
+        *info = &feast__serving__get_feast_serving_info_response__descriptor;
+    const struct {
+        const ProtobufCMessageDescriptor *message;
+        const char *name;
+        unsigned number;
+        ProtobufCType type;
+    } fields[] = {
+        {resp, "metadata", FEAST_RESPONSE_METADATA, PROTOBUF_C_TYPE_MESSAGE},
+        {resp, "results", FEAST_RESPONSE_RESULTS, PROTOBUF_C_TYPE_MESSAGE},
+        {meta, "feature_names", FEAST_METADATA_FEATURE_NAMES, PROTOBUF_C_TYPE_MESSAGE},
+        {list, "val", FEAST_FEATURE_LIST_VAL, PROTOBUF_C_TYPE_STRING},
+        {vec, "values", FEAST_VECTOR_VALUES, PROTOBUF_C_TYPE_MESSAGE},
+        {vec, "statuses", FEAST_VECTOR_STATUSES, PROTOBUF_C_TYPE_ENUM},
+        {vec, "event_timestamps", FEAST_VECTOR_EVENT_TIMESTAMPS, PROTOBUF_C_TYPE_MESSAGE},
+        {ts, "seconds", FEAST_TIMESTAMP_SECONDS, PROTOBUF_C_TYPE_INT64},
+        {ts, "nanos", FEAST_TIMESTAMP_NANOS, PROTOBUF_C_TYPE_INT32},
+        {info, "version", FEAST_SERVING_INFO_VERSION, PROTOBUF_C_TYPE_STRING},
+        {val, "bytes_val", FEAST_VALUE_BYTES, PROTOBUF_C_TYPE_BYTES},
+        {val, "string_val", FEAST_VALUE_STRING, PROTOBUF_C_TYPE_BYTES}, /* fsd:c-bytes */
+        {val, "int32_val", FEAST_VALUE_INT32, PROTOBUF_C_TYPE_INT32},
+        {val, "int64_val", FEAST_VALUE_INT64, PROTOBUF_C_TYPE_INT64},
+        {val, "double_val", FEAST_VALUE_DOUBLE, PROTOBUF_C_TYPE_DOUBLE},
+        {val, "float_val", FEAST_VALUE_FLOAT, PROTOBUF_C_TYPE_FLOAT},
+        {val, "bool_val", FEAST_VALUE_BOOL, PROTOBUF_C_TYPE_BOOL},
+        {val, "unix_timestamp_val", FEAST_VALUE_UNIX_TIMESTAMP, PROTOBUF_C_TYPE_INT64},
+        {val, "string_list_val", FEAST_VALUE_STRING_LIST, PROTOBUF_C_TYPE_MESSAGE},
+        {val, "int64_list_val", FEAST_VALUE_INT64_LIST, PROTOBUF_C_TYPE_MESSAGE},
+        {val, "float_list_val", FEAST_VALUE_FLOAT_LIST, PROTOBUF_C_TYPE_MESSAGE},
+        {&feast__types__float_list__descriptor, "val", FEAST_LIST_VAL, PROTOBUF_C_TYPE_FLOAT},
+        {&feast__types__int64_list__descriptor, "val", FEAST_LIST_VAL, PROTOBUF_C_TYPE_INT64},
+        {&feast__types__string_list__descriptor, "val", FEAST_LIST_VAL, PROTOBUF_C_TYPE_BYTES},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(fields[i].message, fields[i].name);
+        if (f == NULL || f->id != fields[i].number || f->type != fields[i].type) {
+            fail_msg("%s.%s: the .proto says %u type %d, fields.h %u type %d",
+                     fields[i].message->name, fields[i].name, f ? f->id : 0, f ? (int)f->type : -1,
+                     fields[i].number, (int)fields[i].type);
+        }
+    }
+    /* Feast's FieldStatus numbers */
+    assert_int_equal(FEAST__SERVING__FIELD_STATUS__PRESENT, FEAST_STATUS_PRESENT);
+    assert_int_equal(FEAST__SERVING__FIELD_STATUS__NULL_VALUE, FEAST_STATUS_NULL_VALUE);
+    assert_int_equal(FEAST__SERVING__FIELD_STATUS__NOT_FOUND, FEAST_STATUS_NOT_FOUND);
+    assert_int_equal(FEAST__SERVING__FIELD_STATUS__OUTSIDE_MAX_AGE, FEAST_STATUS_OUTSIDE_MAX_AGE);
 }
 
 /* A response written field by field as get_features.c writes one, with values around the
@@ -199,6 +258,7 @@ static void test_writer_output_decodes_as_written(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_field_numbers_match_the_proto),
+        cmocka_unit_test(test_feast_field_numbers_match_the_proto),
         cmocka_unit_test(test_writer_output_decodes_as_written),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
