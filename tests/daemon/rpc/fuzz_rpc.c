@@ -32,7 +32,8 @@
  *
  * Input layout:
  *
- *   byte 0     bits 0-2: the method, modulo RPC_METHOD_COUNT (enum rpc_method_id order)
+ *   byte 0     bits 0-2: the method, modulo RPC_METHOD_COUNT (enum rpc_method_id order; 6 and
+ *              7 are Feast's GetOnlineFeatures and GetFeastServingInfo)
  *              bits 3-4: the authorization header: 0 the admin token, 1 the write token,
  *                     2 the read token, 3 taken from the input (below)
  *              bit 5: PushSnapshot: the client resets the stream while the commit runs
@@ -73,6 +74,7 @@
 #include "daemon/grpc/grpc.h"
 #include "daemon/grpc/wire.h"
 #include "daemon/rpc/rpc_internal.h"
+#include "feast/serving/ServingService.pb-c.h"
 #include "fsd/v1/feature_service.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "materializer/snapshot/snapshot.h"
@@ -709,6 +711,44 @@ static void _check_load_snapshot(const uint8_t *msg, size_t len, const struct gr
     fsd__v1__load_snapshot_request__free_unpacked(req, NULL);
 }
 
+/* Feast's GetOnlineFeatures: one vector per name, each with a value, a status (1..4) and a
+ * timestamp per entity; the join keys first. */
+static void _check_feast(const uint8_t *msg, size_t len, const struct grpc_call *call) {
+    Feast__Serving__GetOnlineFeaturesRequest *req =
+        feast__serving__get_online_features_request__unpack(NULL, len, msg);
+    Feast__Serving__GetOnlineFeaturesResponse *resp =
+        feast__serving__get_online_features_response__unpack(NULL, call->response_len,
+                                                             call->response);
+    if (req == NULL || resp == NULL || resp->metadata == NULL ||
+        resp->metadata->feature_names == NULL) {
+        _die("GetOnlineFeatures: OK for %s that does not decode",
+             req == NULL ? "a request" : "a reply");
+    }
+    size_t n = req->n_entities > 0 && req->entities[0]->value ? req->entities[0]->value->n_val : 0;
+    size_t names = resp->metadata->feature_names->n_val;
+    if (resp->n_results != names || names <= req->n_entities) {
+        _die("GetOnlineFeatures: %zu vectors for %zu names and %zu entity columns", resp->n_results,
+             names, req->n_entities);
+    }
+    for (size_t r = 0; r < resp->n_results; r++) {
+        const Feast__Serving__GetOnlineFeaturesResponse__FeatureVector *v = resp->results[r];
+        if (v->n_values != n || v->n_statuses != n || v->n_event_timestamps != n) {
+            _die("GetOnlineFeatures: %s has %zu values, %zu statuses, %zu timestamps for %zu",
+                 resp->metadata->feature_names->val[r], v->n_values, v->n_statuses,
+                 v->n_event_timestamps, n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (v->statuses[i] < 1 || v->statuses[i] > 4 ||
+                (r < req->n_entities && v->statuses[i] != 1)) {
+                _die("GetOnlineFeatures: %s: status %d", resp->metadata->feature_names->val[r],
+                     (int)v->statuses[i]);
+            }
+        }
+    }
+    feast__serving__get_online_features_response__free_unpacked(resp, NULL);
+    feast__serving__get_online_features_request__free_unpacked(req, NULL);
+}
+
 static void _check_health(const struct grpc_call *call) {
     Grpc__Health__V1__HealthCheckResponse *resp =
         grpc__health__v1__health_check_response__unpack(NULL, call->response_len, call->response);
@@ -748,6 +788,19 @@ static void _check_call(const struct grpc_call *call, const uint8_t *msg, size_t
     case RPC_HEALTH_CHECK:
         _check_health(call);
         break;
+    case RPC_FEAST_GET_ONLINE_FEATURES:
+        _check_feast(msg, len, call);
+        break;
+    case RPC_FEAST_SERVING_INFO: {
+        Feast__Serving__GetFeastServingInfoResponse *info =
+            feast__serving__get_feast_serving_info_response__unpack(NULL, call->response_len,
+                                                                    call->response);
+        if (info == NULL || strncmp(info->version, "fsd ", 4) != 0) {
+            _die("GetFeastServingInfo: a reply that does not decode or names no fsd version");
+        }
+        feast__serving__get_feast_serving_info_response__free_unpacked(info, NULL);
+        break;
+    }
     default:
         break; /* PushSnapshot: checked by _run_stream, which knows every message */
     }

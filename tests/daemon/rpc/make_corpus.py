@@ -2,7 +2,8 @@
 file: one call per file, in the target's input layout
 
     byte 0   the method (enum rpc_method_id: 0 GetFeatures, 1 ListViews, 2 PushRows,
-             3 LoadSnapshot, 4 HealthCheck, 5 PushSnapshot) | the token << 3 (0 admin,
+             3 LoadSnapshot, 4 HealthCheck, 5 PushSnapshot, 6 Feast's GetOnlineFeatures,
+             7 Feast's GetFeastServingInfo) | the token << 3 (0 admin,
              1 write for view u, 2 read, 3 the header's bytes follow) | flags (0x20 reset
              while the commit runs, 0x40 reset instead of half-close, 0x80 no grpc-timeout,
              so the default latency budget applies and is spent)
@@ -24,9 +25,11 @@ import sys
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "build/python")
 from fsd.v1 import feature_service_pb2 as pb  # noqa: E402
 import health_pb2  # noqa: E402
+from feast.serving import ServingService_pb2 as fs  # noqa: E402
+from feast.types import Value_pb2 as fv  # noqa: E402
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
-GET, LIST, PUSH_ROWS, LOAD, HEALTH, PUSH_SNAPSHOT = range(6)
+GET, LIST, PUSH_ROWS, LOAD, HEALTH, PUSH_SNAPSHOT, FEAST_GET, FEAST_INFO = range(8)
 WRITE_TOKEN, READ_TOKEN, HEADER = 1 << 3, 2 << 3, 3 << 3
 LATE_RESET, RESET, NO_TIMEOUT = 0x20, 0x40, 0x80
 EV_US = 1717200000 * 1000000  # 2024-06-01T00:00:00Z: in the past whenever the target runs
@@ -112,6 +115,24 @@ def snapshot(view="", rows=(), stream_position=""):
     return req
 
 
+def feast(refs=(), service=None, full=False, **entities):
+    """A Feast GetOnlineFeaturesRequest: entities as join key -> Feast values."""
+    req = fs.GetOnlineFeaturesRequest(full_feature_names=full)
+    if service is not None:
+        req.feature_service = service
+    else:
+        req.features.val.extend(refs)
+    for name, values in entities.items():
+        for v in values:
+            if isinstance(v, str):
+                req.entities[name].val.append(fv.Value(string_val=v))
+            elif isinstance(v, float):
+                req.entities[name].val.append(fv.Value(double_val=v))
+            else:
+                req.entities[name].val.append(fv.Value(int64_val=v))
+    return req.SerializeToString()
+
+
 def main():
     os.makedirs(HERE, exist_ok=True)
     # GetFeatures
@@ -137,6 +158,19 @@ def main():
     write("get-over-max-batch", GET, get(features=["u:b"], keys=keys(id=list(range(257)))))
     write("get-not-protobuf", GET, b"\xff\xff\xff")
     # ListViews, HealthCheck
+    write("feast-u-every-type", FEAST_GET,
+          feast([f"u:{f}" for f in ("i32", "i64", "f", "d", "b", "s", "by", "ts", "fl", "il",
+                                    "sl")], id=[1, 2, 3, 4]))
+    write("feast-two-views-full-names", FEAST_GET,
+          feast(["u:i32", "it:p", "it:n"], full=True, id=[1, 2], sku=["a", "b"]))
+    write("feast-service", FEAST_GET, feast(service="svc", id=[1, 2], sku=["a", "b"]))
+    write("feast-collision", FEAST_GET, feast(["u:d", "it:p", "u:d"], full=True, id=[1],
+                                              sku=["a"]))
+    write("feast-key-not-joined", FEAST_GET, feast(["u:d"], id=[1], sku=["a"]))
+    write("feast-key-double", FEAST_GET, feast(["u:d"], id=[1.5]))
+    write("feast-no-features", FEAST_GET, feast(id=[1]))
+    write("feast-not-protobuf", FEAST_GET, b"\xff\xff\xff")
+    write("feast-serving-info", FEAST_INFO, b"")
     write("list-views", LIST, b"")
     write("health", HEALTH, b"")
     write("health-service", HEALTH,
