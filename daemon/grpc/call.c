@@ -245,6 +245,17 @@ void grpc_call_reply_send(struct grpc_call *call) {
     }
 }
 
+int grpc_call_add_trailer(struct grpc_call *call, const char *name, const char *value) {
+    size_t len = strlen(value);
+    if (call->ntrailers >= GRPC_CALL_MAX_TRAILERS || len >= GRPC_CALL_TRAILER_VALUE_MAX) {
+        return -1;
+    }
+    call->trailer_names[call->ntrailers] = name;
+    memcpy(call->trailer_values[call->ntrailers], value, len + 1);
+    call->ntrailers++;
+    return 0;
+}
+
 void grpc_call_reply(struct grpc_call *call, const void *msg, size_t len) {
     void *dst = grpc_call_reply_reserve(call, len);
     if (dst == NULL) {
@@ -271,8 +282,15 @@ ssize_t grpc_call_read_response(nghttp2_session *session, int32_t stream_id, uin
     if (call->out_sent == call->out.len) {
         /* The message is out; the status follows as trailers, which end the stream. */
         *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        nghttp2_nv trailers[] = {_NV_STATIC("grpc-status", "0")};
-        int rv = nghttp2_submit_trailer(session, stream_id, trailers, 1);
+        nghttp2_nv trailers[1 + GRPC_CALL_MAX_TRAILERS] = {_NV_STATIC("grpc-status", "0")};
+        size_t ntrailers = 1;
+        for (uint8_t t = 0; t < call->ntrailers; t++) {
+            trailers[ntrailers++] = (nghttp2_nv){
+                (uint8_t *)call->trailer_names[t], (uint8_t *)call->trailer_values[t],
+                strlen(call->trailer_names[t]), strlen(call->trailer_values[t]),
+                NGHTTP2_NV_FLAG_NO_COPY_NAME}; /* the value is copied: the call is reused */
+        }
+        int rv = nghttp2_submit_trailer(session, stream_id, trailers, ntrailers);
         if (rv != 0) {
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
         }

@@ -343,6 +343,17 @@ void grpc_call_set_user(struct grpc_call *call, void *user);
 void grpc_call_reply(struct grpc_call *call, const void *msg, size_t len);
 
 /*
+ * Adds a trailing metadata entry to the OK reply the handler is about to send (with
+ * grpc_call_reply), after grpc-status: what a client that does not know it ignores. `name`
+ * (lowercase ASCII, not grpc-*) must outlive the call, e.g. a literal; `value` (printable
+ * ASCII, at most GRPC_CALL_TRAILER_VALUE_MAX - 1 bytes) is copied. At most
+ * GRPC_CALL_MAX_TRAILERS per call; returns -1 (nothing added) past that or when too long.
+ */
+#define GRPC_CALL_MAX_TRAILERS      4
+#define GRPC_CALL_TRAILER_VALUE_MAX 96
+int grpc_call_add_trailer(struct grpc_call *call, const char *name, const char *value);
+
+/*
  * Zero-copy form of grpc_call_reply: returns `len` bytes of call-owned memory to encode the
  * response into, then grpc_call_reply_send() sends it. NULL when out of memory or finished.
  */

@@ -300,6 +300,10 @@ struct grpc_call {
     struct grpc_buf out;   /* prefix + response message */
     size_t out_sent;
     void *user;
+    /* grpc_call_add_trailer(): sent after grpc-status on an OK reply */
+    const char *trailer_names[GRPC_CALL_MAX_TRAILERS];
+    char trailer_values[GRPC_CALL_MAX_TRAILERS][GRPC_CALL_TRAILER_VALUE_MAX];
+    uint8_t ntrailers;
 };
 
 /* ---- server.c ---------------------------------------------------------------------------- */

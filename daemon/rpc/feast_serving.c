@@ -13,7 +13,9 @@
  * NULL_VALUE with a null Value (no field set) and, for NOT_FOUND, an empty timestamp;
  * OUTSIDE_MAX_AGE with the stored value, as Feast's Go server sends it. With feast.defaults:
  * fsd the three carry the feature's fsd default instead, the status still saying why.
- * Join key vectors echo the request's values, PRESENT, with empty timestamps.
+ * Join key vectors echo the request's values, PRESENT, with empty timestamps. fsd's extras
+ * go in trailing metadata, which Feast's clients ignore: fsd-values-not-present (counts by
+ * status) and fsd-oldest-row-ms (the age of the oldest row served, -1 for none).
  */
 #include <stdio.h>
 #include <string.h>
@@ -389,8 +391,15 @@ static size_t _key_order(const struct plan *p, size_t *order) {
     return n;
 }
 
+/* fsd's extras, sent as trailing metadata, which Feast's clients ignore. */
+struct feast_extras {
+    uint64_t missing[STORE_OUTSIDE_MAX_AGE + 1]; /* values not present, by status */
+    int64_t oldest_ms;                           /* the oldest row served; -1: none */
+};
+
 static int _write_response(struct rpc_worker *wk, const struct plan *p,
-                           const Feast__Serving__GetOnlineFeaturesRequest *req, int64_t now_us) {
+                           const Feast__Serving__GetOnlineFeaturesRequest *req, int64_t now_us,
+                           struct feast_extras *x) {
     struct pbw *w = &wk->out;
     size_t n = p->n;
     bool fsd_defaults = rpc_state.options.feast_defaults == RPC_FEAST_DEFAULTS_FSD;
@@ -400,6 +409,15 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
     }
     struct rpc_view_counters *vc[p->nviews + 1];
     plan_count_lookups(wk, p, now_us, vc);
+    x->oldest_ms = -1;
+    for (uint32_t v = 0; v < p->nviews; v++) {
+        for (size_t i = 0; i < n; i++) {
+            if (p->views[v].rows[i] != NULL) {
+                int64_t ms = plan_age_us(now_us, p->views[v].rows[i]->event_ts_us) / 1000;
+                x->oldest_ms = ms > x->oldest_ms ? ms : x->oldest_ms;
+            }
+        }
+    }
     size_t order[PLAN_MAX_KEY_COLUMNS];
     size_t nkeys = _key_order(p, order);
     pbw_reset(w);
@@ -430,6 +448,7 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
             bool has = false;
             enum store_status st = store_table_read(vp->table, row, f, now_us, &value, &has);
             status[i] = _feast_status[st];
+            x->missing[st] += st != STORE_PRESENT;
             if (st != STORE_PRESENT && has && vc[p->columns[c].view] != NULL && fsd_defaults) {
                 rpc_counter_add(&vc[p->columns[c].view]->fallbacks[f * RPC_FALLBACK_REASONS +
                                                                    plan_fallback_reason(st)],
@@ -479,6 +498,7 @@ void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, s
     const struct fsd_config *config = atomic_load_explicit(&rpc_state.config, memory_order_acquire);
     struct plan plan;
     memset(&plan, 0, sizeof(plan));
+    struct feast_extras extras = {{0}, -1};
     int64_t deadline = grpc_call_deadline_us(call);
     if (deadline == INT64_MAX && rpc_state.options.default_budget_us > 0) {
         deadline = grpc_call_ready_us(call) + (int64_t)rpc_state.options.default_budget_us;
@@ -498,7 +518,7 @@ void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, s
                                   (double)plan.n);
         }
         plan_lookup(&plan);
-        if (_write_response(wk, &plan, req, grpc_call_clock(call)->wall_us) != 0 ||
+        if (_write_response(wk, &plan, req, grpc_call_clock(call)->wall_us, &extras) != 0 ||
             wk->out.len > rpc_state.options.max_response_bytes) {
             plan_error(&e, GRPC_RESOURCE_EXHAUSTED,
                        "response of %zu entities x %u features exceeds server.max_message_bytes "
@@ -509,6 +529,14 @@ void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, s
     }
     store_read_unlock();
     if (e.code == GRPC_OK) {
+        char text[GRPC_CALL_TRAILER_VALUE_MAX];
+        snprintf(text, sizeof text, "not_found=%llu,null_value=%llu,outside_max_age=%llu",
+                 (unsigned long long)extras.missing[STORE_NOT_FOUND],
+                 (unsigned long long)extras.missing[STORE_NULL],
+                 (unsigned long long)extras.missing[STORE_OUTSIDE_MAX_AGE]);
+        grpc_call_add_trailer(call, "fsd-values-not-present", text);
+        snprintf(text, sizeof text, "%lld", (long long)extras.oldest_ms);
+        grpc_call_add_trailer(call, "fsd-oldest-row-ms", text);
         grpc_call_reply(call, wk->out.buf, wk->out.len);
     } else {
         grpc_call_fail(call, e.code, e.message);

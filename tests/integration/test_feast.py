@@ -255,6 +255,22 @@ class FeastServingTest(unittest.TestCase):
             self.fsd.raw(SERVICE + "GetOnlineFeatures", b"\xff\xff\xff")
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
+    def test_fsd_extras_travel_in_trailing_metadata(self):
+        stub = self.fsd.channel.unary_unary(
+            SERVICE + "GetOnlineFeatures", request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=fs.GetOnlineFeaturesResponse.FromString)
+        resp, call_ = stub.with_call(fs.GetOnlineFeaturesRequest(
+            features=fs.FeatureList(val=["drivers:name", "drivers:trips"]),
+            entities=entities(driver_id=[1, 2, 3, 4])), timeout=10)
+        self.assertEqual(len(resp.results), 3)  # a Feast client sees Feast's message only
+        trailers = dict(call_.trailing_metadata())
+        # name: 2 null, 3 expired, 4 not found; trips: 3 expired, 4 not found
+        self.assertEqual(trailers["fsd-values-not-present"],
+                         "not_found=2,null_value=1,outside_max_age=2")
+        oldest_ms = int(trailers["fsd-oldest-row-ms"])
+        self.assertGreaterEqual(oldest_ms, 2 * 3600 * 1000)  # entity 3's row, 2 h old
+        self.assertLess(oldest_ms, 3 * 3600 * 1000)
+
     def test_serving_info(self):
         got = call(self.fsd, "GetFeastServingInfo", fs.GetFeastServingInfoRequest(),
                    fs.GetFeastServingInfoResponse)
