@@ -8,7 +8,8 @@
  *             [--connections C] [--threads T] [--inflight K] [--duration S] [--rate R]
  *   grpc_load --dump-request FILE --batch B          one framed request, for h2load -d FILE
  *
- * Targets: fsd (default), redis-hash (pipelined HMGETs), redis-packed (one MGET).
+ * Targets: fsd (default), feast (fsd through Feast's GetOnlineFeatures), redis-hash
+ * (pipelined HMGETs), redis-packed (one MGET).
  *
  * Closed loop (no --rate): every connection keeps K calls in flight, a new one leaves as one
  * completes: the peak throughput. Open loop (--rate R requests/s in all): each connection sends
@@ -245,13 +246,15 @@ static void _usage(FILE *out) {
             "       grpc_load --dump-request FILE [--view V] [--entities N] [--batch B]\n\n"
             "  --target T         what to load (default fsd):\n"
             "                       fsd           GetFeatures of B entities over gRPC\n"
+            "                       feast         the same lookups through Feast's\n"
+            "                                     GetOnlineFeatures (feast.serving)\n"
             "                       redis-hash    Redis, a hash e:<id> per entity, B pipelined\n"
             "                                     HMGETs of its 10 features and _ts\n"
             "                       redis-packed  Redis, a protobuf string p:<id> per entity,\n"
             "                                     one MGET of B keys\n"
             "  --addr HOST:PORT   the target's address (default " FSD_GRPC_DEFAULT_ADDR
-            " for fsd,\n"
-            "                     127.0.0.1:6379 for Redis)\n"
+            " for fsd and\n"
+            "                     feast, 127.0.0.1:6379 for Redis)\n"
             "  --fill N           write entities 0..N-1 (fsd: PushRows into the view, %d a\n"
             "                     batch; Redis: pipelined HSET or SET): d0..d7 double,\n"
             "                     count int64, label string of 10-16 bytes, the same values\n"
@@ -414,6 +417,8 @@ int main(int argc, char **argv) {
         case O_TARGET:
             if (strcmp(optarg, "fsd") == 0) {
                 o.target = TARGET_FSD;
+            } else if (strcmp(optarg, "feast") == 0) {
+                o.target = TARGET_FEAST;
             } else if (strcmp(optarg, "redis-hash") == 0) {
                 o.target = TARGET_REDIS_HASH;
             } else if (strcmp(optarg, "redis-packed") == 0) {
@@ -546,7 +551,8 @@ int main(int argc, char **argv) {
         return _dump_request(&o);
     }
     if (o.addr == NULL) {
-        o.addr = o.target == TARGET_FSD ? FSD_GRPC_DEFAULT_ADDR : "127.0.0.1:6379";
+        o.addr = o.target == TARGET_FSD || o.target == TARGET_FEAST ? FSD_GRPC_DEFAULT_ADDR
+                                                                    : "127.0.0.1:6379";
     }
     char err[512];
     if (client_parse_addr(o.addr, o.host, sizeof o.host, &o.port, err, sizeof err) != 0) {
@@ -554,7 +560,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     client_options_init(&o.client);
-    if (o.target == TARGET_FSD &&
+    if ((o.target == TARGET_FSD || o.target == TARGET_FEAST) &&
         (client_options_token_file(&o.client, o.token_file, err, sizeof err) != 0 ||
          client_options_tls(&o.client, o.tls_ca, o.tls_cert, o.tls_key, err, sizeof err) != 0)) {
         fprintf(stderr, "grpc_load: %s\n", err);

@@ -1,7 +1,8 @@
 /*
- * grpc_load's fsd target: GetFeatures of o->batch random entities over the project's HTTP/2
- * gRPC client (client/). Responses are checked in full one call in VALIDATE_EVERY: the
- * generator must not spend more CPU decoding than the server spends answering.
+ * grpc_load's fsd targets: GetFeatures of o->batch random entities over the project's HTTP/2
+ * gRPC client (client/), or the same lookups through Feast's GetOnlineFeatures (--target
+ * feast). Responses are checked in full one call in VALIDATE_EVERY: the generator must not
+ * spend more CPU decoding than the server spends answering.
  */
 #include "grpc_load_internal.h"
 
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "client/client.h"
+#include "feast/serving/ServingService.pb-c.h"
 #include "fsd/v1/feature_service.pb-c.h"
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -32,12 +34,13 @@ static size_t _bytes_field(uint8_t *p, uint32_t field, const void *data, size_t 
 }
 
 static size_t _request_capacity(const struct options *o) {
-    return 64 + strlen(o->key_name) + 10 * (size_t)o->batch + 2 * 16;
+    return 64 + strlen(o->key_name) + 13 * (size_t)o->batch + 2 * 16;
 }
 
 int load_encoder_init(struct request_encoder *e, const struct options *o) {
     memset(e, 0, sizeof(*e));
     e->o = o;
+    e->feast = o->target == TARGET_FEAST;
     char refs[4096];
     if (o->features != NULL) {
         snprintf(refs, sizeof refs, "%s", o->features);
@@ -45,7 +48,7 @@ int load_encoder_init(struct request_encoder *e, const struct options *o) {
         snprintf(refs, sizeof refs, "%s:*", o->view);
     }
     e->features = malloc(strlen(refs) * 2 + 64);
-    e->ids = malloc(10 * (size_t)o->batch + 16);
+    e->ids = malloc(13 * (size_t)o->batch + 16); /* Feast: a Value per id */
     e->out = malloc(_request_capacity(o) + strlen(refs) * 2 + 64);
     if (e->features == NULL || e->ids == NULL || e->out == NULL) {
         return -1;
@@ -55,7 +58,51 @@ int load_encoder_init(struct request_encoder *e, const struct options *o) {
         e->features_len += _bytes_field(e->features + e->features_len, 1, item, len);
         item += len + (item[len] == ',');
     }
+    if (e->feast) { /* Feast: the refs inside field 2, a FeatureList */
+        uint8_t *list = malloc(e->features_len + 16);
+        if (list == NULL) {
+            return -1;
+        }
+        size_t n = _bytes_field(list, 2, e->features, e->features_len);
+        memcpy(e->features, list, n);
+        e->features_len = n;
+        free(list);
+    }
     return 0;
+}
+
+/*
+ * Feast's GetOnlineFeaturesRequest: 2 features (FeatureList), 3 entities, one map entry
+ * { 1: key name, 2: RepeatedValue { 1: Value { 4: int64_val } ... } }. A Value of id x takes
+ * 2 + 1 + varint(x) bytes; e->ids holds them back to back.
+ */
+static size_t _encode_feast(struct request_encoder *e, uint64_t *rng) {
+    const struct options *o = e->o;
+    size_t values_len = 0;
+    for (uint32_t i = 0; i < o->batch; i++) {
+        uint8_t *v = e->ids + values_len;
+        size_t id_len = load_varint(v + 3, load_splitmix(rng) % o->entities);
+        v[0] = 1 << 3 | 2;
+        v[1] = (uint8_t)(1 + id_len);
+        v[2] = 4 << 3; /* int64_val, a varint */
+        values_len += 3 + id_len;
+    }
+    uint8_t head[64];
+    size_t name_len = strlen(o->key_name);
+    size_t entry = _bytes_field(head, 1, o->key_name, name_len);
+    size_t repeated_head = load_varint(head + entry, 2 << 3 | 2);
+    repeated_head += load_varint(head + entry + repeated_head, values_len);
+    entry += repeated_head;
+    uint8_t *p = e->out;
+    memcpy(p, e->features, e->features_len);
+    p += e->features_len;
+    p += load_varint(p, 3 << 3 | 2);
+    p += load_varint(p, entry + values_len);
+    memcpy(p, head, entry);
+    p += entry;
+    memcpy(p, e->ids, values_len);
+    p += values_len;
+    return (size_t)(p - e->out);
 }
 
 void load_encoder_deinit(struct request_encoder *e) {
@@ -65,6 +112,9 @@ void load_encoder_deinit(struct request_encoder *e) {
 }
 
 size_t load_encode_request(struct request_encoder *e, uint64_t *rng) {
+    if (e->feast) {
+        return _encode_feast(e, rng);
+    }
     const struct options *o = e->o;
     size_t ids_len = 0;
     for (uint32_t i = 0; i < o->batch; i++) {
@@ -122,7 +172,42 @@ static const char *_check_response(const Fsd__V1__GetFeaturesResponse *resp, uin
     return why;
 }
 
+/* The same for Feast's response: the key's vector, then one per feature, all PRESENT. Sets
+ * *columns to the features found. */
+static const char *_check_feast(const uint8_t *data, size_t len, uint32_t batch,
+                                uint32_t *columns) {
+    Feast__Serving__GetOnlineFeaturesResponse *resp =
+        feast__serving__get_online_features_response__unpack(NULL, len, data);
+    const char *why = NULL;
+    if (resp == NULL || resp->n_results < 2 || (*columns > 0 && resp->n_results != *columns + 1)) {
+        why = "GetOnlineFeatures answered OK with a response of the wrong shape";
+    }
+    for (size_t r = 0; why == NULL && r < resp->n_results; r++) {
+        const Feast__Serving__GetOnlineFeaturesResponse__FeatureVector *v = resp->results[r];
+        if (v->n_values != batch || v->n_statuses != batch) {
+            why = "GetOnlineFeatures answered OK with a vector of the wrong length";
+        }
+        for (size_t i = 0; why == NULL && i < v->n_statuses; i++) {
+            if (v->statuses[i] == FEAST__SERVING__FIELD_STATUS__NOT_FOUND) {
+                why = "GetOnlineFeatures found no row for an entity: the view is missing rows "
+                      "(was it filled with grpc_load --fill N, N >= --entities?)";
+            }
+        }
+    }
+    if (why == NULL) {
+        *columns = (uint32_t)resp->n_results - 1;
+    }
+    if (resp != NULL) {
+        feast__serving__get_online_features_response__free_unpacked(resp, NULL);
+    }
+    return why;
+}
+
 static const char *_check_answer(const struct fsd_conn *c, const struct client_result *r) {
+    if (c->enc.feast) {
+        uint32_t columns = c->columns;
+        return _check_feast(r->response, r->response_len, c->o->batch, &columns);
+    }
     Fsd__V1__GetFeaturesResponse *resp =
         fsd__v1__get_features_response__unpack(NULL, r->response_len, r->response);
     const char *why = _check_response(resp, c->o->batch, c->columns);
@@ -130,6 +215,12 @@ static const char *_check_answer(const struct fsd_conn *c, const struct client_r
         fsd__v1__get_features_response__free_unpacked(resp, NULL);
     }
     return why;
+}
+
+/* The method a target calls. */
+static const char *_path(const struct options *o) {
+    return o->target == TARGET_FEAST ? "/feast.serving.ServingService/GetOnlineFeatures"
+                                     : LOAD_SERVICE "GetFeatures";
 }
 
 static void _on_done(void *user, const struct client_result *r) {
@@ -140,7 +231,7 @@ static void _on_done(void *user, const struct client_result *r) {
         .done_us = r->start_us + r->latency_us,
     };
     if (r->status != CLIENT_OK) {
-        snprintf(c->error, sizeof c->error, "GetFeatures: %s: %s", client_code_name(r->status),
+        snprintf(c->error, sizeof c->error, "%s: %s: %s", _path(c->o), client_code_name(r->status),
                  r->message);
         out.error = c->error;
     } else if ((c->answered++ % VALIDATE_EVERY) == 0) {
@@ -177,7 +268,7 @@ static int _submit(void *conn, uint64_t *rng, int64_t start_us) {
     struct fsd_conn *c = conn;
     size_t len = load_encode_request(&c->enc, rng);
     struct client_request req = {
-        .path = LOAD_SERVICE "GetFeatures",
+        .path = _path(c->o),
         .msg = c->enc.out,
         .len = len,
         .timeout_us = (int64_t)c->o->timeout_ms * 1000,
@@ -227,19 +318,26 @@ static int _probe(const struct options *o, uint32_t *columns) {
     int rc = -1;
     if (load_encoder_init(&enc, o) == 0) {
         size_t len = load_encode_request(&enc, &rng);
-        struct client_request req = {.path = LOAD_SERVICE "GetFeatures",
-                                     .msg = enc.out,
-                                     .len = len,
-                                     .timeout_us = 10 * 1000000};
+        struct client_request req = {
+            .path = _path(o), .msg = enc.out, .len = len, .timeout_us = 10 * 1000000};
         struct client_response resp;
         client_call(conn, &req, &resp);
         Fsd__V1__GetFeaturesResponse *r =
-            resp.status == CLIENT_OK
+            resp.status == CLIENT_OK && !enc.feast
                 ? fsd__v1__get_features_response__unpack(NULL, resp.len, resp.data)
                 : NULL;
+        const char *why = NULL;
         if (resp.status != CLIENT_OK) {
-            fprintf(stderr, "grpc_load: GetFeatures: %s: %s\n", client_code_name(resp.status),
+            fprintf(stderr, "grpc_load: %s: %s: %s\n", _path(o), client_code_name(resp.status),
                     resp.message);
+        } else if (enc.feast) {
+            *columns = 0;
+            why = _check_feast(resp.data, resp.len, o->batch, columns);
+            if (why != NULL) {
+                fprintf(stderr, "grpc_load: %s\n", why);
+            } else {
+                rc = 0;
+            }
         } else if (_check_response(r, o->batch, 0) != NULL) {
             fprintf(stderr, "grpc_load: %s\n", _check_response(r, o->batch, 0));
         } else {
@@ -255,6 +353,18 @@ static int _probe(const struct options *o, uint32_t *columns) {
     client_conn_destroy(conn);
     return rc;
 }
+
+const struct load_target load_target_feast = {
+    .name = "feast",
+    .probe = _probe,
+    .connect = _connect,
+    .submit = _submit,
+    .poll_many = _poll_many,
+    .inflight = _inflight,
+    .conn_error = _conn_error,
+    .disconnect = _disconnect,
+    .fill = load_fill_fsd,
+};
 
 const struct load_target load_target_fsd = {
     .name = "fsd",

@@ -6,7 +6,8 @@
  *   grpc_load.c        options, output (Markdown, CSV, JSON), medians, --dump-request
  *   grpc_load_run.c    the lookup runs: threads, connections, open and closed loops, for any
  *                      target
- *   grpc_load_fsd.c    the fsd target: GetFeatures over gRPC (client/)
+ *   grpc_load_fsd.c    the fsd targets: GetFeatures, or Feast's GetOnlineFeatures, over gRPC
+ *                      (client/)
  *   grpc_load_redis.c  the Redis targets: HMGET of hashes, MGET of packed rows (hiredis)
  *   grpc_load_fill.c   the benchmark rows, and --fill for fsd (PushRows)
  */
@@ -34,7 +35,7 @@
 enum output { OUT_MARKDOWN, OUT_JSON, OUT_CSV };
 
 /* What the lookups are sent to; every target serves the same rows (load_bench_row). */
-enum target_kind { TARGET_FSD, TARGET_REDIS_HASH, TARGET_REDIS_PACKED };
+enum target_kind { TARGET_FSD, TARGET_FEAST, TARGET_REDIS_HASH, TARGET_REDIS_PACKED };
 
 struct options {
     enum target_kind target;
@@ -138,6 +139,7 @@ struct load_target {
 };
 
 extern const struct load_target load_target_fsd;
+extern const struct load_target load_target_feast; /* fsd through Feast's GetOnlineFeatures */
 extern const struct load_target load_target_redis_hash;
 extern const struct load_target load_target_redis_packed;
 
@@ -151,6 +153,7 @@ const struct load_target *load_target_of(const struct options *o);
  * small lookup.   1: features (repeated string)   3: keys { 1: name, 2: int64_values packed }
  */
 struct request_encoder {
+    bool feast;        /* a feast.serving.GetOnlineFeaturesRequest instead */
     uint8_t *features; /* the encoded field-1 entries, the same every time */
     size_t features_len;
     uint8_t *ids; /* scratch for the packed ids */

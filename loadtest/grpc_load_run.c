@@ -40,6 +40,8 @@ const struct load_target *load_target_of(const struct options *o) {
         return &load_target_redis_hash;
     case TARGET_REDIS_PACKED:
         return &load_target_redis_packed;
+    case TARGET_FEAST:
+        return &load_target_feast;
     case TARGET_FSD:
         break;
     }

@@ -127,15 +127,25 @@ static int _key_columns(struct arena *a, const Feast__Serving__GetOnlineFeatures
     return 0;
 }
 
-/* The name Feast gives a column: "feature", or "view__feature" with full_feature_names. */
-static void _column_name(char *buf, size_t len, const struct plan *p, uint32_t c, bool full) {
+/* The name Feast gives a column, written into the response: "feature", or "view__feature"
+ * with full_feature_names. */
+static void _write_column_name(struct pbw *w, const struct plan *p, uint32_t c, bool full) {
     const struct plan_view *vp = &p->views[p->columns[c].view];
     const char *feature = vp->schema->features[p->columns[c].feature].name;
-    if (full) {
-        snprintf(buf, len, "%s__%s", vp->schema->view, feature);
-    } else {
-        snprintf(buf, len, "%s", feature);
+    size_t flen = strlen(feature), vlen = full ? strlen(vp->schema->view) : 0;
+    size_t len = full ? vlen + 2 + flen : flen;
+    pbw_tag(w, FEAST_FEATURE_LIST_VAL, PBW_LEN);
+    pbw_varint(w, len);
+    uint8_t *dst = pbw_reserve(w, len);
+    if (dst == NULL) {
+        return;
     }
+    if (full) {
+        memcpy(dst, vp->schema->view, vlen);
+        memcpy(dst + vlen, "__", 2);
+    }
+    memcpy(dst + (full ? vlen + 2 : 0), feature, flen);
+    pbw_commit(w, len);
 }
 
 /*
@@ -145,7 +155,7 @@ static void _column_name(char *buf, size_t len, const struct plan *p, uint32_t c
 static int _check_collisions(const Feast__Serving__GetOnlineFeaturesRequest *req,
                              const struct plan *p, struct plan_error *e) {
     bool full = req->full_feature_names;
-    char a[2 * CONFIG_MAX_NAME + 3], b[2 * CONFIG_MAX_NAME + 3];
+    char a[2 * CONFIG_MAX_NAME + 3];
     const char *fix = full ? "To resolve this collision, please ensure that the feature views or "
                              "their own features have different names."
                            : "To resolve this collision, either use the full feature name by "
@@ -165,13 +175,17 @@ static int _check_collisions(const Feast__Serving__GetOnlineFeaturesRequest *req
             }
         }
     }
-    for (uint32_t c = 0; !full && c < p->ncolumns; c++) {
-        _column_name(a, sizeof a, p, c, false);
+    /* Two columns of one view never share a name (the plan serves a feature once): only
+     * columns of different views can collide. */
+    for (uint32_t c = 0; !full && p->nviews > 1 && c < p->ncolumns; c++) {
+        const struct plan_column *cc = &p->columns[c];
+        const char *name = p->views[cc->view].schema->features[cc->feature].name;
         for (uint32_t d = 0; d < c; d++) {
-            _column_name(b, sizeof b, p, d, false);
-            if (strcmp(a, b) == 0) {
+            const struct plan_column *dc = &p->columns[d];
+            if (dc->view != cc->view &&
+                strcmp(name, p->views[dc->view].schema->features[dc->feature].name) == 0) {
                 return plan_error(e, GRPC_INVALID_ARGUMENT,
-                                  "Duplicate features named %s found.\n%s", a, fix);
+                                  "Duplicate features named %s found.\n%s", name, fix);
             }
         }
     }
@@ -237,58 +251,107 @@ static int _plan(struct rpc_worker *wk, const Feast__Serving__GetOnlineFeaturesR
 
 /* ---- the response -------------------------------------------------------------------------- */
 
+/* A varint at p; returns its bytes. */
+static size_t _put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/*
+ * One google.protobuf.Timestamp in a vector's event_timestamps, `us` since the epoch (0: an
+ * empty one). Written in one go: its length is known before its body (at most 18 bytes), so
+ * no nested-length bookkeeping per value.
+ */
 static void _timestamp(struct pbw *w, int64_t us) {
-    pbw_begin(w, FEAST_VECTOR_EVENT_TIMESTAMPS);
     int64_t seconds = us / 1000000, micros = us % 1000000;
     if (micros < 0) { /* Timestamp's nanos are never negative */
         seconds -= 1;
         micros += 1000000;
     }
+    uint8_t *p = pbw_reserve(w, 2 + 11 + 6);
+    if (p == NULL) {
+        return;
+    }
+    size_t n = 2;
     if (seconds != 0) {
-        pbw_int_field(w, FEAST_TIMESTAMP_SECONDS, seconds);
+        p[n++] = FEAST_TIMESTAMP_SECONDS << 3 | PBW_VARINT;
+        n += _put_varint(p + n, (uint64_t)seconds);
     }
     if (micros != 0) {
-        pbw_int_field(w, FEAST_TIMESTAMP_NANOS, micros * 1000);
+        p[n++] = FEAST_TIMESTAMP_NANOS << 3 | PBW_VARINT;
+        n += _put_varint(p + n, (uint64_t)(micros * 1000));
     }
-    pbw_end(w);
+    p[0] = FEAST_VECTOR_EVENT_TIMESTAMPS << 3 | PBW_LEN;
+    p[1] = (uint8_t)(n - 2);
+    pbw_commit(w, n);
+}
+
+/* A Value of one scalar field (int, float, bool: at most 11 bytes) written in one go. */
+static void _scalar_value(struct pbw *w, uint32_t field, enum pbw_wire wire, uint64_t bits) {
+    uint8_t *p = pbw_reserve(w, 2 + 11);
+    if (p == NULL) {
+        return;
+    }
+    size_t n = 2;
+    p[n++] = (uint8_t)(field << 3 | wire);
+    if (wire == PBW_FIXED32) {
+        uint32_t b32 = (uint32_t)bits;
+        memcpy(p + n, &b32, 4); /* little-endian, as the wire */
+        n += 4;
+    } else if (wire == PBW_FIXED64) {
+        memcpy(p + n, &bits, 8);
+        n += 8;
+    } else {
+        n += _put_varint(p + n, bits);
+    }
+    p[0] = FEAST_VECTOR_VALUES << 3 | PBW_LEN;
+    p[1] = (uint8_t)(n - 2);
+    pbw_commit(w, n);
 }
 
 /* One feast.types.Value (inside its vector): `v` of `type`, or a null Value when NULL. */
 static void _value(struct pbw *w, enum store_type type, const struct store_value *v) {
-    pbw_begin(w, FEAST_VECTOR_VALUES);
     if (v == NULL) {
-        pbw_end(w);
+        pbw_bytes_field(w, FEAST_VECTOR_VALUES, "", 0); /* a Value with nothing set */
         return;
     }
     switch (type) {
     case STORE_TYPE_INT32:
-        pbw_int_field(w, FEAST_VALUE_INT32, v->i32);
-        break;
+        _scalar_value(w, FEAST_VALUE_INT32, PBW_VARINT, (uint64_t)(int64_t)v->i32);
+        return;
     case STORE_TYPE_INT64:
-        pbw_int_field(w, FEAST_VALUE_INT64, v->i64);
-        break;
+        _scalar_value(w, FEAST_VALUE_INT64, PBW_VARINT, (uint64_t)v->i64);
+        return;
     case STORE_TYPE_TIMESTAMP: { /* Feast's unix_timestamp_val is in seconds */
         int64_t s = v->ts_us / 1000000 - (v->ts_us % 1000000 < 0);
-        pbw_int_field(w, FEAST_VALUE_UNIX_TIMESTAMP, s);
-        break;
+        _scalar_value(w, FEAST_VALUE_UNIX_TIMESTAMP, PBW_VARINT, (uint64_t)s);
+        return;
     }
     case STORE_TYPE_FLOAT: {
         uint32_t bits;
         memcpy(&bits, &v->f32, 4);
-        pbw_tag(w, FEAST_VALUE_FLOAT, PBW_FIXED32);
-        pbw_fixed32(w, bits);
-        break;
+        _scalar_value(w, FEAST_VALUE_FLOAT, PBW_FIXED32, bits);
+        return;
     }
     case STORE_TYPE_DOUBLE: {
         uint64_t bits;
         memcpy(&bits, &v->f64, 8);
-        pbw_tag(w, FEAST_VALUE_DOUBLE, PBW_FIXED64);
-        pbw_fixed64(w, bits);
-        break;
+        _scalar_value(w, FEAST_VALUE_DOUBLE, PBW_FIXED64, bits);
+        return;
     }
     case STORE_TYPE_BOOL:
-        pbw_uint_field(w, FEAST_VALUE_BOOL, v->b);
+        _scalar_value(w, FEAST_VALUE_BOOL, PBW_VARINT, v->b);
+        return;
+    default:
         break;
+    }
+    pbw_begin(w, FEAST_VECTOR_VALUES);
+    switch (type) {
     case STORE_TYPE_STRING:
     case STORE_TYPE_BYTES:
         pbw_bytes_field(w, type == STORE_TYPE_STRING ? FEAST_VALUE_STRING : FEAST_VALUE_BYTES,
@@ -325,6 +388,8 @@ static void _value(struct pbw *w, enum store_type type, const struct store_value
             pbw_bytes_field(w, FEAST_LIST_VAL, data, len);
         }
         pbw_end(w);
+        break;
+    default: /* the scalars, written above */
         break;
     }
     pbw_end(w);
@@ -427,10 +492,8 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
         const char *key = p->keys[order[o]].name;
         pbw_bytes_field(w, FEAST_FEATURE_LIST_VAL, key, strlen(key));
     }
-    char name[2 * CONFIG_MAX_NAME + 3];
     for (uint32_t c = 0; c < p->ncolumns; c++) {
-        _column_name(name, sizeof name, p, c, req->full_feature_names);
-        pbw_bytes_field(w, FEAST_FEATURE_LIST_VAL, name, strlen(name));
+        _write_column_name(w, p, c, req->full_feature_names);
     }
     pbw_end(w);
     pbw_end(w);
@@ -477,6 +540,25 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
 }
 
 /* ---- the handlers -------------------------------------------------------------------------- */
+
+/* Text without printf, on every call: `x` in decimal (a static buffer: one at a time). */
+static const char *_digits(uint64_t x) {
+    static _Thread_local char buf[24];
+    char *p = buf + sizeof buf - 1;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + x % 10);
+        x /= 10;
+    } while (x > 0);
+    return p;
+}
+
+/* Copies `s` to `at` with its NUL; returns where the NUL went. The caller sized `at`. */
+static char *_append(char *at, const char *s) {
+    size_t n = strlen(s);
+    memcpy(at, s, n + 1);
+    return at + n;
+}
 
 void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
     struct rpc_worker *wk = grpc_call_worker_context(call);
@@ -530,12 +612,12 @@ void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, s
     store_read_unlock();
     if (e.code == GRPC_OK) {
         char text[GRPC_CALL_TRAILER_VALUE_MAX];
-        snprintf(text, sizeof text, "not_found=%llu,null_value=%llu,outside_max_age=%llu",
-                 (unsigned long long)extras.missing[STORE_NOT_FOUND],
-                 (unsigned long long)extras.missing[STORE_NULL],
-                 (unsigned long long)extras.missing[STORE_OUTSIDE_MAX_AGE]);
+        char *t = text;
+        t = _append(_append(t, "not_found="), _digits(extras.missing[STORE_NOT_FOUND]));
+        t = _append(_append(t, ",null_value="), _digits(extras.missing[STORE_NULL]));
+        _append(_append(t, ",outside_max_age="), _digits(extras.missing[STORE_OUTSIDE_MAX_AGE]));
         grpc_call_add_trailer(call, "fsd-values-not-present", text);
-        snprintf(text, sizeof text, "%lld", (long long)extras.oldest_ms);
+        _append(text, extras.oldest_ms < 0 ? "-1" : _digits((uint64_t)extras.oldest_ms));
         grpc_call_add_trailer(call, "fsd-oldest-row-ms", text);
         grpc_call_reply(call, wk->out.buf, wk->out.len);
     } else {
