@@ -251,17 +251,6 @@ static int _plan(struct rpc_worker *wk, const Feast__Serving__GetOnlineFeaturesR
 
 /* ---- the response -------------------------------------------------------------------------- */
 
-/* A varint at p; returns its bytes. */
-static size_t _put_varint(uint8_t *p, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
 /*
  * One google.protobuf.Timestamp in a vector's event_timestamps, `us` since the epoch (0: an
  * empty one). Written in one go: its length is known before its body (at most 18 bytes), so
@@ -280,11 +269,11 @@ static void _timestamp(struct pbw *w, int64_t us) {
     size_t n = 2;
     if (seconds != 0) {
         p[n++] = FEAST_TIMESTAMP_SECONDS << 3 | PBW_VARINT;
-        n += _put_varint(p + n, (uint64_t)seconds);
+        n += pbw_put_varint(p + n, (uint64_t)seconds);
     }
     if (micros != 0) {
         p[n++] = FEAST_TIMESTAMP_NANOS << 3 | PBW_VARINT;
-        n += _put_varint(p + n, (uint64_t)(micros * 1000));
+        n += pbw_put_varint(p + n, (uint64_t)(micros * 1000));
     }
     p[0] = FEAST_VECTOR_EVENT_TIMESTAMPS << 3 | PBW_LEN;
     p[1] = (uint8_t)(n - 2);
@@ -307,7 +296,7 @@ static void _scalar_value(struct pbw *w, uint32_t field, enum pbw_wire wire, uin
         memcpy(p + n, &bits, 8);
         n += 8;
     } else {
-        n += _put_varint(p + n, bits);
+        n += pbw_put_varint(p + n, bits);
     }
     p[0] = FEAST_VECTOR_VALUES << 3 | PBW_LEN;
     p[1] = (uint8_t)(n - 2);

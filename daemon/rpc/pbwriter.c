@@ -55,20 +55,11 @@ uint8_t *pbw_reserve(struct pbw *w, size_t n) {
     return w->buf + w->len;
 }
 
-static size_t _put_varint(uint8_t *p, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
 
 void pbw_varint(struct pbw *w, uint64_t v) {
     uint8_t *p = pbw_reserve(w, 10);
     if (p != NULL) {
-        pbw_commit(w, _put_varint(p, v));
+        pbw_commit(w, pbw_put_varint(p, v));
     }
 }
 
@@ -137,7 +128,7 @@ void pbw_end(struct pbw *w) {
     size_t at = w->open[--w->depth];
     size_t body = w->len - at - RESERVED_LEN;
     uint8_t len[10];
-    size_t n = _put_varint(len, body);
+    size_t n = pbw_put_varint(len, body);
     memmove(w->buf + at + n, w->buf + at + RESERVED_LEN, body);
     memcpy(w->buf + at, len, n);
     w->len = at + n + body;

@@ -69,6 +69,18 @@ void pbw_begin(struct pbw *w, uint32_t field);
 /* ... and closes the innermost one. */
 void pbw_end(struct pbw *w);
 
+/* Writes a varint at p (room for 10 bytes); returns the bytes it took. For writers that
+ * reserve once and fill several fields. */
+static inline size_t pbw_put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
 /* Bytes a varint takes. */
 static inline size_t pbw_varint_size(uint64_t v) {
     size_t n = 1;

@@ -434,6 +434,36 @@ static int _fields(struct consumer *c, const redisReply *fr, size_t *n, char *wh
 }
 
 /*
+ * Reads one XREAD entry into c->entry and `b`. Returns MAT_STREAM_ENTRY_OK, _OOM, or _BAD (a
+ * bad entry, counted and logged). *has_id says whether the entry had an ID (*id): the position
+ * moves past a bad entry that has one, and never to an entry without one.
+ */
+static int _read_entry(struct consumer *c, const redisReply *e, int64_t now_us,
+                       struct store_row_builder *b, struct mat_stream_id *id, bool *has_id) {
+    struct mat_stream_metrics *m = &c->metrics;
+    *has_id = e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+              e->element[0]->type == REDIS_REPLY_STRING &&
+              mat_stream_id_parse(e->element[0]->str, e->element[0]->len, id);
+    if (!*has_id) {
+        atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
+        _log_bad(c, "?", "not an entry ([id, [field, value, ...]])");
+        return MAT_STREAM_ENTRY_BAD;
+    }
+    char why[512] = "";
+    size_t nfields = 0;
+    int rc = _fields(c, e->element[1], &nfields, why, sizeof why);
+    if (rc == MAT_STREAM_ENTRY_OK) {
+        rc = mat_stream_parse_entry(c->parser, c->fields, nfields, now_us, b, &c->entry, why,
+                                    sizeof why);
+    }
+    if (rc == MAT_STREAM_ENTRY_BAD) {
+        atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
+        _log_bad(c, e->element[0]->str, why);
+    }
+    return rc;
+}
+
+/*
  * Applies one XREAD batch. Returns 0, or -1 after dropping the connection when the store ran
  * out of memory (the batch stops before the entry that failed, to be read again).
  */
@@ -451,21 +481,11 @@ static int _apply(struct consumer *c, const redisReply *entries) {
         return -1;
     }
     for (size_t i = 0; i < entries->elements && !oom; i++) {
-        const redisReply *e = entries->element[i];
         struct mat_stream_id id;
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            !mat_stream_id_parse(e->element[0]->str, e->element[0]->len, &id)) {
-            atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
-            _log_bad(c, "?", "not an entry ([id, [field, value, ...]])");
+        bool has_id;
+        int rc = _read_entry(c, entries->element[i], now_us, &b, &id, &has_id);
+        if (!has_id) {
             continue;
-        }
-        char why[512] = "";
-        size_t nfields = 0;
-        int rc = _fields(c, e->element[1], &nfields, why, sizeof why);
-        if (rc == MAT_STREAM_ENTRY_OK) {
-            rc = mat_stream_parse_entry(c->parser, c->fields, nfields, now_us, &b, entry, why,
-                                        sizeof why);
         }
         if (rc == MAT_STREAM_ENTRY_OK) {
             enum store_upsert_result result =
@@ -481,9 +501,6 @@ static int _apply(struct consumer *c, const redisReply *entries) {
                 }
                 mat_stream_metrics_observe_lag(m, clock_wall_us() - entry->event_ts_us);
             }
-        } else if (rc == MAT_STREAM_ENTRY_BAD) {
-            atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
-            _log_bad(c, e->element[0]->str, why);
         }
         if (rc == MAT_STREAM_ENTRY_OOM) {
             oom = true;
@@ -533,21 +550,11 @@ static int _log_entries(struct consumer *c, const redisReply *entries) {
     size_t counted = 0;
     bool oom = false;
     for (size_t i = 0; i < entries->elements && !oom; i++) {
-        const redisReply *e = entries->element[i];
         struct mat_stream_id id;
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[0]->type != REDIS_REPLY_STRING ||
-            !mat_stream_id_parse(e->element[0]->str, e->element[0]->len, &id)) {
-            atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
-            _log_bad(c, "?", "not an entry ([id, [field, value, ...]])");
+        bool has_id;
+        int rc = _read_entry(c, entries->element[i], now_us, &b, &id, &has_id);
+        if (!has_id) {
             continue;
-        }
-        char why[512] = "";
-        size_t nfields = 0;
-        int rc = _fields(c, e->element[1], &nfields, why, sizeof why);
-        if (rc == MAT_STREAM_ENTRY_OK) {
-            rc = mat_stream_parse_entry(c->parser, c->fields, nfields, now_us, &b, entry, why,
-                                        sizeof why);
         }
         if (rc == MAT_STREAM_ENTRY_OK) {
             const struct store_row_builder *built = entry->is_delete ? NULL : &b;
@@ -561,10 +568,7 @@ static int _log_entries(struct consumer *c, const redisReply *entries) {
             }
             store_row_image_write(dst, &entry->key, built, event_ts_us, created_ts_us);
             dst->flags |= STORE_ROW_LIVE;
-        } else if (rc == MAT_STREAM_ENTRY_BAD) {
-            atomic_fetch_add_explicit(&m->bad, 1, memory_order_relaxed);
-            _log_bad(c, e->element[0]->str, why);
-        } else {
+        } else if (rc == MAT_STREAM_ENTRY_OOM) {
             oom = true;
             break;
         }
