@@ -25,8 +25,12 @@
 #define CKPT_VERSION       2
 #define CKPT_HEADER_BYTES  192
 #define CKPT_HEADER_HASHED 184 /* the header's hash covers the bytes before it */
-#define CKPT_CHUNK_HEADER  16
-#define CKPT_TRAILER_BYTES 32
+/* Version 1 (before stream rows were logged) is read too: its header is 128 bytes, its hash at
+ * 120, and it has no last applied stream entry. A data_dir written by an older fsd restores. */
+#define CKPT_V1_HEADER_BYTES  128
+#define CKPT_V1_HEADER_HASHED 120
+#define CKPT_CHUNK_HEADER     16
+#define CKPT_TRAILER_BYTES    32
 
 static size_t _pad8(size_t n) {
     return (n + 7) & ~(size_t)7;
@@ -253,7 +257,7 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
         close(fd);
         return CKPT_DAMAGED;
     }
-    if ((size_t)st.st_size < CKPT_HEADER_BYTES + CKPT_TRAILER_BYTES) {
+    if ((size_t)st.st_size < CKPT_V1_HEADER_BYTES + CKPT_TRAILER_BYTES) {
         close(fd);
         errors_set(err, err_len, "%s: %lld bytes, shorter than a checkpoint", path,
                    (long long)st.st_size);
@@ -268,9 +272,16 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
     }
     madvise((void *)p, size, MADV_SEQUENTIAL);
     enum ckpt_load_result result = CKPT_DAMAGED;
-    uint64_t header_hash = wal_get_u64(p + CKPT_HEADER_HASHED);
-    if (memcmp(p, CKPT_MAGIC, 8) != 0 || wal_get_u32(p + 8) != CKPT_VERSION ||
-        header_hash != XXH3_64bits(p, CKPT_HEADER_HASHED)) {
+    uint32_t version = wal_get_u32(p + 8);
+    size_t header_bytes = version == 1 ? CKPT_V1_HEADER_BYTES : CKPT_HEADER_BYTES;
+    size_t hashed = version == 1 ? CKPT_V1_HEADER_HASHED : CKPT_HEADER_HASHED;
+    if (size < header_bytes + CKPT_TRAILER_BYTES) {
+        errors_set(err, err_len, "%s: %zu bytes, shorter than a checkpoint", path, size);
+        goto out;
+    }
+    uint64_t header_hash = wal_get_u64(p + hashed);
+    if (memcmp(p, CKPT_MAGIC, 8) != 0 || (version != 1 && version != CKPT_VERSION) ||
+        header_hash != XXH3_64bits(p, hashed)) {
         errors_set(err, err_len, "%s: the header does not check", path);
         goto out;
     }
@@ -281,8 +292,10 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
     info->written_at_us = (int64_t)wal_get_u64(p + 48);
     memcpy(info->stream_position, p + 64, STORE_STREAM_POSITION_LEN);
     info->stream_position[STORE_STREAM_POSITION_LEN - 1] = '\0';
-    memcpy(info->stream_applied, p + 112, STORE_STREAM_POSITION_LEN);
-    info->stream_applied[STORE_STREAM_POSITION_LEN - 1] = '\0';
+    if (version != 1) {
+        memcpy(info->stream_applied, p + 112, STORE_STREAM_POSITION_LEN);
+        info->stream_applied[STORE_STREAM_POSITION_LEN - 1] = '\0';
+    }
     if (info->fingerprint != store_schema_layout_fingerprint(schema)) {
         errors_set(err, err_len, "written for other keys or features");
         result = CKPT_LAYOUT_CHANGED;
@@ -297,8 +310,7 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
     uint64_t rows_expected = wal_get_u64(trailer + 8), chunks_expected = wal_get_u64(trailer + 16);
     /* The table is sized from the count: not from more rows than the file can hold (each
      * takes its length, a row header and a key). */
-    uint64_t room =
-        (size - CKPT_HEADER_BYTES - CKPT_TRAILER_BYTES) / (8 + sizeof(struct store_row) + 8);
+    uint64_t room = (size - header_bytes - CKPT_TRAILER_BYTES) / (8 + sizeof(struct store_row) + 8);
     if (rows_expected > room) {
         errors_set(err, err_len, "%s: the end counts %llu rows, more than its %zu bytes hold", path,
                    (unsigned long long)rows_expected, size);
@@ -311,7 +323,7 @@ enum ckpt_load_result ckpt_load(const char *dir, const struct store_schema *sche
         errors_set(err, err_len, "%s: %s", path, why);
         goto out;
     }
-    size_t off = CKPT_HEADER_BYTES, end = size - CKPT_TRAILER_BYTES;
+    size_t off = header_bytes, end = size - CKPT_TRAILER_BYTES;
     uint64_t rows = 0, chunks = 0;
     while (off < end) {
         if (end - off < CKPT_CHUNK_HEADER) {

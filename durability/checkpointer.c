@@ -18,7 +18,7 @@
  * A failed write is retried after a backoff (1 s, doubling up to interval_us). Views added by
  * a reload are picked up at the next poll; until one has a checkpoint, no log is deleted. When
  * fsd stops, every view changed since its checkpoint gets a last one, so a clean restart
- * replays no log.
+ * replays next to none of the log.
  */
 #include "checkpoint.h"
 
@@ -363,7 +363,8 @@ static void *_run(void *arg) {
     }
     pthread_mutex_unlock(&ck.lock);
     /* Stopping: what changed since each view's checkpoint is written now, so a clean restart
-     * replays no log (live writes have stopped; the log holds anything applied later). */
+     * replays next to none of the log (calls have stopped; batches the log writer still
+     * applies are in the log, and replayed). */
     int64_t started = clock_mono_us();
     size_t written = 0;
     _take_in_new_views();

@@ -600,7 +600,7 @@ void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, s
     }
     store_read_unlock();
     if (e.code == GRPC_OK) {
-        char text[GRPC_CALL_TRAILER_VALUE_MAX];
+        char text[3 * 20 + 64]; /* three counts of up to 20 digits and their names */
         char *t = text;
         t = _append(_append(t, "not_found="), _digits(extras.missing[STORE_NOT_FOUND]));
         t = _append(_append(t, ",null_value="), _digits(extras.missing[STORE_NULL]));

@@ -359,7 +359,8 @@ static void _on_info_sample(redisAsyncContext *ac, void *r, void *privdata);
 
 static void _send_xread(struct consumer *c) {
     if (c->logging) {
-        c->state = C_LOGGING; /* reconnected meanwhile: _on_logged_event sends it */
+        c->state = C_LOGGING;   /* reconnected meanwhile: _on_logged_event sends it */
+        event_del(c->watchdog); /* the disk, not redis, is what is awaited */
         return;
     }
     int64_t now = clock_mono_us();
@@ -656,6 +657,9 @@ static void _on_logged_event(evutil_socket_t fd, short what, void *arg) {
         }
         return;
     }
+    /* A batch went through: reconnects start from the first backoff again (a log that keeps
+     * refusing batches makes each reconnect wait longer, as a failing redis does). */
+    c->backoff_us = streams.options.reconnect_first_us;
     if (mat_stream_id_cmp(c->last, c->pending_from) == 0) { /* not moved by a recreation */
         c->last = c->pending_last;
         c->entries_read += c->count_known ? c->pending_counted : 0;
@@ -677,7 +681,9 @@ static void _on_xread(redisAsyncContext *ac, void *r, void *privdata) {
         _fail(c, "XREAD", reply->str);
         return;
     }
-    c->backoff_us = streams.options.reconnect_first_us;
+    if (!wal_enabled() || reply->type == REDIS_REPLY_NIL) {
+        c->backoff_us = streams.options.reconnect_first_us; /* else once the batch is applied */
+    }
     if (reply->type == REDIS_REPLY_NIL) {
         _set_lag(c, 0); /* nothing new for block_ms: caught up */
     } else if (reply->type == REDIS_REPLY_ARRAY) {

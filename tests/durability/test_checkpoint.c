@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "../store/fixtures.h"
 #include "durability/checkpoint.h"
@@ -194,6 +195,53 @@ static void test_a_table_comes_back_exactly(void **state) {
     store_catalog_destroy(c);
 }
 
+/* A data_dir written by an fsd before stream rows were logged holds version-1 checkpoints
+ * (a 128-byte header, its hash at 120): they restore, not set aside as damaged. */
+static void test_a_version_1_checkpoint_still_loads(void **state) {
+    (void)state;
+    struct store_catalog *c = _catalog(500);
+    struct store_view *v = store_catalog_find(c, "v");
+    struct ckpt_info info;
+    assert_int_equal(ckpt_write(dir, v, 9, &info, err, sizeof err), 0);
+    char path[128];
+    _file(path, sizeof path);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static uint8_t v2[1 << 20], v1[1 << 20];
+    size_t size = fread(v2, 1, sizeof v2, f);
+    fclose(f);
+    assert_true(size > 192 + 32 && size < sizeof v2);
+    /* v1: the first 112 bytes as they are (version 1), 8 zero bytes, its hash; the chunks;
+     * the trailer re-hashed with the new header hash as its seed. */
+    memcpy(v1, v2, 112);
+    uint32_t one = 1;
+    memcpy(v1 + 8, &one, 4);
+    memset(v1 + 112, 0, 8);
+    uint64_t h = XXH3_64bits(v1, 120);
+    memcpy(v1 + 120, &h, 8);
+    size_t body = size - 192 - 32;
+    memcpy(v1 + 128, v2 + 192, body);
+    uint8_t *trailer = v1 + 128 + body;
+    memcpy(trailer, v2 + size - 32, 24);
+    uint64_t th = XXH3_64bits_withSeed(trailer, 24, h);
+    memcpy(trailer + 24, &th, 8);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(v1, 1, 128 + body + 32, f), 128 + body + 32);
+    fclose(f);
+    struct store_table *t;
+    struct ckpt_info got;
+    assert_int_equal(ckpt_load(dir, store_view_schema(v), false, 8, &t, &got, err, sizeof err),
+                     CKPT_LOADED);
+    assert_int_equal(got.rows, 500);
+    assert_int_equal(got.log_seq, 9);
+    assert_string_equal(got.stream_position, "1700000000000-7");
+    assert_string_equal(got.stream_applied, "");
+    store_table_destroy(t);
+    store_rcu_barrier();
+    store_catalog_destroy(c);
+}
+
 /* Loads the file after `mutate` changed it: it must be refused as damaged, or (a change that
  * no check can see, such as none) load the same table. */
 static void _expect_damaged(struct store_view *v, const char *what, size_t at) {
@@ -328,6 +376,7 @@ static void test_writes_and_a_swap_during_the_write_are_safe(void **state) {
 int main(void) {
     store_rcu_thread_online();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_version_1_checkpoint_still_loads, _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_a_table_comes_back_exactly, _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_every_flipped_byte_and_every_cut_is_found, _setup,
                                         _teardown),
