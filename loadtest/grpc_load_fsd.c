@@ -71,6 +71,21 @@ int load_encoder_init(struct request_encoder *e, const struct options *o) {
     return 0;
 }
 
+/* Both requests: the encoded refs, then field 3 holding `head` and the e->ids bytes. */
+static size_t _assemble(struct request_encoder *e, const uint8_t *head, size_t head_len,
+                        size_t ids_len) {
+    uint8_t *p = e->out;
+    memcpy(p, e->features, e->features_len);
+    p += e->features_len;
+    p += load_varint(p, 3 << 3 | 2);
+    p += load_varint(p, head_len + ids_len);
+    memcpy(p, head, head_len);
+    p += head_len;
+    memcpy(p, e->ids, ids_len);
+    p += ids_len;
+    return (size_t)(p - e->out);
+}
+
 /*
  * Feast's GetOnlineFeaturesRequest: 2 features (FeatureList), 3 entities, one map entry
  * { 1: key name, 2: RepeatedValue { 1: Value { 4: int64_val } ... } }. A Value of id x takes
@@ -93,16 +108,7 @@ static size_t _encode_feast(struct request_encoder *e, uint64_t *rng) {
     size_t repeated_head = load_varint(head + entry, 2 << 3 | 2);
     repeated_head += load_varint(head + entry + repeated_head, values_len);
     entry += repeated_head;
-    uint8_t *p = e->out;
-    memcpy(p, e->features, e->features_len);
-    p += e->features_len;
-    p += load_varint(p, 3 << 3 | 2);
-    p += load_varint(p, entry + values_len);
-    memcpy(p, head, entry);
-    p += entry;
-    memcpy(p, e->ids, values_len);
-    p += values_len;
-    return (size_t)(p - e->out);
+    return _assemble(e, head, entry, values_len);
 }
 
 void load_encoder_deinit(struct request_encoder *e) {
@@ -125,16 +131,7 @@ size_t load_encode_request(struct request_encoder *e, uint64_t *rng) {
     size_t column_head = _bytes_field(column, 1, o->key_name, name_len);
     column_head += load_varint(column + column_head, 2 << 3 | 2);
     column_head += load_varint(column + column_head, ids_len);
-    uint8_t *p = e->out;
-    memcpy(p, e->features, e->features_len);
-    p += e->features_len;
-    p += load_varint(p, 3 << 3 | 2);
-    p += load_varint(p, column_head + ids_len);
-    memcpy(p, column, column_head);
-    p += column_head;
-    memcpy(p, e->ids, ids_len);
-    p += ids_len;
-    return (size_t)(p - e->out);
+    return _assemble(e, column, column_head, ids_len);
 }
 
 /* ---- connections ------------------------------------------------------------------------- */

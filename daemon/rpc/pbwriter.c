@@ -55,7 +55,6 @@ uint8_t *pbw_reserve(struct pbw *w, size_t n) {
     return w->buf + w->len;
 }
 
-
 void pbw_varint(struct pbw *w, uint64_t v) {
     uint8_t *p = pbw_reserve(w, 10);
     if (p != NULL) {

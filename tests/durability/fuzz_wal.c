@@ -350,7 +350,6 @@ static void _done(struct wal_batch *batch, const char *error, void *arg) {
     snprintf(a->error, sizeof a->error, "%s", error != NULL ? error : "");
 }
 
-
 /*
  * After a replay that handed over `first`'s batches: one batch more, a stop, and a second
  * replay that must hand over the same batches and the new one after them.
