@@ -98,3 +98,35 @@ void json_base64(struct buf *b, const uint8_t *data, size_t len) {
     }
     buf_add(b, "\"", 1);
 }
+
+bool json_base64_decode(const char *text, size_t len, uint8_t *out, size_t *out_len) {
+    while (len > 0 && text[len - 1] == '=') {
+        len--;
+    }
+    if (len % 4 == 1) {
+        return false;
+    }
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+                : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                : c >= '0' && c <= '9' ? c - '0' + 52
+                : c == '+'             ? 62
+                : c == '/'             ? 63
+                                       : -1;
+        if (v < 0) {
+            return false;
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    *out_len = n;
+    return true;
+}

@@ -5,6 +5,7 @@
  * UTF-8, so a byte that does not start a valid UTF-8 sequence is written as \ufffd (the
  * replacement character) instead of being copied into the document.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,3 +24,8 @@ void json_float(struct buf *b, float x);
 
 /* Standard base64 with padding (RFC 4648), as a JSON string: protobuf's JSON for bytes. */
 void json_base64(struct buf *b, const uint8_t *data, size_t len);
+
+/* Decodes `len` characters of standard base64 (padding optional, as protobuf's JSON parser
+ * takes it) into `out` (room for len / 4 * 3 + 3 bytes); false on any other character or a
+ * length no encoding has. */
+bool json_base64_decode(const char *text, size_t len, uint8_t *out, size_t *out_len);

@@ -39,7 +39,10 @@ struct config_view {
     struct store_schema *schema;     /* owned; finalized; its name is the view's name */
     struct mat_view_config snapshot; /* name, source, refresh_interval, incremental, contract */
     struct mat_stream_config stream; /* stream.enabled: the view has a stream: section */
-    uint32_t line;                   /* where the view starts in the file, for later messages */
+    /* The Feast push source the view takes rows from (Feast's POST /push names it); "" for
+     * none. Views may share one: a push writes each of them. */
+    char push_source[CONFIG_MAX_NAME + 1];
+    uint32_t line; /* where the view starts in the file, for later messages */
 };
 
 /* One feature a service serves: indexes into fsd_config.views and that view's features. */

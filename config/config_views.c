@@ -678,8 +678,8 @@ static void _parse_stream(struct config_ctx *ctx, struct config_view *view,
 /* Fills `view` from mapping `map`; errors are reported, `view` keeps what could be read. */
 static void _parse_view(struct config_ctx *ctx, struct config_view *view, const yaml_node_t *map) {
     static const char *const keys[] = {
-        "name",     "join_keys", "ttl",    "refresh_interval",   "source", "incremental",
-        "contract", "features",  "stream", "serve_before_ready", NULL};
+        "name",     "join_keys", "ttl",    "refresh_interval",   "source",      "incremental",
+        "contract", "features",  "stream", "serve_before_ready", "push_source", NULL};
     view->line = (uint32_t)map->start_mark.line + 1;
     if (!config_check_keys(ctx, map, keys)) {
         return;
@@ -735,6 +735,12 @@ static void _parse_view(struct config_ctx *ctx, struct config_view *view, const 
                          "a view without a source is served from the start; this is for views "
                          "with one");
         }
+    }
+
+    const yaml_node_t *push = config_get(ctx, map, "push_source", false);
+    const char *push_name = push != NULL ? config_scalar(ctx, push, "push_source") : NULL;
+    if (push_name != NULL && config_check_name(ctx, push, "push_source", push_name)) {
+        snprintf(view->push_source, sizeof view->push_source, "%s", push_name);
     }
 
     /* Keys and features are read even when the name is bad, to report their errors too; the

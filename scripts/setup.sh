@@ -23,6 +23,9 @@ FSD_APT_PACKAGES=(
     # event loop and HTTP/2 framing for the gRPC front end
     libevent-dev
     libnghttp2-dev
+    # HTTP/1.1 on the gRPC port (Feast's JSON API): the parser, and json-c for the bodies
+    libhttp-parser-dev
+    libjson-c-dev
     # protobuf messages (generator + runtime)
     protobuf-c-compiler
     libprotobuf-c-dev
@@ -46,6 +49,10 @@ FSD_APT_PACKAGES=(
     protobuf-compiler # protoc for the Python client stubs of proto/
     nghttp2-client # h2load, the HTTP/2 load generator for loadtest/
     python3-h2 # a scriptable HTTP/2 client for transport tests grpcio cannot express
+    python3-requests # the HTTP client Feast's remote online store uses, for its tests
+    wrk # HTTP/1.1 load generator: Feast's JSON path in loadtest/feast_bench.sh
+    libjansson-dev # loadtest/json_parse_bench: the JSON parsers fsd chose between
+    libcjson-dev
     # materializer tests and pg_bench: a real PostgreSQL server (initdb, postgres)
     postgresql
     # stats port tests: a real Prometheus text-format parser for /metrics

@@ -137,6 +137,10 @@ static void _finish_trailers_only(struct grpc_call *call, enum grpc_code code, c
     if ((unsigned)code >= GRPC_CODE_COUNT) {
         code = GRPC_UNKNOWN;
     }
+    if (call->conn->h1 != NULL) {
+        grpc_http1_fail(call, code, grpc_http_status_of(code), message, message_len);
+        return;
+    }
     call->finished = true;
     _count(call, code);
     char encoded[GRPC_MESSAGE_ENCODED_MAX];
@@ -162,6 +166,10 @@ static void _finish_trailers_only(struct grpc_call *call, enum grpc_code code, c
 
 /* A bare HTTP error (405, 415): the gRPC spec's answer to requests that are not gRPC. */
 static void _finish_http(struct grpc_call *call, const char *status) {
+    if (call->conn->h1 != NULL) {
+        grpc_http1_fail(call, GRPC_UNKNOWN, (unsigned)atoi(status), "not a gRPC request", 18);
+        return;
+    }
     call->finished = true;
     _count(call, GRPC_UNKNOWN); /* what a gRPC client makes of a non-200 :status */
     nghttp2_nv nv[] = {
@@ -227,6 +235,11 @@ void grpc_call_reply_send(struct grpc_call *call) {
     if (call->finished || call->out.len < GRPC_PREFIX_BYTES) {
         return;
     }
+    if (call->conn->h1 != NULL) { /* the message as the body, without gRPC's prefix */
+        grpc_call_http_reply(call, GRPC_OK, 200, "application/json",
+                             call->out.data + GRPC_PREFIX_BYTES, call->out.len - GRPC_PREFIX_BYTES);
+        return;
+    }
     call->finished = true;
     _count(call, GRPC_OK);
     call->reply_pending = true;
@@ -243,6 +256,24 @@ void grpc_call_reply_send(struct grpc_call *call) {
     if (rv != 0) {
         _submit_failed(call, rv);
     }
+}
+
+bool grpc_call_is_http1(const struct grpc_call *call) {
+    return call->conn->h1 != NULL;
+}
+
+void grpc_call_http_reply(struct grpc_call *call, enum grpc_code code, unsigned status,
+                          const char *content_type, const void *body, size_t len) {
+    if (call->finished) {
+        return;
+    }
+    if (call->conn->h1 == NULL) {
+        grpc_call_fail(call, GRPC_INTERNAL, "an HTTP/1.1 response for a gRPC call");
+        return;
+    }
+    call->finished = true;
+    _count(call, (unsigned)code < GRPC_CODE_COUNT ? code : GRPC_UNKNOWN);
+    grpc_http1_respond(call, status, content_type, body, len);
 }
 
 int grpc_call_add_trailer(struct grpc_call *call, const char *name, const char *value) {
@@ -328,7 +359,10 @@ static bool _name_is(const uint8_t *name, size_t len, const char *want) {
 static void _on_path(struct grpc_call *call, const uint8_t *value, size_t len) {
     struct grpc_server *s = _worker(call)->server;
     for (size_t i = 0; i < s->nmethods; i++) {
-        if (s->methods[i].path_len == len && memcmp(s->methods[i].method.path, value, len) == 0) {
+        /* gRPC's paths only: an HTTP/1.1 method's ("POST /push") is not reachable over
+         * HTTP/2. */
+        if (s->methods[i].method.path[0] == '/' && s->methods[i].path_len == len &&
+            memcmp(s->methods[i].method.path, value, len) == 0) {
             call->method = &s->methods[i];
             call->method_index = i;
             return;
@@ -390,6 +424,43 @@ void grpc_call_on_header(struct grpc_call *call, const uint8_t *name, size_t nam
             call->timeout_us = -1;
             _reject(call, GRPC_REJECT_BAD_TIMEOUT);
         }
+    }
+}
+
+void grpc_call_http1_request(struct grpc_call *call, const char *target, size_t len, unsigned nauth,
+                             const uint8_t *auth, size_t auth_len) {
+    struct grpc_server *s = _worker(call)->server;
+    const char *space = memchr(target, ' ', len);
+    size_t path_at = space != NULL ? (size_t)(space - target) + 1 : len;
+    bool other_method = false;
+    for (size_t i = 0; i < s->nmethods; i++) {
+        const struct grpc_method_entry *m = &s->methods[i];
+        if (m->path_len == len && memcmp(m->method.path, target, len) == 0) {
+            call->method = m;
+            call->method_index = i;
+            break;
+        }
+        const char *mspace = memchr(m->method.path, ' ', m->path_len);
+        if (mspace != NULL &&
+            m->path_len - (size_t)(mspace - m->method.path) == len - path_at + 1 &&
+            memcmp(mspace + 1, target + path_at, len - path_at) == 0) {
+            other_method = true;
+        }
+    }
+    if (call->method == NULL) {
+        char why[_PATH_KEEP + 32];
+        snprintf(why, sizeof why, "%s: %.*s", other_method ? "Method Not Allowed" : "Not Found",
+                 (int)(len < _PATH_KEEP ? len : _PATH_KEEP), target);
+        grpc_http1_fail(call, GRPC_UNIMPLEMENTED, other_method ? 405 : 404, why, strlen(why));
+        return;
+    }
+    if (nauth > 1) {
+        grpc_http1_fail(call, GRPC_UNAUTHENTICATED, 401, "more than one Authorization header", 34);
+        return;
+    }
+    _authorize(call, auth, auth_len);
+    if (call->reject == GRPC_REJECT_UNAUTHORIZED) {
+        grpc_call_fail(call, call->auth_code, call->auth_message);
     }
 }
 

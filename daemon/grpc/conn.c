@@ -468,7 +468,10 @@ static void _count_out(struct grpc_conn *conn) {
 /* Moves frames from nghttp2 to the socket until either runs dry. */
 static void _flush(struct grpc_conn *conn) {
     for (;;) {
-        while (evbuffer_get_length(conn->out) < GRPC_OUT_HIGH_WATER) {
+        /* HTTP/1.1 writes its responses into `out` itself; an undecided connection waits
+         * for the client's first bytes before HTTP/2 sends its SETTINGS. */
+        while (conn->proto == GRPC_PROTO_H2 &&
+               evbuffer_get_length(conn->out) < GRPC_OUT_HIGH_WATER) {
             const uint8_t *data;
             ssize_t n = nghttp2_session_mem_send(conn->session, &data);
             if (n < 0) {
@@ -518,8 +521,6 @@ static void _flush(struct grpc_conn *conn) {
     }
 }
 
-static void _run_ready(struct grpc_conn *conn); /* input, below: kick runs what waited */
-
 /* Which budget the connection's next handler would pass, or GRPC_BUDGET_COUNT for none. */
 static enum grpc_budget _over_budget(const struct grpc_conn *conn) {
     const struct grpc_server_options *o = &conn->worker->server->options;
@@ -557,20 +558,38 @@ static void _unpark(struct grpc_conn *conn) {
 }
 
 void grpc_conn_kick(struct grpc_conn *conn) {
-    if (!conn->dead) {
+    if (conn->proto == GRPC_PROTO_HTTP1) {
+        /* One request at a time: each round lets the answered one go, runs the next (held
+         * bytes parsed), and writes; again while the output drained below the budget. */
+        for (int i = 0; i < 16 && !conn->dead; i++) {
+            grpc_http1_advance(conn);
+            if (conn->dead) {
+                break;
+            }
+            _flush(conn);
+            _count_out(conn);
+            if (!conn->parked || _over_budget(conn) != GRPC_BUDGET_COUNT) {
+                break;
+            }
+        }
+        if (!conn->dead && grpc_http1_finished(conn)) {
+            conn->dead = true;
+            conn->linger = true; /* unread input must not turn the close into a reset */
+        }
+    } else if (!conn->dead) {
         _flush(conn);
         _count_out(conn);
         /* Output drained below the budget: the calls that waited for it run now, and again
          * as long as the socket takes what they answer (no later event would wake them). */
         while (!conn->dead && conn->parked && _over_budget(conn) == GRPC_BUDGET_COUNT) {
-            _run_ready(conn);
+            grpc_conn_run_ready(conn);
             if (!conn->dead) {
                 _flush(conn);
                 _count_out(conn);
             }
         }
     }
-    if (!conn->dead && !nghttp2_session_want_read(conn->session) &&
+    if (!conn->dead && conn->proto == GRPC_PROTO_H2 && !nghttp2_session_want_read(conn->session) &&
         !nghttp2_session_want_write(conn->session) && evbuffer_get_length(conn->out) == 0) {
         conn->dead = true; /* finished: GOAWAY exchanged and no stream left */
     }
@@ -607,9 +626,7 @@ void grpc_conn_enqueue(struct grpc_conn *conn, struct grpc_call *call) {
     call->queued = true;
 }
 
-/* Runs the ready calls in order while the output budgets allow; parks the connection when
- * they do not. */
-static void _run_ready(struct grpc_conn *conn) {
+void grpc_conn_run_ready(struct grpc_conn *conn) {
     struct grpc_call *call;
     while (!conn->dead && (call = TAILQ_FIRST(&conn->ready)) != NULL) {
         enum grpc_budget over = _over_budget(conn);
@@ -672,6 +689,36 @@ static void _fail_session(struct grpc_conn *conn, ssize_t rv) {
     conn->linger = true;
 }
 
+/*
+ * The connection's first bytes decide what it speaks: the HTTP/2 preface, or else (the bytes
+ * part from it) HTTP/1.1. Returns how many of `data` were taken into `sniff` while too few
+ * have come to tell; the caller hands the rest (and the sniffed bytes, once decided) on.
+ */
+static size_t _sniff(struct grpc_conn *conn, const uint8_t *data, size_t len) {
+    size_t take = GRPC_H2_PREFACE_LEN - conn->nsniff;
+    take = take < len ? take : len;
+    memcpy(conn->sniff + conn->nsniff, data, take);
+    conn->nsniff += take;
+    if (memcmp(conn->sniff, GRPC_H2_PREFACE, conn->nsniff) == 0) {
+        if (conn->nsniff == GRPC_H2_PREFACE_LEN) {
+            conn->proto = GRPC_PROTO_H2;
+        }
+    } else if (grpc_http1_start(conn) != 0) {
+        conn->dead = true;
+    }
+    return take;
+}
+
+/* Input of an HTTP/2 connection, to nghttp2. Returns -1 when the session failed. */
+static int _h2_input(struct grpc_conn *conn, const uint8_t *data, size_t len) {
+    ssize_t rv = nghttp2_session_mem_recv(conn->session, data, len);
+    if (rv < 0) {
+        _fail_session(conn, rv);
+        return -1;
+    }
+    return 0;
+}
+
 static void _on_readable(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     struct grpc_conn *conn = arg;
@@ -680,14 +727,37 @@ static void _on_readable(evutil_socket_t fd, short what, void *arg) {
     clock_cache_update(&w->clock);
     (void)fd;
     for (int i = 0; i < GRPC_READS_PER_EVENT && !conn->dead; i++) {
+        if (conn->proto == GRPC_PROTO_HTTP1 && grpc_http1_reading_paused(conn)) {
+            break; /* a request is being served: the next waits in the kernel */
+        }
         ssize_t n = _read_in(conn, w->read_buf, GRPC_READ_BUF_BYTES);
         if (n <= 0) {
+            if (n == 0 && conn->proto == GRPC_PROTO_HTTP1 && conn->h1 != NULL) {
+                /* The client is done sending; a request it sent is still answered. */
+                conn->dead = false;
+                grpc_http1_eof(conn);
+            }
             break;
         }
-        ssize_t rv = nghttp2_session_mem_recv(conn->session, w->read_buf, (size_t)n);
-        if (rv < 0) {
-            _fail_session(conn, rv);
+        const uint8_t *data = w->read_buf;
+        size_t len = (size_t)n;
+        if (conn->proto == GRPC_PROTO_UNDECIDED) {
+            size_t taken = _sniff(conn, data, len);
+            data += taken;
+            len -= taken;
+            if (conn->proto == GRPC_PROTO_H2) {
+                if (_h2_input(conn, conn->sniff, conn->nsniff) != 0) {
+                    break;
+                }
+            } else if (conn->proto == GRPC_PROTO_HTTP1) {
+                grpc_http1_input(conn, conn->sniff, conn->nsniff);
+            }
+        }
+        if (len > 0 && conn->proto == GRPC_PROTO_H2 && _h2_input(conn, data, len) != 0) {
             break;
+        }
+        if (len > 0 && conn->proto == GRPC_PROTO_HTTP1) {
+            grpc_http1_input(conn, data, len);
         }
         /* Cleartext: a short read most likely drained the socket, and level-triggered polling
          * says if not. TLS hands out a record at a time, and what OpenSSL holds decrypted
@@ -699,7 +769,7 @@ static void _on_readable(evutil_socket_t fd, short what, void *arg) {
     if (!conn->dead && conn->ssl != NULL && SSL_pending(conn->ssl) > 0) {
         event_active(conn->read_ev, EV_READ, 0); /* the batch ended with bytes decrypted */
     }
-    _run_ready(conn);
+    grpc_conn_run_ready(conn);
     grpc_conn_kick(conn);
 }
 
@@ -768,7 +838,9 @@ int grpc_conn_create(struct grpc_worker *w, int fd, const char *peer) {
     TAILQ_INSERT_TAIL(&w->conns, conn, link);
     w->nconns++;
     grpc_stat_add(&w->stats.connections_opened, 1);
-    grpc_conn_kick(conn); /* our SETTINGS go first, without waiting for the preface */
+    /* Our SETTINGS wait for the client's first bytes: an HTTP/1.1 client must not get HTTP/2
+     * frames. A gRPC client sends its preface without waiting for ours, so this costs it no
+     * round trip. */
     return 0;
 
 fail:
@@ -795,6 +867,10 @@ void grpc_conn_drain(struct grpc_conn *conn) {
         return;
     }
     conn->notice_sent = true;
+    if (conn->proto == GRPC_PROTO_HTTP1) {
+        grpc_http1_drain(conn); /* closes after the request in progress */
+        return;
+    }
     /* GOAWAY(2^31-1) says "no new streams soon"; the PING's ack says the client saw it, so
      * the final GOAWAY sent then cannot race requests the client had already sent. */
     nghttp2_submit_shutdown_notice(conn->session);
@@ -807,6 +883,14 @@ void grpc_conn_drain_final(struct grpc_conn *conn) {
         return;
     }
     conn->goaway_sent = true;
+    if (conn->proto != GRPC_PROTO_H2) {
+        /* HTTP/1.1 has no GOAWAY (its drain closes after the request), and a connection that
+         * sent nothing yet has nothing to be told: it closes. */
+        if (conn->proto == GRPC_PROTO_UNDECIDED) {
+            conn->dead = true;
+        }
+        return;
+    }
     nghttp2_submit_goaway(conn->session, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(conn->session), NGHTTP2_NO_ERROR,
                           NULL, 0);
@@ -819,12 +903,15 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     event_free(conn->read_ev);
     event_free(conn->write_ev);
     /* The session goes first so no nghttp2 callback can see a released call. */
-    nghttp2_session_del(conn->session);
+    if (conn->session != NULL) {
+        nghttp2_session_del(conn->session);
+    }
     struct grpc_call *call;
     while ((call = TAILQ_FIRST(&conn->calls)) != NULL) {
         grpc_call_release(call);
     }
     grpc_conn_pending_add(conn, -(int64_t)conn->pending); /* what `out` still held */
+    grpc_http1_free(conn);
     evbuffer_free(conn->out);
     SSL_free(conn->ssl); /* not the socket: SSL_set_fd leaves it to us */
     if (conn->reset_on_close) {
@@ -843,8 +930,7 @@ void grpc_conn_destroy(struct grpc_conn *conn) {
     }
 }
 
-/* Closes the connection for `reason`, counted and logged. */
-static void _close_for(struct grpc_conn *conn, enum grpc_close_reason reason, const char *why) {
+void grpc_conn_close_for(struct grpc_conn *conn, enum grpc_close_reason reason, const char *why) {
     struct grpc_worker *w = conn->worker;
     _log_close(conn, reason, why);
     grpc_conn_destroy(conn);
@@ -861,15 +947,22 @@ void grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us) {
         conn->stall_since_us = now_us;
     } else if (now_us - conn->stall_since_us >= o->write_timeout_us) {
         conn->reset_on_close = true;
-        _close_for(conn, GRPC_CLOSE_WRITE_TIMEOUT,
-                   "the client read none of its responses for write_timeout");
+        grpc_conn_close_for(conn, GRPC_CLOSE_WRITE_TIMEOUT,
+                            "the client read none of its responses for write_timeout");
         return;
     }
     if (!conn->got_preface) {
         if (o->preface_timeout_us > 0 && now_us - conn->created_us >= o->preface_timeout_us) {
-            _close_for(conn, GRPC_CLOSE_PREFACE_TIMEOUT,
-                       "no HTTP/2 preface within preface_timeout");
+            grpc_conn_close_for(conn, GRPC_CLOSE_PREFACE_TIMEOUT,
+                                conn->proto == GRPC_PROTO_HTTP1
+                                    ? "no complete HTTP/1.1 request line and headers within "
+                                      "preface_timeout"
+                                    : "no HTTP/2 preface within preface_timeout");
         }
+        return;
+    }
+    if (conn->proto == GRPC_PROTO_HTTP1) {
+        grpc_http1_check_timeouts(conn, now_us); /* may close it */
         return;
     }
     /* Idle: no call open, none begun since the last tick, nothing left to write. */
@@ -901,8 +994,8 @@ void grpc_conn_check_timeouts(struct grpc_conn *conn, int64_t now_us) {
         }
         int64_t draining = now_us - conn->drain_started_us;
         if (draining >= o->max_connection_age_grace_us) {
-            _close_for(conn, GRPC_CLOSE_MAX_AGE_GRACE,
-                       "calls still running at the end of max_connection_age_grace");
+            grpc_conn_close_for(conn, GRPC_CLOSE_MAX_AGE_GRACE,
+                                "calls still running at the end of max_connection_age_grace");
             return;
         }
         if (!conn->goaway_sent && draining >= GRPC_DRAIN_GOAWAY_DELAY_MS * 1000ll) {

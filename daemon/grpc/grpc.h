@@ -1,7 +1,9 @@
 #pragma once
 /*
  * gRPC server transport: gRPC over HTTP/2 cleartext with prior knowledge ("h2c"), which is what
- * grpcio and the other stock clients speak on insecure channels.
+ * grpcio and the other stock clients speak on insecure channels, or over TLS (ALPN h2). On the
+ * same port, a connection whose first bytes are an HTTP/1.1 request line is served as HTTP/1.1
+ * (http1.c): JSON clients reach the methods registered with an HTTP/1.1 path.
  *
  * N worker threads, each with its own libevent loop and its own listening socket bound with
  * SO_REUSEPORT to the same address, so the kernel spreads connections over them. A connection
@@ -241,8 +243,16 @@ typedef void (*grpc_call_fn)(struct grpc_call *call);
 typedef enum grpc_code (*grpc_authorize_fn)(struct grpc_call *call, const uint8_t *value,
                                             size_t len, char *message, size_t message_len);
 
+/*
+ * A method is gRPC's ("/package.Service/Method", over HTTP/2) or HTTP/1.1's ("POST /push":
+ * the request method, a space, the path; served to connections that open with an HTTP/1.1
+ * request line instead of the HTTP/2 preface, on the same port). An HTTP/1.1 method is
+ * unary: the request body is `msg`; the handler answers with grpc_call_http_reply (or
+ * grpc_call_fail: the status the code maps to and {"detail": message}). The authorizer gets
+ * the Authorization header's value, as it gets gRPC's authorization.
+ */
 struct grpc_method {
-    const char *path;            /* "/package.Service/Method"; copied by setup */
+    const char *path;            /* "/package.Service/Method" or "POST /path"; copied by setup */
     grpc_authorize_fn authorize; /* NULL: open to every client */
     grpc_unary_fn unary;         /* set for unary methods, NULL for client streaming */
     grpc_message_fn on_message;
@@ -353,6 +363,22 @@ void grpc_call_reply(struct grpc_call *call, const void *msg, size_t len);
 #define GRPC_CALL_TRAILER_VALUE_MAX 96
 int grpc_call_add_trailer(struct grpc_call *call, const char *name, const char *value);
 
+/* Whether the call came over HTTP/1.1 (its method's path is "METHOD /path"). */
+bool grpc_call_is_http1(const struct grpc_call *call);
+
+/* The HTTP status grpc_call_fail answers an HTTP/1.1 call with for `code`: 422 for
+ * INVALID_ARGUMENT, 401, 403, 404, 409 (ALREADY_EXISTS, ABORTED, FAILED_PRECONDITION), 429
+ * (RESOURCE_EXHAUSTED), 501, 503, 504; 500 for the rest. */
+unsigned grpc_http_status_of(enum grpc_code code);
+
+/*
+ * Finishes an HTTP/1.1 call with `status` and `body` (copied) of `content_type`; `code` is
+ * what the call counts as in the metrics (GRPC_OK for a 2xx). Trailers added with
+ * grpc_call_add_trailer go out as response headers. On an HTTP/2 call it fails INTERNAL.
+ */
+void grpc_call_http_reply(struct grpc_call *call, enum grpc_code code, unsigned status,
+                          const char *content_type, const void *body, size_t len);
+
 /*
  * Zero-copy form of grpc_call_reply: returns `len` bytes of call-owned memory to encode the
  * response into, then grpc_call_reply_send() sends it. NULL when out of memory or finished.
@@ -384,7 +410,8 @@ grpc_call_failf(struct grpc_call *call, enum grpc_code code, const char *fmt, ..
  * Resume functions run in post order, on the call's worker, between read batches. If the call
  * ended meanwhile (the client reset it, the connection was lost or the server shut down hard)
  * resume runs with call NULL, to free `arg`; it may then run on the posting thread, when the
- * worker has already stopped. A suspended call is not aborted (on_abort is not called for it)
+ * worker has already stopped. A resume may suspend the call again (more work to hand over) instead
+ * of finishing it. A suspended call is not aborted (on_abort is not called for it)
  * and has no deadline enforced by the transport: the work, once handed over, is the handler's.
  */
 struct grpc_resume;

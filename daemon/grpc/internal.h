@@ -197,12 +197,37 @@ struct grpc_server {
     bool shut_down;
 };
 
+/*
+ * What a connection speaks, decided by its first bytes: the HTTP/2 client preface, or an
+ * HTTP/1.1 request line (Feast's JSON API, http1.c).
+ */
+enum grpc_proto {
+    GRPC_PROTO_UNDECIDED = 0, /* fewer bytes than tell them apart */
+    GRPC_PROTO_H2,
+    GRPC_PROTO_HTTP1,
+};
+
+/* The HTTP/2 client preface (RFC 9113 3.4), whose first bytes tell HTTP/2 from HTTP/1.1. */
+#define GRPC_H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define GRPC_H2_PREFACE_LEN 24
+
+struct grpc_http1;
+
 struct grpc_conn {
     TAILQ_ENTRY(grpc_conn) link;
     TAILQ_ENTRY(grpc_conn) parked_link; /* worker->parked while `parked` */
     struct grpc_worker *worker;
     int fd;
+    /*
+     * proto: what it speaks. sniff: the first bytes while they could still be either (a
+     * prefix of the preface). session: HTTP/2's, made at accept and deleted when the client
+     * speaks HTTP/1.1; its SETTINGS go out once the preface came. h1: HTTP/1.1's state.
+     */
+    enum grpc_proto proto;
+    uint8_t sniff[GRPC_H2_PREFACE_LEN];
+    size_t nsniff;
     nghttp2_session *session;
+    struct grpc_http1 *h1;
     struct event *read_ev;
     struct event *write_ev;
     struct evbuffer *out;
@@ -393,6 +418,11 @@ void grpc_conn_destroy(struct grpc_conn *conn);
 void grpc_conn_protocol_error(struct grpc_conn *conn);
 /* Queues a call whose request is complete; conn runs the queue after the read batch. */
 void grpc_conn_enqueue(struct grpc_conn *conn, struct grpc_call *call);
+/* Runs the ready calls in order while the output budgets allow; parks the connection when
+ * they do not. */
+void grpc_conn_run_ready(struct grpc_conn *conn);
+/* Logs and counts a close for `reason` and destroys the connection. */
+void grpc_conn_close_for(struct grpc_conn *conn, enum grpc_close_reason reason, const char *why);
 /* Output entered (delta > 0) or left (< 0) the connection's budget (and its worker's). */
 void grpc_conn_pending_add(struct grpc_conn *conn, int64_t delta);
 /* Output left the worker's budget: connections parked over it may go on (not re-entered). */
@@ -416,6 +446,14 @@ void grpc_call_on_headers_end(struct grpc_call *call, bool end_stream);
 void grpc_call_on_data(struct grpc_call *call, const uint8_t *data, size_t len);
 /* The client half-closed the stream (END_STREAM on DATA or trailers). */
 void grpc_call_on_request_end(struct grpc_call *call);
+/*
+ * An HTTP/1.1 request's line and headers are in: `target` ("POST /push", no query) picks the
+ * method (404 when no method has the path, 405 when another method does), the authorizer
+ * judges `auth` (the Authorization value, NULL without one; more than one is refused). The
+ * call is finished on a refusal.
+ */
+void grpc_call_http1_request(struct grpc_call *call, const char *target, size_t len, unsigned nauth,
+                             const uint8_t *auth, size_t auth_len);
 /* The call's turn: deadline check, then the handler (unary) or on_end (streaming). */
 void grpc_call_dispatch(struct grpc_call *call);
 /* The stream closed (or the connection went): aborts if unfinished, returns it to the pool. */
@@ -428,3 +466,40 @@ ssize_t grpc_call_read_response(nghttp2_session *session, int32_t stream_id, uin
 void grpc_call_free(struct grpc_call *call);
 /* Drops big buffers and resets state so a reused call starts clean. */
 void grpc_call_recycle(struct grpc_call *call);
+
+/* ---- http1.c ----------------------------------------------------------------------------- */
+
+/*
+ * HTTP/1.1 on the gRPC port: a connection whose first bytes are a request line is served by
+ * the same worker, one request at a time in arrival order (pipelined requests wait, unparsed,
+ * until the one before is answered), each request a call of the method whose path is
+ * "METHOD /target" (struct grpc_method).
+ */
+
+/* The connection speaks HTTP/1.1 from now on: its HTTP/2 session is dropped. -1: no memory. */
+int grpc_http1_start(struct grpc_conn *conn);
+/* Bytes the client sent. Parses as far as the request in progress allows; the rest is held. */
+void grpc_http1_input(struct grpc_conn *conn, const uint8_t *data, size_t len);
+/* After calls ran or resumed: lets the answered request go, parses what was held behind it,
+ * runs the next, and sets conn->dead once a connection that must close has sent everything. */
+void grpc_http1_advance(struct grpc_conn *conn);
+/* Whether reading the socket waits: a request is being served (its successors wait in the
+ * kernel's buffer, which bounds what a pipelining client can park on us). */
+bool grpc_http1_reading_paused(const struct grpc_conn *conn);
+/* Closing, with the request in progress answered and every byte out. */
+bool grpc_http1_finished(const struct grpc_conn *conn);
+/* The client closed its side: what it sent is answered, then the connection closes. */
+void grpc_http1_eof(struct grpc_conn *conn);
+/* Drain (shutdown, max_connection_age): close once the request in progress is answered. */
+void grpc_http1_drain(struct grpc_conn *conn);
+/* The tick: closes a connection whose request headers took longer than preface_timeout, or
+ * one idle for idle_timeout. Returns true when it closed it. */
+bool grpc_http1_check_timeouts(struct grpc_conn *conn, int64_t now_us);
+void grpc_http1_free(struct grpc_conn *conn);
+
+/* Fails an HTTP/1.1 call with `status` and {"detail": message} (FastAPI's error shape). */
+void grpc_http1_fail(struct grpc_call *call, enum grpc_code code, unsigned status,
+                     const char *message, size_t len);
+/* Writes the call's response (status line, headers, body) to the connection's output. */
+void grpc_http1_respond(struct grpc_call *call, unsigned status, const char *content_type,
+                        const void *body, size_t len);

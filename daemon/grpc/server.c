@@ -349,8 +349,16 @@ static int _copy_methods(struct grpc_server *s, const struct grpc_method *method
     }
     for (size_t i = 0; i < nmethods; i++) {
         const struct grpc_method *m = &methods[i];
-        if (m->path == NULL || m->path[0] != '/') {
-            return errors_set(err, err_len, "method %zu: path must start with '/'", i);
+        const char *space = m->path != NULL ? strchr(m->path, ' ') : NULL;
+        bool http1 = space != NULL && space > m->path && space[1] == '/';
+        if (m->path == NULL || (m->path[0] != '/' && !http1)) {
+            return errors_set(err, err_len,
+                              "method %zu: path must be \"/service/method\" or \"METHOD /path\"",
+                              i);
+        }
+        if (http1 && m->unary == NULL) {
+            return errors_set(err, err_len, "method %zu (%s): HTTP/1.1 methods are unary", i,
+                              m->path);
         }
         bool unary = m->unary != NULL;
         bool streaming = m->on_message != NULL && m->on_end != NULL;

@@ -167,3 +167,33 @@ size_t grpc_percent_encode(const char *msg, size_t msg_len, char *out, size_t ou
     out[o] = '\0';
     return o;
 }
+
+unsigned grpc_http_status_of(enum grpc_code code) {
+    switch (code) {
+    case GRPC_OK:
+        return 200;
+    case GRPC_INVALID_ARGUMENT:
+    case GRPC_OUT_OF_RANGE:
+        return 422; /* the body parsed, its content did not pass: FastAPI's answer too */
+    case GRPC_UNAUTHENTICATED:
+        return 401;
+    case GRPC_PERMISSION_DENIED:
+        return 403;
+    case GRPC_NOT_FOUND:
+        return 404;
+    case GRPC_ALREADY_EXISTS:
+    case GRPC_ABORTED:
+    case GRPC_FAILED_PRECONDITION:
+        return 409;
+    case GRPC_RESOURCE_EXHAUSTED:
+        return 429;
+    case GRPC_UNIMPLEMENTED:
+        return 501;
+    case GRPC_UNAVAILABLE:
+        return 503;
+    case GRPC_DEADLINE_EXCEEDED:
+        return 504;
+    default:
+        return 500;
+    }
+}

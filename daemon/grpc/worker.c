@@ -284,7 +284,7 @@ void grpc_worker_run_resumes(struct grpc_worker *w) {
         }
         r->fn(call, r->arg);
         if (call != NULL) {
-            if (!call->finished) {
+            if (!call->finished && call->suspended == NULL) { /* suspended again: waits on */
                 log_warn("grpc resume returned without finishing the call", "worker=%u", w->index);
                 grpc_call_fail(call, GRPC_INTERNAL, "handler resumed without finishing the call");
             }

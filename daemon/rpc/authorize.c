@@ -24,6 +24,12 @@ static const enum auth_role method_roles[RPC_METHOD_COUNT] = {
     [RPC_PUSH_SNAPSHOT] = AUTH_ROLE_WRITE,
     [RPC_FEAST_GET_ONLINE_FEATURES] = AUTH_ROLE_READ,
     [RPC_FEAST_SERVING_INFO] = AUTH_ROLE_READ,
+    [RPC_HTTP_GET_ONLINE_FEATURES] = AUTH_ROLE_READ,
+    [RPC_HTTP_PUSH] = AUTH_ROLE_WRITE,
+    [RPC_HTTP_WRITE_TO_ONLINE_STORE] = AUTH_ROLE_WRITE,
+    [RPC_HTTP_MATERIALIZE] = AUTH_ROLE_ADMIN, /* as LoadSnapshot */
+    [RPC_HTTP_MATERIALIZE_INCREMENTAL] = AUTH_ROLE_ADMIN,
+    [RPC_HTTP_HEALTH] = AUTH_ROLE_NONE,
 };
 
 static void _refused(struct grpc_call *call, enum rpc_method_id method, enum auth_failure failure,

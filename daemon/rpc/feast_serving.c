@@ -21,9 +21,8 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "feast/serving/ServingService.pb-c.h"
+#include "feast.h"
 #include "fields.h"
-#include "plan.h"
 #include "rpc_internal.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -169,8 +168,9 @@ static int _check_collisions(const Feast__Serving__GetOnlineFeaturesRequest *req
                     const char *colon = strchr(refs->val[i], ':');
                     snprintf(a, sizeof a, "%.*s__%s", (int)(colon - refs->val[i]), refs->val[i],
                              colon + 1);
-                    return plan_error(e, GRPC_INVALID_ARGUMENT,
-                                      "Duplicate features named %s found.\n%s", a, fix);
+                    plan_error(e, GRPC_INVALID_ARGUMENT, "Duplicate features named %s found.\n%s",
+                               a, fix);
+                    return plan_error_feast(e, "FeatureNameCollisionError");
                 }
             }
         }
@@ -184,8 +184,9 @@ static int _check_collisions(const Feast__Serving__GetOnlineFeaturesRequest *req
             const struct plan_column *dc = &p->columns[d];
             if (dc->view != cc->view &&
                 strcmp(name, p->views[dc->view].schema->features[dc->feature].name) == 0) {
-                return plan_error(e, GRPC_INVALID_ARGUMENT,
-                                  "Duplicate features named %s found.\n%s", name, fix);
+                plan_error(e, GRPC_INVALID_ARGUMENT, "Duplicate features named %s found.\n%s", name,
+                           fix);
+                return plan_error_feast(e, "FeatureNameCollisionError");
             }
         }
     }
@@ -423,7 +424,7 @@ static void _write_entity_vector(struct pbw *w, const Feast__Types__RepeatedValu
  * declare them, each once (a map's entries arrive in no order a client controls). Fills
  * order[] with indexes into the request's entities; returns how many.
  */
-static size_t _key_order(const struct plan *p, size_t *order) {
+size_t feast_key_order(const struct plan *p, size_t *order) {
     size_t n = 0;
     for (uint32_t v = 0; v < p->nviews; v++) {
         const struct store_schema *schema = p->views[v].schema;
@@ -445,35 +446,59 @@ static size_t _key_order(const struct plan *p, size_t *order) {
     return n;
 }
 
-/* fsd's extras, sent as trailing metadata, which Feast's clients ignore. */
-struct feast_extras {
-    uint64_t missing[STORE_OUTSIDE_MAX_AGE + 1]; /* values not present, by status */
-    int64_t oldest_ms;                           /* the oldest row served; -1: none */
-};
-
-static int _write_response(struct rpc_worker *wk, const struct plan *p,
-                           const Feast__Serving__GetOnlineFeaturesRequest *req, int64_t now_us,
-                           struct feast_extras *x) {
-    struct pbw *w = &wk->out;
-    size_t n = p->n;
-    bool fsd_defaults = rpc_state.options.feast_defaults == RPC_FEAST_DEFAULTS_FSD;
-    uint8_t *status = arena_alloc(&wk->arena, n + 1);
-    if (status == NULL) {
-        return -1;
-    }
-    struct rpc_view_counters *vc[p->nviews + 1];
+void feast_prepare(struct rpc_worker *wk, const struct plan *p, int64_t now_us,
+                   struct feast_extras *x, struct rpc_view_counters **vc) {
     plan_count_lookups(wk, p, now_us, vc);
     x->oldest_ms = -1;
     for (uint32_t v = 0; v < p->nviews; v++) {
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < p->n; i++) {
             if (p->views[v].rows[i] != NULL) {
                 int64_t ms = plan_age_us(now_us, p->views[v].rows[i]->event_ts_us) / 1000;
                 x->oldest_ms = ms > x->oldest_ms ? ms : x->oldest_ms;
             }
         }
     }
+}
+
+enum store_status feast_cell(const struct plan *p, uint32_t c, size_t i, int64_t now_us,
+                             struct rpc_view_counters *const *vc, struct feast_extras *x,
+                             struct store_value *value, bool *send) {
+    const struct plan_view *vp = &p->views[p->columns[c].view];
+    uint32_t f = p->columns[c].feature;
+    const struct store_row *row = vp->rows[i];
+    bool fsd_defaults = rpc_state.options.feast_defaults == RPC_FEAST_DEFAULTS_FSD;
+    bool has = false;
+    enum store_status st = store_table_read(vp->table, row, f, now_us, value, &has);
+    x->missing[st] += st != STORE_PRESENT;
+    if (st != STORE_PRESENT && has && vc[p->columns[c].view] != NULL && fsd_defaults) {
+        rpc_counter_add(
+            &vc[p->columns[c].view]->fallbacks[f * RPC_FALLBACK_REASONS + plan_fallback_reason(st)],
+            1);
+    }
+    *send = true;
+    if (st == STORE_PRESENT || (fsd_defaults && has)) {
+        /* the value, or its default */
+    } else if (st == STORE_OUTSIDE_MAX_AGE && !store_row_is_null(vp->schema, row, f)) {
+        store_row_get(vp->schema, row, f, value); /* as stored, as Feast's Go server */
+    } else {
+        *send = false;
+    }
+    return st;
+}
+
+static int _write_response(struct rpc_worker *wk, const struct plan *p,
+                           const Feast__Serving__GetOnlineFeaturesRequest *req, int64_t now_us,
+                           struct feast_extras *x) {
+    struct pbw *w = &wk->out;
+    size_t n = p->n;
+    uint8_t *status = arena_alloc(&wk->arena, n + 1);
+    if (status == NULL) {
+        return -1;
+    }
+    struct rpc_view_counters *vc[p->nviews + 1];
+    feast_prepare(wk, p, now_us, x, vc);
     size_t order[PLAN_MAX_KEY_COLUMNS];
-    size_t nkeys = _key_order(p, order);
+    size_t nkeys = feast_key_order(p, order);
     pbw_reset(w);
     pbw_begin(w, FEAST_RESPONSE_METADATA);
     pbw_begin(w, FEAST_METADATA_FEATURE_NAMES);
@@ -491,29 +516,13 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
     }
     for (uint32_t c = 0; c < p->ncolumns; c++) {
         const struct plan_view *vp = &p->views[p->columns[c].view];
-        uint32_t f = p->columns[c].feature;
-        enum store_type type = vp->schema->features[f].type;
+        enum store_type type = vp->schema->features[p->columns[c].feature].type;
         pbw_begin(w, FEAST_RESPONSE_RESULTS);
         for (size_t i = 0; i < n; i++) {
-            const struct store_row *row = vp->rows[i];
             struct store_value value;
-            bool has = false;
-            enum store_status st = store_table_read(vp->table, row, f, now_us, &value, &has);
-            status[i] = _feast_status[st];
-            x->missing[st] += st != STORE_PRESENT;
-            if (st != STORE_PRESENT && has && vc[p->columns[c].view] != NULL && fsd_defaults) {
-                rpc_counter_add(&vc[p->columns[c].view]->fallbacks[f * RPC_FALLBACK_REASONS +
-                                                                   plan_fallback_reason(st)],
-                                1);
-            }
-            if (st == STORE_PRESENT || (fsd_defaults && has)) {
-                _value(w, type, &value);
-            } else if (st == STORE_OUTSIDE_MAX_AGE && !store_row_is_null(vp->schema, row, f)) {
-                store_row_get(vp->schema, row, f, &value); /* as stored, as Feast's Go server */
-                _value(w, type, &value);
-            } else {
-                _value(w, type, NULL);
-            }
+            bool send;
+            status[i] = _feast_status[feast_cell(p, c, i, now_us, vc, x, &value, &send)];
+            _value(w, type, send ? &value : NULL);
         }
         pbw_begin(w, FEAST_VECTOR_STATUSES);
         for (size_t i = 0; i < n; i++) {
@@ -549,29 +558,20 @@ static char *_append(char *at, const char *s) {
     return at + n;
 }
 
-void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
-    struct rpc_worker *wk = grpc_call_worker_context(call);
-    if (wk == NULL) {
-        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
-        return;
-    }
-    struct plan_error e = {GRPC_OK, ""};
-    Feast__Serving__GetOnlineFeaturesRequest *req =
-        feast__serving__get_online_features_request__unpack(&wk->arena.protobuf, len, msg);
-    if (req == NULL) {
-        grpc_call_fail(call, GRPC_INVALID_ARGUMENT,
-                       "malformed feast.serving.GetOnlineFeaturesRequest: not a valid protobuf "
-                       "message");
-        arena_reset(&wk->arena);
-        return;
-    }
+void feast_serve(struct grpc_call *call, struct rpc_worker *wk,
+                 const Feast__Serving__GetOnlineFeaturesRequest *req, enum feast_format format,
+                 enum rpc_method_id method) {
+    struct plan_error e = {GRPC_OK, "", NULL};
     store_read_lock();
     const struct fsd_config *config = atomic_load_explicit(&rpc_state.config, memory_order_acquire);
     struct plan plan;
     memset(&plan, 0, sizeof(plan));
     struct feast_extras extras = {{0}, -1};
     int64_t deadline = grpc_call_deadline_us(call);
-    if (deadline == INT64_MAX && rpc_state.options.default_budget_us > 0) {
+    /* A JSON client cannot say how long it will wait (HTTP has no grpc-timeout), so the
+     * default budget, which stands in for one, is gRPC's only. */
+    if (deadline == INT64_MAX && rpc_state.options.default_budget_us > 0 &&
+        format == FEAST_FORMAT_PROTO) {
         deadline = grpc_call_ready_us(call) + (int64_t)rpc_state.options.default_budget_us;
     }
     if (_plan(wk, req, config, &plan, &e) != 0) {
@@ -589,8 +589,11 @@ void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, s
                                   (double)plan.n);
         }
         plan_lookup(&plan);
-        if (_write_response(wk, &plan, req, grpc_call_clock(call)->wall_us, &extras) != 0 ||
-            wk->out.len > rpc_state.options.max_response_bytes) {
+        int64_t now_us = grpc_call_clock(call)->wall_us;
+        int rc = format == FEAST_FORMAT_JSON ? feast_json_write(wk, &plan, req, now_us, &extras)
+                                             : _write_response(wk, &plan, req, now_us, &extras);
+        size_t len = format == FEAST_FORMAT_JSON ? wk->json.len : wk->out.len;
+        if (rc != 0 || len > rpc_state.options.max_response_bytes) {
             plan_error(&e, GRPC_RESOURCE_EXHAUSTED,
                        "response of %zu entities x %u features exceeds server.max_message_bytes "
                        "(%llu) or the memory for it; ask for fewer",
@@ -599,7 +602,15 @@ void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, s
         }
     }
     store_read_unlock();
-    if (e.code == GRPC_OK) {
+    if (e.code != GRPC_OK) {
+        if (format == FEAST_FORMAT_JSON) {
+            feast_http_fail(call, e.code, e.feast_class, e.message);
+        } else {
+            grpc_call_fail(call, e.code, e.message);
+        }
+    } else if (format == FEAST_FORMAT_JSON) {
+        grpc_call_http_reply(call, GRPC_OK, 200, "application/json", wk->json.data, wk->json.len);
+    } else {
         char text[3 * 20 + 64]; /* three counts of up to 20 digits and their names */
         char *t = text;
         t = _append(_append(t, "not_found="), _digits(extras.missing[STORE_NOT_FOUND]));
@@ -609,11 +620,29 @@ void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, s
         _append(text, extras.oldest_ms < 0 ? "-1" : _digits((uint64_t)extras.oldest_ms));
         grpc_call_add_trailer(call, "fsd-oldest-row-ms", text);
         grpc_call_reply(call, wk->out.buf, wk->out.len);
-    } else {
-        grpc_call_fail(call, e.code, e.message);
     }
-    rpc_observe_duration(wk, RPC_FEAST_GET_ONLINE_FEATURES, call);
+    rpc_observe_duration(wk, method, call);
     pbw_trim(&wk->out, RPC_KEEP_RESPONSE_BYTES);
+    if (wk->json.cap > RPC_KEEP_RESPONSE_BYTES) {
+        buf_free(&wk->json);
+    }
+}
+
+void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
+    Feast__Serving__GetOnlineFeaturesRequest *req =
+        feast__serving__get_online_features_request__unpack(&wk->arena.protobuf, len, msg);
+    if (req == NULL) {
+        grpc_call_fail(call, GRPC_INVALID_ARGUMENT,
+                       "malformed feast.serving.GetOnlineFeaturesRequest: not a valid protobuf "
+                       "message");
+    } else {
+        feast_serve(call, wk, req, FEAST_FORMAT_PROTO, RPC_FEAST_GET_ONLINE_FEATURES);
+    }
     arena_reset(&wk->arena);
 }
 

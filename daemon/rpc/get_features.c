@@ -354,7 +354,7 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
         grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
         return;
     }
-    struct plan_error e = {GRPC_OK, ""};
+    struct plan_error e = {GRPC_OK, "", NULL};
     Fsd__V1__GetFeaturesRequest *req =
         fsd__v1__get_features_request__unpack(&wk->arena.protobuf, len, msg);
     if (req == NULL) {

@@ -18,6 +18,12 @@ int plan_error(struct plan_error *e, enum grpc_code code, const char *fmt, ...) 
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
     e->code = code;
+    e->feast_class = NULL;
+    return -1;
+}
+
+int plan_error_feast(struct plan_error *e, const char *feast_class) {
+    e->feast_class = feast_class;
     return -1;
 }
 
@@ -78,14 +84,16 @@ int plan_add_ref(struct arena *a, struct plan *p, const char *ref, struct plan_e
     char view_name[CONFIG_MAX_NAME + 1];
     size_t view_len = (size_t)(colon - ref);
     if (view_len > CONFIG_MAX_NAME) {
-        return plan_error(e, GRPC_INVALID_ARGUMENT, "unknown view \"%.*s\"", 64, ref);
+        plan_error(e, GRPC_INVALID_ARGUMENT, "unknown view \"%.*s\"", 64, ref);
+        return plan_error_feast(e, "FeatureViewNotFoundException");
     }
     memcpy(view_name, ref, view_len);
     view_name[view_len] = '\0';
     struct store_view *view = store_catalog_find(rpc_state.catalog, view_name);
     if (view == NULL) {
-        return plan_error(e, GRPC_INVALID_ARGUMENT, "unknown view \"%s\" in feature ref \"%s\"",
-                          view_name, ref);
+        plan_error(e, GRPC_INVALID_ARGUMENT, "unknown view \"%s\" in feature ref \"%s\"", view_name,
+                   ref);
+        return plan_error_feast(e, "FeatureViewNotFoundException");
     }
     const struct store_schema *schema = store_view_schema(view);
     const char *feature = colon + 1;
@@ -109,7 +117,8 @@ int plan_add_service(struct arena *a, struct plan *p, const struct fsd_config *c
                      const char *name, struct plan_error *e) {
     const struct config_service *service = config_find_service(config, name);
     if (service == NULL) {
-        return plan_error(e, GRPC_NOT_FOUND, "unknown feature service \"%s\"", name);
+        plan_error(e, GRPC_NOT_FOUND, "unknown feature service \"%s\"", name);
+        return plan_error_feast(e, "FeatureServiceNotFoundException");
     }
     for (uint32_t i = 0; i < service->nfeatures; i++) {
         const struct config_feature_ref *ref = &service->features[i];

@@ -69,11 +69,16 @@ struct plan {
 struct plan_error {
     enum grpc_code code;
     char message[512];
+    /* The exception Feast's servers raise for the same mistake ("FeatureViewNotFoundException"),
+     * named in Feast's HTTP error bodies; NULL when Feast has none of its own. */
+    const char *feast_class;
 };
 
-/* Sets the error; returns -1. */
+/* Sets the error (no Feast class); returns -1. */
 int plan_error(struct plan_error *e, enum grpc_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Names the error's Feast exception; returns -1. */
+int plan_error_feast(struct plan_error *e, const char *feast_class);
 
 /* Adds the columns of one "view:feature" or "view:*" ref (a feature asked for twice is served
  * once). Returns 0, or -1 with `e` set (INVALID_ARGUMENT naming the ref). */

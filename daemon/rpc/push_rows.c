@@ -59,6 +59,7 @@ static void _count(uint64_t counts[4], enum store_upsert_result result, bool del
 struct push_wait {
     struct grpc_resume *resume;
     struct store_view *view;
+    struct rpc_push_reply reply;
     uint64_t counts[4];
     enum grpc_code code;
     char message[300];
@@ -87,18 +88,17 @@ static void _on_durable(struct wal_batch *batch, const char *error, void *arg) {
     grpc_resume_post(w->resume);
 }
 
-/* On the call's worker. */
+/* On the call's worker (call NULL: it ended meanwhile; the reply's owner still lets go). */
 static void _on_resume(struct grpc_call *call, void *arg) {
     struct push_wait *w = arg;
-    if (call != NULL) {
-        struct rpc_worker *wk = grpc_call_worker_context(call);
-        if (w->code == GRPC_OK) {
-            _write_response(&wk->out, w->counts);
-            grpc_call_reply(call, wk->out.buf, wk->out.len);
-        } else {
-            grpc_call_fail(call, w->code, w->message);
-        }
-        rpc_observe_duration(wk, RPC_PUSH_ROWS, call);
+    struct rpc_worker *wk = call != NULL ? grpc_call_worker_context(call) : NULL;
+    if (w->code == GRPC_OK) {
+        w->reply.done(call, wk, w->counts, w->reply.arg);
+    } else {
+        w->reply.fail(call, w->code, w->message, w->reply.arg);
+    }
+    if (wk != NULL) {
+        arena_reset(&wk->arena); /* what a reply that pushes on (Feast's /push) built */
     }
     free(w);
 }
@@ -109,7 +109,8 @@ static void _on_resume(struct grpc_call *call, void *arg) {
  */
 static int _log_rows(struct grpc_call *call, struct store_view *view,
                      const Fsd__V1__PushRowsRequest *req, const struct store_key *keys,
-                     struct store_row_builder *b, struct arena *a, struct rpc_row_error *e) {
+                     struct store_row_builder *b, struct arena *a,
+                     const struct rpc_push_reply *reply, struct rpc_row_error *e) {
     const struct store_schema *schema = store_view_schema(view);
     struct wal_batch *batch =
         wal_batch_create(store_view_name(view), store_schema_layout_fingerprint(schema));
@@ -143,6 +144,7 @@ static int _log_rows(struct grpc_call *call, struct store_view *view,
         dst->flags |= STORE_ROW_LIVE;
     }
     w->view = view;
+    w->reply = *reply;
     w->resume = grpc_call_suspend(call, _on_resume, w);
     if (w->resume == NULL) {
         wal_batch_destroy(batch);
@@ -154,29 +156,17 @@ static int _log_rows(struct grpc_call *call, struct store_view *view,
     return 0;
 }
 
-void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
-    struct rpc_worker *wk = grpc_call_worker_context(call);
-    if (wk == NULL) {
-        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
-        return;
-    }
+void rpc_push_apply(struct grpc_call *call, struct rpc_worker *wk,
+                    const Fsd__V1__PushRowsRequest *req, enum rpc_method_id method,
+                    const struct rpc_push_reply *reply) {
     struct arena *a = &wk->arena;
     struct rpc_row_error e = {GRPC_OK, ""};
     uint64_t counts[4] = {0}; /* inserted, replaced, not_newer, deleted */
-    Fsd__V1__PushRowsRequest *req = fsd__v1__push_rows_request__unpack(&a->protobuf, len, msg);
-    if (req == NULL) {
-        grpc_call_fail(call, GRPC_INVALID_ARGUMENT,
-                       "malformed PushRowsRequest: not a valid protobuf message");
-        arena_reset(a);
-        return;
-    }
     /* Before the view is looked up: a token limited to other views learns nothing of it. */
     enum grpc_code allowed =
-        rpc_authorize_view(call, RPC_PUSH_ROWS, req->view, e.message, sizeof e.message);
+        rpc_authorize_view(call, method, req->view, e.message, sizeof e.message);
     if (allowed != GRPC_OK) {
-        grpc_call_fail(call, allowed, e.message);
-        rpc_observe_duration(wk, RPC_PUSH_ROWS, call);
-        arena_reset(a);
+        reply->fail(call, allowed, e.message, reply->arg);
         return;
     }
     int64_t now_us = grpc_call_clock(call)->wall_us;
@@ -200,14 +190,12 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
         have_builder = e.code == GRPC_OK;
     }
     if (e.code == GRPC_OK && wal_enabled()) {
-        bool logged = _log_rows(call, view, req, keys, &b, a, &e) == 0;
+        bool logged = _log_rows(call, view, req, keys, &b, a, reply, &e) == 0;
         store_read_unlock();
         store_row_builder_deinit(&b);
         if (!logged) {
-            grpc_call_fail(call, e.code, e.message);
-            rpc_observe_duration(wk, RPC_PUSH_ROWS, call);
+            reply->fail(call, e.code, e.message, reply->arg);
         }
-        arena_reset(a);
         return; /* answered by _on_resume */
     }
     for (size_t r = 0; e.code == GRPC_OK && r < req->n_rows; r++) {
@@ -238,11 +226,46 @@ void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
         store_row_builder_deinit(&b);
     }
     if (e.code == GRPC_OK) {
+        reply->done(call, wk, counts, reply->arg);
+    } else {
+        reply->fail(call, e.code, e.message, reply->arg);
+    }
+}
+
+/* PushRows' answers: the counts as a PushRowsResponse, or the status. */
+static void _rows_done(struct grpc_call *call, struct rpc_worker *wk, const uint64_t counts[4],
+                       void *arg) {
+    (void)arg;
+    if (call != NULL) {
         _write_response(&wk->out, counts);
         grpc_call_reply(call, wk->out.buf, wk->out.len);
-    } else {
-        grpc_call_fail(call, e.code, e.message);
+        rpc_observe_duration(wk, RPC_PUSH_ROWS, call);
     }
-    rpc_observe_duration(wk, RPC_PUSH_ROWS, call);
-    arena_reset(a);
+}
+
+static void _rows_fail(struct grpc_call *call, enum grpc_code code, const char *message,
+                       void *arg) {
+    (void)arg;
+    if (call != NULL) {
+        grpc_call_fail(call, code, message);
+        rpc_observe_duration(grpc_call_worker_context(call), RPC_PUSH_ROWS, call);
+    }
+}
+
+void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
+    Fsd__V1__PushRowsRequest *req =
+        fsd__v1__push_rows_request__unpack(&wk->arena.protobuf, len, msg);
+    if (req == NULL) {
+        grpc_call_fail(call, GRPC_INVALID_ARGUMENT,
+                       "malformed PushRowsRequest: not a valid protobuf message");
+    } else {
+        static const struct rpc_push_reply reply = {_rows_done, _rows_fail, NULL};
+        rpc_push_apply(call, wk, req, RPC_PUSH_ROWS, &reply);
+    }
+    arena_reset(&wk->arena);
 }

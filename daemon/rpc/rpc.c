@@ -38,6 +38,21 @@ static const struct grpc_method methods[RPC_METHOD_COUNT] = {
     [RPC_FEAST_SERVING_INFO] = {.path = "/feast.serving.ServingService/GetFeastServingInfo",
                                 .authorize = rpc_authorize,
                                 .unary = rpc_feast_serving_info},
+    /* Feast's feature server over HTTP/1.1 on the same port (its paths and methods). */
+    [RPC_HTTP_GET_ONLINE_FEATURES] = {.path = "POST /get-online-features",
+                                      .authorize = rpc_authorize,
+                                      .unary = rpc_http_get_online_features},
+    [RPC_HTTP_PUSH] = {.path = "POST /push", .authorize = rpc_authorize, .unary = rpc_http_push},
+    [RPC_HTTP_WRITE_TO_ONLINE_STORE] = {.path = "POST /write-to-online-store",
+                                        .authorize = rpc_authorize,
+                                        .unary = rpc_http_write_to_online_store},
+    [RPC_HTTP_MATERIALIZE] = {.path = "POST /materialize",
+                              .authorize = rpc_authorize,
+                              .unary = rpc_http_materialize},
+    [RPC_HTTP_MATERIALIZE_INCREMENTAL] = {.path = "POST /materialize-incremental",
+                                          .authorize = rpc_authorize,
+                                          .unary = rpc_http_materialize_incremental},
+    [RPC_HTTP_HEALTH] = {.path = "GET /health", .unary = rpc_http_health},
 };
 
 static const struct option_def rpc_option_defs[] = {
@@ -98,7 +113,7 @@ const char *rpc_method_name(enum rpc_method_id method) {
     if ((unsigned)method >= RPC_METHOD_COUNT) {
         return "unknown";
     }
-    /* "/fsd.v1.FeatureService/GetFeatures" -> "GetFeatures" */
+    /* "/fsd.v1.FeatureService/GetFeatures" -> "GetFeatures", "POST /push" -> "push" */
     return strrchr(methods[method].path, '/') + 1;
 }
 
@@ -136,5 +151,6 @@ void rpc_worker_destroy(void *worker) {
     }
     arena_deinit(&wk->arena);
     pbw_deinit(&wk->out);
+    buf_free(&wk->json);
     free(wk);
 }

@@ -7,6 +7,8 @@
 #include "arena.h"
 #include "daemon/auth/auth.h"
 #include "daemon/grpc/grpc.h"
+#include "fsd/v1/feature_service.pb-c.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "pbwriter.h"
 #include "rpc.h"
@@ -34,6 +36,7 @@ struct rpc_worker {
     unsigned index;
     struct arena arena;                   /* the decoded request and per-request scratch */
     struct pbw out;                       /* the encoded response */
+    struct buf json;                      /* ... when it is JSON (HTTP/1.1) */
     struct rpc_worker_counters *counters; /* registered; outlives the worker (rpc_teardown) */
     struct auth_cache auth_cache;         /* tokens this worker has recently seen */
     struct log_limit auth_log;            /* "call refused" lines */
@@ -66,7 +69,37 @@ void rpc_get_features(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_list_views(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_feast_get_online_features(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_feast_serving_info(struct grpc_call *call, const uint8_t *msg, size_t len);
+/* Feast's feature server API over HTTP/1.1 (feast_http.c). */
+void rpc_http_get_online_features(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_http_push(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_http_write_to_online_store(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_http_materialize(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_http_materialize_incremental(struct grpc_call *call, const uint8_t *msg, size_t len);
+void rpc_http_health(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_push_rows(struct grpc_call *call, const uint8_t *msg, size_t len);
+
+/*
+ * How a push is answered (push_rows.c): done with the counts (inserted, replaced, not newer,
+ * deleted), or fail with a status. Either runs on the call's worker, at once or when the log
+ * has made the rows durable; `call` is NULL when it ended meanwhile (the callee frees what
+ * `arg` holds either way). `done` may push again (the next view of a Feast push).
+ */
+struct rpc_push_reply {
+    void (*done)(struct grpc_call *call, struct rpc_worker *wk, const uint64_t counts[4],
+                 void *arg);
+    void (*fail)(struct grpc_call *call, enum grpc_code code, const char *message, void *arg);
+    void *arg;
+};
+
+/*
+ * PushRows' rule for `req` (arena memory of wk): the token may write the view (`method`
+ * counts a refusal), every row is checked before any is applied, and with a log the rows are
+ * applied once durable (the call is suspended until then). Answers through `reply`, exactly
+ * once.
+ */
+void rpc_push_apply(struct grpc_call *call, struct rpc_worker *wk,
+                    const Fsd__V1__PushRowsRequest *req, enum rpc_method_id method,
+                    const struct rpc_push_reply *reply);
 void rpc_load_snapshot(struct grpc_call *call, const uint8_t *msg, size_t len);
 void rpc_health_check(struct grpc_call *call, const uint8_t *msg, size_t len);
 /* PushSnapshot, client streaming: per message, at the client's half-close, on an abort. */

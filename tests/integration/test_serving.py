@@ -296,7 +296,8 @@ class ServingTest(unittest.TestCase):
 
     def test_bytes_that_are_not_http2_close_only_that_connection(self):
         s = socket.create_connection(("127.0.0.1", self.fsd.port), timeout=5)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 40)  # TLS
+
         s.settimeout(5)
         data = b""
         while True:
@@ -305,6 +306,7 @@ class ServingTest(unittest.TestCase):
                 break
             data += chunk
         s.close()  # the server closed it (recv returned b"")
+        self.assertTrue(data.startswith(b"HTTP/1.1 400 "), data[:80])
         self.assertEqual(self.get(["users:age"], user_id=[1]).columns[0].int32_values[0], -42)
 
     # ---- other methods -------------------------------------------------------------------

@@ -252,7 +252,11 @@ static void test_setup_rejects_bad_methods_and_options(void **state) {
     char err[256];
     struct grpc_method no_slash = {.path = "test.Echo/Echo", .unary = _noop};
     assert_int_equal(grpc_server_setup(&o, &no_slash, 1, NULL, NULL, err, sizeof err), -1);
-    assert_non_null(strstr(err, "must start with '/'"));
+    assert_non_null(strstr(err, "must be \"/service/method\" or \"METHOD /path\""));
+    struct grpc_method streaming_http = {
+        .path = "POST /x", .on_message = (grpc_message_fn)1, .on_end = (grpc_call_fn)1};
+    assert_int_equal(grpc_server_setup(&o, &streaming_http, 1, NULL, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "HTTP/1.1 methods are unary"));
     struct grpc_method both = {.path = "/a/b", .unary = _noop, .on_end = (grpc_call_fn)1};
     assert_int_equal(grpc_server_setup(&o, &both, 1, NULL, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "either unary"));

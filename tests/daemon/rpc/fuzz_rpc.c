@@ -33,7 +33,9 @@
  * Input layout:
  *
  *   byte 0     bits 0-2: the method, modulo RPC_METHOD_COUNT (enum rpc_method_id order; 6 and
- *              7 are Feast's GetOnlineFeatures and GetFeastServingInfo)
+ *              7 are Feast's GetOnlineFeatures and GetFeastServingInfo); with 7, bits 5-6
+ *              add 0-3 (Feast's HTTP JSON get-online-features, materialize and
+ *              materialize-incremental follow it), and with 6, bit 5 picks GET /health
  *              bits 3-4: the authorization header: 0 the admin token, 1 the write token,
  *                     2 the read token, 3 taken from the input (below)
  *              bit 5: PushSnapshot: the client resets the stream while the commit runs
@@ -66,6 +68,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -274,6 +278,29 @@ void grpc_call_fail(struct grpc_call *call, enum grpc_code code, const char *mes
     snprintf(call->message, sizeof call->message, "%s", message != NULL ? message : "");
     free(call->response);
     call->response = NULL;
+}
+
+bool grpc_call_is_http1(const struct grpc_call *call) {
+    return rpc_methods(&(size_t){0})[call->method_index].path[0] != '/';
+}
+
+void grpc_call_http_reply(struct grpc_call *call, enum grpc_code code, unsigned status,
+                          const char *content_type, const void *body, size_t len) {
+    if (call->finished) {
+        return;
+    }
+    if (!grpc_call_is_http1(call) || strcmp(content_type, "application/json") != 0 ||
+        (code == GRPC_OK) != (status >= 200 && status < 300)) {
+        _die("%s: HTTP reply %u (code %d, %s) does not fit the call",
+             rpc_method_name(call->method_index), status, (int)code, content_type);
+    }
+    if (code != GRPC_OK) { /* the body says why: it stands for the gRPC message */
+        snprintf(call->message, sizeof call->message, "%.*s", (int)len, (const char *)body);
+        call->finished = true;
+        call->code = code;
+        return;
+    }
+    grpc_call_reply(call, body, len);
 }
 
 void grpc_call_failf(struct grpc_call *call, enum grpc_code code, const char *fmt, ...) {
@@ -767,6 +794,40 @@ static void _check_health(const struct grpc_call *call) {
     grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
 }
 
+/* Feast's JSON lookup reply: one result per name, each with a value, a status and a time per
+ * entity (the request may be anything, so the shape is what is checked). */
+static void _check_http_lookup(const struct grpc_call *call) {
+    char *text = malloc(call->response_len + 1);
+    memcpy(text, call->response, call->response_len);
+    text[call->response_len] = '\0';
+    json_object *doc = json_tokener_parse(text), *meta, *names, *results;
+    free(text);
+    if (doc == NULL || !json_object_object_get_ex(doc, "metadata", &meta) ||
+        !json_object_object_get_ex(meta, "feature_names", &names) ||
+        !json_object_object_get_ex(doc, "results", &results) ||
+        json_object_array_length(names) != json_object_array_length(results)) {
+        _die("get-online-features: a reply that is not Feast's JSON response");
+    }
+    size_t n = SIZE_MAX;
+    for (size_t r = 0; r < json_object_array_length(results); r++) {
+        json_object *vec = json_object_array_get_idx(results, r), *values, *statuses, *times;
+        if (!json_object_object_get_ex(vec, "values", &values) ||
+            !json_object_object_get_ex(vec, "statuses", &statuses) ||
+            !json_object_object_get_ex(vec, "event_timestamps", &times)) {
+            _die("get-online-features: result %zu lacks values, statuses or event_timestamps", r);
+        }
+        size_t nv = json_object_array_length(values);
+        if (n == SIZE_MAX) {
+            n = nv;
+        }
+        if (nv != n || json_object_array_length(statuses) != n ||
+            json_object_array_length(times) != n) {
+            _die("get-online-features: result %zu has %zu values for %zu entities", r, nv, n);
+        }
+    }
+    json_object_put(doc);
+}
+
 /* What every finished call must look like; a unary reply also against its request. */
 static void _check_call(const struct grpc_call *call, const uint8_t *msg, size_t len) {
     if (call->code != GRPC_OK) {
@@ -809,6 +870,20 @@ static void _check_call(const struct grpc_call *call, const uint8_t *msg, size_t
         feast__serving__get_feast_serving_info_response__free_unpacked(info, NULL);
         break;
     }
+    case RPC_HTTP_GET_ONLINE_FEATURES:
+        _check_http_lookup(call);
+        break;
+    case RPC_HTTP_MATERIALIZE:
+    case RPC_HTTP_MATERIALIZE_INCREMENTAL:
+    case RPC_HTTP_HEALTH:
+        if (call->response_len > 0) {
+            json_object *doc = json_tokener_parse((const char *)call->response);
+            if (doc == NULL) {
+                _die("%s: a reply that is not JSON", rpc_method_name(call->method_index));
+            }
+            json_object_put(doc);
+        }
+        break;
     default:
         break; /* PushSnapshot: checked by _run_stream, which knows every message */
     }
@@ -933,7 +1008,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     uint8_t flags = data[0];
-    size_t method_index = (size_t)(flags & METHOD_MASK) % g.nmethods;
+    size_t method_index = (size_t)(flags & METHOD_MASK);
+    if (method_index == RPC_FEAST_SERVING_INFO) { /* the HTTP JSON methods follow it */
+        method_index += (flags >> 5) & 3;
+    } else if (method_index == RPC_FEAST_GET_ONLINE_FEATURES && (flags & FLAG_LATE_RESET)) {
+        method_index = RPC_HTTP_HEALTH;
+    }
+    method_index %= g.nmethods;
     const struct grpc_method *m = &g.methods[method_index];
     unsigned token = (flags >> TOKEN_SHIFT) & 3;
     uint8_t *header = NULL;

@@ -1,0 +1,1230 @@
+/*
+ * Feast's feature server API (sdk/python/feast/feature_server.py) over HTTP/1.1 on fsd's gRPC
+ * port, so Feast's Python client and its remote online store need only fsd's address:
+ *
+ *   POST /get-online-features      {"entities": {key: [values]}, "features": ["view:f"] or
+ *                                   "feature_service": name, "full_feature_names": bool}
+ *   POST /push                     {"push_source_name", "df": {column: [values]}, "to"}
+ *   POST /write-to-online-store    {"feature_view_name", "df": {column: [values]}}
+ *   POST /materialize              {"start_ts", "end_ts", "feature_views": [names] or null}
+ *   POST /materialize-incremental  {"end_ts", "feature_views": [names] or null}
+ *   GET  /health                   200 while serving, 503 while draining
+ *
+ * The JSON body is parsed with json-c (Debian's libjson-c; loadtest/json_parse_bench.c
+ * measured the three packaged parsers: cJSON was 1.3-1.9x faster, but keeps every number as
+ * a double, which would silently change int64 entity keys past 2^53; json-c keeps them
+ * exact and was 1.3-1.9x faster than jansson). A lookup is decoded into the gRPC request
+ * (feast.serving.GetOnlineFeaturesRequest) and served by the same plan and cell rules as
+ * Feast's gRPC API (feast.h); only the writer differs. The response is Feast's: what
+ * protobuf's MessageToDict makes of the gRPC response with Feast's Value patch (values as
+ * plain JSON, statuses by name, event timestamps in RFC 3339), plus an "fsd" object Feast's
+ * clients ignore (values not present by status, the oldest row's age). Bytes are base64.
+ *
+ * Errors are Feast's: the HTTP status Feast's server gives (404 for an unknown view or
+ * feature service, 422 for a request it cannot take) and, as the body, a JSON string holding
+ * Feast's error detail {"module": "feast.errors", "class": ..., "message": ...}, which Feast's
+ * client decodes back into the exception.
+ */
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "feast.h"
+#include "common/json.h"
+#include "materializer/snapshot/snapshot.h"
+#include "store/catalog.h"
+#include "store/rcu.h"
+#include "store/table.h"
+
+/* Nesting a request body may have: Feast's have 3 levels; anything deeper is not Feast's. */
+#define _JSON_MAX_DEPTH 16
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+void feast_http_fail(struct grpc_call *call, enum grpc_code code, const char *feast_class,
+                     const char *message) {
+    struct buf detail = {0}, body = {0};
+    buf_puts(&detail, "{\"module\": \"feast.errors\", \"class\": ");
+    json_cstring(&detail, feast_class != NULL ? feast_class : "FeastError");
+    buf_puts(&detail, ", \"message\": ");
+    json_cstring(&detail, message);
+    buf_puts(&detail, "}");
+    /* Feast's server returns to_error_detail(), itself a JSON text, as a JSON string. */
+    json_string(&body, detail.data != NULL ? detail.data : "", detail.len);
+    /* Feast's FeastObjectNotFoundException kinds are 404; its others keep the code's. */
+    bool not_found =
+        feast_class != NULL && (strcmp(feast_class, "FeatureViewNotFoundException") == 0 ||
+                                strcmp(feast_class, "FeatureServiceNotFoundException") == 0);
+    unsigned status = not_found ? 404 : grpc_http_status_of(code);
+    if (detail.failed || body.failed) {
+        grpc_call_http_reply(call, code, status, "application/json", "\"\"", 2);
+    } else {
+        grpc_call_http_reply(call, code, status, "application/json", body.data, body.len);
+    }
+    buf_free(&detail);
+    buf_free(&body);
+}
+
+/* ---- the request ------------------------------------------------------------------------- */
+
+/*
+ * Parses a body that must be a JSON object. Returns it (the caller puts it), or NULL having
+ * failed the call with 422 and where the JSON broke, as FastAPI's validation does.
+ */
+static json_object *_parse_body(struct grpc_call *call, const uint8_t *msg, size_t len,
+                                const char *what) {
+    struct json_tokener *tok = json_tokener_new_ex(_JSON_MAX_DEPTH);
+    if (tok == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for the JSON parser");
+        return NULL;
+    }
+    json_object *root = json_tokener_parse_ex(tok, (const char *)msg, (int)len);
+    enum json_tokener_error err = json_tokener_get_error(tok);
+    size_t at = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    char why[256];
+    if (len == 0) {
+        snprintf(why, sizeof why, "%s: the request has no body; it takes a JSON object", what);
+    } else if (root == NULL || err != json_tokener_success) {
+        snprintf(why, sizeof why, "%s: the body is not valid JSON: %s at byte %zu", what,
+                 json_tokener_error_desc(err == json_tokener_success ? json_tokener_continue : err),
+                 at);
+    } else if (at < len && strspn((const char *)msg + at, " \t\r\n") != len - at) {
+        snprintf(why, sizeof why, "%s: the body has bytes after its JSON value, at byte %zu", what,
+                 at);
+    } else if (!json_object_is_type(root, json_type_object)) {
+        snprintf(why, sizeof why, "%s: the body is JSON but not an object", what);
+    } else {
+        return root;
+    }
+    json_object_put(root);
+    feast_http_fail(call, GRPC_INVALID_ARGUMENT, NULL, why);
+    return NULL;
+}
+
+/* An int64 from a JSON integer; false when it is not one or is out of int64's range. */
+static bool _int64_of(json_object *v, int64_t *out) {
+    if (!json_object_is_type(v, json_type_int)) {
+        return false;
+    }
+    int64_t x = json_object_get_int64(v);
+    if (x == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX) {
+        return false; /* json-c keeps integers past int64 as uint64 */
+    }
+    *out = x;
+    return true;
+}
+
+/* One JSON value as a Feast Value (what Feast's own JSON patch makes of it). */
+static void _value_of(json_object *v, Feast__Types__Value *out) {
+    feast__types__value__init(out);
+    int64_t i;
+    switch (json_object_get_type(v)) {
+    case json_type_int:
+        if (_int64_of(v, &i)) {
+            out->val_case = FEAST__TYPES__VALUE__VAL_INT64_VAL;
+            out->int64_val = i;
+        } else {
+            out->val_case = FEAST__TYPES__VALUE__VAL_DOUBLE_VAL;
+            out->double_val = json_object_get_double(v);
+        }
+        break;
+    case json_type_string:
+        out->val_case = FEAST__TYPES__VALUE__VAL_STRING_VAL;
+        out->string_val.data = (uint8_t *)json_object_get_string(v);
+        out->string_val.len = (size_t)json_object_get_string_len(v);
+        break;
+    case json_type_double:
+        out->val_case = FEAST__TYPES__VALUE__VAL_DOUBLE_VAL;
+        out->double_val = json_object_get_double(v);
+        break;
+    case json_type_boolean:
+        out->val_case = FEAST__TYPES__VALUE__VAL_BOOL_VAL;
+        out->bool_val = json_object_get_boolean(v);
+        break;
+    default: /* null, arrays, objects: no key kind; the planner names it */
+        break;
+    }
+}
+
+/*
+ * Decodes Feast's JSON lookup request into the gRPC message (in the arena; strings point
+ * into `root`). Returns 0, or -1 with `e` set.
+ */
+static int _decode_lookup(struct arena *a, json_object *root,
+                          Feast__Serving__GetOnlineFeaturesRequest *req, struct plan_error *e) {
+    feast__serving__get_online_features_request__init(req);
+    json_object *service = NULL, *features = NULL, *entities = NULL, *full = NULL;
+    json_object_object_get_ex(root, "feature_service", &service);
+    json_object_object_get_ex(root, "features", &features);
+    json_object_object_get_ex(root, "full_feature_names", &full);
+    if (!json_object_object_get_ex(root, "entities", &entities) ||
+        !json_object_is_type(entities, json_type_object)) {
+        return plan_error(e, GRPC_INVALID_ARGUMENT,
+                          "\"entities\" is required: an object of join key -> list of values");
+    }
+    if (full != NULL && !json_object_is_type(full, json_type_boolean)) {
+        return plan_error(e, GRPC_INVALID_ARGUMENT, "\"full_feature_names\" must be true or false");
+    }
+    req->full_feature_names = full != NULL && json_object_get_boolean(full);
+    /* As Feast's server: a feature service, when named, wins over a feature list. */
+    if (service != NULL && !json_object_is_type(service, json_type_null)) {
+        if (!json_object_is_type(service, json_type_string)) {
+            return plan_error(e, GRPC_INVALID_ARGUMENT, "\"feature_service\" must be a string");
+        }
+        req->kind_case = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE;
+        req->feature_service = (char *)json_object_get_string(service);
+    } else if (features != NULL && json_object_is_type(features, json_type_array)) {
+        size_t n = json_object_array_length(features);
+        if (n > PLAN_MAX_REFS) {
+            return plan_error(e, GRPC_INVALID_ARGUMENT, "%zu feature refs; at most %d are taken", n,
+                              PLAN_MAX_REFS);
+        }
+        Feast__Serving__FeatureList *list = arena_alloc(a, sizeof(*list));
+        char **refs = arena_alloc(a, (n + 1) * sizeof(*refs));
+        if (list == NULL || refs == NULL) {
+            return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
+        }
+        feast__serving__feature_list__init(list);
+        for (size_t i = 0; i < n; i++) {
+            json_object *ref = json_object_array_get_idx(features, i);
+            if (!json_object_is_type(ref, json_type_string)) {
+                return plan_error(e, GRPC_INVALID_ARGUMENT,
+                                  "\"features\"[%zu] is not a string (\"view:feature\")", i);
+            }
+            refs[i] = (char *)json_object_get_string(ref);
+        }
+        list->n_val = n;
+        list->val = refs;
+        req->kind_case = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES;
+        req->features = list;
+    } else if (features != NULL && !json_object_is_type(features, json_type_null)) {
+        return plan_error(e, GRPC_INVALID_ARGUMENT,
+                          "\"features\" must be a list of \"view:feature\" strings");
+    }
+    size_t nkeys = (size_t)json_object_object_length(entities);
+    if (nkeys > PLAN_MAX_KEY_COLUMNS) {
+        return plan_error(e, GRPC_INVALID_ARGUMENT, "%zu entity columns; at most %d are taken",
+                          nkeys, PLAN_MAX_KEY_COLUMNS);
+    }
+    Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry **entries =
+        arena_alloc(a, (nkeys + 1) * sizeof(*entries));
+    if (entries == NULL) {
+        return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
+    }
+    size_t k = 0;
+    json_object_object_foreach(entities, key, column) {
+        if (!json_object_is_type(column, json_type_array)) {
+            return plan_error(e, GRPC_INVALID_ARGUMENT,
+                              "entities.%.64s must be a list of values, one per entity", key);
+        }
+        size_t n = json_object_array_length(column);
+        if (n > rpc_state.options.max_batch) {
+            return plan_error(e, GRPC_INVALID_ARGUMENT,
+                              "batch of %zu entities exceeds the limit of %u (server.max_batch)", n,
+                              rpc_state.options.max_batch);
+        }
+        Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry *entry =
+            arena_alloc(a, sizeof(*entry));
+        Feast__Types__RepeatedValue *values = arena_alloc(a, sizeof(*values));
+        Feast__Types__Value **val = arena_alloc(a, (n + 1) * sizeof(*val));
+        Feast__Types__Value *cells = arena_alloc(a, (n + 1) * sizeof(*cells));
+        if (entry == NULL || values == NULL || val == NULL || cells == NULL) {
+            return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
+        }
+        feast__serving__get_online_features_request__entities_entry__init(entry);
+        feast__types__repeated_value__init(values);
+        for (size_t i = 0; i < n; i++) {
+            _value_of(json_object_array_get_idx(column, i), &cells[i]);
+            val[i] = &cells[i];
+        }
+        values->n_val = n;
+        values->val = val;
+        entry->key = key;
+        entry->value = values;
+        entries[k++] = entry;
+    }
+    req->n_entities = k;
+    req->entities = entries;
+    return 0;
+}
+
+/* ---- the response ------------------------------------------------------------------------ */
+
+static const char *const _status_names[] = {
+    [STORE_PRESENT] = "\"PRESENT\"",
+    [STORE_NOT_FOUND] = "\"NOT_FOUND\"",
+    [STORE_NULL] = "\"NULL_VALUE\"",
+    [STORE_OUTSIDE_MAX_AGE] = "\"OUTSIDE_MAX_AGE\"",
+};
+
+/* Decimal digits of `x`, without printf (every int value of a response goes through here). */
+static void _int(struct buf *b, int64_t x) {
+    char text[24], *p = text + sizeof text;
+    uint64_t u = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (x < 0) {
+        *--p = '-';
+    }
+    buf_add(b, p, (size_t)(text + sizeof text - p));
+}
+
+/*
+ * A double as Python writes it for Feast's clients: the shortest text that reads back the
+ * same, and ".0" on whole numbers so a client's type inference sees a float, not an int.
+ */
+static void _double(struct buf *b, double x, bool single) {
+    size_t before = b->len;
+    if (single) {
+        json_float(b, (float)x);
+    } else {
+        json_double(b, x);
+    }
+    if (b->failed || b->data[before] == '"') {
+        return; /* NaN and the infinities are strings */
+    }
+    if (strpbrk(b->data + before, ".eE") == NULL) {
+        buf_add(b, ".0", 2);
+    }
+}
+
+/* `us` since the epoch as protobuf's JSON writes a Timestamp: RFC 3339, UTC, 0/3/6 digits. */
+static void _timestamp(struct buf *b, int64_t us) {
+    int64_t secs = us / 1000000, frac = us % 1000000;
+    if (frac < 0) {
+        secs -= 1;
+        frac += 1000000;
+    }
+    int64_t days = secs / 86400, rem = secs % 86400;
+    if (rem < 0) {
+        days -= 1;
+        rem += 86400;
+    }
+    /* Civil date from days since 1970-01-01 (proleptic Gregorian), by 400-year eras. */
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+    char text[40];
+    int n;
+    if (year < 0 || year > 9999) {
+        n = snprintf(text, sizeof text, "\"%04" PRId64 "-%02" PRId64 "-%02" PRId64 "T", year, month,
+                     day);
+    } else {
+        text[0] = '"';
+        text[1] = (char)('0' + year / 1000);
+        text[2] = (char)('0' + year / 100 % 10);
+        text[3] = (char)('0' + year / 10 % 10);
+        text[4] = (char)('0' + year % 10);
+        text[5] = '-';
+        text[6] = (char)('0' + month / 10);
+        text[7] = (char)('0' + month % 10);
+        text[8] = '-';
+        text[9] = (char)('0' + day / 10);
+        text[10] = (char)('0' + day % 10);
+        text[11] = 'T';
+        n = 12;
+    }
+    int h = (int)(rem / 3600), m = (int)(rem / 60 % 60), s = (int)(rem % 60);
+    char *p = text + n;
+    *p++ = (char)('0' + h / 10);
+    *p++ = (char)('0' + h % 10);
+    *p++ = ':';
+    *p++ = (char)('0' + m / 10);
+    *p++ = (char)('0' + m % 10);
+    *p++ = ':';
+    *p++ = (char)('0' + s / 10);
+    *p++ = (char)('0' + s % 10);
+    if (frac != 0) {
+        int digits = frac % 1000 == 0 ? 3 : 6;
+        int64_t f = digits == 3 ? frac / 1000 : frac;
+        *p++ = '.';
+        for (int d = digits - 1; d >= 0; d--) {
+            p[d] = (char)('0' + f % 10);
+            f /= 10;
+        }
+        p += digits;
+    }
+    *p++ = 'Z';
+    *p++ = '"';
+    buf_add(b, text, (size_t)(p - text));
+}
+
+/* One value as Feast's JSON has it (null for none). */
+static void _value(struct buf *b, enum store_type type, const struct store_value *v) {
+    if (v == NULL) {
+        buf_add(b, "null", 4);
+        return;
+    }
+    switch (type) {
+    case STORE_TYPE_INT32:
+        _int(b, v->i32);
+        return;
+    case STORE_TYPE_INT64:
+        _int(b, v->i64);
+        return;
+    case STORE_TYPE_TIMESTAMP: /* unix_timestamp_val: seconds */
+        _int(b, v->ts_us / 1000000 - (v->ts_us % 1000000 < 0));
+        return;
+    case STORE_TYPE_FLOAT:
+        _double(b, v->f32, true);
+        return;
+    case STORE_TYPE_DOUBLE:
+        _double(b, v->f64, false);
+        return;
+    case STORE_TYPE_BOOL:
+        buf_puts(b, v->b ? "true" : "false");
+        return;
+    case STORE_TYPE_STRING:
+        json_string(b, v->var.data, v->var.bytes);
+        return;
+    case STORE_TYPE_BYTES:
+        json_base64(b, v->var.data, v->var.bytes);
+        return;
+    case STORE_TYPE_FLOAT_LIST:
+    case STORE_TYPE_INT64_LIST:
+    case STORE_TYPE_STRING_LIST:
+        buf_add(b, "[", 1);
+        for (uint32_t j = 0; j < v->var.count; j++) {
+            if (j > 0) {
+                buf_add(b, ", ", 2);
+            }
+            if (type == STORE_TYPE_FLOAT_LIST) {
+                float f;
+                memcpy(&f, (const uint8_t *)v->var.data + 4 * j, 4);
+                _double(b, f, true);
+            } else if (type == STORE_TYPE_INT64_LIST) {
+                int64_t x;
+                memcpy(&x, (const uint8_t *)v->var.data + 8 * j, 8);
+                _int(b, x);
+            } else {
+                const char *data;
+                uint32_t len;
+                store_string_list_at(v, j, &data, &len);
+                json_string(b, data, len);
+            }
+        }
+        buf_add(b, "]", 1);
+        return;
+    default:
+        buf_add(b, "null", 4);
+        return;
+    }
+}
+
+/* A join key column, echoed: its values as the request gave them, PRESENT, empty times. */
+static void _entity_vector(struct buf *b, const Feast__Types__RepeatedValue *values, size_t n) {
+    buf_puts(b, "{\"values\": [");
+    for (size_t i = 0; i < n; i++) {
+        const Feast__Types__Value *v = values->val[i];
+        if (i > 0) {
+            buf_add(b, ", ", 2);
+        }
+        if (v->val_case == FEAST__TYPES__VALUE__VAL_STRING_VAL) {
+            json_string(b, (const char *)v->string_val.data, v->string_val.len);
+        } else {
+            _int(b, v->int64_val);
+        }
+    }
+    buf_puts(b, "], \"statuses\": [");
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, i > 0 ? ", \"PRESENT\"" : "\"PRESENT\"");
+    }
+    buf_puts(b, "], \"event_timestamps\": [");
+    for (size_t i = 0; i < n; i++) {
+        buf_puts(b, i > 0 ? ", \"1970-01-01T00:00:00Z\"" : "\"1970-01-01T00:00:00Z\"");
+    }
+    buf_puts(b, "]}");
+}
+
+int feast_json_write(struct rpc_worker *wk, const struct plan *p,
+                     const Feast__Serving__GetOnlineFeaturesRequest *req, int64_t now_us,
+                     struct feast_extras *x) {
+    struct buf *b = &wk->json;
+    size_t n = p->n;
+    uint8_t *status = arena_alloc(&wk->arena, n + 1);
+    if (status == NULL) {
+        return -1;
+    }
+    struct rpc_view_counters *vc[p->nviews + 1];
+    feast_prepare(wk, p, now_us, x, vc);
+    size_t order[PLAN_MAX_KEY_COLUMNS];
+    size_t nkeys = feast_key_order(p, order);
+    buf_reset(b);
+    buf_puts(b, "{\"metadata\": {\"feature_names\": [");
+    for (size_t o = 0; o < nkeys; o++) {
+        if (o > 0) {
+            buf_add(b, ", ", 2);
+        }
+        json_cstring(b, p->keys[order[o]].name);
+    }
+    for (uint32_t c = 0; c < p->ncolumns; c++) {
+        const struct plan_view *vp = &p->views[p->columns[c].view];
+        if (nkeys + c > 0) {
+            buf_add(b, ", ", 2);
+        }
+        buf_add(b, "\"", 1);
+        if (req->full_feature_names) {
+            buf_puts(b, vp->schema->view); /* config names: [A-Za-z0-9_], nothing to escape */
+            buf_add(b, "__", 2);
+        }
+        buf_puts(b, vp->schema->features[p->columns[c].feature].name);
+        buf_add(b, "\"", 1);
+    }
+    buf_puts(b, "]}, \"results\": [");
+    for (size_t o = 0; o < nkeys; o++) {
+        if (o > 0) {
+            buf_add(b, ", ", 2);
+        }
+        _entity_vector(b, req->entities[order[o]]->value, n);
+    }
+    for (uint32_t c = 0; c < p->ncolumns; c++) {
+        const struct plan_view *vp = &p->views[p->columns[c].view];
+        enum store_type type = vp->schema->features[p->columns[c].feature].type;
+        buf_puts(b, nkeys + c > 0 ? ", {\"values\": [" : "{\"values\": [");
+        for (size_t i = 0; i < n; i++) {
+            struct store_value value;
+            bool send;
+            status[i] = (uint8_t)feast_cell(p, c, i, now_us, vc, x, &value, &send);
+            if (i > 0) {
+                buf_add(b, ", ", 2);
+            }
+            _value(b, type, send ? &value : NULL);
+        }
+        buf_puts(b, "], \"statuses\": [");
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0) {
+                buf_add(b, ", ", 2);
+            }
+            buf_puts(b, _status_names[status[i]]);
+        }
+        buf_puts(b, "], \"event_timestamps\": [");
+        for (size_t i = 0; i < n; i++) {
+            if (i > 0) {
+                buf_add(b, ", ", 2);
+            }
+            _timestamp(b, vp->rows[i] != NULL ? vp->rows[i]->event_ts_us : 0);
+        }
+        buf_puts(b, "]}");
+    }
+    buf_puts(b, "], \"fsd\": {\"values_not_present\": {\"not_found\": ");
+    _int(b, (int64_t)x->missing[STORE_NOT_FOUND]);
+    buf_puts(b, ", \"null_value\": ");
+    _int(b, (int64_t)x->missing[STORE_NULL]);
+    buf_puts(b, ", \"outside_max_age\": ");
+    _int(b, (int64_t)x->missing[STORE_OUTSIDE_MAX_AGE]);
+    buf_puts(b, "}, \"oldest_row_ms\": ");
+    _int(b, x->oldest_ms);
+    buf_puts(b, "}}");
+    return b->failed ? -1 : 0;
+}
+
+/* ---- the handlers ------------------------------------------------------------------------ */
+
+void rpc_http_get_online_features(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
+    json_object *root = _parse_body(call, msg, len, "get-online-features");
+    Feast__Serving__GetOnlineFeaturesRequest req;
+    struct plan_error e = {GRPC_OK, "", NULL};
+    if (root != NULL && _decode_lookup(&wk->arena, root, &req, &e) == 0) {
+        feast_serve(call, wk, &req, FEAST_FORMAT_JSON, RPC_HTTP_GET_ONLINE_FEATURES);
+    } else {
+        if (root != NULL) {
+            feast_http_fail(call, e.code, e.feast_class, e.message);
+        }
+        rpc_observe_duration(wk, RPC_HTTP_GET_ONLINE_FEATURES, call);
+    }
+    json_object_put(root);
+    arena_reset(&wk->arena);
+}
+
+void rpc_http_health(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    (void)msg, (void)len;
+    bool serving = atomic_load_explicit(&rpc_state.serving, memory_order_relaxed);
+    /* Feast's /health has an empty body; its status is the answer. */
+    grpc_call_http_reply(call, serving ? GRPC_OK : GRPC_UNAVAILABLE, serving ? 200 : 503,
+                         "application/json", "", 0);
+}
+
+/*
+ * /materialize and /materialize-incremental: a load of each named view (every view with a
+ * source when feature_views is null or absent), queued as LoadSnapshot queues it. fsd keeps
+ * the latest row per entity of the whole source, so the time range is checked for presence
+ * only. Answered once queued: {"queued": [...]}; the loads' results are in ListViews and
+ * /status. 409 when a view's load is already running or queued, with the views queued
+ * before it named.
+ */
+static void _materialize(struct grpc_call *call, const uint8_t *msg, size_t len, bool incremental,
+                         enum rpc_method_id method) {
+    struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
+    const char *what = incremental ? "materialize-incremental" : "materialize";
+    json_object *root = _parse_body(call, msg, len, what);
+    if (root == NULL) {
+        rpc_observe_duration(wk, method, call);
+        return;
+    }
+    json_object *start = NULL, *end = NULL, *views = NULL;
+    json_object_object_get_ex(root, "start_ts", &start);
+    json_object_object_get_ex(root, "end_ts", &end);
+    json_object_object_get_ex(root, "feature_views", &views);
+    char why[700];
+    why[0] = '\0';
+    if (end == NULL || !json_object_is_type(end, json_type_string) ||
+        (!incremental && (start == NULL || !json_object_is_type(start, json_type_string)))) {
+        snprintf(why, sizeof why, "%s: %s required (strings, as Feast's server takes them)", what,
+                 incremental ? "\"end_ts\" is" : "\"start_ts\" and \"end_ts\" are");
+    } else if (views != NULL && !json_object_is_type(views, json_type_null) &&
+               !json_object_is_type(views, json_type_array)) {
+        snprintf(why, sizeof why, "%s: \"feature_views\" must be a list of names or null", what);
+    }
+    if (why[0] != '\0') {
+        feast_http_fail(call, GRPC_INVALID_ARGUMENT, NULL, why);
+        rpc_observe_duration(wk, method, call);
+        json_object_put(root);
+        return;
+    }
+    store_read_lock();
+    const struct fsd_config *config = atomic_load_explicit(&rpc_state.config, memory_order_acquire);
+    bool all = views == NULL || json_object_is_type(views, json_type_null);
+    size_t n = all ? config->nviews : json_object_array_length(views);
+    const char *feast_class = NULL;
+    enum grpc_code code = GRPC_OK;
+    /* Every name is checked before any load is queued: a typo queues nothing. */
+    for (size_t i = 0; !all && i < n && code == GRPC_OK; i++) {
+        json_object *v = json_object_array_get_idx(views, i);
+        const char *name =
+            json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+        const struct config_view *cv = name != NULL ? config_find_view(config, name) : NULL;
+        if (name == NULL) {
+            code = GRPC_INVALID_ARGUMENT;
+            snprintf(why, sizeof why, "\"feature_views\"[%zu] is not a string", i);
+        } else if (cv == NULL) {
+            code = GRPC_NOT_FOUND;
+            feast_class = "FeatureViewNotFoundException";
+            snprintf(why, sizeof why, "Feature view %.200s does not exist", name);
+        } else if (cv->snapshot.source.type == MAT_SOURCE_NONE) {
+            code = GRPC_FAILED_PRECONDITION;
+            snprintf(why, sizeof why,
+                     "view %.200s has no source to materialize from: its rows come from pushes",
+                     name);
+        }
+    }
+    struct buf queued = {0};
+    buf_puts(&queued, "{\"queued\": [");
+    size_t nqueued = 0;
+    for (size_t i = 0; i < n && code == GRPC_OK; i++) {
+        const char *name = all ? config->views[i].schema->view
+                               : json_object_get_string(json_object_array_get_idx(views, i));
+        if (all && config->views[i].snapshot.source.type == MAT_SOURCE_NONE) {
+            continue;
+        }
+        struct mat_view_status st;
+        bool joined = false;
+        enum mat_refusal refusal = MAT_REFUSED_NOT_RUNNING;
+        char err[512];
+        struct mat_ticket *ticket = NULL;
+        if (mat_view_status(name, &st) && st.loading) {
+            code = GRPC_ABORTED;
+            snprintf(why, sizeof why, "a load of view %.200s is running; retry once it is done",
+                     name);
+        } else if ((ticket = mat_request_load(name, NULL, NULL, &joined, &refusal, err,
+                                              sizeof err)) == NULL ||
+                   joined) {
+            code = refusal == MAT_REFUSED_NO_MEMORY ? GRPC_RESOURCE_EXHAUSTED : GRPC_ABORTED;
+            snprintf(why, sizeof why, "view %.200s: %.400s", name,
+                     joined ? "a load is already queued" : err);
+        } else {
+            buf_puts(&queued, nqueued++ > 0 ? ", " : "");
+            json_cstring(&queued, name);
+        }
+        mat_ticket_release(ticket);
+    }
+    store_read_unlock();
+    buf_puts(&queued, "]}");
+    if (code != GRPC_OK) {
+        if (nqueued > 0) {
+            size_t at = strlen(why);
+            snprintf(why + at, sizeof why - at, " (queued before it: %.*s)", (int)(queued.len - 15),
+                     queued.data + 12);
+        }
+        feast_http_fail(call, code, feast_class, why);
+    } else if (queued.failed) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for the response");
+    } else {
+        grpc_call_http_reply(call, GRPC_OK, 200, "application/json", queued.data, queued.len);
+    }
+    buf_free(&queued);
+    json_object_put(root);
+    rpc_observe_duration(wk, method, call);
+}
+
+void rpc_http_materialize(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    _materialize(call, msg, len, false, RPC_HTTP_MATERIALIZE);
+}
+
+void rpc_http_materialize_incremental(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    _materialize(call, msg, len, true, RPC_HTTP_MATERIALIZE_INCREMENTAL);
+}
+
+/* ---- writes: /push and /write-to-online-store -------------------------------------------- */
+
+/* Views one push source may feed: a bound on the work one request does. */
+#define _PUSH_MAX_VIEWS 64
+/* The columns of a Feast dataframe fsd reads times from: Feast's push sources' default
+ * timestamp field, and the created column Feast's remote online store sends. */
+#define _DF_EVENT_COLUMN   "event_timestamp"
+#define _DF_CREATED_COLUMN "created"
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t _days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static bool _digits_at(const char *s, size_t n, int64_t *out) {
+    int64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        x = x * 10 + (s[i] - '0');
+    }
+    *out = x;
+    return true;
+}
+
+/*
+ * A time as Feast's clients send it, in microseconds: ISO 8601 / RFC 3339 text
+ * ("2026-12-03T10:00:00", "... 10:00:00.123456+01:00", "...Z"; without a zone it is UTC,
+ * as Feast takes it), or a number of seconds since the epoch. False when it is neither.
+ */
+static bool _time_of(json_object *v, int64_t *us) {
+    if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
+        double secs = json_object_get_double(v);
+        if (!(secs > -9.2e12 && secs < 9.2e12)) {
+            return false;
+        }
+        *us = (int64_t)(secs * 1e6 + (secs < 0 ? -0.5 : 0.5));
+        return true;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        return false;
+    }
+    const char *t = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v);
+    int64_t y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+    if (len < 10 || !_digits_at(t, 4, &y) || t[4] != '-' || !_digits_at(t + 5, 2, &mo) ||
+        t[7] != '-' || !_digits_at(t + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31) {
+        return false;
+    }
+    size_t i = 10;
+    if (i < len && (t[i] == 'T' || t[i] == ' ')) {
+        if (len < i + 9 || !_digits_at(t + i + 1, 2, &h) || t[i + 3] != ':' ||
+            !_digits_at(t + i + 4, 2, &mi) || t[i + 6] != ':' || !_digits_at(t + i + 7, 2, &sec) ||
+            h > 23 || mi > 59 || sec > 60) {
+            return false;
+        }
+        i += 9;
+        if (i < len && t[i] == '.') {
+            int digits = 0;
+            for (i++; i < len && t[i] >= '0' && t[i] <= '9'; i++, digits++) {
+                if (digits < 6) {
+                    frac = frac * 10 + (t[i] - '0');
+                }
+            }
+            if (digits == 0) {
+                return false;
+            }
+            for (; digits < 6; digits++) {
+                frac *= 10;
+            }
+        }
+    }
+    int64_t offset_min = 0;
+    if (i < len && (t[i] == 'Z' || t[i] == 'z')) {
+        i++;
+    } else if (i < len && (t[i] == '+' || t[i] == '-')) {
+        int64_t oh, om;
+        if (len < i + 6 || !_digits_at(t + i + 1, 2, &oh) || t[i + 3] != ':' ||
+            !_digits_at(t + i + 4, 2, &om)) {
+            return false;
+        }
+        offset_min = (t[i] == '-' ? -1 : 1) * (oh * 60 + om);
+        i += 6;
+    }
+    if (i != len) {
+        return false;
+    }
+    int64_t secs = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    *us = secs * 1000000 + frac;
+    return true;
+}
+
+/* A Feast dataframe column's value as an fsd Value of the feature's type; false when it is
+ * not one (a JSON null is handled by the caller: the feature is left null). */
+static bool _feature_value(struct arena *a, json_object *v, enum store_type type,
+                           Fsd__V1__Value *out) {
+    fsd__v1__value__init(out);
+    int64_t i;
+    switch (type) {
+    case STORE_TYPE_INT32:
+        if (!_int64_of(v, &i) || i < INT32_MIN || i > INT32_MAX) {
+            return false;
+        }
+        out->kind_case = FSD__V1__VALUE__KIND_INT32_VALUE;
+        out->int32_value = (int32_t)i;
+        return true;
+    case STORE_TYPE_INT64:
+        if (!_int64_of(v, &i)) {
+            return false;
+        }
+        out->kind_case = FSD__V1__VALUE__KIND_INT64_VALUE;
+        out->int64_value = i;
+        return true;
+    case STORE_TYPE_FLOAT:
+    case STORE_TYPE_DOUBLE:
+        if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int)) {
+            return false;
+        }
+        if (type == STORE_TYPE_FLOAT) {
+            out->kind_case = FSD__V1__VALUE__KIND_FLOAT_VALUE;
+            out->float_value = (float)json_object_get_double(v);
+        } else {
+            out->kind_case = FSD__V1__VALUE__KIND_DOUBLE_VALUE;
+            out->double_value = json_object_get_double(v);
+        }
+        return true;
+    case STORE_TYPE_BOOL:
+        if (!json_object_is_type(v, json_type_boolean)) {
+            return false;
+        }
+        out->kind_case = FSD__V1__VALUE__KIND_BOOL_VALUE;
+        out->bool_value = json_object_get_boolean(v);
+        return true;
+    case STORE_TYPE_STRING:
+        if (!json_object_is_type(v, json_type_string)) {
+            return false;
+        }
+        out->kind_case = FSD__V1__VALUE__KIND_STRING_VALUE;
+        out->string_value.data = (uint8_t *)json_object_get_string(v);
+        out->string_value.len = (size_t)json_object_get_string_len(v);
+        return true;
+    case STORE_TYPE_BYTES: { /* base64, as fsd writes bytes in JSON */
+        if (!json_object_is_type(v, json_type_string)) {
+            return false;
+        }
+        const char *text = json_object_get_string(v);
+        size_t n = (size_t)json_object_get_string_len(v);
+        uint8_t *bytes = arena_alloc(a, n / 4 * 3 + 3);
+        size_t len;
+        if (bytes == NULL || !json_base64_decode(text, n, bytes, &len)) {
+            return false;
+        }
+        out->kind_case = FSD__V1__VALUE__KIND_BYTES_VALUE;
+        out->bytes_value.data = bytes;
+        out->bytes_value.len = len;
+        return true;
+    }
+    case STORE_TYPE_TIMESTAMP:
+        out->kind_case = FSD__V1__VALUE__KIND_TIMESTAMP_US;
+        return _time_of(v, &out->timestamp_us);
+    case STORE_TYPE_FLOAT_LIST:
+    case STORE_TYPE_INT64_LIST:
+    case STORE_TYPE_STRING_LIST: {
+        if (!json_object_is_type(v, json_type_array)) {
+            return false;
+        }
+        size_t n = json_object_array_length(v);
+        if (type == STORE_TYPE_FLOAT_LIST) {
+            Fsd__V1__FloatList *list = arena_alloc(a, sizeof(*list));
+            float *xs = arena_alloc(a, (n + 1) * sizeof(*xs));
+            if (list == NULL || xs == NULL) {
+                return false;
+            }
+            fsd__v1__float_list__init(list);
+            for (size_t j = 0; j < n; j++) {
+                json_object *x = json_object_array_get_idx(v, j);
+                if (!json_object_is_type(x, json_type_double) &&
+                    !json_object_is_type(x, json_type_int)) {
+                    return false;
+                }
+                xs[j] = (float)json_object_get_double(x);
+            }
+            list->n_values = n;
+            list->values = xs;
+            out->kind_case = FSD__V1__VALUE__KIND_FLOAT_LIST;
+            out->float_list = list;
+        } else if (type == STORE_TYPE_INT64_LIST) {
+            Fsd__V1__Int64List *list = arena_alloc(a, sizeof(*list));
+            int64_t *xs = arena_alloc(a, (n + 1) * sizeof(*xs));
+            if (list == NULL || xs == NULL) {
+                return false;
+            }
+            fsd__v1__int64_list__init(list);
+            for (size_t j = 0; j < n; j++) {
+                if (!_int64_of(json_object_array_get_idx(v, j), &xs[j])) {
+                    return false;
+                }
+            }
+            list->n_values = n;
+            list->values = xs;
+            out->kind_case = FSD__V1__VALUE__KIND_INT64_LIST;
+            out->int64_list = list;
+        } else {
+            Fsd__V1__StringList *list = arena_alloc(a, sizeof(*list));
+            ProtobufCBinaryData *xs = arena_alloc(a, (n + 1) * sizeof(*xs));
+            if (list == NULL || xs == NULL) {
+                return false;
+            }
+            fsd__v1__string_list__init(list);
+            for (size_t j = 0; j < n; j++) {
+                json_object *x = json_object_array_get_idx(v, j);
+                if (!json_object_is_type(x, json_type_string)) {
+                    return false;
+                }
+                xs[j].data = (uint8_t *)json_object_get_string(x);
+                xs[j].len = (size_t)json_object_get_string_len(x);
+            }
+            list->n_values = n;
+            list->values = xs;
+            out->kind_case = FSD__V1__VALUE__KIND_STRING_LIST;
+            out->string_list = list;
+        }
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+/* The dataframe's column `name`, or NULL. */
+static json_object *_column(json_object *df, const char *name) {
+    json_object *col = NULL;
+    return json_object_object_get_ex(df, name, &col) ? col : NULL;
+}
+
+/*
+ * The rows of Feast dataframe `df` (columns of equal length) for view `view`, as a PushRows
+ * request in the arena: every join key a column; the features that are columns (a JSON null,
+ * or a feature without a column, is null); the event time from event_timestamp (or the
+ * view's source's event_timestamp_column), created from "created" (or the source's created
+ * column) when present. Columns the view does not have are ignored, as Feast does. Returns 0,
+ * or -1 with `why` set.
+ */
+static int _df_rows(struct arena *a, json_object *df, const struct store_schema *schema,
+                    const struct config_view *cv, Fsd__V1__PushRowsRequest *req, char *why,
+                    size_t why_len) {
+    fsd__v1__push_rows_request__init(req);
+    req->view = schema->view;
+    const char *event_name = cv->snapshot.source.event_timestamp_column != NULL &&
+                                     _column(df, cv->snapshot.source.event_timestamp_column) != NULL
+                                 ? cv->snapshot.source.event_timestamp_column
+                                 : _DF_EVENT_COLUMN;
+    const char *created_name = cv->snapshot.source.created_timestamp_column != NULL
+                                   ? cv->snapshot.source.created_timestamp_column
+                                   : _DF_CREATED_COLUMN;
+    json_object *event = _column(df, event_name), *created = _column(df, created_name);
+    size_t n = SIZE_MAX;
+    json_object_object_foreach(df, name, col) {
+        if (!json_object_is_type(col, json_type_array)) {
+            snprintf(why, why_len, "df.%.64s must be a list (one value per row)", name);
+            return -1;
+        }
+        size_t len = json_object_array_length(col);
+        if (n != SIZE_MAX && len != n) {
+            snprintf(why, why_len,
+                     "df's columns differ in length: df.%.64s has %zu rows, others %zu", name, len,
+                     n);
+            return -1;
+        }
+        n = len;
+    }
+    if (event == NULL) {
+        snprintf(why, why_len, "df has no %s column: each row needs its event time", event_name);
+        return -1;
+    }
+    json_object *keys[STORE_MAX_JOIN_KEYS];
+    for (uint32_t k = 0; k < schema->nkeys; k++) {
+        if ((keys[k] = _column(df, schema->keys[k].name)) == NULL) {
+            snprintf(why, why_len, "df has no column for join key %.64s of view %.64s",
+                     schema->keys[k].name, schema->view);
+            return -1;
+        }
+    }
+    json_object **features = arena_alloc(a, (schema->nfeatures + 1) * sizeof(*features));
+    Fsd__V1__Row **rows = arena_alloc(a, (n + 1) * sizeof(*rows));
+    if (features == NULL || rows == NULL) {
+        snprintf(why, why_len, "out of memory for %zu rows", n);
+        return -1;
+    }
+    uint32_t nf = 0;
+    for (uint32_t f = 0; f < schema->nfeatures; f++) {
+        features[f] = _column(df, schema->features[f].name);
+        nf += features[f] != NULL;
+    }
+    for (size_t r = 0; r < n; r++) {
+        Fsd__V1__Row *row = arena_alloc(a, sizeof(*row));
+        Fsd__V1__KeyPart *parts = arena_alloc(a, (schema->nkeys + 1) * sizeof(*parts));
+        Fsd__V1__KeyPart **part_ptrs = arena_alloc(a, (schema->nkeys + 1) * sizeof(*part_ptrs));
+        Fsd__V1__FeatureValue *fvs = arena_alloc(a, (nf + 1) * sizeof(*fvs));
+        Fsd__V1__FeatureValue **fv_ptrs = arena_alloc(a, (nf + 1) * sizeof(*fv_ptrs));
+        Fsd__V1__Value *values = arena_alloc(a, (nf + 1) * sizeof(*values));
+        if (row == NULL || parts == NULL || part_ptrs == NULL || fvs == NULL || fv_ptrs == NULL ||
+            values == NULL) {
+            snprintf(why, why_len, "out of memory for %zu rows", n);
+            return -1;
+        }
+        fsd__v1__row__init(row);
+        for (uint32_t k = 0; k < schema->nkeys; k++) {
+            json_object *v = json_object_array_get_idx(keys[k], r);
+            fsd__v1__key_part__init(&parts[k]);
+            parts[k].name = schema->keys[k].name;
+            int64_t i;
+            if (schema->keys[k].type == STORE_KEY_INT64 && _int64_of(v, &i)) {
+                parts[k].value_case = FSD__V1__KEY_PART__VALUE_INT64_VALUE;
+                parts[k].int64_value = i;
+            } else if (schema->keys[k].type == STORE_KEY_STRING &&
+                       json_object_is_type(v, json_type_string)) {
+                parts[k].value_case = FSD__V1__KEY_PART__VALUE_STRING_VALUE;
+                parts[k].string_value.data = (uint8_t *)json_object_get_string(v);
+                parts[k].string_value.len = (size_t)json_object_get_string_len(v);
+            } else {
+                snprintf(why, why_len, "row %zu: join key %.64s is not %s", r, schema->keys[k].name,
+                         schema->keys[k].type == STORE_KEY_INT64 ? "an int64" : "a string");
+                return -1;
+            }
+            part_ptrs[k] = &parts[k];
+        }
+        if (!_time_of(json_object_array_get_idx(event, r), &row->event_timestamp_us)) {
+            snprintf(why, why_len,
+                     "row %zu: %s is not a time (ISO 8601 text, or seconds since the epoch)", r,
+                     event_name);
+            return -1;
+        }
+        json_object *c = created != NULL ? json_object_array_get_idx(created, r) : NULL;
+        if (c != NULL && !json_object_is_type(c, json_type_null) &&
+            !_time_of(c, &row->created_timestamp_us)) {
+            snprintf(why, why_len, "row %zu: %s is not a time", r, created_name);
+            return -1;
+        }
+        size_t nv = 0;
+        for (uint32_t f = 0; f < schema->nfeatures; f++) {
+            json_object *v = features[f] != NULL ? json_object_array_get_idx(features[f], r) : NULL;
+            if (v == NULL || json_object_is_type(v, json_type_null)) {
+                continue; /* null */
+            }
+            if (!_feature_value(a, v, schema->features[f].type, &values[nv])) {
+                snprintf(why, why_len, "row %zu: %.64s is not a %s value", r,
+                         schema->features[f].name, store_type_name(schema->features[f].type));
+                return -1;
+            }
+            fsd__v1__feature_value__init(&fvs[nv]);
+            fvs[nv].name = schema->features[f].name;
+            fvs[nv].value = &values[nv];
+            fv_ptrs[nv] = &fvs[nv];
+            nv++;
+        }
+        row->n_keys = schema->nkeys;
+        row->keys = part_ptrs;
+        row->n_values = nv;
+        row->values = fv_ptrs;
+        rows[r] = row;
+    }
+    req->n_rows = n == SIZE_MAX ? 0 : n;
+    req->rows = rows;
+    return 0;
+}
+
+/* A write on its way: the body (its strings back the rows), the views still to write, what
+ * the written ones counted. Freed by whoever answers the call. */
+struct http_push {
+    json_object *root;
+    json_object *df;
+    enum rpc_method_id method;
+    char views[_PUSH_MAX_VIEWS][CONFIG_MAX_NAME + 1];
+    size_t nviews;
+    size_t next;
+    struct buf counts; /* {"view": {"inserted": ...}, ...} so far */
+    struct rpc_push_reply reply;
+};
+
+static void _push_free(struct http_push *p) {
+    json_object_put(p->root);
+    buf_free(&p->counts);
+    free(p);
+}
+
+static void _push_next(struct grpc_call *call, struct rpc_worker *wk, struct http_push *p);
+
+static void _push_done(struct grpc_call *call, struct rpc_worker *wk, const uint64_t counts[4],
+                       void *arg) {
+    struct http_push *p = arg;
+    if (call == NULL) {
+        _push_free(p);
+        return;
+    }
+    buf_puts(&p->counts, p->next > 1 ? ", " : "");
+    json_cstring(&p->counts, p->views[p->next - 1]);
+    buf_printf(&p->counts, ": {\"inserted\": %llu, \"replaced\": %llu, \"not_newer\": %llu}",
+               (unsigned long long)counts[0], (unsigned long long)counts[1],
+               (unsigned long long)counts[2]);
+    _push_next(call, wk, p);
+}
+
+static void _push_fail(struct grpc_call *call, enum grpc_code code, const char *message,
+                       void *arg) {
+    struct http_push *p = arg;
+    if (call != NULL) {
+        char why[700];
+        snprintf(why, sizeof why, "view %s: %s%s", p->views[p->next - 1], message,
+                 p->next > 1 ? " (the views before it were written)" : "");
+        feast_http_fail(call, code, NULL, why);
+        rpc_observe_duration(grpc_call_worker_context(call), p->method, call);
+    }
+    _push_free(p);
+}
+
+/* Writes the next view, or answers once every view is written. */
+static void _push_next(struct grpc_call *call, struct rpc_worker *wk, struct http_push *p) {
+    if (p->next == p->nviews) {
+        buf_puts(&p->counts, "}}");
+        if (p->counts.failed) {
+            grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for the response");
+        } else {
+            grpc_call_http_reply(call, GRPC_OK, 200, "application/json", p->counts.data,
+                                 p->counts.len);
+        }
+        rpc_observe_duration(wk, p->method, call);
+        _push_free(p);
+        return;
+    }
+    const char *name = p->views[p->next++];
+    Fsd__V1__PushRowsRequest req;
+    char why[512];
+    int rc = -1;
+    store_read_lock();
+    const struct fsd_config *config = atomic_load_explicit(&rpc_state.config, memory_order_acquire);
+    const struct config_view *cv = config_find_view(config, name);
+    struct store_view *view = store_catalog_find(rpc_state.catalog, name);
+    if (cv == NULL || view == NULL) {
+        snprintf(why, sizeof why, "the view is gone (a reload removed it)");
+    } else {
+        rc = _df_rows(&wk->arena, p->df, store_view_schema(view), cv, &req, why, sizeof why);
+    }
+    store_read_unlock();
+    if (rc != 0) {
+        _push_fail(call, GRPC_INVALID_ARGUMENT, why, p);
+        return;
+    }
+    rpc_push_apply(call, wk, &req, p->method, &p->reply); /* answers through _push_done/fail */
+}
+
+/* /push and /write-to-online-store: the body checked, the views found, the first written. */
+static void _write(struct grpc_call *call, const uint8_t *msg, size_t len, bool push) {
+    enum rpc_method_id method = push ? RPC_HTTP_PUSH : RPC_HTTP_WRITE_TO_ONLINE_STORE;
+    struct rpc_worker *wk = grpc_call_worker_context(call);
+    if (wk == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
+        return;
+    }
+    const char *what = push ? "push" : "write-to-online-store";
+    json_object *root = _parse_body(call, msg, len, what);
+    struct http_push *p = root != NULL ? calloc(1, sizeof(*p)) : NULL;
+    if (p == NULL) {
+        if (root != NULL) {
+            grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "out of memory for the push");
+            json_object_put(root);
+        }
+        rpc_observe_duration(wk, method, call);
+        return;
+    }
+    p->root = root;
+    p->method = method;
+    p->reply = (struct rpc_push_reply){_push_done, _push_fail, p};
+    json_object *name = NULL, *to = NULL;
+    json_object_object_get_ex(root, push ? "push_source_name" : "feature_view_name", &name);
+    json_object_object_get_ex(root, "to", &to);
+    json_object_object_get_ex(root, "df", &p->df);
+    char why[512] = "";
+    const char *feast_class = NULL;
+    enum grpc_code code = GRPC_INVALID_ARGUMENT;
+    const char *to_text = to != NULL ? json_object_get_string(to) : "online";
+    if (name == NULL || !json_object_is_type(name, json_type_string)) {
+        snprintf(why, sizeof why, "%s: \"%s\" is required (a string)", what,
+                 push ? "push_source_name" : "feature_view_name");
+    } else if (p->df == NULL || !json_object_is_type(p->df, json_type_object)) {
+        snprintf(why, sizeof why, "%s: \"df\" is required: an object of column -> list of values",
+                 what);
+    } else if (push && (to == NULL ? false : !json_object_is_type(to, json_type_string))) {
+        snprintf(why, sizeof why, "push: \"to\" must be a string");
+    } else if (push && strcmp(to_text, "online") != 0) {
+        snprintf(why, sizeof why,
+                 "push: to=\"%.32s\" is not served: fsd is an online store only (to: online); "
+                 "write the offline store with your batch engine",
+                 to_text);
+    }
+    if (why[0] == '\0') {
+        store_read_lock();
+        const struct fsd_config *config =
+            atomic_load_explicit(&rpc_state.config, memory_order_acquire);
+        const char *wanted = json_object_get_string(name);
+        for (size_t v = 0; v < config->nviews; v++) {
+            const struct config_view *cv = &config->views[v];
+            bool match =
+                push ? strcmp(cv->push_source, wanted) == 0 : strcmp(cv->schema->view, wanted) == 0;
+            if (match && p->nviews < _PUSH_MAX_VIEWS) {
+                snprintf(p->views[p->nviews++], sizeof p->views[0], "%s", cv->schema->view);
+            }
+        }
+        store_read_unlock();
+        if (p->nviews == 0 && push) {
+            code = GRPC_INVALID_ARGUMENT; /* Feast answers 422 */
+            feast_class = "PushSourceNotFoundException";
+            snprintf(why, sizeof why, "Unable to find push source '%.128s'.", wanted);
+        } else if (p->nviews == 0) {
+            code = GRPC_NOT_FOUND;
+            feast_class = "FeatureViewNotFoundException";
+            snprintf(why, sizeof why, "Feature view %.128s does not exist", wanted);
+        }
+    }
+    if (why[0] != '\0') {
+        feast_http_fail(call, code, feast_class, why);
+        rpc_observe_duration(wk, method, call);
+        _push_free(p);
+        return;
+    }
+    buf_puts(&p->counts, "{\"views\": {");
+    _push_next(call, wk, p); /* p belongs to the push now */
+    arena_reset(&wk->arena);
+}
+
+void rpc_http_push(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    _write(call, msg, len, true);
+}
+
+void rpc_http_write_to_online_store(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    _write(call, msg, len, false);
+}
