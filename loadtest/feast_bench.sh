@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # What Feast's serving API costs against fsd's own: the same lookups (the benchmark view, 10
-# features) through GetFeatures and through Feast's GetOnlineFeatures, against one fsd, in the
-# same run, on this machine:
+# features) through GetFeatures, through Feast's GetOnlineFeatures (gRPC) and through Feast's
+# POST /get-online-features (HTTP/1.1 JSON, driven by wrk with loadtest/feast_http.lua),
+# against one fsd, in the same run, on this machine:
 #
 #   bash loadtest/feast_bench.sh            # 100k entities, batches 1, 10, 100, 3 runs of 5 s
 #   bash loadtest/feast_bench.sh --quick    # 3 runs of 1 s
 #
-# Closed loop (grpc_load, 1 connection, 16 calls in flight, fsd with one worker): values/s
-# and fsd's CPU (user + system, /proc/PID/stat) per value; runs of the two APIs alternate, so
-# a busy spell of the machine hits both. Open loop: batch 100 at 1,000 calls/s, p99 and p999
+# Closed loop (grpc_load, 1 connection, 16 calls in flight; wrk, 16 connections of one call
+# each, as HTTP/1.1 has no multiplexing; fsd with one worker): values/s and fsd's CPU (user +
+# system, /proc/PID/stat) per value; runs of the APIs alternate, so a busy spell of the
+# machine hits all. Open loop: batch 100 at 1,000 calls/s, p99 and p999
 # (the issue's target: Feast's path under 1 ms at p99). Prints one Markdown table of medians
 # and the Feast/fsd ratios, and how busy the machine was. Everything is on 127.0.0.1.
 #
@@ -40,6 +42,7 @@ done
 FSD="${BUILD}/bin/fsd"
 LOAD="${BUILD}/bin/grpc_load"
 [[ -x ${FSD} && -x ${LOAD} ]] || bench_die "build fsd and grpc_load first (${BUILD})"
+command -v wrk >/dev/null || bench_die "wrk is missing (bash scripts/setup.sh installs it)"
 bench_setup
 
 config="${BENCH_TMP}/fsd.yaml"
@@ -71,6 +74,30 @@ print("closed", sys.argv[4], batch, round(values / d["measured_s"]),
       round(machine / hz / d["measured_s"], 2))' "${out}" "$((t1 - t0))" "$((m1 - m0))" "$1" "$2"
 }
 
+# closed_http BATCH: as closed, for Feast's JSON path through wrk.
+closed_http() {
+    local t0 m0 out t1 m1
+    t0="$(bench_pid_ticks "${FSD_PID}")"
+    m0="$(bench_machine_ticks)"
+    out="$(FEAST_BATCH="$1" FEAST_ENTITIES="${ENTITIES}" wrk -t1 -c16 -d"${DURATION}s" \
+        --latency -s "${REPO_ROOT}/loadtest/feast_http.lua" "http://${FSD_ADDR}/")" ||
+        bench_die "http batch $1: wrk failed"
+    t1="$(bench_pid_ticks "${FSD_PID}")"
+    m1="$(bench_machine_ticks)"
+    /usr/bin/python3 -c '
+import re, sys
+out, ticks, machine, batch, duration = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+if "Non-2xx" in out or "Socket errors" in out:
+    sys.exit("wrk saw failed requests:\n" + out)
+total = int(re.search(r"(\d+) requests in", out).group(1))
+p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+p99_us = float(p99.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[p99.group(2)]
+values = total * batch * 10
+print("closed http", batch, round(values / duration), round(ticks / 100 * 1e6 / values, 4) if values else 0,
+      round(p99_us), round(machine / 100 / duration, 2))' "${out}" "$((t1 - t0))" "$((m1 - m0))" "$1" "${DURATION}" ||
+        bench_die "http batch $1: wrk's output did not parse"
+}
+
 # open TARGET: batch 100 at 1,000 calls/s; prints "open TARGET 100 p99 p999 busy".
 open_loop() {
     local m0 out m1
@@ -91,6 +118,7 @@ for _ in $(seq "${RUNS}"); do
         for target in fsd feast; do
             closed "${target}" "${batch}"
         done
+        closed_http "${batch}"
     done
     for target in fsd feast; do
         open_loop "${target}"
@@ -113,9 +141,10 @@ print()
 print("| batch | API | values/s (closed loop, 16 in flight) | fsd CPU us/value | p99 us | machine busy (cores) |")
 print("|---:|---|---:|---:|---:|---:|")
 for batch in (1, 10, 100):
-    for api in ("fsd", "feast"):
+    for api in ("fsd", "feast", "http"):
         rate, us, p99, busy = closed[(api, batch)]
-        name = "GetFeatures" if api == "fsd" else "Feast GetOnlineFeatures"
+        name = {"fsd": "GetFeatures", "feast": "Feast GetOnlineFeatures",
+                "http": "Feast POST /get-online-features"}[api]
         print(f"| {batch} | {name} | {rate:.0f} | {us:.4f} | {p99:.0f} | {busy:.2f} |")
 for api in ("fsd", "feast"):
     p99, p999, busy = opened[(api, 100)]
@@ -123,6 +152,7 @@ for api in ("fsd", "feast"):
     print(f"| 100 at 1000/s | {name} | p99 {p99:.0f} us, p999 {p999:.0f} us | | | {busy:.2f} |")
 print()
 for batch in (1, 10, 100):
-    f, g = closed[("fsd", batch)], closed[("feast", batch)]
-    print(f"batch {batch}: Feast/fsd CPU per value {g[1] / f[1]:.2f}x, values/s {g[0] / f[0]:.2f}x")
+    f, g, j = closed[("fsd", batch)], closed[("feast", batch)], closed[("http", batch)]
+    print(f"batch {batch}: Feast/fsd CPU per value {g[1] / f[1]:.2f}x, values/s {g[0] / f[0]:.2f}x; "
+          f"HTTP JSON values per fsd CPU second {g[1] / j[1]:.2f}x Feast gRPC's")
 EOF

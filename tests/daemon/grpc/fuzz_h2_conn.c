@@ -14,6 +14,9 @@
  *   /t/sum    client streaming: counts messages and bytes (per-call state), replies the count
  *   /t/later  as /t/sum, but the end suspends the call and resumes it through the worker's
  *             queue (grpc_resume_post) before replying
+ *   POST /h/echo   HTTP/1.1 (a connection whose first bytes are not the preface): replies
+ *                  200 with the body
+ *   POST /h/later  HTTP/1.1: suspends the call, resumes it through the queue, replies 202
  *
  * Checked after each input: the connection is gone within a bounded number of loop turns
  * once the client has closed (no hang), the worker's counts are back to zero (connections,
@@ -161,6 +164,27 @@ static void _later_end(struct grpc_call *call) {
     grpc_resume_post(r); /* any thread may post; the worker runs it after this callback */
 }
 
+static void _http_echo(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    grpc_call_http_reply(call, GRPC_OK, 200, "application/json", msg, len);
+}
+
+static void _http_later_resume(struct grpc_call *call, void *arg) {
+    (void)arg;
+    if (call != NULL) {
+        grpc_call_http_reply(call, GRPC_OK, 202, "application/json", "{}", 2);
+    }
+}
+
+static void _http_later(struct grpc_call *call, const uint8_t *msg, size_t len) {
+    (void)msg, (void)len;
+    struct grpc_resume *r = grpc_call_suspend(call, _http_later_resume, NULL);
+    if (r == NULL) {
+        grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    grpc_resume_post(r);
+}
+
 static const struct grpc_method METHODS[] = {
     {.path = "/t/echo", .unary = _echo},
     {.path = "/t/fail", .unary = _fail},
@@ -169,6 +193,8 @@ static const struct grpc_method METHODS[] = {
      .on_message = _sum_message,
      .on_end = _later_end,
      .on_abort = _sum_release},
+    {.path = "POST /h/echo", .unary = _http_echo},
+    {.path = "POST /h/later", .unary = _http_later},
 };
 
 /* ---- the worker and the client ----------------------------------------------------------- */

@@ -135,6 +135,27 @@ def main():
         c.headers(sid, "/t/sum").raw(RstStreamFrame(sid, error_code=8))
     write("reset-flood", WHOLE, c.out)
     write("not-http2", WHOLE, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    # HTTP/1.1 on the same port: keep-alive and pipelined requests, chunked and Expect
+    # bodies, a suspended call with requests behind it, and what the parser refuses.
+    one = b"POST /h/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    write("http1-echo", WHOLE, one)
+    write("http1-echo-bytes", BYTES, one)
+    write("http1-pipelined", WHOLE, one + b"POST /h/later HTTP/1.1\r\nContent-Length: 0\r\n\r\n" +
+          one + b"GET /h/echo HTTP/1.1\r\n\r\n" + b"GET /nowhere HTTP/1.1\r\n\r\n" + one)
+    write("http1-chunked", 0x03, b"POST /h/echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+          b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n" + one)
+    write("http1-expect", WHOLE, b"POST /h/echo HTTP/1.1\r\nExpect: 100-continue\r\n"
+          b"Content-Length: 2\r\nConnection: close\r\n\r\nhi" + one)
+    write("http1-auth-twice", WHOLE, b"POST /h/echo HTTP/1.1\r\nAuthorization: a\r\n"
+          b"authorization: b\r\nContent-Length: 0\r\n\r\n" + one)
+    write("http1-http10", WHOLE, b"POST /h/echo HTTP/1.0\r\nContent-Length: 1\r\n\r\nx" + one)
+    write("http1-big-length", WHOLE, b"POST /h/echo HTTP/1.1\r\nContent-Length: 99999999999"
+          b"\r\n\r\n" + one)
+    write("http1-garbage", WHOLE, b"\x00\x01POST / HTTP/1.1\r\n\r\n")
+    write("http1-half-close", HALF_CLOSE | WHOLE, b"POST /h/later HTTP/1.1\r\n"
+          b"Content-Length: 0\r\n\r\n" + one)
+    write("http1-stalled", STALLED | WHOLE, (one + b"POST /h/later HTTP/1.1\r\n"
+                                             b"Content-Length: 0\r\n\r\n") * 40)
     write("truncated-headers", WHOLE, Client().headers(1, "/t/echo").out[:-5])
     c = Client()
     block = c.enc.encode([(":method", "POST"), (":scheme", "http"), (":path", "/t/echo"),
