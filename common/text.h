@@ -1,15 +1,16 @@
 #pragma once
 /*
  * Text forms of numbers and times that more than one writer needs (the metrics, /status,
- * fsctl): each writes into `out` (always terminated) and returns nothing.
+ * fsctl): each writes into `out` (always terminated).
  */
 #include <stddef.h>
 #include <stdint.h>
 
 /* The shortest decimal that reads back as exactly `x` ("0.1", "1e+100"); "nan", "inf",
- * "-inf" for the values that have no digits (callers spell those as their format wants). */
-void text_double(char *out, size_t out_len, double x);
-void text_float(char *out, size_t out_len, float x);
+ * "-inf" for the values that have no digits (callers spell those as their format wants).
+ * Returns the text's length. */
+size_t text_double(char *out, size_t out_len, double x);
+size_t text_float(char *out, size_t out_len, float x);
 
 /* 512 -> "512 B", 1536 -> "1.5 KiB", up to TiB. */
 void text_bytes(char *out, size_t out_len, uint64_t bytes);

@@ -3,10 +3,13 @@
  * forms. Regression: /status turned invalid JSON when a LoadSnapshot path held a 0xff byte,
  * because its JSON escaper copied bytes that are not UTF-8 into the document.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -122,12 +125,128 @@ static void test_number_and_time_text(void **state) {
     assert_string_equal(t, "2024-05-01T12:00:00Z");
 }
 
+/* What text_double and text_float wrote before their integer fast path: the first of
+ * %.15g..%.17g (%.6g..%.9g) that reads back. The fast path must write the same text. */
+static void _reference_double(char *out, size_t len, double x) {
+    for (int p = 15; p <= 17; p++) {
+        snprintf(out, len, "%.*g", p, x);
+        if (strtod(out, NULL) == x) {
+            return;
+        }
+    }
+}
+
+static void _reference_float(char *out, size_t len, float x) {
+    for (int p = 6; p <= 9; p++) {
+        snprintf(out, len, "%.*g", p, (double)x);
+        if (strtof(out, NULL) == x) {
+            return;
+        }
+    }
+}
+
+static uint64_t _rng = 88172645463325252ull;
+static uint64_t _next(void) {
+    _rng ^= _rng << 13;
+    _rng ^= _rng >> 7;
+    _rng ^= _rng << 17;
+    return _rng;
+}
+
+static void test_doubles_and_floats_match_printf_shortest(void **state) {
+    (void)state;
+    char got[64], want[64];
+    /* Random bit patterns near every magnitude the fast path takes and past its edges, short
+     * decimals (0.1, 12.5), integers, halves and ties, powers of two. */
+    for (int i = 0; i < 300000; i++) {
+        double x;
+        switch (i % 6) {
+        case 0: { /* any finite double between 1e-5 and 1e17 */
+            double mag = pow(10, (double)(_next() % 2200) / 100.0 - 5);
+            x = mag * (1 + (double)(_next() % 1000000) / 1e6);
+            break;
+        }
+        case 1: { /* raw bits: every exponent in range, every mantissa */
+            uint64_t bits =
+                (_next() & 0x000FFFFFFFFFFFFFull) | ((uint64_t)(1000 + _next() % 70) << 52);
+            memcpy(&x, &bits, 8);
+            break;
+        }
+        case 2:
+            x = (double)(int64_t)(_next() % 2000000001) / pow(10, (double)(_next() % 12));
+            break;
+        case 3:
+            x = (double)(_next() % 100000000) + 0.5 * (double)(_next() % 4) / 2;
+            break;
+        case 4:
+            x = ldexp(1.0, (int)(_next() % 100) - 40);
+            break;
+        default:
+            x = (double)(_next() % (1ull << 53)) / (double)(1ull << (_next() % 60));
+            break;
+        }
+        if (_next() & 1) {
+            x = -x;
+        }
+        text_double(got, sizeof got, x);
+        _reference_double(want, sizeof want, x);
+        if (strcmp(got, want) != 0 || strtod(got, NULL) != x) {
+            fail_msg("double %a: wrote %s, printf's shortest is %s", x, got, want);
+        }
+        float fx = (float)x;
+        if (isfinite(fx)) {
+            text_float(got, sizeof got, fx);
+            _reference_float(want, sizeof want, fx);
+            if (strcmp(got, want) != 0 || strtof(got, NULL) != fx) {
+                fail_msg("float %a: wrote %s, printf's shortest is %s", (double)fx, got, want);
+            }
+        }
+    }
+    text_double(got, sizeof got, 0.1);
+    assert_string_equal(got, "0.1");
+    text_double(got, sizeof got, -1234.5);
+    assert_string_equal(got, "-1234.5");
+    text_double(got, sizeof got, 0.001);
+    assert_string_equal(got, "0.001");
+    text_float(got, sizeof got, 0.1f);
+    assert_string_equal(got, "0.1");
+}
+
+static void test_base64_round_trips(void **state) {
+    (void)state;
+    uint8_t data[64], back[64 / 3 * 4 + 8];
+    for (size_t len = 0; len < sizeof data; len++) {
+        for (size_t i = 0; i < len; i++) {
+            data[i] = (uint8_t)_next();
+        }
+        struct buf b = {0};
+        json_base64(&b, data, len);
+        size_t n = 0;
+        /* the JSON string without its quotes; padding optional on the way back */
+        assert_true(json_base64_decode(b.data + 1, b.len - 2, back, &n));
+        assert_int_equal(n, len);
+        assert_memory_equal(back, data, len);
+        size_t unpadded = b.len - 2;
+        while (unpadded > 0 && b.data[unpadded] == '=') {
+            unpadded--;
+        }
+        assert_true(json_base64_decode(b.data + 1, unpadded, back, &n));
+        assert_int_equal(n, len);
+        buf_free(&b);
+    }
+    size_t n;
+    assert_false(json_base64_decode("ab$d", 4, back, &n));
+    assert_false(json_base64_decode("a", 1, back, &n));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_is_checked_strictly),
         cmocka_unit_test(test_buf_grows_and_resets),
         cmocka_unit_test(test_json_strings_are_always_valid_json),
         cmocka_unit_test(test_number_and_time_text),
+        cmocka_unit_test(test_doubles_and_floats_match_printf_shortest),
+        cmocka_unit_test(test_base64_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
