@@ -37,7 +37,8 @@ static const struct option_def tls_option_defs[] = {
         .max = TLS_PATH_LEN - 1,
         OPTION_STRING_AT(struct tls_options, cert_file),
         .description = "PEM file of the certificate (then its chain). Set: the gRPC port "
-                       "speaks TLS only (ALPN h2), and the stats port HTTPS only. Re-read on "
+                       "speaks TLS only (ALPN h2, or http/1.1 for Feast's JSON API), and the stats "
+                       "port HTTPS only. Re-read on "
                        "SIGHUP, open connections kept. Empty: cleartext.",
     },
     {
@@ -113,14 +114,17 @@ static const char *_openssl_reason(char *out, size_t out_len, const char *fallba
     return out;
 }
 
-/* ALPN: gRPC is HTTP/2; a client that offers anything else is told so by the handshake. */
+/*
+ * ALPN: gRPC is HTTP/2, Feast's JSON API HTTP/1.1 (the port serves both); h2 when the client
+ * offers it, else http/1.1. A client that offers neither is told so by the handshake.
+ */
 static int _select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                         const unsigned char *in, unsigned int inlen, void *arg) {
     (void)ssl;
     (void)arg;
-    static const unsigned char h2[] = {2, 'h', '2'};
+    static const unsigned char ours[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
     unsigned char *selected;
-    if (SSL_select_next_proto(&selected, outlen, h2, sizeof h2, in, inlen) !=
+    if (SSL_select_next_proto(&selected, outlen, ours, sizeof ours, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED) {
         return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
     }

@@ -14,6 +14,7 @@ see the handshake itself).
 """
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -177,6 +178,23 @@ class TlsTest(TlsTestCase):
         self.assertGreater(self.handshakes()[1], failed)
         # ALPN: gRPC clients ask for h2, and get it
         self.assertTrue(server_certificate_serial(self.fsd.port, self.pki.ca))
+        # Feast's JSON API over HTTPS: ALPN http/1.1 (what Python's clients offer), same port
+        ctx = ssl.create_default_context(cafile=self.pki.ca)
+        ctx.set_alpn_protocols(["http/1.1"])
+        conn = http.client.HTTPSConnection("localhost", self.fsd.port, timeout=5, context=ctx)
+        try:
+            conn.request("POST", "/get-online-features",
+                         body=b'{"entities": {"id": [1]}, "features": ["v:f"]}',
+                         headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            body = json.loads(r.read())
+            self.assertEqual(r.status, 200, body)
+            self.assertEqual(conn.sock.selected_alpn_protocol(), "http/1.1")
+            self.assertEqual(body["metadata"]["feature_names"], ["id", "f"])
+            conn.request("GET", "/health")  # and the connection is kept
+            self.assertEqual(conn.getresponse().status, 200)
+        finally:
+            conn.close()
 
     def test_the_stats_port_speaks_https_only(self):
         self.start()
