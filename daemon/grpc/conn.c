@@ -732,10 +732,8 @@ static void _on_readable(evutil_socket_t fd, short what, void *arg) {
         }
         ssize_t n = _read_in(conn, w->read_buf, GRPC_READ_BUF_BYTES);
         if (n <= 0) {
-            if (n == 0 && conn->proto == GRPC_PROTO_HTTP1 && conn->h1 != NULL) {
-                /* The client is done sending; a request it sent is still answered. */
-                conn->dead = false;
-                grpc_http1_eof(conn);
+            if (n == 0 && conn->proto == GRPC_PROTO_HTTP1 && grpc_http1_eof(conn)) {
+                conn->dead = false; /* done sending, and a request it sent is still answered */
             }
             break;
         }

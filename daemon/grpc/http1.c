@@ -450,8 +450,12 @@ bool grpc_http1_finished(const struct grpc_conn *conn) {
            evbuffer_get_length(conn->out) == 0;
 }
 
-void grpc_http1_eof(struct grpc_conn *conn) {
-    conn->h1->closing = true; /* answer what came, read nothing more */
+bool grpc_http1_eof(struct grpc_conn *conn) {
+    struct grpc_http1 *h = conn->h1;
+    h->closing = true; /* read nothing more */
+    /* A whole request still to answer keeps the connection until it is; a request cut off
+     * in the middle can never complete. */
+    return h->call != NULL && !h->in_message && !h->call->finished;
 }
 
 void grpc_http1_drain(struct grpc_conn *conn) {

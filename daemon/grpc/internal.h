@@ -488,8 +488,9 @@ void grpc_http1_advance(struct grpc_conn *conn);
 bool grpc_http1_reading_paused(const struct grpc_conn *conn);
 /* Closing, with the request in progress answered and every byte out. */
 bool grpc_http1_finished(const struct grpc_conn *conn);
-/* The client closed its side: what it sent is answered, then the connection closes. */
-void grpc_http1_eof(struct grpc_conn *conn);
+/* The client closed its side: nothing more is read. Returns true when a whole request is
+ * still to be answered (the connection closes after it), false when it may close now. */
+bool grpc_http1_eof(struct grpc_conn *conn);
 /* Drain (shutdown, max_connection_age): close once the request in progress is answered. */
 void grpc_http1_drain(struct grpc_conn *conn);
 /* The tick: closes a connection whose request headers took longer than preface_timeout, or
