@@ -32,9 +32,14 @@ void feast_serve(struct grpc_call *call, struct rpc_worker *wk,
                  const Feast__Serving__GetOnlineFeaturesRequest *req, enum feast_format format,
                  enum rpc_method_id method);
 
-/* The lookups counted and the oldest row found, before a writer runs; vc[v]: view counters. */
-void feast_prepare(struct rpc_worker *wk, const struct plan *p, int64_t now_us,
-                   struct feast_extras *x, struct rpc_view_counters **vc);
+/*
+ * What both writers do first: the lookups counted and the oldest row found (vc[v]: the
+ * views' counters), the join keys' order (feast_key_order, into order[PLAN_MAX_KEY_COLUMNS]),
+ * and room for one column's statuses, which it returns (NULL when out of memory).
+ */
+uint8_t *feast_prepare(struct rpc_worker *wk, const struct plan *p, int64_t now_us,
+                       struct feast_extras *x, struct rpc_view_counters **vc, size_t *order,
+                       size_t *nkeys);
 
 /* The order the join keys are echoed in (indexes into the request's entities); returns how
  * many. */

@@ -453,14 +453,12 @@ int feast_json_write(struct rpc_worker *wk, const struct plan *p,
                      struct feast_extras *x) {
     struct buf *b = &wk->json;
     size_t n = p->n;
-    uint8_t *status = arena_alloc(&wk->arena, n + 1);
+    struct rpc_view_counters *vc[p->nviews + 1];
+    size_t order[PLAN_MAX_KEY_COLUMNS], nkeys;
+    uint8_t *status = feast_prepare(wk, p, now_us, x, vc, order, &nkeys);
     if (status == NULL) {
         return -1;
     }
-    struct rpc_view_counters *vc[p->nviews + 1];
-    feast_prepare(wk, p, now_us, x, vc);
-    size_t order[PLAN_MAX_KEY_COLUMNS];
-    size_t nkeys = feast_key_order(p, order);
     buf_reset(b);
     buf_puts(b, "{\"metadata\": {\"feature_names\": [");
     for (size_t o = 0; o < nkeys; o++) {

@@ -446,8 +446,14 @@ size_t feast_key_order(const struct plan *p, size_t *order) {
     return n;
 }
 
-void feast_prepare(struct rpc_worker *wk, const struct plan *p, int64_t now_us,
-                   struct feast_extras *x, struct rpc_view_counters **vc) {
+uint8_t *feast_prepare(struct rpc_worker *wk, const struct plan *p, int64_t now_us,
+                       struct feast_extras *x, struct rpc_view_counters **vc, size_t *order,
+                       size_t *nkeys) {
+    uint8_t *status = arena_alloc(&wk->arena, p->n + 1);
+    if (status == NULL) {
+        return NULL;
+    }
+    *nkeys = feast_key_order(p, order);
     plan_count_lookups(wk, p, now_us, vc);
     x->oldest_ms = -1;
     for (uint32_t v = 0; v < p->nviews; v++) {
@@ -458,6 +464,7 @@ void feast_prepare(struct rpc_worker *wk, const struct plan *p, int64_t now_us,
             }
         }
     }
+    return status;
 }
 
 enum store_status feast_cell(const struct plan *p, uint32_t c, size_t i, int64_t now_us,
@@ -491,14 +498,12 @@ static int _write_response(struct rpc_worker *wk, const struct plan *p,
                            struct feast_extras *x) {
     struct pbw *w = &wk->out;
     size_t n = p->n;
-    uint8_t *status = arena_alloc(&wk->arena, n + 1);
+    struct rpc_view_counters *vc[p->nviews + 1];
+    size_t order[PLAN_MAX_KEY_COLUMNS], nkeys;
+    uint8_t *status = feast_prepare(wk, p, now_us, x, vc, order, &nkeys);
     if (status == NULL) {
         return -1;
     }
-    struct rpc_view_counters *vc[p->nviews + 1];
-    feast_prepare(wk, p, now_us, x, vc);
-    size_t order[PLAN_MAX_KEY_COLUMNS];
-    size_t nkeys = feast_key_order(p, order);
     pbw_reset(w);
     pbw_begin(w, FEAST_RESPONSE_METADATA);
     pbw_begin(w, FEAST_METADATA_FEATURE_NAMES);
