@@ -74,6 +74,9 @@ static struct grpc_server *_server(const struct grpc_http1 *h) {
 }
 
 static bool _append(struct grpc_buf *b, const char *data, size_t len, size_t limit) {
+    if (len == 0) {
+        return true; /* an empty value: nothing to copy, and maybe no buffer yet */
+    }
     if (b->len + len > limit) {
         return false;
     }
@@ -307,8 +310,11 @@ static int _on_headers_complete(http_parser *p) {
     /* The path without its query: "POST /get-online-features?x=1" is the method's. */
     char *q = memchr(h->target, '?', h->target_len);
     size_t len = q != NULL ? (size_t)(q - h->target) : h->target_len;
-    grpc_call_http1_request(call, h->target, len, h->nauth, h->nauth > 0 ? h->auth.data : NULL,
-                            h->nauth > 0 ? h->auth.len : 0);
+    /* An empty Authorization is a header all the same (malformed), not a missing one. */
+    const uint8_t *auth = h->nauth == 0     ? NULL
+                          : h->auth.len > 0 ? h->auth.data
+                                            : (const uint8_t *)"";
+    grpc_call_http1_request(call, h->target, len, h->nauth, auth, h->nauth > 0 ? h->auth.len : 0);
     if (call->finished) {
         h->discard = true; /* answered (404, 405, 401): the body is read and dropped */
         return 0;

@@ -1,0 +1,668 @@
+/*
+ * fsd-feast-import: a Feast feature repo's registry as an fsd config.
+ *
+ *   fsd-feast-import [--feature-store FILE] [--project NAME] [-o OUT] REGISTRY
+ *
+ * REGISTRY is a serialized feast.core.Registry (Feast's local registry.db). With
+ * --feature-store (the repo's feature_store.yaml) the project defaults to the repo's, a
+ * PostgreSQL offline store gives the sources their connection, and relative file paths are
+ * taken from the repo's folder. The YAML goes to OUT (or stdout); what could not be translated
+ * is listed on stderr and at the top of the YAML, each with the reason, and left out:
+ *
+ *   entities          -> views' join_keys (int64 and string; int32 keys widen to int64)
+ *   feature views     -> views: features and types, ttl, FileSource -> parquet source,
+ *                        PostgreSQLSource -> postgres source, PushSource -> push_source
+ *   feature services  -> feature_services ("view:feature" refs)
+ *   left out          on-demand and stream feature views, other sources (Spark, BigQuery,
+ *                     Snowflake, Kafka, ...: the view stays, fed by pushes), field mappings,
+ *                     types fsd lacks (maps, JSON, structs, sets, UUIDs, and for now the list
+ *                     types other than string, int64 and float lists)
+ *
+ * Exit status: 0 when a config was written (check it with fsd --check-config), 1 when the
+ * registry or feature_store.yaml cannot be read or no feature view could be imported, 2 on
+ * bad usage.
+ */
+#include <errno.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "feast/core/Registry.pb-c.h"
+
+#define MAX_REGISTRY_BYTES (512u << 20)
+
+struct repo {
+    char project[256];
+    char dir[PATH_MAX]; /* the feature_store.yaml's folder; "" without one */
+    char dsn[1024];     /* the PostgreSQL offline store's connection; "" for none */
+};
+
+/* What was left out: printed to stderr and written as comments. */
+struct report {
+    char **lines;
+    size_t n;
+};
+
+__attribute__((format(printf, 2, 3))) static void _skip(struct report *r, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    char **lines = realloc(r->lines, (r->n + 1) * sizeof(*lines));
+    if (lines == NULL || (lines[r->n] = strdup(line)) == NULL) {
+        fprintf(stderr, "fsd-feast-import: out of memory\n");
+        exit(1);
+    }
+    r->lines = lines;
+    r->n++;
+}
+
+/* fsd's rule for names: [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes. */
+static bool _name_ok(const char *name) {
+    size_t len = strlen(name);
+    return len > 0 && len <= 64 && !(name[0] >= '0' && name[0] <= '9') &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == len;
+}
+
+/* A YAML double-quoted scalar. */
+static void _quoted(FILE *out, const char *s) {
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            fprintf(out, "\\%c", c);
+        } else if (c < 0x20) {
+            fprintf(out, "\\x%02x", c);
+        } else {
+            fputc(c, out);
+        }
+    }
+    fputc('"', out);
+}
+
+/* fsd's type for a Feast ValueType, or NULL (with why) when fsd has none. */
+static const char *_fsd_type(Feast__Types__ValueType__Enum t, const char **why) {
+    switch (t) {
+    case FEAST__TYPES__VALUE_TYPE__ENUM__BYTES:
+        return "bytes";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__STRING:
+        return "string";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__INT32:
+        return "int32";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__INT64:
+        return "int64";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__DOUBLE:
+        return "double";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__FLOAT:
+        return "float";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__BOOL:
+        return "bool";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__UNIX_TIMESTAMP:
+        return "timestamp";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__STRING_LIST:
+        return "string_list";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__INT64_LIST:
+        return "int64_list";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__FLOAT_LIST:
+        return "float_list";
+    case FEAST__TYPES__VALUE_TYPE__ENUM__BYTES_LIST:
+    case FEAST__TYPES__VALUE_TYPE__ENUM__INT32_LIST:
+    case FEAST__TYPES__VALUE_TYPE__ENUM__DOUBLE_LIST:
+    case FEAST__TYPES__VALUE_TYPE__ENUM__BOOL_LIST:
+    case FEAST__TYPES__VALUE_TYPE__ENUM__UNIX_TIMESTAMP_LIST:
+        *why = "a list type fsd does not have yet";
+        return NULL;
+    default:
+        *why = "a type fsd does not serve (map, JSON, struct, set, UUID or unknown)";
+        return NULL;
+    }
+}
+
+/* ---- feature_store.yaml ------------------------------------------------------------------ */
+
+static const yaml_node_t *_get(yaml_document_t *doc, const yaml_node_t *map, const char *key) {
+    if (map == NULL || map->type != YAML_MAPPING_NODE) {
+        return NULL;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k != NULL && k->type == YAML_SCALAR_NODE &&
+            strcmp((char *)k->data.scalar.value, key) == 0) {
+            return yaml_document_get_node(doc, p->value);
+        }
+    }
+    return NULL;
+}
+
+static const char *_scalar(const yaml_node_t *n) {
+    return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+/* A libpq keyword value: quoted when it has a space, a quote or a backslash. */
+static void _dsn_add(char *dsn, size_t len, const char *key, const char *value) {
+    if (value == NULL || value[0] == '\0') {
+        return;
+    }
+    size_t at = strlen(dsn);
+    at += (size_t)snprintf(dsn + at, len - at, "%s%s='", at > 0 ? " " : "", key);
+    for (const char *c = value; *c && at + 3 < len; c++) {
+        if (*c == '\'' || *c == '\\') {
+            dsn[at++] = '\\';
+        }
+        dsn[at++] = *c;
+    }
+    snprintf(dsn + at, len - at, "'");
+}
+
+static int _read_feature_store(const char *path, struct repo *repo, struct report *r) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "fsd-feast-import: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    int rc = -1;
+    if (!yaml_parser_load(&parser, &doc)) {
+        fprintf(stderr, "fsd-feast-import: %s: not YAML: %s (line %zu)\n", path,
+                parser.problem ? parser.problem : "?", parser.problem_mark.line + 1);
+    } else {
+        const yaml_node_t *root = yaml_document_get_root_node(&doc);
+        const char *project = _scalar(_get(&doc, root, "project"));
+        if (project != NULL && repo->project[0] == '\0') {
+            snprintf(repo->project, sizeof repo->project, "%s", project);
+        }
+        const yaml_node_t *offline = _get(&doc, root, "offline_store");
+        const char *type = _scalar(_get(&doc, offline, "type"));
+        if (type != NULL && strcmp(type, "postgres") == 0) {
+            _dsn_add(repo->dsn, sizeof repo->dsn, "host", _scalar(_get(&doc, offline, "host")));
+            _dsn_add(repo->dsn, sizeof repo->dsn, "port", _scalar(_get(&doc, offline, "port")));
+            _dsn_add(repo->dsn, sizeof repo->dsn, "dbname",
+                     _scalar(_get(&doc, offline, "database")));
+            _dsn_add(repo->dsn, sizeof repo->dsn, "user", _scalar(_get(&doc, offline, "user")));
+            _dsn_add(repo->dsn, sizeof repo->dsn, "password",
+                     _scalar(_get(&doc, offline, "password")));
+            if (_get(&doc, offline, "db_schema") != NULL) {
+                _skip(r, "offline_store.db_schema: set search_path in the DSN or qualify the "
+                         "tables yourself");
+            }
+        }
+        char copy[PATH_MAX];
+        snprintf(copy, sizeof copy, "%s", path);
+        if (realpath(dirname(copy), repo->dir) == NULL) {
+            repo->dir[0] = '\0';
+        }
+        yaml_document_delete(&doc);
+        rc = 0;
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}
+
+/* ---- the registry ------------------------------------------------------------------------ */
+
+static uint8_t *_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "fsd-feast-import: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *data = malloc(cap);
+    size_t got;
+    while (data != NULL && (got = fread(data + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            uint8_t *more = cap < MAX_REGISTRY_BYTES ? realloc(data, cap * 2) : NULL;
+            if (more == NULL) {
+                fprintf(stderr, "fsd-feast-import: %s: larger than %u MiB, or out of memory\n",
+                        path, MAX_REGISTRY_BYTES >> 20);
+                free(data);
+                data = NULL;
+                break;
+            }
+            data = more;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    *len = n;
+    return data;
+}
+
+static bool _in_project(const struct repo *repo, const char *project) {
+    return repo->project[0] == '\0' || project == NULL || project[0] == '\0' ||
+           strcmp(repo->project, project) == 0;
+}
+
+static const Feast__Core__EntitySpecV2 *_entity(const Feast__Core__Registry *reg,
+                                                const struct repo *repo, const char *name) {
+    for (size_t i = 0; i < reg->n_entities; i++) {
+        const Feast__Core__EntitySpecV2 *e = reg->entities[i]->spec;
+        if (e != NULL && strcmp(e->name, name) == 0 && _in_project(repo, e->project)) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* A view's translatable features: their indexes into spec->features. */
+struct view_plan {
+    const Feast__Core__FeatureViewSpec *spec;
+    const char *keys[8];
+    const char *key_types[8];
+    size_t nkeys;
+    size_t *features;
+    size_t nfeatures;
+};
+
+/* Plans view `spec`; false (reported) when nothing of it can be served. */
+static bool _plan_view(const Feast__Core__Registry *reg, const struct repo *repo,
+                       const Feast__Core__FeatureViewSpec *spec, struct view_plan *v,
+                       struct report *r) {
+    memset(v, 0, sizeof(*v));
+    v->spec = spec;
+    if (!_name_ok(spec->name)) {
+        _skip(r, "feature view %s: the name is not one fsd takes ([A-Za-z_][A-Za-z0-9_]*)",
+              spec->name);
+        return false;
+    }
+    for (size_t i = 0; i < spec->n_entities; i++) {
+        if (strcmp(spec->entities[i], "__dummy") == 0) {
+            _skip(r, "feature view %s: it has no entity (fsd views are looked up by key)",
+                  spec->name);
+            return false;
+        }
+        const Feast__Core__EntitySpecV2 *e = _entity(reg, repo, spec->entities[i]);
+        if (e == NULL || v->nkeys == 8) {
+            _skip(r, "feature view %s: entity %s is %s", spec->name, spec->entities[i],
+                  e == NULL ? "not in the registry" : "one too many (fsd takes 8 join keys)");
+            return false;
+        }
+        const char *key = e->join_key[0] != '\0' ? e->join_key : e->name;
+        Feast__Types__ValueType__Enum t = e->value_type;
+        for (size_t c = 0; c < spec->n_entity_columns; c++) { /* newer registries say here */
+            if (strcmp(spec->entity_columns[c]->name, key) == 0) {
+                t = spec->entity_columns[c]->value_type;
+            }
+        }
+        const char *type = t == FEAST__TYPES__VALUE_TYPE__ENUM__STRING ? "string"
+                           : t == FEAST__TYPES__VALUE_TYPE__ENUM__INT64 ||
+                                   t == FEAST__TYPES__VALUE_TYPE__ENUM__INT32
+                               ? "int64"
+                               : NULL;
+        if (type == NULL || !_name_ok(key)) {
+            _skip(r, "feature view %s: join key %s is %s", spec->name, key,
+                  type == NULL ? "neither an integer nor a string" : "not a name fsd takes");
+            return false;
+        }
+        v->keys[v->nkeys] = key;
+        v->key_types[v->nkeys++] = type;
+    }
+    if (v->nkeys == 0) {
+        _skip(r, "feature view %s: no entities", spec->name);
+        return false;
+    }
+    v->features = calloc(spec->n_features + 1, sizeof(*v->features));
+    for (size_t f = 0; v->features != NULL && f < spec->n_features; f++) {
+        const char *why = NULL;
+        const Feast__Core__FeatureSpecV2 *fs = spec->features[f];
+        if (_fsd_type(fs->value_type, &why) == NULL) {
+            _skip(r, "feature %s:%s: %s", spec->name, fs->name, why);
+        } else if (!_name_ok(fs->name)) {
+            _skip(r, "feature %s:%s: not a name fsd takes", spec->name, fs->name);
+        } else {
+            v->features[v->nfeatures++] = f;
+        }
+    }
+    if (v->nfeatures == 0) {
+        _skip(r, "feature view %s: none of its features can be served", spec->name);
+        free(v->features);
+        return false;
+    }
+    return true;
+}
+
+static bool _planned(const struct view_plan *v, const char *feature) {
+    for (size_t i = 0; i < v->nfeatures; i++) {
+        if (strcmp(v->spec->features[v->features[i]]->name, feature) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The view's batch source as fsd's source: block; reported when it is not one fsd reads. */
+static void _write_source(FILE *out, const struct repo *repo,
+                          const Feast__Core__FeatureViewSpec *spec, struct report *r) {
+    const Feast__Core__DataSource *s = spec->batch_source;
+    if (s == NULL) {
+        return;
+    }
+    if (s->n_field_mapping > 0) {
+        _skip(r,
+              "feature view %s: its source's field_mapping (fsd reads columns by feature "
+              "name: rename them in the source, or with a query)",
+              spec->name);
+    }
+    const char *ts = s->timestamp_field;
+    bool file = s->type == FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__BATCH_FILE &&
+                s->options_case == FEAST__CORE__DATA_SOURCE__OPTIONS_FILE_OPTIONS;
+    bool postgres = s->type == FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__CUSTOM_SOURCE &&
+                    s->options_case == FEAST__CORE__DATA_SOURCE__OPTIONS_CUSTOM_OPTIONS &&
+                    strstr(s->data_source_class_type, "PostgreSQLSource") != NULL;
+    if ((!file && !postgres) || ts[0] == '\0') {
+        _skip(r,
+              "feature view %s: source %s is not one fsd reads (%s); the view is fed by "
+              "pushes only",
+              spec->name, s->name,
+              ts[0] == '\0' ? "it names no timestamp_field"
+                            : "fsd reads Parquet files and PostgreSQL");
+        return;
+    }
+    if (file) {
+        const char *uri = s->file_options->uri;
+        char path[PATH_MAX * 2];
+        if (strncmp(uri, "file://", 7) == 0) {
+            uri += 7;
+        }
+        if (strstr(uri, "://") != NULL) {
+            _skip(r, "feature view %s: source %s is at %s: fsd reads local files only", spec->name,
+                  s->name, uri);
+            return;
+        }
+        if (uri[0] != '/' && repo->dir[0] != '\0') {
+            snprintf(path, sizeof path, "%s/%s", repo->dir, uri);
+        } else {
+            snprintf(path, sizeof path, "%s", uri);
+        }
+        fprintf(out, "    source:\n      type: parquet\n      path: ");
+        _quoted(out, path);
+        fprintf(out, "\n");
+    } else {
+        const ProtobufCBinaryData *raw = &s->custom_options->configuration;
+        char *text = malloc(raw->len + 1); /* the bytes are not NUL-terminated */
+        if (text == NULL) {
+            return;
+        }
+        memcpy(text, raw->data, raw->len);
+        text[raw->len] = '\0';
+        json_object *cfg = json_tokener_parse(text);
+        free(text);
+        json_object *table = NULL, *query = NULL;
+        if (cfg != NULL) {
+            json_object_object_get_ex(cfg, "table", &table);
+            json_object_object_get_ex(cfg, "query", &query);
+        }
+        const char *t = table ? json_object_get_string(table) : "";
+        const char *q = query ? json_object_get_string(query) : "";
+        if ((t[0] == '\0') == (q[0] == '\0')) {
+            _skip(r, "feature view %s: PostgreSQL source %s names %s table or query", spec->name,
+                  s->name, t[0] == '\0' ? "no" : "both a");
+            json_object_put(cfg);
+            return;
+        }
+        fprintf(out, "    source:\n      type: postgres\n");
+        if (repo->dsn[0] != '\0') {
+            fprintf(out, "      dsn: ");
+            _quoted(out, repo->dsn);
+            fprintf(out, "\n");
+        }
+        fprintf(out, "      %s: ", t[0] != '\0' ? "table" : "query");
+        _quoted(out, t[0] != '\0' ? t : q);
+        fprintf(out, "\n");
+        json_object_put(cfg);
+    }
+    fprintf(out, "      event_timestamp_column: ");
+    _quoted(out, ts);
+    fprintf(out, "\n");
+    if (s->created_timestamp_column[0] != '\0') {
+        fprintf(out, "      created_timestamp_column: ");
+        _quoted(out, s->created_timestamp_column);
+        fprintf(out, "\n");
+    }
+}
+
+static void _write_view(FILE *out, const struct repo *repo, const struct view_plan *v,
+                        struct report *r) {
+    const Feast__Core__FeatureViewSpec *spec = v->spec;
+    fprintf(out, "  - name: %s\n    join_keys:\n", spec->name);
+    for (size_t k = 0; k < v->nkeys; k++) {
+        fprintf(out, "      - {name: %s, type: %s}\n", v->keys[k], v->key_types[k]);
+    }
+    int64_t ttl = spec->ttl != NULL ? spec->ttl->seconds + (spec->ttl->nanos > 0) : 0;
+    fprintf(out, "    ttl: %llds\n", (long long)(ttl > 0 ? ttl : 0));
+    _write_source(out, repo, spec, r);
+    const Feast__Core__DataSource *stream = spec->stream_source;
+    if (stream != NULL && stream->type == FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__PUSH_SOURCE) {
+        if (_name_ok(stream->name)) {
+            fprintf(out, "    push_source: %s\n", stream->name);
+        } else {
+            _skip(r, "feature view %s: push source name %s is not one fsd takes", spec->name,
+                  stream->name);
+        }
+    } else if (stream != NULL && stream->type != FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__INVALID) {
+        _skip(r,
+              "feature view %s: stream source %s (Kafka, Kinesis: fsd follows Redis streams; "
+              "configure one by hand)",
+              spec->name, stream->name);
+    }
+    fprintf(out, "    features:\n");
+    for (size_t i = 0; i < v->nfeatures; i++) {
+        const Feast__Core__FeatureSpecV2 *fs = spec->features[v->features[i]];
+        const char *why;
+        fprintf(out, "      - {name: %s, type: %s}\n", fs->name, _fsd_type(fs->value_type, &why));
+    }
+}
+
+static const struct view_plan *_find_plan(const struct view_plan *plans, size_t n,
+                                          const char *name) {
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(plans[i].spec->name, name) == 0) {
+            return &plans[i];
+        }
+    }
+    return NULL;
+}
+
+static int _convert(const Feast__Core__Registry *reg, const struct repo *repo, FILE *out) {
+    struct report r = {0};
+    for (size_t i = 0; i < reg->n_on_demand_feature_views; i++) {
+        const Feast__Core__OnDemandFeatureViewSpec *s = reg->on_demand_feature_views[i]->spec;
+        if (s != NULL && _in_project(repo, s->project)) {
+            _skip(&r, "on-demand feature view %s: fsd runs no transformations", s->name);
+        }
+    }
+    for (size_t i = 0; i < reg->n_stream_feature_views; i++) {
+        const Feast__Core__StreamFeatureViewSpec *s = reg->stream_feature_views[i]->spec;
+        if (s != NULL && _in_project(repo, s->project)) {
+            _skip(&r,
+                  "stream feature view %s: fsd runs no aggregations (declare a view with a "
+                  "Redis stream instead)",
+                  s->name);
+        }
+    }
+    struct view_plan *plans = calloc(reg->n_feature_views + 1, sizeof(*plans));
+    size_t nplans = 0;
+    for (size_t i = 0; plans != NULL && i < reg->n_feature_views; i++) {
+        const Feast__Core__FeatureViewSpec *spec = reg->feature_views[i]->spec;
+        if (spec != NULL && _in_project(repo, spec->project) &&
+            _plan_view(reg, repo, spec, &plans[nplans], &r)) {
+            nplans++;
+        }
+    }
+    /* The views first, into memory: writing them finds more to report, and the report heads
+     * the file. Then the services: refs to what was imported; anything else is reported. */
+    char *views = NULL;
+    size_t views_len = 0;
+    FILE *vw = open_memstream(&views, &views_len);
+    for (size_t i = 0; vw != NULL && i < nplans; i++) {
+        _write_view(vw, repo, &plans[i], &r);
+    }
+    if (vw == NULL || fclose(vw) != 0) {
+        fprintf(stderr, "fsd-feast-import: out of memory\n");
+        return 1;
+    }
+    char *services = NULL;
+    size_t services_len = 0;
+    FILE *svc = open_memstream(&services, &services_len);
+    size_t nservices = 0;
+    for (size_t i = 0; svc != NULL && i < reg->n_feature_services; i++) {
+        const Feast__Core__FeatureServiceSpec *s = reg->feature_services[i]->spec;
+        if (s == NULL || !_in_project(repo, s->project)) {
+            continue;
+        }
+        if (!_name_ok(s->name)) {
+            _skip(&r, "feature service %s: not a name fsd takes", s->name);
+            continue;
+        }
+        size_t refs = 0;
+        char *block = NULL;
+        size_t block_len = 0;
+        FILE *b = open_memstream(&block, &block_len);
+        for (size_t p = 0; b != NULL && p < s->n_features; p++) {
+            const Feast__Core__FeatureViewProjection *proj = s->features[p];
+            const struct view_plan *v = _find_plan(plans, nplans, proj->feature_view_name);
+            if (proj->feature_view_name_alias[0] != '\0' || proj->n_join_key_map > 0) {
+                _skip(&r,
+                      "feature service %s: the projection of %s renames it or its keys "
+                      "(with_name, with_join_key_map)",
+                      s->name, proj->feature_view_name);
+                continue;
+            }
+            for (size_t f = 0; f < proj->n_feature_columns; f++) {
+                const char *feature = proj->feature_columns[f]->name;
+                if (v == NULL || !_planned(v, feature)) {
+                    _skip(&r, "feature service %s: %s:%s was not imported", s->name,
+                          proj->feature_view_name, feature);
+                    continue;
+                }
+                fprintf(b, "%s\"%s:%s\"", refs++ > 0 ? ", " : "", proj->feature_view_name, feature);
+            }
+        }
+        if (b != NULL) {
+            fclose(b);
+        }
+        if (refs == 0) {
+            _skip(&r, "feature service %s: none of its features was imported", s->name);
+        } else {
+            fprintf(svc, "  - name: %s\n    features: [%s]\n", s->name, block);
+            nservices++;
+        }
+        free(block);
+    }
+    if (svc != NULL) {
+        fclose(svc);
+    }
+    fprintf(out, "# fsd config written by fsd-feast-import from a Feast registry%s%s.\n",
+            repo->project[0] ? ", project " : "", repo->project);
+    if (r.n > 0) {
+        fprintf(out, "# Left out (%zu):\n", r.n);
+        for (size_t i = 0; i < r.n; i++) {
+            fprintf(out, "#   - %s\n", r.lines[i]);
+            fprintf(stderr, "fsd-feast-import: left out: %s\n", r.lines[i]);
+        }
+    }
+    fprintf(out, "views:\n%s", views);
+    free(views);
+    for (size_t i = 0; i < nplans; i++) {
+        free(plans[i].features);
+    }
+    if (nservices > 0) {
+        fprintf(out, "feature_services:\n%s", services);
+    }
+    free(services);
+    free(plans);
+    for (size_t i = 0; i < r.n; i++) {
+        free(r.lines[i]);
+    }
+    free(r.lines);
+    fprintf(stderr, "fsd-feast-import: %zu views, %zu feature services\n", nplans, nservices);
+    if (nplans == 0) {
+        fprintf(stderr, "fsd-feast-import: no feature view could be imported: the output is no "
+                        "config\n");
+        return 1;
+    }
+    return 0;
+}
+
+static void _usage(FILE *f) {
+    fprintf(f, "usage: fsd-feast-import [--feature-store FILE] [--project NAME] [-o OUT] "
+               "REGISTRY\n"
+               "  REGISTRY           a Feast registry file (feast.core.Registry; registry.db)\n"
+               "  --feature-store F  the repo's feature_store.yaml: project, the PostgreSQL\n"
+               "                     offline store's connection, relative paths' folder\n"
+               "  --project NAME     import this project's objects only\n"
+               "  -o OUT             write the config here (default: stdout)\n");
+}
+
+int main(int argc, char **argv) {
+    struct repo repo = {0};
+    const char *store = NULL, *out_path = NULL, *registry = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--feature-store") == 0 && i + 1 < argc) {
+            store = argv[++i];
+        } else if (strcmp(argv[i], "--project") == 0 && i + 1 < argc) {
+            snprintf(repo.project, sizeof repo.project, "%s", argv[++i]);
+        } else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+            out_path = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            _usage(stdout);
+            return 0;
+        } else if (argv[i][0] != '-' && registry == NULL) {
+            registry = argv[i];
+        } else {
+            _usage(stderr);
+            return 2;
+        }
+    }
+    if (registry == NULL) {
+        _usage(stderr);
+        return 2;
+    }
+    struct report store_report = {0};
+    if (store != NULL && _read_feature_store(store, &repo, &store_report) != 0) {
+        return 1;
+    }
+    size_t len;
+    uint8_t *data = _read_file(registry, &len);
+    if (data == NULL) {
+        return 1;
+    }
+    Feast__Core__Registry *reg = feast__core__registry__unpack(NULL, len, data);
+    free(data);
+    if (reg == NULL) {
+        fprintf(stderr, "fsd-feast-import: %s: not a Feast registry (feast.core.Registry)\n",
+                registry);
+        return 1;
+    }
+    FILE *out = out_path != NULL ? fopen(out_path, "w") : stdout;
+    if (out == NULL) {
+        fprintf(stderr, "fsd-feast-import: %s: %s\n", out_path, strerror(errno));
+        feast__core__registry__free_unpacked(reg, NULL);
+        return 1;
+    }
+    for (size_t i = 0; i < store_report.n; i++) {
+        fprintf(stderr, "fsd-feast-import: left out: %s\n", store_report.lines[i]);
+        free(store_report.lines[i]);
+    }
+    free(store_report.lines);
+    int rc = _convert(reg, &repo, out);
+    feast__core__registry__free_unpacked(reg, NULL);
+    if (out != stdout && fclose(out) != 0) {
+        fprintf(stderr, "fsd-feast-import: %s: %s\n", out_path, strerror(errno));
+        return 1;
+    }
+    return rc;
+}
