@@ -14,7 +14,7 @@
 # the durability targets write their files in a scratch folder of their own (/dev/shm or /tmp).
 #
 # Environment:
-#   FUZZ_TARGETS     targets to run (default: all eight; names without the fuzz_ prefix)
+#   FUZZ_TARGETS     targets to run (default: all nine; names without the fuzz_ prefix)
 #   FUZZ_BUILD       the Clang build folder (default: build-fuzz/ in the tree)
 #   FUZZ_WORK        scratch folder for corpora, logs and findings (default: a new mktemp -d;
 #                    kept afterwards, so new inputs can be merged into the tree's corpora)
@@ -29,7 +29,8 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-ALL_TARGETS=(config pg_copy stream_entry grpc_wire rpc h2_conn wal_replay checkpoint_load)
+ALL_TARGETS=(config pg_copy stream_entry grpc_wire rpc h2_conn wal_replay checkpoint_load
+    feast_import)
 MIN_SECONDS=10
 
 usage() {
@@ -62,6 +63,7 @@ corpus_files() {
     h2_conn) echo "${REPO_ROOT}"/tests/daemon/grpc/h2_corpus/* ;;
     wal_replay) echo "${REPO_ROOT}"/tests/durability/wal_corpus/* ;;
     checkpoint_load) echo "${REPO_ROOT}"/tests/durability/checkpoint_corpus/* ;;
+    feast_import) echo "${REPO_ROOT}"/tests/tools/feast_import_corpus/* ;;
     *)
         echo "fuzz: unknown target \"$1\" (known: ${ALL_TARGETS[*]})" >&2
         exit 2
