@@ -333,7 +333,9 @@ static void _write_source(FILE *out, const struct repo *repo,
         if (text == NULL) {
             return;
         }
-        memcpy(text, raw->data, raw->len);
+        if (raw->len > 0) {
+            memcpy(text, raw->data, raw->len);
+        }
         text[raw->len] = '\0';
         json_object *cfg = json_tokener_parse(text);
         free(text);
