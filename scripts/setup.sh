@@ -50,6 +50,7 @@ FSD_APT_PACKAGES=(
     nghttp2-client # h2load, the HTTP/2 load generator for loadtest/
     python3-h2 # a scriptable HTTP/2 client for transport tests grpcio cannot express
     python3-requests # the HTTP client Feast's remote online store uses, for its tests
+    python3-yaml # test_feast_import reads the configs fsd-feast-import writes
     wrk # HTTP/1.1 load generator: Feast's JSON path in loadtest/feast_bench.sh
     libjansson-dev # loadtest/json_parse_bench: the JSON parsers fsd chose between
     libcjson-dev
