@@ -84,66 +84,69 @@ static int _scalar_literal(struct config_ctx *ctx, const yaml_node_t *node, enum
     return rc;
 }
 
-/* float_list, int64_list, string_list from a YAML sequence. */
+/*
+ * A list literal from a YAML sequence: each item is read as a literal of the element type, so
+ * a list element takes exactly what a scalar default of that type takes.
+ */
 static int _list_literal(struct config_ctx *ctx, const yaml_node_t *seq, enum store_type type,
                          struct store_value *v, void **owned) {
+    enum store_type element = store_type_element(type);
+    uint32_t element_size = store_type_element_size(type); /* 0: packed (string, bytes) */
     size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    size_t bytes = 0;
-    if (type == STORE_TYPE_FLOAT_LIST) {
-        bytes = n * sizeof(float);
-    } else if (type == STORE_TYPE_INT64_LIST) {
-        bytes = n * sizeof(int64_t);
-    } else {
-        bytes = n * sizeof(uint32_t);
-        for (size_t i = 0; i < n; i++) {
-            const yaml_node_t *item = config_node(ctx, seq->data.sequence.items.start[i]);
-            if (item->type == YAML_SCALAR_NODE) {
-                bytes += item->data.scalar.length;
-            }
-        }
-    }
-    if (bytes > UINT32_MAX) {
-        config_error(ctx, seq, NULL, "list too large");
-        return -1;
-    }
-    uint8_t *block = malloc(bytes + 1);
-    if (block == NULL) {
+    struct store_value *items = calloc(n + 1, sizeof *items);
+    void **item_owned = calloc(n + 1, sizeof *item_owned);
+    uint8_t *block = NULL;
+    int rc = items != NULL && item_owned != NULL ? 0 : -1;
+    if (rc != 0) {
         config_error(ctx, seq, NULL, "out of memory");
-        return -1;
     }
-    int rc = 0;
-    size_t str_off = n * sizeof(uint32_t);
-    for (size_t i = 0; i < n; i++) {
+    size_t bytes = element_size > 0 ? n * element_size : n * sizeof(uint32_t);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
         const yaml_node_t *item = config_node(ctx, seq->data.sequence.items.start[i]);
         size_t mark = config_path_push(ctx, "[%zu]", i);
-        const char *text = config_scalar(ctx, item, NULL);
-        char why[512];
-        if (text == NULL) {
+        items[i].type = element;
+        if (item->type != YAML_SCALAR_NODE) {
+            config_error(ctx, item, NULL, "a %s element is a scalar", store_type_name(type));
             rc = -1;
-        } else if (type == STORE_TYPE_FLOAT_LIST) {
-            float f;
-            if (parse_float(text, &f, why, sizeof why) == 0) {
-                memcpy(block + i * sizeof f, &f, sizeof f);
-            } else {
-                config_error(ctx, item, NULL, "%s", why);
-                rc = -1;
-            }
-        } else if (type == STORE_TYPE_INT64_LIST) {
-            int64_t x;
-            if (parse_int(text, INT64_MIN, INT64_MAX, "int64", &x, why, sizeof why) == 0) {
-                memcpy(block + i * sizeof x, &x, sizeof x);
-            } else {
-                config_error(ctx, item, NULL, "%s", why);
-                rc = -1;
-            }
         } else {
-            uint32_t len = (uint32_t)item->data.scalar.length;
-            memcpy(block + i * sizeof len, &len, sizeof len);
-            memcpy(block + str_off, text, len);
-            str_off += len;
+            rc = _scalar_literal(ctx, item, element, &items[i], &item_owned[i]);
+        }
+        if (rc == 0 && element_size == 0) {
+            bytes += items[i].var.bytes;
         }
         config_path_pop(ctx, mark);
     }
+    if (rc == 0 && bytes > UINT32_MAX) {
+        config_error(ctx, seq, NULL, "list too large");
+        rc = -1;
+    }
+    if (rc == 0 && (block = malloc(bytes + 1)) == NULL) {
+        config_error(ctx, seq, NULL, "out of memory");
+        rc = -1;
+    }
+    size_t item_off = n * sizeof(uint32_t);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct store_value *x = &items[i];
+        if (element_size == 0) {
+            uint32_t len = x->var.bytes;
+            memcpy(block + i * sizeof len, &len, sizeof len);
+            if (len > 0) {
+                memcpy(block + item_off, x->var.data, len);
+            }
+            item_off += len;
+        } else if (element == STORE_TYPE_BOOL) {
+            block[i] = x->b ? 1 : 0;
+        } else if (element_size == 4) {
+            memcpy(block + i * 4, element == STORE_TYPE_INT32 ? (const void *)&x->i32 : &x->f32, 4);
+        } else {
+            memcpy(block + i * 8, &x->i64, 8); /* int64, double and timestamp share the bytes */
+        }
+    }
+    for (size_t i = 0; item_owned != NULL && i < n; i++) {
+        free(item_owned[i]);
+    }
+    free(item_owned);
+    free(items);
     if (rc != 0) {
         free(block);
         return -1;
@@ -174,9 +177,7 @@ int config_default_parse(struct config_ctx *ctx, const yaml_node_t *node, enum s
         return -1;
     }
     *kind = STORE_DEFAULT_LITERAL;
-    bool is_list = type == STORE_TYPE_FLOAT_LIST || type == STORE_TYPE_INT64_LIST ||
-                   type == STORE_TYPE_STRING_LIST;
-    if (is_list) {
+    if (store_type_is_list(type)) {
         if (node->type != YAML_SEQUENCE_NODE) {
             config_error(ctx, node, NULL, "a %s default is a sequence such as [a, b], or zero",
                          store_type_name(type));

@@ -28,6 +28,11 @@ static const Fsd__V1__Value__KindCase kind_of_type[STORE_TYPE_COUNT] = {
     [STORE_TYPE_FLOAT_LIST] = FSD__V1__VALUE__KIND_FLOAT_LIST,
     [STORE_TYPE_INT64_LIST] = FSD__V1__VALUE__KIND_INT64_LIST,
     [STORE_TYPE_STRING_LIST] = FSD__V1__VALUE__KIND_STRING_LIST,
+    [STORE_TYPE_INT32_LIST] = FSD__V1__VALUE__KIND_INT32_LIST,
+    [STORE_TYPE_DOUBLE_LIST] = FSD__V1__VALUE__KIND_DOUBLE_LIST,
+    [STORE_TYPE_BOOL_LIST] = FSD__V1__VALUE__KIND_BOOL_LIST,
+    [STORE_TYPE_BYTES_LIST] = FSD__V1__VALUE__KIND_BYTES_LIST,
+    [STORE_TYPE_TIMESTAMP_LIST] = FSD__V1__VALUE__KIND_TIMESTAMP_LIST,
 };
 
 static const char *_kind_name(Fsd__V1__Value__KindCase kind) {
@@ -208,23 +213,47 @@ static int _set_value(struct store_row_builder *b, uint32_t f, const Fsd__V1__Va
     case FSD__V1__VALUE__KIND_BYTES_VALUE:
         return store_row_set_bytes(b, f, v->bytes_value.data, (uint32_t)v->bytes_value.len);
     case FSD__V1__VALUE__KIND_FLOAT_LIST:
-        return store_row_set_float_list(b, f, v->float_list->values,
-                                        (uint32_t)v->float_list->n_values);
+        return store_row_set_list(b, f, v->float_list->values, (uint32_t)v->float_list->n_values);
     case FSD__V1__VALUE__KIND_INT64_LIST:
-        return store_row_set_int64_list(b, f, v->int64_list->values,
-                                        (uint32_t)v->int64_list->n_values);
-    case FSD__V1__VALUE__KIND_STRING_LIST: {
-        size_t n = v->string_list->n_values;
-        const char **strs;
-        uint32_t *lens;
-        if (scratch(ctx, n, &strs, &lens) != 0) {
+        return store_row_set_list(b, f, v->int64_list->values, (uint32_t)v->int64_list->n_values);
+    case FSD__V1__VALUE__KIND_INT32_LIST:
+        return store_row_set_list(b, f, v->int32_list->values, (uint32_t)v->int32_list->n_values);
+    case FSD__V1__VALUE__KIND_DOUBLE_LIST:
+        return store_row_set_list(b, f, v->double_list->values, (uint32_t)v->double_list->n_values);
+    case FSD__V1__VALUE__KIND_TIMESTAMP_LIST:
+        return store_row_set_list(b, f, v->timestamp_list->values,
+                                  (uint32_t)v->timestamp_list->n_values);
+    case FSD__V1__VALUE__KIND_BOOL_LIST: {
+        /* protobuf-c's booleans are ints; the row keeps one byte each */
+        size_t n = v->bool_list->n_values;
+        uint8_t *bytes = scratch(ctx, n + 1);
+        if (bytes == NULL) {
             return -1;
         }
         for (size_t i = 0; i < n; i++) {
-            strs[i] = (const char *)v->string_list->values[i].data;
-            lens[i] = (uint32_t)v->string_list->values[i].len;
+            bytes[i] = v->bool_list->values[i] ? 1 : 0;
         }
-        return store_row_set_string_list(b, f, strs, lens, (uint32_t)n);
+        return store_row_set_list(b, f, bytes, (uint32_t)n);
+    }
+    case FSD__V1__VALUE__KIND_STRING_LIST:
+    case FSD__V1__VALUE__KIND_BYTES_LIST: {
+        /* the two lists are the same message shape: repeated bytes as protobuf-c sees it */
+        size_t n = v->kind_case == FSD__V1__VALUE__KIND_STRING_LIST ? v->string_list->n_values
+                                                                    : v->bytes_list->n_values;
+        const ProtobufCBinaryData *items = v->kind_case == FSD__V1__VALUE__KIND_STRING_LIST
+                                               ? v->string_list->values
+                                               : v->bytes_list->values;
+        uint8_t *mem = scratch(ctx, (n + 1) * (sizeof(const char *) + sizeof(uint32_t)));
+        if (mem == NULL) {
+            return -1;
+        }
+        const char **strs = (const char **)(void *)mem;
+        uint32_t *lens = (uint32_t *)(void *)(mem + (n + 1) * sizeof(const char *));
+        for (size_t i = 0; i < n; i++) {
+            strs[i] = (const char *)items[i].data;
+            lens[i] = (uint32_t)items[i].len;
+        }
+        return store_row_set_packed_list(b, f, strs, lens, (uint32_t)n);
     }
     default:
         return -1;

@@ -38,15 +38,17 @@ int mat_proto_row_check(const struct store_schema *schema, const struct Fsd__V1_
                         size_t index, int64_t now_us, uint8_t *key_buf, char *err, size_t err_len);
 
 /*
- * Scratch arrays for the `n` elements of a string list: sets *strs and *lens to arrays of at
- * least `n` entries, valid until the row is built. Returns 0, or -1 when out of memory.
+ * Scratch memory for converting one list value (a string list's item pointers and lengths, a
+ * bool list's bytes): at least `bytes` bytes, 8-byte aligned, valid until the row is built.
+ * Returns NULL when out of memory.
  */
-typedef int (*mat_proto_row_scratch_fn)(void *ctx, size_t n, const char ***strs, uint32_t **lens);
+typedef void *(*mat_proto_row_scratch_fn)(void *ctx, size_t bytes);
 
 /*
  * Resets builder `b` (initialized for the schema the row was checked against) to the row's
  * times and sets its values; features not given stay null. For a row mat_proto_row_check()
- * accepted. String lists borrow arrays from `scratch`. Returns 0, or -1 when out of memory.
+ * accepted. String, bytes and bool lists borrow memory from `scratch`. Returns 0, or -1 when out of
+ * memory.
  */
 int mat_proto_row_build(struct store_row_builder *b, const struct Fsd__V1__Row *row,
                         mat_proto_row_scratch_fn scratch, void *ctx);

@@ -18,11 +18,6 @@ const char *store_status_name(enum store_status status) {
     return (unsigned)status <= STORE_OUTSIDE_MAX_AGE ? status_names[status] : "?";
 }
 
-static bool _is_list(enum store_type type) {
-    return type == STORE_TYPE_FLOAT_LIST || type == STORE_TYPE_INT64_LIST ||
-           type == STORE_TYPE_STRING_LIST;
-}
-
 int store_row_builder_init(struct store_row_builder *b, const struct store_schema *schema) {
     assert(schema->finalized);
     memset(b, 0, sizeof(*b));
@@ -106,7 +101,7 @@ void store_row_set_timestamp(struct store_row_builder *b, uint32_t index, int64_
  */
 static uint8_t *_stage(struct store_row_builder *b, uint32_t index, uint64_t len) {
     const struct store_feature *feature = &b->schema->features[index];
-    uint64_t start = _is_list(feature->type) ? ALIGN8(b->var_len) : b->var_len;
+    uint64_t start = store_type_is_list(feature->type) ? ALIGN8(b->var_len) : b->var_len;
     uint64_t end = start + len;
     if (end > UINT32_MAX - 64) {
         return NULL;
@@ -144,35 +139,24 @@ int store_row_set_bytes(struct store_row_builder *b, uint32_t index, const void 
     return 0;
 }
 
-int store_row_set_float_list(struct store_row_builder *b, uint32_t index, const float *v,
-                             uint32_t n) {
-    assert(b->schema->features[index].type == STORE_TYPE_FLOAT_LIST);
-    uint8_t *dst = _stage(b, index, (uint64_t)n * sizeof(float));
+int store_row_set_list(struct store_row_builder *b, uint32_t index, const void *elements,
+                       uint32_t n) {
+    uint32_t size = store_type_element_size(b->schema->features[index].type);
+    assert(size > 0);
+    uint8_t *dst = _stage(b, index, (uint64_t)n * size);
     if (dst == NULL) {
         return -1;
     }
     if (n > 0) {
-        memcpy(dst, v, (size_t)n * sizeof(float));
+        memcpy(dst, elements, (size_t)n * size);
     }
     return 0;
 }
 
-int store_row_set_int64_list(struct store_row_builder *b, uint32_t index, const int64_t *v,
-                             uint32_t n) {
-    assert(b->schema->features[index].type == STORE_TYPE_INT64_LIST);
-    uint8_t *dst = _stage(b, index, (uint64_t)n * sizeof(int64_t));
-    if (dst == NULL) {
-        return -1;
-    }
-    if (n > 0) {
-        memcpy(dst, v, (size_t)n * sizeof(int64_t));
-    }
-    return 0;
-}
-
-int store_row_set_string_list(struct store_row_builder *b, uint32_t index, const char *const *strs,
+int store_row_set_packed_list(struct store_row_builder *b, uint32_t index, const char *const *items,
                               const uint32_t *lens, uint32_t n) {
-    assert(b->schema->features[index].type == STORE_TYPE_STRING_LIST);
+    assert(b->schema->features[index].type == STORE_TYPE_STRING_LIST ||
+           b->schema->features[index].type == STORE_TYPE_BYTES_LIST);
     uint64_t total = 4 + 4 * (uint64_t)n;
     for (uint32_t i = 0; i < n; i++) {
         total += lens[i];
@@ -186,7 +170,7 @@ int store_row_set_string_list(struct store_row_builder *b, uint32_t index, const
     uint8_t *p = dst + 4 + 4 * (size_t)n;
     for (uint32_t i = 0; i < n; i++) {
         if (lens[i] > 0) {
-            memcpy(p, strs[i], lens[i]);
+            memcpy(p, items[i], lens[i]);
         }
         p += lens[i];
     }
@@ -221,10 +205,14 @@ int store_row_set_value(struct store_row_builder *b, uint32_t index,
     case STORE_TYPE_BYTES:
         return store_row_set_bytes(b, index, value->var.data, value->var.bytes);
     case STORE_TYPE_FLOAT_LIST:
-        return store_row_set_float_list(b, index, value->var.data, value->var.count);
     case STORE_TYPE_INT64_LIST:
-        return store_row_set_int64_list(b, index, value->var.data, value->var.count);
-    case STORE_TYPE_STRING_LIST: {
+    case STORE_TYPE_INT32_LIST:
+    case STORE_TYPE_DOUBLE_LIST:
+    case STORE_TYPE_BOOL_LIST:
+    case STORE_TYPE_TIMESTAMP_LIST:
+        return store_row_set_list(b, index, value->var.data, value->var.count);
+    case STORE_TYPE_STRING_LIST:
+    case STORE_TYPE_BYTES_LIST: {
         /* The value's block lacks the leading count the row stores: stage both parts. */
         uint8_t *dst = _stage(b, index, 4 + (uint64_t)value->var.bytes);
         if (dst == NULL) {
@@ -285,7 +273,7 @@ static size_t _var_layout(const struct store_row_builder *b, size_t start, struc
         }
         uint32_t ref[2];
         memcpy(ref, b->fixed + feature->fixed_offset, sizeof(ref));
-        if (_is_list(feature->type)) {
+        if (store_type_is_list(feature->type)) {
             pos = ALIGN8(pos);
         }
         if (dst != NULL) {
@@ -368,10 +356,11 @@ int store_row_check(const struct store_schema *schema, const struct store_row *r
         memcpy(ref, store_row_fixed(row) + f->fixed_offset, sizeof ref);
         size_t off = ref[0], len = ref[1];
         bool inside = off >= var_start && off <= var_end && len <= var_end - off;
-        bool aligned = f->type == STORE_TYPE_INT64_LIST   ? off % 8 == 0 && len % 8 == 0
-                       : f->type == STORE_TYPE_FLOAT_LIST ? off % 4 == 0 && len % 4 == 0
-                                                          : true;
-        if (inside && aligned && f->type == STORE_TYPE_STRING_LIST) {
+        uint32_t element_size = store_type_element_size(f->type);
+        bool packed = store_type_is_list(f->type) && element_size == 0;
+        bool aligned =
+            !store_type_is_list(f->type) || (off % 8 == 0 && (packed || len % element_size == 0));
+        if (inside && aligned && packed) {
             const uint8_t *block = (const uint8_t *)row + off;
             uint32_t n = 0;
             size_t total = 0;
@@ -386,6 +375,16 @@ int store_row_check(const struct store_schema *schema, const struct store_row *r
                 total += l;
             }
             inside = inside && total == len - 4 - 4 * (size_t)n;
+        }
+        if (inside && aligned && f->type == STORE_TYPE_BOOL_LIST) {
+            const uint8_t *elements = (const uint8_t *)row + off;
+            for (size_t j = 0; j < len; j++) {
+                if (elements[j] > 1) {
+                    snprintf(why, why_len, "feature %s: a bool list element of %u", f->name,
+                             elements[j]);
+                    return -1;
+                }
+            }
         }
         if (!inside || !aligned) {
             snprintf(why, why_len, "feature %s: a value outside its row (offset %zu, %zu bytes)",
@@ -424,20 +423,14 @@ void store_row_get(const struct store_schema *schema, const struct store_row *ro
     const uint8_t *data = (const uint8_t *)row + ref[0];
     out->var.data = data;
     out->var.bytes = ref[1];
-    switch (feature->type) {
-    case STORE_TYPE_FLOAT_LIST:
-        out->var.count = ref[1] / 4;
-        break;
-    case STORE_TYPE_INT64_LIST:
-        out->var.count = ref[1] / 8;
-        break;
-    case STORE_TYPE_STRING_LIST:
+    uint32_t element_size = store_type_element_size(feature->type);
+    if (element_size > 0) {
+        out->var.count = ref[1] / element_size;
+    } else if (store_type_is_list(feature->type)) { /* packed: the count leads the block */
         memcpy(&out->var.count, data, 4);
         out->var.data = data + 4;
         out->var.bytes = ref[1] - 4;
-        break;
-    default:
+    } else {
         out->var.count = 0;
-        break;
     }
 }

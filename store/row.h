@@ -100,11 +100,12 @@ void store_row_set_bool(struct store_row_builder *b, uint32_t index, bool v);
 void store_row_set_timestamp(struct store_row_builder *b, uint32_t index, int64_t ts_us);
 int store_row_set_bytes(struct store_row_builder *b, uint32_t index, const void *data,
                         uint32_t len); /* string or bytes */
-int store_row_set_float_list(struct store_row_builder *b, uint32_t index, const float *v,
-                             uint32_t n);
-int store_row_set_int64_list(struct store_row_builder *b, uint32_t index, const int64_t *v,
-                             uint32_t n);
-int store_row_set_string_list(struct store_row_builder *b, uint32_t index, const char *const *strs,
+/* An array list (int32, int64, float, double, bool or timestamp list): `n` elements laid out
+ * as store_value describes; bool elements are bytes, 0 or 1. */
+int store_row_set_list(struct store_row_builder *b, uint32_t index, const void *elements,
+                       uint32_t n);
+/* A string or bytes list: `n` items of lens[i] bytes each. */
+int store_row_set_packed_list(struct store_row_builder *b, uint32_t index, const char *const *items,
                               const uint32_t *lens, uint32_t n);
 int store_row_set_value(struct store_row_builder *b, uint32_t index,
                         const struct store_value *value);

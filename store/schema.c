@@ -19,6 +19,31 @@ static const char *const type_names[STORE_TYPE_COUNT] = {
     [STORE_TYPE_FLOAT_LIST] = "float_list",
     [STORE_TYPE_INT64_LIST] = "int64_list",
     [STORE_TYPE_STRING_LIST] = "string_list",
+    [STORE_TYPE_INT32_LIST] = "int32_list",
+    [STORE_TYPE_DOUBLE_LIST] = "double_list",
+    [STORE_TYPE_BOOL_LIST] = "bool_list",
+    [STORE_TYPE_BYTES_LIST] = "bytes_list",
+    [STORE_TYPE_TIMESTAMP_LIST] = "timestamp_list",
+};
+
+/* Each list type's element type; scalars map to themselves. */
+static const enum store_type element_types[STORE_TYPE_COUNT] = {
+    [STORE_TYPE_INT32] = STORE_TYPE_INT32,
+    [STORE_TYPE_INT64] = STORE_TYPE_INT64,
+    [STORE_TYPE_FLOAT] = STORE_TYPE_FLOAT,
+    [STORE_TYPE_DOUBLE] = STORE_TYPE_DOUBLE,
+    [STORE_TYPE_BOOL] = STORE_TYPE_BOOL,
+    [STORE_TYPE_STRING] = STORE_TYPE_STRING,
+    [STORE_TYPE_BYTES] = STORE_TYPE_BYTES,
+    [STORE_TYPE_TIMESTAMP] = STORE_TYPE_TIMESTAMP,
+    [STORE_TYPE_FLOAT_LIST] = STORE_TYPE_FLOAT,
+    [STORE_TYPE_INT64_LIST] = STORE_TYPE_INT64,
+    [STORE_TYPE_STRING_LIST] = STORE_TYPE_STRING,
+    [STORE_TYPE_INT32_LIST] = STORE_TYPE_INT32,
+    [STORE_TYPE_DOUBLE_LIST] = STORE_TYPE_DOUBLE,
+    [STORE_TYPE_BOOL_LIST] = STORE_TYPE_BOOL,
+    [STORE_TYPE_BYTES_LIST] = STORE_TYPE_BYTES,
+    [STORE_TYPE_TIMESTAMP_LIST] = STORE_TYPE_TIMESTAMP,
 };
 
 static void _fail(char *err, size_t err_len, const char *fmt, ...) {
@@ -62,15 +87,42 @@ bool store_key_type_parse(const char *name, enum store_key_type *out) {
 }
 
 bool store_type_is_var(enum store_type type) {
-    switch (type) {
+    return type == STORE_TYPE_STRING || type == STORE_TYPE_BYTES || store_type_is_list(type);
+}
+
+bool store_type_is_list(enum store_type type) {
+    return (unsigned)type < STORE_TYPE_COUNT && element_types[type] != type;
+}
+
+enum store_type store_type_element(enum store_type type) {
+    return (unsigned)type < STORE_TYPE_COUNT ? element_types[type] : type;
+}
+
+bool store_type_list_of(enum store_type element, enum store_type *out) {
+    for (int t = 0; t < STORE_TYPE_COUNT; t++) {
+        if (element_types[t] == element && t != (int)element) {
+            *out = (enum store_type)t;
+            return true;
+        }
+    }
+    return false;
+}
+
+uint32_t store_type_element_size(enum store_type type) {
+    if (!store_type_is_list(type)) {
+        return 0;
+    }
+    switch (element_types[type]) {
     case STORE_TYPE_STRING:
     case STORE_TYPE_BYTES:
-    case STORE_TYPE_FLOAT_LIST:
-    case STORE_TYPE_INT64_LIST:
-    case STORE_TYPE_STRING_LIST:
-        return true;
+        return 0; /* packed */
+    case STORE_TYPE_BOOL:
+        return 1;
+    case STORE_TYPE_INT32:
+    case STORE_TYPE_FLOAT:
+        return 4;
     default:
-        return false;
+        return 8;
     }
 }
 
@@ -361,7 +413,33 @@ struct store_value store_value_zero(enum store_type type) {
     return value;
 }
 
-void store_string_list_at(const struct store_value *list, uint32_t i, const char **data,
+struct store_value store_list_element(const struct store_value *list, uint32_t i) {
+    struct store_value out;
+    memset(&out, 0, sizeof out);
+    out.type = store_type_element(list->type);
+    uint32_t size = store_type_element_size(list->type);
+    const uint8_t *at = (const uint8_t *)list->var.data + (size_t)size * i;
+    switch (size) {
+    case 0: {
+        const char *data;
+        store_packed_list_at(list, i, &data, &out.var.bytes);
+        out.var.data = data;
+        break;
+    }
+    case 1:
+        out.b = *at != 0;
+        break;
+    case 4:
+        memcpy(out.type == STORE_TYPE_INT32 ? (void *)&out.i32 : &out.f32, at, 4);
+        break;
+    default:
+        memcpy(&out.i64, at, 8); /* int64, double and timestamp share the bytes */
+        break;
+    }
+    return out;
+}
+
+void store_packed_list_at(const struct store_value *list, uint32_t i, const char **data,
                           uint32_t *len) {
     const uint8_t *block = list->var.data;
     uint32_t skip = 0;

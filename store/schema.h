@@ -28,8 +28,15 @@ enum store_type {
     STORE_TYPE_FLOAT_LIST,
     STORE_TYPE_INT64_LIST,
     STORE_TYPE_STRING_LIST,
+    /* Appended, never inserted: the numbers are in checkpoint fingerprints and, plus one, are
+     * fsd.v1.FeatureType on the wire. */
+    STORE_TYPE_INT32_LIST,
+    STORE_TYPE_DOUBLE_LIST,
+    STORE_TYPE_BOOL_LIST,
+    STORE_TYPE_BYTES_LIST,
+    STORE_TYPE_TIMESTAMP_LIST, /* microseconds, as timestamp */
 };
-#define STORE_TYPE_COUNT (STORE_TYPE_STRING_LIST + 1)
+#define STORE_TYPE_COUNT (STORE_TYPE_TIMESTAMP_LIST + 1)
 
 enum store_key_type {
     STORE_KEY_INT64,
@@ -48,11 +55,12 @@ enum store_default_kind {
  * read from (valid while the reader holds its RCU read lock) or the schema (literal defaults).
  *
  *   string, bytes:   var.data = the bytes,                 var.bytes = length, var.count = 0
- *   float_list:      var.data = float[count] (aligned),   var.bytes = 4 * count
- *   int64_list:      var.data = int64_t[count] (aligned), var.bytes = 8 * count
- *   string_list:     var.data = packed block,              var.bytes = its size, var.count = n
- *                    packed block: uint32 len[n], then the n strings back to back
- *                    (unaligned); read it with store_string_list_at().
+ *   array lists:     var.data = elements[count] (aligned), var.bytes = element size * count
+ *                    int32_list int32_t, int64_list int64_t, float_list float,
+ *                    double_list double, bool_list uint8_t (0 or 1), timestamp_list int64_t
+ *   packed lists:    var.data = packed block,              var.bytes = its size, var.count = n
+ *   (string_list,    packed block: uint32 len[n], then the n items back to back
+ *    bytes_list)     (unaligned); read it with store_packed_list_at().
  */
 struct store_value {
     enum store_type type;
@@ -104,7 +112,14 @@ const char *store_type_name(enum store_type type);
 bool store_type_parse(const char *name, enum store_type *out);
 const char *store_key_type_name(enum store_key_type type);
 bool store_key_type_parse(const char *name, enum store_key_type *out);
-bool store_type_is_var(enum store_type type);         /* string, bytes and lists */
+bool store_type_is_var(enum store_type type); /* string, bytes and lists */
+bool store_type_is_list(enum store_type type);
+/* The type of a list's elements (float for float_list, ...); a scalar type itself. */
+enum store_type store_type_element(enum store_type type);
+/* The list type of element type `type`, or false when there is none. */
+bool store_type_list_of(enum store_type element, enum store_type *out);
+/* Bytes per element of an array list (see store_value); 0 for packed lists and scalars. */
+uint32_t store_type_element_size(enum store_type type);
 bool store_type_has_mean(enum store_type type);       /* int32, int64, float, double */
 uint32_t store_type_fixed_size(enum store_type type); /* bytes in the fixed section */
 
@@ -153,6 +168,13 @@ struct store_schema *store_schema_clone(const struct store_schema *schema);
 /* The zero value of `type` (0, 0.0, false, "", empty list). */
 struct store_value store_value_zero(enum store_type type);
 
-/* Element `i` of a string list value. */
-void store_string_list_at(const struct store_value *list, uint32_t i, const char **data,
+/*
+ * Element `i` of a list value, as a value of the element type (string and bytes items point
+ * into the list). Takes O(i) for string and bytes lists: walk those with store_packed_list_at
+ * and a running offset where it matters.
+ */
+struct store_value store_list_element(const struct store_value *list, uint32_t i);
+
+/* Item `i` of a string or bytes list value. */
+void store_packed_list_at(const struct store_value *list, uint32_t i, const char **data,
                           uint32_t *len);

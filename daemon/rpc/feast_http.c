@@ -392,34 +392,29 @@ static void _value(struct buf *b, enum store_type type, const struct store_value
     case STORE_TYPE_BYTES:
         json_base64(b, v->var.data, v->var.bytes);
         return;
-    case STORE_TYPE_FLOAT_LIST:
-    case STORE_TYPE_INT64_LIST:
-    case STORE_TYPE_STRING_LIST:
+    default: { /* lists: each element as its scalar */
         buf_add(b, "[", 1);
+        enum store_type element = store_type_element(type);
+        bool packed = store_type_element_size(type) == 0;
+        const char *item = (const char *)v->var.data + 4 * (size_t)v->var.count;
         for (uint32_t j = 0; j < v->var.count; j++) {
             if (j > 0) {
                 buf_add(b, ", ", 2);
             }
-            if (type == STORE_TYPE_FLOAT_LIST) {
-                float f;
-                memcpy(&f, (const uint8_t *)v->var.data + 4 * j, 4);
-                _double(b, f, true);
-            } else if (type == STORE_TYPE_INT64_LIST) {
-                int64_t x;
-                memcpy(&x, (const uint8_t *)v->var.data + 8 * j, 8);
-                _int(b, x);
+            struct store_value x;
+            if (packed) { /* walked with a running offset: store_list_element is O(j) */
+                x.type = element;
+                memcpy(&x.var.bytes, (const uint8_t *)v->var.data + 4 * (size_t)j, 4);
+                x.var.data = item;
+                item += x.var.bytes;
             } else {
-                const char *data;
-                uint32_t len;
-                store_string_list_at(v, j, &data, &len);
-                json_string(b, data, len);
+                x = store_list_element(v, j);
             }
+            _value(b, element, &x);
         }
         buf_add(b, "]", 1);
         return;
-    default:
-        buf_add(b, "null", 4);
-        return;
+    }
     }
 }
 
@@ -781,6 +776,9 @@ static bool _time_of(json_object *v, int64_t *us) {
     return true;
 }
 
+static bool _list_value_of(struct arena *a, json_object *v, enum store_type type,
+                           Fsd__V1__Value *out);
+
 /* A Feast dataframe column's value as an fsd Value of the feature's type; false when it is
  * not one (a JSON null is handled by the caller: the feature is left null). */
 static bool _feature_value(struct arena *a, json_object *v, enum store_type type,
@@ -849,70 +847,118 @@ static bool _feature_value(struct arena *a, json_object *v, enum store_type type
     case STORE_TYPE_TIMESTAMP:
         out->kind_case = FSD__V1__VALUE__KIND_TIMESTAMP_US;
         return _time_of(v, &out->timestamp_us);
-    case STORE_TYPE_FLOAT_LIST:
-    case STORE_TYPE_INT64_LIST:
-    case STORE_TYPE_STRING_LIST: {
-        if (!json_object_is_type(v, json_type_array)) {
+    default:
+        return _list_value_of(a, v, type, out);
+    }
+}
+
+/* A JSON array as a list Value: each element as _feature_value reads the element type. */
+static bool _list_value_of(struct arena *a, json_object *v, enum store_type type,
+                           Fsd__V1__Value *out) {
+    if (!json_object_is_type(v, json_type_array)) {
+        return false;
+    }
+    size_t n = json_object_array_length(v);
+    enum store_type element = store_type_element(type);
+    /* room for n of the widest element, ProtobufCBinaryData */
+    void *xs = arena_alloc(a, (n + 1) * sizeof(ProtobufCBinaryData));
+    /* every list message is {base, n_values, values}: one allocation fits any of them */
+    _Static_assert(sizeof(Fsd__V1__StringList) == sizeof(Fsd__V1__Int32List) &&
+                       sizeof(Fsd__V1__StringList) == sizeof(Fsd__V1__BoolList),
+                   "list messages differ in size");
+    Fsd__V1__StringList *list = arena_alloc(a, sizeof(Fsd__V1__StringList));
+    if (xs == NULL || list == NULL) {
+        return false;
+    }
+    for (size_t j = 0; j < n; j++) {
+        Fsd__V1__Value x;
+        if (!_feature_value(a, json_object_array_get_idx(v, j), element, &x)) {
             return false;
         }
-        size_t n = json_object_array_length(v);
-        if (type == STORE_TYPE_FLOAT_LIST) {
-            Fsd__V1__FloatList *list = arena_alloc(a, sizeof(*list));
-            float *xs = arena_alloc(a, (n + 1) * sizeof(*xs));
-            if (list == NULL || xs == NULL) {
-                return false;
-            }
-            fsd__v1__float_list__init(list);
-            for (size_t j = 0; j < n; j++) {
-                json_object *x = json_object_array_get_idx(v, j);
-                if (!json_object_is_type(x, json_type_double) &&
-                    !json_object_is_type(x, json_type_int)) {
-                    return false;
-                }
-                xs[j] = (float)json_object_get_double(x);
-            }
-            list->n_values = n;
-            list->values = xs;
-            out->kind_case = FSD__V1__VALUE__KIND_FLOAT_LIST;
-            out->float_list = list;
-        } else if (type == STORE_TYPE_INT64_LIST) {
-            Fsd__V1__Int64List *list = arena_alloc(a, sizeof(*list));
-            int64_t *xs = arena_alloc(a, (n + 1) * sizeof(*xs));
-            if (list == NULL || xs == NULL) {
-                return false;
-            }
-            fsd__v1__int64_list__init(list);
-            for (size_t j = 0; j < n; j++) {
-                if (!_int64_of(json_object_array_get_idx(v, j), &xs[j])) {
-                    return false;
-                }
-            }
-            list->n_values = n;
-            list->values = xs;
-            out->kind_case = FSD__V1__VALUE__KIND_INT64_LIST;
-            out->int64_list = list;
-        } else {
-            Fsd__V1__StringList *list = arena_alloc(a, sizeof(*list));
-            ProtobufCBinaryData *xs = arena_alloc(a, (n + 1) * sizeof(*xs));
-            if (list == NULL || xs == NULL) {
-                return false;
-            }
-            fsd__v1__string_list__init(list);
-            for (size_t j = 0; j < n; j++) {
-                json_object *x = json_object_array_get_idx(v, j);
-                if (!json_object_is_type(x, json_type_string)) {
-                    return false;
-                }
-                xs[j].data = (uint8_t *)json_object_get_string(x);
-                xs[j].len = (size_t)json_object_get_string_len(x);
-            }
-            list->n_values = n;
-            list->values = xs;
-            out->kind_case = FSD__V1__VALUE__KIND_STRING_LIST;
-            out->string_list = list;
+        switch (element) {
+        case STORE_TYPE_INT32:
+            ((int32_t *)xs)[j] = x.int32_value;
+            break;
+        case STORE_TYPE_INT64:
+            ((int64_t *)xs)[j] = x.int64_value;
+            break;
+        case STORE_TYPE_TIMESTAMP:
+            ((int64_t *)xs)[j] = x.timestamp_us;
+            break;
+        case STORE_TYPE_FLOAT:
+            ((float *)xs)[j] = x.float_value;
+            break;
+        case STORE_TYPE_DOUBLE:
+            ((double *)xs)[j] = x.double_value;
+            break;
+        case STORE_TYPE_BOOL:
+            ((protobuf_c_boolean *)xs)[j] = x.bool_value;
+            break;
+        case STORE_TYPE_STRING:
+            ((ProtobufCBinaryData *)xs)[j] = x.string_value;
+            break;
+        default: /* bytes */
+            ((ProtobufCBinaryData *)xs)[j] = x.bytes_value;
+            break;
         }
-        return true;
     }
+    switch (type) {
+    case STORE_TYPE_FLOAT_LIST:
+        fsd__v1__float_list__init((Fsd__V1__FloatList *)list);
+        out->float_list = (Fsd__V1__FloatList *)list;
+        out->float_list->n_values = n;
+        out->float_list->values = xs;
+        out->kind_case = FSD__V1__VALUE__KIND_FLOAT_LIST;
+        return true;
+    case STORE_TYPE_INT64_LIST:
+        fsd__v1__int64_list__init((Fsd__V1__Int64List *)list);
+        out->int64_list = (Fsd__V1__Int64List *)list;
+        out->int64_list->n_values = n;
+        out->int64_list->values = xs;
+        out->kind_case = FSD__V1__VALUE__KIND_INT64_LIST;
+        return true;
+    case STORE_TYPE_STRING_LIST:
+        fsd__v1__string_list__init(list);
+        out->string_list = list;
+        out->string_list->n_values = n;
+        out->string_list->values = xs;
+        out->kind_case = FSD__V1__VALUE__KIND_STRING_LIST;
+        return true;
+    case STORE_TYPE_INT32_LIST:
+        fsd__v1__int32_list__init((Fsd__V1__Int32List *)list);
+        out->int32_list = (Fsd__V1__Int32List *)list;
+        out->int32_list->n_values = n;
+        out->int32_list->values = xs;
+        out->kind_case = FSD__V1__VALUE__KIND_INT32_LIST;
+        return true;
+    case STORE_TYPE_DOUBLE_LIST:
+        fsd__v1__double_list__init((Fsd__V1__DoubleList *)list);
+        out->double_list = (Fsd__V1__DoubleList *)list;
+        out->double_list->n_values = n;
+        out->double_list->values = xs;
+        out->kind_case = FSD__V1__VALUE__KIND_DOUBLE_LIST;
+        return true;
+    case STORE_TYPE_BOOL_LIST:
+        fsd__v1__bool_list__init((Fsd__V1__BoolList *)list);
+        out->bool_list = (Fsd__V1__BoolList *)list;
+        out->bool_list->n_values = n;
+        out->bool_list->values = xs;
+        out->kind_case = FSD__V1__VALUE__KIND_BOOL_LIST;
+        return true;
+    case STORE_TYPE_BYTES_LIST:
+        fsd__v1__bytes_list__init((Fsd__V1__BytesList *)list);
+        out->bytes_list = (Fsd__V1__BytesList *)list;
+        out->bytes_list->n_values = n;
+        out->bytes_list->values = xs;
+        out->kind_case = FSD__V1__VALUE__KIND_BYTES_LIST;
+        return true;
+    case STORE_TYPE_TIMESTAMP_LIST:
+        fsd__v1__timestamp_list__init((Fsd__V1__TimestampList *)list);
+        out->timestamp_list = (Fsd__V1__TimestampList *)list;
+        out->timestamp_list->n_values = n;
+        out->timestamp_list->values = xs;
+        out->kind_case = FSD__V1__VALUE__KIND_TIMESTAMP_LIST;
+        return true;
     default:
         return false;
     }

@@ -304,6 +304,74 @@ static void _scalar_value(struct pbw *w, uint32_t field, enum pbw_wire wire, uin
     pbw_commit(w, n);
 }
 
+/* The feast.types.Value field of each list type. */
+static const uint32_t feast_list_field[STORE_TYPE_COUNT] = {
+    [STORE_TYPE_BYTES_LIST] = FEAST_VALUE_BYTES_LIST,
+    [STORE_TYPE_STRING_LIST] = FEAST_VALUE_STRING_LIST,
+    [STORE_TYPE_INT32_LIST] = FEAST_VALUE_INT32_LIST,
+    [STORE_TYPE_INT64_LIST] = FEAST_VALUE_INT64_LIST,
+    [STORE_TYPE_DOUBLE_LIST] = FEAST_VALUE_DOUBLE_LIST,
+    [STORE_TYPE_FLOAT_LIST] = FEAST_VALUE_FLOAT_LIST,
+    [STORE_TYPE_BOOL_LIST] = FEAST_VALUE_BOOL_LIST,
+    [STORE_TYPE_TIMESTAMP_LIST] = FEAST_VALUE_UNIX_TIMESTAMP_LIST,
+};
+
+/* Feast's unix_timestamp_val is in seconds: rounded down, also before 1970. */
+static int64_t _feast_seconds(int64_t us) {
+    return us / 1000000 - (us % 1000000 < 0);
+}
+
+/* A list value's Feast list message (the `val` field), inside the open Value. */
+static void _list_value(struct pbw *w, enum store_type type, const struct store_value *v) {
+    pbw_begin(w, feast_list_field[type]);
+    enum store_type element = store_type_element(type);
+    uint32_t size = store_type_element_size(type);
+    if (size == 0) { /* string and bytes items: one field each */
+        const uint8_t *lens = v->var.data;
+        const char *item = (const char *)v->var.data + 4 * (size_t)v->var.count;
+        for (uint32_t j = 0; j < v->var.count; j++) {
+            uint32_t len;
+            memcpy(&len, lens + 4 * (size_t)j, 4);
+            pbw_bytes_field(w, FEAST_LIST_VAL, item, len);
+            item += len;
+        }
+        pbw_end(w);
+        return;
+    }
+    pbw_begin(w, FEAST_LIST_VAL); /* packed */
+    for (uint32_t j = 0; j < v->var.count; j++) {
+        struct store_value x = store_list_element(v, j);
+        switch (element) {
+        case STORE_TYPE_INT32:
+            pbw_varint(w, (uint64_t)(int64_t)x.i32);
+            break;
+        case STORE_TYPE_FLOAT: {
+            uint32_t bits;
+            memcpy(&bits, &x.f32, 4);
+            pbw_fixed32(w, bits);
+            break;
+        }
+        case STORE_TYPE_DOUBLE: {
+            uint64_t bits;
+            memcpy(&bits, &x.f64, 8);
+            pbw_fixed64(w, bits);
+            break;
+        }
+        case STORE_TYPE_BOOL:
+            pbw_varint(w, x.b);
+            break;
+        case STORE_TYPE_TIMESTAMP:
+            pbw_varint(w, (uint64_t)_feast_seconds(x.ts_us));
+            break;
+        default: /* int64 */
+            pbw_varint(w, (uint64_t)x.i64);
+            break;
+        }
+    }
+    pbw_end(w);
+    pbw_end(w);
+}
+
 /* One feast.types.Value (inside its vector): `v` of `type`, or a null Value when NULL. */
 static void _value(struct pbw *w, enum store_type type, const struct store_value *v) {
     if (v == NULL) {
@@ -318,8 +386,8 @@ static void _value(struct pbw *w, enum store_type type, const struct store_value
         _scalar_value(w, FEAST_VALUE_INT64, PBW_VARINT, (uint64_t)v->i64);
         return;
     case STORE_TYPE_TIMESTAMP: { /* Feast's unix_timestamp_val is in seconds */
-        int64_t s = v->ts_us / 1000000 - (v->ts_us % 1000000 < 0);
-        _scalar_value(w, FEAST_VALUE_UNIX_TIMESTAMP, PBW_VARINT, (uint64_t)s);
+        _scalar_value(w, FEAST_VALUE_UNIX_TIMESTAMP, PBW_VARINT,
+                      (uint64_t)_feast_seconds(v->ts_us));
         return;
     }
     case STORE_TYPE_FLOAT: {
@@ -347,39 +415,8 @@ static void _value(struct pbw *w, enum store_type type, const struct store_value
         pbw_bytes_field(w, type == STORE_TYPE_STRING ? FEAST_VALUE_STRING : FEAST_VALUE_BYTES,
                         v->var.data, v->var.bytes);
         break;
-    case STORE_TYPE_FLOAT_LIST:
-        pbw_begin(w, FEAST_VALUE_FLOAT_LIST);
-        pbw_begin(w, FEAST_LIST_VAL); /* packed */
-        for (uint32_t j = 0; j < v->var.count; j++) {
-            uint32_t bits;
-            memcpy(&bits, (const uint8_t *)v->var.data + 4 * j, 4);
-            pbw_fixed32(w, bits);
-        }
-        pbw_end(w);
-        pbw_end(w);
-        break;
-    case STORE_TYPE_INT64_LIST:
-        pbw_begin(w, FEAST_VALUE_INT64_LIST);
-        pbw_begin(w, FEAST_LIST_VAL); /* packed */
-        for (uint32_t j = 0; j < v->var.count; j++) {
-            int64_t x;
-            memcpy(&x, (const uint8_t *)v->var.data + 8 * j, 8);
-            pbw_varint(w, (uint64_t)x);
-        }
-        pbw_end(w);
-        pbw_end(w);
-        break;
-    case STORE_TYPE_STRING_LIST:
-        pbw_begin(w, FEAST_VALUE_STRING_LIST);
-        for (uint32_t j = 0; j < v->var.count; j++) {
-            const char *data;
-            uint32_t len;
-            store_string_list_at(v, j, &data, &len);
-            pbw_bytes_field(w, FEAST_LIST_VAL, data, len);
-        }
-        pbw_end(w);
-        break;
-    default: /* the scalars, written above */
+    default:
+        _list_value(w, type, v);
         break;
     }
     pbw_end(w);

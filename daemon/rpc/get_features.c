@@ -73,6 +73,67 @@ static void _write_packed_varints_status(struct pbw *w, const uint8_t *status, s
     }
 }
 
+/* The FeatureColumn array that holds values of scalar type `type`, and a list's elements. */
+static const uint32_t values_field[STORE_TYPE_COUNT] = {
+    [STORE_TYPE_INT32] = FEATURE_COLUMN_INT32_VALUES,
+    [STORE_TYPE_INT64] = FEATURE_COLUMN_INT64_VALUES,
+    [STORE_TYPE_TIMESTAMP] = FEATURE_COLUMN_INT64_VALUES,
+    [STORE_TYPE_FLOAT] = FEATURE_COLUMN_FLOAT_VALUES,
+    [STORE_TYPE_DOUBLE] = FEATURE_COLUMN_DOUBLE_VALUES,
+    [STORE_TYPE_BOOL] = FEATURE_COLUMN_BOOL_VALUES,
+    [STORE_TYPE_STRING] = FEATURE_COLUMN_STRING_VALUES,
+    [STORE_TYPE_BYTES] = FEATURE_COLUMN_BYTES_VALUES,
+};
+
+/* A list column: every entity's elements back to back in the element type's array. */
+static void _write_list_values(struct pbw *w, enum store_type type, const struct column_values *cv,
+                               size_t n) {
+    enum store_type element = store_type_element(type);
+    uint32_t field = values_field[element];
+    uint32_t size = store_type_element_size(type);
+    if (size == 0) { /* string and bytes lists: one length-delimited field per item */
+        for (size_t i = 0; i < n; i++) {
+            for (uint32_t j = 0; cv->has[i] && j < cv->value[i].var.count; j++) {
+                const char *data;
+                uint32_t len;
+                store_packed_list_at(&cv->value[i], j, &data, &len);
+                pbw_bytes_field(w, field, data, len);
+            }
+        }
+        return;
+    }
+    pbw_begin(w, field);
+    for (size_t i = 0; i < n; i++) {
+        if (!cv->has[i]) {
+            continue;
+        }
+        const uint8_t *at = cv->value[i].var.data;
+        for (uint32_t j = 0; j < cv->value[i].var.count; j++, at += size) {
+            if (size == 4) {
+                uint32_t bits;
+                memcpy(&bits, at, 4);
+                /* int32 is a sign-extended varint, float a fixed32 */
+                if (element == STORE_TYPE_INT32) {
+                    pbw_varint(w, (uint64_t)(int64_t)(int32_t)bits);
+                } else {
+                    pbw_fixed32(w, bits);
+                }
+            } else if (size == 8) {
+                uint64_t bits;
+                memcpy(&bits, at, 8);
+                if (element == STORE_TYPE_DOUBLE) {
+                    pbw_fixed64(w, bits);
+                } else {
+                    pbw_varint(w, bits); /* int64, timestamp */
+                }
+            } else {
+                pbw_varint(w, *at != 0); /* bool */
+            }
+        }
+    }
+    pbw_end(w);
+}
+
 static void _write_values(struct pbw *w, enum store_type type, const struct column_values *cv,
                           size_t n) {
     switch (type) {
@@ -130,41 +191,8 @@ static void _write_values(struct pbw *w, enum store_type type, const struct colu
                             cv->has[i] ? v->var.data : "", cv->has[i] ? v->var.bytes : 0);
         }
         return;
-    case STORE_TYPE_FLOAT_LIST:
-    case STORE_TYPE_INT64_LIST:
-        pbw_begin(w, type == STORE_TYPE_FLOAT_LIST ? FEATURE_COLUMN_FLOAT_VALUES
-                                                   : FEATURE_COLUMN_INT64_VALUES);
-        for (size_t i = 0; i < n; i++) {
-            if (!cv->has[i]) {
-                continue;
-            }
-            const struct store_value *v = &cv->value[i];
-            for (uint32_t j = 0; j < v->var.count; j++) {
-                if (type == STORE_TYPE_FLOAT_LIST) {
-                    uint32_t bits;
-                    memcpy(&bits, (const uint8_t *)v->var.data + 4 * j, 4);
-                    pbw_fixed32(w, bits);
-                } else {
-                    int64_t x;
-                    memcpy(&x, (const uint8_t *)v->var.data + 8 * j, 8);
-                    pbw_varint(w, (uint64_t)x);
-                }
-            }
-        }
-        pbw_end(w);
-        break;
-    case STORE_TYPE_STRING_LIST:
-        for (size_t i = 0; i < n; i++) {
-            if (!cv->has[i]) {
-                continue;
-            }
-            for (uint32_t j = 0; j < cv->value[i].var.count; j++) {
-                const char *data;
-                uint32_t len;
-                store_string_list_at(&cv->value[i], j, &data, &len);
-                pbw_bytes_field(w, FEATURE_COLUMN_STRING_VALUES, data, len);
-            }
-        }
+    default:
+        _write_list_values(w, type, cv, n);
         break;
     }
     /* lists: how many elements each entity has */

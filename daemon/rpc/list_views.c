@@ -66,26 +66,13 @@ static void _format_value(const struct store_value *v, char *buf, size_t cap) {
     case STORE_TYPE_BYTES:
         _append(buf, cap, &used, "(%" PRIu32 " bytes)", v->var.bytes);
         return;
-    case STORE_TYPE_FLOAT_LIST:
-    case STORE_TYPE_INT64_LIST:
-    case STORE_TYPE_STRING_LIST:
+    default: /* lists */
         _append(buf, cap, &used, "[");
-        for (uint32_t i = 0; i < v->var.count; i++) {
-            const char *sep = i ? ", " : "";
-            if (v->type == STORE_TYPE_FLOAT_LIST) {
-                float x;
-                memcpy(&x, (const uint8_t *)v->var.data + 4 * i, 4);
-                _append(buf, cap, &used, "%s%.9g", sep, (double)x);
-            } else if (v->type == STORE_TYPE_INT64_LIST) {
-                int64_t x;
-                memcpy(&x, (const uint8_t *)v->var.data + 8 * i, 8);
-                _append(buf, cap, &used, "%s%" PRId64, sep, x);
-            } else {
-                const char *s;
-                uint32_t len;
-                store_string_list_at(v, i, &s, &len);
-                _append(buf, cap, &used, "%s%.*s", sep, (int)len, s);
-            }
+        for (uint32_t i = 0; i < v->var.count && used + 1 < cap; i++) {
+            struct store_value element = store_list_element(v, i);
+            char text[64];
+            _format_value(&element, text, sizeof text);
+            _append(buf, cap, &used, "%s%s", i ? ", " : "", text);
         }
         _append(buf, cap, &used, "]");
         return;

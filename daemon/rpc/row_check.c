@@ -40,12 +40,9 @@ int rpc_row_check(const struct store_schema *schema, const Fsd__V1__Row *row, si
     return 0;
 }
 
-/* String list scratch from the request's arena (reset after the request). */
-static int _arena_scratch(void *ctx, size_t n, const char ***strs, uint32_t **lens) {
-    struct arena *a = ctx;
-    *strs = arena_alloc(a, (n + 1) * sizeof(**strs));
-    *lens = arena_alloc(a, (n + 1) * sizeof(**lens));
-    return *strs != NULL && *lens != NULL ? 0 : -1;
+/* List scratch from the request's arena (reset after the request). */
+static void *_arena_scratch(void *ctx, size_t bytes) {
+    return arena_alloc(ctx, bytes);
 }
 
 int rpc_row_build(struct store_row_builder *b, struct arena *a, const Fsd__V1__Row *row) {

@@ -33,7 +33,17 @@ enum conv {
     CONV_BOOL,
     CONV_STRING, /* VARCHAR / BLOB -> string / bytes / key */
     CONV_TIME,   /* a timestamp type or DATE -> timestamp / event / created */
-    CONV_LIST,   /* LIST -> float_list / int64_list / string_list */
+    CONV_LIST,   /* LIST -> a list type; its elements convert as `element` says */
+};
+
+/* How a list's elements become the list type's element type: the scalar plan, for the
+ * element type, of the LIST's child type. */
+struct element_plan {
+    enum conv conv;
+    duckdb_type type;
+    duckdb_type decimal_int;
+    uint8_t decimal_scale;
+    bool direct; /* the child's bytes are the row's: copied as they are */
 };
 
 enum role { ROLE_KEY, ROLE_EVENT, ROLE_CREATED, ROLE_FEATURE };
@@ -46,9 +56,9 @@ struct column {
     enum store_type target; /* features; keys use INT64 / STRING */
     enum conv conv;
     duckdb_type type;        /* the column's type */
-    duckdb_type child;       /* LIST: the element type */
     duckdb_type decimal_int; /* DECIMAL: its storage type */
     uint8_t decimal_scale;
+    struct element_plan element; /* LIST */
 };
 
 /* Why the watchdog interrupted DuckDB. */
@@ -91,8 +101,7 @@ struct mat_parquet {
     struct column *columns; /* result order: keys, event, [created], features */
     uint32_t ncolumns;
     /* per-row scratch for list conversions */
-    float *floats;
-    int64_t *ints;
+    uint8_t *elements; /* an array list's elements, 8 bytes each at most */
     const char **strs;
     uint32_t *lens;
     size_t scratch_cap;
@@ -219,24 +228,36 @@ static bool _plan_conversion(struct column *c, duckdb_logical_type type) {
     default:
         break;
     }
-    /* lists */
+    /* lists: the child type must convert to the element type as a scalar would */
     if (t != DUCKDB_TYPE_LIST) {
         return false;
     }
-    duckdb_logical_type child = duckdb_list_type_child_type(type);
-    c->child = duckdb_get_type_id(child);
-    duckdb_destroy_logical_type(&child);
     c->conv = CONV_LIST;
-    switch (c->target) {
-    case STORE_TYPE_FLOAT_LIST:
-        return c->child == DUCKDB_TYPE_FLOAT || c->child == DUCKDB_TYPE_DOUBLE;
-    case STORE_TYPE_INT64_LIST:
-        return _is_int(c->child);
-    case STORE_TYPE_STRING_LIST:
-        return c->child == DUCKDB_TYPE_VARCHAR;
-    default:
-        return false;
+    duckdb_logical_type child = duckdb_list_type_child_type(type);
+    struct column element = {.role = ROLE_FEATURE, .target = store_type_element(c->target)};
+    bool ok = _plan_conversion(&element, child);
+    duckdb_destroy_logical_type(&child);
+    /* float_list has always taken DOUBLE lists, as embeddings are often written; an element
+     * beyond float range is refused when read */
+    if (!ok && c->target == STORE_TYPE_FLOAT_LIST && element.type == DUCKDB_TYPE_DOUBLE) {
+        element.conv = CONV_DOUBLE;
+        ok = true;
     }
+    duckdb_type et = element.type;
+    c->element = (struct element_plan){
+        .conv = element.conv,
+        .type = et,
+        .decimal_int = element.decimal_int,
+        .decimal_scale = element.decimal_scale,
+        .direct = (c->target == STORE_TYPE_FLOAT_LIST && et == DUCKDB_TYPE_FLOAT) ||
+                  (c->target == STORE_TYPE_DOUBLE_LIST && et == DUCKDB_TYPE_DOUBLE) ||
+                  (c->target == STORE_TYPE_INT32_LIST && et == DUCKDB_TYPE_INTEGER) ||
+                  (c->target == STORE_TYPE_INT64_LIST && et == DUCKDB_TYPE_BIGINT) ||
+                  (c->target == STORE_TYPE_BOOL_LIST && et == DUCKDB_TYPE_BOOLEAN) ||
+                  (c->target == STORE_TYPE_TIMESTAMP_LIST &&
+                   (et == DUCKDB_TYPE_TIMESTAMP || et == DUCKDB_TYPE_TIMESTAMP_TZ)),
+    };
+    return ok;
 }
 
 /* ---- values ------------------------------------------------------------------------------- */
@@ -801,8 +822,7 @@ void mat_parquet_close(struct mat_parquet *p) {
     free(p->columns);
     free(p->path);
     free(p->pattern);
-    free(p->floats);
-    free(p->ints);
+    free(p->elements);
     free(p->strs);
     free(p->lens);
     free(p);
@@ -840,13 +860,9 @@ static int _grow_scratch(struct mat_parquet *p, size_t n) {
         return 0;
     }
     size_t cap = n < 64 ? 64 : n * 2;
-    float *floats = realloc(p->floats, cap * sizeof(*floats));
-    if (floats != NULL) {
-        p->floats = floats;
-    }
-    int64_t *ints = realloc(p->ints, cap * sizeof(*ints));
-    if (ints != NULL) {
-        p->ints = ints;
+    uint8_t *elements = realloc(p->elements, cap * 8);
+    if (elements != NULL) {
+        p->elements = elements;
     }
     const char **strs = realloc(p->strs, cap * sizeof(*strs));
     if (strs != NULL) {
@@ -856,11 +872,95 @@ static int _grow_scratch(struct mat_parquet *p, size_t n) {
     if (lens != NULL) {
         p->lens = lens;
     }
-    if (floats == NULL || ints == NULL || strs == NULL || lens == NULL) {
+    if (elements == NULL || strs == NULL || lens == NULL) {
         return -1;
     }
     p->scratch_cap = cap;
     return 0;
+}
+
+/*
+ * Value `r` of vector data `data`, converted as column `c` planned (a scalar conversion), into
+ * `out` of type c->target; strings and bytes point into the vector. Returns 0, or -1 with
+ * what is wrong with the value in `what`.
+ */
+static int _scalar_value(const struct column *c, const void *data, uint64_t r,
+                         struct store_value *out, char *what, size_t what_len) {
+    out->type = c->target;
+    switch (c->conv) {
+    case CONV_INT: {
+        bool big = false;
+        int64_t x = _int_at(c->type, data, r, &big);
+        switch (c->target) {
+        case STORE_TYPE_INT32:
+            if (big || x < INT32_MIN || x > INT32_MAX) {
+                snprintf(what, what_len, "%s%lld does not fit int32", big ? "a value over " : "",
+                         big ? (long long)INT64_MAX : (long long)x);
+                return -1;
+            }
+            out->i32 = (int32_t)x;
+            return 0;
+        case STORE_TYPE_INT64:
+            if (big) {
+                snprintf(what, what_len, "the value does not fit int64");
+                return -1;
+            }
+            out->i64 = x;
+            return 0;
+        case STORE_TYPE_FLOAT:
+            out->f32 = (float)x; /* exact: planned for small types only */
+            return 0;
+        default:
+            out->f64 = (double)x; /* exact: up to 32-bit types */
+            return 0;
+        }
+    }
+    case CONV_FLOAT:
+        out->f32 = ((const float *)data)[r];
+        return 0;
+    case CONV_FLOAT_WIDE:
+        out->f64 = (double)((const float *)data)[r];
+        return 0;
+    case CONV_DOUBLE: {
+        double d = ((const double *)data)[r];
+        if (c->target == STORE_TYPE_DOUBLE) {
+            out->f64 = d;
+            return 0;
+        }
+        out->f32 = (float)d; /* a float_list element from a DOUBLE list */
+        if (isinf(out->f32) && !isinf(d)) {
+            snprintf(what, what_len, "%g is beyond float range", d);
+            return -1;
+        }
+        return 0;
+    }
+    case CONV_DECIMAL:
+        if (c->target == STORE_TYPE_FLOAT) {
+            out->f32 = _decimal_float(c, data, r);
+        } else {
+            out->f64 = _decimal_double(c, data, r);
+        }
+        return 0;
+    case CONV_BOOL:
+        out->b = ((const bool *)data)[r];
+        return 0;
+    case CONV_STRING: {
+        duckdb_string_t *s = &((duckdb_string_t *)data)[r];
+        out->var.data = duckdb_string_t_data(s);
+        out->var.bytes = duckdb_string_t_length(*s);
+        out->var.count = 0;
+        return 0;
+    }
+    case CONV_TIME:
+        if (_time_at(c->type, data, r, &out->ts_us) != 0) {
+            snprintf(what, what_len, "the timestamp is out of range");
+            return -1;
+        }
+        return 0;
+    default:
+        snprintf(what, what_len, "not a scalar");
+        return -1;
+    }
 }
 
 static int _set_list(struct mat_parquet *p, const struct column *c, const struct vec *v, uint64_t r,
@@ -879,43 +979,44 @@ static int _set_list(struct mat_parquet *p, const struct column *c, const struct
             }
         }
     }
-    int rc = 0;
-    if (c->target == STORE_TYPE_FLOAT_LIST && c->child == DUCKDB_TYPE_FLOAT) {
-        rc = store_row_set_float_list(b, c->index, (const float *)v->child_data + e.offset, n);
-    } else if (c->target == STORE_TYPE_INT64_LIST && c->child == DUCKDB_TYPE_BIGINT) {
-        rc = store_row_set_int64_list(b, c->index, (const int64_t *)v->child_data + e.offset, n);
+    uint32_t size = store_type_element_size(c->target); /* 0: string or bytes items */
+    int rc;
+    if (c->element.direct) {
+        rc = store_row_set_list(b, c->index, (const uint8_t *)v->child_data + e.offset * size, n);
     } else {
         if (_grow_scratch(p, n) != 0) {
             return errors_set(err, err_len, "view %s: out of memory", p->schema->view);
         }
+        const struct column element = {
+            .role = ROLE_FEATURE,
+            .name = c->name,
+            .target = store_type_element(c->target),
+            .conv = c->element.conv,
+            .type = c->element.type,
+            .decimal_int = c->element.decimal_int,
+            .decimal_scale = c->element.decimal_scale,
+        };
         for (uint32_t i = 0; i < n; i++) {
-            uint64_t at = e.offset + i;
-            if (c->target == STORE_TYPE_FLOAT_LIST) {
-                double d = ((const double *)v->child_data)[at];
-                float f = (float)d;
-                if (isinf(f) && !isinf(d)) {
-                    return _value_error(p, c, o, r, err, err_len,
-                                        "a list element is beyond float range");
-                }
-                p->floats[i] = f;
-            } else if (c->target == STORE_TYPE_INT64_LIST) {
-                bool big = false;
-                p->ints[i] = _int_at(c->child, v->child_data, at, &big);
-                if (big) {
-                    return _value_error(p, c, o, r, err, err_len,
-                                        "a list element does not fit int64");
-                }
+            struct store_value x;
+            char what[128], why[160];
+            if (_scalar_value(&element, v->child_data, e.offset + i, &x, what, sizeof what) != 0) {
+                snprintf(why, sizeof why, "list element %u: %s", i, what);
+                return _value_error(p, c, o, r, err, err_len, why);
+            }
+            if (size == 0) {
+                p->strs[i] = x.var.data;
+                p->lens[i] = x.var.bytes;
+            } else if (size == 1) {
+                p->elements[i] = x.b ? 1 : 0;
+            } else if (size == 4) {
+                memcpy(p->elements + 4 * (size_t)i,
+                       element.target == STORE_TYPE_INT32 ? (void *)&x.i32 : &x.f32, 4);
             } else {
-                duckdb_string_t *s = &((duckdb_string_t *)v->child_data)[at];
-                p->lens[i] = duckdb_string_t_length(*s);
-                p->strs[i] = duckdb_string_t_data(s);
+                memcpy(p->elements + 8 * (size_t)i, &x.i64, 8); /* int64, double, timestamp */
             }
         }
-        rc = c->target == STORE_TYPE_FLOAT_LIST
-                 ? store_row_set_float_list(b, c->index, p->floats, n)
-             : c->target == STORE_TYPE_INT64_LIST
-                 ? store_row_set_int64_list(b, c->index, p->ints, n)
-                 : store_row_set_string_list(b, c->index, p->strs, p->lens, n);
+        rc = size == 0 ? store_row_set_packed_list(b, c->index, p->strs, p->lens, n)
+                       : store_row_set_list(b, c->index, p->elements, n);
     }
     return rc == 0 ? 0 : errors_set(err, err_len, "view %s: out of memory", p->schema->view);
 }
@@ -923,72 +1024,18 @@ static int _set_list(struct mat_parquet *p, const struct column *c, const struct
 static int _set_feature(struct mat_parquet *p, const struct column *c, const struct vec *v,
                         uint64_t r, struct store_row_builder *b, const struct origin *o, char *err,
                         size_t err_len) {
-    uint32_t f = c->index;
-    switch (c->conv) {
-    case CONV_INT: {
-        bool big = false;
-        int64_t x = _int_at(c->type, v->data, r, &big);
-        switch (c->target) {
-        case STORE_TYPE_INT32:
-            if (big || x < INT32_MIN || x > INT32_MAX) {
-                char what[96];
-                snprintf(what, sizeof what, "%s%lld does not fit int32", big ? "a value over " : "",
-                         big ? (long long)INT64_MAX : (long long)x);
-                return _value_error(p, c, o, r, err, err_len, what);
-            }
-            store_row_set_int32(b, f, (int32_t)x);
-            return 0;
-        case STORE_TYPE_INT64:
-            if (big) {
-                return _value_error(p, c, o, r, err, err_len, "the value does not fit int64");
-            }
-            store_row_set_int64(b, f, x);
-            return 0;
-        case STORE_TYPE_FLOAT:
-            store_row_set_float(b, f, (float)x); /* exact: planned for small types only */
-            return 0;
-        default:
-            store_row_set_double(b, f, (double)x); /* exact: up to 32-bit types */
-            return 0;
-        }
-    }
-    case CONV_FLOAT:
-        store_row_set_float(b, f, ((const float *)v->data)[r]);
-        return 0;
-    case CONV_FLOAT_WIDE:
-        store_row_set_double(b, f, (double)((const float *)v->data)[r]);
-        return 0;
-    case CONV_DOUBLE:
-        store_row_set_double(b, f, ((const double *)v->data)[r]);
-        return 0;
-    case CONV_DECIMAL:
-        if (c->target == STORE_TYPE_FLOAT) {
-            store_row_set_float(b, f, _decimal_float(c, v->data, r));
-        } else {
-            store_row_set_double(b, f, _decimal_double(c, v->data, r));
-        }
-        return 0;
-    case CONV_BOOL:
-        store_row_set_bool(b, f, ((const bool *)v->data)[r]);
-        return 0;
-    case CONV_STRING: {
-        duckdb_string_t *s = &((duckdb_string_t *)v->data)[r];
-        if (store_row_set_bytes(b, f, duckdb_string_t_data(s), duckdb_string_t_length(*s)) != 0) {
-            return errors_set(err, err_len, "view %s: out of memory", p->schema->view);
-        }
-        return 0;
-    }
-    case CONV_TIME: {
-        int64_t us;
-        if (_time_at(c->type, v->data, r, &us) != 0) {
-            return _value_error(p, c, o, r, err, err_len, "the timestamp is out of range");
-        }
-        store_row_set_timestamp(b, f, us);
-        return 0;
-    }
-    default:
+    if (c->conv == CONV_LIST) {
         return _set_list(p, c, v, r, b, o, err, err_len);
     }
+    struct store_value x;
+    char what[128];
+    if (_scalar_value(c, v->data, r, &x, what, sizeof what) != 0) {
+        return _value_error(p, c, o, r, err, err_len, what);
+    }
+    if (store_row_set_value(b, c->index, &x) != 0) {
+        return errors_set(err, err_len, "view %s: out of memory", p->schema->view);
+    }
+    return 0;
 }
 
 /* Feeds one chunk to the sink. */

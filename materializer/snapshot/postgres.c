@@ -124,8 +124,18 @@ static void _redact_quoted(const char *in, char *out, size_t out_len) {
     out[n] = '\0';
 }
 
-/* True when a column of type `oid` can become a value of view type `want` without loss. */
+/*
+ * True when a column of type `oid` can become a value of view type `want` without loss. A list
+ * takes a one-dimensional array whose elements its element type takes.
+ */
 static bool _maps(enum store_type want, Oid oid) {
+    if (store_type_is_list(want)) {
+        Oid elem = mat_pg_array_elem(oid);
+        /* float_list has always taken double precision[], as embeddings are often stored;
+         * an element beyond float range is refused when read. */
+        return (want == STORE_TYPE_FLOAT_LIST && elem == PG_FLOAT8) ||
+               (elem != 0 && _maps(store_type_element(want), elem));
+    }
     switch (want) {
     case STORE_TYPE_INT32:
     case STORE_TYPE_INT64:
@@ -143,42 +153,34 @@ static bool _maps(enum store_type want, Oid oid) {
         return oid == PG_BYTEA;
     case STORE_TYPE_TIMESTAMP:
         return mat_pg_is_time(oid);
-    case STORE_TYPE_FLOAT_LIST:
-        return oid == PG_FLOAT4_ARRAY || oid == PG_FLOAT8_ARRAY;
-    case STORE_TYPE_INT64_LIST:
-        return mat_pg_is_int(mat_pg_array_elem(oid));
-    case STORE_TYPE_STRING_LIST:
-        return mat_pg_is_text(mat_pg_array_elem(oid));
+    default:
+        return false;
     }
-    return false;
 }
 
-/* What a view type accepts, for error messages. */
+/* What a view type accepts, for error messages; lists take arrays of their element's types. */
 static const char *_accepted(enum store_type want) {
-    switch (want) {
+    switch (store_type_element(want)) {
     case STORE_TYPE_INT32:
     case STORE_TYPE_INT64:
         return "smallint, integer, bigint";
     case STORE_TYPE_FLOAT:
-        return "real, smallint, numeric";
+        return store_type_is_list(want) ? "real, double precision, smallint, numeric"
+                                        : "real, smallint, numeric";
     case STORE_TYPE_DOUBLE:
         return "double precision, real, smallint, integer, numeric";
     case STORE_TYPE_BOOL:
         return "boolean";
     case STORE_TYPE_STRING:
-        return "text, varchar, char, name, an enum";
+        return store_type_is_list(want) ? "text, varchar, char, name"
+                                        : "text, varchar, char, name, an enum";
     case STORE_TYPE_BYTES:
         return "bytea";
     case STORE_TYPE_TIMESTAMP:
         return "timestamptz, timestamp, date";
-    case STORE_TYPE_FLOAT_LIST:
-        return "real[], double precision[]";
-    case STORE_TYPE_INT64_LIST:
-        return "smallint[], integer[], bigint[]";
-    case STORE_TYPE_STRING_LIST:
-        return "text[], varchar[], char[], name[]";
+    default:
+        return "?";
     }
-    return "?";
 }
 
 /* ---- waiting, bounded ------------------------------------------------------------------- */
@@ -547,6 +549,7 @@ static int _check_columns(struct mat_pg_reader *r, const PGresult *probe) {
         bool ok;
         const char *want;
         const char *accepted;
+        const char *array_of = "";
         if (c->role == MAT_PG_EVENT_TS || c->role == MAT_PG_CREATED_TS) {
             ok = mat_pg_is_time(c->oid);
             want = "a timestamp";
@@ -562,12 +565,13 @@ static int _check_columns(struct mat_pg_reader *r, const PGresult *probe) {
             ok = _maps(t, c->oid);
             want = store_type_name(t);
             accepted = _accepted(t);
+            array_of = store_type_is_list(t) ? "arrays of " : "";
         }
         if (!ok) {
             char type[128];
             _type_name(r, c->oid, type, sizeof type);
-            return mat_pg_fail(r, "column %s is %s %s; the view wants %s (accepted: %s)", c->name,
-                               type, _where(r), want, accepted);
+            return mat_pg_fail(r, "column %s is %s %s; the view wants %s (accepted: %s%s)", c->name,
+                               type, _where(r), want, array_of, accepted);
         }
     }
     return 0;
@@ -850,8 +854,7 @@ void mat_pg_reader_deinit(struct mat_pg_reader *r) {
     free(r->cols);
     free(r->fields);
     free(r->stage);
-    free(r->floats);
-    free(r->ints);
+    free(r->elements);
     free(r->strs);
     free(r->lens);
     free(r->digits);

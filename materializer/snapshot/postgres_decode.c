@@ -96,7 +96,12 @@ _fail_value(struct mat_pg_reader *r, const struct mat_pg_column *c, const char *
     va_end(ap);
     char keys[256];
     _describe_keys(r, keys, sizeof keys);
-    return mat_pg_fail(r, "column %s, row %" PRIu64 " (%s): %s", c->name, r->row, keys, what);
+    char element[32] = "";
+    if (r->element > 0) {
+        snprintf(element, sizeof element, "element %" PRIu32 ": ", r->element);
+    }
+    return mat_pg_fail(r, "column %s, row %" PRIu64 " (%s): %s%s", c->name, r->row, keys, element,
+                       what);
 }
 
 static int _bad_length(struct mat_pg_reader *r, const struct mat_pg_column *c, int32_t len) {
@@ -228,13 +233,9 @@ static int _grow_lists(struct mat_pg_reader *r, size_t n) {
     while (cap < n) {
         cap *= 2;
     }
-    float *floats = realloc(r->floats, cap * sizeof *floats);
-    if (floats != NULL) {
-        r->floats = floats;
-    }
-    int64_t *ints = realloc(r->ints, cap * sizeof *ints);
-    if (ints != NULL) {
-        r->ints = ints;
+    uint8_t *elements = realloc(r->elements, cap * 8);
+    if (elements != NULL) {
+        r->elements = elements;
     }
     const char **strs = realloc(r->strs, cap * sizeof *strs);
     if (strs != NULL) {
@@ -244,7 +245,7 @@ static int _grow_lists(struct mat_pg_reader *r, size_t n) {
     if (lens != NULL) {
         r->lens = lens;
     }
-    if (floats == NULL || ints == NULL || strs == NULL || lens == NULL) {
+    if (elements == NULL || strs == NULL || lens == NULL) {
         return mat_pg_fail(r, "out of memory");
     }
     r->list_cap = cap;
@@ -252,7 +253,101 @@ static int _grow_lists(struct mat_pg_reader *r, size_t n) {
 }
 
 /*
- * A one-dimensional array into the feature's list type.
+ * A scalar of view type `type` from field `f`, whose PostgreSQL type is c->oid (checked by the
+ * probe to map to `type`). Strings and bytes point into the field.
+ */
+static int _scalar_value(struct mat_pg_reader *r, const struct mat_pg_column *c,
+                         const struct mat_pg_field *f, enum store_type type,
+                         struct store_value *out) {
+    int64_t i64;
+    out->type = type;
+    switch (type) {
+    case STORE_TYPE_INT32:
+        if (_int_value(r, c, f, &i64) != 0) {
+            return -1;
+        }
+        if (i64 < INT32_MIN || i64 > INT32_MAX) {
+            return _fail_value(r, c, "%" PRId64 " does not fit int32", i64);
+        }
+        out->i32 = (int32_t)i64;
+        return 0;
+    case STORE_TYPE_INT64:
+        return _int_value(r, c, f, &out->i64);
+    case STORE_TYPE_FLOAT:
+        if (c->oid == PG_FLOAT4) {
+            if (f->len != 4) {
+                return _bad_length(r, c, f->len);
+            }
+            uint32_t bits = _be32(f->data);
+            memcpy(&out->f32, &bits, 4);
+        } else if (c->oid == PG_FLOAT8) { /* a float_list element only (see _maps) */
+            if (f->len != 8) {
+                return _bad_length(r, c, f->len);
+            }
+            uint64_t bits = _be64(f->data);
+            double d;
+            memcpy(&d, &bits, 8);
+            out->f32 = (float)d;
+            if (isinf(out->f32) && !isinf(d)) {
+                return _fail_value(r, c, "%g is beyond float range", d);
+            }
+        } else if (c->oid == PG_NUMERIC) {
+            double unused;
+            return _numeric_value(r, c, f, true, &unused, &out->f32);
+        } else {
+            if (_int_value(r, c, f, &i64) != 0) {
+                return -1;
+            }
+            out->f32 = (float)i64; /* smallint only: exact */
+        }
+        return 0;
+    case STORE_TYPE_DOUBLE:
+        if (c->oid == PG_FLOAT8) {
+            if (f->len != 8) {
+                return _bad_length(r, c, f->len);
+            }
+            uint64_t bits = _be64(f->data);
+            memcpy(&out->f64, &bits, 8);
+        } else if (c->oid == PG_FLOAT4) {
+            if (f->len != 4) {
+                return _bad_length(r, c, f->len);
+            }
+            uint32_t bits = _be32(f->data);
+            float fv;
+            memcpy(&fv, &bits, 4);
+            out->f64 = fv;
+        } else if (c->oid == PG_NUMERIC) {
+            float unused;
+            return _numeric_value(r, c, f, false, &out->f64, &unused);
+        } else {
+            if (_int_value(r, c, f, &i64) != 0) {
+                return -1;
+            }
+            out->f64 = (double)i64; /* smallint or integer only: exact */
+        }
+        return 0;
+    case STORE_TYPE_BOOL:
+        if (f->len != 1) {
+            return _bad_length(r, c, f->len);
+        }
+        out->b = f->data[0] != 0;
+        return 0;
+    case STORE_TYPE_STRING:
+    case STORE_TYPE_BYTES:
+        out->var.data = f->data;
+        out->var.bytes = (uint32_t)f->len;
+        out->var.count = 0;
+        return 0;
+    case STORE_TYPE_TIMESTAMP:
+        return _time_value(r, c, f, &out->ts_us);
+    default:
+        return _fail_value(r, c, "unknown view type");
+    }
+}
+
+/*
+ * A one-dimensional array into the feature's list type, each element read as a scalar of the
+ * list's element type.
  *
  *   ndim i32 | has-nulls i32 | element type oid | (dim size i32 | lower bound i32) x ndim
  *   then per element: length i32 (-1 = NULL) | bytes
@@ -293,6 +388,10 @@ static int _list_value(struct mat_pg_reader *r, const struct mat_pg_column *c,
     if (_grow_lists(r, n) != 0) {
         return -1;
     }
+    struct mat_pg_column elem_col = *c;
+    elem_col.oid = elem;
+    enum store_type elem_type = store_type_element(type);
+    uint32_t size = store_type_element_size(type); /* 0: string or bytes items */
     for (uint32_t i = 0; i < n; i++) {
         if (end - p < 4) {
             return _bad_length(r, c, f->len);
@@ -306,55 +405,32 @@ static int _list_value(struct mat_pg_reader *r, const struct mat_pg_column *c,
         if (end - p < len) {
             return _bad_length(r, c, f->len);
         }
-        switch (elem) {
-        case PG_FLOAT4: {
-            if (len != 4) {
-                return _bad_length(r, c, len);
-            }
-            uint32_t bits = _be32(p);
-            memcpy(&r->floats[i], &bits, 4);
-            break;
+        struct mat_pg_field item = {.data = p, .len = len};
+        struct store_value v;
+        r->element = i + 1;
+        int rc = _scalar_value(r, &elem_col, &item, elem_type, &v);
+        r->element = 0;
+        if (rc != 0) {
+            return -1;
         }
-        case PG_FLOAT8: {
-            if (len != 8) {
-                return _bad_length(r, c, len);
-            }
-            uint64_t bits = _be64(p);
-            double d;
-            memcpy(&d, &bits, 8);
-            r->floats[i] = (float)d;
-            break;
-        }
-        case PG_INT2:
-        case PG_INT4:
-        case PG_INT8: {
-            int32_t want = elem == PG_INT2 ? 2 : elem == PG_INT4 ? 4 : 8;
-            if (len != want) {
-                return _bad_length(r, c, len);
-            }
-            r->ints[i] = want == 2   ? (int16_t)_be16(p)
-                         : want == 4 ? (int32_t)_be32(p)
-                                     : (int64_t)_be64(p);
-            break;
-        }
-        default: /* text-like */
+        if (size == 0) {
             r->strs[i] = (const char *)p;
             r->lens[i] = (uint32_t)len;
-            break;
+        } else if (elem_type == STORE_TYPE_BOOL) {
+            r->elements[i] = v.b ? 1 : 0;
+        } else if (size == 4) {
+            memcpy(r->elements + 4 * (size_t)i,
+                   elem_type == STORE_TYPE_INT32 ? (void *)&v.i32 : &v.f32, 4);
+        } else {
+            memcpy(r->elements + 8 * (size_t)i, &v.i64, 8); /* int64, double, timestamp */
         }
         p += len;
     }
     if (p != end) {
         return _bad_length(r, c, f->len);
     }
-    int rc;
-    if (type == STORE_TYPE_FLOAT_LIST) {
-        rc = store_row_set_float_list(b, index, r->floats, n);
-    } else if (type == STORE_TYPE_INT64_LIST) {
-        rc = store_row_set_int64_list(b, index, r->ints, n);
-    } else {
-        rc = store_row_set_string_list(b, index, r->strs, r->lens, n);
-    }
+    int rc = size == 0 ? store_row_set_packed_list(b, index, r->strs, r->lens, n)
+                       : store_row_set_list(b, index, r->elements, n);
     if (rc != 0) {
         return _fail_value(r, c, "out of memory or row too large");
     }
@@ -369,99 +445,17 @@ static int _feature_value(struct mat_pg_reader *r, const struct mat_pg_column *c
         store_row_set_null(b, index);
         return 0;
     }
-    int64_t i64;
-    switch (type) {
-    case STORE_TYPE_INT32:
-        if (_int_value(r, c, f, &i64) != 0) {
-            return -1;
-        }
-        if (i64 < INT32_MIN || i64 > INT32_MAX) {
-            return _fail_value(r, c, "%" PRId64 " does not fit int32", i64);
-        }
-        store_row_set_int32(b, index, (int32_t)i64);
-        return 0;
-    case STORE_TYPE_INT64:
-        if (_int_value(r, c, f, &i64) != 0) {
-            return -1;
-        }
-        store_row_set_int64(b, index, i64);
-        return 0;
-    case STORE_TYPE_FLOAT: {
-        float v;
-        if (c->oid == PG_FLOAT4) {
-            if (f->len != 4) {
-                return _bad_length(r, c, f->len);
-            }
-            uint32_t bits = _be32(f->data);
-            memcpy(&v, &bits, 4);
-        } else if (c->oid == PG_NUMERIC) {
-            double unused;
-            if (_numeric_value(r, c, f, true, &unused, &v) != 0) {
-                return -1;
-            }
-        } else {
-            if (_int_value(r, c, f, &i64) != 0) {
-                return -1;
-            }
-            v = (float)i64; /* smallint only: exact */
-        }
-        store_row_set_float(b, index, v);
-        return 0;
-    }
-    case STORE_TYPE_DOUBLE: {
-        double v;
-        if (c->oid == PG_FLOAT8) {
-            if (f->len != 8) {
-                return _bad_length(r, c, f->len);
-            }
-            uint64_t bits = _be64(f->data);
-            memcpy(&v, &bits, 8);
-        } else if (c->oid == PG_FLOAT4) {
-            if (f->len != 4) {
-                return _bad_length(r, c, f->len);
-            }
-            uint32_t bits = _be32(f->data);
-            float fv;
-            memcpy(&fv, &bits, 4);
-            v = fv;
-        } else if (c->oid == PG_NUMERIC) {
-            float unused;
-            if (_numeric_value(r, c, f, false, &v, &unused) != 0) {
-                return -1;
-            }
-        } else {
-            if (_int_value(r, c, f, &i64) != 0) {
-                return -1;
-            }
-            v = (double)i64; /* smallint or integer only: exact */
-        }
-        store_row_set_double(b, index, v);
-        return 0;
-    }
-    case STORE_TYPE_BOOL:
-        if (f->len != 1) {
-            return _bad_length(r, c, f->len);
-        }
-        store_row_set_bool(b, index, f->data[0] != 0);
-        return 0;
-    case STORE_TYPE_STRING:
-    case STORE_TYPE_BYTES:
-        if (store_row_set_bytes(b, index, f->data, (uint32_t)f->len) != 0) {
-            return _fail_value(r, c, "out of memory or row too large");
-        }
-        return 0;
-    case STORE_TYPE_TIMESTAMP:
-        if (_time_value(r, c, f, &i64) != 0) {
-            return -1;
-        }
-        store_row_set_timestamp(b, index, i64);
-        return 0;
-    case STORE_TYPE_FLOAT_LIST:
-    case STORE_TYPE_INT64_LIST:
-    case STORE_TYPE_STRING_LIST:
+    if (store_type_is_list(type)) {
         return _list_value(r, c, f, b, index, type);
     }
-    return _fail_value(r, c, "unknown view type");
+    struct store_value v;
+    if (_scalar_value(r, c, f, type, &v) != 0) {
+        return -1;
+    }
+    if (store_row_set_value(b, index, &v) != 0) {
+        return _fail_value(r, c, "out of memory or row too large");
+    }
+    return 0;
 }
 
 /* One complete tuple, its fields in r->fields, into the sink. */

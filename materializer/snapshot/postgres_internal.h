@@ -42,6 +42,12 @@ enum {
     PG_INT8_ARRAY = 1016,
     PG_FLOAT4_ARRAY = 1021,
     PG_FLOAT8_ARRAY = 1022,
+    PG_BOOL_ARRAY = 1000,
+    PG_BYTEA_ARRAY = 1001,
+    PG_TIMESTAMP_ARRAY = 1115,
+    PG_DATE_ARRAY = 1182,
+    PG_TIMESTAMPTZ_ARRAY = 1185,
+    PG_NUMERIC_ARRAY = 1231,
 };
 
 #define PG_EPOCH_US INT64_C(946684800000000) /* 2000-01-01 00:00:00 UTC in Unix microseconds */
@@ -87,8 +93,8 @@ struct mat_pg_reader {
     size_t stage_cap;
 
     /* scratch for lists and numerics, grown as needed, reused across rows */
-    float *floats;
-    int64_t *ints;
+    uint8_t *elements; /* an array list's elements, 8 bytes each at most */
+    uint32_t element;  /* 1 + the list element being decoded, for messages; 0: none */
     const char **strs;
     uint32_t *lens;
     size_t list_cap;
@@ -140,6 +146,18 @@ static inline Oid mat_pg_array_elem(Oid oid) {
         return PG_BPCHAR;
     case PG_NAME_ARRAY:
         return PG_NAME;
+    case PG_BOOL_ARRAY:
+        return PG_BOOL;
+    case PG_BYTEA_ARRAY:
+        return PG_BYTEA;
+    case PG_TIMESTAMP_ARRAY:
+        return PG_TIMESTAMP;
+    case PG_DATE_ARRAY:
+        return PG_DATE;
+    case PG_TIMESTAMPTZ_ARRAY:
+        return PG_TIMESTAMPTZ;
+    case PG_NUMERIC_ARRAY:
+        return PG_NUMERIC;
     default:
         return 0;
     }

@@ -13,8 +13,12 @@
  *   int32, int64    decimal integer in range          float, double   decimal number
  *   bool            true, false, 1 or 0               timestamp       as the event time
  *   string          the bytes, valid UTF-8            bytes           the bytes, as they are
- *   float_list, int64_list   a JSON array of numbers: [0.5, -1, 2e3], [] for empty
- *   string_list              a JSON array of strings: ["a", "b\"c", "\u00e9"]
+ *   lists                    a JSON array of the element type, [] for empty:
+ *     int32_list, int64_list, float_list, double_list   numbers: [0.5, -1, 2e3]
+ *     bool_list        [true, false]        string_list   strings: ["a", "b\"c", "\u00e9"]
+ *     bytes_list       base64 strings: ["aGk=", ""]
+ *     timestamp_list   integer microseconds or RFC 3339 strings: [1714564800000000,
+ * "2024-05-01T12:00:00Z"]
  *
  *   XADD user_updates '*' user_id 42 event_ts 1714564800000000 ctr_7d 0.25 tags '["a","b"]'
  *   XADD user_updates '*' user_id 42 event_ts 2024-05-01T12:00:01Z __delete 1
@@ -74,8 +78,7 @@ struct mat_stream_parser {
     /* scratch, reused from entry to entry */
     char text[128]; /* a NUL-terminated copy of a number or timestamp */
     size_t list_cap;
-    float *floats;
-    int64_t *ints;
+    uint8_t *elements; /* an array list's elements, 8 bytes each at most */
     uint32_t *offsets;
     uint32_t *lens;
     const char **strs;
@@ -230,8 +233,7 @@ void mat_stream_parser_destroy(struct mat_stream_parser *p) {
     free(p->slots);
     free(p->seen);
     free(p->feature_types);
-    free(p->floats);
-    free(p->ints);
+    free(p->elements);
     free(p->offsets);
     free(p->lens);
     free(p->strs);
@@ -248,13 +250,9 @@ static int _reserve_list(struct mat_stream_parser *p, size_t n) {
     while (cap < n) {
         cap *= 2;
     }
-    float *floats = realloc(p->floats, cap * sizeof(*floats));
-    if (floats != NULL) {
-        p->floats = floats;
-    }
-    int64_t *ints = realloc(p->ints, cap * sizeof(*ints));
-    if (ints != NULL) {
-        p->ints = ints;
+    uint8_t *elements = realloc(p->elements, cap * 8);
+    if (elements != NULL) {
+        p->elements = elements;
     }
     uint32_t *offsets = realloc(p->offsets, cap * sizeof(*offsets));
     if (offsets != NULL) {
@@ -268,22 +266,18 @@ static int _reserve_list(struct mat_stream_parser *p, size_t n) {
     if (strs != NULL) {
         p->strs = strs;
     }
-    if (floats == NULL || ints == NULL || offsets == NULL || lens == NULL || strs == NULL) {
+    if (elements == NULL || offsets == NULL || lens == NULL || strs == NULL) {
         return -1;
     }
     p->list_cap = cap;
     return 0;
 }
 
-/* String list scratch for protobuf rows (mat_proto_row_scratch_fn): the list buffers. */
-static int _string_scratch(void *ctx, size_t n, const char ***strs, uint32_t **lens) {
+/* List scratch for protobuf rows (mat_proto_row_scratch_fn): the element buffer, which holds
+ * 8 bytes per element of list_cap. */
+static void *_proto_scratch(void *ctx, size_t bytes) {
     struct mat_stream_parser *p = ctx;
-    if (_reserve_list(p, n > 0 ? n : 1) != 0) {
-        return -1;
-    }
-    *strs = p->strs;
-    *lens = p->lens;
-    return 0;
+    return _reserve_list(p, bytes / 8 + 1) == 0 ? p->elements : NULL;
 }
 
 static int _append_bytes(struct mat_stream_parser *p, const void *data, size_t n) {
@@ -441,32 +435,128 @@ static int _json_string(struct mat_stream_parser *p, const char *s, size_t len, 
     return MAT_STREAM_ENTRY_OK;
 }
 
-/* One number of a numeric list at s[*i] into element `n` of the scratch. */
-static int _json_number(struct mat_stream_parser *p, enum store_type type, const char *s,
-                        size_t len, size_t *i, uint32_t n, char *why, size_t why_len) {
+/* Copies s[from, to) into p->text, NUL-terminated; false when it does not fit. */
+static bool _token_text(struct mat_stream_parser *p, const char *s, size_t from, size_t to) {
+    if (to - from >= sizeof p->text) {
+        return false;
+    }
+    memcpy(p->text, s + from, to - from);
+    p->text[to - from] = '\0';
+    return true;
+}
+
+/*
+ * Element `n` of a list of element type `type` at s[*i] into the scratch: strings and bytes
+ * into p->bytes (offsets[n], lens[n]), everything else into p->elements. Returns OK, BAD with
+ * `why` set, or OOM; *i ends after the element.
+ */
+static int _json_element(struct mat_stream_parser *p, enum store_type type, const char *s,
+                         size_t len, size_t *i, uint32_t n, char *why, size_t why_len) {
     size_t k = *i;
+    if (k < len && s[k] == '"' &&
+        (type == STORE_TYPE_STRING || type == STORE_TYPE_BYTES || type == STORE_TYPE_TIMESTAMP)) {
+        size_t start = p->bytes_len;
+        const char *fixed_why = NULL;
+        int rc = _json_string(p, s, len, i, &fixed_why);
+        if (rc != MAT_STREAM_ENTRY_OK) {
+            if (fixed_why != NULL) {
+                snprintf(why, why_len, "%s", fixed_why);
+            }
+            return rc;
+        }
+        if (type == STORE_TYPE_STRING) {
+            p->offsets[n] = (uint32_t)start;
+            p->lens[n] = (uint32_t)(p->bytes_len - start);
+            return MAT_STREAM_ENTRY_OK;
+        }
+        if (_append_bytes(p, "", 1) != 0) { /* NUL-terminates the text for the parsers */
+            return MAT_STREAM_ENTRY_OOM;
+        }
+        const char *text = p->bytes + start;
+        p->bytes_len = start;
+        if (type == STORE_TYPE_TIMESTAMP) {
+            int64_t us;
+            if (parse_timestamp(text, &us, why, why_len) != 0) {
+                return MAT_STREAM_ENTRY_BAD;
+            }
+            memcpy(p->elements + 8 * (size_t)n, &us, 8);
+            return MAT_STREAM_ENTRY_OK;
+        }
+        uint8_t *decoded;
+        size_t decoded_len;
+        if (parse_base64(text, &decoded, &decoded_len, why, why_len) != 0) {
+            return MAT_STREAM_ENTRY_BAD;
+        }
+        int grown = _append_bytes(p, decoded, decoded_len);
+        free(decoded);
+        if (grown != 0) {
+            return MAT_STREAM_ENTRY_OOM;
+        }
+        p->offsets[n] = (uint32_t)start;
+        p->lens[n] = (uint32_t)decoded_len;
+        return MAT_STREAM_ENTRY_OK;
+    }
+    if (type == STORE_TYPE_STRING || type == STORE_TYPE_BYTES) {
+        snprintf(why, why_len, "expected a string at byte %zu", k);
+        return MAT_STREAM_ENTRY_BAD;
+    }
+    if (type == STORE_TYPE_BOOL) {
+        bool is_true = len - k >= 4 && memcmp(s + k, "true", 4) == 0;
+        if (!is_true && !(len - k >= 5 && memcmp(s + k, "false", 5) == 0)) {
+            snprintf(why, why_len, "expected true or false at byte %zu", k);
+            return MAT_STREAM_ENTRY_BAD;
+        }
+        p->elements[n] = is_true ? 1 : 0;
+        *i = k + (is_true ? 4 : 5);
+        return MAT_STREAM_ENTRY_OK;
+    }
     while (k < len && strchr("+-.0123456789eE", s[k]) != NULL && s[k] != '\0') {
         k++;
     }
-    if (k == *i || k - *i >= sizeof p->text) {
+    if (k == *i || !_token_text(p, s, *i, k)) {
         snprintf(why, why_len, "expected a number at byte %zu", *i);
         return MAT_STREAM_ENTRY_BAD;
     }
-    memcpy(p->text, s + *i, k - *i);
-    p->text[k - *i] = '\0';
     *i = k;
-    int rc = type == STORE_TYPE_FLOAT_LIST
-                 ? parse_float(p->text, &p->floats[n], why, why_len)
-                 : parse_int(p->text, INT64_MIN, INT64_MAX, "int64", &p->ints[n], why, why_len);
+    int rc;
+    int64_t i64;
+    uint8_t *at = p->elements;
+    switch (type) {
+    case STORE_TYPE_INT32:
+        rc = parse_int(p->text, INT32_MIN, INT32_MAX, "int32", &i64, why, why_len);
+        memcpy(at + 4 * (size_t)n, &(int32_t){(int32_t)i64}, 4);
+        break;
+    case STORE_TYPE_FLOAT: {
+        float f = 0;
+        rc = parse_float(p->text, &f, why, why_len);
+        memcpy(at + 4 * (size_t)n, &f, 4);
+        break;
+    }
+    case STORE_TYPE_DOUBLE: {
+        double d = 0;
+        rc = parse_double(p->text, &d, why, why_len);
+        memcpy(at + 8 * (size_t)n, &d, 8);
+        break;
+    }
+    case STORE_TYPE_TIMESTAMP:
+        rc = parse_timestamp(p->text, &i64, why, why_len);
+        memcpy(at + 8 * (size_t)n, &i64, 8);
+        break;
+    default: /* int64 */
+        rc = parse_int(p->text, INT64_MIN, INT64_MAX, "int64", &i64, why, why_len);
+        memcpy(at + 8 * (size_t)n, &i64, 8);
+        break;
+    }
     return rc == 0 ? MAT_STREAM_ENTRY_OK : MAT_STREAM_ENTRY_BAD;
 }
 
-/* A JSON array of numbers or strings into the scratch; *count elements. */
+/* A JSON array of list type `type`'s elements into the scratch; *count elements. */
 static int _json_list(struct mat_stream_parser *p, const struct field_slot *slot,
                       enum store_type type, const char *s, size_t len, uint32_t *count, char *err,
                       size_t err_len) {
+    enum store_type element = store_type_element(type);
+    bool packed = store_type_element_size(type) == 0;
     char why[256] = "";
-    const char *fixed_why = NULL;
     p->bytes_len = 0;
     uint32_t n = 0;
     /* Never NULL, even for [], so the setters never see a null source. */
@@ -475,8 +565,16 @@ static int _json_list(struct mat_stream_parser *p, const struct field_slot *slot
     }
     size_t i = _skip_ws(s, 0, len);
     if (i == len || s[i] != '[') {
+        static const char *const examples[STORE_TYPE_COUNT] = {
+            [STORE_TYPE_STRING_LIST] = "[\"a\", \"b\"]",
+            [STORE_TYPE_BYTES_LIST] = "[\"aGk=\"]",
+            [STORE_TYPE_BOOL_LIST] = "[true, false]",
+            [STORE_TYPE_TIMESTAMP_LIST] = "[\"2024-05-01T12:00:00Z\"]",
+            [STORE_TYPE_INT32_LIST] = "[1, 2]",
+            [STORE_TYPE_INT64_LIST] = "[1, 2]",
+        };
         return _bad(err, err_len, "field %s: expected a JSON array such as %s", slot->name,
-                    type == STORE_TYPE_STRING_LIST ? "[\"a\", \"b\"]" : "[1, 2.5]");
+                    examples[type] != NULL ? examples[type] : "[1, 2.5]");
     }
     i = _skip_ws(s, i + 1, len);
     bool closed = i < len && s[i] == ']';
@@ -487,21 +585,10 @@ static int _json_list(struct mat_stream_parser *p, const struct field_slot *slot
         if (_reserve_list(p, (size_t)n + 1) != 0) {
             return MAT_STREAM_ENTRY_OOM;
         }
-        int rc;
-        if (type == STORE_TYPE_STRING_LIST) {
-            if (i >= len || s[i] != '"') {
-                return _bad(err, err_len, "field %s: expected a string at byte %zu", slot->name, i);
-            }
-            p->offsets[n] = (uint32_t)p->bytes_len;
-            rc = _json_string(p, s, len, &i, &fixed_why);
-            p->lens[n] = (uint32_t)(p->bytes_len - p->offsets[n]);
-        } else {
-            rc = _json_number(p, type, s, len, &i, n, why, sizeof why);
-        }
+        int rc = _json_element(p, element, s, len, &i, n, why, sizeof why);
         if (rc != MAT_STREAM_ENTRY_OK) {
             if (rc == MAT_STREAM_ENTRY_BAD) {
-                _bad(err, err_len, "field %s: element %u: %s", slot->name, n,
-                     fixed_why ? fixed_why : why);
+                _bad(err, err_len, "field %s: element %u: %s", slot->name, n, why);
             }
             return rc;
         }
@@ -520,7 +607,7 @@ static int _json_list(struct mat_stream_parser *p, const struct field_slot *slot
         return _bad(err, err_len, "field %s: unexpected bytes after the array at byte %zu",
                     slot->name, i);
     }
-    if (type == STORE_TYPE_STRING_LIST) {
+    if (packed) {
         for (uint32_t k = 0; k < n; k++) {
             p->strs[k] = p->bytes + p->offsets[k];
         }
@@ -619,16 +706,14 @@ static int _set_feature(struct mat_stream_parser *p, const struct field_slot *sl
         }
         return store_row_set_bytes(b, f, v, (uint32_t)len) == 0 ? MAT_STREAM_ENTRY_OK
                                                                 : MAT_STREAM_ENTRY_OOM;
-    case STORE_TYPE_FLOAT_LIST:
-    case STORE_TYPE_INT64_LIST:
-    case STORE_TYPE_STRING_LIST: {
+    default: {
         uint32_t n = 0;
         if ((rc = _json_list(p, slot, type, v, len, &n, err, err_len)) != MAT_STREAM_ENTRY_OK) {
             return rc;
         }
-        rc = type == STORE_TYPE_FLOAT_LIST   ? store_row_set_float_list(b, f, p->floats, n)
-             : type == STORE_TYPE_INT64_LIST ? store_row_set_int64_list(b, f, p->ints, n)
-                                             : store_row_set_string_list(b, f, p->strs, p->lens, n);
+        rc = store_type_element_size(type) > 0
+                 ? store_row_set_list(b, f, p->elements, n)
+                 : store_row_set_packed_list(b, f, p->strs, p->lens, n);
         return rc == 0 ? MAT_STREAM_ENTRY_OK : MAT_STREAM_ENTRY_OOM;
     }
     }
@@ -790,7 +875,7 @@ static int _parse_protobuf(struct mat_stream_parser *p, const struct store_schem
         out->is_delete = row->delete_;
         out->event_ts_us = row->event_timestamp_us;
         out->created_ts_us = row->created_timestamp_us;
-        if (!out->is_delete && mat_proto_row_build(b, row, _string_scratch, p) != 0) {
+        if (!out->is_delete && mat_proto_row_build(b, row, _proto_scratch, p) != 0) {
             rc = MAT_STREAM_ENTRY_OOM;
         }
     }

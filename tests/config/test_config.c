@@ -112,6 +112,12 @@ static const char full_config[] =
     "      - { name: f_none, type: bytes }\n"                                         /* 17 */
     "      - { name: f_empty_list, type: int64_list, default: [] }\n"                 /* 18 */
     "      - { name: f_quoted_mean, type: string, default: 'mean' }\n"                /* 19 */
+    "      - { name: f_i32s, type: int32_list, default: [-2147483648, 7] }\n"         /* 20 */
+    "      - { name: f_doubles, type: double_list, default: [0.1, -1e300] }\n"        /* 21 */
+    "      - { name: f_bools, type: bool_list, default: [true, false, true] }\n"      /* 22 */
+    "      - { name: f_blobs, type: bytes_list, default: [\"aGk=\", \"\"] }\n"        /* 23 */
+    "      - { name: f_stamps, type: timestamp_list, default: [1970-01-01T00:00:01Z, 5] }\n" /* 24
+                                                                                              */
     "  - name: prices\n"
     "    join_keys: [{ name: item_id, type: int64 }]\n"
     "    ttl: 0\n"
@@ -171,7 +177,7 @@ static void test_full_config(void **state) {
     assert_string_equal(users->snapshot.source.created_timestamp_column, "created_ts");
     assert_null(users->snapshot.source.dsn);
 
-    assert_int_equal(s->nfeatures, 20);
+    assert_int_equal(s->nfeatures, 25);
     const struct store_feature *f = s->features;
     assert_int_equal(f[0].default_kind, STORE_DEFAULT_LITERAL);
     assert_int_equal(f[0].default_literal.i32, INT32_MIN);
@@ -203,13 +209,13 @@ static void test_full_config(void **state) {
     assert_int_equal(f[15].default_literal.var.count, 3);
     const char *item;
     uint32_t len;
-    store_string_list_at(&f[15].default_literal, 0, &item, &len);
+    store_packed_list_at(&f[15].default_literal, 0, &item, &len);
     assert_int_equal(len, 1);
     assert_memory_equal(item, "a", 1);
-    store_string_list_at(&f[15].default_literal, 1, &item, &len);
+    store_packed_list_at(&f[15].default_literal, 1, &item, &len);
     assert_int_equal(len, 3);
     assert_memory_equal(item, "b c", 3);
-    store_string_list_at(&f[15].default_literal, 2, &item, &len);
+    store_packed_list_at(&f[15].default_literal, 2, &item, &len);
     assert_int_equal(len, 0);
     assert_int_equal(f[16].default_kind, STORE_DEFAULT_ZERO);
     assert_int_equal(f[17].default_kind, STORE_DEFAULT_NONE);
@@ -217,6 +223,20 @@ static void test_full_config(void **state) {
     assert_int_equal(f[18].default_literal.var.count, 0);
     assert_int_equal(f[19].default_kind, STORE_DEFAULT_LITERAL);
     assert_memory_equal(f[19].default_literal.var.data, "mean", 4);
+    assert_int_equal(f[20].default_literal.var.count, 2);
+    assert_int_equal(f[20].default_literal.var.bytes, 8);
+    assert_memory_equal(f[20].default_literal.var.data, ((int32_t[]){INT32_MIN, 7}), 8);
+    assert_int_equal(f[21].default_literal.var.bytes, 16);
+    assert_memory_equal(f[21].default_literal.var.data, ((double[]){0.1, -1e300}), 16);
+    assert_int_equal(f[22].default_literal.var.count, 3);
+    assert_memory_equal(f[22].default_literal.var.data, "\1\0\1", 3);
+    assert_int_equal(f[23].default_literal.var.count, 2);
+    store_packed_list_at(&f[23].default_literal, 0, &item, &len);
+    assert_int_equal(len, 2);
+    assert_memory_equal(item, "hi", 2);
+    store_packed_list_at(&f[23].default_literal, 1, &item, &len);
+    assert_int_equal(len, 0);
+    assert_memory_equal(f[24].default_literal.var.data, ((int64_t[]){1000000, 5}), 16);
 
     const struct config_view *prices = &c->views[1];
     assert_int_equal(prices->schema->ttl_us, 0);
@@ -317,7 +337,7 @@ static void test_unknown_type(void **state) {
                  9,
                  "views[0].features[2].type: unknown type \"flaot\" (expected int32, int64, "
                  "float, double, bool, string, bytes, timestamp, float_list, int64_list, "
-                 "string_list)");
+                 "string_list, int32_list, double_list, bool_list, bytes_list, timestamp_list)");
     expect_error("views:\n  - name: v\n    join_keys: [{ name: id, type: int32 }]\n", 3,
                  "views[0].join_keys[0].type: unknown join key type \"int32\" (expected "
                  "int64, string)");
@@ -370,6 +390,14 @@ static void test_bad_literals(void **state) {
                  "views[0].features[1].default: invalid base64 \"aGk\"");
     expect_error(VIEW_HEAD "      - { name: l, type: float_list, default: [1, x] }\n", 8,
                  "views[0].features[1].default[1]: invalid float \"x\"");
+    expect_error(VIEW_HEAD "      - { name: l, type: int32_list, default: [1, 2147483648] }\n", 8,
+                 "views[0].features[1].default[1]: 2147483648 is out of range for int32");
+    expect_error(VIEW_HEAD "      - { name: l, type: bool_list, default: [true, 1] }\n", 8,
+                 "views[0].features[1].default[1]: invalid bool \"1\" (expected true or false)");
+    expect_error(VIEW_HEAD "      - { name: l, type: bytes_list, default: [\"@@\"] }\n", 8,
+                 "views[0].features[1].default[0]: ");
+    expect_error(VIEW_HEAD "      - { name: l, type: double_list, default: [[1]] }\n", 8,
+                 "views[0].features[1].default[0]: a double_list element is a scalar");
     expect_error(VIEW_HEAD "      - { name: l, type: string_list, default: a }\n", 8,
                  "views[0].features[1].default: a string_list default is a sequence such as "
                  "[a, b], or zero");

@@ -143,12 +143,9 @@ def value(v, kind):
     """A Value of `kind` ("double_value", "float_list", ...) holding `v`; None is null."""
     if v is None:
         return pb.Value()
-    if kind == "float_list":
-        return pb.Value(float_list=pb.FloatList(values=v))
-    if kind == "int64_list":
-        return pb.Value(int64_list=pb.Int64List(values=v))
-    if kind == "string_list":
-        return pb.Value(string_list=pb.StringList(values=v))
+    if kind.endswith("_list"):  # "int32_list" -> Int32List(values=v)
+        message = getattr(pb, "".join(part.capitalize() for part in kind.split("_")))
+        return pb.Value(**{kind: message(values=v)})
     return pb.Value(**{kind: v})
 
 

@@ -39,6 +39,11 @@ views:
       - {name: emb, type: float_list}
       - {name: ids, type: int64_list}
       - {name: tags, type: string_list}
+      - {name: counts, type: int32_list}
+      - {name: weights, type: double_list}
+      - {name: flags, type: bool_list}
+      - {name: blobs, type: bytes_list}
+      - {name: stamps, type: timestamp_list}
   - name: cars
     join_keys: [{name: driver_id, type: int64}]
     ttl: 0
@@ -55,7 +60,7 @@ feature_services:
 """
 
 FEATURES = ["conv_rate", "trips", "rating", "level", "active", "name", "photo", "seen", "emb",
-            "ids", "tags"]
+            "ids", "tags", "counts", "weights", "flags", "blobs", "stamps"]
 
 
 def driver(i, event_us, nulls=()):
@@ -65,7 +70,12 @@ def driver(i, event_us, nulls=()):
               "photo": (bytes([i, 0, 255]), "bytes_value"),
               "seen": (1_700_000_000_000_000 + i * 1_000_000, "timestamp_us"),
               "emb": ([i, i + 0.25], "float_list"), "ids": ([i, -i], "int64_list"),
-              "tags": ([f"t{i}", ""], "string_list")}
+              "tags": ([f"t{i}", ""], "string_list"),
+              "counts": ([-(2**31), i, 2**31 - 1], "int32_list"),
+              "weights": ([i / 3, -0.0, 1e300], "double_list"),
+              "flags": ([True, i % 2 == 0], "bool_list"), "blobs": ([bytes([i, 0]), b""], "bytes_list"),
+              # before 1970 too: Feast's seconds round down
+              "stamps": ([1_700_000_000_250_000 + i, -1], "timestamp_list")}
     for n in nulls:
         values[n] = (None, "")
     return h.row({"driver_id": i}, event_us, values)
@@ -163,6 +173,8 @@ class FeastServingTest(unittest.TestCase):
                     expected = fsd_value(col, i, col.list_lengths)
                     if FEATURES[f] == "seen":
                         expected //= 1_000_000  # Feast's unix_timestamp_val is in seconds
+                    if FEATURES[f] == "stamps":
+                        expected = [t // 1_000_000 for t in expected]
                     self.assertEqual(value, expected, f"{refs[f]} entity {ids[i]}")
                 elif statuses[i] == fs.OUTSIDE_MAX_AGE:
                     self.assertIsNotNone(value, f"{refs[f]}: sent as stored, as Feast's Go")
@@ -180,6 +192,15 @@ class FeastServingTest(unittest.TestCase):
         self.assertEqual(by_name["name"].values[0].string_val, "d1")
         self.assertEqual(by_name["seen"].values[0].unix_timestamp_val, 1_700_000_001)
         self.assertEqual(list(by_name["tags"].values[0].string_list_val.val), ["t1", ""])
+        # Each list type in Feast's own list message.
+        self.assertEqual(list(by_name["counts"].values[0].int32_list_val.val),
+                         [-(2**31), 1, 2**31 - 1])
+        self.assertEqual(list(by_name["weights"].values[0].double_list_val.val),
+                         [1 / 3, -0.0, 1e300])
+        self.assertEqual(list(by_name["flags"].values[0].bool_list_val.val), [True, False])
+        self.assertEqual(list(by_name["blobs"].values[0].bytes_list_val.val), [b"\x01\x00", b""])
+        self.assertEqual(list(by_name["stamps"].values[0].unix_timestamp_list_val.val),
+                         [1_700_000_000, -1])
         self.assertEqual(by_name["level"].values[1].int32_val, -2)
         # Not found: an empty timestamp.
         self.assertEqual(by_name["trips"].event_timestamps[3].seconds, 0)

@@ -123,6 +123,8 @@ class FeastHttpTest(unittest.TestCase):
                 expected = tf.feast_value(gvalue)
                 if name == "photo" and value is not None:
                     value = base64.b64decode(value)  # bytes are base64
+                if name == "blobs" and value is not None:
+                    value = [base64.b64decode(x) for x in value]
                 if name in ("rating", "emb") and value is not None:
                     # float32 written as its shortest text: the same float32 when read back
                     pack = (lambda x: struct.pack("<f", x)) if name == "rating" else \
@@ -142,7 +144,8 @@ class FeastHttpTest(unittest.TestCase):
         self.assertEqual(by_name["conv_rate"]["values"][0], 0.1)
         # fsd's extras, in a field Feast's clients ignore
         self.assertEqual(got["fsd"]["values_not_present"],
-                         {"not_found": 11, "null_value": 2, "outside_max_age": 11})
+                         {"not_found": len(tf.FEATURES), "null_value": 2,
+                          "outside_max_age": len(tf.FEATURES)})
         self.assertGreaterEqual(got["fsd"]["oldest_row_ms"], 2 * 3600 * 1000)
 
     def test_full_names_collisions_services_and_composite_keys(self):
@@ -316,6 +319,10 @@ class FeastHttpPushTest(unittest.TestCase):
               "photo": [base64.b64encode(b"\x00\xffx").decode(), None],
               "emb": [[1.5, 2.0], []], "tags": [["a", "b"], None],
               "seen": [iso(1_700_000_000_000_000), 1_700_000_001],
+              "counts": [[1, -2], []], "weights": [[0.25, 1e300], None],
+              "flags": [[True, False], [False]],
+              "blobs": [[base64.b64encode(b"\x00").decode(), ""], []],
+              "stamps": [[iso(1_700_000_000_000_000), 1_700_000_002], []],
               "not_a_feature": [1, 2],  # ignored, as Feast ignores it
               "event_timestamp": [iso(now), iso(now - 1000)]}
         r = requests.post(url + "/push", json={"push_source_name": "driver_push", "df": df,
@@ -327,7 +334,8 @@ class FeastHttpPushTest(unittest.TestCase):
         got = requests.post(url + "/get-online-features", json={
             "entities": {"driver_id": [10, 11]},
             "features": ["drivers:trips", "drivers:conv_rate", "drivers:photo", "drivers:emb",
-                         "drivers:tags", "drivers:seen", "cars:trips"],
+                         "drivers:tags", "drivers:seen", "cars:trips", "drivers:counts",
+                         "drivers:weights", "drivers:flags", "drivers:blobs", "drivers:stamps"],
             "full_feature_names": True}, timeout=10).json()
         by_name = dict(zip(got["metadata"]["feature_names"], got["results"]))
         self.assertEqual(by_name["drivers__trips"]["values"], [5, 6])
@@ -338,6 +346,11 @@ class FeastHttpPushTest(unittest.TestCase):
         self.assertEqual(by_name["drivers__emb"]["values"], [[1.5, 2.0], []])
         self.assertEqual(by_name["drivers__tags"]["values"], [["a", "b"], None])
         self.assertEqual(by_name["drivers__seen"]["values"], [1_700_000_000, 1_700_000_001])
+        self.assertEqual(by_name["drivers__counts"]["values"], [[1, -2], []])
+        self.assertEqual(by_name["drivers__weights"]["values"], [[0.25, 1e300], None])
+        self.assertEqual(by_name["drivers__flags"]["values"], [[True, False], [False]])
+        self.assertEqual(by_name["drivers__blobs"]["values"], [["AA==", ""], []])
+        self.assertEqual(by_name["drivers__stamps"]["values"], [[1_700_000_000, 1_700_000_002], []])
         self.assertAlmostEqual(rfc3339_seconds(by_name["drivers__trips"]["event_timestamps"][1]),
                                (now - 1000) / 1e6, places=5)
         # The same rows again: not newer, nothing changes.

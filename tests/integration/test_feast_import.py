@@ -53,7 +53,9 @@ def registry():
         name="driver_stats", project="demo", entities=["driver"],
         features=[feature("conv_rate", VT.DOUBLE), feature("trips", VT.INT64),
                   feature("name", VT.STRING), feature("tags", VT.STRING_LIST),
-                  feature("weights", VT.DOUBLE_LIST), feature("attrs", VT.MAP)],
+                  feature("weights", VT.DOUBLE_LIST), feature("flags", VT.BOOL_LIST),
+                  feature("seen", VT.UNIX_TIMESTAMP_LIST), feature("blobs", VT.BYTES_LIST),
+                  feature("counts", VT.INT32_LIST), feature("attrs", VT.MAP)],
         ttl={"seconds": 86400}, online=True,
         batch_source=file_source("driver_file", "data/driver_stats.parquet", created="created"),
         stream_source=push))
@@ -140,7 +142,12 @@ class FeastImportTest(unittest.TestCase):
         self.assertEqual(d["features"], [{"name": "conv_rate", "type": "double"},
                                          {"name": "trips", "type": "int64"},
                                          {"name": "name", "type": "string"},
-                                         {"name": "tags", "type": "string_list"}])
+                                         {"name": "tags", "type": "string_list"},
+                                         {"name": "weights", "type": "double_list"},
+                                         {"name": "flags", "type": "bool_list"},
+                                         {"name": "seen", "type": "timestamp_list"},
+                                         {"name": "blobs", "type": "bytes_list"},
+                                         {"name": "counts", "type": "int32_list"}])
         self.assertEqual(d["source"], {
             "type": "parquet", "path": os.path.join(os.path.realpath(self.repo), "data",
                                                     "driver_stats.parquet"),
@@ -162,7 +169,6 @@ class FeastImportTest(unittest.TestCase):
         expected = [
             "on-demand feature view transformed: fsd runs no transformations",
             "stream feature view windowed: fsd runs no aggregations",
-            "feature driver_stats:weights: a list type fsd does not have yet",
             "feature driver_stats:attrs: a type fsd does not serve",
             "feature view by_shop: join key shop_id is neither an integer nor a string",
             "feature view spark_view: source spark_src is not one fsd reads",
@@ -180,7 +186,9 @@ class FeastImportTest(unittest.TestCase):
         duckdb_sql.write_parquet(
             os.path.join(self.repo, "data", "driver_stats.parquet"),
             "SELECT range::BIGINT AS driver_id, range / 10 AS conv_rate, range * 100 AS trips, "
-            "'d' || range::VARCHAR AS name, ['a', 'b'] AS tags, "
+            "'d' || range::VARCHAR AS name, ['a', 'b'] AS tags, [0.5, -1.0]::DOUBLE[] AS weights, "
+            "[true, false] AS flags, [TIMESTAMP '2024-01-01 00:00:00'] AS seen, "
+            "['\\x01'::BLOB, ''::BLOB] AS blobs, [range::INTEGER, -7] AS counts, "
             "now()::TIMESTAMP - INTERVAL 1 MINUTE AS event_timestamp, "
             "now()::TIMESTAMP - INTERVAL 1 MINUTE AS created FROM range(100)")
         # No PostgreSQL server runs here: the city view is served without its source.
@@ -192,10 +200,14 @@ class FeastImportTest(unittest.TestCase):
             url = f"http://127.0.0.1:{fsd.port}"
             got = requests.post(url + "/get-online-features", json={
                 "entities": {"driver_id": [7, 500]},
-                "features": ["driver_stats:trips", "driver_stats:tags"]}, timeout=10).json()
+                "features": ["driver_stats:trips", "driver_stats:tags", "driver_stats:weights",
+                             "driver_stats:flags", "driver_stats:seen", "driver_stats:blobs",
+                             "driver_stats:counts"]}, timeout=10).json()
             self.assertEqual(got["results"][1]["values"], [700, None])
             self.assertEqual(got["results"][1]["statuses"], ["PRESENT", "NOT_FOUND"])
-            self.assertEqual(got["results"][2]["values"][0], ["a", "b"])
+            self.assertEqual([r["values"][0] for r in got["results"][2:]],
+                             [["a", "b"], [0.5, -1.0], [True, False], [1704067200],
+                              ["AQ==", ""], [7, -7]])
             r = requests.post(url + "/push", json={"push_source_name": "driver_push", "df": {
                 "driver_id": [500], "trips": [5], "event_timestamp": ["2030-01-01T00:00:00"]}},
                 timeout=10)

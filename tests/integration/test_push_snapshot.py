@@ -946,6 +946,11 @@ views:
       - {name: fl, type: float_list}
       - {name: il, type: int64_list}
       - {name: sl, type: string_list}
+      - {name: i32l, type: int32_list}
+      - {name: dl, type: double_list}
+      - {name: bl, type: bool_list}
+      - {name: byl, type: bytes_list}
+      - {name: tl, type: timestamp_list}
 """
 
 PG_SOURCE = """    source:
@@ -959,7 +964,8 @@ PG_SOURCE = """    source:
 PG_ROWS = """
 CREATE TABLE feats (tenant text, id bigint, ts timestamptz, created timestamptz, i32 integer,
   i64 bigint, f32 real, f64 double precision, b boolean, s text, raw bytea, t timestamptz,
-  fl real[], il bigint[], sl text[]);
+  fl real[], il bigint[], sl text[], i32l integer[], dl double precision[], bl boolean[],
+  byl bytea[], tl timestamptz[]);
 INSERT INTO feats
 SELECT CASE WHEN g % 3 = 0 THEN 'acme' WHEN g % 3 = 1 THEN 'ünïcode' ELSE '' END, g / 3,
        now() - interval '1 day' + (g % 7) * interval '1 second', now() - interval '1 hour',
@@ -968,7 +974,9 @@ SELECT CASE WHEN g % 3 = 0 THEN 'acme' WHEN g % 3 = 1 THEN 'ünïcode' ELSE '' E
        'row ' || g, decode(lpad(to_hex(g), 8, '0') || '00ff', 'hex'),
        timestamptz '2024-01-01' + g * interval '1 millisecond',
        ARRAY[g * 0.5, -g]::real[], CASE WHEN g % 5 = 0 THEN '{}' ELSE ARRAY[g, g + 1] END,
-       ARRAY['a' || g, '']
+       ARRAY['a' || g, ''], ARRAY[g, -g - 1], CASE WHEN g % 17 = 0 THEN NULL ELSE
+       ARRAY[1.0 / (g + 1), -0.0] END, ARRAY[g % 2 = 0, true], ARRAY[decode(lpad(to_hex(g), 4, '0'), 'hex'),
+       ''::bytea], ARRAY[timestamptz '1969-12-31' + g * interval '1 microsecond']
 FROM generate_series(0, 2999) g;
 -- older duplicates of some entities (the newer rows above win) and a newer one (it wins)
 INSERT INTO feats (tenant, id, ts, created, i32, s)
@@ -1048,6 +1056,10 @@ class MaterializePostgresTest(unittest.TestCase):
             self.assertEqual(h.column(got, "pgv:raw").statuses[0], pb.PRESENT)
             self.assertEqual(h.column(got, "pgv:raw").bytes_values[0],
                              bytes.fromhex("0000000000ff"))
+            self.assertEqual(list(h.column(got, "pgv:i32l").int32_values[:2]), [0, -1])
+            self.assertEqual(list(h.column(got, "pgv:byl").bytes_values[:2]), [b"\x00\x00", b""])
+            self.assertEqual(h.column(got, "pgv:tl").int64_values[0], -86400 * 1000000)
+            self.assertEqual(list(h.column(got, "pgv:bl").bool_values[:2]), [True, True])
         finally:
             self.assertEqual(pushed.stop(), 0)
             self.assertEqual(pulled.stop(), 0)

@@ -33,6 +33,11 @@ views:
       - {name: embedding, type: float_list, default: zero}
       - {name: recent, type: int64_list, default: [7, 8]}
       - {name: segments, type: string_list, default: [new_user]}
+      - {name: levels, type: int32_list, default: [-1, 2147483647]}
+      - {name: weights, type: double_list, default: [0.1]}
+      - {name: flags, type: bool_list, default: [true, false]}
+      - {name: blobs, type: bytes_list, default: ["AP8=", ""]}
+      - {name: visits_at, type: timestamp_list, default: [1970-01-01T00:00:01Z]}
   - name: items
     join_keys: [{name: item_id, type: string}]
     ttl: 0
@@ -61,6 +66,11 @@ USER_VALUES = {
     "embedding": ([0.25, -1.5, 3.4028234663852886e38], "float_list"),
     "recent": ([-(2**63), 0, 2**63 - 1], "int64_list"),
     "segments": (["a", "", "ünï"], "string_list"),
+    "levels": ([-(2**31), 0, 2**31 - 1], "int32_list"),
+    "weights": ([0.1 + 0.2, -0.0, 5e-324], "double_list"),
+    "flags": ([False, True, True], "bool_list"),
+    "blobs": ([b"\x00", b"", b"\xff\xfe"], "bytes_list"),
+    "visits_at": ([-1, 2**63 - 1], "timestamp_list"),
 }
 
 
@@ -140,7 +150,18 @@ class ServingTest(unittest.TestCase):
         self.assertEqual(list(c["recent"].int64_values), [-(2**63), 0, 2**63 - 1])
         self.assertEqual(list(c["segments"].string_values), ["a", "", "ünï"])
         self.assertEqual(list(c["segments"].list_lengths), [3])
-        self.assertEqual(r.values_served, 11)
+        for name, (values, _) in USER_VALUES.items():
+            if name not in ("ratio", "embedding"):  # float32: compared above
+                got = c[name]
+                arrays = [list(getattr(got, a)) for a in (
+                    "int32_values", "int64_values", "double_values", "bool_values",
+                    "string_values", "bytes_values") if len(getattr(got, a)) > 0]
+                self.assertEqual(arrays, [values if isinstance(values, list) else [values]],
+                                 name)
+        self.assertEqual(c["levels"].type, pb.INT32_LIST)
+        self.assertEqual(c["visits_at"].type, pb.TIMESTAMP_LIST)
+        self.assertEqual(list(c["visits_at"].list_lengths), [2])
+        self.assertEqual(r.values_served, len(USER_VALUES))
         self.assertEqual(r.defaults_not_found + r.defaults_null_value
                          + r.defaults_outside_max_age, 0)
         (stale,) = r.views
@@ -168,6 +189,17 @@ class ServingTest(unittest.TestCase):
         self.assertEqual(list(segments.string_values)[3:], ["new_user"] * 3)
         self.assertEqual(list(country.string_values), ["Österreich", "unknown", "unknown",
                                                        "unknown"])
+        # the new list types' literal defaults, for the entity that has no row
+        lists = self.get(["users:levels", "users:weights", "users:flags", "users:blobs",
+                          "users:visits_at"], user_id=[4])
+        levels, weights, flags, blobs, visits_at = lists.columns
+        self.assertEqual(list(levels.int32_values), [-1, 2**31 - 1])
+        self.assertEqual(list(weights.double_values), [0.1])
+        self.assertEqual(list(flags.bool_values), [True, False])
+        self.assertEqual(list(blobs.bytes_values), [b"\x00\xff", b""])
+        self.assertEqual(list(visits_at.int64_values), [1_000_000])
+        self.assertEqual([c.has_default for c in lists.columns], [True] * 5)
+        self.assertEqual(list(blobs.list_lengths), [2])
         self.assertEqual(r.values_served, 24)
         # 5 of the 6 features have a default, served for users 2, 3 and 4 alike
         self.assertEqual(r.defaults_not_found, 5)
@@ -335,6 +367,10 @@ class ServingTest(unittest.TestCase):
         self.assertEqual(f["recent"].default_value, "[7, 8]")
         self.assertEqual(f["ratio"].default_kind, "none")
         self.assertEqual(f["embedding"].default_kind, "zero")
+        self.assertEqual(f["flags"].default_value, "[true, false]")
+        self.assertEqual(f["levels"].type, pb.INT32_LIST)
+        self.assertEqual(f["weights"].default_value, "[0.10000000000000001]")
+        self.assertEqual(f["blobs"].default_value, "[(2 bytes), (0 bytes)]")
         self.assertEqual([k.name for k in views["user_item"].join_keys], ["user_id", "item_id"])
         (svc,) = r.feature_services
         self.assertEqual(svc.name, "ranking")

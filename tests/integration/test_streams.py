@@ -65,6 +65,11 @@ USERS_FEATURES = """\
       - { name: emb, type: float_list }
       - { name: items, type: int64_list }
       - { name: tags, type: string_list }
+      - { name: levels, type: int32_list }
+      - { name: weights, type: double_list }
+      - { name: flags, type: bool_list }
+      - { name: blobs, type: bytes_list }
+      - { name: visits, type: timestamp_list }
 """
 
 
@@ -101,6 +106,8 @@ def sessions_view(port):
       - {{ name: clicks, type: int64 }}
       - {{ name: last_page, type: string }}
       - {{ name: dwell, type: float_list }}
+      - {{ name: flags, type: bool_list }}
+      - {{ name: pages, type: bytes_list }}
 """
 
 
@@ -186,7 +193,9 @@ class StreamTest(StreamCase):
             "user_id": 1, "event_ts": now, "age": 41, "orders": -7, "score": "0.5",
             "ctr": "0.125", "premium": "true", "country": "de", "photo": b"\x00\xffpng",
             "seen_ts": "2024-05-01T12:00:00.25Z", "emb": "[1, 2.5, -3e2]",
-            "items": "[]", "tags": '["a", "b\\"c", "\\u00e9"]'})
+            "items": "[]", "tags": '["a", "b\\"c", "\\u00e9"]',
+            "levels": "[-2147483648, 7]", "weights": "[0.1, -1e300]", "flags": "[true, false]",
+            "blobs": '["AP8=", ""]', "visits": '[1714564800000000, "2024-05-01T12:00:00.5Z"]'})
         # RFC 3339 event time, and a row with only some features: the rest are null
         c.xadd("users_stream", {"user_id": 2, "event_ts": "2024-05-01T12:00:01Z", "age": 7})
         # a tombstone for an entity that had a row
@@ -212,12 +221,18 @@ class StreamTest(StreamCase):
         self.assertEqual(col["items"].list_lengths[0], 0)
         self.assertEqual(col["items"].statuses[0], P)
         self.assertEqual(list(col["tags"].string_values[:3]), ["a", 'b"c', "\u00e9"])
+        self.assertEqual(list(col["levels"].int32_values[:2]), [-(2**31), 7])
+        self.assertEqual(list(col["weights"].double_values[:2]), [0.1, -1e300])
+        self.assertEqual(list(col["flags"].bool_values[:2]), [True, False])
+        self.assertEqual(list(col["blobs"].bytes_values[:2]), [b"\x00\xff", b""])
+        self.assertEqual(list(col["visits"].int64_values[:2]), [1714564800000000, 1714564800500000])
         self.assertEqual(list(col["age"].event_timestamps_us[:2]), [now, 1714564801000000])
 
         # protobuf entries: an fsd.v1.Row, as PushRows takes it, in the field "row"
         row = h.row({"user_id": 9, "session_id": "s-1"}, now,
                     {"clicks": (3, "int64_value"), "last_page": ("/cart", "string_value"),
-                     "dwell": ([0.25, 4.0], "float_list")})
+                     "dwell": ([0.25, 4.0], "float_list"), "flags": ([True, False, True], "bool_list"),
+                     "pages": ([b"/a", b"", b"\xff"], "bytes_list")})
         c.xadd("sessions_stream", {"row": row.SerializeToString()})
         gone = h.row({"user_id": 9, "session_id": "s-2"}, now, delete=True)
         c.xadd("sessions_stream", {"row": h.row({"user_id": 9, "session_id": "s-2"}, now - 1,
@@ -233,6 +248,8 @@ class StreamTest(StreamCase):
         self.assertEqual(col["clicks"].int64_values[0], 3)
         self.assertEqual(col["last_page"].string_values[0], "/cart")
         self.assertEqual(list(col["dwell"].float_values), [0.25, 4.0])
+        self.assertEqual(list(col["flags"].bool_values), [True, False, True])
+        self.assertEqual(list(col["pages"].bytes_values), [b"/a", b"", b"\xff"])
 
         m = metrics(fsd.stats)
         self.assertEqual(m['fsd_stream_bad_entries_total{view="users"}'], 0)
@@ -347,6 +364,24 @@ class StreamTest(StreamCase):
         self.assertEqual(values(fsd, "users", [1, 5], "age"), [("NOT_FOUND", 0), ("PRESENT", 5)])
         # each bad entry logged with its ID and the reason
         for entry_id, (_, reason) in zip(ids, bad):
+            line = fsd.wait_for_log(r'msg="bad stream entry skipped" view=users .*id=' +
+                                    re.escape(entry_id) + ' ', 5)
+            self.assertIn(reason, line)
+        # list elements are read as their element type; sent a second later, past the
+        # per-second cap on these log lines
+        list_bad = [
+            ({"user_id": 1, "event_ts": now, "levels": "[1, 3000000000]"},
+             "field levels: element 1: 3000000000 is out of range for int32"),
+            ({"user_id": 1, "event_ts": now, "flags": "[1]"},
+             "field flags: element 0: expected true or false"),
+            ({"user_id": 1, "event_ts": now, "blobs": '["@@"]'}, "field blobs: element 0: "),
+            ({"user_id": 1, "event_ts": now, "visits": '["yesterday"]'}, "field visits: element 0"),
+            ({"user_id": 1, "event_ts": now, "weights": '["1"]'},
+             "field weights: element 0: expected a number"),
+        ]
+        time.sleep(1.1)
+        for fields, reason in list_bad:
+            entry_id = c.xadd("users_stream", fields).decode()
             line = fsd.wait_for_log(r'msg="bad stream entry skipped" view=users .*id=' +
                                     re.escape(entry_id) + ' ', 5)
             self.assertIn(reason, line)

@@ -59,7 +59,7 @@ static void _fill(struct store_row_builder *b, int64_t id, int64_t snap, int64_t
     store_row_set_int64(b, F_GEN, gen);
     store_row_set_double(b, F_A, (double)gen * 2);
     store_row_set_bytes(b, F_S, s, (uint32_t)n);
-    store_row_set_float_list(b, F_LIST, list, len);
+    store_row_set_list(b, F_LIST, list, len);
 }
 
 static void _check(const struct store_schema *schema, const struct store_row *row, int64_t id) {

@@ -14,9 +14,11 @@
  * --json has every value whole. */
 #define _CELL_MAX_CHARS 48
 
+/* Indexed by fsd.v1.FeatureType. */
 static const char *const _type_names[] = {
-    "unspecified", "int32", "int64",     "float",      "double",     "bool",
-    "string",      "bytes", "timestamp", "float_list", "int64_list", "string_list",
+    "unspecified", "int32",       "int64",     "float",      "double",         "bool",
+    "string",      "bytes",       "timestamp", "float_list", "int64_list",     "string_list",
+    "int32_list",  "double_list", "bool_list", "bytes_list", "timestamp_list",
 };
 
 const char *fsctl_type_name(int feature_type) {

@@ -430,32 +430,38 @@ static void _hex(struct buf *b, const uint8_t *data, size_t len) {
     }
 }
 
-/* One list element j, as JSON or as text. */
-static void _element(struct buf *b, const Fsd__V1__FeatureColumn *c, size_t j, bool json) {
-    char text[40];
-    switch (c->type) {
+/* The type of a list column's elements (they are in that type's array); a scalar's own. */
+static Fsd__V1__FeatureType _element_type(Fsd__V1__FeatureType type) {
+    switch (type) {
     case FSD__V1__FEATURE_TYPE__FLOAT_LIST:
-        if (json) {
-            json_float(b, c->float_values[j]);
-        } else {
-            text_float(text, sizeof text, c->float_values[j]);
-            buf_printf(b, "%s", text);
-        }
-        return;
+        return FSD__V1__FEATURE_TYPE__FLOAT;
     case FSD__V1__FEATURE_TYPE__INT64_LIST:
-        buf_printf(b, "%" PRId64, c->int64_values[j]);
-        return;
+        return FSD__V1__FEATURE_TYPE__INT64;
+    case FSD__V1__FEATURE_TYPE__STRING_LIST:
+        return FSD__V1__FEATURE_TYPE__STRING;
+    case FSD__V1__FEATURE_TYPE__INT32_LIST:
+        return FSD__V1__FEATURE_TYPE__INT32;
+    case FSD__V1__FEATURE_TYPE__DOUBLE_LIST:
+        return FSD__V1__FEATURE_TYPE__DOUBLE;
+    case FSD__V1__FEATURE_TYPE__BOOL_LIST:
+        return FSD__V1__FEATURE_TYPE__BOOL;
+    case FSD__V1__FEATURE_TYPE__BYTES_LIST:
+        return FSD__V1__FEATURE_TYPE__BYTES;
+    case FSD__V1__FEATURE_TYPE__TIMESTAMP_LIST:
+        return FSD__V1__FEATURE_TYPE__TIMESTAMP;
     default:
-        json_string(b, c->string_values[j], strlen(c->string_values[j]));
-        return;
+        return type;
     }
 }
 
-/* Entity i's value of column c, as JSON or as text. Returns -1 if the response lacks it. */
-static int _value(struct buf *b, const Fsd__V1__FeatureColumn *c, size_t i, const size_t *off,
-                  bool json) {
+/*
+ * Element j of column c's array for scalar type `type`, as JSON or as text: a scalar column's
+ * entity j, or a list's element j. Returns -1 if the response lacks it.
+ */
+static int _scalar(struct buf *b, const Fsd__V1__FeatureColumn *c, Fsd__V1__FeatureType type,
+                   size_t i, bool json) {
     char text[64];
-    switch (c->type) {
+    switch (type) {
     case FSD__V1__FEATURE_TYPE__INT32:
         if (i >= c->n_int32_values) {
             return -1;
@@ -524,28 +530,32 @@ static int _value(struct buf *b, const Fsd__V1__FeatureColumn *c, size_t i, cons
             _hex(b, c->bytes_values[i].data, c->bytes_values[i].len);
         }
         return 0;
-    case FSD__V1__FEATURE_TYPE__FLOAT_LIST:
-    case FSD__V1__FEATURE_TYPE__INT64_LIST:
-    case FSD__V1__FEATURE_TYPE__STRING_LIST: {
-        size_t have = c->type == FSD__V1__FEATURE_TYPE__FLOAT_LIST   ? c->n_float_values
-                      : c->type == FSD__V1__FEATURE_TYPE__INT64_LIST ? c->n_int64_values
-                                                                     : c->n_string_values;
-        if (off == NULL || off[i + 1] > have) {
-            return -1;
-        }
-        buf_printf(b, "[");
-        for (size_t j = off[i]; j < off[i + 1]; j++) {
-            if (j > off[i]) {
-                buf_printf(b, ", ");
-            }
-            _element(b, c, j, json);
-        }
-        buf_printf(b, "]");
-        return 0;
-    }
     default:
         return -1;
     }
+}
+
+/* Entity i's value of column c, as JSON or as text. Returns -1 if the response lacks it. */
+static int _value(struct buf *b, const Fsd__V1__FeatureColumn *c, size_t i, const size_t *off,
+                  bool json) {
+    Fsd__V1__FeatureType element = _element_type(c->type);
+    if (element == c->type) {
+        return _scalar(b, c, c->type, i, json);
+    }
+    if (off == NULL) {
+        return -1;
+    }
+    buf_printf(b, "[");
+    for (size_t j = off[i]; j < off[i + 1]; j++) {
+        if (j > off[i]) {
+            buf_printf(b, ", ");
+        }
+        if (_scalar(b, c, element, j, json) != 0) {
+            return -1;
+        }
+    }
+    buf_printf(b, "]");
+    return 0;
 }
 
 static int _status_of(const Fsd__V1__FeatureColumn *c, size_t i) {

@@ -79,12 +79,15 @@ static const char *_fsd_type(Feast__Types__ValueType__Enum t, const char **why) 
     case FEAST__TYPES__VALUE_TYPE__ENUM__FLOAT_LIST:
         return "float_list";
     case FEAST__TYPES__VALUE_TYPE__ENUM__BYTES_LIST:
+        return "bytes_list";
     case FEAST__TYPES__VALUE_TYPE__ENUM__INT32_LIST:
+        return "int32_list";
     case FEAST__TYPES__VALUE_TYPE__ENUM__DOUBLE_LIST:
+        return "double_list";
     case FEAST__TYPES__VALUE_TYPE__ENUM__BOOL_LIST:
+        return "bool_list";
     case FEAST__TYPES__VALUE_TYPE__ENUM__UNIX_TIMESTAMP_LIST:
-        *why = "a list type fsd does not have yet";
-        return NULL;
+        return "timestamp_list";
     default:
         *why = "a type fsd does not serve (map, JSON, struct, set, UUID or unknown)";
         return NULL;

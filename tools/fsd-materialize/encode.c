@@ -6,9 +6,9 @@
  *           │                                      point into the row: nothing is copied)
  *           └─ take(): pack rows[0..n) behind the view name (first message only) into `out`
  *
- * Arrays are allocated once for batch_rows rows and reused; only string lists need per-value
- * element arrays, freed when the batch is taken. A batch ends at batch_rows rows or when the
- * next row would take the message over max_message_bytes, whichever comes first.
+ * Arrays are allocated once for batch_rows rows and reused; only string, bytes and bool lists
+ * need per-value element arrays, freed when the batch is taken. A batch ends at batch_rows rows or
+ * when the next row would take the message over max_message_bytes, whichever comes first.
  */
 #include "materialize.h"
 
@@ -28,6 +28,11 @@ struct slot {
         Fsd__V1__FloatList floats;
         Fsd__V1__Int64List ints;
         Fsd__V1__StringList strings;
+        Fsd__V1__Int32List ints32;
+        Fsd__V1__DoubleList doubles;
+        Fsd__V1__BoolList bools;
+        Fsd__V1__BytesList blobs;
+        Fsd__V1__TimestampList stamps;
     } list;
 };
 
@@ -45,7 +50,7 @@ struct fm_encoder {
     Fsd__V1__KeyPart **part_ptrs;
     struct slot *slots;
     Fsd__V1__FeatureValue **fv_ptrs;
-    ProtobufCBinaryData **lists; /* string-list element arrays of this batch */
+    void **lists; /* list element arrays of this batch */
     size_t nlists, lists_cap;
     uint8_t *out;
     size_t out_cap;
@@ -128,6 +133,27 @@ size_t fm_encoder_rows(const struct fm_encoder *enc) {
     return enc->n;
 }
 
+/* `bytes` of memory freed when the batch is taken; NULL for 0 bytes or out of memory. */
+static void *_batch_alloc(struct fm_encoder *enc, size_t bytes) {
+    if (bytes == 0) {
+        return NULL;
+    }
+    if (enc->nlists == enc->lists_cap) {
+        size_t cap = enc->lists_cap ? enc->lists_cap * 2 : 256;
+        void **grown = realloc(enc->lists, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return NULL;
+        }
+        enc->lists = grown;
+        enc->lists_cap = cap;
+    }
+    void *mem = malloc(bytes);
+    if (mem != NULL) {
+        enc->lists[enc->nlists++] = mem;
+    }
+    return mem;
+}
+
 /* Points a Value at feature `f` of `row` (not null). -1: out of memory. */
 static int _set_value(struct fm_encoder *enc, struct slot *s, const struct store_row *row,
                       uint32_t f) {
@@ -181,35 +207,69 @@ static int _set_value(struct fm_encoder *enc, struct slot *s, const struct store
         out->kind_case = FSD__V1__VALUE__KIND_INT64_LIST;
         out->int64_list = &s->list.ints;
         return 0;
-    case STORE_TYPE_STRING_LIST: {
-        fsd__v1__string_list__init(&s->list.strings);
-        ProtobufCBinaryData *elems = NULL;
-        if (v.var.count > 0) {
-            if (enc->nlists == enc->lists_cap) {
-                size_t cap = enc->lists_cap ? enc->lists_cap * 2 : 256;
-                ProtobufCBinaryData **grown = realloc(enc->lists, cap * sizeof(*grown));
-                if (grown == NULL) {
-                    return -1;
-                }
-                enc->lists = grown;
-                enc->lists_cap = cap;
-            }
-            elems = malloc(v.var.count * sizeof(*elems));
-            if (elems == NULL) {
-                return -1;
-            }
-            enc->lists[enc->nlists++] = elems;
-            for (uint32_t i = 0; i < v.var.count; i++) {
-                const char *data;
-                uint32_t len;
-                store_string_list_at(&v, i, &data, &len);
-                elems[i] = (ProtobufCBinaryData){len, (uint8_t *)data};
-            }
+    case STORE_TYPE_INT32_LIST:
+        fsd__v1__int32_list__init(&s->list.ints32);
+        s->list.ints32.n_values = v.var.count;
+        s->list.ints32.values = (int32_t *)v.var.data;
+        out->kind_case = FSD__V1__VALUE__KIND_INT32_LIST;
+        out->int32_list = &s->list.ints32;
+        return 0;
+    case STORE_TYPE_DOUBLE_LIST:
+        fsd__v1__double_list__init(&s->list.doubles);
+        s->list.doubles.n_values = v.var.count;
+        s->list.doubles.values = (double *)v.var.data;
+        out->kind_case = FSD__V1__VALUE__KIND_DOUBLE_LIST;
+        out->double_list = &s->list.doubles;
+        return 0;
+    case STORE_TYPE_TIMESTAMP_LIST:
+        fsd__v1__timestamp_list__init(&s->list.stamps);
+        s->list.stamps.n_values = v.var.count;
+        s->list.stamps.values = (int64_t *)v.var.data;
+        out->kind_case = FSD__V1__VALUE__KIND_TIMESTAMP_LIST;
+        out->timestamp_list = &s->list.stamps;
+        return 0;
+    case STORE_TYPE_BOOL_LIST: {
+        /* protobuf-c's booleans are ints, the row's bytes */
+        fsd__v1__bool_list__init(&s->list.bools);
+        protobuf_c_boolean *elems = _batch_alloc(enc, v.var.count * sizeof(*elems));
+        if (v.var.count > 0 && elems == NULL) {
+            return -1;
         }
-        s->list.strings.n_values = v.var.count;
-        s->list.strings.values = elems;
-        out->kind_case = FSD__V1__VALUE__KIND_STRING_LIST;
-        out->string_list = &s->list.strings;
+        for (uint32_t i = 0; i < v.var.count; i++) {
+            elems[i] = ((const uint8_t *)v.var.data)[i] != 0;
+        }
+        s->list.bools.n_values = v.var.count;
+        s->list.bools.values = elems;
+        out->kind_case = FSD__V1__VALUE__KIND_BOOL_LIST;
+        out->bool_list = &s->list.bools;
+        return 0;
+    }
+    case STORE_TYPE_STRING_LIST:
+    case STORE_TYPE_BYTES_LIST: {
+        ProtobufCBinaryData *elems = _batch_alloc(enc, v.var.count * sizeof(*elems));
+        if (v.var.count > 0 && elems == NULL) {
+            return -1;
+        }
+        for (uint32_t i = 0, at = 0; i < v.var.count; i++) {
+            uint32_t len;
+            memcpy(&len, (const uint8_t *)v.var.data + 4 * (size_t)i, 4);
+            elems[i] =
+                (ProtobufCBinaryData){len, (uint8_t *)v.var.data + 4 * (size_t)v.var.count + at};
+            at += len;
+        }
+        if (v.type == STORE_TYPE_STRING_LIST) {
+            fsd__v1__string_list__init(&s->list.strings);
+            s->list.strings.n_values = v.var.count;
+            s->list.strings.values = elems;
+            out->kind_case = FSD__V1__VALUE__KIND_STRING_LIST;
+            out->string_list = &s->list.strings;
+        } else {
+            fsd__v1__bytes_list__init(&s->list.blobs);
+            s->list.blobs.n_values = v.var.count;
+            s->list.blobs.values = elems;
+            out->kind_case = FSD__V1__VALUE__KIND_BYTES_LIST;
+            out->bytes_list = &s->list.blobs;
+        }
         return 0;
     }
     }

@@ -131,7 +131,8 @@ static const struct {
 
 /* View u's features, in enum store_type order: the feature index is the type. */
 static const char *const U_FEATURES[STORE_TYPE_COUNT] = {
-    "i32", "i64", "f", "d", "b", "s", "by", "ts", "fl", "il", "sl",
+    "i32", "i64", "f",  "d",    "b",  "s",  "by",  "ts",
+    "fl",  "il",  "sl", "i32l", "dl", "bl", "byl", "tsl",
 };
 
 static void _die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -453,6 +454,12 @@ static struct store_table *_table(struct store_view *view, bool with_rows, int64
         static const int64_t ints[] = {INT64_MIN, 0, 7};
         static const char *const strs[] = {"x", "", "\xc3\xa9"};
         static const uint32_t lens[] = {1, 0, 2};
+        static const int32_t ints32[] = {-1, INT32_MAX};
+        static const double doubles[] = {0.1, -0.0};
+        static const uint8_t bools[] = {1, 0};
+        static const char *const blobs[] = {"\x00\xff", "="};
+        static const uint32_t blob_lens[] = {2, 1};
+        const int64_t stamps[] = {now_us - HOUR_US, 0};
         store_row_builder_reset(&b, now_us - 60 * 1000000, 0);
         store_row_set_int32(&b, STORE_TYPE_INT32, 42);
         store_row_set_int64(&b, STORE_TYPE_INT64, -5);
@@ -462,9 +469,14 @@ static struct store_table *_table(struct store_view *view, bool with_rows, int64
         store_row_set_timestamp(&b, STORE_TYPE_TIMESTAMP, now_us - HOUR_US);
         if (store_row_set_bytes(&b, STORE_TYPE_STRING, "caf\xc3\xa9", 5) != 0 ||
             store_row_set_bytes(&b, STORE_TYPE_BYTES, "\x00\xff", 2) != 0 ||
-            store_row_set_float_list(&b, STORE_TYPE_FLOAT_LIST, floats, 2) != 0 ||
-            store_row_set_int64_list(&b, STORE_TYPE_INT64_LIST, ints, 3) != 0 ||
-            store_row_set_string_list(&b, STORE_TYPE_STRING_LIST, strs, lens, 3) != 0) {
+            store_row_set_list(&b, STORE_TYPE_FLOAT_LIST, floats, 2) != 0 ||
+            store_row_set_list(&b, STORE_TYPE_INT64_LIST, ints, 3) != 0 ||
+            store_row_set_packed_list(&b, STORE_TYPE_STRING_LIST, strs, lens, 3) != 0 ||
+            store_row_set_list(&b, STORE_TYPE_INT32_LIST, ints32, 2) != 0 ||
+            store_row_set_list(&b, STORE_TYPE_DOUBLE_LIST, doubles, 2) != 0 ||
+            store_row_set_list(&b, STORE_TYPE_BOOL_LIST, bools, 2) != 0 ||
+            store_row_set_packed_list(&b, STORE_TYPE_BYTES_LIST, blobs, blob_lens, 2) != 0 ||
+            store_row_set_list(&b, STORE_TYPE_TIMESTAMP_LIST, stamps, 2) != 0) {
             _die("out of memory");
         }
         _put(t, NULL, 1, &b);
@@ -650,6 +662,26 @@ static void _check_column(const Fsd__V1__FeatureColumn *c, size_t n, bool timest
     case STORE_TYPE_STRING_LIST:
         list = true;
         elements = c->n_string_values;
+        break;
+    case STORE_TYPE_INT32_LIST:
+        list = true;
+        elements = c->n_int32_values;
+        break;
+    case STORE_TYPE_DOUBLE_LIST:
+        list = true;
+        elements = c->n_double_values;
+        break;
+    case STORE_TYPE_BOOL_LIST:
+        list = true;
+        elements = c->n_bool_values;
+        break;
+    case STORE_TYPE_BYTES_LIST:
+        list = true;
+        elements = c->n_bytes_values;
+        break;
+    case STORE_TYPE_TIMESTAMP_LIST:
+        list = true;
+        elements = c->n_int64_values;
         break;
     default:
         _die("GetFeatures: column %s has type %d", c->name, (int)c->type);

@@ -48,6 +48,11 @@ static const struct {
     {"f_fl", STORE_TYPE_FLOAT_LIST, PG_FLOAT8_ARRAY},
     {"f_il", STORE_TYPE_INT64_LIST, PG_INT4_ARRAY},
     {"f_sl", STORE_TYPE_STRING_LIST, PG_TEXT_ARRAY},
+    {"f_i32l", STORE_TYPE_INT32_LIST, PG_INT2_ARRAY},
+    {"f_dl", STORE_TYPE_DOUBLE_LIST, PG_NUMERIC_ARRAY},
+    {"f_bl", STORE_TYPE_BOOL_LIST, PG_BOOL_ARRAY},
+    {"f_byl", STORE_TYPE_BYTES_LIST, PG_BYTEA_ARRAY},
+    {"f_tl", STORE_TYPE_TIMESTAMP_LIST, PG_DATE_ARRAY},
 };
 #define NCOLUMNS (sizeof COLUMNS / sizeof COLUMNS[0])
 
@@ -231,7 +236,7 @@ static void _tuple(struct enc *e, int64_t key, bool nulls, bool edges) {
     size_t at = _array(e, PG_FLOAT8, edges ? 0 : 2);
     if (!edges) {
         _double(e, 1.5);
-        _double(e, 1e300);
+        _double(e, 1e30);
     }
     _array_end(e, at);
     at = _array(e, PG_INT4, 3);
@@ -242,6 +247,27 @@ static void _tuple(struct enc *e, int64_t key, bool nulls, bool edges) {
     at = _array(e, PG_TEXT, 2);
     _text(e, "a");
     _text(e, "");
+    _array_end(e, at);
+    at = _array(e, PG_INT2, 2);
+    _int(e, 2, -32768);
+    _int(e, 2, 32767);
+    _array_end(e, at);
+    at = _array(e, PG_NUMERIC, edges ? 0 : 1);
+    if (!edges) {
+        _numeric(e, 0, 0x0000, 2, (const uint16_t[]){12, 3400}); /* 12.34 */
+    }
+    _array_end(e, at);
+    at = _array(e, PG_BOOL, 2);
+    _u32(e, 1);
+    _put(e, &b, 1);
+    _u32(e, 1);
+    _put(e, &(uint8_t){0}, 1);
+    _array_end(e, at);
+    at = _array(e, PG_BYTEA, 1);
+    _text(e, "\xff");
+    _array_end(e, at);
+    at = _array(e, PG_DATE, 1);
+    _int(e, 4, edges ? INT32_MAX : 8000); /* 'infinity' at the edge */
     _array_end(e, at);
 }
 

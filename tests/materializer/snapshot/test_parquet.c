@@ -92,11 +92,11 @@ static void _check_types(void) {
     assert_int_equal(v.var.count, 3);
     const char *data;
     uint32_t len;
-    store_string_list_at(&v, 0, &data, &len);
+    store_packed_list_at(&v, 0, &data, &len);
     assert_true(len == 1 && memcmp(data, "a", 1) == 0);
-    store_string_list_at(&v, 1, &data, &len);
+    store_packed_list_at(&v, 1, &data, &len);
     assert_int_equal(len, 0);
-    store_string_list_at(&v, 2, &data, &len);
+    store_packed_list_at(&v, 2, &data, &len);
     assert_true(len == strlen("ünï") && memcmp(data, "ünï", len) == 0);
 
     assert_true(mt_value("t", r2, "i32", &v));
@@ -556,6 +556,116 @@ static void test_value_out_of_range(void **state) {
     store_read_unlock();
 }
 
+/*
+ * The list types beside float, int64 and string lists, each from the child type it stores
+ * (copied as it is) and from others its element type takes (converted element by element).
+ */
+static void test_more_list_types(void **state) {
+    (void)state;
+    mt_config("views:\n"
+              "  - name: l\n"
+              "    join_keys: [{ name: id, type: int64 }]\n"
+              "    ttl: 0\n"
+              "    source: { type: parquet, path: \"@DIR@/l\", event_timestamp_column: ts }\n"
+              "    features:\n"
+              "      - { name: i32, type: int32_list }\n"
+              "      - { name: i32_small, type: int32_list }\n"
+              "      - { name: d, type: double_list }\n"
+              "      - { name: d_float, type: double_list }\n"
+              "      - { name: d_decimal, type: double_list }\n"
+              "      - { name: b, type: bool_list }\n"
+              "      - { name: bs, type: bytes_list }\n"
+              "      - { name: t, type: timestamp_list }\n"
+              "      - { name: t_ns, type: timestamp_list }\n"
+              "      - { name: t_date, type: timestamp_list }\n");
+    mt_write(
+        "l/a.parquet", NULL,
+        "SELECT 1::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts,"
+        " [-2147483648, 0, 2147483647]::INTEGER[] AS i32, [-32768, 7]::SMALLINT[] AS i32_small,"
+        " ['0.1'::DOUBLE, '-0.0'::DOUBLE, 1e300] AS d, [0.1::FLOAT] AS d_float,"
+        " [1.25::DECIMAL(10, 2), -3] AS d_decimal, [true, false, true] AS b,"
+        " ['\\x00\\xFF'::BLOB, ''::BLOB, 'longer than twelve bytes'::BLOB] AS bs,"
+        " [TIMESTAMP '1969-12-31 23:59:59.5', TIMESTAMP '2024-01-01'] AS t,"
+        " [TIMESTAMP_NS '1970-01-01 00:00:00.000001999'] AS t_ns,"
+        " [DATE '1970-01-02'] AS t_date"
+        " UNION ALL SELECT 2, TIMESTAMP '2024-05-01', [], [], [], [], [], [], [], [], [], []");
+    struct mat_load_result r;
+    mt_load_ok("l", &r);
+    store_read_lock();
+    struct store_value v;
+    const struct store_row *r1 = mt_row_i64("l", 1), *r2 = mt_row_i64("l", 2);
+    assert_true(mt_value("l", r1, "i32", &v));
+    assert_int_equal(v.var.count, 3);
+    assert_memory_equal(v.var.data, ((int32_t[]){INT32_MIN, 0, INT32_MAX}), 12);
+    assert_true(mt_value("l", r1, "i32_small", &v));
+    assert_memory_equal(v.var.data, ((int32_t[]){-32768, 7}), 8);
+    assert_true(mt_value("l", r1, "d", &v));
+    assert_memory_equal(v.var.data, ((double[]){0.1, -0.0, 1e300}), 24);
+    assert_true(mt_value("l", r1, "d_float", &v));
+    assert_memory_equal(v.var.data, ((double[]){(double)0.1f}), 8);
+    assert_true(mt_value("l", r1, "d_decimal", &v));
+    assert_memory_equal(v.var.data, ((double[]){1.25, -3}), 16);
+    assert_true(mt_value("l", r1, "b", &v));
+    assert_int_equal(v.var.count, 3);
+    assert_memory_equal(v.var.data, "\1\0\1", 3);
+    assert_true(mt_value("l", r1, "bs", &v));
+    assert_int_equal(v.var.count, 3);
+    const char *data;
+    uint32_t len;
+    store_packed_list_at(&v, 0, &data, &len);
+    assert_true(len == 2 && memcmp(data, "\x00\xff", 2) == 0);
+    store_packed_list_at(&v, 1, &data, &len);
+    assert_int_equal(len, 0);
+    store_packed_list_at(&v, 2, &data, &len);
+    assert_true(len == 24 && memcmp(data, "longer than twelve bytes", 24) == 0);
+    assert_true(mt_value("l", r1, "t", &v));
+    assert_memory_equal(v.var.data, ((int64_t[]){-500000, 1704067200LL * 1000000}), 16);
+    assert_true(mt_value("l", r1, "t_ns", &v));
+    assert_memory_equal(v.var.data, ((int64_t[]){1}), 8); /* rounded down to the µs */
+    assert_true(mt_value("l", r1, "t_date", &v));
+    assert_memory_equal(v.var.data, ((int64_t[]){86400LL * 1000000}), 8);
+    static const char *const names[] = {"i32", "i32_small", "d", "d_float", "d_decimal",
+                                        "b",   "bs",        "t", "t_ns",    "t_date"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        assert_true(mt_value("l", r2, names[i], &v)); /* empty, present */
+        assert_int_equal(v.var.count, 0);
+    }
+    store_read_unlock();
+
+    /* an element that does not fit its element type fails the load, naming the element */
+    mt_write(
+        "l/a.parquet", NULL,
+        "SELECT 1::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, [1, 3000000000]::BIGINT[] AS i32,"
+        " []::SMALLINT[] AS i32_small, []::DOUBLE[] AS d, []::FLOAT[] AS d_float,"
+        " []::DOUBLE[] AS d_decimal, []::BOOLEAN[] AS b, []::BLOB[] AS bs,"
+        " []::TIMESTAMP[] AS t, []::TIMESTAMP[] AS t_ns, []::DATE[] AS t_date");
+    mt_load_fails("l", NULL, "column i32, file");
+    mt_load_fails("l", NULL, "list element 1: 3000000000 does not fit int32");
+    /* a child type the element type does not take is refused up front */
+    mt_write("l/a.parquet", NULL,
+             "SELECT 1::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, ['x'] AS i32,"
+             " []::SMALLINT[] AS i32_small, []::DOUBLE[] AS d, []::FLOAT[] AS d_float,"
+             " []::DOUBLE[] AS d_decimal, []::BOOLEAN[] AS b, []::BLOB[] AS bs,"
+             " []::TIMESTAMP[] AS t, []::TIMESTAMP[] AS t_ns, []::DATE[] AS t_date");
+    mt_load_fails("l", NULL, "column i32 is VARCHAR[]");
+    mt_load_fails("l", NULL, "the view wants int32_list");
+}
+
+/* A DOUBLE element beyond float range is refused, not stored as infinity. */
+static void test_float_list_from_doubles_out_of_range(void **state) {
+    (void)state;
+    mt_config("views:\n"
+              "  - name: r\n"
+              "    join_keys: [{ name: id, type: int64 }]\n"
+              "    ttl: 0\n"
+              "    source: { type: parquet, path: \"@DIR@/r\", event_timestamp_column: ts }\n"
+              "    features:\n"
+              "      - { name: fl, type: float_list }\n");
+    mt_write("r/a.parquet", NULL,
+             "SELECT 1::BIGINT AS id, TIMESTAMP '2024-05-01' AS ts, [1.0, 1e300]::DOUBLE[] AS fl");
+    mt_load_fails("r", NULL, "list element 1: 1e+300 is beyond float range");
+}
+
 /* Config text reaches SQL quoted: a path with a quote is a path, not SQL. */
 static void test_quoting(void **state) {
     (void)state;
@@ -584,6 +694,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_one_file_missing_or_mistyping_a_column, mt_setup,
                                         mt_teardown),
         cmocka_unit_test_setup_teardown(test_load_timeout_interrupts_the_read, mt_setup,
+                                        mt_teardown),
+        cmocka_unit_test_setup_teardown(test_more_list_types, mt_setup, mt_teardown),
+        cmocka_unit_test_setup_teardown(test_float_list_from_doubles_out_of_range, mt_setup,
                                         mt_teardown),
         cmocka_unit_test_setup_teardown(test_value_out_of_range, mt_setup, mt_teardown),
         cmocka_unit_test_setup_teardown(test_quoting, mt_setup, mt_teardown),

@@ -58,6 +58,11 @@ static const struct {
     {"fl", STORE_TYPE_FLOAT_LIST},
     {"il", STORE_TYPE_INT64_LIST},
     {"sl", STORE_TYPE_STRING_LIST},
+    {"i32l", STORE_TYPE_INT32_LIST},
+    {"dl", STORE_TYPE_DOUBLE_LIST},
+    {"bl", STORE_TYPE_BOOL_LIST},
+    {"byl", STORE_TYPE_BYTES_LIST},
+    {"tsl", STORE_TYPE_TIMESTAMP_LIST},
 };
 #define NCOLUMNS (sizeof COLUMNS / sizeof COLUMNS[0])
 
@@ -263,6 +268,11 @@ static void _fields_entry(struct enc *e) {
     _text(e, "fl", "[1, 2.5, -3e2]");
     _text(e, "il", "[]");
     _text(e, "sl", "[\"a\", \"b\\\"c\", \"\\u00e9\", \"\\ud83d\\ude00\"]");
+    _text(e, "i32l", "[-2147483648, 7]");
+    _text(e, "dl", "[0.1, -1e300]");
+    _text(e, "bl", "[true, false]");
+    _text(e, "byl", "[\"AP8=\", \"\"]");
+    _text(e, "tsl", "[1717199000000000, \"2024-05-01T12:00:00Z\"]");
 }
 
 static void _fields_delete(struct enc *e) {
@@ -296,6 +306,25 @@ static void _protobuf_entry(struct enc *e, bool delete_) {
     Fsd__V1__StringList sl = FSD__V1__STRING_LIST__INIT;
     sl.n_values = 2;
     sl.values = strs;
+    int32_t ints32[] = {INT32_MIN, 3};
+    Fsd__V1__Int32List i32l = FSD__V1__INT32_LIST__INIT;
+    i32l.n_values = 2;
+    i32l.values = ints32;
+    double doubles[] = {0.1};
+    Fsd__V1__DoubleList dl = FSD__V1__DOUBLE_LIST__INIT;
+    dl.n_values = 1;
+    dl.values = doubles;
+    protobuf_c_boolean bools[] = {1, 0, 1};
+    Fsd__V1__BoolList bl = FSD__V1__BOOL_LIST__INIT;
+    bl.n_values = 3;
+    bl.values = bools;
+    Fsd__V1__BytesList byl = FSD__V1__BYTES_LIST__INIT;
+    byl.n_values = 2;
+    byl.values = strs;
+    int64_t stamps[] = {-1};
+    Fsd__V1__TimestampList tsl = FSD__V1__TIMESTAMP_LIST__INIT;
+    tsl.n_values = 1;
+    tsl.values = stamps;
     Fsd__V1__Value values[NCOLUMNS];
     Fsd__V1__FeatureValue fvs[NCOLUMNS];
     Fsd__V1__FeatureValue *fv_ptrs[NCOLUMNS];
@@ -345,6 +374,26 @@ static void _protobuf_entry(struct enc *e, bool delete_) {
         case STORE_TYPE_INT64_LIST:
             v->kind_case = FSD__V1__VALUE__KIND_INT64_LIST;
             v->int64_list = &il;
+            break;
+        case STORE_TYPE_INT32_LIST:
+            v->kind_case = FSD__V1__VALUE__KIND_INT32_LIST;
+            v->int32_list = &i32l;
+            break;
+        case STORE_TYPE_DOUBLE_LIST:
+            v->kind_case = FSD__V1__VALUE__KIND_DOUBLE_LIST;
+            v->double_list = &dl;
+            break;
+        case STORE_TYPE_BOOL_LIST:
+            v->kind_case = FSD__V1__VALUE__KIND_BOOL_LIST;
+            v->bool_list = &bl;
+            break;
+        case STORE_TYPE_BYTES_LIST:
+            v->kind_case = FSD__V1__VALUE__KIND_BYTES_LIST;
+            v->bytes_list = &byl;
+            break;
+        case STORE_TYPE_TIMESTAMP_LIST:
+            v->kind_case = FSD__V1__VALUE__KIND_TIMESTAMP_LIST;
+            v->timestamp_list = &tsl;
             break;
         default:
             v->kind_case = FSD__V1__VALUE__KIND_STRING_LIST;
