@@ -41,7 +41,7 @@ void buf_free(struct buf *b) {
     *b = (struct buf){0};
 }
 
-void buf_add(struct buf *b, const void *data, size_t len) {
+void buf_add_growing(struct buf *b, const void *data, size_t len) {
     if (!_reserve(b, len)) {
         return;
     }
@@ -50,8 +50,17 @@ void buf_add(struct buf *b, const void *data, size_t len) {
     b->data[b->len] = '\0';
 }
 
-void buf_puts(struct buf *b, const char *s) {
-    buf_add(b, s, strlen(s));
+void buf_repeat(struct buf *b, size_t offset, size_t len) {
+    if (offset + len > b->len) {
+        b->failed = true; /* a range the buffer does not hold: never send a guess */
+        return;
+    }
+    if (!_reserve(b, len)) {
+        return;
+    }
+    memcpy(b->data + b->len, b->data + offset, len); /* the source ends where the copy starts */
+    b->len += len;
+    b->data[b->len] = '\0';
 }
 
 void buf_printf(struct buf *b, const char *fmt, ...) {

@@ -14,6 +14,7 @@
  */
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 struct buf {
     char *data;
@@ -27,6 +28,29 @@ void buf_reset(struct buf *b);
 /* Frees the memory; the buffer is empty and usable again. */
 void buf_free(struct buf *b);
 
-void buf_add(struct buf *b, const void *data, size_t len);
-void buf_puts(struct buf *b, const char *s);
+/* The growing path of buf_add: reserves room (or fails the buffer), then appends. */
+void buf_add_growing(struct buf *b, const void *data, size_t len);
+
+/*
+ * Inline because responses are written a few bytes at a time (a comma, a number, a quote):
+ * the common case is one compare and a copy whose size the compiler often knows.
+ */
+static inline void buf_add(struct buf *b, const void *data, size_t len) {
+    if (b->failed || b->len + len + 1 > b->cap) {
+        buf_add_growing(b, data, len);
+        return;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+static inline void buf_puts(struct buf *b, const char *s) {
+    buf_add(b, s, strlen(s));
+}
+
+/* Appends a copy of `len` bytes the buffer already holds at `offset` (text written once and
+ * repeated); safe when the buffer grows, which a pointer into `data` would not be. */
+void buf_repeat(struct buf *b, size_t offset, size_t len);
+
 __attribute__((format(printf, 2, 3))) void buf_printf(struct buf *b, const char *fmt, ...);

@@ -14,6 +14,10 @@ void json_string(struct buf *b, const char *s, size_t len) {
     size_t plain = 0; /* bytes copied as they are, written in runs */
     for (size_t i = 0; i < len;) {
         uint8_t c = p[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            i++; /* printable ASCII but the quote and the backslash: copied as it is */
+            continue;
+        }
         const char *escape = NULL;
         char hex[8];
         size_t n = 1;
@@ -57,26 +61,26 @@ void json_cstring(struct buf *b, const char *s) {
     }
 }
 
-static void _number(struct buf *b, const char *text, double x) {
+static void _number(struct buf *b, const char *text, size_t len, double x) {
     if (isnan(x)) {
         buf_puts(b, "\"NaN\"");
     } else if (isinf(x)) {
         buf_puts(b, x < 0 ? "\"-Infinity\"" : "\"Infinity\"");
     } else {
-        buf_puts(b, text);
+        buf_add(b, text, len);
     }
 }
 
 void json_double(struct buf *b, double x) {
     char text[40];
-    text_double(text, sizeof text, x);
-    _number(b, text, x);
+    size_t len = text_double(text, sizeof text, x);
+    _number(b, text, len, x);
 }
 
 void json_float(struct buf *b, float x) {
     char text[40];
-    text_float(text, sizeof text, x);
-    _number(b, text, (double)x);
+    size_t len = text_float(text, sizeof text, x);
+    _number(b, text, len, (double)x);
 }
 
 void json_base64(struct buf *b, const uint8_t *data, size_t len) {

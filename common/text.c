@@ -26,6 +26,59 @@ static int _special(char *out, size_t out_len, double x) {
 static const double _pow10_table[] = {1e-3, 1e-2, 1e-1, 1e0,  1e1,  1e2,  1e3,  1e4,  1e5, 1e6,
                                       1e7,  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
 
+static const char _pairs[] = "00010203040506070809101112131415161718192021222324"
+                             "25262728293031323334353637383940414243444546474849"
+                             "50515253545556575859606162636465666768697071727374"
+                             "75767778798081828384858687888990919293949596979899";
+
+/* The 8 decimal digits of `v` < 10^8, leading zeros included, at `out`: 32-bit arithmetic
+ * in two independent halves, which the CPU runs side by side. */
+static uint64_t _pair(uint32_t v) {
+    uint16_t two;
+    memcpy(&two, _pairs + 2 * v, 2);
+    return two;
+}
+
+static void _eight_digits(char *out, uint32_t v) {
+    uint32_t high = v / 10000, low = v % 10000;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Put together in a register and stored once, so a wide load of them later (buf_add's
+     * memcpy) is forwarded from the store instead of waiting for four narrow ones. */
+    uint64_t text = _pair(high / 100) | _pair(high % 100) << 16 | _pair(low / 100) << 32 |
+                    _pair(low % 100) << 48;
+    memcpy(out, &text, 8);
+#else
+    memcpy(out, _pairs + 2 * (high / 100), 2);
+    memcpy(out + 2, _pairs + 2 * (high % 100), 2);
+    memcpy(out + 4, _pairs + 2 * (low / 100), 2);
+    memcpy(out + 6, _pairs + 2 * (low % 100), 2);
+#endif
+}
+
+/* The digits of `v` written to end just before `end`; returns where they start. Blocks of 8
+ * from the right, then what is left two digits at a time, without leading zeros. */
+static char *_digits_before(char *end, uint64_t v) {
+    char *p = end;
+    while (v >= 100000000) {
+        p -= 8;
+        _eight_digits(p, (uint32_t)(v % 100000000));
+        v /= 100000000;
+    }
+    uint32_t w = (uint32_t)v;
+    while (w >= 100) {
+        p -= 2;
+        memcpy(p, _pairs + 2 * (w % 100), 2);
+        w /= 100;
+    }
+    if (w >= 10) {
+        p -= 2;
+        memcpy(p, _pairs + 2 * w, 2);
+    } else {
+        *--p = (char)('0' + w);
+    }
+    return p;
+}
+
 /*
  * The fast, exact path of %.{p}g for the first p of `digits` .. `digits` + `tries` - 1 whose
  * text reads back as x (x = f * 2^e, f an integer of `bits` bits, the type's precision): m =
@@ -63,8 +116,10 @@ static size_t _fast_shortest(char *out, size_t out_len, double x, int bits, int 
         d++;
     }
     int k = digits - 1 - (d - 3); /* decimals for `digits` significant digits */
-    int shift = -e;               /* at most 62 in range */
-    unsigned __int128 half = (unsigned __int128)1 << (shift - 1);
+    int shift = -e; /* at most 63 in range; checked, as the 64-bit shifts below need it */
+    if (shift < 1 || shift > 63) {
+        return 0;
+    }
     static const uint64_t pow10s[20] = {1ull,
                                         10ull,
                                         100ull,
@@ -88,60 +143,53 @@ static size_t _fast_shortest(char *out, size_t out_len, double x, int bits, int 
     if (k < 0 || k + tries > 20) {
         return 0; /* never in range; keeps the table's bound plain */
     }
+    uint64_t below = ((uint64_t)1 << shift) - 1, half = (uint64_t)1 << (shift - 1);
     for (int t = 0; t < tries; t++, k++) {
         uint64_t pow10 = pow10s[k];
         unsigned __int128 scaled = (unsigned __int128)f * pow10; /* x * 10^k * 2^shift */
-        unsigned __int128 q = scaled >> shift, rem = scaled - (q << shift);
-        unsigned __int128 m = q + (rem > half || (rem == half && (q & 1)));
-        unsigned __int128 back = m << shift;
-        unsigned __int128 diff = back > scaled ? back - scaled : scaled - back;
+        /* x * 10^k < 10^18, so its whole part fits 64 bits, and so does the fraction (below
+         * 2^shift): the rounding and the distance need no 128-bit arithmetic. */
+        uint64_t high = (uint64_t)(scaled >> 64), low = (uint64_t)scaled;
+        uint64_t q = (low >> shift) | (high << (64 - shift)), rem = low & below;
+        bool up = rem > half || (rem == half && (q & 1));
+        uint64_t m = q + up;
+        uint64_t diff = up ? below + 1 - rem : rem; /* |m * 2^shift - scaled| <= 2^(shift-1) */
         if (diff * 2 >= pow10) {
             continue; /* m / 10^k is half an ulp of x or more away: reads back as another */
         }
-        uint64_t v = (uint64_t)m; /* at most 10^18 (a double), 10^10 (a float) */
+        uint64_t v = m; /* at most 10^18 (a double), 10^10 (a float) */
+        int n = digits + t + (v == pow10s[digits + t]); /* a round up to 10^digits adds one */
         int decimals = k;
         while (decimals > 0 && v % 10 == 0) {
             v /= 10;
             decimals--;
+            n--;
         }
-        static const char pairs[] = "00010203040506070809101112131415161718192021222324"
-                                    "25262728293031323334353637383940414243444546474849"
-                                    "50515253545556575859606162636465666768697071727374"
-                                    "75767778798081828384858687888990919293949596979899";
-        char text[24];
-        int n = 0;
-        while (v >= 100) { /* two digits a step, from the right (text holds them reversed) */
-            unsigned r = (unsigned)(v % 100);
-            v /= 100;
-            text[n++] = pairs[2 * r + 1];
-            text[n++] = pairs[2 * r];
-        }
-        if (v >= 10) {
-            text[n++] = pairs[2 * v + 1];
-            text[n++] = pairs[2 * v];
-        } else {
-            text[n++] = (char)('0' + v);
-        }
+        /* The digits go straight to their place in `out`: read back right after their
+         * narrow stores, from a scratch array, they would stall the CPU's store forwarding. */
         char *p = out;
         if (x < 0) {
             *p++ = '-';
         }
-        if (n <= decimals) {
+        if (n <= decimals) { /* 0.000ddd */
             *p++ = '0';
             *p++ = '.';
-            for (int z = 0; z < decimals - n; z++) {
-                *p++ = '0';
+            memset(p, '0', (size_t)(decimals - n));
+            p += decimals - n;
+            _digits_before(p + n, v);
+            p += n;
+        } else if (decimals == 0) { /* ddd */
+            _digits_before(p + n, v);
+            p += n;
+        } else { /* ddd.ddd: written one place right, the whole part moved back a byte at a
+                  * time (each byte load lies inside one store, so it forwards) */
+            int whole = n - decimals;
+            _digits_before(p + 1 + n, v);
+            for (int i = 0; i < whole; i++) {
+                p[i] = p[i + 1];
             }
-        } else {
-            while (n > decimals) {
-                *p++ = text[--n];
-            }
-            if (decimals > 0) {
-                *p++ = '.';
-            }
-        }
-        while (n > 0) {
-            *p++ = text[--n];
+            p[whole] = '.';
+            p += n + 1;
         }
         *p = '\0';
         return (size_t)(p - out);

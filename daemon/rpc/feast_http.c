@@ -254,12 +254,19 @@ static int _decode_lookup(struct arena *a, json_object *root,
 
 /* ---- the response ------------------------------------------------------------------------ */
 
-static const char *const _status_names[] = {
-    [STORE_PRESENT] = "\"PRESENT\"",
-    [STORE_NOT_FOUND] = "\"NOT_FOUND\"",
-    [STORE_NULL] = "\"NULL_VALUE\"",
-    [STORE_OUTSIDE_MAX_AGE] = "\"OUTSIDE_MAX_AGE\"",
+/* Each status with the comma before it (the first of a list skips that byte). */
+#define _STATUS(text)                                                                              \
+    { ",\"" text "\"", sizeof(",\"" text "\"") - 1 }
+static const struct {
+    const char *text;
+    size_t len;
+} _status_names[] = {
+    [STORE_PRESENT] = _STATUS("PRESENT"),
+    [STORE_NOT_FOUND] = _STATUS("NOT_FOUND"),
+    [STORE_NULL] = _STATUS("NULL_VALUE"),
+    [STORE_OUTSIDE_MAX_AGE] = _STATUS("OUTSIDE_MAX_AGE"),
 };
+#undef _STATUS
 
 /* Decimal digits of `x`, without printf (every int value of a response goes through here). */
 static void _int(struct buf *b, int64_t x) {
@@ -289,9 +296,12 @@ static void _double(struct buf *b, double x, bool single) {
     if (b->failed || b->data[before] == '"') {
         return; /* NaN and the infinities are strings */
     }
-    if (strpbrk(b->data + before, ".eE") == NULL) {
-        buf_add(b, ".0", 2);
+    for (size_t i = before; i < b->len; i++) {
+        if (b->data[i] == '.' || b->data[i] == 'e' || b->data[i] == 'E') {
+            return;
+        }
     }
+    buf_add(b, ".0", 2);
 }
 
 /* `us` since the epoch as protobuf's JSON writes a Timestamp: RFC 3339, UTC, 0/3/6 digits. */
@@ -399,7 +409,7 @@ static void _value(struct buf *b, enum store_type type, const struct store_value
         const char *item = (const char *)v->var.data + 4 * (size_t)v->var.count;
         for (uint32_t j = 0; j < v->var.count; j++) {
             if (j > 0) {
-                buf_add(b, ", ", 2);
+                buf_add(b, ",", 1);
             }
             struct store_value x;
             if (packed) { /* walked with a running offset: store_list_element is O(j) */
@@ -420,11 +430,11 @@ static void _value(struct buf *b, enum store_type type, const struct store_value
 
 /* A join key column, echoed: its values as the request gave them, PRESENT, empty times. */
 static void _entity_vector(struct buf *b, const Feast__Types__RepeatedValue *values, size_t n) {
-    buf_puts(b, "{\"values\": [");
+    buf_puts(b, "{\"values\":[");
     for (size_t i = 0; i < n; i++) {
         const Feast__Types__Value *v = values->val[i];
         if (i > 0) {
-            buf_add(b, ", ", 2);
+            buf_add(b, ",", 1);
         }
         if (v->val_case == FEAST__TYPES__VALUE__VAL_STRING_VAL) {
             json_string(b, (const char *)v->string_val.data, v->string_val.len);
@@ -432,13 +442,13 @@ static void _entity_vector(struct buf *b, const Feast__Types__RepeatedValue *val
             _int(b, v->int64_val);
         }
     }
-    buf_puts(b, "], \"statuses\": [");
+    buf_puts(b, "],\"statuses\":[");
     for (size_t i = 0; i < n; i++) {
-        buf_puts(b, i > 0 ? ", \"PRESENT\"" : "\"PRESENT\"");
+        buf_puts(b, i > 0 ? ",\"PRESENT\"" : "\"PRESENT\"");
     }
-    buf_puts(b, "], \"event_timestamps\": [");
+    buf_puts(b, "],\"event_timestamps\":[");
     for (size_t i = 0; i < n; i++) {
-        buf_puts(b, i > 0 ? ", \"1970-01-01T00:00:00Z\"" : "\"1970-01-01T00:00:00Z\"");
+        buf_puts(b, i > 0 ? ",\"1970-01-01T00:00:00Z\"" : "\"1970-01-01T00:00:00Z\"");
     }
     buf_puts(b, "]}");
 }
@@ -454,18 +464,23 @@ int feast_json_write(struct rpc_worker *wk, const struct plan *p,
     if (status == NULL) {
         return -1;
     }
+    /* Every column of a view has the same event times: their text is written once. */
+    struct text_range {
+        size_t offset, len;
+    } view_stamps[p->nviews + 1];
+    memset(view_stamps, 0, sizeof view_stamps);
     buf_reset(b);
-    buf_puts(b, "{\"metadata\": {\"feature_names\": [");
+    buf_puts(b, "{\"metadata\":{\"feature_names\":[");
     for (size_t o = 0; o < nkeys; o++) {
         if (o > 0) {
-            buf_add(b, ", ", 2);
+            buf_add(b, ",", 1);
         }
         json_cstring(b, p->keys[order[o]].name);
     }
     for (uint32_t c = 0; c < p->ncolumns; c++) {
         const struct plan_view *vp = &p->views[p->columns[c].view];
         if (nkeys + c > 0) {
-            buf_add(b, ", ", 2);
+            buf_add(b, ",", 1);
         }
         buf_add(b, "\"", 1);
         if (req->full_feature_names) {
@@ -475,49 +490,54 @@ int feast_json_write(struct rpc_worker *wk, const struct plan *p,
         buf_puts(b, vp->schema->features[p->columns[c].feature].name);
         buf_add(b, "\"", 1);
     }
-    buf_puts(b, "]}, \"results\": [");
+    buf_puts(b, "]},\"results\":[");
     for (size_t o = 0; o < nkeys; o++) {
         if (o > 0) {
-            buf_add(b, ", ", 2);
+            buf_add(b, ",", 1);
         }
         _entity_vector(b, req->entities[order[o]]->value, n);
     }
     for (uint32_t c = 0; c < p->ncolumns; c++) {
         const struct plan_view *vp = &p->views[p->columns[c].view];
         enum store_type type = vp->schema->features[p->columns[c].feature].type;
-        buf_puts(b, nkeys + c > 0 ? ", {\"values\": [" : "{\"values\": [");
+        buf_puts(b, nkeys + c > 0 ? ",{\"values\":[" : "{\"values\":[");
         for (size_t i = 0; i < n; i++) {
             struct store_value value;
             bool send;
             status[i] = (uint8_t)feast_cell(p, c, i, now_us, vc, x, &value, &send);
             if (i > 0) {
-                buf_add(b, ", ", 2);
+                buf_add(b, ",", 1);
             }
             _value(b, type, send ? &value : NULL);
         }
-        buf_puts(b, "], \"statuses\": [");
+        buf_puts(b, "],\"statuses\":[");
         for (size_t i = 0; i < n; i++) {
-            if (i > 0) {
-                buf_add(b, ", ", 2);
-            }
-            buf_puts(b, _status_names[status[i]]);
+            size_t skip = i == 0 ? 1 : 0;
+            buf_add(b, _status_names[status[i]].text + skip, _status_names[status[i]].len - skip);
         }
-        buf_puts(b, "], \"event_timestamps\": [");
-        for (size_t i = 0; i < n; i++) {
-            if (i > 0) {
-                buf_add(b, ", ", 2);
+        buf_puts(b, "],\"event_timestamps\":[");
+        struct text_range *stamps = &view_stamps[p->columns[c].view];
+        if (stamps->len > 0) { /* the view's rows, written for an earlier column */
+            buf_repeat(b, stamps->offset, stamps->len);
+        } else {
+            stamps->offset = b->len;
+            for (size_t i = 0; i < n; i++) {
+                if (i > 0) {
+                    buf_add(b, ",", 1);
+                }
+                _timestamp(b, vp->rows[i] != NULL ? vp->rows[i]->event_ts_us : 0);
             }
-            _timestamp(b, vp->rows[i] != NULL ? vp->rows[i]->event_ts_us : 0);
+            stamps->len = b->len - stamps->offset;
         }
         buf_puts(b, "]}");
     }
-    buf_puts(b, "], \"fsd\": {\"values_not_present\": {\"not_found\": ");
+    buf_puts(b, "],\"fsd\":{\"values_not_present\":{\"not_found\":");
     _int(b, (int64_t)x->missing[STORE_NOT_FOUND]);
-    buf_puts(b, ", \"null_value\": ");
+    buf_puts(b, ", \"null_value\":");
     _int(b, (int64_t)x->missing[STORE_NULL]);
-    buf_puts(b, ", \"outside_max_age\": ");
+    buf_puts(b, ", \"outside_max_age\":");
     _int(b, (int64_t)x->missing[STORE_OUTSIDE_MAX_AGE]);
-    buf_puts(b, "}, \"oldest_row_ms\": ");
+    buf_puts(b, "},\"oldest_row_ms\":");
     _int(b, x->oldest_ms);
     buf_puts(b, "}}");
     return b->failed ? -1 : 0;

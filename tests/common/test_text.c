@@ -58,6 +58,19 @@ static void test_buf_grows_and_resets(void **state) {
     buf_add(&b, "ab", 1);
     assert_string_equal(b.data + b.len - 2, "!a");
     buf_free(&b);
+    /* Repeats copy text the buffer holds, also when the copy makes it grow. */
+    buf_puts(&b, "[1, 2]");
+    for (int i = 0; i < 200; i++) {
+        buf_repeat(&b, 0, 6);
+    }
+    assert_false(b.failed);
+    assert_int_equal(b.len, 6 * 201);
+    assert_memory_equal(b.data + b.len - 12, "[1, 2][1, 2]", 12);
+    assert_int_equal(strlen(b.data), b.len);
+    buf_repeat(&b, b.len - 2, 3); /* a range past the end fails the buffer, copies nothing */
+    assert_true(b.failed);
+    assert_int_equal(b.len, 6 * 201);
+    buf_free(&b);
     assert_null(b.data);
     assert_int_equal(b.len, 0);
 }
@@ -188,16 +201,16 @@ static void test_doubles_and_floats_match_printf_shortest(void **state) {
         if (_next() & 1) {
             x = -x;
         }
-        text_double(got, sizeof got, x);
+        size_t len = text_double(got, sizeof got, x);
         _reference_double(want, sizeof want, x);
-        if (strcmp(got, want) != 0 || strtod(got, NULL) != x) {
+        if (strcmp(got, want) != 0 || strtod(got, NULL) != x || len != strlen(got)) {
             fail_msg("double %a: wrote %s, printf's shortest is %s", x, got, want);
         }
         float fx = (float)x;
         if (isfinite(fx)) {
-            text_float(got, sizeof got, fx);
+            len = text_float(got, sizeof got, fx);
             _reference_float(want, sizeof want, fx);
-            if (strcmp(got, want) != 0 || strtof(got, NULL) != fx) {
+            if (strcmp(got, want) != 0 || strtof(got, NULL) != fx || len != strlen(got)) {
                 fail_msg("float %a: wrote %s, printf's shortest is %s", (double)fx, got, want);
             }
         }
