@@ -50,6 +50,10 @@ void buf_add_growing(struct buf *b, const void *data, size_t len) {
     b->data[b->len] = '\0';
 }
 
+char *buf_room_growing(struct buf *b, size_t len) {
+    return _reserve(b, len) ? b->data + b->len : NULL;
+}
+
 void buf_repeat(struct buf *b, size_t offset, size_t len) {
     if (offset + len > b->len) {
         b->failed = true; /* a range the buffer does not hold: never send a guess */

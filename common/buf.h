@@ -49,6 +49,26 @@ static inline void buf_puts(struct buf *b, const char *s) {
     buf_add(b, s, strlen(s));
 }
 
+/*
+ * For writers that format in place: room for `len` more bytes (and the NUL) at the end of
+ * the buffer, or NULL once it has failed; buf_advance then keeps the `used` (<= len) bytes
+ * written there. Text formatted in a scratch array and copied in costs a copy, and a stall
+ * when the copy reads bytes just stored a few at a time.
+ */
+char *buf_room_growing(struct buf *b, size_t len);
+
+static inline char *buf_room(struct buf *b, size_t len) {
+    if (b->failed || b->len + len + 1 > b->cap) {
+        return buf_room_growing(b, len);
+    }
+    return b->data + b->len;
+}
+
+static inline void buf_advance(struct buf *b, size_t used) {
+    b->len += used;
+    b->data[b->len] = '\0';
+}
+
 /* Appends a copy of `len` bytes the buffer already holds at `offset` (text written once and
  * repeated); safe when the buffer grows, which a pointer into `data` would not be. */
 void buf_repeat(struct buf *b, size_t offset, size_t len);

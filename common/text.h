@@ -12,6 +12,9 @@
 size_t text_double(char *out, size_t out_len, double x);
 size_t text_float(char *out, size_t out_len, float x);
 
+/* Room that always holds text_double's and text_float's text, its NUL included. */
+#define TEXT_NUMBER_MAX 40
+
 /* 512 -> "512 B", 1536 -> "1.5 KiB", up to TiB. */
 void text_bytes(char *out, size_t out_len, uint64_t bytes);
 

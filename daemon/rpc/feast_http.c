@@ -27,13 +27,16 @@
  */
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
 #include "feast.h"
+#include "common/buf.h"
 #include "common/json.h"
+#include "common/text.h"
 #include "materializer/snapshot/snapshot.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -287,21 +290,24 @@ static void _int(struct buf *b, int64_t x) {
  * same, and ".0" on whole numbers so a client's type inference sees a float, not an int.
  */
 static void _double(struct buf *b, double x, bool single) {
-    size_t before = b->len;
-    if (single) {
-        json_float(b, (float)x);
-    } else {
-        json_double(b, x);
+    if (!isfinite(x)) {
+        json_double(b, x); /* NaN and the infinities are strings */
+        return;
     }
-    if (b->failed || b->data[before] == '"') {
-        return; /* NaN and the infinities are strings */
+    char *room = buf_room(b, TEXT_NUMBER_MAX + 2);
+    if (room == NULL) {
+        return;
     }
-    for (size_t i = before; i < b->len; i++) {
-        if (b->data[i] == '.' || b->data[i] == 'e' || b->data[i] == 'E') {
+    size_t n = single ? text_float(room, TEXT_NUMBER_MAX, (float)x)
+                      : text_double(room, TEXT_NUMBER_MAX, x);
+    for (size_t i = 0; i < n; i++) {
+        if (room[i] == '.' || room[i] == 'e') {
+            buf_advance(b, n);
             return;
         }
     }
-    buf_add(b, ".0", 2);
+    memcpy(room + n, ".0", 2);
+    buf_advance(b, n + 2);
 }
 
 /* `us` since the epoch as protobuf's JSON writes a Timestamp: RFC 3339, UTC, 0/3/6 digits. */
