@@ -3,7 +3,8 @@
 maps is translated (entities to join keys, feature views with their types, ttl and sources,
 push sources, feature services), what does not is listed with its reason and left out, the
 output passes fsd --check-config, and fsd serves it: the Parquet source loads and Feast's
-HTTP API reads and pushes through the imported names."""
+HTTP API reads and pushes through the imported names. A real PostgreSQL checks what the
+offline store's db_schema and a source's field_mapping become."""
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import yaml  # noqa: E402
 
 import duckdb_sql  # noqa: E402
 import harness as h  # noqa: E402
+from pg_server import Postgres  # noqa: E402
 from feast.core import Registry_pb2 as reg  # noqa: E402
 from feast.types import Value_pb2 as fv  # noqa: E402
 
@@ -233,6 +235,92 @@ class FeastImportTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([v["name"] for v in yaml.safe_load(r.stdout)["views"]], ["elsewhere"])
+
+
+def pg_source(name, configuration, mapping):
+    return reg.DataSource(name=name, type=reg.DataSource.CUSTOM_SOURCE, timestamp_field="ts",
+                          data_source_class_type=POSTGRES_CLASS, field_mapping=mapping,
+                          custom_options=reg.DataSource.CustomSourceOptions(
+                              configuration=configuration))
+
+
+class FeastImportPostgresTest(unittest.TestCase):
+    """db_schema as the connection's search_path, field_mapping as a renaming query (of a
+    table and of a query source), against a real PostgreSQL whose table lives in a schema of
+    its own under other column names; a Parquet source's mapping is reported."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = Postgres()
+        cls.pg.psql("CREATE SCHEMA feast_s; CREATE TABLE feast_s.scores (driver_id BIGINT, "
+                    "\"Raw Score\" REAL, n_trips BIGINT, ts TIMESTAMPTZ); INSERT INTO "
+                    "feast_s.scores SELECT i, i / 4.0, i * 10, now() - interval '1 minute' "
+                    "FROM generate_series(1, 50) AS i")
+        cls.tmp = tempfile.TemporaryDirectory(prefix="fsd-feast-import-pg-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+        cls.pg.stop()
+
+    def test_schema_and_field_mappings_read_the_renamed_columns(self):
+        r = reg.Registry(registry_schema_version="1")
+        r.entities.add(spec=reg.EntitySpecV2(name="driver", join_key="driver_id",
+                                             value_type=VT.INT64, project="demo"))
+        mapping = {"Raw Score": "score", "n_trips": "trips"}
+        features = [feature("score", VT.FLOAT), feature("trips", VT.INT64)]
+        r.feature_views.add(spec=reg.FeatureViewSpec(
+            name="by_table", project="demo", entities=["driver"], features=features,
+            batch_source=pg_source("t", b'{"table": "scores", "query": ""}', mapping)))
+        r.feature_views.add(spec=reg.FeatureViewSpec(
+            name="by_query", project="demo", entities=["driver"], features=features,
+            batch_source=pg_source(
+                "q", b'{"table": "", "query": "SELECT * FROM scores WHERE driver_id > 25"}',
+                mapping)))
+        file_mapped = file_source("f", "data/f.parquet")
+        file_mapped.field_mapping["raw"] = "score"
+        r.feature_views.add(spec=reg.FeatureViewSpec(
+            name="by_file", project="demo", entities=["driver"], features=features,
+            batch_source=file_mapped))
+        registry = os.path.join(self.tmp.name, "registry.db")
+        with open(registry, "wb") as f:
+            f.write(r.SerializeToString())
+        store = os.path.join(self.tmp.name, "feature_store.yaml")
+        with open(store, "w") as f:
+            f.write(f"project: demo\noffline_store:\n  type: postgres\n  host: 127.0.0.1\n"
+                    f"  port: {self.pg.port}\n  database: fsd_test\n  user: fsd\n"
+                    f"  db_schema: feast_s\n  sslmode: disable\n")
+        imported = subprocess.run([IMPORT_BIN, "--feature-store", store, registry],
+                                  capture_output=True, text=True, timeout=30)
+        self.assertEqual(imported.returncode, 0, imported.stderr)
+        self.assertIn("feature view by_file: its Parquet source's field_mapping",
+                      imported.stderr)
+        self.assertNotIn("by_table", imported.stderr)
+        self.assertNotIn("by_query", imported.stderr)
+        self.assertNotIn("db_schema", imported.stderr)
+        config = yaml.safe_load(imported.stdout)
+        source = next(v for v in config["views"] if v["name"] == "by_table")["source"]
+        self.assertIn("options='-c search_path=feast_s'", source["dsn"])
+        self.assertIn("sslmode='disable'", source["dsn"])
+        self.assertEqual(source["query"], 'SELECT "driver_id", "Raw Score" AS "score", '
+                                          '"n_trips" AS "trips", "ts" FROM scores')
+        config["views"] = [v for v in config["views"] if v["name"] != "by_file"]
+        fsd = h.Fsd(yaml.safe_dump(config, sort_keys=False))
+        try:
+            fsd.wait_for_log(r'msg="snapshot loaded" view=by_table', timeout_s=30)
+            fsd.wait_for_log(r'msg="snapshot loaded" view=by_query', timeout_s=30)
+            url = f"http://127.0.0.1:{fsd.port}"
+            for view, present in (("by_table", [True, True, False]),
+                                  ("by_query", [False, True, False])):
+                got = requests.post(url + "/get-online-features", json={
+                    "entities": {"driver_id": [10, 30, 99]},
+                    "features": [f"{view}:score", f"{view}:trips"]}, timeout=10).json()
+                want_scores = [x / 4.0 if p else None for x, p in zip([10, 30, 99], present)]
+                want_trips = [x * 10 if p else None for x, p in zip([10, 30, 99], present)]
+                self.assertEqual(got["results"][1]["values"], want_scores, view)
+                self.assertEqual(got["results"][2]["values"], want_trips, view)
+        finally:
+            self.assertEqual(fsd.stop(), 0)
 
 
 if __name__ == "__main__":

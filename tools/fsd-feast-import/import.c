@@ -15,6 +15,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "common/buf.h"
+
 void import_skip(struct report *r, const char *fmt, ...) {
     char line[512];
     va_list ap;
@@ -115,20 +117,30 @@ static const char *_scalar(const yaml_node_t *n) {
     return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-/* A libpq keyword value: quoted when it has a space, a quote or a backslash. */
-static void _dsn_add(char *dsn, size_t len, const char *key, const char *value) {
+/* Appends a libpq keyword='value' to `dsn`; false when it does not fit (nothing is added). */
+static bool _dsn_add(char *dsn, size_t len, const char *key, const char *value) {
     if (value == NULL || value[0] == '\0') {
-        return;
+        return true;
     }
-    size_t at = strlen(dsn);
-    at += (size_t)snprintf(dsn + at, len - at, "%s%s='", at > 0 ? " " : "", key);
-    for (const char *c = value; *c && at + 3 < len; c++) {
-        if (*c == '\'' || *c == '\\') {
-            dsn[at++] = '\\';
+    char quoted[sizeof((struct repo *)0)->dsn];
+    size_t n = 0;
+    for (const char *c = value; *c; c++) {
+        if (n + 3 >= sizeof quoted) {
+            return false;
         }
-        dsn[at++] = *c;
+        if (*c == '\'' || *c == '\\') {
+            quoted[n++] = '\\';
+        }
+        quoted[n++] = *c;
     }
-    snprintf(dsn + at, len - at, "'");
+    quoted[n] = '\0';
+    size_t at = strlen(dsn);
+    int wrote = snprintf(dsn + at, len - at, "%s%s='%s'", at > 0 ? " " : "", key, quoted);
+    if (wrote < 0 || (size_t)wrote >= len - at) {
+        dsn[at] = '\0';
+        return false;
+    }
+    return true;
 }
 
 int import_read_feature_store(const char *path, struct repo *repo, struct report *r) {
@@ -154,16 +166,38 @@ int import_read_feature_store(const char *path, struct repo *repo, struct report
         const yaml_node_t *offline = _get(&doc, root, "offline_store");
         const char *type = _scalar(_get(&doc, offline, "type"));
         if (type != NULL && strcmp(type, "postgres") == 0) {
-            _dsn_add(repo->dsn, sizeof repo->dsn, "host", _scalar(_get(&doc, offline, "host")));
-            _dsn_add(repo->dsn, sizeof repo->dsn, "port", _scalar(_get(&doc, offline, "port")));
-            _dsn_add(repo->dsn, sizeof repo->dsn, "dbname",
-                     _scalar(_get(&doc, offline, "database")));
-            _dsn_add(repo->dsn, sizeof repo->dsn, "user", _scalar(_get(&doc, offline, "user")));
-            _dsn_add(repo->dsn, sizeof repo->dsn, "password",
-                     _scalar(_get(&doc, offline, "password")));
-            if (_get(&doc, offline, "db_schema") != NULL) {
-                import_skip(r, "offline_store.db_schema: set search_path in the DSN or qualify the "
-                               "tables yourself");
+            /* Feast's own connection, TLS included, with its schema first in the search path
+             * (unqualified table names resolve there), as Feast connects. */
+            static const struct {
+                const char *libpq, *feast;
+            } settings[] = {
+                {"host", "host"},
+                {"port", "port"},
+                {"dbname", "database"},
+                {"user", "user"},
+                {"password", "password"},
+                {"sslmode", "sslmode"},
+                {"sslkey", "sslkey_path"},
+                {"sslcert", "sslcert_path"},
+                {"sslrootcert", "sslrootcert_path"},
+            };
+            bool fits = true;
+            for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+                fits &= _dsn_add(repo->dsn, sizeof repo->dsn, settings[i].libpq,
+                                 _scalar(_get(&doc, offline, settings[i].feast)));
+            }
+            const char *schema = _scalar(_get(&doc, offline, "db_schema"));
+            if (schema != NULL && schema[0] != '\0') {
+                char options[sizeof repo->dsn];
+                int n = snprintf(options, sizeof options, "-c search_path=%s", schema);
+                fits &= n > 0 && (size_t)n < sizeof options &&
+                        _dsn_add(repo->dsn, sizeof repo->dsn, "options", options);
+            }
+            if (!fits) {
+                import_skip(r,
+                            "offline_store: connection settings longer than %zu bytes; give "
+                            "the sources a dsn by hand",
+                            sizeof repo->dsn - 1);
             }
         }
         char copy[PATH_MAX];
@@ -283,18 +317,75 @@ static bool _planned(const struct view_plan *v, const char *feature) {
     return false;
 }
 
+/* The source column Feast's field_mapping renames to `name`; `name` when none does. */
+static const char *_source_column(const Feast__Core__DataSource *s, const char *name) {
+    for (size_t i = 0; i < s->n_field_mapping; i++) {
+        if (strcmp(s->field_mapping[i]->value, name) == 0) {
+            return s->field_mapping[i]->key;
+        }
+    }
+    return name;
+}
+
+/* `name` as a quoted PostgreSQL identifier. */
+static void _identifier(struct buf *b, const char *name) {
+    buf_add(b, "\"", 1);
+    for (const char *c = name; *c; c++) {
+        buf_add(b, c, 1);
+        if (*c == '"') {
+            buf_add(b, "\"", 1); /* doubled inside quotes */
+        }
+    }
+    buf_add(b, "\"", 1);
+}
+
+/*
+ * A PostgreSQL source with a field_mapping, as one query: every column fsd reads, selected
+ * from its source column under the name the mapping gives it (join keys and features; the
+ * time columns keep their names, as timestamp_field names the source's column). `from` is
+ * the table as Feast's config gives it, or its query. The caller frees; NULL out of memory.
+ */
+static char *_mapped_query(const struct view_plan *v, const Feast__Core__DataSource *s,
+                           const char *table, const char *query) {
+    struct buf b = {0};
+    buf_puts(&b, "SELECT ");
+    const Feast__Core__FeatureViewSpec *spec = v->spec;
+    for (size_t i = 0; i < v->nkeys + v->nfeatures; i++) {
+        const char *name =
+            i < v->nkeys ? v->keys[i] : spec->features[v->features[i - v->nkeys]]->name;
+        const char *column = _source_column(s, name);
+        _identifier(&b, column);
+        if (strcmp(column, name) != 0) {
+            buf_puts(&b, " AS ");
+            _identifier(&b, name);
+        }
+        buf_puts(&b, ", ");
+    }
+    _identifier(&b, s->timestamp_field);
+    if (s->created_timestamp_column[0] != '\0') {
+        buf_puts(&b, ", ");
+        _identifier(&b, s->created_timestamp_column);
+    }
+    buf_puts(&b, " FROM ");
+    if (table[0] != '\0') {
+        buf_puts(&b, table); /* SQL as Feast puts it after FROM: may be schema-qualified */
+    } else {
+        buf_printf(&b, "(%s) AS feast_source", query);
+    }
+    if (b.failed) {
+        buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
 /* The view's batch source as fsd's source: block; reported when it is not one fsd reads. */
-static void _write_source(FILE *out, const struct repo *repo,
-                          const Feast__Core__FeatureViewSpec *spec, struct report *r) {
+static void _write_source(FILE *out, const struct repo *repo, const struct view_plan *v,
+                          struct report *r) {
+    const Feast__Core__FeatureViewSpec *spec = v->spec;
     const Feast__Core__DataSource *s = spec->batch_source;
     if (s == NULL) {
         return;
-    }
-    if (s->n_field_mapping > 0) {
-        import_skip(r,
-                    "feature view %s: its source's field_mapping (fsd reads columns by feature "
-                    "name: rename them in the source, or with a query)",
-                    spec->name);
     }
     const char *ts = s->timestamp_field;
     bool file = s->type == FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__BATCH_FILE &&
@@ -310,6 +401,12 @@ static void _write_source(FILE *out, const struct repo *repo,
                     ts[0] == '\0' ? "it names no timestamp_field"
                                   : "fsd reads Parquet files and PostgreSQL");
         return;
+    }
+    if (file && s->n_field_mapping > 0) {
+        import_skip(r,
+                    "feature view %s: its Parquet source's field_mapping (fsd reads a file's "
+                    "columns by feature name: rename them in the file)",
+                    spec->name);
     }
     if (file) {
         const char *uri = s->file_options->uri;
@@ -355,15 +452,22 @@ static void _write_source(FILE *out, const struct repo *repo,
             json_object_put(cfg);
             return;
         }
+        char *mapped = s->n_field_mapping > 0 ? _mapped_query(v, s, t, q) : NULL;
+        if (s->n_field_mapping > 0 && mapped == NULL) {
+            import_skip(r, "feature view %s: out of memory writing its source", spec->name);
+            json_object_put(cfg);
+            return;
+        }
         fprintf(out, "    source:\n      type: postgres\n");
         if (repo->dsn[0] != '\0') {
             fprintf(out, "      dsn: ");
             _quoted(out, repo->dsn);
             fprintf(out, "\n");
         }
-        fprintf(out, "      %s: ", t[0] != '\0' ? "table" : "query");
-        _quoted(out, t[0] != '\0' ? t : q);
+        fprintf(out, "      %s: ", t[0] != '\0' && mapped == NULL ? "table" : "query");
+        _quoted(out, mapped != NULL ? mapped : t[0] != '\0' ? t : q);
         fprintf(out, "\n");
+        free(mapped);
         json_object_put(cfg);
     }
     fprintf(out, "      event_timestamp_column: ");
@@ -385,7 +489,7 @@ static void _write_view(FILE *out, const struct repo *repo, const struct view_pl
     }
     int64_t ttl = spec->ttl != NULL ? spec->ttl->seconds + (spec->ttl->nanos > 0) : 0;
     fprintf(out, "    ttl: %llds\n", (long long)(ttl > 0 ? ttl : 0));
-    _write_source(out, repo, spec, r);
+    _write_source(out, repo, v, r);
     const Feast__Core__DataSource *stream = spec->stream_source;
     if (stream != NULL && stream->type == FEAST__CORE__DATA_SOURCE__SOURCE_TYPE__PUSH_SOURCE) {
         if (_name_ok(stream->name)) {

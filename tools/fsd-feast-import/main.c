@@ -5,18 +5,19 @@
  *
  * REGISTRY is a serialized feast.core.Registry (Feast's local registry.db). With
  * --feature-store (the repo's feature_store.yaml) the project defaults to the repo's, a
- * PostgreSQL offline store gives the sources their connection, and relative file paths are
- * taken from the repo's folder. The YAML goes to OUT (or stdout); what could not be translated
- * is listed on stderr and at the top of the YAML, each with the reason, and left out:
+ * PostgreSQL offline store gives the sources their connection (db_schema as its search_path),
+ * and relative file paths are taken from the repo's folder. The YAML goes to OUT (or
+ * stdout); what could not be translated is listed on stderr and at the top of the YAML, each
+ * with the reason, and left out:
  *
  *   entities          -> views' join_keys (int64 and string; int32 keys widen to int64)
  *   feature views     -> views: features and types, ttl, FileSource -> parquet source,
- *                        PostgreSQLSource -> postgres source, PushSource -> push_source
+ *                        PostgreSQLSource -> postgres source (a field_mapping as a query
+ *                        that renames), PushSource -> push_source
  *   feature services  -> feature_services ("view:feature" refs)
  *   left out          on-demand and stream feature views, other sources (Spark, BigQuery,
- *                     Snowflake, Kafka, ...: the view stays, fed by pushes), field mappings,
- *                     types fsd lacks (maps, JSON, structs, sets, UUIDs, and for now the list
- *                     types other than string, int64 and float lists)
+ *                     Snowflake, Kafka, ...: the view stays, fed by pushes), field mappings
+ *                     of Parquet sources, types fsd lacks (maps, JSON, structs, sets, UUIDs)
  *
  * Exit status: 0 when a config was written (check it with fsd --check-config), 1 when the
  * registry or feature_store.yaml cannot be read or no feature view could be imported, 2 on
