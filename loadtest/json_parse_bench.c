@@ -1,7 +1,7 @@
 /*
  * Which JSON library parses Feast's request bodies fastest: the numbers behind fsd's choice of
- * a parser for the HTTP JSON API (daemon/http/). Each of the three Debian packages (jansson,
- * json-c, cJSON) parses the same bodies, built as Feast's Python client sends them, and walks
+ * a parser for the HTTP JSON API (daemon/rpc/feast_http.c). Each of the three Debian packages
+ * (jansson, json-c, cJSON) and fsd's own reader (common/json_reader.h) parses the same bodies, built as Feast's Python client sends them, and walks
  * the result the way a handler does (every entity value and every ref read once), so a
  * library that defers work to access is not flattered.
  *
@@ -66,6 +66,7 @@ static char *_push_body(int n, int f) {
 double json_bench_walk_jansson(const char *body, size_t len);
 double json_bench_walk_jsonc(const char *body, size_t len);
 double json_bench_walk_cjson(const char *body, size_t len);
+double json_bench_walk_reader(const char *body, size_t len);
 
 struct library {
     const char *name;
@@ -76,6 +77,7 @@ static const struct library _libraries[] = {
     {"jansson", json_bench_walk_jansson},
     {"json-c", json_bench_walk_jsonc},
     {"cJSON", json_bench_walk_cjson},
+    {"fsd json_reader", json_bench_walk_reader},
 };
 #define NLIB (sizeof _libraries / sizeof _libraries[0])
 

@@ -10,10 +10,11 @@
  *   POST /materialize-incremental  {"end_ts", "feature_views": [names] or null}
  *   GET  /health                   200 while serving, 503 while draining
  *
- * The JSON body is parsed with json-c (Debian's libjson-c; loadtest/json_parse_bench.c
- * measured the three packaged parsers: cJSON was 1.3-1.9x faster, but keeps every number as
- * a double, which would silently change int64 entity keys past 2^53; json-c keeps them
- * exact and was 1.3-1.9x faster than jansson). A lookup is decoded into the gRPC request
+ * A lookup's body is read in place by common/json_reader (no tree of objects: 3.5x faster
+ * than json-c on a batch of 100, loadtest/json_parse_bench.c); the other bodies are parsed
+ * with json-c (Debian's libjson-c: cJSON was faster, but keeps every number as a double,
+ * which would silently change int64 entity keys past 2^53; json-c keeps them exact and was
+ * 1.3-1.9x faster than jansson). A lookup is decoded into the gRPC request
  * (feast.serving.GetOnlineFeaturesRequest) and served by the same plan and cell rules as
  * Feast's gRPC API (feast.h); only the writer differs. The response is Feast's: what
  * protobuf's MessageToDict makes of the gRPC response with Feast's Value patch (values as
@@ -36,6 +37,7 @@
 #include "feast.h"
 #include "common/buf.h"
 #include "common/json.h"
+#include "common/json_reader.h"
 #include "common/text.h"
 #include "materializer/snapshot/snapshot.h"
 #include "store/catalog.h"
@@ -121,67 +123,153 @@ static bool _int64_of(json_object *v, int64_t *out) {
     return true;
 }
 
-/* One JSON value as a Feast Value (what Feast's own JSON patch makes of it). */
-static void _value_of(json_object *v, Feast__Types__Value *out) {
+/* A string's text, NUL-terminated, in the arena; NULL when it is out of memory. */
+static char *_text(struct arena *a, const struct json_span *span, size_t *len) {
+    char *text = arena_alloc(a, span->raw_len + 1);
+    if (text != NULL) {
+        *len = json_span_text(span, text);
+    }
+    return text;
+}
+
+/* The elements of the array the reader is before (a copy: the caller's reader stays). */
+static size_t _array_length(struct json_reader r) {
+    size_t n = 0;
+    json_reader_array_begin(&r);
+    while (json_reader_element(&r, n) && json_reader_skip(&r)) {
+        n++;
+    }
+    return n;
+}
+
+/* One JSON scalar as a Feast Value (what Feast's own JSON patch makes of it): integers that
+ * fit int64 as int64_val, other numbers as double_val; null, lists and objects as no value,
+ * whose kind the planner then names. */
+static int _value_of(struct arena *a, struct json_reader *r, Feast__Types__Value *out) {
     feast__types__value__init(out);
-    int64_t i;
-    switch (json_object_get_type(v)) {
-    case json_type_int:
-        if (_int64_of(v, &i)) {
+    struct json_number number;
+    struct json_span span;
+    size_t len;
+    switch (json_reader_peek(r)) {
+    case JSON_KIND_NUMBER:
+        json_reader_number(r, &number);
+        if (number.is_integer) {
             out->val_case = FEAST__TYPES__VALUE__VAL_INT64_VAL;
-            out->int64_val = i;
+            out->int64_val = number.integer;
         } else {
             out->val_case = FEAST__TYPES__VALUE__VAL_DOUBLE_VAL;
-            out->double_val = json_object_get_double(v);
+            out->double_val = number.real;
         }
-        break;
-    case json_type_string:
+        return 0;
+    case JSON_KIND_STRING:
+        json_reader_string(r, &span);
+        out->string_val.data = (uint8_t *)_text(a, &span, &len);
+        if (out->string_val.data == NULL) {
+            return -1;
+        }
         out->val_case = FEAST__TYPES__VALUE__VAL_STRING_VAL;
-        out->string_val.data = (uint8_t *)json_object_get_string(v);
-        out->string_val.len = (size_t)json_object_get_string_len(v);
-        break;
-    case json_type_double:
-        out->val_case = FEAST__TYPES__VALUE__VAL_DOUBLE_VAL;
-        out->double_val = json_object_get_double(v);
-        break;
-    case json_type_boolean:
+        out->string_val.len = len;
+        return 0;
+    case JSON_KIND_BOOL: {
+        bool b = false;
+        json_reader_bool(r, &b);
         out->val_case = FEAST__TYPES__VALUE__VAL_BOOL_VAL;
-        out->bool_val = json_object_get_boolean(v);
-        break;
-    default: /* null, arrays, objects: no key kind; the planner names it */
-        break;
+        out->bool_val = b;
+        return 0;
+    }
+    default:
+        json_reader_skip(r);
+        return 0;
     }
 }
 
+/* The members of Feast's lookup body fsd reads: each a reader before its value (the last of
+ * a repeated key, as json-c and Python keep it); kind NONE when absent. */
+struct lookup_members {
+    struct json_reader features, feature_service, entities, full_feature_names;
+    bool has_features, has_feature_service, has_entities, has_full_feature_names;
+};
+
+/* The body must be one JSON object; checked whole before any of it is used, so a broken
+ * document is refused as such whatever it holds before the break. */
+static int _check_body(const uint8_t *msg, size_t len, const char *what, struct plan_error *e) {
+    struct json_reader r;
+    json_reader_init(&r, msg, len, _JSON_MAX_DEPTH);
+    if (len == 0) {
+        return plan_error(e, GRPC_INVALID_ARGUMENT,
+                          "%s: the request has no body; it takes a JSON object", what);
+    }
+    bool object = json_reader_peek(&r) == JSON_KIND_OBJECT;
+    if (!json_reader_skip(&r)) {
+        return plan_error(e, GRPC_INVALID_ARGUMENT,
+                          "%s: the body is not valid JSON: %s at byte %zu", what, r.error,
+                          r.error_at);
+    }
+    if (!json_reader_at_end(&r)) {
+        return plan_error(e, GRPC_INVALID_ARGUMENT,
+                          "%s: the body has bytes after its JSON value, at byte %zu", what,
+                          (size_t)(r.p - r.start));
+    }
+    if (!object) {
+        return plan_error(e, GRPC_INVALID_ARGUMENT, "%s: the body is JSON but not an object", what);
+    }
+    return 0;
+}
+
 /*
- * Decodes Feast's JSON lookup request into the gRPC message (in the arena; strings point
- * into `root`). Returns 0, or -1 with `e` set.
+ * Decodes Feast's JSON lookup request into the gRPC message (in the arena, strings
+ * included). Returns 0, or -1 with `e` set. The body is read in place (json_reader.h): a
+ * lookup builds no tree of JSON objects.
  */
-static int _decode_lookup(struct arena *a, json_object *root,
+static int _decode_lookup(struct arena *a, const uint8_t *msg, size_t len,
                           Feast__Serving__GetOnlineFeaturesRequest *req, struct plan_error *e) {
     feast__serving__get_online_features_request__init(req);
-    json_object *service = NULL, *features = NULL, *entities = NULL, *full = NULL;
-    json_object_object_get_ex(root, "feature_service", &service);
-    json_object_object_get_ex(root, "features", &features);
-    json_object_object_get_ex(root, "full_feature_names", &full);
-    if (!json_object_object_get_ex(root, "entities", &entities) ||
-        !json_object_is_type(entities, json_type_object)) {
+    if (_check_body(msg, len, "get-online-features", e) != 0) {
+        return -1;
+    }
+    struct json_reader r;
+    json_reader_init(&r, msg, len, _JSON_MAX_DEPTH);
+    struct lookup_members m = {0};
+    struct json_span key, span;
+    json_reader_object_begin(&r);
+    for (size_t i = 0; json_reader_member(&r, i, &key); i++) {
+        if (json_span_is(&key, "features")) {
+            m.features = r, m.has_features = true;
+        } else if (json_span_is(&key, "feature_service")) {
+            m.feature_service = r, m.has_feature_service = true;
+        } else if (json_span_is(&key, "entities")) {
+            m.entities = r, m.has_entities = true;
+        } else if (json_span_is(&key, "full_feature_names")) {
+            m.full_feature_names = r, m.has_full_feature_names = true;
+        }
+        json_reader_skip(&r);
+    }
+    if (!m.has_entities || json_reader_peek(&m.entities) != JSON_KIND_OBJECT) {
         return plan_error(e, GRPC_INVALID_ARGUMENT,
                           "\"entities\" is required: an object of join key -> list of values");
     }
-    if (full != NULL && !json_object_is_type(full, json_type_boolean)) {
+    bool full = false;
+    if (m.has_full_feature_names && !json_reader_bool(&m.full_feature_names, &full)) {
         return plan_error(e, GRPC_INVALID_ARGUMENT, "\"full_feature_names\" must be true or false");
     }
-    req->full_feature_names = full != NULL && json_object_get_boolean(full);
+    req->full_feature_names = full;
+    enum json_kind service =
+        m.has_feature_service ? json_reader_peek(&m.feature_service) : JSON_KIND_NULL;
+    enum json_kind features = m.has_features ? json_reader_peek(&m.features) : JSON_KIND_NULL;
+    size_t text_len;
     /* As Feast's server: a feature service, when named, wins over a feature list. */
-    if (service != NULL && !json_object_is_type(service, json_type_null)) {
-        if (!json_object_is_type(service, json_type_string)) {
+    if (service != JSON_KIND_NULL) {
+        if (service != JSON_KIND_STRING) {
             return plan_error(e, GRPC_INVALID_ARGUMENT, "\"feature_service\" must be a string");
         }
+        json_reader_string(&m.feature_service, &span);
         req->kind_case = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURE_SERVICE;
-        req->feature_service = (char *)json_object_get_string(service);
-    } else if (features != NULL && json_object_is_type(features, json_type_array)) {
-        size_t n = json_object_array_length(features);
+        req->feature_service = _text(a, &span, &text_len);
+        if (req->feature_service == NULL) {
+            return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
+        }
+    } else if (features == JSON_KIND_ARRAY) {
+        size_t n = _array_length(m.features);
         if (n > PLAN_MAX_REFS) {
             return plan_error(e, GRPC_INVALID_ARGUMENT, "%zu feature refs; at most %d are taken", n,
                               PLAN_MAX_REFS);
@@ -192,63 +280,81 @@ static int _decode_lookup(struct arena *a, json_object *root,
             return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
         }
         feast__serving__feature_list__init(list);
-        for (size_t i = 0; i < n; i++) {
-            json_object *ref = json_object_array_get_idx(features, i);
-            if (!json_object_is_type(ref, json_type_string)) {
+        json_reader_array_begin(&m.features);
+        for (size_t i = 0; json_reader_element(&m.features, i); i++) {
+            if (json_reader_peek(&m.features) != JSON_KIND_STRING) {
                 return plan_error(e, GRPC_INVALID_ARGUMENT,
                                   "\"features\"[%zu] is not a string (\"view:feature\")", i);
             }
-            refs[i] = (char *)json_object_get_string(ref);
+            json_reader_string(&m.features, &span);
+            if ((refs[i] = _text(a, &span, &text_len)) == NULL) {
+                return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
+            }
         }
         list->n_val = n;
         list->val = refs;
         req->kind_case = FEAST__SERVING__GET_ONLINE_FEATURES_REQUEST__KIND_FEATURES;
         req->features = list;
-    } else if (features != NULL && !json_object_is_type(features, json_type_null)) {
+    } else if (features != JSON_KIND_NULL) {
         return plan_error(e, GRPC_INVALID_ARGUMENT,
                           "\"features\" must be a list of \"view:feature\" strings");
     }
-    size_t nkeys = (size_t)json_object_object_length(entities);
-    if (nkeys > PLAN_MAX_KEY_COLUMNS) {
-        return plan_error(e, GRPC_INVALID_ARGUMENT, "%zu entity columns; at most %d are taken",
-                          nkeys, PLAN_MAX_KEY_COLUMNS);
-    }
+    /* One entry per join key; a key given twice keeps its first place and its last values. */
     Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry **entries =
-        arena_alloc(a, (nkeys + 1) * sizeof(*entries));
+        arena_alloc(a, (PLAN_MAX_KEY_COLUMNS + 1) * sizeof(*entries));
     if (entries == NULL) {
         return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
     }
     size_t k = 0;
-    json_object_object_foreach(entities, key, column) {
-        if (!json_object_is_type(column, json_type_array)) {
-            return plan_error(e, GRPC_INVALID_ARGUMENT,
-                              "entities.%.64s must be a list of values, one per entity", key);
+    json_reader_object_begin(&m.entities);
+    for (size_t i = 0; json_reader_member(&m.entities, i, &key); i++) {
+        char *name = _text(a, &key, &text_len);
+        if (name == NULL) {
+            return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
         }
-        size_t n = json_object_array_length(column);
+        size_t slot = 0;
+        while (slot < k && strcmp(entries[slot]->key, name) != 0) {
+            slot++;
+        }
+        if (slot == PLAN_MAX_KEY_COLUMNS) {
+            return plan_error(e, GRPC_INVALID_ARGUMENT,
+                              "more than %d entity columns; at most %d are taken",
+                              PLAN_MAX_KEY_COLUMNS, PLAN_MAX_KEY_COLUMNS);
+        }
+        if (json_reader_peek(&m.entities) != JSON_KIND_ARRAY) {
+            return plan_error(e, GRPC_INVALID_ARGUMENT,
+                              "entities.%.64s must be a list of values, one per entity", name);
+        }
+        size_t n = _array_length(m.entities);
         if (n > rpc_state.options.max_batch) {
             return plan_error(e, GRPC_INVALID_ARGUMENT,
                               "batch of %zu entities exceeds the limit of %u (server.max_batch)", n,
                               rpc_state.options.max_batch);
         }
         Feast__Serving__GetOnlineFeaturesRequest__EntitiesEntry *entry =
-            arena_alloc(a, sizeof(*entry));
+            slot < k ? entries[slot] : arena_alloc(a, sizeof(*entry));
         Feast__Types__RepeatedValue *values = arena_alloc(a, sizeof(*values));
         Feast__Types__Value **val = arena_alloc(a, (n + 1) * sizeof(*val));
         Feast__Types__Value *cells = arena_alloc(a, (n + 1) * sizeof(*cells));
         if (entry == NULL || values == NULL || val == NULL || cells == NULL) {
             return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
         }
-        feast__serving__get_online_features_request__entities_entry__init(entry);
         feast__types__repeated_value__init(values);
-        for (size_t i = 0; i < n; i++) {
-            _value_of(json_object_array_get_idx(column, i), &cells[i]);
-            val[i] = &cells[i];
+        json_reader_array_begin(&m.entities);
+        for (size_t j = 0; json_reader_element(&m.entities, j); j++) {
+            if (_value_of(a, &m.entities, &cells[j]) != 0) {
+                return plan_error(e, GRPC_RESOURCE_EXHAUSTED, "out of memory decoding the request");
+            }
+            val[j] = &cells[j];
         }
         values->n_val = n;
         values->val = val;
-        entry->key = key;
+        if (slot == k) {
+            feast__serving__get_online_features_request__entities_entry__init(entry);
+            entry->key = name;
+            entries[k++] = entry;
+        }
         entry->value = values;
-        entries[k++] = entry;
     }
     req->n_entities = k;
     req->entities = entries;
@@ -557,18 +663,14 @@ void rpc_http_get_online_features(struct grpc_call *call, const uint8_t *msg, si
         grpc_call_fail(call, GRPC_RESOURCE_EXHAUSTED, "worker has no memory for requests");
         return;
     }
-    json_object *root = _parse_body(call, msg, len, "get-online-features");
     Feast__Serving__GetOnlineFeaturesRequest req;
     struct plan_error e = {GRPC_OK, "", NULL};
-    if (root != NULL && _decode_lookup(&wk->arena, root, &req, &e) == 0) {
+    if (_decode_lookup(&wk->arena, msg, len, &req, &e) == 0) {
         feast_serve(call, wk, &req, FEAST_FORMAT_JSON, RPC_HTTP_GET_ONLINE_FEATURES);
     } else {
-        if (root != NULL) {
-            feast_http_fail(call, e.code, e.feast_class, e.message);
-        }
+        feast_http_fail(call, e.code, e.feast_class, e.message);
         rpc_observe_duration(wk, RPC_HTTP_GET_ONLINE_FEATURES, call);
     }
-    json_object_put(root);
     arena_reset(&wk->arena);
 }
 

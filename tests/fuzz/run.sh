@@ -14,7 +14,7 @@
 # the durability targets write their files in a scratch folder of their own (/dev/shm or /tmp).
 #
 # Environment:
-#   FUZZ_TARGETS     targets to run (default: all nine; names without the fuzz_ prefix)
+#   FUZZ_TARGETS     targets to run (default: all ten; names without the fuzz_ prefix)
 #   FUZZ_BUILD       the Clang build folder (default: build-fuzz/ in the tree)
 #   FUZZ_WORK        scratch folder for corpora, logs and findings (default: a new mktemp -d;
 #                    kept afterwards, so new inputs can be merged into the tree's corpora)
@@ -30,7 +30,7 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ALL_TARGETS=(config pg_copy stream_entry grpc_wire rpc h2_conn wal_replay checkpoint_load
-    feast_import)
+    feast_import json_reader)
 MIN_SECONDS=10
 
 usage() {
@@ -64,6 +64,7 @@ corpus_files() {
     wal_replay) echo "${REPO_ROOT}"/tests/durability/wal_corpus/* ;;
     checkpoint_load) echo "${REPO_ROOT}"/tests/durability/checkpoint_corpus/* ;;
     feast_import) echo "${REPO_ROOT}"/tests/tools/feast_import_corpus/* ;;
+    json_reader) echo "${REPO_ROOT}"/tests/common/json_reader_corpus/* ;;
     *)
         echo "fuzz: unknown target \"$1\" (known: ${ALL_TARGETS[*]})" >&2
         exit 2
@@ -89,6 +90,11 @@ if [[ ! -f "${BUILD}/CMakeCache.txt" ]]; then
         say "configure FAILED (log: ${log})"
         exit 1
     fi
+elif ! cmake -S "${REPO_ROOT}" -B "${BUILD}" >"${log}" 2>&1; then
+    # Configured before: configured again, so targets added since are known to the build.
+    cat "${log}" >&2
+    say "configure FAILED (log: ${log})"
+    exit 1
 fi
 if ! grep -q '^CMAKE_C_COMPILER_ID:.*Clang\|^CMAKE_C_COMPILER:.*clang' "${BUILD}/CMakeCache.txt"; then
     say "${BUILD} is not a Clang build; the fuzz targets need one (CC=clang)"

@@ -173,6 +173,43 @@ class FeastHttpTest(unittest.TestCase):
         self.assertEqual(got["results"][2]["statuses"], ["PRESENT", "NOT_FOUND"])
         self.assertEqual(got["results"][2]["values"], [0.75, None])
 
+    def test_json_forms_of_one_request_read_alike(self):
+        """Escaped names, repeated keys (the last wins, as in Python), members fsd does not
+        know (skipped, whatever they nest), whitespace and escaped string keys: each body
+        asks for the same lookup and gets the same answer; broken bodies are refused with
+        what broke and where."""
+        want = self.post("/get-online-features", {
+            "entities": {"driver_id": [1, 2]}, "features": ["drivers:trips"]}).json()
+        pairs = self.post("/get-online-features", {
+            "entities": {"driver_id": [1], "city": ["Oslo"]}, "features": ["pairs:score"]})
+        self.assertEqual(pairs.json()["results"][2]["values"], [0.75])
+        bodies = [
+            b'{"\\u0065ntities": {"driver_\\u0069d": [1, 2]}, "features": ["drivers:\\u0074rips"]}',
+            b'{"features": ["nope:x"], "entities": {"driver_id": [9]}, '
+            b'"features": ["drivers:trips"], "entities": {"driver_id": [1, 2]}}',
+            b'{"entities": {"driver_id": [7], "driver_id": [1, 2]}, "features": ["drivers:trips"]}',
+            b'{"x": {"y": [[], {}, "z", 1e9, null, true]}, "entities": {"driver_id": [1, 2]},'
+            b' "features": ["drivers:trips"], "full_feature_names": false, "y": -0.5}',
+            b' \r\n\t{ "entities" : { "driver_id" : [ 1 , 2 ] } , "features" : '
+            b'[ "drivers:trips" ] } \n',
+        ]
+        for body in bodies:
+            resp = self.session.post(self.url + "/get-online-features", data=body, timeout=10)
+            self.assertEqual(resp.status_code, 200, (body, resp.text))
+            self.assertEqual(resp.json()["results"], want["results"], body)
+        resp = self.session.post(self.url + "/get-online-features", data=(
+            b'{"entities": {"driver_id": [1], "city": ["\\u004fslo"]}, '
+            b'"features": ["pairs:score"]}'), timeout=10)
+        self.assertEqual(resp.json()["results"], pairs.json()["results"])
+        for body, text in ((b'{"entities": {"driver_id": [1,]}}', "expected a value at byte 30"),
+                           (b'{"entities": "\xff"}', "invalid UTF-8 in a string at byte 14"),
+                           (b'{"a": ' + b"[" * 20 + b"]" * 20 + b"}", "nesting too deep"),
+                           (b'{"entities": {"driver_id": [1]}} {}', "bytes after its JSON value")):
+            resp = self.session.post(self.url + "/get-online-features", data=body, timeout=10)
+            self.assertEqual(resp.status_code, 422, body)
+            self.assertIn("get-online-features: the body ", feast_error(resp)[1])
+            self.assertIn(text, feast_error(resp)[1], body)
+
     def test_errors(self):
         cases = [
             ({"entities": {"driver_id": [1]}, "features": ["nope:x"]}, 404,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/fuzz_replay.h"
 #include "import.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -47,27 +48,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
 #ifdef FSD_FUZZ_REPLAY
 int main(int argc, char **argv) {
-    static uint8_t buf[1 << 20];
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (f == NULL) {
-            perror(argv[i]);
-            return 1;
-        }
-        size_t n = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-        /* Each prefix, and each byte flipped in turn: the shapes a damaged file has. */
-        for (size_t cut = 0; cut < n; cut += 7) {
-            LLVMFuzzerTestOneInput(buf, cut);
-        }
-        for (size_t j = 0; j < n; j++) {
-            buf[j] ^= 0x5a;
-            LLVMFuzzerTestOneInput(buf, n);
-            buf[j] ^= 0x5a;
-        }
-    }
-    printf("replayed %d files with their prefixes and corruptions\n", argc - 1);
-    return 0;
+    return fuzz_replay_main(argc, argv);
 }
 #endif
