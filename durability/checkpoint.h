@@ -6,6 +6,10 @@
  *
  *   data_dir/checkpoints/VIEW.ckpt   written as VIEW.ckpt.tmp, fdatasync, rename, fsync of the
  *                                    directory: a reader sees the old file or the new, whole
+ *                       VIEW.ckpt.prev  the generation before, restored when the newest is
+ *                                    damaged
+ *                       VIEW.ckpt.spare the one before that, which the next write goes over
+ *                                    (its pages are cached: no new page per byte written)
  *
  *   header, 192 bytes ┌─────────────────────────────────────────────────────────────────┐
  *     0  "FSDCKPT1"   │  8 u32 version (2), u32 0  │ 16 u64 layout fingerprint           │
@@ -38,15 +42,20 @@ struct store_schema;
 struct store_table;
 struct store_view;
 
-#define CKPT_CHUNK_BYTES    (1u << 20)
-#define CKPT_POLL_MS        100     /* how often the checkpointer looks for views that are due */
-#define CKPT_NICE           10      /* the checkpointer's nice value: lookups first */
-#define CKPT_RETRY_FIRST_US 1000000 /* a failed write is retried after this, doubling */
+#define CKPT_CHUNK_BYTES (1u << 20)
+/* Writeback of a checkpoint starts every this many bytes, and the writer waits for the window
+ * before it: the final fdatasync flushes one window, not the whole file, and dirty pages stay
+ * bounded (no burst of writeback while lookups run). */
+#define CKPT_WRITEBACK_BYTES (8u << 20)
+#define CKPT_POLL_MS         100     /* how often the checkpointer looks for views that are due */
+#define CKPT_NICE            10      /* the checkpointer's nice value: lookups first */
+#define CKPT_RETRY_FIRST_US  1000000 /* a failed write is retried after this, doubling */
 
 /* ---- options: the config file's store section ---------------------------------------------- */
 
 struct ckpt_options {
     int64_t interval_us; /* a view with live writes since its checkpoint gets one this often */
+    uint64_t max_rate;   /* bytes a second a checkpoint is written at most; 0: no limit */
 };
 extern const struct option_group ckpt_option_group;
 
@@ -130,16 +139,18 @@ struct ckpt_info {
  * (wal_applied_seq) before this is called, so every batch up to it is in the table it reads. Reads
  * the table shard by shard in short read sections, pinned, while lookups and writes go on; a row
  * replaced meanwhile is written in one of its versions (replaying the log after log_seq makes it
- * right). Returns 0 with *info filled, or -1 with `err` set (the previous checkpoint is then left
- * as it was). The calling thread must be RCU-online; blocks on the disk.
+ * right). At most `max_rate` bytes a second are written (0: no limit). Returns 0 with *info
+ * filled, or -1 with `err` set (the previous checkpoint is then left as it was). The calling
+ * thread must be RCU-online; blocks on the disk.
  */
-int ckpt_write(const char *dir, struct store_view *view, uint64_t log_seq, struct ckpt_info *info,
-               char *err, size_t err_len);
+int ckpt_write(const char *dir, struct store_view *view, uint64_t log_seq, uint64_t max_rate,
+               struct ckpt_info *info, char *err, size_t err_len);
 
 /* ckpt_write() of a view captured before (store_view_capture), named `name`: unpins its table
  * and frees its schema copy, whatever the outcome. */
 int ckpt_write_captured(const char *dir, const char *name, struct store_view_capture *now,
-                        uint64_t log_seq, struct ckpt_info *info, char *err, size_t err_len);
+                        uint64_t log_seq, uint64_t max_rate, struct ckpt_info *info, char *err,
+                        size_t err_len);
 
 enum ckpt_load_result {
     CKPT_LOADED,

@@ -54,6 +54,15 @@ static const struct option_def _defs[] = {
      .description = "With data_dir set, how often a view that had live writes since its last "
                     "checkpoint gets a new one (each new snapshot gets one at once). Shorter: "
                     "a shorter log to replay at start, more disk writes."},
+    {.name = "checkpoint_max_rate",
+     .type = OPTION_SIZE,
+     .default_text = "512MiB",
+     .min = 0,
+     .max = UINT64_C(1) << 40,
+     OPTION_SIZE_AT(struct ckpt_options, max_rate),
+     .description = "Bytes a second a checkpoint is written at most (0: as fast as the machine "
+                    "goes). Checkpoints run beside lookups; at full speed their memory traffic "
+                    "slows lookups on the other cores. The checkpoints at stop are not paced."},
 };
 
 const struct option_group ckpt_option_group = {
@@ -248,7 +257,8 @@ static bool _maybe_write(struct view_state *v, int64_t now_us, bool stopping) {
     struct ckpt_info info;
     char err[512];
     int64_t started = clock_mono_us();
-    if (ckpt_write_captured(ck.dir, name, &now, seq, &info, err, sizeof err) != 0) {
+    uint64_t max_rate = stopping ? 0 : ck.options.max_rate;
+    if (ckpt_write_captured(ck.dir, name, &now, seq, max_rate, &info, err, sizeof err) != 0) {
         atomic_fetch_add(&v->failed, 1);
         v->backoff_us = v->backoff_us == 0 ? CKPT_RETRY_FIRST_US : v->backoff_us * 2;
         if (v->backoff_us > ck.options.interval_us) {

@@ -259,7 +259,7 @@ static uint8_t *_seed_write(struct store_catalog *c, const char *dir, uint64_t l
                             size_t *len) {
     struct ckpt_info info;
     char err[512], path[256];
-    if (ckpt_write(dir, store_catalog_find(c, "v"), log_seq, &info, err, sizeof err) != 0) {
+    if (ckpt_write(dir, store_catalog_find(c, "v"), log_seq, 0, &info, err, sizeof err) != 0) {
         fuzz_die("ckpt_write: %s", err);
     }
     snprintf(path, sizeof path, "%s/v.ckpt", dir);

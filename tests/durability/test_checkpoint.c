@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include "common/clock.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -157,7 +159,7 @@ static void test_a_table_comes_back_exactly(void **state) {
     struct store_catalog *c = _catalog(20000);
     struct store_view *v = store_catalog_find(c, "v");
     struct ckpt_info info;
-    assert_int_equal(ckpt_write(dir, v, 77, &info, err, sizeof err), 0);
+    assert_int_equal(ckpt_write(dir, v, 77, 0, &info, err, sizeof err), 0);
     assert_int_equal(info.rows, 20000); /* rows and tombstones */
     assert_int_equal(info.log_seq, 77);
     struct store_table *t;
@@ -195,6 +197,75 @@ static void test_a_table_comes_back_exactly(void **state) {
     store_catalog_destroy(c);
 }
 
+static ino_t _inode(const char *suffix) {
+    char path[160];
+    snprintf(path, sizeof path, "%s/v.ckpt%s", dir, suffix);
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_ino : 0;
+}
+
+/* The generation before .prev is kept as .spare and the next write goes over it (its pages
+ * are cached): the newest, .prev and .spare rotate, a longer spare is cut to the new size,
+ * and a damaged newest set aside leaves .prev where it is. */
+static void test_older_generations_are_written_over(void **state) {
+    (void)state;
+    struct store_catalog *big = _catalog(20000), *small = _catalog(100);
+    struct ckpt_info info;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            ckpt_write(dir, store_catalog_find(big, "v"), (uint64_t)i, 0, &info, err, sizeof err),
+            0);
+    }
+    ino_t newest = _inode(""), prev = _inode(".prev"), spare = _inode(".spare");
+    assert_true(newest != 0 && prev != 0 && spare != 0);
+    assert_int_equal(_inode(".tmp"), 0);
+    struct store_view *v = store_catalog_find(small, "v");
+    assert_int_equal(ckpt_write(dir, v, 3, 0, &info, err, sizeof err), 0);
+    assert_true(_inode("") == spare); /* the spare, written over */
+    assert_true(_inode(".prev") == newest && _inode(".spare") == prev);
+    assert_int_equal(_size(), info.bytes); /* the big table's tail is gone */
+    struct store_table *t;
+    struct ckpt_info got;
+    assert_int_equal(ckpt_load(dir, store_view_schema(v), false, 16, &t, &got, err, sizeof err),
+                     CKPT_LOADED);
+    assert_int_equal(got.rows, 100);
+    store_table_destroy(t);
+    /* No newest (set aside as damaged): .prev is the good one and stays. */
+    char path[160], aside[200];
+    _file(path, sizeof path);
+    snprintf(aside, sizeof aside, "%s.damaged", path);
+    assert_int_equal(rename(path, aside), 0);
+    ino_t good = _inode(".prev");
+    assert_int_equal(ckpt_write(dir, v, 4, 0, &info, err, sizeof err), 0);
+    assert_true(_inode(".prev") == good);
+    store_rcu_barrier();
+    store_catalog_destroy(big);
+    store_catalog_destroy(small);
+}
+
+/* checkpoint_max_rate: a write takes at least its bytes over the rate (a lower bound only,
+ * which a busy machine cannot break), and the file is the same as an unpaced one's. */
+static void test_a_paced_write_keeps_to_its_rate(void **state) {
+    (void)state;
+    struct store_catalog *c = _catalog(20000);
+    struct store_view *v = store_catalog_find(c, "v");
+    struct ckpt_info info;
+    assert_int_equal(ckpt_write(dir, v, 1, 0, &info, err, sizeof err), 0);
+    uint64_t rate = info.bytes * 4; /* a quarter of a second */
+    int64_t started = clock_mono_us();
+    assert_int_equal(ckpt_write(dir, v, 2, rate, &info, err, sizeof err), 0);
+    int64_t took = clock_mono_us() - started;
+    assert_true(took >= 200000);
+    struct store_table *t;
+    struct ckpt_info got;
+    assert_int_equal(ckpt_load(dir, store_view_schema(v), false, 16, &t, &got, err, sizeof err),
+                     CKPT_LOADED);
+    assert_int_equal(got.rows, 20000);
+    store_table_destroy(t);
+    store_rcu_barrier();
+    store_catalog_destroy(c);
+}
+
 /* A data_dir written by an fsd before stream rows were logged holds version-1 checkpoints
  * (a 128-byte header, its hash at 120): they restore, not set aside as damaged. */
 static void test_a_version_1_checkpoint_still_loads(void **state) {
@@ -202,7 +273,7 @@ static void test_a_version_1_checkpoint_still_loads(void **state) {
     struct store_catalog *c = _catalog(500);
     struct store_view *v = store_catalog_find(c, "v");
     struct ckpt_info info;
-    assert_int_equal(ckpt_write(dir, v, 9, &info, err, sizeof err), 0);
+    assert_int_equal(ckpt_write(dir, v, 9, 0, &info, err, sizeof err), 0);
     char path[128];
     _file(path, sizeof path);
     FILE *f = fopen(path, "rb");
@@ -260,7 +331,7 @@ static void test_every_flipped_byte_and_every_cut_is_found(void **state) {
     struct store_catalog *c = _catalog(3000); /* a few chunks */
     struct store_view *v = store_catalog_find(c, "v");
     struct ckpt_info info;
-    assert_int_equal(ckpt_write(dir, v, 1, &info, err, sizeof err), 0);
+    assert_int_equal(ckpt_write(dir, v, 1, 0, &info, err, sizeof err), 0);
     size_t size = _size();
     char path[128];
     _file(path, sizeof path);
@@ -355,7 +426,7 @@ static void test_writes_and_a_swap_during_the_write_are_safe(void **state) {
      * and ASan to watch. */
     struct ckpt_info info;
     for (int round = 0; round < 10; round++) {
-        assert_int_equal(ckpt_write(dir, v, (uint64_t)round, &info, err, sizeof err), 0);
+        assert_int_equal(ckpt_write(dir, v, (uint64_t)round, 0, &info, err, sizeof err), 0);
         assert_int_equal(info.rows, 50000); /* copies keep every entity, writes add none */
     }
     atomic_store(&ch.stop, true);
@@ -378,6 +449,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_version_1_checkpoint_still_loads, _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_a_table_comes_back_exactly, _setup, _teardown),
+        cmocka_unit_test_setup_teardown(test_older_generations_are_written_over, _setup, _teardown),
+        cmocka_unit_test_setup_teardown(test_a_paced_write_keeps_to_its_rate, _setup, _teardown),
         cmocka_unit_test_setup_teardown(test_every_flipped_byte_and_every_cut_is_found, _setup,
                                         _teardown),
         cmocka_unit_test_setup_teardown(test_writes_and_a_swap_during_the_write_are_safe, _setup,
