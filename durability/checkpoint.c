@@ -75,9 +75,10 @@ struct writer {
 
 /*
  * Keeps the write at most `max_rate` bytes a second (0: as fast as it goes), sleeping between
- * shards, outside any read section. A checkpoint is background work: at full speed its memory
- * traffic slowed lookups on the other core (p99 2.5x idle on the 2-core development machine,
- * 1.0-1.3x at 450-500 MB/s).
+ * shards, outside any read section: for machines where a checkpoint's memory or disk traffic
+ * slows lookups. (On the 2-core development machine it did not, once checkpoints wrote over
+ * cached pages: restart_bench's lookups while checkpoints are written were 1.14x idle's p99
+ * unpaced and 1.22x at 512 MiB/s.)
  */
 static void _pace(struct writer *w) {
     if (w->max_rate == 0) {

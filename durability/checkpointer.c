@@ -56,13 +56,13 @@ static const struct option_def _defs[] = {
                     "a shorter log to replay at start, more disk writes."},
     {.name = "checkpoint_max_rate",
      .type = OPTION_SIZE,
-     .default_text = "512MiB",
+     .default_text = "0",
      .min = 0,
      .max = UINT64_C(1) << 40,
      OPTION_SIZE_AT(struct ckpt_options, max_rate),
-     .description = "Bytes a second a checkpoint is written at most (0: as fast as the machine "
-                    "goes). Checkpoints run beside lookups; at full speed their memory traffic "
-                    "slows lookups on the other cores. The checkpoints at stop are not paced."},
+     .description = "Bytes a second a checkpoint is written at most; 0: as fast as it goes. "
+                    "For a machine where checkpoints slow lookups (memory bandwidth, a small "
+                    "disk shared with the log); the checkpoints at stop are not paced."},
 };
 
 const struct option_group ckpt_option_group = {

@@ -30,7 +30,7 @@
 #   --quick       1M rows
 #   --rows N      rows (default 10000000)
 #   --runs N      restarts and fills per figure (default 3)
-#   --max-rate R  store.checkpoint_max_rate for the run (default: fsd's, 512MiB; 0: unpaced)
+#   --max-rate R  store.checkpoint_max_rate for the run (default: fsd's, 0: unpaced)
 #   --build DIR   where fsd, grpc_load and materialize_bench were built (default build)
 set -euo pipefail
 
@@ -228,7 +228,7 @@ echo "| what | figure | against |"
 echo "|---|---:|---|"
 echo "| cold load from Parquet (exec to first snapshot) | ${cold_s} s | |"
 echo "| checkpoint write after it | ${ckpt_s} s, $(awk -v b="${ckpt_bytes}" 'BEGIN { printf "%.0f MiB", b / 1048576 }') | |"
-echo "| checkpoint write of a running fsd (over the spare generation) | ${steady_ckpt_s} s | store.checkpoint_max_rate ${MAX_RATE:-512MiB (default)} |"
+echo "| checkpoint write of a running fsd (over the spare generation) | ${steady_ckpt_s} s | store.checkpoint_max_rate ${MAX_RATE:-0 (default)} |"
 echo "| restart from the checkpoint (exec to fsd ready) | ${restart_s} s | $(ratio "${restart_s}" "${cold_s}") the cold load |"
 echo "| of which the restore | ${restore_s} s | |"
 echo "| Redis restart from RDB (exec to PING; RDB load alone) | ${redis_wall_s} s (${redis_load_s} s), $(awk -v b="${rdb_bytes}" 'BEGIN { printf "%.0f MiB", b / 1048576 }') | fsd restart $(ratio "${restart_s}" "${redis_wall_s}") Redis' |"
