@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
+
 static const char *const _code_names[] = {
     "OK",
     "CANCELLED",
@@ -33,27 +35,14 @@ const char *client_code_name(int code) {
     return _code_names[code];
 }
 
-static int _hex(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 size_t client_percent_decode(const char *in, size_t in_len, char *out, size_t out_len) {
     size_t o = 0;
     for (size_t i = 0; i < in_len && o + 1 < out_len; i++) {
         int hi, lo;
         /* The gRPC spec asks clients to keep a malformed escape as it is, not to fail the
          * call: the message is for people, and the status code is what programs act on. */
-        if (in[i] == '%' && i + 2 < in_len && (hi = _hex(in[i + 1])) >= 0 &&
-            (lo = _hex(in[i + 2])) >= 0) {
+        if (in[i] == '%' && i + 2 < in_len && (hi = parse_hex_digit(in[i + 1])) >= 0 &&
+            (lo = parse_hex_digit(in[i + 2])) >= 0) {
             out[o++] = (char)(hi << 4 | lo);
             i += 2;
         } else {

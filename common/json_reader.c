@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "utf8.h"
 
 /* Numbers longer than this are refused rather than copied anywhere (strtod needs a NUL). */
@@ -135,24 +136,11 @@ bool json_reader_element(struct json_reader *r, size_t index) {
 
 /* ---- scalars ---------------------------------------------------------------------------- */
 
-static int _hex(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* The code unit of the 4 hex digits at p (p + 4 <= end), or -1. */
 static long _hex4(const char *p) {
     long v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = _hex(p[i]);
+        int h = parse_hex_digit(p[i]);
         if (h < 0) {
             return -1;
         }

@@ -240,6 +240,19 @@ int parse_timestamp(const char *text, int64_t *us, char *err, size_t err_len) {
     return 0;
 }
 
+int parse_hex_digit(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
 /* ---- base64 ------------------------------------------------------------------------------ */
 
 static int _b64_value(char c) {

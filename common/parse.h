@@ -19,5 +19,8 @@ int parse_float(const char *text, float *out, char *err, size_t err_len);
 /* RFC 3339 (2024-01-02T03:04:05.123456+02:00) or integer microseconds since the epoch. */
 int parse_timestamp(const char *text, int64_t *us, char *err, size_t err_len);
 
+/* The value of one hexadecimal digit (0-9, a-f, A-F), or -1 for any other character. */
+int parse_hex_digit(char c);
+
 /* Standard base64 with padding (RFC 4648 section 4). *out is malloc'd (NULL when empty). */
 int parse_base64(const char *text, uint8_t **out, size_t *out_len, char *err, size_t err_len);
