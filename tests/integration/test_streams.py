@@ -855,6 +855,39 @@ class StreamDurabilityTest(StreamCase):
         self.assertEqual(counter(fsd.stats, "fsd_stream_updates_applied_total", "users"),
                          expected)
 
+    def test_a_log_that_keeps_refusing_backs_the_consumer_off_and_loses_nothing(self):
+        """Entries the log cannot take are applied by none; the consumer reads them again
+        after a backoff that doubles (100 ms to 5 s), not every 100 ms; once the log takes
+        writes again every entry is applied, once."""
+        r = self.start_redis()
+        yaml = self.durable_config(r.port)
+        data_dir = re.search(r"data_dir: (\S+)", yaml).group(1)
+        fsd = self.start_fsd(yaml)
+        fsd.wait_for_log(r'msg="stream consumer reading" view=users')
+        self.assertEqual(self.produce(r, 100), 100)
+        self.wait_applied(fsd, "users", 100)
+        self.assertTrue(os.listdir(os.path.join(data_dir, "wal")))
+        # As far as fsd can tell the disk is full: no file of its can grow past 16 bytes, so
+        # neither the log's segment nor a new one (whose header alone is longer) takes a batch.
+        subprocess.run(["prlimit", f"--pid={fsd.proc.pid}", "--fsize=16:unlimited"], check=True)
+        reconnects = counter(fsd.stats, "fsd_stream_reconnects_total", "users")
+        self.assertEqual(self.produce(r, 100, first=100), 100)
+        fsd.wait_for_log(r'msg="stream entries could not be made durable, none applied')
+        time.sleep(5)
+        self.assertEqual(counter(fsd.stats, "fsd_stream_updates_applied_total", "users"), 100)
+        tries = counter(fsd.stats, "fsd_stream_reconnects_total", "users") - reconnects
+        self.assertGreaterEqual(tries, 2)  # it keeps trying ...
+        self.assertLessEqual(tries, 12)  # ... at 0.1, 0.2, 0.4 ... s, not every 0.1 s (~50)
+        got = values(fsd, "users", range(100, 200), "age")
+        self.assertEqual({st for st, _ in got}, {"NOT_FOUND"})
+        subprocess.run(["prlimit", f"--pid={fsd.proc.pid}", "--fsize=unlimited:unlimited"],
+                       check=True)
+        self.wait_applied(fsd, "users", 200, timeout_s=30)
+        got = values(fsd, "users", range(200), "age")
+        self.assertEqual([i for i, (st, v) in enumerate(got) if st != "PRESENT" or v != i], [])
+        time.sleep(0.5)
+        self.assertEqual(counter(fsd.stats, "fsd_stream_updates_applied_total", "users"), 200)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
