@@ -62,26 +62,34 @@ void json_cstring(struct buf *b, const char *s) {
 }
 
 /* Formatted in place: a response of a thousand doubles spends its time here. */
-static void _number(struct buf *b, double x, bool single) {
+void json_real(struct buf *b, double x, bool single, bool point) {
     if (isnan(x)) {
         buf_puts(b, "\"NaN\"");
-    } else if (isinf(x)) {
-        buf_puts(b, x < 0 ? "\"-Infinity\"" : "\"Infinity\"");
-    } else {
-        char *room = buf_room(b, TEXT_NUMBER_MAX);
-        if (room != NULL) {
-            buf_advance(b, single ? text_float(room, TEXT_NUMBER_MAX, (float)x)
-                                  : text_double(room, TEXT_NUMBER_MAX, x));
-        }
+        return;
     }
+    if (isinf(x)) {
+        buf_puts(b, x < 0 ? "\"-Infinity\"" : "\"Infinity\"");
+        return;
+    }
+    char *room = buf_room(b, TEXT_NUMBER_MAX + 2);
+    if (room == NULL) {
+        return;
+    }
+    size_t n = single ? text_float(room, TEXT_NUMBER_MAX, (float)x)
+                      : text_double(room, TEXT_NUMBER_MAX, x);
+    if (point && memchr(room, '.', n) == NULL && memchr(room, 'e', n) == NULL) {
+        memcpy(room + n, ".0", 2);
+        n += 2;
+    }
+    buf_advance(b, n);
 }
 
 void json_double(struct buf *b, double x) {
-    _number(b, x, false);
+    json_real(b, x, false, false);
 }
 
 void json_float(struct buf *b, float x) {
-    _number(b, (double)x, true);
+    json_real(b, (double)x, true, false);
 }
 
 void json_base64(struct buf *b, const uint8_t *data, size_t len) {

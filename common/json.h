@@ -22,6 +22,10 @@ void json_cstring(struct buf *b, const char *s);
 void json_double(struct buf *b, double x);
 void json_float(struct buf *b, float x);
 
+/* Either of those (`single`: x is a float's value), and with `point` a whole number gets
+ * ".0" ("3.0"), so a reader that infers types (Python's json) sees a float, not an int. */
+void json_real(struct buf *b, double x, bool single, bool point);
+
 /* Standard base64 with padding (RFC 4648), as a JSON string: protobuf's JSON for bytes. */
 void json_base64(struct buf *b, const uint8_t *data, size_t len);
 

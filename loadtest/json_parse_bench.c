@@ -1,9 +1,10 @@
 /*
  * Which JSON library parses Feast's request bodies fastest: the numbers behind fsd's choice of
  * a parser for the HTTP JSON API (daemon/rpc/feast_http.c). Each of the three Debian packages
- * (jansson, json-c, cJSON) and fsd's own reader (common/json_reader.h) parses the same bodies, built as Feast's Python client sends them, and walks
- * the result the way a handler does (every entity value and every ref read once), so a
- * library that defers work to access is not flattered.
+ * (jansson, json-c, cJSON) and fsd's own reader (common/json_reader.h) parses the same
+ * bodies, built as Feast's Python client sends them, and walks the result the way a handler
+ * does (every entity value and every ref read once), so a library that defers work to access
+ * is not flattered.
  *
  *   build/bin/json_parse_bench [--runs R]
  *

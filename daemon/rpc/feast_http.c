@@ -28,7 +28,6 @@
  */
 #include <inttypes.h>
 #include <json-c/json.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +37,6 @@
 #include "common/buf.h"
 #include "common/json.h"
 #include "common/json_reader.h"
-#include "common/text.h"
 #include "materializer/snapshot/snapshot.h"
 #include "store/catalog.h"
 #include "store/rcu.h"
@@ -184,7 +182,7 @@ static int _value_of(struct arena *a, struct json_reader *r, Feast__Types__Value
 }
 
 /* The members of Feast's lookup body fsd reads: each a reader before its value (the last of
- * a repeated key, as json-c and Python keep it); kind NONE when absent. */
+ * a repeated key, as json-c and Python keep it), with whether the body has it. */
 struct lookup_members {
     struct json_reader features, feature_service, entities, full_feature_names;
     bool has_features, has_feature_service, has_entities, has_full_feature_names;
@@ -391,31 +389,6 @@ static void _int(struct buf *b, int64_t x) {
     buf_add(b, p, (size_t)(text + sizeof text - p));
 }
 
-/*
- * A double as Python writes it for Feast's clients: the shortest text that reads back the
- * same, and ".0" on whole numbers so a client's type inference sees a float, not an int.
- */
-static void _double(struct buf *b, double x, bool single) {
-    if (!isfinite(x)) {
-        json_double(b, x); /* NaN and the infinities are strings */
-        return;
-    }
-    char *room = buf_room(b, TEXT_NUMBER_MAX + 2);
-    if (room == NULL) {
-        return;
-    }
-    size_t n = single ? text_float(room, TEXT_NUMBER_MAX, (float)x)
-                      : text_double(room, TEXT_NUMBER_MAX, x);
-    for (size_t i = 0; i < n; i++) {
-        if (room[i] == '.' || room[i] == 'e') {
-            buf_advance(b, n);
-            return;
-        }
-    }
-    memcpy(room + n, ".0", 2);
-    buf_advance(b, n + 2);
-}
-
 /* `us` since the epoch as protobuf's JSON writes a Timestamp: RFC 3339, UTC, 0/3/6 digits. */
 static void _timestamp(struct buf *b, int64_t us) {
     int64_t secs = us / 1000000, frac = us % 1000000;
@@ -500,10 +473,10 @@ static void _value(struct buf *b, enum store_type type, const struct store_value
         _int(b, v->ts_us / 1000000 - (v->ts_us % 1000000 < 0));
         return;
     case STORE_TYPE_FLOAT:
-        _double(b, v->f32, true);
+        json_real(b, v->f32, true, true);
         return;
     case STORE_TYPE_DOUBLE:
-        _double(b, v->f64, false);
+        json_real(b, v->f64, false, true);
         return;
     case STORE_TYPE_BOOL:
         buf_puts(b, v->b ? "true" : "false");

@@ -109,6 +109,16 @@ static void test_json_strings_are_always_valid_json(void **state) {
     buf_puts(&b, " ");
     json_base64(&b, (const uint8_t *)"\x00\xff\x10\x20", 4);
     assert_string_equal(b.data, "null \"x\" 0.1 \"NaN\" \"-Infinity\" 0.1 \"AP8QIA==\"");
+    /* With `point`, whole numbers read as floats; the others are as without it. */
+    buf_reset(&b);
+    const double points[] = {3, -0.0, 0.5, 1e20, 1e-7, 0.0 / 0.0};
+    for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
+        json_real(&b, points[i], false, true);
+        buf_puts(&b, " ");
+    }
+    json_real(&b, 2.0, true, true);
+    json_real(&b, 2.0, true, false);
+    assert_string_equal(b.data, "3.0 -0.0 0.5 1e+20 1e-07 \"NaN\" 2.02");
     buf_free(&b);
     buf_free(&json_out);
 }
